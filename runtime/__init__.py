@@ -1,0 +1,1 @@
+"""ml-matching runtime: serve ONNX match-success models with onnxruntime (no scikit-learn)."""

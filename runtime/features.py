@@ -1,0 +1,102 @@
+"""Feature sets: the named, ordered, optionally bounded columns a model scores.
+
+A feature set is data (``schemas/features.default.json``), not code: training records the set in
+the sidecar and the runtime validates requests against the loaded model's set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from runtime.errors import InvalidInput
+
+# Installed wheels carry the schemas inside the package; a source checkout has them at the top.
+_SCHEMA_DIRS = (Path(__file__).parent / "_schemas", Path(__file__).parent.parent / "schemas")
+
+
+def schemas_dir() -> Path:
+    """Return the folder holding the JSON Schemas (packaged copy first, then the checkout's)."""
+    for folder in _SCHEMA_DIRS:
+        if (folder / "features.default.json").is_file():
+            return folder
+    raise FileNotFoundError(f"schemas not found in {', '.join(map(str, _SCHEMA_DIRS))}")
+
+
+class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One input column: its name and, when known, its declared range."""
+
+    name: str
+    group: str = ""
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+
+
+class FeatureSet(msgspec.Struct, frozen=True):
+    """An ordered tuple of features; the order is the ONNX input column order."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [msgspec.to_builtins(f) for f in self.features]
+
+
+def feature_set_from_obj(obj: Any, where: str = "feature set") -> FeatureSet:
+    """Build and check a feature set from ``{"features": [...]}`` or a plain list.
+
+    Raises
+    ------
+    InvalidInput
+        When an entry is malformed, a name repeats, or a range is empty or not finite.
+    """
+    items = obj.get("features") if isinstance(obj, dict) else obj
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(f"{where}: expected a non-empty list of features")
+    try:
+        features = msgspec.convert(items, tuple[Feature, ...], strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+    _check_features(features, where)
+    return FeatureSet(features)
+
+
+def _check_features(features: tuple[Feature, ...], where: str) -> None:
+    seen: set[str] = set()
+    for f in features:
+        if not f.name.strip():
+            raise InvalidInput(f"{where}: a feature has an empty name")
+        if f.name in seen:
+            raise InvalidInput(f"{where}: feature `{f.name}` appears twice")
+        seen.add(f.name)
+        for bound in (f.min, f.max):
+            if bound is not None and not math.isfinite(bound):
+                raise InvalidInput(f"{where}: feature `{f.name}` has a non-finite bound")
+        if f.min is not None and f.max is not None and f.min >= f.max:
+            raise InvalidInput(f"{where}: feature `{f.name}` has min {f.min} >= max {f.max}")
+
+
+def load_feature_set(path: str | Path) -> FeatureSet:
+    """Read a feature-set JSON file; errors name the file."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read feature set: {exc}") from None
+    return feature_set_from_obj(obj, where=str(path))
+
+
+def default_feature_set() -> FeatureSet:
+    """The 19 match features, from ``schemas/features.default.json``."""
+    return load_feature_set(schemas_dir() / "features.default.json")

@@ -1,0 +1,174 @@
+"""A verified, loaded model version: the onnxruntime session and what scoring needs from the sidecar."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from runtime.errors import ArtifactCorrupt
+from runtime.features import FeatureSet
+from runtime.sidecar import Sidecar, decode_sidecar
+from runtime.store import MODEL_FILE, SIDECAR_FILE, version_dir
+
+GOLDEN_TOLERANCE = 1e-5
+
+Matrix = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedModel:
+    """One version, checked and ready to score. Immutable: a hot swap replaces the whole object."""
+
+    version: str
+    sidecar: Sidecar
+    feature_set: FeatureSet
+    session: ort.InferenceSession
+    observed_min: Matrix
+    observed_max: Matrix
+    importance: dict[str, float]
+
+    def predict_proba(self, x: Matrix) -> npt.NDArray[np.float32]:
+        """Probability of the positive class for each row of a float32 ``[n, n_features]`` matrix."""
+        onnx = self.sidecar.onnx
+        (proba,) = self.session.run([onnx.probabilities_output], {onnx.input_name: x})
+        return proba[:, onnx.positive_class_index]  # type: ignore[no-any-return]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Sequential execution on ``threads`` intra-op threads, no spinning when idle."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads burn a core between requests of a service that is mostly idle.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def load_version(root: Path, version: str, threads: int = 1) -> LoadedModel:
+    """Load ``root/version`` and run every check before it may serve.
+
+    Raises
+    ------
+    InvalidInput
+        ``version`` is not a plain version name.
+    VersionNotFound
+        No such version in the store.
+    ArtifactCorrupt
+        A check failed; ``.check`` is one of sidecar, sha256, onnx, input-width, outputs, golden-rows.
+    """
+    return load_dir(version_dir(root, version), threads=threads)
+
+
+def load_dir(folder: Path, threads: int = 1) -> LoadedModel:
+    """Load and verify a version folder (see :func:`load_version`)."""
+    sidecar = _read_sidecar(folder)
+    onnx_bytes = _read_onnx(folder, sidecar)
+    session = _make_session(onnx_bytes, threads)
+    _check_signature(session, sidecar)
+    model = _assemble(sidecar, session)
+    check_golden_rows(model)
+    return model
+
+
+def _read_sidecar(folder: Path) -> Sidecar:
+    try:
+        data = (folder / SIDECAR_FILE).read_bytes()
+    except OSError as exc:
+        raise ArtifactCorrupt("sidecar", f"cannot read {SIDECAR_FILE}: {exc}") from None
+    sidecar = decode_sidecar(data)
+    if sidecar.version != folder.name:
+        raise ArtifactCorrupt("sidecar", f"sidecar names version {sidecar.version}, folder is {folder.name}")
+    if not sidecar.golden_rows:
+        raise ArtifactCorrupt("sidecar", "sidecar has no golden rows to verify the model with")
+    return sidecar
+
+
+def _read_onnx(folder: Path, sidecar: Sidecar) -> bytes:
+    try:
+        data = (folder / MODEL_FILE).read_bytes()
+    except OSError as exc:
+        raise ArtifactCorrupt("onnx", f"cannot read {MODEL_FILE}: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sidecar.onnx.sha256 or len(data) != sidecar.onnx.bytes:
+        raise ArtifactCorrupt(
+            "sha256",
+            f"{MODEL_FILE} has sha256 {digest} ({len(data)} bytes), "
+            f"sidecar expects {sidecar.onnx.sha256} ({sidecar.onnx.bytes} bytes)",
+        )
+    return data
+
+
+def _make_session(data: bytes, threads: int) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+        raise ArtifactCorrupt("onnx", f"onnxruntime cannot load {MODEL_FILE}: {exc}") from None
+
+
+def _check_signature(session: ort.InferenceSession, sidecar: Sidecar) -> None:
+    inputs = session.get_inputs()
+    n = len(sidecar.features)
+    if len(inputs) != 1 or inputs[0].name != sidecar.onnx.input_name:
+        got = [i.name for i in inputs]
+        raise ArtifactCorrupt("input-width", f"expected one input `{sidecar.onnx.input_name}`, got {got}")
+    width = inputs[0].shape[-1]
+    if width != n:
+        raise ArtifactCorrupt("input-width", f"model input has {width} columns, sidecar lists {n} features")
+    outputs = {o.name for o in session.get_outputs()}
+    wanted = {sidecar.onnx.label_output, sidecar.onnx.probabilities_output}
+    if not wanted <= outputs:
+        raise ArtifactCorrupt("outputs", f"model outputs {sorted(outputs)} lack {sorted(wanted - outputs)}")
+
+
+def _assemble(sidecar: Sidecar, session: ort.InferenceSession) -> LoadedModel:
+    feature_set = FeatureSet(sidecar.features)
+    names = feature_set.names
+    stats = sidecar.training_data.features
+    missing = [n for n in names if n not in stats]
+    if missing:
+        raise ArtifactCorrupt("sidecar", f"training-data statistics lack feature `{missing[0]}`")
+    return LoadedModel(
+        version=sidecar.version,
+        sidecar=sidecar,
+        feature_set=feature_set,
+        session=session,
+        observed_min=np.array([stats[n].min for n in names], dtype=np.float32),
+        observed_max=np.array([stats[n].max for n in names], dtype=np.float32),
+        importance=normalised_importance(sidecar.feature_importance.impurity, names),
+    )
+
+
+def normalised_importance(raw: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:
+    """Importances in feature order, scaled to sum to 1 (all zero stays all zero)."""
+    values = [max(0.0, float(raw.get(n, 0.0))) for n in names]
+    total = math.fsum(values)
+    return {n: (v / total if total > 0 else 0.0) for n, v in zip(names, values, strict=True)}
+
+
+def check_golden_rows(model: LoadedModel, tolerance: float = GOLDEN_TOLERANCE) -> float:
+    """Re-score the sidecar's golden rows; return the largest |difference| or raise ArtifactCorrupt."""
+    names = model.feature_set.names
+    rows = model.sidecar.golden_rows
+    try:
+        x = np.array([[row.features[n] for n in names] for row in rows], dtype=np.float32)
+    except KeyError as exc:
+        raise ArtifactCorrupt("golden-rows", f"a golden row lacks feature {exc}") from None
+    got = model.predict_proba(x).astype(np.float64)
+    diff = np.abs(got - np.array([row.probability for row in rows]))
+    worst = int(np.argmax(diff))
+    if not diff[worst] <= tolerance:  # `not <=` also catches NaN
+        raise ArtifactCorrupt(
+            "golden-rows",
+            f"golden row {worst}: expected p={rows[worst].probability:.8f}, "
+            f"onnxruntime gives {got[worst]:.8f} (|diff| {diff[worst]:.2e} > {tolerance:g})",
+        )
+    return float(diff[worst])

@@ -1,0 +1,130 @@
+"""Strict request decoding and response encoding around a loaded model.
+
+A :class:`Scorer` is built once per model version: it holds msgspec decoders for that version's
+feature set (unknown fields, wrong types, non-finite and out-of-range values are all rejected, and
+the error names the field) and the response parts that never change (importances, version).
+
+confidence = 100 · |2p − 1| · (1 − k/n), where k of the n features lie outside the range seen in
+training (compared in float32, as the model sees them): an extrapolation is never fully confident.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from runtime.errors import InvalidInput
+from runtime.features import FeatureSet
+from runtime.model import LoadedModel
+
+
+class Prediction(msgspec.Struct, rename="camel"):
+    """One scored row (as in a batch)."""
+
+    score: float
+    confidence: float
+    success_probability: float
+
+
+class PredictResponse(msgspec.Struct, rename="camel"):
+    """``POST /predict``: score and successProbability are 100·p; importances are global."""
+
+    score: float
+    confidence: float
+    success_probability: float
+    feature_importance: dict[str, float]
+    model_version: str
+
+
+class BatchResponse(msgspec.Struct, rename="camel"):
+    """``POST /predict/batch``: one Prediction per instance, in order."""
+
+    predictions: list[Prediction]
+    feature_importance: dict[str, float]
+    model_version: str
+
+
+# Wire twins of the responses: importances are pre-encoded once per model, not per request.
+class _PredictWire(msgspec.Struct, rename="camel"):
+    score: float
+    confidence: float
+    success_probability: float
+    feature_importance: msgspec.Raw
+    model_version: str
+
+
+class _BatchWire(msgspec.Struct, rename="camel"):
+    predictions: list[Prediction]
+    feature_importance: msgspec.Raw
+    model_version: str
+
+
+def row_type(fs: FeatureSet, name: str = "PredictRequest") -> type[msgspec.Struct]:
+    """A Struct with one float field per feature, bounded where the feature set declares bounds."""
+    fields = [
+        (f.name, Annotated[float, msgspec.Meta(ge=f.min, le=f.max, description=f.description or None)])
+        for f in fs.features
+    ]
+    return msgspec.defstruct(name, fields, forbid_unknown_fields=True)
+
+
+def batch_type(row: type[msgspec.Struct], max_rows: int) -> type[msgspec.Struct]:
+    """``{"instances": [row, ...]}`` with 1 to ``max_rows`` rows."""
+    rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    return msgspec.defstruct("PredictBatchRequest", [("instances", rows)], forbid_unknown_fields=True)
+
+
+class Scorer:
+    """Decode → score → encode for one loaded model version."""
+
+    def __init__(self, model: LoadedModel, max_batch_rows: int) -> None:
+        self.model = model
+        self.version = model.version
+        self._n = len(model.feature_set)
+        self._row_decoder = msgspec.json.Decoder(row_type(model.feature_set))
+        self._batch_decoder = msgspec.json.Decoder(batch_type(row_type(model.feature_set), max_batch_rows))
+        self._importance = msgspec.Raw(msgspec.json.encode(model.importance))
+        self._encoder = msgspec.json.Encoder()
+        self._astuple = msgspec.structs.astuple
+
+    def predict(self, body: bytes) -> bytes:
+        """Score one JSON object of features; return the encoded PredictResponse."""
+        row = _decode(self._row_decoder, body)
+        p, conf = self.score(np.array([self._astuple(row)], dtype=np.float32))
+        pv = float(p[0])
+        wire = _PredictWire(100.0 * pv, float(conf[0]), 100.0 * pv, self._importance, self.version)
+        return self._encoder.encode(wire)
+
+    def predict_batch(self, body: bytes) -> bytes:
+        """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
+        batch = _decode(self._batch_decoder, body)
+        astuple = self._astuple
+        x = np.array([astuple(r) for r in batch.instances], dtype=np.float32)
+        p, conf = self.score(x)
+        scores = (100.0 * p.astype(np.float64)).tolist()
+        preds = [Prediction(s, c, s) for s, c in zip(scores, conf.tolist(), strict=True)]
+        return self._encoder.encode(_BatchWire(preds, self._importance, self.version))
+
+    def score(self, x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Positive-class probabilities (float32 model output, widened) and confidences for rows ``x``."""
+        p = self.model.predict_proba(x).astype(np.float64)
+        outside = ((x < self.model.observed_min) | (x > self.model.observed_max)).sum(axis=1)
+        conf = 100.0 * np.abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
+        return p, conf
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(_explain(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from None
+
+
+def _explain(message: str) -> str:
+    # msgspec's "Number out of range" is how an overflowing literal such as 1e999 shows up.
+    return message.replace("Number out of range", "Number is not finite (out of float range)")

@@ -1,0 +1,183 @@
+"""The sidecar (``model.json``): everything known about one exported model.
+
+These Structs are the single definition of the sidecar: training encodes them, the runtime decodes
+them, and ``schemas/model.schema.json`` is generated from them (a test keeps the file in sync).
+Field names are camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from runtime.errors import ArtifactCorrupt
+from runtime.features import Feature
+
+SCHEMA_VERSION = 1
+
+
+class _Camel(msgspec.Struct, rename="camel", frozen=True):
+    pass
+
+
+class Metrics(_Camel, frozen=True):
+    """Classification metrics at the decision threshold, plus probabilistic scores."""
+
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    log_loss: float
+    brier: float
+
+
+class CrossValidation(_Camel, frozen=True):
+    """Stratified k-fold results: one Metrics per fold, their mean and standard deviation."""
+
+    folds: int
+    per_fold: tuple[Metrics, ...]
+    mean: Metrics
+    std: Metrics
+
+
+class Overfitting(_Camel, frozen=True):
+    """Train-vs-CV gap on ``metric``; ``flagged`` when the gap exceeds ``threshold``."""
+
+    metric: str
+    train: float
+    cv: float
+    gap: float
+    threshold: float
+    flagged: bool
+
+
+class ModelMetrics(_Camel, frozen=True):
+    cross_validation: CrossValidation
+    holdout: Metrics
+    holdout_fraction: float
+    train: Metrics
+    overfitting: Overfitting
+
+
+class OnnxInfo(_Camel, frozen=True):
+    """How to call model.onnx, and the hash that pins its bytes."""
+
+    file: str
+    sha256: str
+    bytes: int
+    opset: int
+    ml_opset: int
+    input_name: str
+    input_dtype: str
+    input_shape: tuple[int | None, ...]
+    label_output: str
+    probabilities_output: str
+    classes: tuple[int, ...]
+    positive_class_index: int
+
+
+class Importance(_Camel, frozen=True):
+    """Global (whole-model) importances; permutation ones measured on the held-out split."""
+
+    impurity: dict[str, float]
+    permutation: dict[str, float]
+    permutation_std: dict[str, float]
+
+
+class BaselineMetrics(_Camel, frozen=True):
+    cross_validation: CrossValidation
+    holdout: Metrics
+
+
+class Baseline(_Camel, frozen=True):
+    """Logistic regression on the raw features: p = sigmoid(intercept + sum(coef * x))."""
+
+    algorithm: str
+    intercept: float
+    coefficients: dict[str, float]
+    metrics: BaselineMetrics
+
+
+class Parity(_Camel, frozen=True):
+    """scikit-learn vs onnxruntime on the same float32 rows."""
+
+    rows: int
+    max_abs_diff: float
+    tolerance: float
+    onnxruntime_version: str
+
+
+class GoldenRow(_Camel, frozen=True):
+    """An input with the probability scikit-learn gave it, for checks in any runtime."""
+
+    features: dict[str, float]
+    probability: float
+    baseline_probability: float
+
+
+class Histogram(_Camel, frozen=True):
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+
+
+class FeatureStats(_Camel, frozen=True):
+    min: float
+    max: float
+    mean: float
+    histogram: Histogram
+
+
+class TrainingData(_Camel, frozen=True):
+    rows: int
+    positive_rate: float
+    sha256: str
+    features: dict[str, FeatureStats]
+
+
+class Sidecar(_Camel, frozen=True):
+    """The whole of ``model.json``."""
+
+    schema_version: int
+    version: str
+    created_at: str
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    random_seed: int
+    features: tuple[Feature, ...]
+    onnx: OnnxInfo
+    decision_threshold: float
+    metrics: ModelMetrics
+    feature_importance: Importance
+    baseline: Baseline
+    parity: Parity
+    golden_rows: tuple[GoldenRow, ...]
+    training_data: TrainingData
+    libraries: dict[str, str]
+
+
+_decoder = msgspec.json.Decoder(Sidecar)
+
+
+def decode_sidecar(data: bytes) -> Sidecar:
+    """Parse ``model.json``; a missing field or wrong type raises ArtifactCorrupt('sidecar', ...)."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ArtifactCorrupt("sidecar", f"model.json is unreadable or incomplete: {exc}") from None
+
+
+def encode_sidecar(sidecar: Sidecar) -> bytes:
+    """Serialise a sidecar as indented JSON with a trailing newline."""
+    return msgspec.json.format(msgspec.json.encode(sidecar), indent=2) + b"\n"
+
+
+def sidecar_json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the sidecar, as committed in ``schemas/model.schema.json``."""
+    schema = msgspec.json.schema(Sidecar)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ml-matching sidecar (model.json)",
+        **schema,
+    }

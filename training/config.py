@@ -1,0 +1,78 @@
+"""Training settings a CI pipeline may set from a TOML or JSON file (unknown keys are rejected)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from runtime.errors import InvalidInput
+
+Fraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The seed's RandomForest: 100 trees, depth 10, min 5 samples per split, every core."""
+
+    n_estimators: Positive = 100
+    max_depth: Positive | None = 10
+    min_samples_split: Annotated[int, msgspec.Meta(ge=2)] = 5
+    min_samples_leaf: Positive = 1
+    max_features: str | float | None = "sqrt"
+    n_jobs: int = -1
+
+
+class GradientBoostingParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The seed's GradientBoosting: 100 stages, learning rate 0.1, depth 5."""
+
+    n_estimators: Positive = 100
+    learning_rate: Annotated[float, msgspec.Meta(gt=0.0)] = 0.1
+    max_depth: Positive = 5
+    subsample: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 1.0
+
+
+class TrainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Everything ``fit`` needs besides the data. Command-line flags override the file."""
+
+    folds: Annotated[int, msgspec.Meta(ge=2, le=20)] = 5
+    seed: int = 42
+    holdout_fraction: Fraction = 0.2
+    decision_threshold: Fraction = 0.5
+    overfitting_threshold: Fraction = 0.10
+    parity_tolerance: Annotated[float, msgspec.Meta(gt=0.0)] = 1e-5
+    parity_random_rows: Annotated[int, msgspec.Meta(ge=1000)] = 2000
+    golden_rows: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 16
+    random_forest: RandomForestParams = RandomForestParams()
+    gradient_boosting: GradientBoostingParams = GradientBoostingParams()
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
+    """Read a TOML or JSON config (by suffix), apply non-None ``overrides``, validate.
+
+    Raises
+    ------
+    InvalidInput
+        Unreadable file, unknown key (named), or a value of the wrong type or range.
+    """
+    raw: dict[str, Any] = _read(Path(path)) if path is not None else {}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    where = str(path) if path is not None else "options"
+    try:
+        return msgspec.convert(raw, TrainConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"{path}: cannot read config: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: config must be an object/table")
+    return data

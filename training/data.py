@@ -1,0 +1,183 @@
+"""Loading and validating collaboration outcomes.
+
+Three formats, chosen by suffix (``.csv``, ``.jsonl``/``.ndjson``, else JSON):
+
+- the seed's ``/train`` body: ``{"features": [{name: value, ...}], "outcomes": [true, ...]}``
+- JSON Lines: one ``{...features, "outcome": bool}`` per line
+- CSV with a header: the feature columns and ``outcome``
+
+Every problem raises :class:`DataError` with one line naming the file, the row (1-based) or column.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runtime.features import FeatureSet
+from training.errors import DataError
+
+MIN_ROWS = 50  # the seed's minimum before training
+OUTCOME = "outcome"
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated outcomes: ``x`` in feature-set column order, ``y`` as 0/1."""
+
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int64]
+    sha256: str
+    source: str
+
+    @property
+    def rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+def load_dataset(path: str | Path, feature_set: FeatureSet) -> Dataset:
+    """Read and validate an outcomes file against ``feature_set``.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, missing/unknown column, non-numeric or non-finite value, value out of the
+        feature's range, outcome not boolean/0/1, a single class, or fewer than 50 rows.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    records = _records(path, text)
+    x, y = _to_arrays(path, records, feature_set)
+    _check_shape(path, y)
+    return Dataset(x=x, y=y, sha256=hashlib.sha256(raw).hexdigest(), source=path.name)
+
+
+def _records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_records(path, text)
+    if suffix in (".jsonl", ".ndjson"):
+        return _jsonl_records(path, text)
+    return _body_records(path, text)
+
+
+def _body_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or not {"features", "outcomes"} <= body.keys():
+        raise DataError(f'{path}: expected an object with "features" and "outcomes" lists')
+    features, outcomes = body["features"], body["outcomes"]
+    if not isinstance(features, list) or not isinstance(outcomes, list):
+        raise DataError(f'{path}: "features" and "outcomes" must be lists')
+    if len(features) != len(outcomes):
+        raise DataError(f"{path}: {len(features)} feature rows but {len(outcomes)} outcomes")
+    for i, (row, outcome) in enumerate(zip(features, outcomes, strict=True), start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {i}: expected an object of features, got {type(row).__name__}")
+        yield i, row, outcome
+
+
+def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+    for i, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: row {i}: not valid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
+        if OUTCOME not in row:
+            raise DataError(f"{path}: row {i}: missing `{OUTCOME}`")
+        yield i, {k: v for k, v in row.items() if k != OUTCOME}, row[OUTCOME]
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise DataError(f"{path}: empty CSV (expected a header row)")
+    header = [h.strip() for h in header]
+    if OUTCOME not in header:
+        raise DataError(f"{path}: missing column `{OUTCOME}`")
+    at = header.index(OUTCOME)
+    for i, cells in enumerate((c for c in reader if c), start=1):
+        if len(cells) != len(header):
+            raise DataError(f"{path}: row {i}: {len(cells)} cells, header has {len(header)}")
+        row = {h: c for j, (h, c) in enumerate(zip(header, cells, strict=True)) if j != at}
+        yield i, row, cells[at]
+
+
+def _to_arrays(
+    path: Path, records: Iterable[tuple[int, Mapping[str, Any], Any]], fs: FeatureSet
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    names = fs.names
+    known = set(names)
+    xs: list[list[float]] = []
+    ys: list[int] = []
+    for i, row, outcome in records:
+        if len(row) != len(names) or row.keys() != known:
+            _raise_columns(path, i, row, names)
+        xs.append([_value(path, i, f.name, row[f.name], f.min, f.max) for f in fs.features])
+        ys.append(_outcome(path, i, outcome))
+    return np.array(xs, dtype=np.float64).reshape(len(xs), len(names)), np.array(ys, dtype=np.int64)
+
+
+def _raise_columns(path: Path, i: int, row: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise DataError(f"{path}: row {i}: missing feature `{missing[0]}`")
+    unknown = sorted(set(row) - set(names))
+    raise DataError(f"{path}: row {i}: unknown feature `{unknown[0]}`")
+
+
+def _value(path: Path, i: int, name: str, v: Any, lo: float | None, hi: float | None) -> float:
+    where = f"{path}: row {i}, feature `{name}`"
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise DataError(f"{where}: expected a number, got {v!r}") from None
+    elif isinstance(v, bool) or not isinstance(v, int | float):
+        raise DataError(f"{where}: expected a number, got {json.dumps(v)}")
+    value = float(v)
+    if not math.isfinite(value):
+        raise DataError(f"{where}: value {value} is not finite")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise DataError(f"{where}: value {value} is outside the declared range [{lo}, {hi}]")
+    return value
+
+
+def _outcome(path: Path, i: int, v: Any) -> int:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int | float) and v in (0, 1):
+        return int(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return int(v.strip().lower() in _TRUE)
+    raise DataError(f"{path}: row {i}: outcome must be true/false or 1/0, got {json.dumps(v)}")
+
+
+def _check_shape(path: Path, y: npt.NDArray[np.int64]) -> None:
+    if y.shape[0] < MIN_ROWS:
+        raise DataError(f"{path}: {y.shape[0]} rows; training needs at least {MIN_ROWS}")
+    positives = int(y.sum())
+    if positives in (0, y.shape[0]):
+        only = "true" if positives else "false"
+        raise DataError(f"{path}: only one class present (every outcome is {only}); need both")

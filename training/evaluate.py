@@ -1,0 +1,94 @@
+"""Metrics, stratified k-fold cross-validation and the overfitting check."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from joblib import Parallel, delayed
+from sklearn.base import ClassifierMixin, clone
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold
+
+from runtime.sidecar import CrossValidation, Metrics, Overfitting
+
+Progress = Callable[[str], None]
+_FIELDS = Metrics.__struct_fields__
+
+
+def metrics(y: npt.NDArray[Any], p: npt.NDArray[np.float64], threshold: float) -> Metrics:
+    """Metrics of positive-class probabilities ``p`` against 0/1 outcomes ``y``."""
+    pred = (p >= threshold).astype(int)
+    return Metrics(
+        accuracy=float(accuracy_score(y, pred)),
+        precision=float(precision_score(y, pred, zero_division=0)),
+        recall=float(recall_score(y, pred, zero_division=0)),
+        f1=float(f1_score(y, pred, zero_division=0)),
+        roc_auc=float(roc_auc_score(y, p)),
+        log_loss=float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        brier=float(brier_score_loss(y, p)),
+    )
+
+
+def positive_proba(estimator: ClassifierMixin, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Probability of class 1 (the estimator's classes are 0 and 1)."""
+    return np.asarray(estimator.predict_proba(x)[:, 1], dtype=np.float64)
+
+
+def cross_validate(
+    estimator: ClassifierMixin,
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.int64],
+    *,
+    folds: int,
+    seed: int,
+    threshold: float,
+    n_jobs: int,
+    label: str,
+    progress: Progress,
+) -> CrossValidation:
+    """Stratified k-fold CV; one progress line per fold. ``n_jobs`` runs folds side by side."""
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y)
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fold)(clone(estimator), x, y, train, test, threshold) for train, test in splits
+    )
+    for i, m in enumerate(results, start=1):
+        progress(f"{label}: fold {i}/{folds} roc_auc={m.roc_auc:.4f} accuracy={m.accuracy:.4f}")
+    return summarise(tuple(results))
+
+
+def _fold(est: ClassifierMixin, x: Any, y: Any, train: Any, test: Any, threshold: float) -> Metrics:
+    est.fit(x[train], y[train])
+    return metrics(y[test], positive_proba(est, x[test]), threshold)
+
+
+def summarise(per_fold: tuple[Metrics, ...]) -> CrossValidation:
+    """Mean and (population) standard deviation of each metric over the folds."""
+    table = np.array([[getattr(m, f) for f in _FIELDS] for m in per_fold])
+    mean = Metrics(**dict(zip(_FIELDS, map(float, table.mean(axis=0)), strict=True)))
+    std = Metrics(**dict(zip(_FIELDS, map(float, table.std(axis=0)), strict=True)))
+    return CrossValidation(folds=len(per_fold), per_fold=per_fold, mean=mean, std=std)
+
+
+def overfitting(train: Metrics, cv: CrossValidation, threshold: float) -> Overfitting:
+    """Train accuracy minus mean CV accuracy, flagged above ``threshold``."""
+    gap = train.accuracy - cv.mean.accuracy
+    return Overfitting(
+        metric="accuracy",
+        train=train.accuracy,
+        cv=cv.mean.accuracy,
+        gap=gap,
+        threshold=threshold,
+        flagged=bool(gap > threshold and not math.isclose(gap, threshold)),
+    )
