@@ -4,12 +4,13 @@ Exception tree::
 
     MLMatchingError                    root of everything this package raises
     ├── InvalidInput (ValueError)      a request or data file the caller must fix (HTTP 400)
-    │   ├── PayloadTooLarge            body over MAX_BODY_BYTES (HTTP 413)
     │   └── UnsupportedMediaType       body that is not JSON (HTTP 415)
     ├── ModelNotReady (RuntimeError)   no verified model is loaded (HTTP 503)
     ├── VersionNotFound (LookupError)  no such version in the store (HTTP 404)
     ├── ArtifactCorrupt (ValueError)   a version failed verification (HTTP 422)
     └── SettingsError (ValueError)     a bad environment variable; stops start-up
+
+A body over MAX_BODY_BYTES is refused by Litestar itself (HTTP 413) before any handler runs.
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ class InvalidInput(MLMatchingError, ValueError):
     """Input the caller must fix; the message names the field and the reason."""
 
     status_code = 400
-
-
-class PayloadTooLarge(InvalidInput):
-    """A request body over the configured limit."""
-
-    status_code = 413
 
 
 class UnsupportedMediaType(InvalidInput):

@@ -12,6 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.params import FromPath, RawBody
 
 from runtime.docs import ErrorBody, request_body_operation
 from runtime.errors import InvalidInput, MLMatchingError, UnsupportedMediaType
@@ -79,7 +80,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         operation_class=request_body_operation(row, "one object with the model's features"),
         responses=_errors(400, 413, 415, 503),
     )
-    async def predict(request: Request[Any, Any, Any], body: bytes) -> Response[PredictResponse]:
+    async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
         _require_json(request)
         scorer = service.scorer
         if len(body) > OFFLOAD_BYTES:
@@ -94,7 +95,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         operation_class=request_body_operation(batch, '{"instances": [...]} of feature objects'),
         responses=_errors(400, 413, 415, 503),
     )
-    async def predict_batch(request: Request[Any, Any, Any], body: bytes) -> Response[BatchResponse]:
+    async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
         _require_json(request)
         scorer = service.scorer
         if len(body) > OFFLOAD_BYTES:
@@ -112,7 +113,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         summary="A version's sidecar",
         responses=_errors(400, 404),
     )
-    def model_sidecar(version: str) -> Response[dict[str, Any]]:
+    def model_sidecar(version: FromPath[str]) -> Response[dict[str, Any]]:
         return Response(service.sidecar_bytes(check_version_name(version)), media_type=JSON)  # type: ignore[arg-type]
 
     @post(
@@ -123,7 +124,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 401, 403, 404, 422),
         security=[{"bearer": []}],
     )
-    async def load(request: Request[Any, Any, Any], version: str) -> dict[str, Any]:
+    async def load(request: Request[Any, Any, Any], version: FromPath[str]) -> dict[str, Any]:
         _authorize(request, settings.admin_token)
         result = await anyio.to_thread.run_sync(service.load, check_version_name(version))
         return {

@@ -171,13 +171,3 @@ def decode_sidecar(data: bytes) -> Sidecar:
 def encode_sidecar(sidecar: Sidecar) -> bytes:
     """Serialise a sidecar as indented JSON with a trailing newline."""
     return msgspec.json.format(msgspec.json.encode(sidecar), indent=2) + b"\n"
-
-
-def sidecar_json_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) of the sidecar, as committed in ``schemas/model.schema.json``."""
-    schema = msgspec.json.schema(Sidecar)
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "ml-matching sidecar (model.json)",
-        **schema,
-    }

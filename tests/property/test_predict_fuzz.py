@@ -1,0 +1,72 @@
+"""Invariants of the HTTP API under random input (Hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from runtime.app import create_app
+from runtime.settings import Settings
+from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, SEED_ROW
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+# Rows that are mostly right: each feature is kept, dropped, or replaced by any JSON value.
+near_rows = st.fixed_dictionaries(
+    {},
+    optional={n: st.one_of(st.floats(0, 1), json_values) for n in FEATURE_NAMES} | {"extra": json_values},
+)
+valid_rows = st.fixed_dictionaries({n: st.floats(0, 1) for n in FEATURE_NAMES})
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Litestar]]:
+    store = tmp_path_factory.mktemp("fuzz") / "store"
+    shutil.copytree(FIXTURE_STORE, store)
+    with TestClient(create_app(Settings(models_dir=store, max_batch_rows=20))) as c:
+        yield c
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(json_values, near_rows))
+def test_random_json_never_gets_a_5xx(client: TestClient[Litestar], body: Any) -> None:
+    for path in ("/predict", "/predict/batch"):
+        payload = body if path == "/predict" else {"instances": body}
+        response = client.post(
+            path, content=json.dumps(payload), headers={"content-type": "application/json"}
+        )
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 400:
+            assert response.json()["detail"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(valid_rows, min_size=1, max_size=20))
+def test_a_batch_scores_the_same_as_row_by_row(
+    client: TestClient[Litestar], rows: list[dict[str, float]]
+) -> None:
+    batch = client.post("/predict/batch", json={"instances": rows}).json()["predictions"]
+    singles = [client.post("/predict", json=r).json() for r in rows]
+    assert batch == [{k: s[k] for k in ("score", "confidence", "successProbability")} for s in singles]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200))
+def test_random_bytes_never_get_a_5xx(client: TestClient[Litestar], raw: bytes) -> None:
+    response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400 or (response.status_code == 200 and json.loads(raw) is not None)
+
+
+def test_the_seed_row_is_valid(client: TestClient[Litestar]) -> None:
+    assert client.post("/predict", json=SEED_ROW).status_code == 200

@@ -1,0 +1,272 @@
+"""Every endpoint through Litestar's TestClient."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from runtime.app import create_app
+from runtime.settings import Settings
+from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
+from tests.runtime.corrupt import CORRUPTIONS
+
+Client = TestClient[Litestar]
+
+
+def _error(response: Any, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["statusCode"] == status and isinstance(body["error"], str)
+    return str(body["detail"])
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+def test_health_reports_the_served_model(client: Client) -> None:
+    body = client.get("/health").json()
+    assert body["status"] == "healthy" and body["service"] == "ml-matching"
+    assert body["modelLoaded"] is True and body["modelVersion"] == RF_VERSION
+    assert body["timestamp"].endswith("+00:00")
+    assert client.get("/health/ready").json() == {"status": "ready", "modelVersion": RF_VERSION}
+
+
+def test_an_empty_store_starts_unready_and_says_how_to_train(tmp_path: Path, row: dict[str, float]) -> None:
+    with TestClient(create_app(Settings(models_dir=tmp_path / "nothing-here"))) as c:
+        health = c.get("/health").json()
+        assert health["modelLoaded"] is False and health["modelVersion"] is None
+        _error(c.get("/health/ready"), 503)
+        detail = _error(c.post("/predict", json=row), 503)
+        assert "python -m training fit" in detail
+        assert c.get("/models").json() == []
+
+
+# --- predict ------------------------------------------------------------------------------------
+
+
+def test_predict_answers_the_seed_shape(client: Client, row: dict[str, float]) -> None:
+    body = client.post("/predict", json=row).json()
+    assert set(body) == {"score", "confidence", "successProbability", "featureImportance", "modelVersion"}
+    assert body["score"] == body["successProbability"]
+    assert 0 <= body["score"] <= 100 and 0 <= body["confidence"] <= 100
+    assert list(body["featureImportance"]) == FEATURE_NAMES
+    assert math.fsum(body["featureImportance"].values()) == pytest.approx(1.0)
+    assert body["modelVersion"] == RF_VERSION
+
+
+def test_confidence_is_lowered_outside_the_training_range(client: Client, row: dict[str, float]) -> None:
+    stats = client.get(f"/models/{RF_VERSION}").json()["trainingData"]["features"]
+    inside = {n: (stats[n]["min"] + stats[n]["max"]) / 2 for n in FEATURE_NAMES}
+    outside = {**inside, "brandFit": 0.0 if stats["brandFit"]["min"] > 0 else 1.0}
+    assert stats["brandFit"]["min"] > 0 or stats["brandFit"]["max"] < 1, "fixture data spans [0, 1]"
+    a, b = (client.post("/predict", json=r).json() for r in (inside, outside))
+    for body in (a, b):
+        p = body["successProbability"] / 100
+        core = 100 * abs(2 * p - 1)
+        expected = core if body is a else core * (1 - 1 / 19)
+        assert body["confidence"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_batch_scores_the_same_as_row_by_row(client: Client, row: dict[str, float]) -> None:
+    rows = [{**row, "brandFit": v / 10, "budgetAlignment": 1 - v / 10} for v in range(11)]
+    batch = client.post("/predict/batch", json={"instances": rows}).json()
+    assert batch["modelVersion"] == RF_VERSION and len(batch["predictions"]) == len(rows)
+    for r, got in zip(rows, batch["predictions"], strict=True):
+        one = client.post("/predict", json=r).json()
+        assert got == {k: one[k] for k in ("score", "confidence", "successProbability")}
+    assert batch["featureImportance"] == client.post("/predict", json=row).json()["featureImportance"]
+
+
+# --- strict input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda r: r.pop("brandFit"), "missing required field `brandFit`"),
+        (lambda r: r.update(followers=3), "unknown field `followers`"),
+        (lambda r: r.update(brandFit="0.8"), "Expected `float`, got `str` - at `$.brandFit`"),
+        (lambda r: r.update(brandFit=True), "Expected `float`, got `bool` - at `$.brandFit`"),
+        (lambda r: r.update(brandFit=None), "Expected `float`, got `null` - at `$.brandFit`"),
+        (lambda r: r.update(brandFit=[0.5]), "Expected `float`, got `array` - at `$.brandFit`"),
+        (lambda r: r.update(brandFit=1.2), "Expected `float` <= 1.0 - at `$.brandFit`"),
+        (lambda r: r.update(brandFit=-0.1), "Expected `float` >= 0.0 - at `$.brandFit`"),
+    ],
+)
+def test_bad_fields_are_named(client: Client, row: dict[str, Any], change: Any, needle: str) -> None:
+    change(row)
+    assert needle in _error(client.post("/predict", json=row), 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"brandFit": NaN}', "malformed JSON"),
+        (b'{"brandFit": Infinity}', "malformed JSON"),
+        (b"{", "malformed JSON"),
+        (b"", "malformed JSON"),
+        (b"[1, 2]", "Expected `object`, got `array`"),
+    ],
+)
+def test_malformed_bodies(client: Client, body: bytes, needle: str) -> None:
+    assert needle in _error(
+        client.post("/predict", content=body, headers={"content-type": "application/json"}), 400
+    )
+
+
+def test_overflowing_numbers_are_not_finite(client: Client, row: dict[str, float]) -> None:
+    text = json.dumps(row).replace('"brandFit": 0.8', '"brandFit": 1e999')
+    detail = _error(client.post("/predict", content=text, headers={"content-type": "application/json"}), 400)
+    assert "not finite" in detail and "$.brandFit" in detail
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type_is_415(client: Client, row: dict[str, float], content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    request = client.build_request("POST", "/predict", content=json.dumps(row), headers=headers)
+    assert request.headers.get("content-type") == content_type
+    assert "Content-Type: application/json" in _error(client.send(request), 415)
+
+
+def test_batch_errors_name_the_row(client: Client, row: dict[str, Any]) -> None:
+    rows = [dict(row), {**row, "brandFit": "high"}]
+    assert "$.instances[1].brandFit" in _error(client.post("/predict/batch", json={"instances": rows}), 400)
+    assert "length >= 1" in _error(client.post("/predict/batch", json={"instances": []}), 400)
+    assert "length <= 50" in _error(client.post("/predict/batch", json={"instances": [row] * 51}), 400)
+    assert "unknown field `rows`" in _error(
+        client.post("/predict/batch", json={"instances": [row], "rows": 1}), 400
+    )
+
+
+def test_body_over_the_limit_is_413(client: Client) -> None:
+    big = b'{"instances": [' + b" " * (64 * 1024) + b"]}"
+    assert "MAX_BODY_BYTES" in _error(
+        client.post("/predict/batch", content=big, headers={"content-type": "application/json"}), 413
+    )
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def test_models_lists_versions_with_metrics(client: Client) -> None:
+    listing = client.get("/models").json()
+    assert [m["version"] for m in listing] == [RF_VERSION, GB_VERSION]
+    assert [m["algorithm"] for m in listing] == ["random_forest", "gradient_boosting"]
+    assert [m["active"] for m in listing] == [True, False]
+    assert 0.5 < listing[0]["metrics"]["crossValidation"]["rocAuc"] <= 1
+    assert listing[0]["timestamp"] == "2026-01-01T00:00:00Z"
+
+
+def test_model_sidecar_is_served_as_stored(client: Client, store: Path) -> None:
+    response = client.get(f"/models/{GB_VERSION}")
+    assert response.content == (store / GB_VERSION / "model.json").read_bytes()
+    _error(client.get("/models/20990101_000000"), 404)
+    assert "not a version name" in _error(client.get("/models/..%2F..%2Fetc%2Fpasswd"), 400)
+
+
+def test_load_swaps_and_persists(
+    client: Client, store: Path, admin: dict[str, str], row: dict[str, float]
+) -> None:
+    response = client.post(f"/models/{GB_VERSION}/load", headers=admin)
+    assert response.json() == {
+        "status": "success",
+        "version": GB_VERSION,
+        "previousVersion": RF_VERSION,
+        "persisted": True,
+    }
+    assert client.post("/predict", json=row).json()["modelVersion"] == GB_VERSION
+    assert (store / "ACTIVE").read_text().strip() == GB_VERSION
+    assert [m["active"] for m in client.get("/models").json()] == [False, True]
+
+
+def test_management_needs_a_configured_token(store: Path) -> None:
+    with TestClient(create_app(Settings(models_dir=store))) as c:
+        detail = _error(c.post(f"/models/{GB_VERSION}/load", headers={"Authorization": "Bearer x"}), 403)
+        assert "ML_SERVICE_ADMIN_TOKEN" in detail
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dGVzdA==", "test-admin-token"])
+def test_wrong_or_missing_token_is_401(client: Client, header: str | None) -> None:
+    response = client.post(f"/models/{GB_VERSION}/load", headers={"Authorization": header} if header else {})
+    _error(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert client.get("/health").json()["modelVersion"] == RF_VERSION
+
+
+@pytest.mark.parametrize(
+    "path", ["/models/20990101_000000/load", "/models/..%2Fstore/load", "/models/a.b/load"]
+)
+def test_unknown_or_malformed_versions(client: Client, admin: dict[str, str], path: str) -> None:
+    status = 404 if "2099" in path else 400
+    _error(client.post(path, headers=admin), status)
+    assert client.get("/health").json()["modelVersion"] == RF_VERSION
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_corrupt_versions_are_refused_and_the_old_model_serves(
+    client: Client, store: Path, admin: dict[str, str], row: dict[str, float], kind: str
+) -> None:
+    before = client.post("/predict", json=row).json()
+    corrupt, check = CORRUPTIONS[kind]
+    corrupt(store / GB_VERSION)
+    response = client.post(f"/models/{GB_VERSION}/load", headers=admin)
+    assert _error(response, 422).startswith(check)
+    assert response.json()["check"] == check
+    assert client.post("/predict", json=row).json() == before
+    assert (store / "ACTIVE").read_text().strip() == RF_VERSION
+
+
+# --- start-up choice ----------------------------------------------------------------------------
+
+
+def test_pinned_version_wins_over_active(store: Path) -> None:
+    with TestClient(create_app(Settings(models_dir=store, model_version=GB_VERSION))) as c:
+        assert c.get("/health").json()["modelVersion"] == GB_VERSION
+
+
+@pytest.mark.parametrize(
+    ("model_type", "version"), [("random_forest", RF_VERSION), ("gradient_boosting", GB_VERSION)]
+)
+def test_without_active_the_newest_of_model_type_serves(store: Path, model_type: str, version: str) -> None:
+    (store / "ACTIVE").unlink()
+    with TestClient(create_app(Settings(models_dir=store, model_type=model_type))) as c:
+        assert c.get("/health").json()["modelVersion"] == version
+
+
+def test_a_corrupt_start_version_serves_nothing(store: Path) -> None:
+    CORRUPTIONS["hash-mismatch"][0](store / RF_VERSION)
+    with TestClient(create_app(Settings(models_dir=store))) as c:
+        assert c.get("/health").json()["modelLoaded"] is False
+        _error(c.get("/health/ready"), 503)
+
+
+# --- docs and CORS ------------------------------------------------------------------------------
+
+
+def test_docs_and_openapi(client: Client) -> None:
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200 and "<html" in response.text.lower()
+    spec = client.get("/schema/openapi.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert list(body["properties"]) == FEATURE_NAMES and body["required"] == FEATURE_NAMES
+    assert body["properties"]["brandFit"]["maximum"] == 1.0
+    batch = spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert list(batch["properties"]["instances"]["items"]["properties"]) == FEATURE_NAMES
+    assert "PredictResponse" in spec["components"]["schemas"]
+    assert set(spec["paths"]) >= {"/health", "/health/ready", "/models", "/models/{version}/load"}
+
+
+def test_cors_allows_configured_origins_only(store: Path, row: dict[str, float]) -> None:
+    settings = Settings(models_dir=store, allowed_origins=("http://localhost:3000",))
+    with TestClient(create_app(settings)) as c:
+        ok = c.post("/predict", json=row, headers={"Origin": "http://localhost:3000"})
+        assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = c.post("/predict", json=row, headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

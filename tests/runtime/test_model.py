@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.errors import ArtifactCorrupt, InvalidInput, VersionNotFound
+from runtime.model import check_golden_rows, load_version, normalised_importance
+from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
+from tests.runtime.corrupt import CORRUPTIONS
+
+
+@pytest.mark.parametrize("version", [RF_VERSION, GB_VERSION])
+def test_fixture_versions_load_and_verify(store: Path, version: str) -> None:
+    model = load_version(store, version)
+    assert model.version == version
+    assert model.feature_set.names == tuple(FEATURE_NAMES)
+    assert check_golden_rows(model) <= 1e-5
+    assert sum(model.importance.values()) == pytest.approx(1.0)
+
+
+def test_probabilities_are_a_row_function(store: Path) -> None:
+    model = load_version(store, RF_VERSION)
+    x = np.random.default_rng(0).uniform(size=(64, 19)).astype(np.float32)
+    together = model.predict_proba(x)
+    one_by_one = np.concatenate([model.predict_proba(x[i : i + 1]) for i in range(64)])
+    assert np.array_equal(together, one_by_one)
+    assert ((together >= 0) & (together <= 1)).all()
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_each_corruption_is_refused_by_its_check(store: Path, kind: str) -> None:
+    corrupt, check = CORRUPTIONS[kind]
+    corrupt(store / GB_VERSION)
+    with pytest.raises(ArtifactCorrupt) as info:
+        load_version(store, GB_VERSION)
+    assert info.value.check == check
+    assert str(info.value).startswith(f"{check}: ")
+
+
+def test_sidecar_must_name_its_own_folder(store: Path) -> None:
+    (store / "20260103_000000").mkdir()
+    for name in ("model.json", "model.onnx"):
+        (store / "20260103_000000" / name).write_bytes((store / RF_VERSION / name).read_bytes())
+    with pytest.raises(ArtifactCorrupt, match="sidecar names version 20260101_000000"):
+        load_version(store, "20260103_000000")
+
+
+@pytest.mark.parametrize(
+    ("version", "error"), [("20990101_000000", VersionNotFound), ("../store", InvalidInput)]
+)
+def test_missing_and_malformed_versions(store: Path, version: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        load_version(store, version)
+
+
+def test_importance_is_normalised_and_clamped() -> None:
+    assert normalised_importance({"a": 2.0, "b": -1.0, "c": 2.0}, ("a", "b", "c")) == {
+        "a": 0.5,
+        "b": 0.0,
+        "c": 0.5,
+    }
+    assert normalised_importance({}, ("a",)) == {"a": 0.0}

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import InvalidInput, VersionNotFound
+from runtime.store import (
+    ACTIVE_FILE,
+    check_version_name,
+    list_versions,
+    publish,
+    read_active,
+    version_dir,
+    version_stamp,
+    write_active,
+)
+
+
+@pytest.mark.parametrize("name", ["20260101_000000", "20261231_235959-2", "20261231_235959-17"])
+def test_version_names_accepted(name: str) -> None:
+    assert check_version_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "..", "../20260101_000000", "20260101_000000/x", "2026-01-01", "20260101_000000-0", "a.b"]
+)
+def test_anything_else_is_not_a_version_name(name: str) -> None:
+    with pytest.raises(InvalidInput, match="not a version name"):
+        check_version_name(name)
+
+
+def test_stamp_is_utc() -> None:
+    when = dt.datetime(2026, 11, 26, 15, 30, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert version_stamp(when) == "20261126_143000"
+
+
+def test_publish_suffixes_on_collision_and_never_overwrites(tmp_path: Path) -> None:
+    names = [publish(tmp_path, "20260101_000000", lambda v: {"model.json": v.encode()}) for _ in range(3)]
+    assert names == ["20260101_000000", "20260101_000000-2", "20260101_000000-3"]
+    assert [(tmp_path / n / "model.json").read_text() for n in names] == names
+    assert list_versions(tmp_path) == names
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_failed_publish_leaves_nothing(tmp_path: Path) -> None:
+    def boom(_: str) -> dict[str, bytes]:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        publish(tmp_path, "20260101_000000", boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_published_files_are_readable_by_others(tmp_path: Path) -> None:
+    name = publish(tmp_path, "20260101_000000", lambda v: {"model.json": b"{}"})
+    assert (tmp_path / name).stat().st_mode & 0o755 == 0o755
+    assert (tmp_path / name / "model.json").stat().st_mode & 0o644 == 0o644
+
+
+def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
+    names: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        name = publish(tmp_path, "20260101_000000", lambda v: {"model.json": v.encode()})
+        with lock:
+            names.append(name)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(names)) == 8
+    assert all((tmp_path / n / "model.json").read_text() == n for n in names)
+
+
+def test_active_round_trip_is_atomic(tmp_path: Path) -> None:
+    assert read_active(tmp_path) is None
+    write_active(tmp_path, "20260101_000000")
+    write_active(tmp_path, "20260102_000000")
+    assert read_active(tmp_path) == "20260102_000000"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ACTIVE_FILE]
+
+
+def test_incomplete_folders_are_not_versions(tmp_path: Path) -> None:
+    (tmp_path / "20260101_000000").mkdir()  # no sidecar: not a version
+    (tmp_path / ".tmp-abc").mkdir()
+    assert list_versions(tmp_path) == []
+    with pytest.raises(VersionNotFound):
+        version_dir(tmp_path, "20260101_000000")
+    assert list_versions(tmp_path / "missing") == []

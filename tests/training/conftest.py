@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.features import default_feature_set
+from training.synth import synthesize
+
+# Small, fast models for tests that check plumbing rather than quality.
+FAST_CONFIG = {
+    "folds": 3,
+    "parity_random_rows": 1000,
+    "random_forest": {"n_estimators": 10, "max_depth": 4, "n_jobs": 1},
+    "gradient_boosting": {"n_estimators": 10, "max_depth": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def synth_body() -> dict[str, Any]:
+    body = synthesize(400, default_feature_set(), seed=3)
+    body.pop("bayes")
+    return body
+
+
+@pytest.fixture
+def data_file(tmp_path: Path, synth_body: dict[str, Any]) -> Path:
+    path = tmp_path / "outcomes.json"
+    path.write_text(json.dumps(synth_body))
+    return path
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.json"
+    path.write_text(json.dumps(FAST_CONFIG))
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``python -m training`` in-process: returns (exit code, stdout, stderr)."""
+    from training.cli import main
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

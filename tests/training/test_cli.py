@@ -1,0 +1,187 @@
+"""``python -m training`` end to end: synth → fit → verify → list, and every refusal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from runtime.store import list_versions, read_active
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "model.schema.json").read_text())
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def _fit(cli: Cli, data: Path, store: Path, config: Path, *extra: str) -> tuple[int, str, str]:
+    return cli("fit", "--data", data, "--artifacts", store, "--config", config, *extra)
+
+
+def test_end_to_end_synth_fit_verify_list(tmp_path: Path, cli: Cli, fast_config: Path) -> None:
+    data, store = tmp_path / "d.json", tmp_path / "store"
+    code, out, _ = cli("synth", "--rows", "300", "--seed", "5", "--out", data)
+    assert code == 0 and "bayes-optimal on this sample: accuracy=" in out
+    body = json.loads(data.read_text())
+    assert len(body["features"]) == len(body["outcomes"]) == 300
+
+    code, out, err = _fit(cli, data, store, fast_config, "--model", "all", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [v["algorithm"] for v in result["versions"]] == ["random_forest", "gradient_boosting"]
+    assert "fold 3/3" in err and "parity over" in err
+    versions = [v["version"] for v in result["versions"]]
+    assert list_versions(store) == versions
+    best = max(result["versions"], key=lambda v: v["metrics"]["cv"]["rocAuc"])
+    assert read_active(store) == best["version"] == result["active"]
+
+    for v in versions:
+        code, out, _ = cli("verify", store / v)
+        assert code == 0 and out.startswith(f"ok: {v}")
+        jsonschema.validate(json.loads((store / v / "model.json").read_text()), SCHEMA)
+
+    code, out, _ = cli("list", "--artifacts", store)
+    assert code == 0 and all(v in out for v in versions)
+    assert f"* {best['version']}" in out
+
+
+def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:
+    store = tmp_path / "store"
+    assert _fit(cli, data_file, store, fast_config)[0] == 0
+    (version,) = list_versions(store)
+    s = json.loads((store / version / "model.json").read_text())
+    onnx = (store / version / "model.onnx").read_bytes()
+    assert s["onnx"]["sha256"] == hashlib.sha256(onnx).hexdigest() and s["onnx"]["bytes"] == len(onnx)
+    assert s["onnx"]["inputShape"] == [None, 19] and s["onnx"]["positiveClassIndex"] == 1
+    assert s["hyperparameters"]["n_estimators"] == 10 and s["randomSeed"] == 42
+    assert len(s["metrics"]["crossValidation"]["perFold"]) == 3
+    assert s["parity"]["rows"] >= 1000 + 80 and s["parity"]["maxAbsDiff"] <= 1e-5
+    assert len(s["goldenRows"]) >= 8
+    stats = s["trainingData"]["features"]["brandFit"]
+    assert sum(stats["histogram"]["counts"]) == 400 and len(stats["histogram"]["edges"]) == 11
+    assert (
+        s["trainingData"]["rows"] == 400
+        and s["trainingData"]["sha256"] == hashlib.sha256(data_file.read_bytes()).hexdigest()
+    )
+    assert set(s["featureImportance"]) == {"impurity", "permutation", "permutationStd"}
+    assert set(s["baseline"]["coefficients"]) == set(s["trainingData"]["features"])
+    assert {"scikit-learn", "skl2onnx", "onnxruntime", "python"} <= set(s["libraries"])
+
+
+def test_same_data_seed_and_config_give_identical_onnx(
+    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
+) -> None:
+    store = tmp_path / "store"
+    for _ in range(2):
+        assert _fit(cli, data_file, store, fast_config, "--model", "gradient_boosting")[0] == 0
+    a, b = list_versions(store)
+    assert b == f"{a}-2" or b > a
+    assert (store / a / "model.onnx").read_bytes() == (store / b / "model.onnx").read_bytes()
+
+
+def test_no_activate_leaves_active(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:
+    store = tmp_path / "store"
+    assert _fit(cli, data_file, store, fast_config)[0] == 0
+    first = read_active(store)
+    assert _fit(cli, data_file, store, fast_config, "--no-activate")[0] == 0
+    assert len(list_versions(store)) == 2 and read_active(store) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"random_forest": {"n_trees": 5}}, "unknown field `n_trees` - at `$.random_forest`"),
+        ({"folds": 1}, "Expected `int` >= 2 - at `$.folds`"),
+        ({"seeds": 1}, "unknown field `seeds`"),
+    ],
+)
+def test_bad_config_is_named_and_writes_nothing(
+    tmp_path: Path, cli: Cli, data_file: Path, config: Any, message: str
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    code, out, err = _fit(cli, data_file, tmp_path / "store", path)
+    assert code == 2 and message in err and out == ""
+    assert not (tmp_path / "store").exists()
+
+
+def test_toml_config(tmp_path: Path, cli: Cli, data_file: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("folds = 2\n[random_forest]\nn_estimators = 3\nmax_depth = 2\nn_jobs = 1\n")
+    code, out, _ = _fit(cli, data_file, tmp_path / "store", path, "--json")
+    assert code == 0
+    version = json.loads(out)["versions"][0]["version"]
+    sidecar = json.loads((tmp_path / "store" / version / "model.json").read_text())
+    assert (
+        sidecar["hyperparameters"]["n_estimators"] == 3
+        and sidecar["metrics"]["crossValidation"]["folds"] == 2
+    )
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    body = json.loads(path.read_text())
+    result = change(body)  # either edits body in place or returns a new body
+    path.write_text(json.dumps(result if isinstance(result, dict) else body))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b["features"][9].pop("audienceMatch"), "row 10: missing feature `audienceMatch`"),
+        (lambda b: b["features"][0].update(extra=1), "row 1: unknown feature `extra`"),
+        (lambda b: b["features"][2].update(brandFit="x"), "row 3, feature `brandFit`: expected a number"),
+        (lambda b: b["features"][2].update(brandFit=7), "outside the declared range"),
+        (lambda b: b["outcomes"].__setitem__(0, "yes please"), "row 1: outcome must be true/false or 1/0"),
+        (
+            lambda b: {"features": b["features"], "outcomes": [False] * len(b["outcomes"])},
+            "only one class present",
+        ),
+        (
+            lambda b: {"features": b["features"][:20], "outcomes": b["outcomes"][:20]},
+            "training needs at least 50",
+        ),
+    ],
+)
+def test_bad_data_exits_2_naming_the_problem_and_writes_nothing(
+    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path, change: Any, message: str
+) -> None:
+    _rewrite(data_file, change)
+    code, out, err = _fit(cli, data_file, tmp_path / "store", fast_config)
+    assert code == 2 and message in err and out == ""
+    assert len(err.strip().splitlines()) == 1 and str(data_file) in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_unreadable_file_exits_2(tmp_path: Path, cli: Cli, fast_config: Path) -> None:
+    code, _, err = _fit(cli, tmp_path / "nope.csv", tmp_path / "store", fast_config)
+    assert code == 2 and "nope.csv: cannot read" in err
+
+
+def test_verify_refuses_a_tampered_version(
+    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
+) -> None:
+    store = tmp_path / "store"
+    assert _fit(cli, data_file, store, fast_config)[0] == 0
+    (version,) = list_versions(store)
+    onnx = store / version / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[100] ^= 1
+    onnx.write_bytes(bytes(data))
+    code, _, err = cli("verify", store / version)
+    assert code == 1 and "sha256" in err
+    assert cli("verify", tmp_path)[0] == 1
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "list", "--artifacts", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "no versions" in done.stdout

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runtime.features import default_feature_set
+from training.data import load_dataset
+from training.errors import DataError
+
+FS = default_feature_set()
+
+
+def _write_formats(tmp_path: Path, body: dict[str, Any]) -> dict[str, Path]:
+    as_json = tmp_path / "a.json"
+    as_json.write_text(json.dumps(body))
+    as_jsonl = tmp_path / "a.jsonl"
+    as_jsonl.write_text(
+        "".join(
+            json.dumps({**r, "outcome": o}) + "\n"
+            for r, o in zip(body["features"], body["outcomes"], strict=True)
+        )
+    )
+    as_csv = tmp_path / "a.csv"
+    with as_csv.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*FS.names, "outcome"])
+        for r, o in zip(body["features"], body["outcomes"], strict=True):
+            w.writerow([repr(r[n]) for n in FS.names] + [str(o).lower()])
+    return {"json": as_json, "jsonl": as_jsonl, "csv": as_csv}
+
+
+def test_three_formats_load_the_same(tmp_path: Path, synth_body: dict[str, Any]) -> None:
+    loaded = [load_dataset(p, FS) for p in _write_formats(tmp_path, synth_body).values()]
+    for d in loaded[1:]:
+        assert np.array_equal(d.x, loaded[0].x) and np.array_equal(d.y, loaded[0].y)
+    assert loaded[0].rows == 400 and loaded[0].x.shape == (400, 19)
+    assert loaded[0].y.tolist() == [int(o) for o in synth_body["outcomes"]]
+
+
+def _bad(body: dict[str, Any], i: int, **change: Any) -> dict[str, Any]:
+    rows = [dict(r) for r in body["features"]]
+    for k, v in change.items():
+        if v is _DROP:
+            rows[i].pop(k)
+        else:
+            rows[i][k] = v
+    return {"features": rows, "outcomes": list(body["outcomes"])}
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"brandFit": _DROP}, "row 5: missing feature `brandFit`"),
+        ({"followers": 0.5}, "row 5: unknown feature `followers`"),
+        ({"brandFit": "high"}, "row 5, feature `brandFit`: expected a number, got 'high'"),
+        ({"brandFit": True}, "row 5, feature `brandFit`: expected a number, got true"),
+        ({"brandFit": None}, "row 5, feature `brandFit`: expected a number, got null"),
+        ({"brandFit": "NaN"}, "row 5, feature `brandFit`: value nan is not finite"),
+        ({"brandFit": "inf"}, "row 5, feature `brandFit`: value inf is not finite"),
+        ({"brandFit": 1.5}, "row 5, feature `brandFit`: value 1.5 is outside the declared range [0.0, 1.0]"),
+    ],
+)
+def test_bad_values_are_named(
+    tmp_path: Path, synth_body: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_bad(synth_body, 4, **change)))
+    with pytest.raises(DataError) as info:
+        load_dataset(path, FS)
+    assert str(info.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            lambda b: {**b, "outcomes": [*b["outcomes"][:-1], "maybe"]},
+            'row 400: outcome must be true/false or 1/0, got "maybe"',
+        ),
+        (lambda b: {**b, "outcomes": [True] * 400}, "only one class present (every outcome is true)"),
+        (
+            lambda b: {"features": b["features"][:49], "outcomes": b["outcomes"][:49]},
+            "49 rows; training needs at least 50",
+        ),
+        (lambda b: {**b, "outcomes": b["outcomes"][:10]}, "400 feature rows but 10 outcomes"),
+        (lambda b: [1, 2], 'expected an object with "features" and "outcomes" lists'),
+    ],
+)
+def test_bad_outcomes_and_shapes(tmp_path: Path, synth_body: dict[str, Any], body: Any, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(body(synth_body)))
+    with pytest.raises(DataError, match="^" + re.escape(f"{path}: {message}")):
+        load_dataset(path, FS)
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot read"):
+        load_dataset(tmp_path / "missing.json", FS)
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_dataset(tmp_path / "x.json", FS)
+    (tmp_path / "x.csv").write_text(",".join(FS.names) + "\n")
+    with pytest.raises(DataError, match="missing column `outcome`"):
+        load_dataset(tmp_path / "x.csv", FS)
+
+
+def test_csv_missing_feature_column(tmp_path: Path, synth_body: dict[str, Any]) -> None:
+    path = _write_formats(tmp_path, synth_body)["csv"]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line.split(",", 1)[1] for line in lines) + "\n")
+    with pytest.raises(DataError, match="row 1: missing feature `nicheAlignment`"):
+        load_dataset(path, FS)
+
+
+def test_sha256_is_of_the_file_bytes(data_file: Path) -> None:
+    assert load_dataset(data_file, FS).sha256 == hashlib.sha256(data_file.read_bytes()).hexdigest()
