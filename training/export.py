@@ -48,7 +48,14 @@ def export_onnx(estimator: Any, n_features: int) -> Exported:
         options={id(estimator): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
-    opsets = {imp.domain: imp.version for imp in model.opset_import}
+    opsets: dict[str, int] = {}
+    for imp in model.opset_import:
+        opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
+    # skl2onnx lists the opsets in an order that varies between processes (and may repeat a
+    # domain); one sorted entry per domain gives the same model the same bytes every time.
+    del model.opset_import[:]
+    for domain in sorted(opsets):
+        model.opset_import.add(domain=domain, version=opsets[domain])
     return Exported(model.SerializeToString(), opsets.get("", 0), opsets.get("ai.onnx.ml", 0))
 
 
