@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -46,15 +48,9 @@ def runtime_only(session: nox.Session) -> None:
     session.run("bash", "scripts/install.sh", "runtime", external=True, env={"PIP": _uv_pip(session)})
     session.install(*TEST_TOOLS)
     session.run(
-        "pytest",
-        "tests/runtime",
-        "tests/contract",
-        "-m",
-        "not train",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-    )
+        "pytest", "tests/runtime", "tests/contract", "tests/property", "-m", "not train", *session.posargs,
+        env={"ML_MATCHING_RUNTIME_ONLY": "1"},
+    )  # fmt: skip
 
 
 @nox.session(python="3.11")
@@ -84,5 +80,7 @@ def serve(session: nox.Session) -> None:
 def _uv_pip(session: nox.Session) -> str:
     """The pip command for this session's environment (uv's when nox uses uv)."""
     if session.venv_backend == "uv":
-        return f"uv pip install --python {session.bin}/python"
+        # uv lives beside the nox that runs us (e.g. .venv/bin), not in the session's PATH.
+        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+        return f"{uv} pip install --python {session.bin}/python"
     return f"{session.bin}/python -m pip install"

@@ -1,0 +1,63 @@
+"""The repository's promises: README commands, CI, and a Dockerfile whose final stage has no training libraries."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "the README opens with a bash block"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_opens_with_the_main_job_and_the_test_command() -> None:
+    main, test = _readme_commands()[:2]
+    assert main.endswith("nox -s serve")
+    assert test.endswith("nox")
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    test = _readme_commands()[1]
+    lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[-1] == test
+    assert "set -euo pipefail" in lines
+
+
+def _stages() -> list[list[str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("FROM "):
+            stages.append([])
+        if stages and line and not line.startswith("#"):
+            stages[-1].append(line)
+    return stages
+
+
+def test_dockerfile_final_stage_installs_only_the_base_package() -> None:
+    train, final = _stages()
+    assert any("scripts/install.sh train" in ln for ln in train)
+    runs = [ln for ln in final if ln.startswith("RUN ")]
+    assert any("scripts/install.sh runtime" in ln for ln in runs)
+    assert not any(
+        re.search(r"\[train\]|install\.sh train|scikit|sklearn|skl2onnx|joblib", ln) for ln in final
+    )
+
+
+def test_dockerfile_final_stage_serves_as_a_non_root_user_with_a_healthcheck() -> None:
+    final = _stages()[-1]
+    users = [ln.split()[1] for ln in final if ln.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert any(ln.startswith("HEALTHCHECK") and "/health" in ln for ln in final)
+    assert any(ln.startswith("COPY --from=train") for ln in final)
+    assert final[-1] == 'CMD ["python", "-m", "runtime"]'
+
+
+def test_install_script_is_what_ci_runs() -> None:
+    noxfile = (ROOT / "noxfile.py").read_text()
+    assert '"scripts/install.sh", "runtime"' in noxfile
