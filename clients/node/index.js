@@ -1,0 +1,37 @@
+/**
+ * @typedef {import('./lib/client.js').Client} Client
+ * @typedef {import('./lib/client.js').ClientOptions} ClientOptions
+ * @typedef {import('./lib/client.js').Health} Health
+ * @typedef {import('./lib/client.js').LoadResult} LoadResult
+ * @typedef {import('./lib/client.js').LocalScorer} LocalScorer
+ * @typedef {import('./lib/client.js').Logger} Logger
+ * @typedef {import('./lib/client.js').ModelSummary} ModelSummary
+ * @typedef {import('./lib/client.js').Source} Source
+ * @typedef {import('./lib/client.js').SourcedBatchPrediction} SourcedBatchPrediction
+ * @typedef {import('./lib/client.js').SourcedPrediction} SourcedPrediction
+ * @typedef {import('./lib/errors.js').ArtifactCheck} ArtifactCheck
+ * @typedef {import('./lib/errors.js').InvalidReason} InvalidReason
+ * @typedef {import('./lib/model.js').LoadOptions} LoadOptions
+ * @typedef {import('./lib/model.js').OnnxModel} OnnxModel
+ * @typedef {import('./lib/scorer.js').BatchPrediction} BatchPrediction
+ * @typedef {import('./lib/scorer.js').LocalSource} LocalSource
+ * @typedef {import('./lib/scorer.js').Prediction} Prediction
+ * @typedef {import('./lib/scorer.js').RowScore} RowScore
+ * @typedef {import('./lib/sidecar.js').Feature} Feature
+ * @typedef {import('./lib/sidecar.js').Sidecar} Sidecar
+ * @typedef {import('./lib/validate.js').Row} Row
+ * @typedef {import('./lib/weighted.js').WeightedModel} WeightedModel
+ * @typedef {import('./lib/weighted.js').WeightedOptions} WeightedOptions
+ */
+
+export {createClient} from './lib/client.js'
+export {
+  ArtifactCorruptError,
+  InvalidInputError,
+  MLMatchingError,
+  RequestRejectedError,
+  ServiceUnavailableError
+} from './lib/errors.js'
+export {loadModel} from './lib/model.js'
+export {readSidecar} from './lib/sidecar.js'
+export {weightedModel} from './lib/weighted.js'

@@ -1,0 +1,263 @@
+/**
+ * Load a version folder of the artifact store and score with onnxruntime-node, in-process.
+ */
+
+import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+import {ArtifactCorruptError, MLMatchingError} from './errors.js'
+import {Scorer} from './scorer.js'
+import {describe, readSidecar} from './sidecar.js'
+
+/** @import {InferenceSession} from 'onnxruntime-node' */
+/** @import {Sidecar} from './sidecar.js' */
+/** @import {Values} from './validate.js' */
+
+export const MODEL_FILE = 'model.onnx'
+
+/** Largest |p_node − p_golden| a golden row may show before the model is refused. */
+export const GOLDEN_TOLERANCE = 1e-5
+
+/** @typedef {typeof import('onnxruntime-node')} Ort */
+
+/** @type {Promise<Ort> | undefined} */
+let loading
+
+/**
+ * onnxruntime-node, imported on first use: its native binding loads on import, and a platform
+ * where it cannot load must still be able to use `weightedModel`.
+ *
+ * @returns {Promise<Ort>}
+ */
+function onnxruntime() {
+  loading ??= import('onnxruntime-node').then(
+    (module) => module.default,
+    (error) => {
+      loading = undefined
+      throw new MLMatchingError(
+        `onnxruntime-node cannot be loaded here (${describe(error)}); ` +
+          'weightedModel(sidecar) scores with the baseline in pure JavaScript',
+        {cause: error}
+      )
+    }
+  )
+  return loading
+}
+
+/**
+ * @typedef LoadOptions
+ * @property {number} [threads=1]
+ *   onnxruntime intra-op threads. One thread scores a row fastest and keeps a batch scoring
+ *   exactly as its rows one by one; more only pay off for large batches.
+ */
+
+/**
+ * Load a version folder and run every check before it may score.
+ *
+ * Checks, in order: `model.json` is complete and names this folder's version; `model.onnx` has
+ * the sha256 and byte size the sidecar records; onnxruntime loads it; it has the input and
+ * outputs the sidecar names, and as many input columns as features; every golden row scores
+ * within 1e-5 of the probability recorded at training time.
+ *
+ * @param {string} versionDir
+ *   e.g. `artifacts/20261126_143000`.
+ * @param {LoadOptions} [options]
+ * @returns {Promise<OnnxModel>}
+ * @throws {ArtifactCorruptError}
+ *   (as a rejection) whose `check` names the failed check: sidecar, sha256, onnx, input-width,
+ *   outputs or golden-rows.
+ */
+export async function loadModel(versionDir, options = {}) {
+  const threads = options.threads ?? 1
+  if (!Number.isSafeInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be a positive integer, got ${threads}`)
+  }
+  const ort = await onnxruntime()
+  const sidecar = await readSidecar(versionDir)
+  const bytes = await readOnnx(versionDir, sidecar)
+  const session = await createSession(ort, bytes, threads)
+  try {
+    checkSignature(session, sidecar)
+    const model = new OnnxModel(ort, sidecar, session, threads)
+    await checkGoldenRows(model)
+    return model
+  } catch (error) {
+    await session.release()
+    throw error
+  }
+}
+
+/**
+ * A verified ONNX model scoring in-process. Made by {@link loadModel}.
+ */
+export class OnnxModel extends Scorer {
+  /** @type {Ort} */
+  #ort
+  /** @type {InferenceSession} */
+  #session
+  /** @type {string} */
+  #input
+  /** @type {string} */
+  #output
+  /** @type {number} */
+  #positive
+  /** @type {number} */
+  #width
+
+  /**
+   * @param {Ort} ort
+   * @param {Sidecar} sidecar
+   * @param {InferenceSession} session
+   * @param {number} threads
+   */
+  constructor(ort, sidecar, session, threads) {
+    super(sidecar, 'local', Float32Array)
+    this.#ort = ort
+    this.#session = session
+    this.#input = sidecar.onnx.inputName
+    this.#output = sidecar.onnx.probabilitiesOutput
+    this.#positive = sidecar.onnx.positiveClassIndex
+    this.#width = sidecar.features.length
+    /**
+     * onnxruntime intra-op threads.
+     * @readonly
+     */
+    this.threads = threads
+    /**
+     * The onnxruntime-node version scoring, e.g. `1.30.0`.
+     * @readonly
+     */
+    this.onnxruntimeVersion = ort.env.versions.node ?? ort.env.versions.common
+  }
+
+  /**
+   * @protected
+   * @param {Values} x
+   * @param {number} rows
+   * @returns {Promise<Float32Array>}
+   */
+  async scoreMatrix(x, rows) {
+    const input = new this.#ort.Tensor('float32', /** @type {Float32Array} */ (x), [rows, this.#width])
+    const result = await this.#session.run({[this.#input]: input}, [this.#output])
+    const proba = /** @type {Float32Array} */ (result[this.#output].data)
+    const classes = proba.length / rows
+    const p = new Float32Array(rows)
+    for (let r = 0; r < rows; r++) p[r] = proba[r * classes + this.#positive]
+    return p
+  }
+
+  /**
+   * Free the onnxruntime session; the model cannot score afterwards.
+   *
+   * @returns {Promise<void>}
+   */
+  async close() {
+    await this.#session.release()
+  }
+}
+
+/**
+ * @param {string} versionDir
+ * @param {Sidecar} sidecar
+ */
+async function readOnnx(versionDir, sidecar) {
+  let bytes
+  try {
+    bytes = await readFile(path.join(versionDir, MODEL_FILE))
+  } catch (error) {
+    throw new ArtifactCorruptError('onnx', `cannot read ${MODEL_FILE}: ${describe(error)}`)
+  }
+  const digest = createHash('sha256').update(bytes).digest('hex')
+  if (digest !== sidecar.onnx.sha256 || bytes.length !== sidecar.onnx.bytes) {
+    throw new ArtifactCorruptError(
+      'sha256',
+      `${MODEL_FILE} has sha256 ${digest} (${bytes.length} bytes), ` +
+        `sidecar expects ${sidecar.onnx.sha256} (${sidecar.onnx.bytes} bytes)`
+    )
+  }
+  return bytes
+}
+
+/**
+ * @param {Ort} ort
+ * @param {Uint8Array} bytes
+ * @param {number} threads
+ */
+async function createSession(ort, bytes, threads) {
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      // Spinning threads burn a core between the requests of a mostly idle service.
+      extra: {session: {intra_op: {allow_spinning: '0'}}}
+    })
+  } catch (error) {
+    throw new ArtifactCorruptError('onnx', `onnxruntime-node cannot load ${MODEL_FILE}: ${describe(error)}`)
+  }
+}
+
+/**
+ * @param {InferenceSession} session
+ * @param {Sidecar} sidecar
+ */
+function checkSignature(session, sidecar) {
+  const {inputName, labelOutput, probabilitiesOutput} = sidecar.onnx
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== inputName) {
+    throw new ArtifactCorruptError(
+      'input-width',
+      `expected one input \`${inputName}\`, got ${JSON.stringify(session.inputNames)}`
+    )
+  }
+  const meta = session.inputMetadata[0]
+  const width = meta.isTensor ? meta.shape.at(-1) : undefined
+  if (width !== sidecar.features.length) {
+    throw new ArtifactCorruptError(
+      'input-width',
+      `model input has ${width} columns, sidecar lists ${sidecar.features.length} features`
+    )
+  }
+  const lacking = [labelOutput, probabilitiesOutput].filter((name) => !session.outputNames.includes(name))
+  if (lacking.length > 0) {
+    throw new ArtifactCorruptError(
+      'outputs',
+      `model outputs ${JSON.stringify(session.outputNames)} lack ${JSON.stringify(lacking)}`
+    )
+  }
+}
+
+/**
+ * Re-score the sidecar's golden rows; throw naming the worst row beyond {@link GOLDEN_TOLERANCE}.
+ *
+ * @param {OnnxModel} model
+ * @returns {Promise<number>}
+ *   The largest |difference|.
+ */
+export async function checkGoldenRows(model) {
+  const golden = model.sidecar.goldenRows
+  let got
+  try {
+    got = await model.probabilities(golden.map((row) => row.features))
+  } catch (error) {
+    throw new ArtifactCorruptError('golden-rows', `a golden row does not fit the feature set: ${describe(error)}`)
+  }
+  let worst = 0
+  let worstDiff = 0
+  for (const [i, row] of golden.entries()) {
+    const diff = Math.abs(got[i] - row.probability)
+    if (diff > worstDiff || Number.isNaN(diff)) [worst, worstDiff] = [i, diff]
+    if (Number.isNaN(diff)) break
+  }
+  if (!(worstDiff <= GOLDEN_TOLERANCE)) {
+    throw new ArtifactCorruptError(
+      'golden-rows',
+      `golden row ${worst}: expected p=${golden[worst].probability.toFixed(8)}, ` +
+        `onnxruntime-node ${model.onnxruntimeVersion} gives ${got[worst].toFixed(8)} ` +
+        `(|diff| ${worstDiff.toExponential(2)} > ${GOLDEN_TOLERANCE})`
+    )
+  }
+  return worstDiff
+}

@@ -1,0 +1,240 @@
+/**
+ * What every local scorer shares: validation, and turning probabilities into the runtime's
+ * response (score, confidence, feature importance), computed exactly as the Python runtime does.
+ */
+
+import {compileSchema, readRow, readRows} from './validate.js'
+
+/**
+ * @typedef {'local' | 'weighted'} LocalSource
+ *   `local`: the ONNX model in-process; `weighted`: the sidecar's logistic baseline in pure JS.
+ *
+ * @typedef RowScore
+ * @property {number} score
+ *   100 · p, where p is the probability of success.
+ * @property {number} confidence
+ *   100 · |2p − 1| · (1 − k/n): k of the n features lie outside the range seen in training.
+ * @property {number} successProbability
+ *   100 · p (the same number as `score`).
+ *
+ * @typedef {RowScore & {featureImportance: Readonly<Record<string, number>>, modelVersion: string}} Prediction
+ *   The runtime's answer to `POST /predict`.
+ *
+ * @typedef BatchPrediction
+ *   The runtime's answer to `POST /predict/batch`.
+ * @property {Array<RowScore>} predictions
+ * @property {Readonly<Record<string, number>>} featureImportance
+ * @property {string} modelVersion
+ */
+
+/** @import {Sidecar} from './sidecar.js' */
+/** @import {Schema, Values} from './validate.js' */
+
+/**
+ * Base of the local scorers. Subclasses give the probabilities of a validated value matrix.
+ *
+ * @abstract
+ */
+export class Scorer {
+  /** @type {Schema} */
+  #schema
+  /** @type {Float32Array} */
+  #observedMin
+  /** @type {Float32Array} */
+  #observedMax
+  /** @type {Readonly<Record<string, number>>} */
+  #importance
+  /** @type {new (length: number) => Values} */
+  #ArrayType
+
+  /**
+   * @param {Sidecar} sidecar
+   * @param {LocalSource} source
+   * @param {new (length: number) => Values} ArrayType
+   *   Float32Array when the model reads float32 (ONNX), Float64Array when it reads the values as given.
+   */
+  constructor(sidecar, source, ArrayType) {
+    this.#schema = compileSchema(sidecar.features)
+    const stats = sidecar.trainingData.features
+    // Extrapolation is judged in float32, as the ONNX model sees the values.
+    this.#observedMin = Float32Array.from(this.#schema.names, (name) => stats[name].min)
+    this.#observedMax = Float32Array.from(this.#schema.names, (name) => stats[name].max)
+    this.#importance = normalisedImportance(sidecar.featureImportance.impurity, this.#schema.names)
+    this.#ArrayType = ArrayType
+    /**
+     * The sidecar (`model.json`) the scorer was built from.
+     * @readonly
+     */
+    this.sidecar = sidecar
+    /**
+     * Where results come from, as the client marks them.
+     * @readonly
+     */
+    this.source = source
+    /**
+     * The model version, e.g. `20261126_143000`.
+     * @readonly
+     */
+    this.version = sidecar.version
+    /**
+     * Feature names in model order.
+     * @readonly
+     */
+    this.features = this.#schema.names
+  }
+
+  /**
+   * Score one match.
+   *
+   * @param {Record<string, number>} row
+   *   The model's features, each a finite number in its declared range.
+   * @returns {Promise<Prediction>}
+   * @throws {import('./errors.js').InvalidInputError}
+   *   (as a rejection) naming the feature and the reason.
+   */
+  async predict(row) {
+    const x = new this.#ArrayType(this.#schema.names.length)
+    readRow(this.#schema, row, x, 0, undefined)
+    const p = (await this.scoreMatrix(x, 1))[0]
+    const score = 100 * p
+    // A literal, not a spread of #rowScore: this is the hot path of one-row scoring.
+    return {
+      score,
+      confidence: this.#confidence(p, x, 0),
+      successProbability: score,
+      featureImportance: this.#importance,
+      modelVersion: this.version
+    }
+  }
+
+  /**
+   * Score many matches; the same numbers as calling `predict` on each row.
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   *   A non-empty list of rows.
+   * @returns {Promise<BatchPrediction>}
+   * @throws {import('./errors.js').InvalidInputError}
+   *   (as a rejection) naming the row, the feature and the reason.
+   */
+  async predictBatch(rows) {
+    const x = readRows(this.#schema, rows, this.#ArrayType)
+    const p = await this.scoreMatrix(x, rows.length)
+    const n = this.#schema.names.length
+    const predictions = new Array(rows.length)
+    for (let r = 0; r < rows.length; r++) predictions[r] = this.#rowScore(p[r], x, r * n)
+    return {predictions, featureImportance: this.#importance, modelVersion: this.version}
+  }
+
+  /**
+   * The probability of success of each row, as the model gives it (no response wrapping).
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @returns {Promise<Float64Array>}
+   */
+  async probabilities(rows) {
+    const x = readRows(this.#schema, rows, this.#ArrayType)
+    return Float64Array.from(await this.scoreMatrix(x, rows.length))
+  }
+
+  /**
+   * Probabilities of a validated row-major `[rows, n]` matrix.
+   *
+   * @abstract
+   * @protected
+   * @param {Values} x
+   * @param {number} rows
+   * @returns {Promise<ArrayLike<number>>}
+   */
+  async scoreMatrix(x, rows) {
+    throw new Error(`${this.constructor.name} does not implement scoreMatrix (${x.length}/${rows})`)
+  }
+
+  /**
+   * @param {number} p
+   * @param {Values} x
+   * @param {number} offset
+   * @returns {RowScore}
+   */
+  #rowScore(p, x, offset) {
+    const score = 100 * p
+    return {score, confidence: this.#confidence(p, x, offset), successProbability: score}
+  }
+
+  /**
+   * 100 · |2p − 1| · (1 − k/n), k counting the row's features outside the observed range.
+   *
+   * @param {number} p
+   * @param {Values} x
+   * @param {number} offset
+   */
+  #confidence(p, x, offset) {
+    const n = this.#schema.names.length
+    let outside = 0
+    for (let i = 0; i < n; i++) {
+      const value = Math.fround(x[offset + i])
+      if (value < this.#observedMin[i] || value > this.#observedMax[i]) outside++
+    }
+    return 100 * Math.abs(2 * p - 1) * (1 - outside / n)
+  }
+}
+
+/**
+ * Impurity importances in feature order, clamped at 0 and scaled to sum to 1 (all zero stays all
+ * zero). The sum is exact, like Python's `math.fsum`, so both runtimes give the same numbers.
+ *
+ * @param {Record<string, number>} raw
+ * @param {ReadonlyArray<string>} names
+ * @returns {Readonly<Record<string, number>>}
+ */
+export function normalisedImportance(raw, names) {
+  const values = names.map((name) => {
+    const value = Object.hasOwn(raw, name) ? raw[name] : 0
+    return value > 0 ? value : 0 // also maps NaN to 0, as Python's max(0.0, nan) does
+  })
+  const total = fsum(values)
+  /** @type {Record<string, number>} */
+  const result = {}
+  for (const [i, name] of names.entries()) result[name] = total > 0 ? values[i] / total : 0
+  return Object.freeze(result)
+}
+
+/**
+ * Correctly rounded sum of floats (Shewchuk's algorithm, as in CPython's `math.fsum`).
+ *
+ * @param {ReadonlyArray<number>} values
+ * @returns {number}
+ */
+export function fsum(values) {
+  /** @type {Array<number>} */
+  const partials = []
+  for (let x of values) {
+    let i = 0
+    for (let y of partials) {
+      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x]
+      const hi = x + y
+      const lo = y - (hi - x)
+      if (lo !== 0) partials[i++] = lo
+      x = hi
+    }
+    partials.length = i
+    partials.push(x)
+  }
+  // Add the partials from the top, then round half-even as CPython does at the last step.
+  let n = partials.length
+  if (n === 0) return 0
+  let hi = partials[--n]
+  let lo = 0
+  while (n > 0) {
+    const x = hi
+    const y = partials[--n]
+    hi = x + y
+    lo = y - (hi - x)
+    if (lo !== 0) break
+  }
+  if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
+    const y = lo * 2
+    const x = hi + y
+    if (y === x - hi) hi = x
+  }
+  return hi
+}

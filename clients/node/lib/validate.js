@@ -1,0 +1,178 @@
+/**
+ * Request validation against a model's feature set, with the Python runtime's rules.
+ *
+ * A row is a plain object with exactly the model's features, each a finite number (no coercion:
+ * `"0.5"`, `true`, `null` are rejected) inside its declared range. When a row has several
+ * problems the first in this order is reported: shape, unknown, missing, type, non-finite, range
+ * (features in model order).
+ */
+
+import {InvalidInputError} from './errors.js'
+
+/**
+ * @typedef {Record<string, number>} Row
+ *   One match: feature name -> value.
+ *
+ * @typedef Schema
+ *   A compiled feature set.
+ * @property {ReadonlyArray<string>} names
+ *   Feature names in model (ONNX column) order.
+ * @property {ReadonlySet<string>} nameSet
+ * @property {Float64Array} min
+ *   Declared minimum per feature, `-Infinity` when none.
+ * @property {Float64Array} max
+ *   Declared maximum per feature, `Infinity` when none.
+ *
+ * @typedef {Float32Array | Float64Array} Values
+ */
+
+/**
+ * @param {ReadonlyArray<{name: string, min?: number | null, max?: number | null}>} features
+ * @returns {Schema}
+ */
+export function compileSchema(features) {
+  const names = Object.freeze(features.map((f) => f.name))
+  return {
+    names,
+    nameSet: new Set(names),
+    min: Float64Array.from(features, (f) => (typeof f.min === 'number' ? f.min : -Infinity)),
+    max: Float64Array.from(features, (f) => (typeof f.max === 'number' ? f.max : Infinity))
+  }
+}
+
+/**
+ * Check one row and write its values, in feature order, to `out` from `offset`.
+ *
+ * @param {Schema} schema
+ * @param {unknown} row
+ * @param {Values} out
+ * @param {number} offset
+ * @param {number | undefined} index
+ *   The row's index in a batch, for the error message; undefined for a single row.
+ * @throws {InvalidInputError}
+ */
+export function readRow(schema, row, out, offset, index) {
+  if (!isPlainObject(row)) {
+    throw new InvalidInputError(`expected an object of features, got ${kind(row)}`, {
+      reason: 'shape',
+      row: index
+    })
+  }
+  const {names, min, max} = schema
+  const n = names.length
+  let keys = 0
+  for (const _ in row) keys++
+  let present = 0
+  for (let i = 0; i < n; i++) if (Object.hasOwn(row, names[i])) present++
+  if (keys !== n || present !== n) structuralError(schema, row, index)
+
+  for (let i = 0; i < n; i++) {
+    const value = row[names[i]]
+    if (typeof value !== 'number') {
+      throw new InvalidInputError(`expected a number, got ${kind(value)}`, {
+        reason: 'type',
+        field: names[i],
+        row: index
+      })
+    }
+    if (!Number.isFinite(value)) {
+      throw new InvalidInputError(`value ${value} is not a finite number`, {
+        reason: 'non-finite',
+        field: names[i],
+        row: index
+      })
+    }
+    if (value < min[i] || value > max[i]) {
+      throw new InvalidInputError(`value ${value} is ${rangeText(min[i], max[i])}`, {
+        reason: 'range',
+        field: names[i],
+        row: index
+      })
+    }
+    out[offset + i] = value
+  }
+}
+
+/**
+ * Check a batch and return its values as one row-major `[rows.length, n]` array.
+ *
+ * @template {Values} T
+ * @param {Schema} schema
+ * @param {unknown} rows
+ * @param {new (length: number) => T} ArrayType
+ * @returns {T}
+ * @throws {InvalidInputError}
+ */
+export function readRows(schema, rows, ArrayType) {
+  if (!Array.isArray(rows) || rows.length === 0) {
+    const got = Array.isArray(rows) ? 'an empty list' : kind(rows)
+    throw new InvalidInputError(`expected a non-empty list of rows, got ${got}`, {reason: 'shape'})
+  }
+  const n = schema.names.length
+  const out = new ArrayType(rows.length * n)
+  for (let r = 0; r < rows.length; r++) readRow(schema, rows[r], out, r * n, r)
+  return out
+}
+
+/**
+ * @param {Schema} schema
+ * @param {Record<string, unknown>} row
+ * @param {number | undefined} index
+ * @returns {never}
+ */
+function structuralError(schema, row, index) {
+  const unknown = Object.keys(row).find((key) => !schema.nameSet.has(key))
+  if (unknown !== undefined) {
+    throw new InvalidInputError(`unknown feature (the model has ${schema.names.length} features)`, {
+      reason: 'unknown',
+      field: unknown,
+      row: index
+    })
+  }
+  const missing = schema.names.find((name) => !Object.hasOwn(row, name))
+  if (missing !== undefined) {
+    throw new InvalidInputError(
+      `missing (expected ${schema.names.length} features, got ${Object.keys(row).length})`,
+      {reason: 'missing', field: missing, row: index}
+    )
+  }
+  // Every feature present as an own key and no unknown one, yet the counts differ: some key is
+  // non-enumerable or inherited, which JSON cannot express.
+  throw new InvalidInputError('expected a plain object of features', {reason: 'shape', row: index})
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isPlainObject(value) {
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * @param {number} min
+ * @param {number} max
+ */
+function rangeText(min, max) {
+  if (min === -Infinity) return `above the maximum ${max}`
+  if (max === Infinity) return `below the minimum ${min}`
+  return `outside [${min}, ${max}]`
+}
+
+/**
+ * How a value reads in an error message: its kind, and a short form of strings.
+ *
+ * @param {unknown} value
+ */
+export function kind(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') {
+    const text = JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+    return `a string ${text}`
+  }
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
+  return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`
+}

@@ -1,0 +1,240 @@
+/**
+ * The client against the real Python runtime (`$ML_MATCHING_PYTHON -m runtime`) serving the fixture
+ * store: remote answers must equal local onnxruntime-node answers within 1e-6.
+ *
+ * Runs when ML_MATCHING_PYTHON is set (nox's node session sets it); skipped, with the reason, when
+ * the runtime does not become ready. Once it is ready, every check is strict.
+ */
+
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {cp, mkdtemp, rm} from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {after, before, describe, test} from 'node:test'
+import {RequestRejectedError, createClient, loadModel} from '../index.js'
+import {GB, RF, STORE, uniformRow, versionDir} from './helpers.js'
+
+/** @import {ChildProcess} from 'node:child_process' */
+/** @import {OnnxModel, RowScore} from '../index.js' */
+
+const PYTHON = process.env.ML_MATCHING_PYTHON
+const READY_TIMEOUT_MS = 15_000
+const TOLERANCE = 1e-6
+const TOKEN = 'node-test-token'
+const REPO = path.resolve(STORE, '../../..')
+
+/** @returns {Promise<number>} */
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const {port} = /** @type {net.AddressInfo} */ (server.address())
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/**
+ * Deterministic in-range float32 rows (a small LCG: the test needs no randomness of its own).
+ *
+ * @param {ReadonlyArray<string>} names
+ * @param {number} count
+ */
+function rows(names, count) {
+  let state = 12345
+  const next = () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0
+    return Math.fround(state / 2 ** 32)
+  }
+  return Array.from({length: count}, () => Object.fromEntries(names.map((name) => [name, next()])))
+}
+
+/**
+ * @param {RowScore} remote
+ * @param {RowScore} local
+ * @param {string} where
+ */
+function assertSameScore(remote, local, where) {
+  for (const key of /** @type {const} */ (['score', 'confidence', 'successProbability'])) {
+    const diff = Math.abs(remote[key] - local[key])
+    assert.ok(diff <= TOLERANCE, `${where}: ${key} remote ${remote[key]} vs local ${local[key]}`)
+  }
+}
+
+describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTHON is not set'}, () => {
+  /** @type {ChildProcess | undefined} */
+  let child
+  /** @type {string | undefined} why the runtime is not there to test */
+  let unavailable
+  let baseUrl = ''
+  let output = ''
+  let store = ''
+  /** @type {OnnxModel} */
+  let rf
+  /** @type {OnnxModel} */
+  let gb
+
+  before(async () => {
+    rf = await loadModel(versionDir(RF))
+    gb = await loadModel(versionDir(GB))
+    // A copy: loading a version rewrites the store's ACTIVE, and the committed fixture must not change.
+    store = path.join(await mkdtemp(path.join(os.tmpdir(), 'ml-matching-runtime-')), 'store')
+    await cp(STORE, store, {recursive: true})
+    const port = await freePort()
+    baseUrl = `http://127.0.0.1:${port}`
+    const env = {
+      ...process.env,
+      MODELS_DIR: store,
+      ML_SERVICE_HOST: '127.0.0.1',
+      ML_SERVICE_PORT: String(port),
+      ML_SERVICE_ADMIN_TOKEN: TOKEN,
+      LOG_LEVEL: 'WARNING'
+    }
+    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'runtime'], {cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe']})
+    child = started
+    /** @param {Buffer} chunk */
+    const keep = (chunk) => void (output = (output + chunk).slice(-2000))
+    started.stdout?.on('data', keep)
+    started.stderr?.on('data', keep)
+    /** @type {string | undefined} */
+    let exited
+    started.once('exit', (code, signal) => void (exited = `exited (${signal ?? code})`))
+    started.once('error', (error) => void (exited = `could not start (${error.message})`))
+
+    const deadline = performance.now() + READY_TIMEOUT_MS
+    while (performance.now() < deadline && exited === undefined) {
+      try {
+        const response = await fetch(`${baseUrl}/health/ready`, {signal: AbortSignal.timeout(1000)})
+        await response.arrayBuffer()
+        if (response.status === 200) return
+      } catch {}
+      await sleep(200)
+    }
+    const tail = output.trim().split('\n').slice(-5).join(' | ')
+    unavailable = `\`${PYTHON} -m runtime\` ${exited ?? `was not ready within ${READY_TIMEOUT_MS} ms`}: ${tail}`
+  })
+
+  after(async () => {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exit = once(child, 'exit')
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child?.kill('SIGKILL'), 5000)
+      await exit
+      clearTimeout(timer)
+    }
+    await rf?.close()
+    await gb?.close()
+    if (store) await rm(path.dirname(store), {recursive: true, force: true})
+  })
+
+  /**
+   * @param {string} name
+   * @param {(client: ReturnType<typeof createClient>) => Promise<void>} body
+   */
+  function live(name, body) {
+    test(name, async (t) => {
+      if (unavailable) return t.skip(unavailable)
+      await body(createClient({baseUrl, adminToken: TOKEN, local: rf, timeoutMs: 5000, logger: console}))
+    })
+  }
+
+  live('health and readiness name the active version', async (client) => {
+    const health = await client.health()
+    assert.equal(health.status, 'healthy')
+    assert.equal(health.service, 'ml-matching')
+    assert.equal(health.modelLoaded, true)
+    assert.equal(health.modelVersion, RF)
+    assert.ok(!Number.isNaN(Date.parse(health.timestamp)))
+  })
+
+  live(`remote /predict equals local onnxruntime-node within ${TOLERANCE}`, async (client) => {
+    const sample = [...rf.sidecar.goldenRows.map((row) => row.features), ...rows(rf.features, 40)]
+    sample.push(uniformRow(rf.features, 0), uniformRow(rf.features, 1))
+    for (const [i, row] of sample.entries()) {
+      const remote = await client.predict(row)
+      const local = await rf.predict(row)
+      assert.equal(remote.source, 'remote')
+      assert.equal(remote.modelVersion, RF)
+      assertSameScore(remote, local, `row ${i}`)
+      assert.deepEqual(Object.keys(remote.featureImportance), Object.keys(local.featureImportance))
+      for (const [name, value] of Object.entries(local.featureImportance)) {
+        assert.ok(Math.abs(remote.featureImportance[name] - value) <= 1e-12, `importance of ${name}`)
+      }
+    }
+  })
+
+  live('remote /predict/batch equals local predictBatch', async (client) => {
+    const sample = rows(rf.features, 200)
+    const remote = await client.predictBatch(sample)
+    const local = await rf.predictBatch(sample)
+    assert.equal(remote.source, 'remote')
+    assert.equal(remote.modelVersion, RF)
+    assert.equal(remote.predictions.length, sample.length)
+    for (const [i, prediction] of remote.predictions.entries()) {
+      assertSameScore(prediction, local.predictions[i], `row ${i}`)
+    }
+  })
+
+  live('bad input answers 400 naming the feature, thrown, never scored locally', async (client) => {
+    const good = uniformRow(rf.features, 0.5)
+    const {brandFit, ...missing} = good
+    /** @type {Array<[string, unknown]>} */
+    const cases = [
+      ['missing', missing],
+      ['unknown', {...good, brandfit: 0.5}],
+      ['numeric string', {...good, brandFit: '0.5'}],
+      ['boolean', {...good, brandFit: true}],
+      ['null', {...good, brandFit: null}],
+      ['out of range', {...good, brandFit: 1.5}]
+    ]
+    for (const [label, row] of cases) {
+      await assert.rejects(client.predict(/** @type {any} */ (row)), (error) => {
+        assert.ok(error instanceof RequestRejectedError, `${label}: ${error}`)
+        assert.equal(error.status, 400, label)
+        assert.match(error.detail, /brandf/i, label)
+        return true
+      })
+    }
+    await assert.rejects(client.predictBatch([]), {name: 'RequestRejectedError', status: 400})
+    assert.equal(client.degraded, false)
+  })
+
+  live('models lists the store; loadVersion swaps, and remote equals the new local model', async (client) => {
+    const models = await client.models()
+    assert.deepEqual(models.map((m) => m.version).sort(), [RF, GB])
+    assert.deepEqual(models.filter((m) => m.active).map((m) => m.version), [RF])
+    assert.equal((await client.model(GB)).version, GB)
+
+    const unauthorised = createClient({baseUrl, adminToken: 'wrong'})
+    await assert.rejects(unauthorised.loadVersion(GB), (error) => {
+      assert.ok(error instanceof RequestRejectedError)
+      assert.ok(error.status === 401 || error.status === 403, `status ${error.status}`)
+      return true
+    })
+
+    const loaded = await client.loadVersion(GB)
+    try {
+      assert.deepEqual([loaded.status, loaded.version, loaded.previousVersion], ['success', GB, RF])
+      for (const [i, row] of rows(gb.features, 30).entries()) {
+        const remote = await client.predict(row)
+        assert.equal(remote.modelVersion, GB)
+        assertSameScore(remote, await gb.predict(row), `row ${i}`)
+      }
+    } finally {
+      await client.loadVersion(RF)
+    }
+  })
+
+  live('when the runtime stops, the client scores locally', async (client) => {
+    const row = uniformRow(rf.features, 0.5)
+    assert.equal((await client.predict(row)).source, 'remote')
+    const exit = once(/** @type {ChildProcess} */ (child), 'exit')
+    child?.kill('SIGTERM')
+    await exit
+    const quiet = createClient({baseUrl, local: rf, timeoutMs: 1000, logger: {warn() {}, info() {}}})
+    assert.deepEqual(await quiet.predict(row), {...(await rf.predict(row)), source: 'local'})
+  })
+})
