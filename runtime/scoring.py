@@ -87,16 +87,20 @@ class Scorer:
         self._row_decoder = msgspec.json.Decoder(row_type(model.feature_set))
         self._batch_decoder = msgspec.json.Decoder(batch_type(row_type(model.feature_set), max_batch_rows))
         self._importance = msgspec.Raw(msgspec.json.encode(model.importance))
+        # Plain-float bounds for the one-row path, where numpy's per-call overhead would dominate.
+        self._bounds = list(zip(model.observed_min.tolist(), model.observed_max.tolist(), strict=True))
         self._encoder = msgspec.json.Encoder()
         self._astuple = msgspec.structs.astuple
 
     def predict(self, body: bytes) -> bytes:
         """Score one JSON object of features; return the encoded PredictResponse."""
         row = _decode(self._row_decoder, body)
-        p, conf = self.score(np.array([self._astuple(row)], dtype=np.float32))
-        pv = float(p[0])
-        wire = _PredictWire(100.0 * pv, float(conf[0]), 100.0 * pv, self._importance, self.version)
-        return self._encoder.encode(wire)
+        x = np.array([self._astuple(row)], dtype=np.float32)
+        p = float(self.model.predict_proba(x)[0])
+        # The same formula as score(), on plain floats; x holds the float32 values the model saw.
+        outside = sum(v < lo or v > hi for v, (lo, hi) in zip(x[0].tolist(), self._bounds, strict=True))
+        conf = 100.0 * abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
+        return self._encoder.encode(_PredictWire(100.0 * p, conf, 100.0 * p, self._importance, self.version))
 
     def predict_batch(self, body: bytes) -> bytes:
         """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
