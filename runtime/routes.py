@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -17,7 +18,7 @@ from litestar.params import FromPath, RawBody
 from runtime.docs import ErrorBody, request_body_operation
 from runtime.errors import InvalidInput, MLMatchingError, UnsupportedMediaType
 from runtime.features import FeatureSet
-from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
+from runtime.scoring import BatchResponse, PredictResponse, Scorer, batch_type, row_type
 from runtime.service import ModelService
 from runtime.store import check_version_name
 
@@ -55,6 +56,16 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
     """The service's route handlers; request bodies are documented with ``docs_features``."""
     settings = service.settings
     row = row_type(docs_features)
+
+    async def _score(
+        request: Request[Any, Any, Any], body: bytes, score: Callable[[Scorer, bytes], bytes]
+    ) -> Any:
+        _require_json(request)
+        scorer = service.scorer  # one read: a swap during this request does not change its model
+        if len(body) > OFFLOAD_BYTES:
+            return Response(await anyio.to_thread.run_sync(score, scorer, body), media_type=JSON)
+        return Response(score(scorer, body), media_type=JSON)
+
     batch = batch_type(row, settings.max_batch_rows)
 
     @get("/health", sync_to_thread=False, tags=["health"], summary="Liveness")
@@ -81,11 +92,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 413, 415, 503),
     )
     async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
-        _require_json(request)
-        scorer = service.scorer
-        if len(body) > OFFLOAD_BYTES:
-            return Response(await anyio.to_thread.run_sync(scorer.predict, body), media_type=JSON)  # type: ignore[arg-type]
-        return Response(scorer.predict(body), media_type=JSON)  # type: ignore[arg-type]
+        return await _score(request, body, Scorer.predict)
 
     @post(
         "/predict/batch",
@@ -96,11 +103,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 413, 415, 503),
     )
     async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
-        _require_json(request)
-        scorer = service.scorer
-        if len(body) > OFFLOAD_BYTES:
-            return Response(await anyio.to_thread.run_sync(scorer.predict_batch, body), media_type=JSON)  # type: ignore[arg-type]
-        return Response(scorer.predict_batch(body), media_type=JSON)  # type: ignore[arg-type]
+        return await _score(request, body, Scorer.predict_batch)
 
     @get("/models", sync_to_thread=False, tags=["models"], summary="List versions")
     def models() -> Response[list[dict[str, Any]]]:

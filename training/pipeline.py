@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as dist_version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ from runtime.sidecar import (
     SCHEMA_VERSION,
     Baseline,
     BaselineMetrics,
+    CrossValidation,
     Importance,
     ModelMetrics,
     OnnxInfo,
@@ -103,6 +105,15 @@ def _split(data: Dataset, config: TrainConfig) -> Split:
     return Split(xt, yt, xh, yh)
 
 
+def _cross_validate(
+    model: Any, split: Split, config: TrainConfig, label: str, progress: Progress, fold_jobs: int
+) -> CrossValidation:
+    return cross_validate(
+        model, split.x_train, split.y_train, folds=config.folds, seed=config.seed,
+        threshold=config.decision_threshold, n_jobs=fold_jobs, label=label, progress=progress,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Baseline:
     sidecar: Baseline
@@ -112,17 +123,7 @@ class _Baseline:
 
 def _fit_baseline(fs: FeatureSet, split: Split, config: TrainConfig, progress: Progress) -> _Baseline:
     model = est.make_baseline(config)
-    cv = cross_validate(
-        model,
-        split.x_train,
-        split.y_train,
-        folds=config.folds,
-        seed=config.seed,
-        threshold=config.decision_threshold,
-        n_jobs=1,
-        label=est.BASELINE,
-        progress=progress,
-    )
+    cv = _cross_validate(model, split, config, est.BASELINE, progress, fold_jobs=1)
     model.fit(split.x_train, split.y_train)
     b, w = est.baseline_weights(model)
     hold = metrics(split.y_hold, est.weighted_proba(b, w, split.x_hold), config.decision_threshold)
@@ -153,17 +154,9 @@ def _train(
     progress: Progress,
 ) -> _Draft:
     model = est.make_estimator(algorithm, config)
-    cv = cross_validate(
-        model,
-        split.x_train,
-        split.y_train,
-        folds=config.folds,
-        seed=config.seed,
-        threshold=config.decision_threshold,
-        n_jobs=1 if est.is_multithreaded(algorithm, config) else -1,
-        label=algorithm,
-        progress=progress,
-    )
+    # Folds run side by side unless the estimator already uses every core.
+    fold_jobs = 1 if est.is_multithreaded(algorithm, config) else -1
+    cv = _cross_validate(model, split, config, algorithm, progress, fold_jobs=fold_jobs)
     model.fit(split.x_train, split.y_train)
     t = config.decision_threshold
     train_m = metrics(split.y_train, positive_proba(model, split.x_train), t)
