@@ -59,7 +59,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
 
     async def _score(
         request: Request[Any, Any, Any], body: bytes, score: Callable[[Scorer, bytes], bytes]
-    ) -> Any:
+    ) -> Response[Any]:
         _require_json(request)
         scorer = service.scorer  # one read: a swap during this request does not change its model
         if len(body) > OFFLOAD_BYTES:
