@@ -84,3 +84,10 @@ def _uv_pip(session: nox.Session) -> str:
         uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
         return f"{uv} pip install --python {session.bin}/python"
     return f"{session.bin}/python -m pip install"
+
+
+@nox.session(python="3.11", default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not tests): writes bench/results.json and prints the table."""
+    session.install("-e", ".[train]", "fastapi", "pydantic")
+    session.run("python", "bench/run.py", *session.posargs)

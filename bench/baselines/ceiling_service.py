@@ -1,0 +1,84 @@
+"""The framework ceiling for the benchmarks: Litestar that validates the request and answers a constant.
+
+It does everything the runtime's ``POST /predict`` does except scoring: the same Litestar handler
+idiom as ``runtime/routes.py`` (an ``async`` handler taking ``RawBody``, the Content-Type check, a
+reused strict msgspec decoder into a Struct of the 19 bounded floats that forbids unknown fields,
+bytes returned in a ``Response``), the same body-size limit, and a response of the same shape that
+was encoded once at import. The runtime's requests/s divided by this one's is the share of the
+framework's best that the runtime keeps.
+
+Bench-only; never imported by the runtime. Environment: ``BENCH_HOST``, ``BENCH_PORT``.
+Run: ``python bench/baselines/ceiling_service.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import RawBody
+
+JSON = "application/json"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # the runtime's default MAX_BODY_BYTES
+FEATURE_NAMES = (
+    "nicheAlignment", "audienceMatch", "engagementRate", "brandFit", "locationMatch",
+    "budgetAlignment", "contentQuality", "responseRate", "accountAge", "activityScore",
+    "lastActiveScore", "connectionAcceptance", "profileCompletion", "portfolioQuality",
+    "networkStrength", "mutualConnections", "connectionDiversity", "postingConsistency",
+    "contentEngagement",
+)  # fmt: skip
+
+Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+PredictRequest = msgspec.defstruct(
+    "PredictRequest", [(name, Unit) for name in FEATURE_NAMES], forbid_unknown_fields=True
+)
+DECODER = msgspec.json.Decoder(PredictRequest)
+RESPONSE = msgspec.json.encode(
+    {
+        "score": 50.0,
+        "confidence": 0.0,
+        "successProbability": 50.0,
+        "featureImportance": {name: 1.0 / len(FEATURE_NAMES) for name in FEATURE_NAMES},
+        "modelVersion": "ceiling",
+    }
+)
+
+
+def _require_json(request: Request[Any, Any, Any]) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != JSON and not media.endswith("+json"):
+        raise HTTPException(status_code=415, detail="expected a JSON body")
+
+
+@get("/health/ready", sync_to_thread=False)
+def ready() -> dict[str, Any]:
+    return {"status": "ready", "modelVersion": "ceiling"}
+
+
+@post("/predict", status_code=200)
+async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[bytes]:
+    _require_json(request)
+    try:
+        DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise HTTPException(status_code=400, detail=f"malformed JSON: {exc}") from None
+    return Response(RESPONSE, media_type=JSON)
+
+
+app = Litestar(route_handlers=[ready, predict], request_max_body_size=MAX_BODY_BYTES)
+
+
+if __name__ == "__main__":
+    uvicorn.run(
+        app,
+        host=os.environ.get("BENCH_HOST", "127.0.0.1"),
+        port=int(os.environ["BENCH_PORT"]),
+        log_level="info",
+        access_log=False,
+    )

@@ -1,0 +1,130 @@
+"""Server processes for the HTTP benchmarks: start, wait for ready, read CPU and memory from /proc, stop."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT_S = 60.0
+POLL_S = 0.002
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ready_s: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def start(server: Server, cwd: Path) -> float:
+    """Start ``server`` and return seconds from spawn to its first 200 on ``/health/ready``."""
+    server.log.parent.mkdir(parents=True, exist_ok=True)
+    with server.log.open("ab") as log:
+        t0 = time.perf_counter()
+        server.proc = subprocess.Popen(
+            server.cmd, cwd=cwd, env=server.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = t0 + READY_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}; see {server.log}")
+        if _status(server.port, "GET", "/health/ready") == 200:
+            server.ready_s = time.perf_counter() - t0
+            return server.ready_s
+        time.sleep(POLL_S)
+    stop(server)
+    raise RuntimeError(f"{server.name} not ready after {READY_TIMEOUT_S:.0f} s; see {server.log}")
+
+
+def stop(server: Server) -> None:
+    proc = server.proc
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _status(port: int, method: str, path: str) -> int | None:
+    try:
+        return request(port, method, path)[0]
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of ``pid`` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) of ``pid`` in MB (10⁶ bytes, the stricter reading of a MB target)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) * 1024 / 1e6
+    return out
+
+
+def tree_rss_mb(root: int) -> float:
+    """Summed VmRSS of ``root`` and all its descendants (e.g. joblib/loky workers), in MB."""
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += memory_mb(pid).get("VmRSS", 0.0)
+            todo.extend(_children(pid))
+        except OSError:  # exited meanwhile
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in os.scandir(f"/proc/{pid}/task"):
+        kids.extend(int(k) for k in Path(task.path, "children").read_text().split())
+    return kids
