@@ -37,7 +37,7 @@ class LoadedModel:
         """Probability of the positive class for each row of a float32 ``[n, n_features]`` matrix."""
         onnx = self.sidecar.onnx
         (proba,) = self.session.run([onnx.probabilities_output], {onnx.input_name: x})
-        return proba[:, onnx.positive_class_index]  # type: ignore[no-any-return]
+        return proba[:, onnx.positive_class_index]  # type: ignore[no-any-return]  # onnxruntime is untyped
 
 
 def session_options(threads: int) -> ort.SessionOptions:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -15,10 +14,11 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, RawBody
 
+from runtime.coalesce import RowCoalescer
 from runtime.docs import ErrorBody, request_body_operation
 from runtime.errors import InvalidInput, MLMatchingError, UnsupportedMediaType
 from runtime.features import FeatureSet
-from runtime.scoring import BatchResponse, PredictResponse, Scorer, batch_type, row_type
+from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
 from runtime.service import ModelService
 from runtime.store import check_version_name
 
@@ -44,6 +44,11 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
     return {c: ResponseSpec(ErrorBody, description="error, naming the field and the reason") for c in codes}
 
 
+def _json(data: bytes) -> Response[Any]:
+    """Already-encoded JSON, sent as is."""
+    return Response(data, media_type=JSON)
+
+
 def _require_json(request: Request[Any, Any, Any]) -> None:
     raw = request.headers.get("content-type", "")
     media = raw.split(";", 1)[0].strip().lower()
@@ -56,15 +61,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
     """The service's route handlers; request bodies are documented with ``docs_features``."""
     settings = service.settings
     row = row_type(docs_features)
-
-    async def _score(
-        request: Request[Any, Any, Any], body: bytes, score: Callable[[Scorer, bytes], bytes]
-    ) -> Response[Any]:
-        _require_json(request)
-        scorer = service.scorer  # one read: a swap during this request does not change its model
-        if len(body) > OFFLOAD_BYTES:
-            return Response(await anyio.to_thread.run_sync(score, scorer, body), media_type=JSON)
-        return Response(score(scorer, body), media_type=JSON)
+    coalescer = RowCoalescer()
 
     batch = batch_type(row, settings.max_batch_rows)
 
@@ -92,7 +89,9 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 413, 415, 503),
     )
     async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
-        return await _score(request, body, Scorer.predict)
+        _require_json(request)
+        scorer = service.scorer  # one read: a swap during this request does not change its model
+        return _json(await coalescer.submit(scorer, scorer.decode_row(body)))
 
     @post(
         "/predict/batch",
@@ -103,11 +102,15 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 413, 415, 503),
     )
     async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
-        return await _score(request, body, Scorer.predict_batch)
+        _require_json(request)
+        scorer = service.scorer  # one read: a swap during this request does not change its model
+        if len(body) > OFFLOAD_BYTES:
+            return _json(await anyio.to_thread.run_sync(scorer.predict_batch, bytes(body)))
+        return _json(scorer.predict_batch(body))
 
     @get("/models", sync_to_thread=False, tags=["models"], summary="List versions")
     def models() -> Response[list[dict[str, Any]]]:
-        return Response(msgspec.json.encode(service.listing()), media_type=JSON)  # type: ignore[arg-type]
+        return _json(msgspec.json.encode(service.listing()))
 
     @get(
         "/models/{version:str}",
@@ -117,7 +120,7 @@ def build_routes(service: ModelService, docs_features: FeatureSet) -> list[HTTPR
         responses=_errors(400, 404),
     )
     def model_sidecar(version: FromPath[str]) -> Response[dict[str, Any]]:
-        return Response(service.sidecar_bytes(check_version_name(version)), media_type=JSON)  # type: ignore[arg-type]
+        return _json(service.sidecar_bytes(check_version_name(version)))
 
     @post(
         "/models/{version:str}/load",

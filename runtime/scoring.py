@@ -73,7 +73,7 @@ def row_type(fs: FeatureSet, name: str = "PredictRequest") -> type[msgspec.Struc
 
 def batch_type(row: type[msgspec.Struct], max_rows: int) -> type[msgspec.Struct]:
     """``{"instances": [row, ...]}`` with 1 to ``max_rows`` rows."""
-    rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]  # built at run time
     return msgspec.defstruct("PredictBatchRequest", [("instances", rows)], forbid_unknown_fields=True)
 
 
@@ -87,17 +87,34 @@ class Scorer:
         self._row_decoder = msgspec.json.Decoder(row_type(model.feature_set))
         self._batch_decoder = msgspec.json.Decoder(batch_type(row_type(model.feature_set), max_batch_rows))
         self._importance = msgspec.Raw(msgspec.json.encode(model.importance))
-        # Plain-float bounds for the one-row path, where numpy's per-call overhead would dominate.
         self._bounds = list(zip(model.observed_min.tolist(), model.observed_max.tolist(), strict=True))
         self._encoder = msgspec.json.Encoder()
         self._astuple = msgspec.structs.astuple
 
     def predict(self, body: bytes) -> bytes:
         """Score one JSON object of features; return the encoded PredictResponse."""
-        row = _decode(self._row_decoder, body)
-        x = np.array([self._astuple(row)], dtype=np.float32)
+        return self.predict_rows([self.decode_row(body)])[0]
+
+    def decode_row(self, body: bytes) -> tuple[float, ...]:
+        """One JSON object of features → its values in feature order (raises InvalidInput)."""
+        return self._astuple(_decode(self._row_decoder, body))
+
+    def predict_rows(self, rows: list[tuple[float, ...]]) -> list[bytes]:
+        """Score decoded rows in one onnxruntime call; one encoded PredictResponse per row."""
+        x = np.array(rows, dtype=np.float32)
+        if len(rows) == 1:
+            return [self._encode_one(x)]
+        p, conf = self.score(x)
+        wire, imp, version = _PredictWire, self._importance, self.version
+        return [
+            self._encoder.encode(wire(100.0 * pv, cv, 100.0 * pv, imp, version))
+            for pv, cv in zip(p.tolist(), conf.tolist(), strict=True)
+        ]
+
+    def _encode_one(self, x: npt.NDArray[np.float32]) -> bytes:
         p = float(self.model.predict_proba(x)[0])
-        # The same formula as score(), on plain floats; x holds the float32 values the model saw.
+        # The same formula as score(), on plain floats, where numpy's per-call overhead would dominate;
+        # x holds the float32 values the model saw.
         outside = sum(v < lo or v > hi for v, (lo, hi) in zip(x[0].tolist(), self._bounds, strict=True))
         conf = 100.0 * abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
         return self._encoder.encode(_PredictWire(100.0 * p, conf, 100.0 * p, self._importance, self.version))
