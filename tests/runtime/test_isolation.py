@@ -15,6 +15,10 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 TRAINING_LIBS = {"training", "sklearn", "skl2onnx", "joblib"}
 # numpy itself imports pickle, so the source (not sys.modules) is where unpickling is ruled out.
 FORBIDDEN = TRAINING_LIBS | {"pickle", "cloudpickle", "dill"}
+# Set by `nox -s runtime_only`, whose environment has only the base package installed.
+runtime_only = pytest.mark.skipif(
+    not os.environ.get("ML_MATCHING_RUNTIME_ONLY"), reason="only in the runtime-only environment"
+)
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -49,10 +53,14 @@ def test_serving_loads_no_forbidden_module() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(
-    not os.environ.get("ML_MATCHING_RUNTIME_ONLY"), reason="only in the runtime-only environment"
-)
+@runtime_only
 @pytest.mark.parametrize("module", ["sklearn", "skl2onnx", "joblib"])
 def test_runtime_only_environment_lacks_training_libraries(module: str) -> None:
     with pytest.raises(ImportError):
         importlib.import_module(module)
+
+
+@runtime_only
+def test_training_without_the_extra_names_the_install_command() -> None:
+    with pytest.raises(ImportError, match=r"pip install 'ml-matching\[train\]'"):
+        importlib.import_module("training")
