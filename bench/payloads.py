@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-# The seed's example payload (its write-up's curl example), as tests/conftest.py has it.
-SEED_ROW: dict[str, float] = {
-    "nicheAlignment": 0.85, "audienceMatch": 0.75, "engagementRate": 0.90, "brandFit": 0.80,
-    "locationMatch": 0.70, "budgetAlignment": 0.85, "contentQuality": 0.88, "responseRate": 0.92,
-    "accountAge": 0.75, "activityScore": 0.85, "networkStrength": 0.70, "mutualConnections": 0.60,
-    "profileCompletion": 0.95, "portfolioQuality": 0.85, "postingConsistency": 0.80,
-    "contentEngagement": 0.88, "connectionDiversity": 0.65, "lastActiveScore": 0.90,
-    "connectionAcceptance": 0.75,
-}  # fmt: skip
+# The seed's example payload (its write-up's curl example), shared with the tests.
+SEED_ROW: dict[str, float] = json.loads(
+    (Path(__file__).resolve().parent.parent / "schemas" / "examples" / "predict.request.json").read_text()
+)
 RESPONSE_KEYS = frozenset({"score", "confidence", "successProbability", "featureImportance", "modelVersion"})
 
 

@@ -49,6 +49,31 @@ def test_sidecar_schema_requires_every_struct_field() -> None:
     assert set(sidecar["required"]) == set(Sidecar.__struct_encode_fields__)
 
 
+def test_the_example_is_the_seed_payload() -> None:
+    assert list(SEED_ROW) == [
+        "nicheAlignment",
+        "audienceMatch",
+        "engagementRate",
+        "brandFit",
+        "locationMatch",
+        "budgetAlignment",
+        "contentQuality",
+        "responseRate",
+        "accountAge",
+        "activityScore",
+        "networkStrength",
+        "mutualConnections",
+        "profileCompletion",
+        "portfolioQuality",
+        "postingConsistency",
+        "contentEngagement",
+        "connectionDiversity",
+        "lastActiveScore",
+        "connectionAcceptance",
+    ]  # fmt: skip  (the seed's order, not the model's)
+    assert SEED_ROW["nicheAlignment"] == 0.85 and SEED_ROW["connectionAcceptance"] == 0.75
+
+
 def test_request_schema_accepts_the_seed_payload_and_rejects_strings() -> None:
     schema = json.loads((SCHEMAS / "predict.request.schema.json").read_text())
     jsonschema.validate(SEED_ROW, schema)
