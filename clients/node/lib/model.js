@@ -7,7 +7,7 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {ArtifactCorruptError, MLMatchingError} from './errors.js'
 import {Scorer} from './scorer.js'
-import {describe, readSidecar} from './sidecar.js'
+import {describe, readSidecar, worstGoldenRow} from './sidecar.js'
 
 /** @import {InferenceSession} from 'onnxruntime-node' */
 /** @import {Sidecar} from './sidecar.js' */
@@ -244,13 +244,10 @@ export async function checkGoldenRows(model) {
   } catch (error) {
     throw new ArtifactCorruptError('golden-rows', `a golden row does not fit the feature set: ${describe(error)}`)
   }
-  let worst = 0
-  let worstDiff = 0
-  for (const [i, row] of golden.entries()) {
-    const diff = Math.abs(got[i] - row.probability)
-    if (diff > worstDiff || Number.isNaN(diff)) [worst, worstDiff] = [i, diff]
-    if (Number.isNaN(diff)) break
-  }
+  const {row: worst, diff: worstDiff} = worstGoldenRow(
+    got,
+    golden.map((row) => row.probability)
+  )
   if (!(worstDiff <= GOLDEN_TOLERANCE)) {
     throw new ArtifactCorruptError(
       'golden-rows',

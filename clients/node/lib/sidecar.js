@@ -221,3 +221,22 @@ function numberRecord(value, where) {
 export function describe(error) {
   return error instanceof Error ? error.message : String(error)
 }
+
+/**
+ * The golden row farthest from its expected value (a NaN counts as farthest).
+ *
+ * @param {ArrayLike<number>} got
+ *   What this runtime computed, one value per golden row.
+ * @param {ReadonlyArray<number>} expected
+ * @returns {{row: number, diff: number}}
+ */
+export function worstGoldenRow(got, expected) {
+  let row = 0
+  let diff = 0
+  for (const [i, want] of expected.entries()) {
+    const d = Math.abs(got[i] - want)
+    if (Number.isNaN(d)) return {row: i, diff: d}
+    if (d > diff) [row, diff] = [i, d]
+  }
+  return {row, diff}
+}

@@ -5,7 +5,7 @@
 
 import {ArtifactCorruptError} from './errors.js'
 import {Scorer} from './scorer.js'
-import {checkSidecar} from './sidecar.js'
+import {checkSidecar, worstGoldenRow} from './sidecar.js'
 
 /** @import {Sidecar} from './sidecar.js' */
 /** @import {Values} from './validate.js' */
@@ -110,13 +110,10 @@ export function checkBaselineRows(model) {
     }
   }
   const got = model.scoreMatrixSync(x, golden.length)
-  let worst = 0
-  let worstDiff = 0
-  for (const [i, row] of golden.entries()) {
-    const diff = Math.abs(got[i] - row.baselineProbability)
-    if (diff > worstDiff || Number.isNaN(diff)) [worst, worstDiff] = [i, diff]
-    if (Number.isNaN(diff)) break
-  }
+  const {row: worst, diff: worstDiff} = worstGoldenRow(
+    got,
+    golden.map((row) => row.baselineProbability)
+  )
   if (!(worstDiff <= BASELINE_TOLERANCE)) {
     throw new ArtifactCorruptError(
       'golden-rows',
