@@ -49,9 +49,6 @@ class FeatureSet(msgspec.Struct, frozen=True):
     def __len__(self) -> int:
         return len(self.features)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [msgspec.to_builtins(f) for f in self.features]
-
 
 def feature_set_from_obj(obj: Any, where: str = "feature set") -> FeatureSet:
     """Build and check a feature set from ``{"features": [...]}`` or a plain list.

@@ -88,7 +88,8 @@ def fit_and_publish(
     split = _split(data, config)
     baseline = _fit_baseline(fs, split, config, progress)
     now = now or dt.datetime.now(dt.UTC)
-    drafts = [_train(a, data, fs, split, baseline, config, now, progress) for a in algorithms]
+    training_data = _training_data(data, fs)  # the same for every algorithm: summarise once
+    drafts = [_train(a, data, fs, split, baseline, training_data, config, now, progress) for a in algorithms]
     results = [_publish(root, now, draft) for draft in drafts]
     active = None
     if activate:
@@ -149,6 +150,7 @@ def _train(
     fs: FeatureSet,
     split: Split,
     baseline: _Baseline,
+    training_data: TrainingData,
     config: TrainConfig,
     now: dt.datetime,
     progress: Progress,
@@ -200,7 +202,7 @@ def _train(
             baseline=baseline.sidecar,
             parity=Parity(parity.rows, parity.max_abs_diff, config.parity_tolerance, ort.__version__),
             golden_rows=golden,
-            training_data=_training_data(data, fs),
+            training_data=training_data,
             libraries=_libraries(),
         )
 
