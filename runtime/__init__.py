@@ -1,15 +1,18 @@
 """ml-matching runtime: serve ONNX match-success models with onnxruntime (no scikit-learn).
 
-``create_app`` is imported on first use, so ``import runtime`` (e.g. by training, for the artifact
-layout) does not load the web framework.
+- :mod:`runtime.artifact` — the artifact contract (feature sets, sidecar, store, verification);
+- :mod:`runtime.errors` — every error, with its stable code and HTTP status;
+- :class:`Scorer` — strict decoding and scoring of requests for one loaded model;
+- :mod:`runtime.web` — the HTTP service (``create_app``), imported only when serving.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from runtime.errors import (
     ArtifactCorrupt,
+    BodyTooLarge,
+    ErrorBody,
+    FileNotInVersion,
     InvalidInput,
     MLMatchingError,
     ModelNotReady,
@@ -17,20 +20,16 @@ from runtime.errors import (
     UnsupportedMediaType,
     VersionNotFound,
 )
-from runtime.features import Feature, FeatureSet, default_feature_set, load_feature_set
-from runtime.model import LoadedModel, load_dir, load_version
 from runtime.scoring import Scorer
-from runtime.settings import Settings
-
-if TYPE_CHECKING:
-    from runtime.app import create_app
+from runtime.settings import EnvReader, Settings
 
 __all__ = [
     "ArtifactCorrupt",
-    "Feature",
-    "FeatureSet",
+    "BodyTooLarge",
+    "EnvReader",
+    "ErrorBody",
+    "FileNotInVersion",
     "InvalidInput",
-    "LoadedModel",
     "MLMatchingError",
     "ModelNotReady",
     "Scorer",
@@ -38,17 +37,4 @@ __all__ = [
     "SettingsError",
     "UnsupportedMediaType",
     "VersionNotFound",
-    "create_app",
-    "default_feature_set",
-    "load_dir",
-    "load_feature_set",
-    "load_version",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from runtime.app import create_app
-
-        return create_app
-    raise AttributeError(name)

@@ -7,9 +7,9 @@ import sys
 
 import uvicorn
 
-from runtime.app import create_app
 from runtime.errors import SettingsError
 from runtime.settings import Settings
+from runtime.web import create_app
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
-"""The language-neutral JSON Schemas in ``schemas/``, generated from the Structs that enforce them.
+"""The language-neutral files in ``schemas/``, generated from the code that enforces them.
 
-``python scripts/gen_schemas.py`` rewrites the files; a test fails when they drift from the code.
+``python scripts/gen_schemas.py`` rewrites them; a test fails when they drift from the code. The
+Node client's types are generated from the response schemas in turn (``npm run contract``).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from typing import Any
 
 import msgspec
 
-from runtime.features import default_feature_set
+from runtime.artifact import Sidecar, default_feature_set
+from runtime.errors import HTTP_ERRORS, ErrorBody, MLMatchingError, SettingsError
 from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
 from runtime.settings import Settings
-from runtime.sidecar import Sidecar
+from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -22,7 +24,7 @@ def _schema(title: str, struct: Any) -> dict[str, Any]:
 
 
 def generated_schemas() -> dict[str, dict[str, Any]]:
-    """File name → schema, for every generated file in ``schemas/``."""
+    """File name → content, for every generated file in ``schemas/``."""
     row = row_type(default_feature_set())
     return {
         "model.schema.json": _schema("ml-matching sidecar (model.json)", Sidecar),
@@ -32,6 +34,21 @@ def generated_schemas() -> dict[str, dict[str, Any]]:
             "POST /predict/batch request", batch_type(row, Settings().max_batch_rows)
         ),
         "predict-batch.response.schema.json": _schema("POST /predict/batch response", BatchResponse),
+        "health.response.schema.json": _schema("GET /health response", Health),
+        "ready.response.schema.json": _schema("GET /health/ready response", Ready),
+        "models.response.schema.json": _schema("GET /models response", list[ModelSummary]),
+        "load.response.schema.json": _schema("POST /models/{version}/load response", LoadResult),
+        "error.schema.json": _schema("Every error answer", ErrorBody),
+        "errors.json": error_table(),
+    }
+
+
+def error_table() -> dict[str, Any]:
+    """Every error code with its HTTP status (``null``: never an answer) and when it happens."""
+    errors: tuple[type[MLMatchingError], ...] = (*HTTP_ERRORS, SettingsError)
+    return {
+        "title": "ml-matching error codes",
+        "errors": [{"code": e.code, "status": e.status_code or None, "when": e.when} for e in errors],
     }
 
 

@@ -1,60 +1,198 @@
-"""Exceptions raised by the runtime.
+"""Every error the runtime raises on purpose, with its stable public ``code`` and HTTP status.
 
-Exception tree::
+Exception tree (with each one's HTTP status and code)::
 
-    MLMatchingError                    root of everything this package raises
-    ├── InvalidInput (ValueError)      a request or data file the caller must fix (HTTP 400)
-    │   └── UnsupportedMediaType       body that is not JSON (HTTP 415)
-    ├── ModelNotReady (RuntimeError)   no verified model is loaded (HTTP 503)
-    ├── VersionNotFound (LookupError)  no such version in the store (HTTP 404)
-    ├── ArtifactCorrupt (ValueError)   a version failed verification (HTTP 422)
-    └── SettingsError (ValueError)     a bad environment variable; stops start-up
+    MLMatchingError                     everything ml-matching raises on purpose
+    ├── InvalidInput (ValueError)       400 invalid_input             input the caller must fix
+    │   └── UnsupportedMediaType        415 unsupported_media_type    a body not declared as JSON
+    ├── BodyTooLarge (ValueError)       413 request_entity_too_large  a body over MAX_BODY_BYTES
+    ├── Unauthorized                    401 unauthorized              missing or wrong admin token
+    ├── ManagementDisabled              403 management_disabled       no admin token configured
+    ├── VersionNotFound (LookupError)   404 version_not_found         no such version in the store
+    ├── FileNotInVersion (LookupError)  404 file_not_found            a version has no such file
+    ├── RouteNotFound (LookupError)     404 not_found                 no such path
+    ├── MethodNotAllowed                405 method_not_allowed        the path, not with this method
+    ├── ArtifactCorrupt (ValueError)    422 artifact_corrupt          a version failed verification
+    ├── ModelNotReady (RuntimeError)    503 model_not_ready           no verified model is loaded
+    ├── InternalError (RuntimeError)    500 internal_error            a bug; logged with its trace
+    └── SettingsError (ValueError)        - invalid_settings          a bad environment variable
 
-A body over MAX_BODY_BYTES is refused by Litestar itself (HTTP 413) before any handler runs.
+``code`` is part of the API: clients (the Node client among them) branch on it, so it is written
+out here rather than derived from the class name. ``python scripts/gen_schemas.py`` writes this
+table to ``schemas/errors.json``; the README's table and the Node client are checked against it.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+
+class ErrorBody(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Every error answer: HTTP status, the stable code, a message naming the field and the reason.
+
+    ``check`` is set on ``artifact_corrupt`` only: the verification step that failed.
+    """
+
+    status_code: int
+    error: str
+    detail: str
+    check: str | None = None
 
 
 class MLMatchingError(Exception):
     """Root of every error ml-matching raises on purpose."""
 
-    status_code = 500
+    code: ClassVar[str] = "internal_error"
+    status_code: ClassVar[int] = 500
+    #: When the API answers with this error (documentation, and ``schemas/errors.json``).
+    when: ClassVar[str] = "a bug in the service; the log has the stack trace"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers the answer carries besides the body."""
+        return None
+
+    def body(self) -> ErrorBody:
+        """The JSON body the API answers this error with."""
+        return ErrorBody(status_code=self.status_code, error=self.code, detail=str(self))
 
 
 class InvalidInput(MLMatchingError, ValueError):
     """Input the caller must fix; the message names the field and the reason."""
 
+    code = "invalid_input"
     status_code = 400
+    when = (
+        "a body, field or value the caller must fix "
+        "(missing, unknown, wrong type, not finite, out of range, too many rows)"
+    )
 
 
 class UnsupportedMediaType(InvalidInput):
     """A request body that is not declared as JSON."""
 
+    code = "unsupported_media_type"
     status_code = 415
+    when = "a body not sent as Content-Type: application/json"
 
 
-class ModelNotReady(MLMatchingError, RuntimeError):
-    """Scoring was asked for while no verified model is loaded."""
+class BodyTooLarge(MLMatchingError, ValueError):
+    """A request body over the configured limit."""
 
-    status_code = 503
+    code = "request_entity_too_large"
+    status_code = 413
+    when = "a body over MAX_BODY_BYTES (the detail states the limit)"
+
+
+class Unauthorized(MLMatchingError):
+    """Missing or wrong bearer token on an admin endpoint."""
+
+    code = "unauthorized"
+    status_code = 401
+    when = "an admin call without the right Authorization: Bearer token"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class ManagementDisabled(MLMatchingError):
+    """No admin token is configured, so the admin endpoints are off."""
+
+    code = "management_disabled"
+    status_code = 403
+    when = "an admin call while no admin token is configured"
 
 
 class VersionNotFound(MLMatchingError, LookupError):
     """The artifact store has no such version."""
 
+    code = "version_not_found"
     status_code = 404
+    when = "a well-formed version name the store does not hold"
+
+
+class FileNotInVersion(MLMatchingError, LookupError):
+    """A version has no file of that name."""
+
+    code = "file_not_found"
+    status_code = 404
+    when = "a file name a version does not list"
+
+
+class RouteNotFound(MLMatchingError, LookupError):
+    """No route matches the path."""
+
+    code = "not_found"
+    status_code = 404
+    when = "a path the API does not have"
+
+
+class MethodNotAllowed(MLMatchingError):
+    """The path exists but not with this method."""
+
+    code = "method_not_allowed"
+    status_code = 405
+    when = "a path called with a method it does not take"
+
+    def __init__(self, message: str, allowed: str = "") -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Allow": self.allowed} if self.allowed else None
 
 
 class ArtifactCorrupt(MLMatchingError, ValueError):
     """A version folder failed a check; ``check`` names which one."""
 
+    code = "artifact_corrupt"
     status_code = 422
+    when = "a version that fails verification on load (`check` names the step); the old model keeps serving"
 
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
 
+    def body(self) -> ErrorBody:
+        return ErrorBody(status_code=self.status_code, error=self.code, detail=str(self), check=self.check)
+
+
+class ModelNotReady(MLMatchingError, RuntimeError):
+    """Scoring was asked for while no verified model is loaded."""
+
+    code = "model_not_ready"
+    status_code = 503
+    when = "scoring or readiness while no verified model is loaded (the detail says how to train one)"
+
+
+class InternalError(MLMatchingError, RuntimeError):
+    """An unexpected failure inside the service."""
+
 
 class SettingsError(MLMatchingError, ValueError):
     """A bad setting; the message names the environment variable."""
+
+    code = "invalid_settings"
+    status_code = 0  # never an HTTP answer: start-up stops
+    when = "a bad environment variable at start-up (exit code 2, the message names it)"
+
+
+#: Every error class of the HTTP API, in the order of the README's table.
+HTTP_ERRORS: tuple[type[MLMatchingError], ...] = (
+    InvalidInput,
+    Unauthorized,
+    ManagementDisabled,
+    VersionNotFound,
+    FileNotInVersion,
+    RouteNotFound,
+    MethodNotAllowed,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    ArtifactCorrupt,
+    InternalError,
+    ModelNotReady,
+)

@@ -16,9 +16,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from runtime.artifact import FeatureSet, LoadedModel
 from runtime.errors import InvalidInput
-from runtime.features import FeatureSet
-from runtime.model import LoadedModel
+from runtime.validation import explain_batch, explain_row, malformed
 
 
 class Prediction(msgspec.Struct, rename="camel"):
@@ -84,6 +84,7 @@ class Scorer:
         self.model = model
         self.version = model.version
         self._n = len(model.feature_set)
+        self._max_batch_rows = max_batch_rows
         self._row_decoder = msgspec.json.Decoder(row_type(model.feature_set))
         self._batch_decoder = msgspec.json.Decoder(batch_type(row_type(model.feature_set), max_batch_rows))
         self._importance = msgspec.Raw(msgspec.json.encode(model.importance))
@@ -97,7 +98,10 @@ class Scorer:
 
     def decode_row(self, body: bytes) -> tuple[float, ...]:
         """One JSON object of features → its values in feature order (raises InvalidInput)."""
-        return self._astuple(_decode(self._row_decoder, body))
+        try:
+            return self._astuple(self._row_decoder.decode(body))
+        except msgspec.DecodeError as exc:
+            raise self._refusal(exc, body, batch=False) from None
 
     def predict_rows(self, rows: list[tuple[float, ...]]) -> list[bytes]:
         """Score decoded rows in one onnxruntime call; one encoded PredictResponse per row."""
@@ -121,7 +125,10 @@ class Scorer:
 
     def predict_batch(self, body: bytes) -> bytes:
         """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
-        batch = _decode(self._batch_decoder, body)
+        try:
+            batch: Any = self._batch_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise self._refusal(exc, body, batch=True) from None
         astuple = self._astuple
         x = np.array([astuple(r) for r in batch.instances], dtype=np.float32)
         p, conf = self.score(x)
@@ -136,16 +143,13 @@ class Scorer:
         conf = 100.0 * np.abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
         return p, conf
 
-
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(_explain(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from None
-
-
-def _explain(message: str) -> str:
-    # msgspec's "Number out of range" is how an overflowing literal such as 1e999 shows up.
-    return message.replace("Number out of range", "Number is not finite (out of float range)")
+    def _refusal(self, exc: msgspec.DecodeError, body: bytes, *, batch: bool) -> InvalidInput:
+        """The 400 for a body msgspec refused, worded by the slow explaining walk when it can."""
+        if not isinstance(exc, msgspec.ValidationError):
+            return InvalidInput(malformed(str(exc), body))
+        fs = self.model.feature_set
+        why = explain_batch(body, fs, self._max_batch_rows) if batch else explain_row(body, fs)
+        # msgspec's "Number out of range" is how an overflowing literal such as 1e999 shows up.
+        return InvalidInput(
+            why or str(exc).replace("Number out of range", "Number is not finite (out of float range)")
+        )

@@ -1,7 +1,8 @@
 """Runtime settings: one frozen object, read once from an ``environ`` mapping.
 
 A bad value stops start-up with a :class:`SettingsError` that names the variable. Empty strings
-count as unset. Tests pass a plain dict instead of patching ``os.environ``.
+count as unset. Tests pass a plain dict instead of patching ``os.environ``. :class:`EnvReader` is
+the one parser of variables, shared with the trainer service's settings.
 """
 
 from __future__ import annotations
@@ -12,12 +13,49 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from runtime.artifact import ALGORITHMS, check_version_name
 from runtime.errors import InvalidInput, SettingsError
-from runtime.store import check_version_name
 
-MODEL_TYPES = ("random_forest", "gradient_boosting")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+ROW_BYTES = 1024  # body allowance per batch row when MAX_BODY_BYTES is not set
 T = TypeVar("T")
+
+
+class EnvReader:
+    """Typed reads of environment variables; a bad value raises SettingsError naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = {k: v.strip() for k, v in environ.items() if v.strip()}
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        """``parse(value)`` of variable ``name``, or ``default`` when it is unset or empty."""
+        if name not in self._env:
+            return default
+        try:
+            return parse(self._env[name])
+        except (ValueError, InvalidInput) as exc:
+            raise SettingsError(f"{name}={self._env[name]!r}: {exc}") from None
+
+    def text(self, name: str, default: str) -> str:
+        return self._env.get(name, default)
+
+    def optional(self, name: str) -> str | None:
+        return self._env.get(name)
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        return self.get(name, default, _int_in(lo, hi))
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        return self.get(name, default, _float_in(lo, hi))
+
+    def choice(self, name: str, default: str, options: tuple[str, ...], upper: bool = False) -> str:
+        return self.get(name, default, _choice(options, upper))
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self.get(name, default, _boolean)
+
+    def path(self, name: str, default: Path) -> Path:
+        return Path(self._env.get(name, str(default)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +71,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     admin_token: str | None = None
     max_batch_rows: int = 10_000
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = 0  # 0: derived from max_batch_rows (see body_limit)
     onnx_threads: int = 1
+    docs_cdn: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -45,34 +84,35 @@ class Settings:
         SettingsError
             A variable has a value that cannot be used; the message names it.
         """
-        env = {k: v.strip() for k, v in environ.items() if v.strip()}
+        env = EnvReader(environ)
         d = cls()
         return cls(
-            host=env.get("ML_SERVICE_HOST", d.host),
-            port=_get(env, "ML_SERVICE_PORT", d.port, _int_in(1, 65535)),
-            log_level=_get(env, "LOG_LEVEL", d.log_level, _choice(LOG_LEVELS, upper=True)),
-            model_type=_get(env, "MODEL_TYPE", d.model_type, _choice(MODEL_TYPES)),
-            models_dir=Path(env.get("MODELS_DIR", str(d.models_dir))),
-            model_version=_get(env, "MODEL_VERSION", None, _version),
-            allowed_origins=_get(env, "ALLOWED_ORIGINS", (), _origins),
-            admin_token=env.get("ML_SERVICE_ADMIN_TOKEN"),
-            max_batch_rows=_get(env, "MAX_BATCH_ROWS", d.max_batch_rows, _int_in(1, 1_000_000)),
-            max_body_bytes=_get(env, "MAX_BODY_BYTES", d.max_body_bytes, _int_in(1024, 1 << 30)),
-            onnx_threads=_get(env, "ONNX_THREADS", d.onnx_threads, _int_in(1, 64)),
+            host=env.text("ML_SERVICE_HOST", d.host),
+            port=env.integer("ML_SERVICE_PORT", d.port, 1, 65535),
+            log_level=env.choice("LOG_LEVEL", d.log_level, LOG_LEVELS, upper=True),
+            model_type=env.choice("MODEL_TYPE", d.model_type, ALGORITHMS),
+            models_dir=env.path("MODELS_DIR", d.models_dir),
+            model_version=env.get("MODEL_VERSION", None, check_version_name),
+            allowed_origins=env.get("ALLOWED_ORIGINS", (), _origins),
+            admin_token=env.optional("ML_SERVICE_ADMIN_TOKEN"),
+            max_batch_rows=env.integer("MAX_BATCH_ROWS", d.max_batch_rows, 1, 1_000_000),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", d.max_body_bytes, 1024, 1 << 30),
+            onnx_threads=env.integer("ONNX_THREADS", d.onnx_threads, 1, 64),
+            docs_cdn=env.boolean("DOCS_CDN", d.docs_cdn),
         )
 
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
 
+    @property
+    def body_limit(self) -> int:
+        """MAX_BODY_BYTES, or by default room for MAX_BATCH_ROWS rows of up to 1 KiB each plus 64 KiB.
 
-def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
-    if name not in env:
-        return default
-    try:
-        return parse(env[name])
-    except (ValueError, InvalidInput) as exc:
-        raise SettingsError(f"{name}={env[name]!r}: {exc}") from None
+        A row of the 19 default features written with every float digit and spaces is ~860 bytes,
+        so a full batch of any reasonably written rows fits (the seed's example row is 460 bytes).
+        """
+        return self.max_body_bytes or self.max_batch_rows * ROW_BYTES + 64 * 1024
 
 
 def _int_in(lo: int, hi: int) -> Callable[[str], int]:
@@ -80,6 +120,16 @@ def _int_in(lo: int, hi: int) -> Callable[[str], int]:
         value = int(text)
         if not lo <= value <= hi:
             raise ValueError(f"expected an integer from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not lo <= value <= hi:  # also refuses NaN
+            raise ValueError(f"expected a number from {lo:g} to {hi:g}")
         return value
 
     return parse
@@ -95,8 +145,11 @@ def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], st
     return parse
 
 
-def _version(text: str) -> str | None:
-    return check_version_name(text)
+def _boolean(text: str) -> bool:
+    value = text.lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("expected true or false (1/0, yes/no, on/off)")
+    return value in ("1", "true", "yes", "on")
 
 
 def _origins(text: str) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_STORE = ROOT / "tests" / "fixtures" / "store"
 RF_VERSION = "20260101_000000"
 GB_VERSION = "20260102_000000"
+# A RandomForest on another feature set (5 features, other ranges): see scripts/build_fixture.py.
+OTHER_VERSION = "20260103_000000"
 FEATURE_NAMES = [
     f["name"] for f in json.loads((ROOT / "schemas" / "features.default.json").read_text())["features"]
 ]

@@ -7,8 +7,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.app import create_app
 from runtime.settings import Settings
+from runtime.web import create_app
 
 TOKEN = "test-admin-token"
 

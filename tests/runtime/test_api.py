@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import base64
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.app import create_app
 from runtime.settings import Settings
-from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
+from runtime.web import create_app
+from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
 
 Client = TestClient[Litestar]
@@ -83,82 +84,14 @@ def test_batch_scores_the_same_as_row_by_row(client: Client, row: dict[str, floa
     assert batch["featureImportance"] == client.post("/predict", json=row).json()["featureImportance"]
 
 
-# --- strict input -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("change", "needle"),
-    [
-        (lambda r: r.pop("brandFit"), "missing required field `brandFit`"),
-        (lambda r: r.update(followers=3), "unknown field `followers`"),
-        (lambda r: r.update(brandFit="0.8"), "Expected `float`, got `str` - at `$.brandFit`"),
-        (lambda r: r.update(brandFit=True), "Expected `float`, got `bool` - at `$.brandFit`"),
-        (lambda r: r.update(brandFit=None), "Expected `float`, got `null` - at `$.brandFit`"),
-        (lambda r: r.update(brandFit=[0.5]), "Expected `float`, got `array` - at `$.brandFit`"),
-        (lambda r: r.update(brandFit=1.2), "Expected `float` <= 1.0 - at `$.brandFit`"),
-        (lambda r: r.update(brandFit=-0.1), "Expected `float` >= 0.0 - at `$.brandFit`"),
-    ],
-)
-def test_bad_fields_are_named(client: Client, row: dict[str, Any], change: Any, needle: str) -> None:
-    change(row)
-    assert needle in _error(client.post("/predict", json=row), 400)
-
-
-@pytest.mark.parametrize(
-    ("body", "needle"),
-    [
-        (b'{"brandFit": NaN}', "malformed JSON"),
-        (b'{"brandFit": Infinity}', "malformed JSON"),
-        (b"{", "malformed JSON"),
-        (b"", "malformed JSON"),
-        (b"[1, 2]", "Expected `object`, got `array`"),
-    ],
-)
-def test_malformed_bodies(client: Client, body: bytes, needle: str) -> None:
-    assert needle in _error(
-        client.post("/predict", content=body, headers={"content-type": "application/json"}), 400
-    )
-
-
-def test_overflowing_numbers_are_not_finite(client: Client, row: dict[str, float]) -> None:
-    text = json.dumps(row).replace('"brandFit": 0.8', '"brandFit": 1e999')
-    detail = _error(client.post("/predict", content=text, headers={"content-type": "application/json"}), 400)
-    assert "not finite" in detail and "$.brandFit" in detail
-
-
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_wrong_content_type_is_415(client: Client, row: dict[str, float], content_type: str | None) -> None:
-    headers = {"content-type": content_type} if content_type else {}
-    request = client.build_request("POST", "/predict", content=json.dumps(row), headers=headers)
-    assert request.headers.get("content-type") == content_type
-    assert "Content-Type: application/json" in _error(client.send(request), 415)
-
-
-def test_batch_errors_name_the_row(client: Client, row: dict[str, Any]) -> None:
-    rows = [dict(row), {**row, "brandFit": "high"}]
-    assert "$.instances[1].brandFit" in _error(client.post("/predict/batch", json={"instances": rows}), 400)
-    assert "length >= 1" in _error(client.post("/predict/batch", json={"instances": []}), 400)
-    assert "length <= 50" in _error(client.post("/predict/batch", json={"instances": [row] * 51}), 400)
-    assert "unknown field `rows`" in _error(
-        client.post("/predict/batch", json={"instances": [row], "rows": 1}), 400
-    )
-
-
-def test_body_over_the_limit_is_413(client: Client) -> None:
-    big = b'{"instances": [' + b" " * (64 * 1024) + b"]}"
-    assert "MAX_BODY_BYTES" in _error(
-        client.post("/predict/batch", content=big, headers={"content-type": "application/json"}), 413
-    )
-
-
 # --- models -------------------------------------------------------------------------------------
 
 
 def test_models_lists_versions_with_metrics(client: Client) -> None:
     listing = client.get("/models").json()
-    assert [m["version"] for m in listing] == [RF_VERSION, GB_VERSION]
-    assert [m["algorithm"] for m in listing] == ["random_forest", "gradient_boosting"]
-    assert [m["active"] for m in listing] == [True, False]
+    assert [m["version"] for m in listing] == [RF_VERSION, GB_VERSION, OTHER_VERSION]
+    assert [m["algorithm"] for m in listing] == ["random_forest", "gradient_boosting", "random_forest"]
+    assert [m["active"] for m in listing] == [True, False, False]
     assert 0.5 < listing[0]["metrics"]["crossValidation"]["rocAuc"] <= 1
     assert listing[0]["timestamp"] == "2026-01-01T00:00:00Z"
 
@@ -182,7 +115,7 @@ def test_load_swaps_and_persists(
     }
     assert client.post("/predict", json=row).json()["modelVersion"] == GB_VERSION
     assert (store / "ACTIVE").read_text().strip() == GB_VERSION
-    assert [m["active"] for m in client.get("/models").json()] == [False, True]
+    assert [m["active"] for m in client.get("/models").json()] == [False, True, False]
 
 
 def test_management_needs_a_configured_token(store: Path) -> None:
@@ -231,7 +164,7 @@ def test_pinned_version_wins_over_active(store: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model_type", "version"), [("random_forest", RF_VERSION), ("gradient_boosting", GB_VERSION)]
+    ("model_type", "version"), [("random_forest", OTHER_VERSION), ("gradient_boosting", GB_VERSION)]
 )
 def test_without_active_the_newest_of_model_type_serves(store: Path, model_type: str, version: str) -> None:
     (store / "ACTIVE").unlink()
@@ -246,21 +179,7 @@ def test_a_corrupt_start_version_serves_nothing(store: Path) -> None:
         _error(c.get("/health/ready"), 503)
 
 
-# --- docs and CORS ------------------------------------------------------------------------------
-
-
-def test_docs_and_openapi(client: Client) -> None:
-    for page in ("/docs", "/redoc"):
-        response = client.get(page)
-        assert response.status_code == 200 and "<html" in response.text.lower()
-    spec = client.get("/schema/openapi.json").json()
-    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert list(body["properties"]) == FEATURE_NAMES and body["required"] == FEATURE_NAMES
-    assert body["properties"]["brandFit"]["maximum"] == 1.0
-    batch = spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert list(batch["properties"]["instances"]["items"]["properties"]) == FEATURE_NAMES
-    assert "PredictResponse" in spec["components"]["schemas"]
-    assert set(spec["paths"]) >= {"/health", "/health/ready", "/models", "/models/{version}/load"}
+# --- CORS ---------------------------------------------------------------------------------------
 
 
 def test_cors_allows_configured_origins_only(store: Path, row: dict[str, float]) -> None:
@@ -270,3 +189,48 @@ def test_cors_allows_configured_origins_only(store: Path, row: dict[str, float])
         assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
         other = c.post("/predict", json=row, headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+# --- version files ------------------------------------------------------------------------------
+
+
+def test_a_versions_files_can_be_downloaded_with_their_hash(client: Client, store: Path) -> None:
+    sidecar = client.get(f"/models/{RF_VERSION}").json()
+    onnx = client.get(f"/models/{RF_VERSION}/files/model.onnx")
+    assert onnx.status_code == 200 and onnx.content == (store / RF_VERSION / "model.onnx").read_bytes()
+    assert onnx.headers["content-type"] == "application/octet-stream"
+    assert hashlib.sha256(onnx.content).hexdigest() == sidecar["onnx"]["sha256"]
+    assert onnx.headers["etag"] == f'"{sidecar["onnx"]["sha256"]}"'
+    digest = base64.b64encode(hashlib.sha256(onnx.content).digest()).decode()
+    assert onnx.headers["repr-digest"] == f"sha-256=:{digest}:"
+    meta = client.get(f"/models/{RF_VERSION}/files/model.json")
+    assert meta.content == (store / RF_VERSION / "model.json").read_bytes()
+    assert meta.headers["etag"] == f'"{hashlib.sha256(meta.content).hexdigest()}"'
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        (f"/models/{RF_VERSION}/files/card.md", 404, "file_not_found"),
+        (f"/models/{RF_VERSION}/files/ACTIVE", 404, "file_not_found"),
+        (f"/models/{RF_VERSION}/files/..%2F{GB_VERSION}%2Fmodel.onnx", 400, "invalid_input"),
+        (f"/models/{RF_VERSION}/files/..%2F..%2F..%2Fetc%2Fpasswd", 400, "invalid_input"),
+        (f"/models/{RF_VERSION}/files/%2E%2E", 400, "invalid_input"),
+        (f"/models/{RF_VERSION}/files/.model.onnx", 400, "invalid_input"),
+        ("/models/20990101_000000/files/model.onnx", 404, "version_not_found"),
+        ("/models/..%2F..%2Fetc/files/passwd", 400, "invalid_input"),
+    ],
+)
+def test_files_outside_the_version_are_refused(client: Client, path: str, status: int, code: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+
+
+def test_unrouted_paths_and_methods_answer_in_the_error_vocabulary(client: Client) -> None:
+    missing = client.get("/predictions")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert missing.json()["detail"] == "no route for GET /predictions"
+    wrong = client.get("/predict")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert "POST" in wrong.headers["allow"] and "allowed: POST" in wrong.json()["detail"]

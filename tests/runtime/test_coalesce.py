@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.coalesce import RowCoalescer
-from runtime.model import load_version
+from runtime.artifact import load_version
 from runtime.scoring import Scorer
+from runtime.web.coalesce import RowCoalescer
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 
 

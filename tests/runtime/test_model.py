@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.artifact import check_golden_rows, load_version, normalised_importance
 from runtime.errors import ArtifactCorrupt, InvalidInput, VersionNotFound
-from runtime.model import check_golden_rows, load_version, normalised_importance
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
 
@@ -40,11 +40,11 @@ def test_each_corruption_is_refused_by_its_check(store: Path, kind: str) -> None
 
 
 def test_sidecar_must_name_its_own_folder(store: Path) -> None:
-    (store / "20260103_000000").mkdir()
+    (store / "20260109_000000").mkdir()
     for name in ("model.json", "model.onnx"):
-        (store / "20260103_000000" / name).write_bytes((store / RF_VERSION / name).read_bytes())
+        (store / "20260109_000000" / name).write_bytes((store / RF_VERSION / name).read_bytes())
     with pytest.raises(ArtifactCorrupt, match="sidecar names version 20260101_000000"):
-        load_version(store, "20260103_000000")
+        load_version(store, "20260109_000000")
 
 
 @pytest.mark.parametrize(

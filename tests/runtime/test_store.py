@@ -1,22 +1,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from runtime.errors import InvalidInput, VersionNotFound
-from runtime.store import (
+from runtime.artifact import (
     ACTIVE_FILE,
+    SIDECAR_FILE,
+    Sidecar,
     check_version_name,
+    decode_sidecar,
     list_versions,
-    publish,
+    publish_version,
     read_active,
     version_dir,
     version_stamp,
     write_active,
 )
+from runtime.errors import InvalidInput, VersionNotFound
+from tests.conftest import FIXTURE_STORE, RF_VERSION
 
 
 @pytest.mark.parametrize("name", ["20260101_000000", "20261231_235959-2", "20261231_235959-17"])
@@ -37,27 +43,43 @@ def test_stamp_is_utc() -> None:
     assert version_stamp(when) == "20261126_143000"
 
 
+def _sidecar(version: str = "20260101_000000") -> Sidecar:
+    fixture = decode_sidecar((FIXTURE_STORE / RF_VERSION / SIDECAR_FILE).read_bytes())
+    return msgspec.structs.replace(fixture, version=version)
+
+
+def _publish(root: Path) -> str:
+    return publish_version(root, _sidecar(), {"model.onnx": b"onnx"}).version
+
+
 def test_publish_suffixes_on_collision_and_never_overwrites(tmp_path: Path) -> None:
-    names = [publish(tmp_path, "20260101_000000", lambda v: {"model.json": v.encode()}) for _ in range(3)]
+    names = [_publish(tmp_path) for _ in range(3)]
     assert names == ["20260101_000000", "20260101_000000-2", "20260101_000000-3"]
-    assert [(tmp_path / n / "model.json").read_text() for n in names] == names
+    # Each sidecar names its own folder: the one field publishing changes.
+    assert [decode_sidecar((tmp_path / n / SIDECAR_FILE).read_bytes()).version for n in names] == names
     assert list_versions(tmp_path) == names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 
-def test_failed_publish_leaves_nothing(tmp_path: Path) -> None:
-    def boom(_: str) -> dict[str, bytes]:
-        raise RuntimeError("disk full")
+def test_failed_publish_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
 
-    with pytest.raises(RuntimeError):
-        publish(tmp_path, "20260101_000000", boom)
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _publish(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_sidecar_cannot_be_passed_as_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="written from the sidecar"):
+        publish_version(tmp_path, _sidecar(), {SIDECAR_FILE: b"{}"})
+
+
 def test_published_files_are_readable_by_others(tmp_path: Path) -> None:
-    name = publish(tmp_path, "20260101_000000", lambda v: {"model.json": b"{}"})
+    name = _publish(tmp_path)
     assert (tmp_path / name).stat().st_mode & 0o755 == 0o755
-    assert (tmp_path / name / "model.json").stat().st_mode & 0o644 == 0o644
+    assert (tmp_path / name / SIDECAR_FILE).stat().st_mode & 0o644 == 0o644
 
 
 def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
@@ -65,7 +87,7 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
     lock = threading.Lock()
 
     def work() -> None:
-        name = publish(tmp_path, "20260101_000000", lambda v: {"model.json": v.encode()})
+        name = _publish(tmp_path)
         with lock:
             names.append(name)
 
@@ -75,7 +97,7 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(set(names)) == 8
-    assert all((tmp_path / n / "model.json").read_text() == n for n in names)
+    assert all(decode_sidecar((tmp_path / n / SIDECAR_FILE).read_bytes()).version == n for n in names)
 
 
 def test_active_round_trip_is_atomic(tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 
 import msgspec
 
+from runtime.artifact._features import Feature
 from runtime.errors import ArtifactCorrupt
-from runtime.features import Feature
 
 SCHEMA_VERSION = 1
+#: The model kinds ml-matching trains: ``fit --model``, ``MODEL_TYPE`` and the sidecar's ``algorithm``.
+ALGORITHMS = ("random_forest", "gradient_boosting")
 
 
 class _Camel(msgspec.Struct, rename="camel", frozen=True):
@@ -136,8 +138,21 @@ class TrainingData(_Camel, frozen=True):
     features: dict[str, FeatureStats]
 
 
+class FileInfo(_Camel, frozen=True):
+    """A file of the version besides model.onnx and model.json, pinned by its hash."""
+
+    sha256: str
+    bytes: int
+    media_type: str
+
+
 class Sidecar(_Camel, frozen=True):
-    """The whole of ``model.json``."""
+    """The whole of ``model.json``.
+
+    ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
+    model, ...); ``files`` the version's other files. Both default to empty, so sidecars written
+    before they existed still load.
+    """
 
     schema_version: int
     version: str
@@ -155,6 +170,8 @@ class Sidecar(_Camel, frozen=True):
     golden_rows: tuple[GoldenRow, ...]
     training_data: TrainingData
     libraries: dict[str, str]
+    warnings: tuple[str, ...] = ()
+    files: dict[str, FileInfo] = {}
 
 
 _decoder = msgspec.json.Decoder(Sidecar)

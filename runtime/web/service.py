@@ -7,24 +7,49 @@ failed load leaves the old model serving.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from runtime.errors import MLMatchingError, ModelNotReady
-from runtime.model import load_version
+from runtime.artifact import (
+    MODEL_FILE,
+    SIDECAR_FILE,
+    FeatureSet,
+    Sidecar,
+    decode_sidecar,
+    default_feature_set,
+    list_versions,
+    load_version,
+    read_active,
+    version_dir,
+    write_active,
+)
+from runtime.errors import FileNotInVersion, InvalidInput, MLMatchingError, ModelNotReady
 from runtime.scoring import Scorer
 from runtime.settings import Settings
-from runtime.sidecar import Sidecar, decode_sidecar
-from runtime.store import SIDECAR_FILE, list_versions, read_active, version_dir, write_active
+from runtime.web.responses import ModelSummary, SummaryMetrics
 
 log = logging.getLogger("ml_matching")
 
 HOW_TO_TRAIN = (
     "no model is loaded: train one with `python -m training synth --rows 5000 --out data.json && "
-    "python -m training fit --data data.json --artifacts {root}` (needs pip install 'ml-matching[train]')"
+    "python -m training fit --data data.json --artifacts {root}` (training needs the train extra: "
+    "`pip install -e '.[train]'` in a checkout of ml-matching)"
 )
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MEDIA_TYPES = {".json": "application/json", ".onnx": "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class VersionFile:
+    """A file of a version, as the files endpoint serves it."""
+
+    path: Path
+    sha256: str
+    media_type: str
 
 
 @dataclass(frozen=True)
@@ -42,7 +67,10 @@ class ModelService:
         self.root = settings.models_dir
         self._scorer: Scorer | None = None
         self._load_lock = threading.Lock()
-        self._sidecars: dict[str, Sidecar] = {}  # versions are immutable, so a parsed sidecar stays valid
+        # Versions are immutable, so what was read of one stays valid.
+        self._sidecars: dict[str, Sidecar] = {}
+        self._sidecar_hashes: dict[str, str] = {}
+        self._default_features: FeatureSet | None = None
 
     @property
     def scorer(self) -> Scorer:
@@ -56,6 +84,15 @@ class ModelService:
     def version(self) -> str | None:
         scorer = self._scorer
         return scorer.version if scorer else None
+
+    def features(self) -> tuple[str | None, FeatureSet]:
+        """The served version and its feature set; the default set while nothing serves."""
+        scorer = self._scorer
+        if scorer is not None:
+            return scorer.version, scorer.model.feature_set
+        if self._default_features is None:
+            self._default_features = default_feature_set()
+        return None, self._default_features
 
     def start(self) -> None:
         """Load the version to serve at start-up; log and stay unready if there is none or it fails."""
@@ -116,11 +153,41 @@ class ModelService:
             cached = self._sidecars[version] = decode_sidecar((folder / SIDECAR_FILE).read_bytes())
         return cached
 
+    def version_file(self, version: str, name: str) -> VersionFile:
+        """A file the version's sidecar lists (or the sidecar itself), with its sha256.
+
+        Raises
+        ------
+        InvalidInput
+            ``name`` is not a plain file name (no folders, no ``..``).
+        VersionNotFound, FileNotInVersion
+            No such version, or the version lists no such file.
+        """
+        if not _FILE_NAME.fullmatch(name) or ".." in name:
+            raise InvalidInput(
+                f"file name {name!r} is not a plain file name (letters, digits, `.`, `_`, `-`)"
+            )
+        folder = version_dir(self.root, version)
+        sidecar = self.sidecar(version)
+        listed = {MODEL_FILE: sidecar.onnx.sha256, **{n: f.sha256 for n, f in sidecar.files.items()}}
+        if name == SIDECAR_FILE:
+            digest = self._sidecar_hashes.get(version)
+            if digest is None:
+                digest = self._sidecar_hashes[version] = hashlib.sha256(
+                    self.sidecar_bytes(version)
+                ).hexdigest()
+            listed[name] = digest
+        if name not in listed:
+            have = ", ".join(sorted([*listed, SIDECAR_FILE]))
+            raise FileNotInVersion(f"version {version} has no file `{name}` (it has {have})")
+        media = sidecar.files[name].media_type if name in sidecar.files else _MEDIA_TYPES[Path(name).suffix]
+        return VersionFile(folder / name, listed[name], media)
+
     def sidecar_bytes(self, version: str) -> bytes:
         """``model.json`` of ``version`` as stored."""
         return (version_dir(self.root, version) / SIDECAR_FILE).read_bytes()
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self) -> list[ModelSummary]:
         """Every version with its algorithm, time, summary metrics and whether it is served."""
         current = self.version
         out = []
@@ -128,16 +195,18 @@ class ModelService:
             try:
                 s = self.sidecar(v)
             except (MLMatchingError, OSError) as exc:
-                out.append({"version": v, "error": str(exc), "active": v == current})
+                out.append(ModelSummary(version=v, active=v == current, error=str(exc)))
                 continue
-            metrics = {"crossValidation": s.metrics.cross_validation.mean, "holdout": s.metrics.holdout}
+            metrics = SummaryMetrics(
+                cross_validation=s.metrics.cross_validation.mean, holdout=s.metrics.holdout
+            )
             out.append(
-                {
-                    "version": v,
-                    "timestamp": s.created_at,
-                    "algorithm": s.algorithm,
-                    "metrics": metrics,
-                    "active": v == current,
-                }
+                ModelSummary(
+                    version=v,
+                    active=v == current,
+                    timestamp=s.created_at,
+                    algorithm=s.algorithm,
+                    metrics=metrics,
+                )
             )
         return out

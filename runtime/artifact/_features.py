@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import msgspec
 from runtime.errors import InvalidInput
 
 # Installed wheels carry the schemas inside the package; a source checkout has them at the top.
-_SCHEMA_DIRS = (Path(__file__).parent / "_schemas", Path(__file__).parent.parent / "schemas")
+_PACKAGE = Path(__file__).resolve().parent.parent
+_SCHEMA_DIRS = (_PACKAGE / "_schemas", _PACKAGE.parent / "schemas")
 
 
 def schemas_dir() -> Path:
@@ -35,6 +37,38 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     description: str = ""
     min: float | None = None
     max: float | None = None
+
+    def range_problem(self, value: float) -> str | None:
+        """Why ``value`` is outside this feature's declared range, or None when it is inside.
+
+        The wording is the same in training, the runtime and the Node client.
+        """
+        below = self.min is not None and value < self.min
+        above = self.max is not None and value > self.max
+        if not (below or above):
+            return None
+        return f"value {number_text(value)} is {range_text(self.min, self.max)}"
+
+
+def number_text(value: float) -> str:
+    """A number as JavaScript's ``String(value)`` writes it (``1`` not ``1.0``), for shared wording."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = repr(value)
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", text)  # 1e-07 -> 1e-7, as JavaScript writes it
+
+
+def range_text(lo: float | None, hi: float | None) -> str:
+    """``outside [0, 1]``, or ``below the minimum 0`` / ``above the maximum 1`` for one bound."""
+    if lo is None:
+        return f"above the maximum {number_text(hi)}" if hi is not None else "in range"
+    if hi is None:
+        return f"below the minimum {number_text(lo)}"
+    return f"outside [{number_text(lo)}, {number_text(hi)}]"
 
 
 class FeatureSet(msgspec.Struct, frozen=True):

@@ -1,4 +1,10 @@
-"""A verified, loaded model version: the onnxruntime session and what scoring needs from the sidecar."""
+"""Verification: a version is loaded with onnxruntime and checked before it may score.
+
+The checks, in order, each named by the ``check`` of the :class:`ArtifactCorrupt` it raises:
+``sidecar`` (complete, names its folder), ``sha256`` (model.onnx has the recorded hash and size),
+``onnx`` (onnxruntime loads it), ``input-width`` / ``outputs`` (the signature the sidecar names),
+``golden-rows`` (the sidecar's golden rows reproduce within 1e-5).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from runtime.artifact._features import FeatureSet
+from runtime.artifact._sidecar import Sidecar, decode_sidecar
+from runtime.artifact._store import MODEL_FILE, SIDECAR_FILE, version_dir
 from runtime.errors import ArtifactCorrupt
-from runtime.features import FeatureSet
-from runtime.sidecar import Sidecar, decode_sidecar
-from runtime.store import MODEL_FILE, SIDECAR_FILE, version_dir
 
 GOLDEN_TOLERANCE = 1e-5
 
@@ -154,6 +160,43 @@ def normalised_importance(raw: dict[str, float], names: tuple[str, ...]) -> dict
     return {n: (v / total if total > 0 else 0.0) for n, v in zip(names, values, strict=True)}
 
 
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Two runs of the same rows compared: the farthest row and how far (NaN counts as farthest)."""
+
+    rows: int
+    worst_row: int
+    max_abs_diff: float
+    expected: float
+    got: float
+
+    def within(self, tolerance: float) -> bool:
+        return self.max_abs_diff <= tolerance  # False for NaN too
+
+
+def compare(expected: npt.ArrayLike, got: npt.ArrayLike) -> Comparison:
+    """Compare two equally long sequences of probabilities (or any values) row by row.
+
+    The one place that finds "the worst row past a tolerance": golden rows at load, the parity gate at
+    export, and every later check that compares two runtimes.
+    """
+    want = np.asarray(expected, dtype=np.float64).reshape(-1)
+    have = np.asarray(got, dtype=np.float64).reshape(-1)
+    if want.shape != have.shape:
+        raise ValueError(f"compared {want.size} expected values with {have.size}")
+    diff = np.abs(want - have)
+    nan = np.isnan(diff)
+    worst = int(np.argmax(nan)) if nan.any() else int(np.argmax(diff)) if diff.size else 0
+    gap = float(diff[worst]) if diff.size else 0.0
+    return Comparison(
+        rows=int(diff.size),
+        worst_row=worst,
+        max_abs_diff=gap,
+        expected=float(want[worst]) if diff.size else 0.0,
+        got=float(have[worst]) if diff.size else 0.0,
+    )
+
+
 def check_golden_rows(model: LoadedModel, tolerance: float = GOLDEN_TOLERANCE) -> float:
     """Re-score the sidecar's golden rows; return the largest |difference| or raise ArtifactCorrupt."""
     names = model.feature_set.names
@@ -162,13 +205,11 @@ def check_golden_rows(model: LoadedModel, tolerance: float = GOLDEN_TOLERANCE) -
         x = np.array([[row.features[n] for n in names] for row in rows], dtype=np.float32)
     except KeyError as exc:
         raise ArtifactCorrupt("golden-rows", f"a golden row lacks feature {exc}") from None
-    got = model.predict_proba(x).astype(np.float64)
-    diff = np.abs(got - np.array([row.probability for row in rows]))
-    worst = int(np.argmax(diff))
-    if not diff[worst] <= tolerance:  # `not <=` also catches NaN
+    result = compare([row.probability for row in rows], model.predict_proba(x))
+    if not result.within(tolerance):
         raise ArtifactCorrupt(
             "golden-rows",
-            f"golden row {worst}: expected p={rows[worst].probability:.8f}, "
-            f"onnxruntime gives {got[worst]:.8f} (|diff| {diff[worst]:.2e} > {tolerance:g})",
+            f"golden row {result.worst_row}: expected p={result.expected:.8f}, "
+            f"onnxruntime gives {result.got:.8f} (|diff| {result.max_abs_diff:.2e} > {tolerance:g})",
         )
-    return float(diff[worst])
+    return result.max_abs_diff

@@ -16,9 +16,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
+
+from runtime.artifact._sidecar import Sidecar, encode_sidecar
 from runtime.errors import InvalidInput, VersionNotFound
 
 MODEL_FILE = "model.onnx"
@@ -98,37 +101,48 @@ def version_stamp(now: dt.datetime | None = None) -> str:
     return now.astimezone(dt.UTC).strftime("%Y%m%d_%H%M%S")
 
 
-def publish(root: Path, stamp: str, make_files: Callable[[str], dict[str, bytes]]) -> str:
-    """Write a new version and return its name.
+def publish_version(root: Path, sidecar: Sidecar, files: Mapping[str, bytes]) -> Sidecar:
+    """Write a new version, its ``files`` and its sidecar; return the sidecar as published.
 
-    ``make_files(version)`` returns the files' bytes for the name chosen (the sidecar records its own
-    version). They go to a temporary folder in the store which is then renamed into place, so a reader
-    never sees half a version; an existing version is never overwritten (a ``-N`` suffix is added).
+    Everything goes to a temporary folder in the store that is then renamed into place, so a reader
+    never sees half a version. An existing version is never overwritten: when ``sidecar.version`` is
+    taken, the next free ``-N`` suffix is used and the sidecar's ``version`` (the one field
+    publishing may change) follows it.
     """
+    if SIDECAR_FILE in files:
+        raise ValueError(f"{SIDECAR_FILE} is written from the sidecar, not passed as a file")
+    stamp = check_version_name(sidecar.version).partition("-")[0]
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         name = stamp if n == 1 else f"{stamp}-{n}"
         if (root / name).exists():
             continue
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=_TMP_PREFIX))
-        try:
-            tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the runtime may run as another user
-            _write_files(tmp, make_files(name))
-            # rename() onto an existing non-empty folder fails: a version written meanwhile stays.
-            os.rename(tmp, root / name)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if (root / name).exists():
-                continue
-            raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return name
+        named = sidecar if sidecar.version == name else msgspec.structs.replace(sidecar, version=name)
+        if _rename_into_place(root, name, {**files, SIDECAR_FILE: encode_sidecar(named)}):
+            return named
     raise RuntimeError(f"no free version name for {stamp} in {root}")
 
 
-def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+def _rename_into_place(root: Path, name: str, files: Mapping[str, bytes]) -> bool:
+    """Write ``files`` to a temporary folder and rename it to ``root/name``; False if the name was taken."""
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=_TMP_PREFIX))
+    try:
+        tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the runtime may run as another user
+        _write_files(tmp, files)
+        # rename() onto an existing non-empty folder fails: a version written meanwhile stays.
+        os.rename(tmp, root / name)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (root / name).exists():
+            return False
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True
+
+
+def _write_files(folder: Path, files: Mapping[str, bytes]) -> None:
     for name, data in files.items():
         with open(folder / name, "wb") as fh:
             os.fchmod(fh.fileno(), _FILE_MODE)

@@ -1,0 +1,158 @@
+"""Why a request body was refused, in the words the Node client uses too.
+
+The hot path never comes here: msgspec decodes a good body straight into a Struct and refuses a bad
+one in microseconds. Only then is the body parsed again, generically, and walked feature by feature
+in the Node client's order (shape, unknown, missing, type, non-finite, range; rows in order), so
+the answer names every missing or unknown feature at once and reads the same from either runtime::
+
+    row 3: feature `brandFit`: value 1.5 is outside [0, 1]
+    missing features `brandFit`, `budgetAlignment` (expected 19 features, got 17)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from runtime.artifact import Feature, FeatureSet, number_text
+
+BATCH_KEY = "instances"
+_NOT_JSON_NUMBER = re.compile(rb"""(?<![\w"])(-?Infinity|NaN)(?![\w"])""")
+
+
+class _Overflow(float):
+    """A JSON number literal beyond the float range (decoded as ±inf), with its text."""
+
+    text: str
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        big = _Overflow(value)
+        big.text = text
+        return big
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse(body: bytes) -> Any:
+    return json.loads(body, parse_float=_parse_float, parse_constant=_reject_constant)
+
+
+def explain_row(body: bytes, fs: FeatureSet) -> str | None:
+    """The first problem of a ``/predict`` body, or None if this walk finds none."""
+    try:
+        return row_problem(_parse(body), fs)
+    except ValueError:
+        return None
+
+
+def explain_batch(body: bytes, fs: FeatureSet, max_rows: int) -> str | None:
+    """The first problem of a ``/predict/batch`` body, or None if this walk finds none."""
+    try:
+        data = _parse(body)
+    except ValueError:
+        return None
+    problem = _wrapper_problem(data, fs, max_rows)
+    if problem:
+        return problem
+    for i, row in enumerate(data[BATCH_KEY]):
+        problem = row_problem(row, fs)
+        if problem:
+            return f"row {i}: {problem}"
+    return None
+
+
+def malformed(message: str, body: bytes) -> str:
+    """msgspec's "JSON is malformed" message, with a hint where the body holds NaN or Infinity."""
+    text = f"malformed JSON: {message.removeprefix('JSON is malformed: ')}"
+    if _NOT_JSON_NUMBER.search(body):
+        text += "; NaN and Infinity are not JSON numbers (send a finite number)"
+    return text
+
+
+def _wrapper_problem(data: Any, fs: FeatureSet, max_rows: int) -> str | None:
+    wanted = f'expected {{"{BATCH_KEY}": [row, ...]}}'
+    if not isinstance(data, dict):
+        hint = ': wrap the rows as {"instances": [...]}' if isinstance(data, list) else ""
+        return f"{wanted}, got {kind(data)}{hint}"
+    if BATCH_KEY not in data:
+        if set(data) & set(fs.names):
+            return (
+                f"{wanted}, got one row of features: score it with POST /predict, "
+                'or send it as {"instances": [row]}'
+            )
+        return f"{wanted}: missing field `{BATCH_KEY}`"
+    extra = sorted(k for k in data if k != BATCH_KEY)
+    if extra:
+        return f"unknown field `{extra[0]}` ({wanted})"
+    rows = data[BATCH_KEY]
+    if not isinstance(rows, list):
+        return f"`{BATCH_KEY}` must be a list of rows, got {kind(rows)}"
+    if not rows:
+        return f"`{BATCH_KEY}` is empty: send at least 1 row"
+    if len(rows) > max_rows:
+        return f"`{BATCH_KEY}` has {len(rows)} rows, more than MAX_BATCH_ROWS ({max_rows})"
+    return None
+
+
+def row_problem(row: Any, fs: FeatureSet) -> str | None:
+    """The first problem of one decoded row, or None when it is a valid row of ``fs``."""
+    if not isinstance(row, dict):
+        return f"expected an object of features, got {kind(row)}"
+    known = set(fs.names)
+    unknown = [k for k in row if k not in known]
+    if unknown:
+        return f"unknown {_names('feature', unknown)} (the model has {len(fs)} features)"
+    missing = [n for n in fs.names if n not in row]
+    if missing:
+        return f"missing {_names('feature', missing)} (expected {len(fs)} features, got {len(row)})"
+    for feature in fs.features:
+        problem = value_problem(row[feature.name], feature)
+        if problem:
+            return f"feature `{feature.name}`: {problem}"
+    return None
+
+
+def value_problem(value: Any, feature: Feature) -> str | None:
+    """Why ``value`` cannot be ``feature``'s value: not a number, not finite, or out of range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number, got {kind(value)}"
+    if isinstance(value, _Overflow):
+        return f"number {value.text} is not finite (out of float range)"
+    try:
+        number = float(value)
+    except OverflowError:
+        return f"number {value} is not finite (out of float range)"
+    if not math.isfinite(number):
+        return f"value {number_text(number)} is not a finite number"
+    return feature.range_problem(number)
+
+
+def _names(noun: str, names: Sequence[str]) -> str:
+    listed = ", ".join(f"`{n}`" for n in names[:10])
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"{noun}{'s' if len(names) > 1 else ''} {listed}{more}"
+
+
+def kind(value: Any) -> str:
+    """How a value reads in an error message (the Node client's ``kind``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        shown = value[:40] + "…" if len(value) > 40 else value
+        return f"a string {json.dumps(shown, ensure_ascii=False)}"
+    return "a number"

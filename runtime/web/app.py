@@ -1,0 +1,147 @@
+"""The Litestar application: ``create_app(settings)``.
+
+Serve it with ``python -m runtime``, or ``uvicorn --factory runtime.web.app:create_app`` (settings
+from the environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from runtime.errors import (
+    BodyTooLarge,
+    InternalError,
+    InvalidInput,
+    MethodNotAllowed,
+    MLMatchingError,
+    RouteNotFound,
+)
+from runtime.settings import Settings
+from runtime.web.openapi import ApiDocs, FollowingJson, doc_pages
+from runtime.web.routes import bad_path_part, build_routes, request_bodies
+from runtime.web.service import ModelService
+
+log = logging.getLogger("ml_matching")
+# Client mistakes are answered, not logged with a stack trace.
+_QUIET_STATUSES: set[int | type[Exception]] = {400, 401, 403, 404, 405, 413, 415, 422, 503}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the service. ``settings`` default to the process environment.
+
+    The model is loaded in the start-up hook, so a ``TestClient`` used as a context manager (or a
+    server) serves it; scoring answers 503 until a model is loaded.
+    """
+    settings = settings or Settings.from_environ(os.environ)
+    configure_logging(settings.log_level_number)
+    service = ModelService(settings)
+    docs = ApiDocs(request_bodies(settings.max_batch_rows), service.features)
+    app = Litestar(
+        route_handlers=[*build_routes(service), *doc_pages(docs, settings.docs_cdn)],
+        on_startup=[lambda _: service.start()],
+        exception_handlers=error_handlers(),
+        request_max_body_size=settings.body_limit,
+        cors_config=_cors(settings),
+        openapi_config=openapi_config(
+            "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime.", docs
+        ),
+        logging_config=LoggingConfig(
+            configure_root_logger=False, log_exceptions="always", disable_stack_trace=_QUIET_STATUSES
+        ),
+    )
+    app.state.service = service
+    app.state.body_limit = settings.body_limit
+    return app
+
+
+def configure_logging(level: int) -> None:
+    """One stderr handler on the ``ml_matching`` logger (idempotent)."""
+    log.setLevel(level)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    if not settings.allowed_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.allowed_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["content-type", "authorization"],
+    )
+
+
+def openapi_config(description: str, docs: ApiDocs) -> OpenAPIConfig:
+    """``/schema/openapi.json``, following the served model's request bodies."""
+    try:
+        version = dist_version("ml-matching")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        version = "0.0.0"
+    return OpenAPIConfig(
+        title="ml-matching",
+        version=version,
+        description=description,
+        path="/schema",
+        render_plugins=[FollowingJson(docs)],
+        components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+    )
+
+
+def error_handlers() -> dict[Any, Any]:
+    """Every error answers with an :class:`~runtime.errors.ErrorBody` and its stable code."""
+    return {
+        MLMatchingError: _error_response,
+        HTTPException: _http_error_response,
+        HTTP_500_INTERNAL_SERVER_ERROR: _internal_error_response,
+    }
+
+
+def _error_response(_: Request[Any, Any, Any], exc: MLMatchingError) -> Response[Any]:
+    return Response(
+        msgspec.json.encode(exc.body()),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
+    )
+
+
+def _http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Litestar's own refusals (no route, wrong method, body too large) in our vocabulary."""
+    return _error_response(request, _translate(request, exc))
+
+
+def _translate(request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchingError:
+    method, path = request.method, request.url.path
+    if exc.status_code == 404:
+        return bad_path_part(path) or RouteNotFound(f"no route for {method} {path}")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("allow", "")
+        return MethodNotAllowed(f"{method} is not allowed on {path} (allowed: {allowed})", allowed)
+    if exc.status_code == 413:
+        return BodyTooLarge(
+            f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
+        )
+    if exc.status_code < 500:
+        return InvalidInput(exc.detail)
+    return InternalError("internal error (logged by the service)")
+
+
+def _internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _error_response(request, InternalError("internal error (logged by the service)"))

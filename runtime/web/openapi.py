@@ -1,0 +1,208 @@
+"""The OpenAPI document and the pages that render it, true to the served model and readable offline.
+
+- Request bodies that depend on the feature set (``/predict``, ``/predict/batch``, ...) are not
+  fixed when the app is built: :class:`ApiDocs` adds them to Litestar's document from the *served*
+  model's feature set, again after every hot swap, so a client generated from
+  ``/schema/openapi.json`` sends what the service accepts.
+- ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the service itself, from the
+  assets of the ``drf-spectacular-sidecar`` package (current Swagger UI and Redoc builds; its Django
+  requirement is installed but never imported). ``DOCS_CDN=true`` switches to the public CDNs.
+- Error answers are documented per status, with each code that status can carry and an example.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Example
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+from runtime.artifact import FeatureSet
+from runtime.errors import ErrorBody, MLMatchingError
+
+ASSETS_PATH = "/docs/assets"
+_ASSET_PACKAGE = "drf_spectacular_sidecar"  # located, never imported: its __init__ imports Django
+_SWAGGER = "swagger-ui-dist"
+_REDOC = "redoc/bundles"
+#: The asset files the pages load, relative to :func:`asset_dir`.
+ASSET_FILES = (
+    f"{_SWAGGER}/swagger-ui-bundle.js",
+    f"{_SWAGGER}/swagger-ui.css",
+    f"{_SWAGGER}/swagger-ui-standalone-preset.js",
+    f"{_REDOC}/redoc.standalone.js",
+)
+#: An example detail per error code, shown in the documentation.
+_EXAMPLES = {
+    "invalid_input": "missing features `brandFit`, `budgetAlignment` (expected 19 features, got 17)",
+    "unsupported_media_type": "expected a JSON body (Content-Type: application/json), got `text/plain`",
+    "request_entity_too_large": "request body is larger than MAX_BODY_BYTES (10305536 bytes)",
+    "unauthorized": "missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)",
+    "management_disabled": "model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it",
+    "version_not_found": "version 20260101_000000 not found in artifacts",
+    "file_not_found": "version 20260101_000000 has no file `card.md` (it has model.json, model.onnx)",
+    "not_found": "no route for GET /predictions",
+    "method_not_allowed": "GET is not allowed on /predict (allowed: POST)",
+    "artifact_corrupt": "golden-rows: golden row 3: expected p=0.81234567, onnxruntime gives 0.80000000",
+    "model_not_ready": "no model is loaded: train one with `python -m training fit ...`",
+    "internal_error": "internal error (logged by the service)",
+}
+
+
+def error_responses(*errors: type[MLMatchingError]) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the error classes a route can answer, grouped by status."""
+    by_status: dict[int, list[type[MLMatchingError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status_code, []).append(error)
+    return {status: _error_spec(status, group) for status, group in by_status.items()}
+
+
+def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
+    lines = [f"`{e.code}`: {e.when}" for e in errors]
+    examples = [
+        Example(
+            summary=e.code,
+            value=msgspec.to_builtins(
+                ErrorBody(
+                    status, e.code, _EXAMPLES[e.code], "golden-rows" if e.code == "artifact_corrupt" else None
+                )
+            ),
+        )
+        for e in errors
+    ]
+    return ResponseSpec(ErrorBody, description="\n\n".join(lines), generate_examples=False, examples=examples)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body whose schema depends on the served feature set."""
+
+    description: str
+    struct: Callable[[FeatureSet], type[msgspec.Struct]]
+
+
+class ApiDocs:
+    """Litestar's OpenAPI document with the request bodies of the served feature set filled in.
+
+    ``features()`` names the served version (None when nothing serves) and its feature set; the
+    document is rebuilt when that changes, and cached until then.
+    """
+
+    def __init__(
+        self, bodies: Mapping[str, Body], features: Callable[[], tuple[str | None, FeatureSet]]
+    ) -> None:
+        self._bodies = dict(bodies)
+        self._features = features
+        self._lock = threading.Lock()
+        self._key: tuple[str | None, int] | None = None
+        self._doc: dict[str, Any] = {}
+
+    def document(self, base: dict[str, Any]) -> dict[str, Any]:
+        """``base`` (Litestar's document) with this moment's request bodies."""
+        version, fs = self._features()
+        key = (version, id(base))
+        with self._lock:
+            if key != self._key:
+                self._doc = self._fill(base, fs)
+                self._key = key
+            return self._doc
+
+    def _fill(self, base: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
+        doc = copy.deepcopy(base)
+        for path, body in self._bodies.items():
+            operation = doc["paths"][path]["post"]
+            operation["requestBody"] = {
+                "required": True,
+                "description": body.description,
+                "content": {"application/json": {"schema": _inline_schema(body.struct(fs))}},
+            }
+        return doc
+
+
+def _inline_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    # Litestar keeps its own components.schemas, so a body's references are inlined.
+    (schema,), defs = msgspec.json.schema_components([struct], ref_template="#/components/schemas/{name}")
+    return _inline_refs(defs.get(struct.__name__, schema), defs)  # type: ignore[no-any-return]
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            return _inline_refs(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+class FollowingJson(JsonRenderPlugin):
+    """``/schema/openapi.json``, with the request bodies of the served model."""
+
+    def __init__(self, docs: ApiDocs) -> None:
+        super().__init__()
+        self._docs = docs
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, self._docs.document(openapi_schema))
+
+
+def asset_dir() -> Path | None:
+    """The folder holding the Swagger UI and Redoc builds, or None when the package is missing."""
+    spec = importlib.util.find_spec(_ASSET_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / _ASSET_PACKAGE
+    return folder if (folder / _SWAGGER).is_dir() else None
+
+
+def doc_pages(docs: ApiDocs, use_cdn: bool) -> list[HTTPRouteHandler | Router]:
+    """``/docs`` and ``/redoc``, and the router serving their assets unless ``use_cdn``."""
+    folder = None if use_cdn else asset_dir()
+    if folder is None and not use_cdn:
+        raise RuntimeError(
+            f"the API documentation assets ({_ASSET_PACKAGE}) are not installed; "
+            "reinstall ml-matching, or set DOCS_CDN=true to load them from public CDNs"
+        )
+    swagger, redoc = _renderers(folder is not None)
+
+    @get("/docs", include_in_schema=False, media_type="text/html", sync_to_thread=False)
+    def swagger_page(request: Request[Any, Any, Any]) -> bytes:
+        return swagger.render(request, docs.document(request.app.openapi_schema.to_schema()))
+
+    @get("/redoc", include_in_schema=False, media_type="text/html", sync_to_thread=False)
+    def redoc_page(request: Request[Any, Any, Any]) -> bytes:
+        return redoc.render(request, docs.document(request.app.openapi_schema.to_schema()))
+
+    pages: list[HTTPRouteHandler | Router] = [swagger_page, redoc_page]
+    if folder is not None:
+        pages.append(create_static_files_router(ASSETS_PATH, directories=[folder], name="docs-assets"))
+    return pages
+
+
+def _renderers(local: bool) -> tuple[SwaggerRenderPlugin, RedocRenderPlugin]:
+    if not local:
+        return SwaggerRenderPlugin(), RedocRenderPlugin()
+    at = f"{ASSETS_PATH}/{_SWAGGER}"
+    favicon = f"<link rel='icon' type='image/png' href='{at}/favicon-32x32.png'>"
+    swagger = SwaggerRenderPlugin(
+        js_url=f"{at}/swagger-ui-bundle.js",
+        css_url=f"{at}/swagger-ui.css",
+        standalone_preset_js_url=f"{at}/swagger-ui-standalone-preset.js",
+        favicon=favicon,
+    )
+    redoc = RedocRenderPlugin(
+        js_url=f"{ASSETS_PATH}/{_REDOC}/redoc.standalone.js", google_fonts=False, favicon=favicon
+    )
+    return swagger, redoc

@@ -1,0 +1,56 @@
+"""The answers of the runtime's non-scoring endpoints, as Structs (their JSON Schemas are generated).
+
+The scoring answers are in :mod:`runtime.scoring`; errors are :class:`runtime.errors.ErrorBody`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from runtime.artifact import Metrics
+
+
+class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):
+    pass
+
+
+class Health(_Camel):
+    """``GET /health``: liveness, and which version is served (``null`` when none)."""
+
+    status: str
+    service: str
+    model_loaded: bool
+    model_version: str | None
+    timestamp: str
+
+
+class Ready(_Camel):
+    """``GET /health/ready`` (200): a verified model is loaded."""
+
+    status: str
+    model_version: str
+
+
+class SummaryMetrics(_Camel):
+    cross_validation: Metrics
+    holdout: Metrics
+
+
+class ModelSummary(_Camel):
+    """One entry of ``GET /models``; a version whose sidecar cannot be read has ``error`` instead."""
+
+    version: str
+    active: bool
+    timestamp: str | None = None
+    algorithm: str | None = None
+    metrics: SummaryMetrics | None = None
+    error: str | None = None
+
+
+class LoadResult(_Camel):
+    """``POST /models/{version}/load``: what serves now, what served before, whether ACTIVE was written."""
+
+    status: str
+    version: str
+    previous_version: str | None
+    persisted: bool

@@ -1,0 +1,207 @@
+"""HTTP handlers. They close over one :class:`ModelService`, so the request path has no lookups."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, RawBody
+from litestar.response import File
+
+from runtime.artifact import check_version_name
+from runtime.errors import (
+    ArtifactCorrupt,
+    FileNotInVersion,
+    InvalidInput,
+    ManagementDisabled,
+    ModelNotReady,
+    Unauthorized,
+    UnsupportedMediaType,
+    VersionNotFound,
+)
+from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
+from runtime.web.coalesce import RowCoalescer
+from runtime.web.openapi import Body, error_responses
+from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
+from runtime.web.service import ModelService
+
+JSON = "application/json"
+SERVICE = "ml-matching"
+# Bodies this large take milliseconds to decode and score: run them off the event loop.
+OFFLOAD_BYTES = 64 * 1024
+SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, ModelNotReady)
+
+
+def _json(data: bytes) -> Response[Any]:
+    """Already-encoded JSON, sent as is."""
+    return Response(data, media_type=JSON)
+
+
+def require_json(request: Request[Any, Any, Any]) -> None:
+    """Refuse a body not declared as JSON (415)."""
+    raw = request.headers.get("content-type", "")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media != JSON and not media.endswith("+json"):
+        got = f"`{media}`" if media else "no content type"
+        raise UnsupportedMediaType(f"expected a JSON body (Content-Type: application/json), got {got}")
+
+
+def authorize(request: Request[Any, Any, Any], token: str | None) -> None:
+    """Let an admin call through only with ``Authorization: Bearer <token>``."""
+    if not token:
+        raise ManagementDisabled("model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest takes the same time whatever prefix matches, so the token cannot be guessed by timing.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)")
+
+
+def request_bodies(max_batch_rows: int) -> dict[str, Body]:
+    """The request bodies that follow the served feature set (see :class:`ApiDocs`)."""
+    return {
+        "/predict": Body("one object with the model's features", row_type),
+        "/predict/batch": Body(
+            '{"instances": [...]} of feature objects', lambda fs: batch_type(row_type(fs), max_batch_rows)
+        ),
+    }
+
+
+def build_routes(service: ModelService) -> list[HTTPRouteHandler]:
+    """The service's route handlers."""
+    return [*_health_routes(service), *_scoring_routes(service), *_model_routes(service)]
+
+
+def _health_routes(service: ModelService) -> list[HTTPRouteHandler]:
+    @get("/health", sync_to_thread=False, tags=["health"], summary="Liveness")
+    def health() -> Health:
+        version = service.version
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return Health(
+            status="healthy",
+            service=SERVICE,
+            model_loaded=version is not None,
+            model_version=version,
+            timestamp=now,
+        )
+
+    @get(
+        "/health/ready",
+        sync_to_thread=False,
+        tags=["health"],
+        summary="Readiness",
+        responses=error_responses(ModelNotReady),
+    )
+    def ready() -> Ready:
+        return Ready(status="ready", model_version=service.scorer.version)
+
+    return [health, ready]
+
+
+def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
+    coalescer = RowCoalescer()
+
+    @post("/predict", status_code=200, tags=["predict"], summary="Score one match", responses=SCORING_ERRORS)
+    async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
+        require_json(request)
+        scorer = service.scorer  # one read: a swap during this request does not change its model
+        return _json(await coalescer.submit(scorer, scorer.decode_row(body)))
+
+    @post(
+        "/predict/batch",
+        status_code=200,
+        tags=["predict"],
+        summary="Score many matches",
+        responses=SCORING_ERRORS,
+    )
+    async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
+        require_json(request)
+        scorer = service.scorer  # one read: a swap during this request does not change its model
+        if len(body) > OFFLOAD_BYTES:
+            return _json(await anyio.to_thread.run_sync(scorer.predict_batch, bytes(body)))
+        return _json(scorer.predict_batch(body))
+
+    return [predict, predict_batch]
+
+
+def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
+    token = service.settings.admin_token
+
+    @get("/models", sync_to_thread=False, tags=["models"], summary="List versions")
+    def models() -> list[ModelSummary]:
+        return service.listing()
+
+    @get(
+        "/models/{version:str}",
+        sync_to_thread=False,
+        tags=["models"],
+        summary="A version's sidecar (model.json)",
+        responses=error_responses(InvalidInput, VersionNotFound),
+    )
+    def model_sidecar(version: FromPath[str]) -> Response[dict[str, Any]]:
+        return _json(service.sidecar_bytes(check_version_name(version)))
+
+    @get(
+        "/models/{version:str}/files/{name:str}",
+        sync_to_thread=False,
+        tags=["models"],
+        summary="Download a file of a version (model.onnx, model.json, ...)",
+        description="`Repr-Digest` (RFC 9530) and `ETag` carry the file's sha256 as the sidecar records it.",
+        responses=error_responses(InvalidInput, VersionNotFound, FileNotInVersion),
+    )
+    def model_file(version: FromPath[str], name: FromPath[str]) -> File:
+        found = service.version_file(check_version_name(version), name)
+        digest = base64.b64encode(bytes.fromhex(found.sha256)).decode()
+        headers = {"Repr-Digest": f"sha-256=:{digest}:", "ETag": f'"{found.sha256}"'}
+        return File(
+            found.path,
+            filename=name,
+            media_type=found.media_type,
+            headers=headers,
+            content_disposition_type="inline",
+        )
+
+    @post(
+        "/models/{version:str}/load",
+        status_code=200,
+        tags=["models"],
+        summary="Verify and serve a version",
+        responses=error_responses(
+            InvalidInput, Unauthorized, ManagementDisabled, VersionNotFound, ArtifactCorrupt
+        ),
+        security=[{"bearer": []}],
+    )
+    async def load(request: Request[Any, Any, Any], version: FromPath[str]) -> LoadResult:
+        authorize(request, token)
+        result = await anyio.to_thread.run_sync(service.load, check_version_name(version))
+        return LoadResult(
+            status="success",
+            version=result.version,
+            previous_version=result.previous_version,
+            persisted=result.persisted,
+        )
+
+    return [models, model_sidecar, model_file, load]
+
+
+def bad_path_part(path: str) -> InvalidInput | None:
+    """For an unrouted ``/models/...`` path: the error naming its malformed version or file name.
+
+    A version or file name holding ``/`` (e.g. ``..%2F..%2Fetc``) matches no route; it is a bad
+    request, not a missing page.
+    """
+    if not path.startswith("/models/"):
+        return None
+    version, *rest = path[len("/models/") :].split("/")
+    try:
+        check_version_name(version)
+    except InvalidInput as exc:
+        return exc
+    if rest[:1] == ["files"] and len(rest) > 2:
+        name = "/".join(rest[1:])
+        return InvalidInput(f"file name {name!r} is not a plain file name (letters, digits, `.`, `_`, `-`)")
+    return None
