@@ -15,14 +15,20 @@ from typing import Any
 
 import msgspec
 
-from runtime.errors import ArtifactCorrupt, InvalidInput, MLMatchingError
-from runtime.features import FeatureSet, default_feature_set, load_feature_set
-from runtime.model import load_dir
-from runtime.sidecar import decode_sidecar
-from runtime.store import SIDECAR_FILE, list_versions, read_active
-from training.config import load_config
-from training.data import load_dataset
-from training.estimators import ALGORITHMS
+from runtime import ArtifactCorrupt, InvalidInput, MLMatchingError
+from runtime.artifact import (
+    ALGORITHMS,
+    SIDECAR_FILE,
+    FeatureSet,
+    decode_sidecar,
+    default_feature_set,
+    list_versions,
+    load_dir,
+    load_feature_set,
+    read_active,
+)
+from training.config import TrainConfig, load_config
+from training.data import MIN_ROWS, SUFFIXES, load_dataset
 from training.pipeline import fit_and_publish
 from training.synth import synthesize
 
@@ -41,35 +47,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+FEATURES_HELP = "feature-set JSON file (default: the 19 match features of schemas/features.default.json)"
+DATA_HELP = (
+    "outcomes to train on; the format is chosen by suffix: "
+    + ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items())
+    + '; an outcome is true/false, 1/0 or "yes"/"no"'
+    + f"; at least {MIN_ROWS} rows with both outcomes"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(required=True, metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    s = sub.add_parser("synth", help="write synthetic outcomes (seed /train JSON format)")
-    s.add_argument("--rows", type=int, required=True)
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--features", type=Path, help="feature-set JSON (default: the 19 match features)")
+    s = sub.add_parser("synth", help="write synthetic outcomes (the seed's /train JSON)", formatter_class=fmt)
+    s.add_argument("--rows", type=int, required=True, help="how many outcomes to draw")
+    s.add_argument("--seed", type=int, default=42, help="random seed")
+    s.add_argument("--out", type=Path, required=True, help="file to write (.json)")
+    s.add_argument("--features", type=Path, help=FEATURES_HELP)
     s.set_defaults(run=_synth)
 
-    f = sub.add_parser("fit", help="train, evaluate, export and publish versions")
-    f.add_argument("--data", type=Path, required=True)
-    f.add_argument("--features", type=Path, help="feature-set JSON (default: the 19 match features)")
-    f.add_argument("--model", choices=[*ALGORITHMS, "all"], default="random_forest")
-    f.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
-    f.add_argument("--folds", type=int)
-    f.add_argument("--seed", type=int)
-    f.add_argument("--config", type=Path, help="TOML or JSON file of TrainConfig settings")
-    f.add_argument("--no-activate", action="store_true", help="leave ACTIVE as it is")
-    f.add_argument("--json", action="store_true", help="print one JSON object describing the result")
+    d = TrainConfig()
+    f = sub.add_parser(
+        "fit",
+        help="train, evaluate, export and publish versions",
+        description="Train, cross-validate, export to ONNX behind a parity gate, publish a version each.",
+        formatter_class=fmt,
+    )
+    f.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    f.add_argument("--features", type=Path, help=FEATURES_HELP)
+    f.add_argument("--model", choices=[*ALGORITHMS, "all"], default="random_forest", help="what to train")
+    f.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
+    f.add_argument("--folds", type=int, help=f"cross-validation folds (default: {d.folds}, or the config's)")
+    f.add_argument("--seed", type=int, help=f"random seed (default: {d.seed}, or the config's)")
+    f.add_argument("--config", type=Path, help="TOML or JSON file of training settings (see the README)")
+    f.add_argument("--no-activate", action="store_true", help="publish without changing ACTIVE")
+    f.add_argument("--json", action="store_true", help="print one JSON object describing what was written")
     f.set_defaults(run=_fit)
 
-    ls = sub.add_parser("list", help="list the versions in a store")
-    ls.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
+    ls = sub.add_parser("list", help="list the versions in a store", formatter_class=fmt)
+    ls.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
     ls.set_defaults(run=_list)
 
-    v = sub.add_parser("verify", help="re-check a version: sha256, ONNX load, golden rows")
-    v.add_argument("path", type=Path)
+    v = sub.add_parser(
+        "verify", help="re-check a version: sha256, ONNX load, golden rows", formatter_class=fmt
+    )
+    v.add_argument("path", type=Path, help="a version folder, e.g. artifacts/20261126_143000")
     v.set_defaults(run=_verify)
     return p
 
@@ -105,6 +129,9 @@ def _fit(args: argparse.Namespace) -> int:
     results, active = fit_and_publish(
         data, fs, algorithms, args.artifacts, config, activate=not args.no_activate, progress=progress
     )
+    for r in results:
+        for warning in r.sidecar.warnings:
+            progress(f"warning: {r.version} ({r.algorithm}): {warning}")
     if args.json:
         out = {"versions": [_describe(r.sidecar, str(r.path)) for r in results], "active": active}
         print(json.dumps(out))
@@ -135,6 +162,7 @@ def _describe(sidecar: Any, path: str) -> dict[str, Any]:
             "baselineHoldout": msgspec.to_builtins(sidecar.baseline.metrics.holdout),
             "overfitting": msgspec.to_builtins(m.overfitting),
         },
+        "warnings": list(sidecar.warnings),
     }
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from runtime.errors import InvalidInput
+from runtime import InvalidInput
 
 Fraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]

@@ -1,10 +1,13 @@
 """Loading and validating collaboration outcomes.
 
-Three formats, chosen by suffix (``.csv``, ``.jsonl``/``.ndjson``, else JSON):
+Three formats, chosen by suffix:
 
-- the seed's ``/train`` body: ``{"features": [{name: value, ...}], "outcomes": [true, ...]}``
-- JSON Lines: one ``{...features, "outcome": bool}`` per line
-- CSV with a header: the feature columns and ``outcome``
+- ``.json``: the seed's ``/train`` body: ``{"features": [{name: value, ...}], "outcomes": [true, ...]}``
+- ``.jsonl`` / ``.ndjson``: JSON Lines, one ``{...features, "outcome": bool}`` per line
+- ``.csv``: a header of the feature columns and ``outcome``
+
+An outcome is ``true``/``false``, ``1``/``0``, or (in any case) the strings ``"true"``/``"false"``,
+``"1"``/``"0"``, ``"yes"``/``"no"``.
 
 Every problem raises :class:`DataError` with one line naming the file, the row (1-based) or column.
 """
@@ -24,10 +27,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from runtime.features import FeatureSet
+from runtime.artifact import Feature, FeatureSet, number_text
 from training.errors import DataError
 
 MIN_ROWS = 50  # the seed's minimum before training
+SUFFIXES = {".json": "the seed's /train body", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines", ".csv": "CSV"}
 OUTCOME = "outcome"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -57,6 +61,13 @@ def load_dataset(path: str | Path, feature_set: FeatureSet) -> Dataset:
         feature's range, outcome not boolean/0/1, a single class, or fewer than 50 rows.
     """
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        known = ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items())
+        got = f"`{path.suffix}`" if path.suffix else "no suffix"
+        raise DataError(
+            f"{path}: the data format is chosen by the file's suffix, got {got}; expected {known}"
+        )
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")
@@ -134,21 +145,27 @@ def _to_arrays(
     for i, row, outcome in records:
         if len(row) != len(names) or row.keys() != known:
             _raise_columns(path, i, row, names)
-        xs.append([_value(path, i, f.name, row[f.name], f.min, f.max) for f in fs.features])
+        xs.append([_value(path, i, f, row[f.name]) for f in fs.features])
         ys.append(_outcome(path, i, outcome))
     return np.array(xs, dtype=np.float64).reshape(len(xs), len(names)), np.array(ys, dtype=np.int64)
 
 
 def _raise_columns(path: Path, i: int, row: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    unknown = [k for k in row if k not in set(names)]
+    if unknown:
+        raise DataError(f"{path}: row {i}: unknown {_listed(unknown)} (the feature set has {len(names)})")
     missing = [n for n in names if n not in row]
-    if missing:
-        raise DataError(f"{path}: row {i}: missing feature `{missing[0]}`")
-    unknown = sorted(set(row) - set(names))
-    raise DataError(f"{path}: row {i}: unknown feature `{unknown[0]}`")
+    raise DataError(
+        f"{path}: row {i}: missing {_listed(missing)} (expected {len(names)} features, got {len(row)})"
+    )
 
 
-def _value(path: Path, i: int, name: str, v: Any, lo: float | None, hi: float | None) -> float:
-    where = f"{path}: row {i}, feature `{name}`"
+def _listed(names: list[str]) -> str:
+    return f"feature{'s' if len(names) > 1 else ''} " + ", ".join(f"`{n}`" for n in names)
+
+
+def _value(path: Path, i: int, feature: Feature, v: Any) -> float:
+    where = f"{path}: row {i}, feature `{feature.name}`"
     if isinstance(v, str):
         try:
             v = float(v)
@@ -158,9 +175,10 @@ def _value(path: Path, i: int, name: str, v: Any, lo: float | None, hi: float | 
         raise DataError(f"{where}: expected a number, got {json.dumps(v)}")
     value = float(v)
     if not math.isfinite(value):
-        raise DataError(f"{where}: value {value} is not finite")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise DataError(f"{where}: value {value} is outside the declared range [{lo}, {hi}]")
+        raise DataError(f"{where}: value {number_text(value)} is not a finite number")
+    problem = feature.range_problem(value)
+    if problem:
+        raise DataError(f"{where}: {problem}")
     return value
 
 
@@ -171,7 +189,7 @@ def _outcome(path: Path, i: int, v: Any) -> int:
         return int(v)
     if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
         return int(v.strip().lower() in _TRUE)
-    raise DataError(f"{path}: row {i}: outcome must be true/false or 1/0, got {json.dumps(v)}")
+    raise DataError(f'{path}: row {i}: outcome must be true/false, 1/0 or "yes"/"no", got {json.dumps(v)}')
 
 
 def _check_shape(path: Path, y: npt.NDArray[np.int64]) -> None:

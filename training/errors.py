@@ -1,13 +1,30 @@
-"""Training's errors: all are :class:`runtime.errors.InvalidInput` or subclasses of the root."""
+"""Every error training raises on purpose; each has a stable ``code`` like the runtime's errors.
+
+Exception tree (the root and ``InvalidInput`` are :mod:`runtime.errors`')::
+
+    MLMatchingError
+    ├── InvalidInput                          400 invalid_input
+    │   └── DataError                         400 invalid_data      outcomes that cannot be trained on
+    └── ParityError (ValueError)              422 parity_failed     ONNX disagrees with scikit-learn
+
+The command line exits with 2 on an ``InvalidInput`` and 1 on any other of these.
+"""
 
 from __future__ import annotations
 
-from runtime.errors import InvalidInput, MLMatchingError
+from runtime import InvalidInput, MLMatchingError
 
 
 class DataError(InvalidInput):
-    """The outcomes file cannot be trained on; the message names the file, row or column."""
+    """The outcomes cannot be trained on; the message names the file, row or column."""
+
+    code = "invalid_data"
+    when = "outcomes that cannot be trained on (too few rows, one class, a bad value; the detail names it)"
 
 
 class ParityError(MLMatchingError, ValueError):
     """onnxruntime disagrees with scikit-learn beyond the tolerance; nothing is published."""
+
+    code = "parity_failed"
+    status_code = 422
+    when = "an exported model that onnxruntime scores differently from scikit-learn; nothing is published"

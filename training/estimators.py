@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from runtime.artifact import ALGORITHMS
 from training.config import TrainConfig
 
-ALGORITHMS = ("random_forest", "gradient_boosting")
 BASELINE = "logistic_regression"
 
 

@@ -21,7 +21,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold
 
-from runtime.sidecar import CrossValidation, Metrics, Overfitting
+from runtime.artifact import CrossValidation, Metrics, Overfitting
 
 Progress = Callable[[str], None]
 _FIELDS = Metrics.__struct_fields__

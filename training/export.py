@@ -12,7 +12,7 @@ import onnxruntime as ort
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 
-from runtime.model import session_options
+from runtime.artifact import compare, session_options
 from training.errors import ParityError
 
 INPUT_NAME = "input"
@@ -82,12 +82,12 @@ def check_parity(
         When some row differs by more than ``tolerance``; the message names the row and the gap.
     """
     expected = estimator.predict_proba(x.astype(np.float64))[:, 1]
-    got = session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: x})[0][:, 1].astype(np.float64)
-    diff = np.abs(expected - got)
-    worst = int(np.argmax(diff))
-    if not diff[worst] <= tolerance:
+    got = session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: x})[0][:, 1]
+    result = compare(expected, got)
+    if not result.within(tolerance):
         raise ParityError(
-            f"ONNX export differs from scikit-learn on row {worst}: p_sklearn={expected[worst]:.8f}, "
-            f"p_onnx={got[worst]:.8f}, |diff|={diff[worst]:.3e} > tolerance {tolerance:g}"
+            f"ONNX export differs from scikit-learn on row {result.worst_row}: "
+            f"p_sklearn={result.expected:.8f}, p_onnx={result.got:.8f}, "
+            f"|diff|={result.max_abs_diff:.3e} > tolerance {tolerance:g}"
         )
-    return ParityResult(rows=int(x.shape[0]), max_abs_diff=float(diff[worst]))
+    return ParityResult(rows=result.rows, max_abs_diff=result.max_abs_diff)

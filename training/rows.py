@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from runtime.features import FeatureSet
-from runtime.sidecar import FeatureStats, GoldenRow, Histogram
+from runtime.artifact import FeatureSet, FeatureStats, GoldenRow, Histogram
 
 HISTOGRAM_BINS = 10
 

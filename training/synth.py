@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
-from runtime.features import FeatureSet
+from runtime.artifact import FeatureSet
 
 Array = npt.NDArray[np.float64]
 

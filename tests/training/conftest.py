@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime.features import default_feature_set
+from runtime.artifact import default_feature_set
 from training.synth import synthesize
 
 # Small, fast models for tests that check plumbing rather than quality.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from runtime.store import list_versions, read_active
+from runtime.artifact import list_versions, read_active
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "model.schema.json").read_text())
 Cli = Callable[..., tuple[int, str, str]]
@@ -141,8 +142,14 @@ def _rewrite(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
         (lambda b: b["features"][9].pop("audienceMatch"), "row 10: missing feature `audienceMatch`"),
         (lambda b: b["features"][0].update(extra=1), "row 1: unknown feature `extra`"),
         (lambda b: b["features"][2].update(brandFit="x"), "row 3, feature `brandFit`: expected a number"),
-        (lambda b: b["features"][2].update(brandFit=7), "outside the declared range"),
-        (lambda b: b["outcomes"].__setitem__(0, "yes please"), "row 1: outcome must be true/false or 1/0"),
+        (
+            lambda b: b["features"][2].update(brandFit=7),
+            "row 3, feature `brandFit`: value 7 is outside [0, 1]",
+        ),
+        (
+            lambda b: b["outcomes"].__setitem__(0, "yes please"),
+            'row 1: outcome must be true/false, 1/0 or "yes"/"no"',
+        ),
         (
             lambda b: {"features": b["features"], "outcomes": [False] * len(b["outcomes"])},
             "only one class present",
@@ -191,3 +198,39 @@ def test_module_entry_point(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and "no versions" in done.stdout
+
+
+def test_every_recorded_flag_is_printed_as_a_warning(
+    tmp_path: Path, cli: Cli, synth_body: dict[str, Any], fast_config: Path
+) -> None:
+    # Outcomes that ignore the features: a forest learns the noise, so its train-vs-CV gap is flagged.
+    rng = random.Random(1)
+    noise = tmp_path / "noise.json"
+    noise.write_text(
+        json.dumps({**synth_body, "outcomes": [rng.random() < 0.5 for _ in synth_body["outcomes"]]})
+    )
+    code, out, err = _fit(cli, noise, tmp_path / "store", fast_config, "--model", "all", "--json")
+    assert code == 0, err
+    versions = json.loads(out)["versions"]
+    flagged = [(v, w) for v in versions for w in v["warnings"]]
+    assert any(w.startswith("overfitting: ") for _, w in flagged)
+    for v, w in flagged:
+        assert f"warning: {v['version']} ({v['algorithm']}): {w}" in err.splitlines()
+    sidecar = json.loads((tmp_path / "store" / versions[0]["version"] / "model.json").read_text())
+    assert sidecar["warnings"] == versions[0]["warnings"]
+    assert sidecar["metrics"]["overfitting"]["flagged"] == any(
+        w.startswith("overfitting") for w in sidecar["warnings"]
+    )
+
+
+def test_fit_help_describes_each_option_with_its_default(
+    cli: Cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli("fit", "--help")
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the format is chosen by suffix: .json (the seed's /train body), .jsonl (JSON Lines)" in text
+    assert 'an outcome is true/false, 1/0 or "yes"/"no"' in text
+    assert "what to train (default: random_forest)" in text and "(default: artifacts)" in text
+    assert "cross-validation folds (default: 5, or the config's)" in text

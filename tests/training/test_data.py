@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.features import default_feature_set
+from runtime.artifact import default_feature_set
 from training.data import load_dataset
 from training.errors import DataError
 
@@ -60,14 +60,18 @@ _DROP = object()
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"brandFit": _DROP}, "row 5: missing feature `brandFit`"),
-        ({"followers": 0.5}, "row 5: unknown feature `followers`"),
+        ({"brandFit": _DROP}, "row 5: missing feature `brandFit` (expected 19 features, got 18)"),
+        (
+            {"brandFit": _DROP, "accountAge": _DROP},
+            "row 5: missing features `brandFit`, `accountAge` (expected 19 features, got 17)",
+        ),
+        ({"followers": 0.5}, "row 5: unknown feature `followers` (the feature set has 19)"),
         ({"brandFit": "high"}, "row 5, feature `brandFit`: expected a number, got 'high'"),
         ({"brandFit": True}, "row 5, feature `brandFit`: expected a number, got true"),
         ({"brandFit": None}, "row 5, feature `brandFit`: expected a number, got null"),
-        ({"brandFit": "NaN"}, "row 5, feature `brandFit`: value nan is not finite"),
-        ({"brandFit": "inf"}, "row 5, feature `brandFit`: value inf is not finite"),
-        ({"brandFit": 1.5}, "row 5, feature `brandFit`: value 1.5 is outside the declared range [0.0, 1.0]"),
+        ({"brandFit": "NaN"}, "row 5, feature `brandFit`: value NaN is not a finite number"),
+        ({"brandFit": "inf"}, "row 5, feature `brandFit`: value Infinity is not a finite number"),
+        ({"brandFit": 1.5}, "row 5, feature `brandFit`: value 1.5 is outside [0, 1]"),
     ],
 )
 def test_bad_values_are_named(
@@ -85,7 +89,7 @@ def test_bad_values_are_named(
     [
         (
             lambda b: {**b, "outcomes": [*b["outcomes"][:-1], "maybe"]},
-            'row 400: outcome must be true/false or 1/0, got "maybe"',
+            'row 400: outcome must be true/false, 1/0 or "yes"/"no", got "maybe"',
         ),
         (lambda b: {**b, "outcomes": [True] * 400}, "only one class present (every outcome is true)"),
         (
@@ -101,6 +105,22 @@ def test_bad_outcomes_and_shapes(tmp_path: Path, synth_body: dict[str, Any], bod
     path.write_text(json.dumps(body(synth_body)))
     with pytest.raises(DataError, match="^" + re.escape(f"{path}: {message}")):
         load_dataset(path, FS)
+
+
+@pytest.mark.parametrize("name", ["data.txt", "data", "data.JSONL.bak"])
+def test_an_unknown_suffix_names_the_formats_read(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text("{}")
+    with pytest.raises(
+        DataError, match=r"the data format is chosen by the file's suffix, got .*; expected \.json"
+    ):
+        load_dataset(tmp_path / name, FS)
+
+
+def test_yes_and_no_are_outcomes(tmp_path: Path, synth_body: dict[str, Any]) -> None:
+    words = ["Yes" if o else "no" for o in synth_body["outcomes"]]
+    path = tmp_path / "words.json"
+    path.write_text(json.dumps({**synth_body, "outcomes": words}))
+    assert load_dataset(path, FS).y.tolist() == [int(o) for o in synth_body["outcomes"]]
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:

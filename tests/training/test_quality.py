@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from runtime.features import default_feature_set
+from runtime.artifact import default_feature_set
 from training.synth import synthesize
 
 pytestmark = pytest.mark.slow

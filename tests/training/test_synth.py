@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.features import Feature, FeatureSet, default_feature_set
+from runtime.artifact import Feature, FeatureSet, default_feature_set
 from training.synth import synthesize, true_logit
 
 FS = default_feature_set()

@@ -1,0 +1,293 @@
+"""The named steps of a training, which ``fit`` and the trainer service compose.
+
+    split → fit_baseline → evaluate → export_and_check → golden → build_sidecar → (publish)
+
+Each step takes what the earlier ones made and returns an immutable result; nothing is written to
+the store until a complete sidecar exists (see :mod:`training.pipeline`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import train_test_split
+
+from runtime.artifact import (
+    MODEL_FILE,
+    SCHEMA_VERSION,
+    Baseline,
+    BaselineMetrics,
+    CrossValidation,
+    FeatureSet,
+    GoldenRow,
+    Importance,
+    ModelMetrics,
+    OnnxInfo,
+    Parity,
+    Sidecar,
+    TrainingData,
+    version_stamp,
+)
+from training import estimators as est
+from training.config import TrainConfig
+from training.data import Dataset
+from training.evaluate import cross_validate, metrics, overfitting, positive_proba
+from training.export import (
+    INPUT_NAME,
+    LABEL_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    check_parity,
+    export_onnx,
+    onnx_session,
+)
+from training.rows import feature_stats, golden_inputs, golden_rows, random_rows
+
+Progress = Callable[[str], None]
+Matrix = npt.NDArray[np.float64]
+_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "joblib", "msgspec", "ml-matching")
+
+
+@dataclass(frozen=True)
+class Split:
+    """The stratified held-out split; cross-validation runs on the training part."""
+
+    x_train: Matrix
+    y_train: npt.NDArray[np.int64]
+    x_hold: Matrix
+    y_hold: npt.NDArray[np.int64]
+
+
+def split(data: Dataset, config: TrainConfig) -> Split:
+    """Split off ``config.holdout_fraction`` of the rows, stratified by outcome."""
+    xt, xh, yt, yh = train_test_split(
+        data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
+    )
+    return Split(xt, yt, xh, yh)
+
+
+def _cross_validate(
+    model: Any, s: Split, config: TrainConfig, label: str, progress: Progress, jobs: int
+) -> CrossValidation:
+    return cross_validate(
+        model, s.x_train, s.y_train, folds=config.folds, seed=config.seed,
+        threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FittedBaseline:
+    """The logistic baseline with its weights folded onto the raw features."""
+
+    sidecar: Baseline
+    intercept: float
+    weights: Matrix
+
+    def proba(self, x: npt.NDArray[Any]) -> Matrix:
+        return est.weighted_proba(self.intercept, self.weights, x.astype(np.float64))
+
+
+def fit_baseline(fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> FittedBaseline:
+    """Cross-validate and fit the logistic baseline; measure it on the held-out split."""
+    model = est.make_baseline(config)
+    cv = _cross_validate(model, s, config, est.BASELINE, progress, jobs=1)
+    model.fit(s.x_train, s.y_train)
+    b, w = est.baseline_weights(model)
+    hold = metrics(s.y_hold, est.weighted_proba(b, w, s.x_hold), config.decision_threshold)
+    progress(f"{est.BASELINE}: holdout roc_auc={hold.roc_auc:.4f} accuracy={hold.accuracy:.4f}")
+    sidecar = Baseline(
+        algorithm=est.BASELINE,
+        intercept=b,
+        coefficients=dict(zip(fs.names, map(float, w), strict=True)),
+        metrics=BaselineMetrics(cross_validation=cv, holdout=hold),
+    )
+    return FittedBaseline(sidecar, b, w)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A fitted estimator with its cross-validated, held-out and train metrics and importances."""
+
+    algorithm: str
+    estimator: Any
+    metrics: ModelMetrics
+    importance: Importance
+
+
+def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> Evaluated:
+    """Cross-validate ``algorithm``, refit it on the training part, measure it on the held-out split."""
+    model = est.make_estimator(algorithm, config)
+    # Folds run side by side unless the estimator already uses every core.
+    jobs = 1 if est.is_multithreaded(algorithm, config) else -1
+    cv = _cross_validate(model, s, config, algorithm, progress, jobs=jobs)
+    model.fit(s.x_train, s.y_train)
+    t = config.decision_threshold
+    train_m = metrics(s.y_train, positive_proba(model, s.x_train), t)
+    hold_m = metrics(s.y_hold, positive_proba(model, s.x_hold), t)
+    progress(f"{algorithm}: holdout roc_auc={hold_m.roc_auc:.4f} accuracy={hold_m.accuracy:.4f}")
+    model_metrics = ModelMetrics(
+        cross_validation=cv,
+        holdout=hold_m,
+        holdout_fraction=config.holdout_fraction,
+        train=train_m,
+        overfitting=overfitting(train_m, cv, config.overfitting_threshold),
+    )
+    return Evaluated(algorithm, model, model_metrics, _importance(model, fs, s, config))
+
+
+def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig) -> Importance:
+    perm = permutation_importance(
+        model, s.x_hold, s.y_hold, scoring="roc_auc", n_repeats=5, random_state=config.seed
+    )
+    impurity = model.feature_importances_
+    return Importance(
+        impurity=dict(zip(fs.names, map(float, impurity), strict=True)),
+        permutation=dict(zip(fs.names, map(float, perm.importances_mean), strict=True)),
+        permutation_std=dict(zip(fs.names, map(float, perm.importances_std), strict=True)),
+    )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The exported ONNX model, the rows it was checked on, and the parity found."""
+
+    onnx: bytes
+    info: OnnxInfo
+    parity: Parity
+    hold32: npt.NDArray[np.float32]
+    random32: npt.NDArray[np.float32]
+
+
+def export_and_check(
+    model: Evaluated, fs: FeatureSet, data: Dataset, s: Split, config: TrainConfig, progress: Progress
+) -> Checked:
+    """Export to ONNX and check it against scikit-learn on the held-out rows plus random in-range rows.
+
+    Raises
+    ------
+    ParityError
+        A row differs by more than ``config.parity_tolerance``; nothing may be published.
+    """
+    exported = export_onnx(model.estimator, len(fs))
+    session = onnx_session(exported.data)
+    random32 = random_rows(fs, data.x, config.parity_random_rows, config.seed)
+    hold32 = s.x_hold.astype(np.float32)
+    parity = check_parity(
+        model.estimator, session, np.concatenate([hold32, random32]), config.parity_tolerance
+    )
+    progress(f"{model.algorithm}: parity over {parity.rows} rows, max |dp| = {parity.max_abs_diff:.2e}")
+    info = _onnx_info(exported.data, exported.opset, exported.ml_opset, len(fs))
+    recorded = Parity(parity.rows, parity.max_abs_diff, config.parity_tolerance, ort.__version__)
+    return Checked(exported.data, info, recorded, hold32, random32)
+
+
+def _onnx_info(data: bytes, opset: int, ml_opset: int, n: int) -> OnnxInfo:
+    return OnnxInfo(
+        file=MODEL_FILE,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+        opset=opset,
+        ml_opset=ml_opset,
+        input_name=INPUT_NAME,
+        input_dtype="float32",
+        input_shape=(None, n),
+        label_output=LABEL_OUTPUT,
+        probabilities_output=PROBABILITIES_OUTPUT,
+        classes=(0, 1),
+        positive_class_index=1,
+    )
+
+
+def golden(
+    model: Evaluated, baseline: FittedBaseline, fs: FeatureSet, checked: Checked, config: TrainConfig
+) -> tuple[GoldenRow, ...]:
+    """Golden rows: inputs (exact float32 values) with the probabilities scikit-learn gave them."""
+    x = golden_inputs(fs, checked.hold32, checked.random32, config.golden_rows)
+    return golden_rows(fs, x, positive_proba(model.estimator, x.astype(np.float64)), baseline.proba(x))
+
+
+def training_data(data: Dataset, fs: FeatureSet) -> TrainingData:
+    """Rows, positive rate, hash and per-feature statistics of the data trained on."""
+    return TrainingData(
+        rows=data.rows,
+        positive_rate=float(data.y.mean()),
+        sha256=data.sha256,
+        features=feature_stats(fs, data.x),
+    )
+
+
+def warnings(model: Evaluated, baseline: FittedBaseline) -> tuple[str, ...]:
+    """One line per flag worth a person's attention; ``fit`` prints each, the sidecar keeps them."""
+    out = []
+    o = model.metrics.overfitting
+    if o.flagged:
+        out.append(
+            f"overfitting: train {o.metric} {o.train:.4f} is {o.gap:.4f} above cross-validated "
+            f"{o.cv:.4f} (threshold {o.threshold:g}); more rows or a shallower model may help"
+        )
+    mine, theirs = model.metrics.holdout.roc_auc, baseline.sidecar.metrics.holdout.roc_auc
+    if theirs > mine:
+        out.append(
+            f"baseline: the logistic baseline's held-out ROC-AUC {theirs:.4f} beats this model's "
+            f"{mine:.4f}; on this data a line does as well (few rows, or a nearly linear signal)"
+        )
+    return tuple(out)
+
+
+def build_sidecar(
+    model: Evaluated,
+    baseline: FittedBaseline,
+    checked: Checked,
+    golden_rows_: tuple[GoldenRow, ...],
+    summary: TrainingData,
+    fs: FeatureSet,
+    config: TrainConfig,
+    now: dt.datetime,
+) -> Sidecar:
+    """The complete sidecar of a version trained at ``now`` (named after it; publishing may add ``-N``)."""
+    return Sidecar(
+        schema_version=SCHEMA_VERSION,
+        version=version_stamp(now),
+        created_at=now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        algorithm=model.algorithm,
+        hyperparameters=est.hyperparameters(model.algorithm, config),
+        random_seed=config.seed,
+        features=fs.features,
+        onnx=checked.info,
+        decision_threshold=config.decision_threshold,
+        metrics=model.metrics,
+        feature_importance=model.importance,
+        baseline=baseline.sidecar,
+        parity=checked.parity,
+        golden_rows=golden_rows_,
+        training_data=summary,
+        libraries=_libraries(),
+        warnings=warnings(model, baseline),
+    )
+
+
+def _libraries() -> dict[str, str]:
+    """What produced the artifact: Python, the platform, and each library's installed version."""
+    return {
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        **{n: _version(n) for n in _LIBRARIES},
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return dist_version(name)
+    except PackageNotFoundError:  # e.g. ml-matching run from a checkout that was never installed
+        return "not installed"
