@@ -1,6 +1,7 @@
 /**
  * @typedef {import('./lib/client.js').Client} Client
  * @typedef {import('./lib/client.js').ClientOptions} ClientOptions
+ * @typedef {import('./lib/client.js').FetchOptions} FetchOptions
  * @typedef {import('./lib/client.js').Health} Health
  * @typedef {import('./lib/client.js').LoadResult} LoadResult
  * @typedef {import('./lib/client.js').LocalScorer} LocalScorer
@@ -30,7 +31,8 @@ export {
   InvalidInputError,
   MLMatchingError,
   RequestRejectedError,
-  ServiceUnavailableError
+  ServiceUnavailableError,
+  SettingsError
 } from './lib/errors.js'
 export {loadModel} from './lib/model.js'
 export {readSidecar} from './lib/sidecar.js'

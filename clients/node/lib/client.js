@@ -7,9 +7,16 @@
  * again. A 4xx is the caller's mistake and is thrown, never hidden by the fallback.
  */
 
-import {RequestRejectedError, ServiceUnavailableError} from './errors.js'
+import {createHash} from 'node:crypto'
+import {mkdir, mkdtemp, rename, rm, stat, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+import {ArtifactCorruptError, RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {loadModel, MODEL_FILE} from './model.js'
+import {SIDECAR_FILE, checkSidecar} from './sidecar.js'
 
 /** @import {BatchPrediction, LocalSource, Prediction, RowScore} from './scorer.js' */
+/** @import {OnnxModel} from './model.js' */
+/** @import {Health as HealthAnswer, LoadResult as LoadAnswer, ModelSummary as ModelEntry} from './contract.js' */
 
 /**
  * @typedef {'remote' | LocalSource} Source
@@ -44,31 +51,26 @@ import {RequestRejectedError, ServiceUnavailableError} from './errors.js'
  *   Scores while the service is unreachable; without it such a failure throws.
  * @property {number} [healthIntervalMs=5000]
  *   While degraded, the least time between two readiness probes.
+ * @property {number} [downloadTimeoutMs=60000]
+ *   Time allowed for downloading one file of a version (`downloadVersion`, `fetchModel`).
  * @property {Logger} [logger=console]
+ * @property {() => number} [now=performance.now]
+ *   The clock, in milliseconds, that paces the readiness probes (tests pass their own).
  *
- * @typedef Health
- *   `GET /health`.
- * @property {string} status
- * @property {string} service
- * @property {boolean} modelLoaded
- * @property {string | null} modelVersion
- * @property {string} timestamp
- *
- * @typedef ModelSummary
+ * @typedef {HealthAnswer} Health
+ *   `GET /health` (its type is generated from the runtime's `schemas/health.response.schema.json`).
+ * @typedef {ModelEntry} ModelSummary
  *   An entry of `GET /models`.
- * @property {string} version
- * @property {string} timestamp
- * @property {string} algorithm
- * @property {Record<string, unknown>} metrics
- * @property {boolean} active
- *
- * @typedef LoadResult
+ * @typedef {LoadAnswer} LoadResult
  *   `POST /models/{version}/load`.
- * @property {string} status
- * @property {string} version
- * @property {string | null} previousVersion
- * @property {boolean} [persisted]
- *   Whether the store's ACTIVE now names `version`.
+ *
+ * @typedef FetchOptions
+ * @property {string} [version]
+ *   The version to fetch; by default the one the runtime serves now.
+ * @property {string} dir
+ *   The local store to keep versions in: `<dir>/<version>/` (created if needed).
+ * @property {number} [threads=1]
+ *   onnxruntime intra-op threads of the loaded model.
  */
 
 /**
@@ -93,23 +95,28 @@ export class Client {
   #local
   /** @type {number} */
   #healthIntervalMs
+  /** @type {number} */
+  #downloadTimeoutMs
   /** @type {Logger} */
   #logger
+  /** @type {() => number} */
+  #now
   #degraded = false
   #nextProbe = 0
 
-  /** @param {ClientOptions} options */
+  /**
+   * @param {ClientOptions} options
+   * @throws {SettingsError} an option that cannot be used, named.
+   */
   constructor(options) {
-    const url = new URL(String(options.baseUrl))
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new TypeError(`baseUrl must be an http(s) URL, got ${url.href}`)
-    }
-    this.#base = url.href.replace(/\/+$/, '')
+    this.#base = baseUrl(options.baseUrl)
     this.#timeoutMs = positive(options.timeoutMs ?? 2000, 'timeoutMs')
     this.#healthIntervalMs = positive(options.healthIntervalMs ?? 5000, 'healthIntervalMs')
+    this.#downloadTimeoutMs = positive(options.downloadTimeoutMs ?? 60_000, 'downloadTimeoutMs')
     this.#adminToken = options.adminToken
     this.#local = options.local
     this.#logger = options.logger ?? console
+    this.#now = options.now ?? (() => performance.now())
   }
 
   /** True while the service is considered down and scoring is local. */
@@ -183,12 +190,88 @@ export class Client {
    *
    * @param {string} version
    * @returns {Promise<LoadResult>}
+   * @throws {SettingsError} no `adminToken` option.
    */
   async loadVersion(version) {
-    if (!this.#adminToken) throw new TypeError('loadVersion needs the adminToken option')
+    if (!this.#adminToken) {
+      throw new SettingsError(
+        "loadVersion needs the adminToken option: createClient({adminToken}) with the runtime's ML_SERVICE_ADMIN_TOKEN"
+      )
+    }
     return this.#request('POST', `/models/${encodeURIComponent(version)}/load`, undefined, {
       authorization: `Bearer ${this.#adminToken}`
     })
+  }
+
+  /**
+   * Download a version's files from the runtime into `<dir>/<version>/`, each checked against
+   * the sha256 the runtime sends (`Repr-Digest`) and the sidecar records. The folder is written
+   * under a temporary name and renamed, so it is whole or absent; a version already there is
+   * kept (versions never change).
+   *
+   * @param {string | undefined} version
+   *   By default the version the runtime serves now.
+   * @param {string} dir
+   * @returns {Promise<string>}
+   *   The version folder, ready for `loadModel`.
+   * @throws {ArtifactCorruptError} (`check: 'sha256'`) a file that does not match its hash.
+   */
+  async downloadVersion(version, dir) {
+    const name = version ?? (await this.#request('GET', '/health/ready')).modelVersion
+    const target = path.join(dir, name)
+    if (await exists(path.join(target, SIDECAR_FILE))) return target
+    await mkdir(dir, {recursive: true})
+    const tmp = await mkdtemp(path.join(dir, `.tmp-${name}-`))
+    try {
+      const sidecarBytes = await this.#download(name, SIDECAR_FILE)
+      const sidecar = checkSidecar(JSON.parse(sidecarBytes.toString('utf8')))
+      await writeFile(path.join(tmp, SIDECAR_FILE), sidecarBytes)
+      for (const file of [MODEL_FILE, ...Object.keys(sidecar.files ?? {})]) {
+        const expected = file === MODEL_FILE ? sidecar.onnx.sha256 : sidecar.files?.[file]?.sha256
+        await writeFile(path.join(tmp, file), await this.#download(name, file, expected))
+      }
+      await rename(tmp, target)
+    } catch (error) {
+      await rm(tmp, {recursive: true, force: true})
+      if (await exists(path.join(target, SIDECAR_FILE))) return target // another download won the rename
+      throw error
+    }
+    return target
+  }
+
+  /**
+   * Download a version from the runtime (`downloadVersion`) and load it for in-process scoring
+   * (`loadModel`: sha256, signature and golden rows verified).
+   *
+   * @param {FetchOptions} options
+   * @returns {Promise<OnnxModel>}
+   */
+  async fetchModel(options) {
+    const folder = await this.downloadVersion(options.version, options.dir)
+    return loadModel(folder, options.threads === undefined ? {} : {threads: options.threads})
+  }
+
+  /**
+   * One file of a version, checked against the runtime's `Repr-Digest` and `expected` (hex).
+   *
+   * @param {string} version
+   * @param {string} file
+   * @param {string} [expected]
+   * @returns {Promise<Buffer>}
+   */
+  async #download(version, file, expected) {
+    const where = `/models/${encodeURIComponent(version)}/files/${encodeURIComponent(file)}`
+    const {response, bytes} = await this.#send('GET', where, undefined, {}, this.#downloadTimeoutMs)
+    const got = createHash('sha256').update(bytes).digest()
+    const header = /sha-256=:([^:]+):/.exec(response.headers.get('repr-digest') ?? '')?.[1]
+    const wanted = [header && Buffer.from(header, 'base64').toString('hex'), expected].filter(Boolean)
+    if (wanted.length === 0 || wanted.some((hex) => hex !== got.toString('hex'))) {
+      throw new ArtifactCorruptError(
+        'sha256',
+        `${file} of ${version} downloaded from ${this.#base} has sha256 ${got.toString('hex')}, expected ${wanted.join(' and ') || 'a Repr-Digest header'}`
+      )
+    }
+    return bytes
   }
 
   /**
@@ -227,7 +310,7 @@ export class Client {
 
   /** Ask `/health/ready`, unless the last probe was under `healthIntervalMs` ago. */
   async #probe() {
-    const now = performance.now()
+    const now = this.#now()
     if (now < this.#nextProbe) return false
     this.#nextProbe = now + this.#healthIntervalMs
     try {
@@ -241,7 +324,7 @@ export class Client {
 
   /** @param {ServiceUnavailableError} error */
   #down(error) {
-    this.#nextProbe = performance.now() + this.#healthIntervalMs
+    this.#nextProbe = this.#now() + this.#healthIntervalMs
     if (this.#degraded) return
     this.#degraded = true
     const fallback = this.#local
@@ -266,42 +349,64 @@ export class Client {
    * @returns {Promise<any>}
    */
   async #request(method, path, body, headers = {}) {
-    const what = `${method} ${path}`
-    let response
-    let text
-    try {
-      response = await fetch(this.#base + path, {
-        method,
-        headers: {
-          accept: 'application/json',
-          ...(body === undefined ? {} : {'content-type': 'application/json'}),
-          ...headers
-        },
-        ...(body === undefined ? {} : {body}),
-        signal: AbortSignal.timeout(this.#timeoutMs)
-      })
-      text = await response.text()
-    } catch (error) {
-      throw new ServiceUnavailableError(
-        `ml-matching service at ${this.#base} is unreachable: ${what} ${failure(error, this.#timeoutMs)}`,
-        {cause: error}
-      )
-    }
+    const {bytes} = await this.#send(
+      method,
+      path,
+      body,
+      {accept: 'application/json', ...headers},
+      this.#timeoutMs
+    )
+    const text = bytes.toString('utf8')
     const data = parse(text)
-    if (response.status >= 400 && response.status < 500) {
-      const answer = typeof data === 'object' && data !== null ? data : {}
-      const code = typeof answer.error === 'string' ? answer.error : `http_${response.status}`
-      const detail = typeof answer.detail === 'string' ? answer.detail : text.slice(0, 200)
-      throw new RequestRejectedError(what, response.status, code, detail)
-    }
-    if (!response.ok || data === undefined) {
-      const why = response.ok ? 'an answer that is not JSON' : `${response.status} ${text.slice(0, 200)}`
+    if (data === undefined) {
       throw new ServiceUnavailableError(
-        `ml-matching service at ${this.#base} is unreachable: ${what} answered ${why}`,
-        {status: response.status}
+        `ml-matching service at ${this.#base} is unreachable: ${method} ${path} answered with a body that is not JSON`
       )
     }
     return data
+  }
+
+  /**
+   * One request; the 2xx answer's bytes, or a typed error (4xx: rejected, anything else: unavailable).
+   *
+   * @param {string} method
+   * @param {string} path
+   * @param {string | undefined} body
+   * @param {Record<string, string>} headers
+   * @param {number} timeoutMs
+   * @returns {Promise<{response: Response, bytes: Buffer}>}
+   */
+  async #send(method, path, body, headers, timeoutMs) {
+    const what = `${method} ${path}`
+    let response
+    let bytes
+    try {
+      response = await fetch(this.#base + path, {
+        method,
+        headers: {...(body === undefined ? {} : {'content-type': 'application/json'}), ...headers},
+        ...(body === undefined ? {} : {body}),
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+      bytes = Buffer.from(await response.arrayBuffer())
+    } catch (error) {
+      throw new ServiceUnavailableError(
+        `ml-matching service at ${this.#base} is unreachable: ${what} ${failure(error, timeoutMs)}`,
+        {cause: error}
+      )
+    }
+    if (response.ok) return {response, bytes}
+    const text = bytes.toString('utf8')
+    const data = parse(text)
+    const answer = typeof data === 'object' && data !== null ? data : {}
+    const code = typeof answer.error === 'string' ? answer.error : `http_${response.status}`
+    if (response.status >= 400 && response.status < 500) {
+      const detail = typeof answer.detail === 'string' ? answer.detail : text.slice(0, 200)
+      throw new RequestRejectedError(what, response.status, code, detail)
+    }
+    throw new ServiceUnavailableError(
+      `ml-matching service at ${this.#base} is unreachable: ${what} answered ${response.status} ${text.slice(0, 200)}`,
+      {status: response.status, code: typeof answer.error === 'string' ? answer.error : undefined}
+    )
   }
 }
 
@@ -333,7 +438,8 @@ function parse(text) {
  */
 function failure(error, timeoutMs) {
   if (error instanceof Error && error.name === 'TimeoutError') return `timed out after ${timeoutMs} ms`
-  const cause = error instanceof Error ? /** @type {{code?: string, message?: string}} */ (error.cause) : undefined
+  const cause =
+    error instanceof Error ? /** @type {{code?: string, message?: string}} */ (error.cause) : undefined
   const reason = [cause?.code, cause?.message].filter(Boolean).join(': ')
   return `failed (${reason || (error instanceof Error ? error.message : String(error))})`
 }
@@ -344,7 +450,34 @@ function failure(error, timeoutMs) {
  */
 function positive(value, name) {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new RangeError(`${name} must be a positive number of milliseconds, got ${value}`)
+    throw new SettingsError(`${name} must be a positive number of milliseconds, got ${value}`)
   }
   return value
+}
+
+/**
+ * @param {string | URL} value
+ * @returns {string} the URL without trailing slashes
+ */
+function baseUrl(value) {
+  let url
+  try {
+    url = new URL(String(value))
+  } catch {
+    throw new SettingsError(`baseUrl must be an http(s) URL, got ${JSON.stringify(String(value))}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SettingsError(`baseUrl must be an http(s) URL, got ${url.href}`)
+  }
+  return url.href.replace(/\/+$/, '')
+}
+
+/** @param {string} file */
+async function exists(file) {
+  try {
+    await stat(file)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -3,13 +3,15 @@
  *
  * ```
  * MLMatchingError                  root of everything this package throws on purpose
- * ├── InvalidInputError            a row the caller must fix: `.field`, `.reason`, `.row`
+ * ├── InvalidInputError            a row the caller must fix: `.field`, `.fields`, `.reason`, `.row`
  * ├── ArtifactCorruptError         a version failed verification: `.check`
  * ├── RequestRejectedError         the service answered 4xx: `.status`, `.code`, `.detail`
- * └── ServiceUnavailableError      timeout, connection failure or 5xx, and no local model
+ * ├── ServiceUnavailableError      timeout, connection failure or 5xx, and no local model
+ * └── SettingsError                a bad option (e.g. `loadVersion` without `adminToken`)
  * ```
  *
- * Every class sets `name`, so `err.name === 'InvalidInputError'` works across realms too.
+ * Every class sets `name`, so `err.name === 'InvalidInputError'` works across realms too, and a
+ * `code` that is the Python runtime's code for the same error (its `schemas/errors.json`).
  */
 
 /**
@@ -23,11 +25,16 @@
 export class MLMatchingError extends Error {
   /**
    * @param {string} message
-   * @param {ErrorOptions} [options]
+   * @param {ErrorOptions & {code?: string}} [options]
    */
-  constructor(message, options) {
-    super(message, options)
+  constructor(message, options = {}) {
+    super(message, options.cause === undefined ? undefined : {cause: options.cause})
     this.name = 'MLMatchingError'
+    /**
+     * The stable code of the error, as the Python runtime names it (e.g. `invalid_input`).
+     * @type {string}
+     */
+    this.code = options.code ?? 'internal_error'
   }
 }
 
@@ -35,19 +42,18 @@ export class MLMatchingError extends Error {
 export class InvalidInputError extends MLMatchingError {
   /**
    * @param {string} message
-   *   What is wrong, without the row/feature prefix (added here).
-   * @param {{reason: InvalidReason, field?: string | undefined, row?: number | undefined}} where
+   *   What is wrong, without the `row N: ` prefix (added here).
+   * @param {{reason: InvalidReason, field?: string | undefined, fields?: ReadonlyArray<string>, row?: number | undefined}} where
    */
   constructor(message, where) {
-    const prefix =
-      (where.row === undefined ? '' : `row ${where.row}: `) +
-      (where.field === undefined ? '' : `feature \`${where.field}\`: `)
-    super(prefix + message)
+    super((where.row === undefined ? '' : `row ${where.row}: `) + message, {code: 'invalid_input'})
     this.name = 'InvalidInputError'
     /** @type {InvalidReason} */
     this.reason = where.reason
-    /** @type {string | undefined} the feature (or key) at fault; undefined for a `shape` error */
+    /** @type {string | undefined} the (first) feature or key at fault; undefined for a `shape` error */
     this.field = where.field
+    /** @type {ReadonlyArray<string>} every feature at fault (all missing or all unknown ones) */
+    this.fields = where.fields ?? (where.field === undefined ? [] : [where.field])
     /** @type {number | undefined} index in the batch; undefined for a single row */
     this.row = where.row
   }
@@ -60,7 +66,7 @@ export class ArtifactCorruptError extends MLMatchingError {
    * @param {string} message
    */
   constructor(check, message) {
-    super(`${check}: ${message}`)
+    super(`${check}: ${message}`, {code: 'artifact_corrupt'})
     this.name = 'ArtifactCorruptError'
     /** @type {ArtifactCheck} */
     this.check = check
@@ -79,10 +85,9 @@ export class RequestRejectedError extends MLMatchingError {
    *   The service's `detail` message.
    */
   constructor(request, status, code, detail) {
-    super(`${request} answered ${status} ${code}: ${detail}`)
+    super(`${request} answered ${status} ${code}: ${detail}`, {code})
     this.name = 'RequestRejectedError'
     this.status = status
-    this.code = code
     this.detail = detail
   }
 }
@@ -91,12 +96,22 @@ export class RequestRejectedError extends MLMatchingError {
 export class ServiceUnavailableError extends MLMatchingError {
   /**
    * @param {string} message
-   * @param {{status?: number | undefined, cause?: unknown}} [options]
+   * @param {{status?: number | undefined, code?: string | undefined, cause?: unknown}} [options]
+   *   `code`: the service's code when it answered 5xx (e.g. `model_not_ready`).
    */
   constructor(message, options = {}) {
-    super(message, {cause: options.cause})
+    super(message, {cause: options.cause, code: options.code ?? 'service_unavailable'})
     this.name = 'ServiceUnavailableError'
     /** @type {number | undefined} the HTTP status when the service answered 5xx */
     this.status = options.status
+  }
+}
+
+/** An option that cannot be used; the message names it. */
+export class SettingsError extends MLMatchingError {
+  /** @param {string} message */
+  constructor(message) {
+    super(message, {code: 'invalid_settings'})
+    this.name = 'SettingsError'
   }
 }

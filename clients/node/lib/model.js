@@ -34,14 +34,29 @@ function onnxruntime() {
     (module) => module.default,
     (error) => {
       loading = undefined
-      throw new MLMatchingError(
-        `onnxruntime-node cannot be loaded here (${describe(error)}); ` +
-          'weightedModel(sidecar) scores with the baseline in pure JavaScript',
-        {cause: error}
-      )
+      throw new MLMatchingError(whyNoOnnxruntime(error), {cause: error, code: 'onnxruntime_unavailable'})
     }
   )
   return loading
+}
+
+/**
+ * What to tell the user when onnxruntime-node does not import: not installed (a folder or link
+ * install of this package brings no dependencies), or installed without a binary for this platform.
+ *
+ * @param {unknown} error
+ */
+function whyNoOnnxruntime(error) {
+  const code = /** @type {{code?: unknown}} */ (error)?.code
+  const fallback = 'weightedModel(sidecar) scores with the baseline in pure JavaScript'
+  if (code === 'ERR_MODULE_NOT_FOUND' && describe(error).includes("'onnxruntime-node'")) {
+    return (
+      'onnxruntime-node is not installed beside ml-matching-client: install the client from its ' +
+      'tarball (which brings it), or `ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node`; ' +
+      `until then ${fallback}`
+    )
+  }
+  return `onnxruntime-node cannot be loaded on ${process.platform}/${process.arch} (${describe(error)}); ${fallback}`
 }
 
 /**
@@ -242,7 +257,10 @@ export async function checkGoldenRows(model) {
   try {
     got = await model.probabilities(golden.map((row) => row.features))
   } catch (error) {
-    throw new ArtifactCorruptError('golden-rows', `a golden row does not fit the feature set: ${describe(error)}`)
+    throw new ArtifactCorruptError(
+      'golden-rows',
+      `a golden row does not fit the feature set: ${describe(error)}`
+    )
   }
   const {row: worst, diff: worstDiff} = worstGoldenRow(
     got,

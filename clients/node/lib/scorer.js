@@ -9,22 +9,13 @@ import {compileSchema, readRow, readRows} from './validate.js'
  * @typedef {'local' | 'weighted'} LocalSource
  *   `local`: the ONNX model in-process; `weighted`: the sidecar's logistic baseline in pure JS.
  *
- * @typedef RowScore
- * @property {number} score
- *   100 · p, where p is the probability of success.
- * @property {number} confidence
- *   100 · |2p − 1| · (1 − k/n): k of the n features lie outside the range seen in training.
- * @property {number} successProbability
- *   100 · p (the same number as `score`).
- *
- * @typedef {RowScore & {featureImportance: Readonly<Record<string, number>>, modelVersion: string}} Prediction
+ * @typedef {import('./contract.js').Prediction} RowScore
+ *   One row's score: `score` = `successProbability` = 100 · p; `confidence` = 100 · |2p − 1| · (1 − k/n),
+ *   k of the n features lying outside the range seen in training.
+ * @typedef {import('./contract.js').PredictResponse} Prediction
  *   The runtime's answer to `POST /predict`.
- *
- * @typedef BatchPrediction
+ * @typedef {import('./contract.js').BatchResponse} BatchPrediction
  *   The runtime's answer to `POST /predict/batch`.
- * @property {Array<RowScore>} predictions
- * @property {Readonly<Record<string, number>>} featureImportance
- * @property {string} modelVersion
  */
 
 /** @import {Sidecar} from './sidecar.js' */

@@ -12,48 +12,10 @@ import {ArtifactCorruptError} from './errors.js'
 export const SIDECAR_FILE = 'model.json'
 
 /**
- * @typedef Feature
+ * @typedef {import('./contract.js').Sidecar} Sidecar
+ *   `model.json` (its type is generated from the runtime's `schemas/model.schema.json`).
+ * @typedef {import('./contract.js').Feature} Feature
  *   One input column; `min`/`max` are the declared range, when there is one.
- * @property {string} name
- * @property {string} [group]
- * @property {string} [description]
- * @property {number | null} [min]
- * @property {number | null} [max]
- *
- * @typedef OnnxInfo
- * @property {string} file
- * @property {string} sha256
- * @property {number} bytes
- * @property {string} inputName
- * @property {string} labelOutput
- * @property {string} probabilitiesOutput
- * @property {number} positiveClassIndex
- *
- * @typedef Baseline
- *   Logistic regression on the raw features: p = sigmoid(intercept + sum(coefficients[name] * x)).
- * @property {string} algorithm
- * @property {number} intercept
- * @property {Record<string, number>} coefficients
- *
- * @typedef GoldenRow
- * @property {Record<string, number>} features
- * @property {number} probability
- * @property {number} baselineProbability
- *
- * @typedef FeatureStats
- * @property {number} min
- * @property {number} max
- *
- * @typedef Sidecar
- *   `model.json`, as far as this package reads it (the rest is kept as is).
- * @property {string} version
- * @property {string} algorithm
- * @property {ReadonlyArray<Feature>} features
- * @property {OnnxInfo} onnx
- * @property {{impurity: Record<string, number>}} featureImportance
- * @property {Baseline} baseline
- * @property {ReadonlyArray<GoldenRow>} goldenRows
- * @property {{features: Record<string, FeatureStats>}} trainingData
  */
 
 /**
@@ -82,10 +44,7 @@ export async function readSidecar(versionDir) {
   const sidecar = checkSidecar(data)
   const folder = path.basename(path.resolve(versionDir))
   if (sidecar.version !== folder) {
-    throw new ArtifactCorruptError(
-      'sidecar',
-      `sidecar names version ${sidecar.version}, folder is ${folder}`
-    )
+    throw new ArtifactCorruptError('sidecar', `sidecar names version ${sidecar.version}, folder is ${folder}`)
   }
   return sidecar
 }

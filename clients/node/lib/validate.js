@@ -69,21 +69,21 @@ export function readRow(schema, row, out, offset, index) {
   for (let i = 0; i < n; i++) {
     const value = row[names[i]]
     if (typeof value !== 'number') {
-      throw new InvalidInputError(`expected a number, got ${kind(value)}`, {
+      throw new InvalidInputError(`feature \`${names[i]}\`: expected a number, got ${kind(value)}`, {
         reason: 'type',
         field: names[i],
         row: index
       })
     }
     if (!Number.isFinite(value)) {
-      throw new InvalidInputError(`value ${value} is not a finite number`, {
+      throw new InvalidInputError(`feature \`${names[i]}\`: value ${value} is not a finite number`, {
         reason: 'non-finite',
         field: names[i],
         row: index
       })
     }
     if (value < min[i] || value > max[i]) {
-      throw new InvalidInputError(`value ${value} is ${rangeText(min[i], max[i])}`, {
+      throw new InvalidInputError(`feature \`${names[i]}\`: value ${value} is ${rangeText(min[i], max[i])}`, {
         reason: 'range',
         field: names[i],
         row: index
@@ -121,24 +121,40 @@ export function readRows(schema, rows, ArrayType) {
  * @returns {never}
  */
 function structuralError(schema, row, index) {
-  const unknown = Object.keys(row).find((key) => !schema.nameSet.has(key))
-  if (unknown !== undefined) {
-    throw new InvalidInputError(`unknown feature (the model has ${schema.names.length} features)`, {
+  const n = schema.names.length
+  const unknown = Object.keys(row).filter((key) => !schema.nameSet.has(key))
+  if (unknown.length > 0) {
+    throw new InvalidInputError(`unknown ${listed(unknown)} (the model has ${n} features)`, {
       reason: 'unknown',
-      field: unknown,
+      field: unknown[0],
+      fields: unknown,
       row: index
     })
   }
-  const missing = schema.names.find((name) => !Object.hasOwn(row, name))
-  if (missing !== undefined) {
+  const missing = schema.names.filter((name) => !Object.hasOwn(row, name))
+  if (missing.length > 0) {
     throw new InvalidInputError(
-      `missing (expected ${schema.names.length} features, got ${Object.keys(row).length})`,
-      {reason: 'missing', field: missing, row: index}
+      `missing ${listed(missing)} (expected ${n} features, got ${Object.keys(row).length})`,
+      {reason: 'missing', field: missing[0], fields: missing, row: index}
     )
   }
   // Every feature present as an own key and no unknown one, yet the counts differ: some key is
   // non-enumerable or inherited, which JSON cannot express.
   throw new InvalidInputError('expected a plain object of features', {reason: 'shape', row: index})
+}
+
+/**
+ * `feature `a`` or `features `a`, `b``, at most ten named (the Python runtime's wording).
+ *
+ * @param {ReadonlyArray<string>} names
+ */
+function listed(names) {
+  const shown = names
+    .slice(0, 10)
+    .map((name) => `\`${name}\``)
+    .join(', ')
+  const more = names.length > 10 ? ` and ${names.length - 10} more` : ''
+  return `feature${names.length > 1 ? 's' : ''} ${shown}${more}`
 }
 
 /**
@@ -152,6 +168,9 @@ function isPlainObject(value) {
 }
 
 /**
+ * `outside [0, 1]`, or `below the minimum 0` / `above the maximum 1` for one bound: the same
+ * words as training and the Python runtime.
+ *
  * @param {number} min
  * @param {number} max
  */
@@ -162,7 +181,8 @@ function rangeText(min, max) {
 }
 
 /**
- * How a value reads in an error message: its kind, and a short form of strings.
+ * How a value reads in an error message: its kind, and a short form of strings (the Python
+ * runtime's `kind`).
  *
  * @param {unknown} value
  */
@@ -173,6 +193,7 @@ export function kind(value) {
     const text = JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
     return `a string ${text}`
   }
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
+  if (typeof value === 'object')
+    return isPlainObject(value) ? 'an object' : `an object (${value.constructor?.name ?? 'no prototype'})`
   return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`
 }

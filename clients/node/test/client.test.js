@@ -3,17 +3,23 @@
  */
 
 import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
 import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, beforeEach, describe, test} from 'node:test'
 import {
+  ArtifactCorruptError,
   RequestRejectedError,
   ServiceUnavailableError,
+  SettingsError,
   createClient,
   loadModel,
   weightedModel
 } from '../index.js'
-import {RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {GB, RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
 
 /** @import {LocalScorer, OnnxModel} from '../index.js' */
 
@@ -21,14 +27,15 @@ const TOKEN = 'test-admin-token'
 const REMOTE_VERSION = '20991231_235959'
 
 /**
- * A stand-in for the Python runtime: answers the contract's routes with fixed numbers (so a remote
- * answer is told from a local one), and can be stopped, restarted on the same port, slowed down or
- * made to fail.
+ * A stand-in for the Python runtime: answers the contract's routes as it does (status, codes,
+ * headers) but with fixed numbers, so a remote answer is told from a local one; it can be
+ * stopped, restarted on the same port, slowed down or made to fail. The live test
+ * (runtime.test.js) checks the same answers against the real runtime.
  */
 class FakeRuntime {
-  /** @type {'ok' | 'slow' | 'unavailable' | 'not-json' | 'off-contract'} */
+  /** @type {'ok' | 'slow' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered'} */
   mode = 'ok'
-  slowMs = 1000
+  slowMs = 5000
   /** @type {Array<string>} requests seen, as `METHOD /path` */
   requests = []
   /** @type {Array<{path: string, headers: http.IncomingHttpHeaders, body: any}>} */
@@ -103,9 +110,13 @@ class FakeRuntime {
       })
     }
     if (route === 'GET /models') {
-      return send(200, [{version: REMOTE_VERSION, timestamp: '', algorithm: 'random_forest', metrics: {}, active: true}])
+      return send(200, [
+        {version: REMOTE_VERSION, timestamp: '', algorithm: 'random_forest', metrics: {}, active: true}
+      ])
     }
     if (route === `GET /models/${REMOTE_VERSION}`) return send(200, {version: REMOTE_VERSION})
+    const file = /^GET \/models\/(\d{8}_\d{6})\/files\/([\w.-]+)$/.exec(route)
+    if (file) return this.#sendFile(response, file[1], file[2])
     if (request.method === 'POST') {
       if (text && request.headers['content-type'] !== 'application/json') {
         return fail(415, 'unsupported_media_type', 'expected application/json')
@@ -115,23 +126,70 @@ class FakeRuntime {
       if (this.mode === 'not-json') return send(200, '<html>proxy</html>')
       if (this.mode === 'off-contract') return send(200, {hello: 'world'})
       if (request.url === `/models/${REMOTE_VERSION}/load`) {
-        if (!request.headers.authorization) return fail(401, 'unauthorized', 'missing bearer token')
-        if (request.headers.authorization !== `Bearer ${TOKEN}`) return fail(403, 'forbidden', 'wrong token')
-        return send(200, {status: 'success', version: REMOTE_VERSION, previousVersion: RF})
+        // As the runtime: a missing or wrong token is 401 with a challenge (403 means no token is configured).
+        if (request.headers.authorization !== `Bearer ${TOKEN}`) {
+          response.setHeader('www-authenticate', 'Bearer')
+          return fail(
+            401,
+            'unauthorized',
+            'missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)'
+          )
+        }
+        return send(200, {status: 'success', version: REMOTE_VERSION, previousVersion: RF, persisted: true})
       }
-      const rows = request.url === '/predict' ? [body] : request.url === '/predict/batch' ? body?.instances : null
+      const rows =
+        request.url === '/predict' ? [body] : request.url === '/predict/batch' ? body?.instances : null
       if (!rows) return fail(404, 'not_found', `no route ${route}`)
       const bad = rows.findIndex((/** @type {any} */ row) => row.brandFit > 1)
       if (bad >= 0) {
         const where = request.url === '/predict' ? '' : `row ${bad}: `
-        return fail(400, 'invalid_input', `${where}feature \`brandFit\`: value ${rows[bad].brandFit} is outside [0, 1]`)
+        return fail(
+          400,
+          'invalid_input',
+          `${where}feature \`brandFit\`: value ${rows[bad].brandFit} is outside [0, 1]`
+        )
       }
       const one = {score: 42, confidence: 10, successProbability: 42}
       const shared = {featureImportance: {brandFit: 1}, modelVersion: REMOTE_VERSION}
       if (request.url === '/predict') return send(200, {...one, ...shared})
       return send(200, {predictions: rows.map(() => one), ...shared})
     }
-    return fail(404, 'not_found', `no route ${route}`)
+    return fail(404, 'not_found', `no route for ${route}`)
+  }
+
+  /**
+   * A fixture version's file with its sha256 in `Repr-Digest` and `ETag`, as the runtime sends it.
+   *
+   * @param {http.ServerResponse} response
+   * @param {string} version
+   * @param {string} name
+   */
+  async #sendFile(response, version, name) {
+    let bytes
+    try {
+      bytes = await readFile(path.join(versionDir(version), name))
+    } catch {
+      response.writeHead(404, {'content-type': 'application/json'})
+      return response.end(JSON.stringify({statusCode: 404, error: 'file_not_found', detail: `no ${name}`}))
+    }
+    const digest = createHash('sha256').update(bytes).digest()
+    if (this.mode === 'tampered' && name === 'model.onnx') bytes = Buffer.concat([bytes, Buffer.from([0])])
+    response.writeHead(200, {
+      'content-type': name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      'repr-digest': `sha-256=:${digest.toString('base64')}:`,
+      etag: `"${digest.toString('hex')}"`
+    })
+    response.end(bytes)
+  }
+}
+
+/** A clock the tests move by hand: the client's readiness probes are paced by it. */
+function manualClock() {
+  let now = 0
+  return {
+    now: () => now,
+    /** @param {number} ms */
+    advance: (ms) => void (now += ms)
   }
 }
 
@@ -198,8 +256,16 @@ describe('createClient', () => {
 
   test('up → remote; stopped → local, marked; back → remote after healthIntervalMs', async () => {
     const logger = memoryLogger()
-    const healthIntervalMs = 600 // roomy: the restart below must happen well within it
-    const client = createClient({baseUrl: server.baseUrl, local, healthIntervalMs, timeoutMs: 1000, logger})
+    const clock = manualClock()
+    const healthIntervalMs = 5000
+    const client = createClient({
+      baseUrl: server.baseUrl,
+      local,
+      healthIntervalMs,
+      timeoutMs: 1000,
+      logger,
+      now: clock.now
+    })
 
     const remote = await client.predict(row)
     assert.equal(remote.source, 'remote')
@@ -215,46 +281,62 @@ describe('createClient', () => {
     assert.equal(client.degraded, true)
     assert.equal(logger.lines.length, 1)
     assert.equal(logger.lines[0][0], 'warn')
-    assert.match(logger.lines[0][1], /^ml-matching service at http:\S+ is unreachable: POST \/predict failed \(.+\); scoring with the local model 20260101_000000 until/)
+    assert.match(
+      logger.lines[0][1],
+      /^ml-matching service at http:\S+ is unreachable: POST \/predict failed \(.+\); scoring with the local model 20260101_000000 until/
+    )
 
     // Back on the same port, but the last failure was under healthIntervalMs ago: still local,
     // and no probe is sent.
     await server.start()
     const seen = server.requests.length
+    clock.advance(healthIntervalMs - 1)
     assert.equal((await client.predict(row)).source, 'local')
     assert.equal(server.requests.length, seen)
 
-    await sleep(healthIntervalMs + 50)
+    clock.advance(1)
     const back = await client.predict(row)
     assert.equal(back.source, 'remote')
     assert.deepEqual(server.requests.slice(seen), ['GET /health/ready', 'POST /predict'])
     assert.equal(client.degraded, false)
-    assert.deepEqual(logger.lines[1], ['info', `ml-matching service at ${server.baseUrl} is ready again; scoring remotely`])
+    assert.deepEqual(logger.lines[1], [
+      'info',
+      `ml-matching service at ${server.baseUrl} is ready again; scoring remotely`
+    ])
   })
 
   test('while degraded, /health/ready is asked at most once per healthIntervalMs', async () => {
     server.mode = 'unavailable'
+    const clock = manualClock()
     const healthIntervalMs = 200
-    const client = createClient({baseUrl: server.baseUrl, local, healthIntervalMs, logger: memoryLogger()})
+    const client = createClient({
+      baseUrl: server.baseUrl,
+      local,
+      healthIntervalMs,
+      logger: memoryLogger(),
+      now: clock.now
+    })
     assert.equal((await client.predict(row)).source, 'local')
-    for (let i = 0; i < 20; i++) assert.equal((await client.predict(row)).source, 'local')
+    for (let i = 0; i < 20; i++) {
+      clock.advance(healthIntervalMs / 20 - 1) // 19 × 9 ms: still inside the interval
+      assert.equal((await client.predict(row)).source, 'local')
+    }
     assert.deepEqual(server.requests, ['POST /predict'])
 
-    await sleep(healthIntervalMs + 50)
+    clock.advance(healthIntervalMs)
     await Promise.all(Array.from({length: 5}, () => client.predict(row)))
     assert.deepEqual(server.requests, ['POST /predict', 'GET /health/ready'])
     assert.equal(client.degraded, true)
   })
 
-  test('a slow service times out → local', async () => {
+  test('a slow service times out → local, without waiting for its answer', async () => {
     server.mode = 'slow'
     const logger = memoryLogger()
     const client = createClient({baseUrl: server.baseUrl, local, timeoutMs: 100, logger})
     const started = performance.now()
     const result = await client.predict(row)
-    const elapsed = performance.now() - started
     assert.equal(result.source, 'local')
-    assert.ok(elapsed >= 90 && elapsed < 800, `answered after ${elapsed} ms`)
+    assert.ok(performance.now() - started < server.slowMs, 'the client waited for the slow answer')
     assert.match(logger.lines[0][1], /POST \/predict timed out after 100 ms/)
   })
 
@@ -269,7 +351,10 @@ describe('createClient', () => {
     const batch = await client.predictBatch(rows)
     const expected = await local.predictBatch(rows)
     assert.equal(batch.source, 'local')
-    assert.deepEqual(batch.predictions, expected.predictions.map((p) => ({...p, source: 'local'})))
+    assert.deepEqual(
+      batch.predictions,
+      expected.predictions.map((p) => ({...p, source: 'local'}))
+    )
     assert.equal(batch.modelVersion, RF)
   })
 
@@ -330,7 +415,10 @@ describe('createClient', () => {
     await server.stop()
     await assert.rejects(client.predict(row), (error) => {
       assert.ok(error instanceof ServiceUnavailableError)
-      assert.match(error.message, /^ml-matching service at http:\/\/127\.0\.0\.1:\d+ is unreachable: POST \/predict failed/)
+      assert.match(
+        error.message,
+        /^ml-matching service at http:\/\/127\.0\.0\.1:\d+ is unreachable: POST \/predict failed/
+      )
       return true
     })
     assert.match(logger.lines[0][1], /no local model to fall back to/)
@@ -349,30 +437,123 @@ describe('createClient', () => {
     const health = await client.health()
     assert.equal(health.status, 'healthy')
     assert.equal(health.modelVersion, REMOTE_VERSION)
-    assert.deepEqual((await client.models()).map((m) => m.version), [REMOTE_VERSION])
+    assert.deepEqual(
+      (await client.models()).map((m) => m.version),
+      [REMOTE_VERSION]
+    )
     assert.equal((await client.model(REMOTE_VERSION)).version, REMOTE_VERSION)
     await assert.rejects(client.model('nope'), {name: 'RequestRejectedError', status: 404, code: 'not_found'})
     assert.deepEqual(await client.loadVersion(REMOTE_VERSION), {
       status: 'success',
       version: REMOTE_VERSION,
-      previousVersion: RF
+      previousVersion: RF,
+      persisted: true
     })
     assert.equal(server.posts.at(-1)?.headers.authorization, `Bearer ${TOKEN}`)
 
     const wrong = createClient({baseUrl: server.baseUrl, adminToken: 'nope'})
-    await assert.rejects(wrong.loadVersion(REMOTE_VERSION), {name: 'RequestRejectedError', status: 403})
+    await assert.rejects(wrong.loadVersion(REMOTE_VERSION), {
+      name: 'RequestRejectedError',
+      status: 401,
+      code: 'unauthorized'
+    })
     const none = createClient({baseUrl: server.baseUrl})
-    await assert.rejects(none.loadVersion(REMOTE_VERSION), /loadVersion needs the adminToken option/)
+    await assert.rejects(none.loadVersion(REMOTE_VERSION), (error) => {
+      assert.ok(error instanceof SettingsError)
+      assert.equal(error.code, 'invalid_settings')
+      assert.match(
+        error.message,
+        /^loadVersion needs the adminToken option: createClient\(\{adminToken\}\) with the runtime's ML_SERVICE_ADMIN_TOKEN$/
+      )
+      return true
+    })
+    assert.equal(
+      server.posts.filter((p) => p.path.endsWith('/load')).length,
+      2,
+      'nothing sent without a token'
+    )
 
     await server.stop()
     await assert.rejects(client.health(), {name: 'ServiceUnavailableError'})
   })
 
-  test('options are checked', () => {
-    assert.throws(() => createClient({baseUrl: 'not a url'}), TypeError)
-    assert.throws(() => createClient({baseUrl: 'ftp://host'}), /http\(s\) URL/)
-    assert.throws(() => createClient({baseUrl: server.baseUrl, timeoutMs: 0}), /timeoutMs must be a positive/)
-    assert.throws(() => createClient({baseUrl: server.baseUrl, healthIntervalMs: -1}), RangeError)
+  test('options are checked, naming the option', () => {
+    for (const [options, message] of /** @type {const} */ ([
+      [{baseUrl: 'not a url'}, /^baseUrl must be an http\(s\) URL, got "not a url"$/],
+      [{baseUrl: 'ftp://host'}, /^baseUrl must be an http\(s\) URL, got ftp:\/\/host\/$/],
+      [
+        {baseUrl: server.baseUrl, timeoutMs: 0},
+        /^timeoutMs must be a positive number of milliseconds, got 0$/
+      ],
+      [{baseUrl: server.baseUrl, healthIntervalMs: -1}, /^healthIntervalMs must be a positive/]
+    ])) {
+      assert.throws(
+        () => createClient(options),
+        (error) => {
+          assert.ok(error instanceof SettingsError)
+          assert.equal(error.code, 'invalid_settings')
+          assert.match(error.message, message)
+          return true
+        }
+      )
+    }
+  })
+
+  test('downloadVersion fetches the served version, checks every file, and keeps it whole', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-download-'))
+    try {
+      const client = createClient({baseUrl: server.baseUrl})
+      const folder = await client.downloadVersion(RF, dir)
+      assert.equal(folder, path.join(dir, RF))
+      for (const name of ['model.json', 'model.onnx']) {
+        assert.deepEqual(
+          await readFile(path.join(folder, name)),
+          await readFile(path.join(versionDir(RF), name))
+        )
+      }
+      const model = await client.fetchModel({version: RF, dir})
+      assert.deepEqual(await model.predict(row), await local.predict(row))
+      await model.close()
+      assert.equal(
+        server.requests.filter((r) => r.includes('/files/')).length,
+        2,
+        'a version on disk is not fetched again'
+      )
+
+      server.mode = 'tampered'
+      await assert.rejects(client.downloadVersion(GB, dir), (error) => {
+        assert.ok(error instanceof ArtifactCorruptError)
+        assert.equal(error.check, 'sha256')
+        assert.match(
+          error.message,
+          /^sha256: model\.onnx of 20260102_000000 downloaded from http:\S+ has sha256 [0-9a-f]{64}, expected/
+        )
+        return true
+      })
+      assert.deepEqual((await readdir(dir)).sort(), [RF], 'nothing of the refused version is left')
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  test('downloadVersion without a version takes the one the runtime serves', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-download-'))
+    try {
+      const client = createClient({baseUrl: server.baseUrl})
+      // The fake serves REMOTE_VERSION, which has no files: the runtime's 404 is passed on.
+      await assert.rejects(client.downloadVersion(undefined, dir), {
+        name: 'RequestRejectedError',
+        status: 404,
+        code: 'file_not_found'
+      })
+      assert.deepEqual(server.requests.slice(0, 2), [
+        'GET /health/ready',
+        `GET /models/${REMOTE_VERSION}/files/model.json`
+      ])
+      assert.deepEqual(await readdir(dir), [])
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
   })
 
   test('a row JSON cannot carry is the caller’s error, not a service failure', async () => {

@@ -10,6 +10,7 @@ test('the public surface is exactly this', () => {
     'MLMatchingError',
     'RequestRejectedError',
     'ServiceUnavailableError',
+    'SettingsError',
     'createClient',
     'loadModel',
     'readSidecar',
@@ -37,4 +38,27 @@ test('every error derives from MLMatchingError and Error, and names itself', () 
   assert.equal(new api.RequestRejectedError('GET /', 404, 'not_found', 'x').name, 'RequestRejectedError')
   assert.equal(new api.InvalidInputError('x', {reason: 'shape'}).name, 'InvalidInputError')
   assert.equal(new api.MLMatchingError('x').name, 'MLMatchingError')
+  assert.equal(new api.SettingsError('x').name, 'SettingsError')
+})
+
+test("the error codes are the Python runtime's codes for the same errors", async () => {
+  const table = JSON.parse(await readFile(new URL('../../../schemas/errors.json', import.meta.url), 'utf8'))
+  const runtime = new Set(table.errors.map((/** @type {{code: string}} */ e) => e.code))
+  const codes = {
+    InvalidInputError: new api.InvalidInputError('x', {reason: 'shape'}).code,
+    ArtifactCorruptError: new api.ArtifactCorruptError('sha256', 'x').code,
+    SettingsError: new api.SettingsError('x').code
+  }
+  assert.deepEqual(codes, {
+    InvalidInputError: 'invalid_input',
+    ArtifactCorruptError: 'artifact_corrupt',
+    SettingsError: 'invalid_settings'
+  })
+  for (const [name, code] of Object.entries(codes))
+    assert.ok(runtime.has(code), `${name}: ${code} is not a runtime code`)
+  assert.equal(new api.RequestRejectedError('GET /', 404, 'version_not_found', 'x').code, 'version_not_found')
+  assert.equal(
+    new api.ServiceUnavailableError('x', {status: 503, code: 'model_not_ready'}).code,
+    'model_not_ready'
+  )
 })

@@ -15,6 +15,8 @@ export const STORE = path.resolve(here, '../../../tests/fixtures/store')
 export const RF = '20260101_000000'
 /** The gradient boosting version. */
 export const GB = '20260102_000000'
+/** A random forest on another feature set (5 features, other ranges). */
+export const OTHER = '20260103_000000'
 /** Where `scripts/node_parity_fixture.py` writes Python's scores. */
 export const PARITY_FIXTURES = path.join(here, 'fixtures')
 

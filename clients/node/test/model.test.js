@@ -21,7 +21,10 @@ describe('loadModel', () => {
     assert.equal(model.version, RF)
     assert.equal(model.source, 'local')
     assert.equal(model.threads, 1)
-    assert.deepEqual(model.features, sidecar.features.map((f) => f.name))
+    assert.deepEqual(
+      model.features,
+      sidecar.features.map((f) => f.name)
+    )
     assert.equal(model.features.length, 19)
     assert.match(model.onnxruntimeVersion, /^\d+\.\d+\.\d+/)
   })
@@ -202,7 +205,9 @@ describe('loadModel refuses a bad version', () => {
   })
 
   test('a golden row drifting by less than 1e-5 still loads', async () => {
-    const copy = await copyVersion(RF, (dir) => editSidecar(dir, (s) => (s.goldenRows[3].probability += 5e-6)))
+    const copy = await copyVersion(RF, (dir) =>
+      editSidecar(dir, (s) => (s.goldenRows[3].probability += 5e-6))
+    )
     try {
       await (await loadModel(copy.dir)).close()
     } finally {

@@ -55,7 +55,10 @@ describe('cross-runtime parity with Python onnxruntime', () => {
         const sidecar = await readSidecar(versionDir(fixture.version))
         assert.equal(fixture.goldenRows, sidecar.goldenRows.length)
         assert.ok(rows.length - fixture.goldenRows >= MIN_RANDOM_ROWS)
-        assert.deepEqual(fixture.features, sidecar.features.map((f) => f.name))
+        assert.deepEqual(
+          fixture.features,
+          sidecar.features.map((f) => f.name)
+        )
         for (const [i, golden] of sidecar.goldenRows.entries()) assert.deepEqual(rows[i], golden.features)
         for (const values of fixture.rows) for (const x of values) assert.equal(Math.fround(x), x)
       })

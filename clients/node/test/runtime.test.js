@@ -16,7 +16,7 @@ import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, test} from 'node:test'
 import {RequestRejectedError, createClient, loadModel} from '../index.js'
-import {GB, RF, STORE, uniformRow, versionDir} from './helpers.js'
+import {GB, OTHER, RF, STORE, uniformRow, versionDir} from './helpers.js'
 
 /** @import {ChildProcess} from 'node:child_process' */
 /** @import {OnnxModel, RowScore} from '../index.js' */
@@ -93,7 +93,11 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
       ML_SERVICE_ADMIN_TOKEN: TOKEN,
       LOG_LEVEL: 'WARNING'
     }
-    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'runtime'], {cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe']})
+    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'runtime'], {
+      cwd: REPO,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     child = started
     /** @param {Buffer} chunk */
     const keep = (chunk) => void (output = (output + chunk).slice(-2000))
@@ -191,10 +195,16 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
       ['out of range', {...good, brandFit: 1.5}]
     ]
     for (const [label, row] of cases) {
+      const localRefusal = await rf.predict(/** @type {any} */ (row)).then(
+        () => 'accepted locally',
+        (/** @type {Error} */ error) => error.message
+      )
       await assert.rejects(client.predict(/** @type {any} */ (row)), (error) => {
         assert.ok(error instanceof RequestRejectedError, `${label}: ${error}`)
         assert.equal(error.status, 400, label)
-        assert.match(error.detail, /brandf/i, label)
+        assert.equal(error.code, 'invalid_input', label)
+        // The runtime's words are the local model's words.
+        assert.equal(error.detail, localRefusal, label)
         return true
       })
     }
@@ -204,14 +214,17 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
 
   live('models lists the store; loadVersion swaps, and remote equals the new local model', async (client) => {
     const models = await client.models()
-    assert.deepEqual(models.map((m) => m.version).sort(), [RF, GB])
-    assert.deepEqual(models.filter((m) => m.active).map((m) => m.version), [RF])
+    assert.deepEqual(models.map((m) => m.version).sort(), [RF, GB, OTHER])
+    assert.deepEqual(
+      models.filter((m) => m.active).map((m) => m.version),
+      [RF]
+    )
     assert.equal((await client.model(GB)).version, GB)
 
     const unauthorised = createClient({baseUrl, adminToken: 'wrong'})
     await assert.rejects(unauthorised.loadVersion(GB), (error) => {
       assert.ok(error instanceof RequestRejectedError)
-      assert.ok(error.status === 401 || error.status === 403, `status ${error.status}`)
+      assert.deepEqual([error.status, error.code], [401, 'unauthorized'])
       return true
     })
 
@@ -227,6 +240,27 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
       await client.loadVersion(RF)
     }
   })
+
+  live(
+    'fetchModel downloads the served version, verified, and scores as the runtime does',
+    async (client) => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-fetch-'))
+      try {
+        const model = await client.fetchModel({dir})
+        assert.equal(model.version, RF)
+        for (const [i, row] of rows(model.features, 20).entries()) {
+          assertSameScore(await client.predict(row), await model.predict(row), `row ${i}`)
+        }
+        await model.close()
+        await assert.rejects(client.downloadVersion('20990101_000000', dir), {
+          status: 404,
+          code: 'version_not_found'
+        })
+      } finally {
+        await rm(dir, {recursive: true, force: true})
+      }
+    }
+  )
 
   live('when the runtime stops, the client scores locally', async (client) => {
     const row = uniformRow(rf.features, 0.5)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
+import {readFile} from 'node:fs/promises'
 import {InvalidInputError, MLMatchingError, loadModel, weightedModel} from '../index.js'
 import {RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
 
@@ -24,7 +25,13 @@ const CASES = [
     message: /expected an object of features, got an array/
   },
   {name: 'not an object: null', row: () => null, reason: 'shape', field: undefined, message: /got null/},
-  {name: 'not an object: string', row: () => '{}', reason: 'shape', field: undefined, message: /got a string "\{\}"/},
+  {
+    name: 'not an object: string',
+    row: () => '{}',
+    reason: 'shape',
+    field: undefined,
+    message: /got a string "\{\}"/
+  },
   {
     name: 'not a plain object: Map',
     row: (names) => new Map(names.map((name) => [name, 0.5])),
@@ -41,14 +48,14 @@ const CASES = [
     },
     reason: 'missing',
     field: 'brandFit',
-    message: /feature `brandFit`: missing \(expected 19 features, got 18\)/
+    message: /missing feature `brandFit` \(expected 19 features, got 18\)$/
   },
   {
     name: 'unknown feature',
     row: (names) => uniformRow(names, 0.5, {brandfit: 0.5}),
     reason: 'unknown',
     field: 'brandfit',
-    message: /feature `brandfit`: unknown feature/
+    message: /unknown feature `brandfit` \(the model has 19 features\)$/
   },
   {
     name: 'unknown reported before missing (a misspelt name)',
@@ -59,7 +66,7 @@ const CASES = [
     },
     reason: 'unknown',
     field: 'brandfit',
-    message: /unknown feature/
+    message: /^(row 2: )?unknown feature `brandfit`/
   },
   {
     name: 'numeric string',
@@ -68,9 +75,27 @@ const CASES = [
     field: 'brandFit',
     message: /feature `brandFit`: expected a number, got a string "0\.5"/
   },
-  {name: 'boolean', row: (n) => uniformRow(n, 0.5, {brandFit: true}), reason: 'type', field: 'brandFit', message: /got a boolean/},
-  {name: 'null', row: (n) => uniformRow(n, 0.5, {brandFit: null}), reason: 'type', field: 'brandFit', message: /got null/},
-  {name: 'array', row: (n) => uniformRow(n, 0.5, {brandFit: [0.5]}), reason: 'type', field: 'brandFit', message: /got an array/},
+  {
+    name: 'boolean',
+    row: (n) => uniformRow(n, 0.5, {brandFit: true}),
+    reason: 'type',
+    field: 'brandFit',
+    message: /got a boolean/
+  },
+  {
+    name: 'null',
+    row: (n) => uniformRow(n, 0.5, {brandFit: null}),
+    reason: 'type',
+    field: 'brandFit',
+    message: /got null/
+  },
+  {
+    name: 'array',
+    row: (n) => uniformRow(n, 0.5, {brandFit: [0.5]}),
+    reason: 'type',
+    field: 'brandFit',
+    message: /got an array/
+  },
   {
     name: 'undefined',
     row: (n) => uniformRow(n, 0.5, {brandFit: undefined}),
@@ -78,7 +103,13 @@ const CASES = [
     field: 'brandFit',
     message: /got undefined/
   },
-  {name: 'bigint', row: (n) => uniformRow(n, 0.5, {brandFit: 1n}), reason: 'type', field: 'brandFit', message: /got a bigint/},
+  {
+    name: 'bigint',
+    row: (n) => uniformRow(n, 0.5, {brandFit: 1n}),
+    reason: 'type',
+    field: 'brandFit',
+    message: /got a bigint/
+  },
   {
     name: 'NaN',
     row: (n) => uniformRow(n, 0.5, {brandFit: Number.NaN}),
@@ -191,6 +222,47 @@ for (const kind of ['onnx', 'weighted']) {
     }
   })
 }
+
+/**
+ * The rows both runtimes refuse with the same words (the Python runtime's 400 detail is checked
+ * against the same file by tests/runtime/test_input.py).
+ *
+ * @typedef Refusal
+ * @property {string} name
+ * @property {Array<string>} drop
+ * @property {Record<string, unknown>} set
+ * @property {string} detail
+ * @property {import('../index.js').InvalidReason} reason
+ * @property {Array<string>} fields
+ */
+
+describe('the same words as the Python runtime', async () => {
+  const shared = new URL('../../../tests/fixtures/refusals.json', import.meta.url)
+  /** @type {{cases: Array<Refusal>}} */
+  const {cases} = JSON.parse(await readFile(shared, 'utf8'))
+  const seed = JSON.parse(
+    await readFile(new URL('../../../schemas/examples/predict.request.json', import.meta.url), 'utf8')
+  )
+  const model = weightedModel(await sidecarOf(RF))
+
+  for (const c of cases) {
+    test(c.name, async () => {
+      const row = {...Object.fromEntries(Object.entries(seed).filter(([k]) => !c.drop.includes(k))), ...c.set}
+      await assert.rejects(model.predict(/** @type {any} */ (row)), (error) => {
+        assert.ok(error instanceof InvalidInputError)
+        assert.equal(error.message, c.detail)
+        assert.equal(error.code, 'invalid_input')
+        assert.equal(error.reason, c.reason)
+        assert.deepEqual(error.fields, c.fields)
+        assert.equal(error.field, c.fields[0])
+        return true
+      })
+      await assert.rejects(model.predictBatch([seed, /** @type {any} */ (row)]), {
+        message: `row 1: ${c.detail}`
+      })
+    })
+  }
+})
 
 describe('validation without declared ranges', () => {
   test('a feature with no min/max accepts any finite number', async () => {

@@ -74,12 +74,15 @@ describe('weightedModel', () => {
   test('a golden baseline probability off by more than 1e-9 is refused', async () => {
     const sidecar = await sidecarOf(RF)
     sidecar.goldenRows[4].baselineProbability += 1e-8
-    assert.throws(() => weightedModel(sidecar), (error) => {
-      assert.ok(error instanceof ArtifactCorruptError)
-      assert.equal(error.check, 'golden-rows')
-      assert.match(error.message, /^golden-rows: golden row 4: expected baseline p=/)
-      return true
-    })
+    assert.throws(
+      () => weightedModel(sidecar),
+      (error) => {
+        assert.ok(error instanceof ArtifactCorruptError)
+        assert.equal(error.check, 'golden-rows')
+        assert.match(error.message, /^golden-rows: golden row 4: expected baseline p=/)
+        return true
+      }
+    )
     assert.equal(weightedModel(sidecar, {verify: false}).version, RF)
   })
 
@@ -98,11 +101,16 @@ describe('weightedModel', () => {
     assert.throws(() => weightedModel(null), {name: 'ArtifactCorruptError', check: 'sidecar'})
   })
 
-  test('works where onnxruntime-node cannot load (the package imports it lazily)', async () => {
-    // A resolve hook that fails onnxruntime-node, as on a platform without its native binding.
+  /**
+   * Run a script in which importing onnxruntime-node fails with `error` (a resolve hook).
+   *
+   * @param {string} error
+   *   JavaScript that makes the Error to throw.
+   */
+  async function withoutOnnxruntime(error) {
     const hook = [
       'export async function resolve(specifier, context, next) {',
-      "  if (specifier === 'onnxruntime-node') throw new Error('no native binding here')",
+      `  if (specifier === 'onnxruntime-node') throw ${error}`,
       '  return next(specifier, context)',
       '}'
     ].join('\n')
@@ -120,8 +128,28 @@ describe('weightedModel', () => {
     const {stdout} = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
       cwd: fileURLToPath(new URL('..', import.meta.url))
     })
-    const out = JSON.parse(stdout)
+    return JSON.parse(stdout)
+  }
+
+  test('works where onnxruntime-node cannot load (the package imports it lazily)', async () => {
+    const out = await withoutOnnxruntime("new Error('no native binding here')")
     assert.ok(out.score > 0 && out.score < 100)
-    assert.match(out.loadError, /onnxruntime-node cannot be loaded here \(no native binding here\); weightedModel/)
+    assert.equal(
+      out.loadError,
+      `onnxruntime-node cannot be loaded on ${process.platform}/${process.arch} (no native binding here); ` +
+        'weightedModel(sidecar) scores with the baseline in pure JavaScript'
+    )
+  })
+
+  test('says how to install onnxruntime-node when it is missing (a folder install brings none)', async () => {
+    const out = await withoutOnnxruntime(
+      "Object.assign(new Error(\"Cannot find package 'onnxruntime-node' imported from /app/node_modules/ml-matching-client/lib/model.js\"), {code: 'ERR_MODULE_NOT_FOUND'})"
+    )
+    assert.ok(out.score > 0 && out.score < 100)
+    assert.match(
+      out.loadError,
+      /^onnxruntime-node is not installed beside ml-matching-client: install the client from its tarball/
+    )
+    assert.match(out.loadError, /ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node/)
   })
 })
