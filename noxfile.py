@@ -1,8 +1,9 @@
-"""Sessions people and CI share. ``nox`` runs the default set; ``nox -s serve`` / ``nox -s bench`` by name."""
+"""Sessions people and CI share. ``nox`` runs the default set; the others by name (``nox -s serve``)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -10,62 +11,97 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "node"]
+nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "node", "readme"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The one place the Python version is written is pyproject.toml's requires-python.
+PYTHON = re.fullmatch(r">=\s*(\d+\.\d+)", PYPROJECT["project"]["requires-python"]).group(1)  # type: ignore[union-attr]
 FIXTURE_STORE = "tests/fixtures/store"
 NODE_DIR = "clients/node"
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "jsonschema>=4.21"]
+# onnxruntime-node's postinstall would download CUDA binaries; the CPU ones ship in its npm package.
+NODE_ENV = {"ONNXRUNTIME_NODE_INSTALL": "skip"}
 
 
-@nox.session(python="3.11")
+def _group(name: str) -> list[str]:
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff>=0.6")
+    session.install(*_group("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on runtime/ and training/."""
-    session.install("-e", ".[train,dev]")
+    session.install("-e", ".[train]", *_group("typecheck"))
     session.run("mypy", *session.posargs)
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole pytest suite with the train extra installed."""
-    session.install("-e", ".[train,dev]")
+    session.install("-e", ".[train]", *_group("test"))
     session.run("pytest", *session.posargs)
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def runtime_only(session: nox.Session) -> None:
     """Runtime tests where only the base package is installed: proves no scikit-learn is needed."""
     # The same install script the Dockerfile's runtime stage runs.
     session.run("bash", "scripts/install.sh", "runtime", external=True, env={"PIP": _uv_pip(session)})
-    session.install(*TEST_TOOLS)
+    session.install(*_group("test"))
     session.run(
         "pytest", "tests/runtime", "tests/contract", "tests/property", "-m", "not train", *session.posargs,
         env={"ML_MATCHING_RUNTIME_ONLY": "1"},
     )  # fmt: skip
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHON)
 def node(session: nox.Session) -> None:
-    """Node client: type check and node:test, with a parity fixture scored by Python onnxruntime."""
+    """Node client: format, types and node:test, with a parity fixture scored by Python onnxruntime."""
     session.install(".")
     fixtures = f"{NODE_DIR}/test/fixtures"
     session.run("python", "scripts/node_parity_fixture.py", FIXTURE_STORE, fixtures)
-    env = {"ML_MATCHING_PYTHON": str(Path(session.bin) / "python"), "ONNXRUNTIME_NODE_INSTALL": "skip"}
+    env = {"ML_MATCHING_PYTHON": str(Path(session.bin) / "python"), **NODE_ENV}
     with session.chdir(NODE_DIR):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True, env=env)
         session.run("npm", "test", external=True, env=env)
 
 
-@nox.session(python="3.11", default=False)
+@nox.session(python=PYTHON)
+def readme(session: nox.Session) -> None:
+    """A newcomer's run: a fresh clone, then the READMEs' install and example commands exactly as written."""
+    session.run("python", "scripts/newcomer.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def dist(session: nox.Session) -> None:
+    """Build the wheel and sdist, and the Node client's npm tarball (with its types), into dist/."""
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    session.install("build")
+    session.run("python", "-m", "build", "--outdir", str(out), ".")
+    with session.chdir(NODE_DIR):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, env=NODE_ENV)
+        session.run("npm", "pack", "--pack-destination", str(out), external=True, env=NODE_ENV)
+    for item in sorted(out.iterdir()):
+        session.log(f"built {item.relative_to(ROOT)}")
+
+
+@nox.session(python=PYTHON, default=False)
+def docs_browser(session: nox.Session) -> None:
+    """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
+    session.install("-e", ".")
+    session.run("python", "scripts/docs_browser.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def serve(session: nox.Session) -> None:
     """Train a default model from synthetic data if the store is empty, then serve it on :8000."""
     session.install("-e", ".[train]")
@@ -86,7 +122,7 @@ def _uv_pip(session: nox.Session) -> str:
     return f"{session.bin}/python -m pip install"
 
 
-@nox.session(python="3.11", default=False)
+@nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): writes bench/results.json and prints the table."""
     session.install("-e", ".[train]", "fastapi", "pydantic")

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 from payloads import SEED_ROW, batch_body, matrix, random_rows, seed_body
 
-from runtime.model import load_version
+from runtime.artifact import load_version
 from runtime.scoring import Scorer
 from runtime.settings import Settings
 

@@ -22,8 +22,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from runtime.features import FeatureSet
-from runtime.sidecar import decode_sidecar
+from runtime.artifact import FeatureSet, decode_sidecar
 from training.data import load_dataset
 
 # The refit runs the same code on the same data, so it should agree to the last bit; allow rounding.

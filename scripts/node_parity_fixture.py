@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from runtime.model import LoadedModel, load_dir
-from runtime.store import list_versions
+from runtime.artifact import LoadedModel, list_versions, load_dir
 
 RANDOM_ROWS = 1200
 EDGE_ROWS = 64

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +61,44 @@ def test_dockerfile_final_stage_serves_as_a_non_root_user_with_a_healthcheck() -
     assert final[-1] == 'CMD ["python", "-m", "runtime"]'
 
 
-def test_install_script_is_what_ci_runs() -> None:
+def _table(markdown: str, header: str) -> list[list[str]]:
+    lines = markdown.splitlines()
+    start = lines.index(header) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_readme_error_table_is_the_error_vocabulary() -> None:
+    table = _table((ROOT / "README.md").read_text(), "| code | status | when |")
+    errors = json.loads((ROOT / "schemas" / "errors.json").read_text())["errors"]
+    expected = [
+        [f"`{e['code']}`", str(e["status"]) if e["status"] else "— (start-up)", e["when"]] for e in errors
+    ]
+    assert table == expected
+
+
+@pytest.mark.parametrize("readme", ["README.md", "clients/node/README.md"])
+def test_readmes_name_only_files_of_the_repository(readme: str) -> None:
+    text = (ROOT / readme).read_text()
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        assert (ROOT / readme).parent.joinpath(target).resolve().is_relative_to(ROOT), target
+        assert (ROOT / readme).parent.joinpath(target).exists(), f"{readme} links to missing {target}"
+    assert not re.search(r"shared/|DESIGN\.md|STYLE\.md|/work/", text)
+
+
+def test_readme_names_only_nox_sessions_that_exist() -> None:
     noxfile = (ROOT / "noxfile.py").read_text()
-    assert '"scripts/install.sh", "runtime"' in noxfile
+    for readme in ("README.md", "clients/node/README.md"):
+        for session in set(re.findall(r"nox -s ([a-z_]+)", (ROOT / readme).read_text())):
+            assert f"def {session}(" in noxfile, f"{readme} names nox -s {session}"
+
+
+def test_generated_and_local_folders_are_ignored() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {".schemathesis/", "/dist/", "/build/", ".nox/"} <= set(ignored)
