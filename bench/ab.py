@@ -1,0 +1,130 @@
+"""A/B of the runtime's /predict under wrk, in one run, on one store: what a change costs.
+
+    python bench/ab.py --rev A=bd78f50 --rev B=HEAD                 # two commits of the runtime
+    python bench/ab.py --rev on=HEAD --rev off=HEAD:METRICS=off     # one build, two settings
+
+Each side runs ``python -m runtime`` from a ``git worktree`` of its revision (with this
+environment's packages), optionally with ``NAME=VALUE`` settings after a ``:``; both serve the
+same store (``--store``, or a RandomForest of ``--rows`` synthetic rows fitted here). The sides are
+measured in turn, ``--reps`` times each (who goes first alternates), with ``wrk -t2 -c16`` and
+``wrk -t1 -c1``; the table gives the median of each side and B's ratio to A. Not a test: the
+machine is shared, so only ratios from the same run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import loadgen
+import payloads
+import procs
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / ".work" / "ab"
+
+
+def _side(spec: str) -> tuple[str, str, dict[str, str]]:
+    name, _, rest = spec.partition("=")
+    rev, *settings = rest.split(":")
+    env = dict(s.split("=", 1) for s in settings for s in s.split(",") if s)
+    return name, rev, env
+
+
+def _worktree(rev: str) -> Path:
+    sha = subprocess.run(
+        ["git", "rev-parse", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    path = WORK / "trees" / sha.strip()[:12]
+    if not path.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--force", str(path), sha.strip()], cwd=ROOT, check=True
+        )
+    return path
+
+
+def _store(rows: int) -> Path:
+    store = WORK / f"store-{rows}"
+    if not (store / "ACTIVE").exists():
+        data = WORK / f"synthetic-{rows}.json"
+        py = sys.executable
+        subprocess.run(
+            [py, "-m", "training", "synth", "--rows", str(rows), "--out", str(data)], cwd=ROOT, check=True
+        )
+        fit = [py, "-m", "training", "fit", "--data", str(data), "--artifacts", str(store)]
+        subprocess.run(fit, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return store
+
+
+def _measure(server: procs.Server, script: Path, seconds: int) -> dict[str, Any]:
+    loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)  # warm-up
+    cpu0 = procs.cpu_seconds(server.pid)
+    many = loadgen.run(server.url + "/predict", script, threads=2, connections=16, seconds=seconds)
+    cpu = procs.cpu_seconds(server.pid) - cpu0
+    one = loadgen.run(server.url + "/predict", script, threads=1, connections=1, seconds=seconds)
+    return {
+        "rps16": many["rps"],
+        "cpu_ms16": 1000 * cpu / max(many["requests"], 1),
+        "p50_1": one["p50_ms"],
+        "ok": many["ok"] and one["ok"],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rev", action="append", required=True, help="NAME=REV[:VAR=VALUE,...]; give two")
+    p.add_argument("--store", type=Path, help="artifact store to serve (default: fit one here)")
+    p.add_argument("--rows", type=int, default=5000)
+    p.add_argument("--seconds", type=int, default=8)
+    p.add_argument("--reps", type=int, default=3)
+    args = p.parse_args()
+    sides = [_side(s) for s in args.rev]
+    if len(sides) != 2:
+        p.error("give exactly two --rev")
+    store = args.store or _store(args.rows)
+    script = loadgen.post_script(WORK, "seed", payloads.seed_body())
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
+    for rep in range(args.reps):
+        for name, rev, settings in sides if rep % 2 == 0 else sides[::-1]:
+            tree = _worktree(rev)
+            port = procs.free_port()
+            env = {"PYTHONPATH": str(tree), "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
+            env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin", **settings}
+            server = procs.Server(name, [sys.executable, "-m", "runtime"], env, port, WORK / f"{name}.log")
+            procs.start(server, cwd=tree)
+            try:
+                runs[name].append(_measure(server, script, args.seconds))
+            finally:
+                procs.stop(server)
+            print(f"rep {rep + 1} {name}: {json.dumps(runs[name][-1])}", flush=True)
+    _report(sides, runs)
+    return 0
+
+
+def _report(sides: list[tuple[str, str, dict[str, str]]], runs: dict[str, list[dict[str, Any]]]) -> None:
+    med = {
+        name: {k: statistics.median(r[k] for r in runs[name]) for k in ("rps16", "cpu_ms16", "p50_1")}
+        for name in runs
+    }
+    (a, rev_a, env_a), (b, rev_b, env_b) = sides
+    print(f"\n| side | revision | settings | req/s @16 | CPU ms/req @16 | p50 @1 (ms) |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for name, rev, env in sides:
+        m = med[name]
+        print(
+            f"| {name} | {rev} | {env or '—'} | {m['rps16']:,.0f} | {m['cpu_ms16']:.3f} | {m['p50_1']:.3f} |"
+        )
+    ratio = {k: med[b][k] / med[a][k] for k in med[a]}
+    print(f"| {b} ÷ {a} | | | {ratio['rps16']:.3f} | {ratio['cpu_ms16']:.3f} | {ratio['p50_1']:.3f} |")
+    if not all(r["ok"] for rs in runs.values() for r in rs):
+        print("some runs had errors: see the per-run lines")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
