@@ -38,26 +38,24 @@ def _side(spec: str) -> tuple[str, str, dict[str, str]]:
 
 
 def _worktree(rev: str) -> Path:
-    sha = subprocess.run(
-        ["git", "rev-parse", rev], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    path = WORK / "trees" / sha.strip()[:12]
+    sha = _git("rev-parse", rev).strip()
+    path = WORK / "trees" / sha[:12]
     if not path.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", "--force", str(path), sha.strip()], cwd=ROOT, check=True
-        )
+        _git("worktree", "add", "--detach", "--force", str(path), sha)
     return path
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def _store(rows: int) -> Path:
     store = WORK / f"store-{rows}"
     if not (store / "ACTIVE").exists():
         data = WORK / f"synthetic-{rows}.json"
-        py = sys.executable
-        subprocess.run(
-            [py, "-m", "training", "synth", "--rows", str(rows), "--out", str(data)], cwd=ROOT, check=True
-        )
-        fit = [py, "-m", "training", "fit", "--data", str(data), "--artifacts", str(store)]
+        training = [sys.executable, "-m", "training"]
+        subprocess.run([*training, "synth", "--rows", str(rows), "--out", str(data)], cwd=ROOT, check=True)
+        fit = [*training, "fit", "--data", str(data), "--artifacts", str(store)]
         subprocess.run(fit, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return store
 
@@ -107,20 +105,19 @@ def main() -> int:
     return 0
 
 
+KEYS = ("rps16", "cpu_ms16", "p50_1")
+
+
 def _report(sides: list[tuple[str, str, dict[str, str]]], runs: dict[str, list[dict[str, Any]]]) -> None:
-    med = {
-        name: {k: statistics.median(r[k] for r in runs[name]) for k in ("rps16", "cpu_ms16", "p50_1")}
-        for name in runs
-    }
-    (a, rev_a, env_a), (b, rev_b, env_b) = sides
-    print(f"\n| side | revision | settings | req/s @16 | CPU ms/req @16 | p50 @1 (ms) |")
+    med = {name: {k: statistics.median(r[k] for r in runs[name]) for k in KEYS} for name in runs}
+    print("\n| side | revision | settings | req/s @16 | CPU ms/req @16 | p50 @1 (ms) |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
     for name, rev, env in sides:
         m = med[name]
-        print(
-            f"| {name} | {rev} | {env or '—'} | {m['rps16']:,.0f} | {m['cpu_ms16']:.3f} | {m['p50_1']:.3f} |"
-        )
-    ratio = {k: med[b][k] / med[a][k] for k in med[a]}
+        row = f"{m['rps16']:,.0f} | {m['cpu_ms16']:.3f} | {m['p50_1']:.3f}"
+        print(f"| {name} | {rev} | {env or '—'} | {row} |")
+    a, b = sides[0][0], sides[1][0]
+    ratio = {k: med[b][k] / med[a][k] for k in KEYS}
     print(f"| {b} ÷ {a} | | | {ratio['rps16']:.3f} | {ratio['cpu_ms16']:.3f} | {ratio['p50_1']:.3f} |")
     if not all(r["ok"] for rs in runs.values() for r in rs):
         print("some runs had errors: see the per-run lines")
