@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
-from tests.runtime.server import request, running_service
+from tests.runtime.server import free_port, request, running_service
 
 TOKEN = "swap-token"
 
@@ -75,3 +76,23 @@ def test_hot_swap_under_load_loses_no_request(store: Path) -> None:
     requests = [entry for log in seen for entry in log]
     assert [e for e in requests if e[1] != 200] == []
     assert len(requests) > clients * swaps
+
+
+def test_uvicorn_factory_serves_from_the_environment(store: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MODELS_DIR": str(store), "LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "runtime.web.app:create_app", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = request(port, "GET", "/health/ready")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+        assert (status, body["modelVersion"]) == (200, RF_VERSION)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
