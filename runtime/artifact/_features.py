@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ def number_text(value: float) -> str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     text = repr(value)
+    if 1e-6 <= abs(value) < 1e-4:  # Python writes 1e-05 where JavaScript writes 0.00001
+        return format(Decimal(text), "f")
     return re.sub(r"e([+-])0*(\d)", r"e\1\2", text)  # 1e-07 -> 1e-7, as JavaScript writes it
 
 

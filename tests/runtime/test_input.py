@@ -14,6 +14,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from runtime.artifact import number_text
 from runtime.settings import Settings
 from runtime.web import create_app
 from tests.conftest import FEATURE_NAMES, ROOT, SEED_ROW
@@ -152,3 +153,19 @@ def test_another_feature_set_is_checked_with_its_own_ranges(client: Client, admi
     old = detail(client.post("/predict", json=dict(SEED_ROW)))
     assert old.startswith("unknown features `nicheAlignment`, `audienceMatch`")
     assert FEATURE_NAMES[0] == "nicheAlignment"
+
+
+@pytest.mark.parametrize(
+    ("value", "javascript"),
+    [
+        (1.0, "1"),
+        (-0.25, "-0.25"),
+        (1e-7, "1e-7"),
+        (2.5e-5, "0.000025"),
+        (1e21, "1e+21"),
+        (123456789012.0, "123456789012"),
+    ],
+)
+def test_numbers_are_written_as_javascript_writes_them(value: float, javascript: str) -> None:
+    # The Node client writes the same messages with String(value); these are its outputs.
+    assert number_text(value) == javascript
