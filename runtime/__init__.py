@@ -14,14 +14,17 @@ from runtime.errors import (
     ErrorBody,
     FileNotInVersion,
     InvalidInput,
+    ManagementDisabled,
     MLMatchingError,
     ModelNotReady,
     SettingsError,
+    Unauthorized,
     UnsupportedMediaType,
     VersionNotFound,
 )
-from runtime.scoring import Scorer
+from runtime.scoring import Scorer, batch_type, row_type
 from runtime.settings import EnvReader, Settings
+from runtime.validation import kind, malformed, row_problem
 
 __all__ = [
     "ArtifactCorrupt",
@@ -31,10 +34,17 @@ __all__ = [
     "FileNotInVersion",
     "InvalidInput",
     "MLMatchingError",
+    "ManagementDisabled",
     "ModelNotReady",
     "Scorer",
     "Settings",
     "SettingsError",
+    "Unauthorized",
     "UnsupportedMediaType",
     "VersionNotFound",
+    "batch_type",
+    "kind",
+    "malformed",
+    "row_problem",
+    "row_type",
 ]

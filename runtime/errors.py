@@ -48,6 +48,8 @@ class MLMatchingError(Exception):
     status_code: ClassVar[int] = 500
     #: When the API answers with this error (documentation, and ``schemas/errors.json``).
     when: ClassVar[str] = "a bug in the service; the log has the stack trace"
+    #: A detail it may carry, for the API documentation.
+    example: ClassVar[str] = "internal error (logged by the service)"
 
     @property
     def headers(self) -> dict[str, str] | None:
@@ -68,6 +70,7 @@ class InvalidInput(MLMatchingError, ValueError):
         "a body, field or value the caller must fix "
         "(missing, unknown, wrong type, not finite, out of range, too many rows)"
     )
+    example = "missing features `brandFit`, `budgetAlignment` (expected 19 features, got 17)"
 
 
 class UnsupportedMediaType(InvalidInput):
@@ -76,6 +79,7 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
     status_code = 415
     when = "a body not sent as Content-Type: application/json"
+    example = "expected a JSON body (Content-Type: application/json), got `text/plain`"
 
 
 class BodyTooLarge(MLMatchingError, ValueError):
@@ -84,6 +88,7 @@ class BodyTooLarge(MLMatchingError, ValueError):
     code = "request_entity_too_large"
     status_code = 413
     when = "a body over MAX_BODY_BYTES (the detail states the limit)"
+    example = "request body is larger than MAX_BODY_BYTES (10305536 bytes)"
 
 
 class Unauthorized(MLMatchingError):
@@ -92,6 +97,7 @@ class Unauthorized(MLMatchingError):
     code = "unauthorized"
     status_code = 401
     when = "an admin call without the right Authorization: Bearer token"
+    example = "missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -104,6 +110,7 @@ class ManagementDisabled(MLMatchingError):
     code = "management_disabled"
     status_code = 403
     when = "an admin call while no admin token is configured"
+    example = "model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it"
 
 
 class VersionNotFound(MLMatchingError, LookupError):
@@ -112,6 +119,7 @@ class VersionNotFound(MLMatchingError, LookupError):
     code = "version_not_found"
     status_code = 404
     when = "a well-formed version name the store does not hold"
+    example = "version 20260101_000000 not found in artifacts"
 
 
 class FileNotInVersion(MLMatchingError, LookupError):
@@ -120,6 +128,7 @@ class FileNotInVersion(MLMatchingError, LookupError):
     code = "file_not_found"
     status_code = 404
     when = "a file name a version does not list"
+    example = "version 20260101_000000 has no file `card.md` (it has model.json, model.onnx)"
 
 
 class RouteNotFound(MLMatchingError, LookupError):
@@ -128,6 +137,7 @@ class RouteNotFound(MLMatchingError, LookupError):
     code = "not_found"
     status_code = 404
     when = "a path the API does not have"
+    example = "no route for GET /predictions"
 
 
 class MethodNotAllowed(MLMatchingError):
@@ -136,6 +146,7 @@ class MethodNotAllowed(MLMatchingError):
     code = "method_not_allowed"
     status_code = 405
     when = "a path called with a method it does not take"
+    example = "GET is not allowed on /predict (allowed: POST)"
 
     def __init__(self, message: str, allowed: str = "") -> None:
         super().__init__(message)
@@ -152,6 +163,7 @@ class ArtifactCorrupt(MLMatchingError, ValueError):
     code = "artifact_corrupt"
     status_code = 422
     when = "a version that fails verification on load (`check` names the step); the old model keeps serving"
+    example = "golden-rows: golden row 3: expected p=0.81234567, onnxruntime gives 0.80000000"
 
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
@@ -167,6 +179,7 @@ class ModelNotReady(MLMatchingError, RuntimeError):
     code = "model_not_ready"
     status_code = 503
     when = "scoring or readiness while no verified model is loaded (the detail says how to train one)"
+    example = "no model is loaded: train one with `python -m training fit ...`"
 
 
 class InternalError(MLMatchingError, RuntimeError):

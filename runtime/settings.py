@@ -74,6 +74,7 @@ class Settings:
     max_body_bytes: int = 0  # 0: derived from max_batch_rows (see body_limit)
     onnx_threads: int = 1
     docs_cdn: bool = False
+    model_watch_seconds: float = 5.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -99,7 +100,13 @@ class Settings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", d.max_body_bytes, 1024, 1 << 30),
             onnx_threads=env.integer("ONNX_THREADS", d.onnx_threads, 1, 64),
             docs_cdn=env.boolean("DOCS_CDN", d.docs_cdn),
+            model_watch_seconds=env.number("MODEL_WATCH_SECONDS", d.model_watch_seconds, 0, 86_400),
         )
+
+    @property
+    def watches_active(self) -> bool:
+        """Whether the service follows the store's ACTIVE (not when a version is pinned)."""
+        return self.model_watch_seconds > 0 and self.model_version is None
 
     @property
     def log_level_number(self) -> int:

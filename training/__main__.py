@@ -1,3 +1,5 @@
 from training.cli import main
 
-raise SystemExit(main())
+# Guarded: the trainer's worker processes are spawned, and spawning imports the parent's __main__.
+if __name__ == "__main__":
+    raise SystemExit(main())

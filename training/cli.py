@@ -1,13 +1,15 @@
-"""``python -m training``: synth, fit, list, verify.
+"""``python -m training``: synth, fit, gate, list, verify, serve.
 
 Results go to stdout, progress to stderr. Bad input exits with code 2 and one line naming the
-problem; a failed parity gate or verification exits with code 1. Nothing is written on failure.
+problem; a failed parity gate or verification exits with code 1, as does ``gate`` when it refuses
+a version. Nothing is written on failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from runtime import ArtifactCorrupt, InvalidInput, MLMatchingError
+from runtime import ArtifactCorrupt, InvalidInput, MLMatchingError, SettingsError, VersionNotFound
 from runtime.artifact import (
     ALGORITHMS,
     SIDECAR_FILE,
@@ -29,6 +31,8 @@ from runtime.artifact import (
 )
 from training.config import TrainConfig, load_config
 from training.data import MIN_ROWS, SUFFIXES, load_dataset
+from training.gate import DEFAULT_TOLERANCE, EvalRows, evaluation_rows, judge_published
+from training.outcomes import SqliteStore
 from training.pipeline import fit_and_publish
 from training.synth import synthesize
 
@@ -39,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except InvalidInput as exc:
+    except (InvalidInput, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MLMatchingError as exc:
@@ -83,8 +87,47 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, help=f"random seed (default: {d.seed}, or the config's)")
     f.add_argument("--config", type=Path, help="TOML or JSON file of training settings (see the README)")
     f.add_argument("--no-activate", action="store_true", help="publish without changing ACTIVE")
+    f.add_argument(
+        "--gate",
+        action="store_true",
+        help="activate only a version not worse than the current ACTIVE on the held-out rows (see `gate`)",
+    )
+    f.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="the gate's ROC-AUC tolerance")
+    f.add_argument("--gate-data", type=Path, help="outcomes the gate judges on (default: the held-out rows)")
     f.add_argument("--json", action="store_true", help="print one JSON object describing what was written")
     f.set_defaults(run=_fit)
+
+    g = sub.add_parser(
+        "gate",
+        help="should VERSION replace another? exit 0 promote, 1 refuse, 2 bad input",
+        description="Judge a published version against ACTIVE (or another version) on the same rows: promote "
+        "when its ROC-AUC is at least the other's minus the tolerance. Writes nothing.",
+        formatter_class=fmt,
+    )
+    g.add_argument("version", help="the candidate version")
+    g.add_argument("--against", default="ACTIVE", help="ACTIVE, or a version")
+    g.add_argument(
+        "--data", type=Path, help="outcomes to judge on (default: the store's evaluation outcomes)"
+    )
+    g.add_argument(
+        "--outcomes-db", type=Path, help="the trainer's outcome database (default: ARTIFACTS/outcomes.sqlite)"
+    )
+    g.add_argument(
+        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="ROC-AUC the candidate may trail by"
+    )
+    g.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
+    g.add_argument("--json", action="store_true", help="print the decision as JSON")
+    g.set_defaults(run=_gate)
+
+    sv = sub.add_parser(
+        "serve",
+        help="run the trainer service (outcomes, retraining, promotion); settings from the environment",
+        formatter_class=fmt,
+    )
+    sv.add_argument(
+        "--features", type=Path, help=FEATURES_HELP + "; used while the store has no ACTIVE version"
+    )
+    sv.set_defaults(run=_serve)
 
     ls = sub.add_parser("list", help="list the versions in a store", formatter_class=fmt)
     ls.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
@@ -126,8 +169,22 @@ def _fit(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    gate = args.tolerance if args.gate or args.gate_data else None
+    rows = None
+    if args.gate_data is not None:
+        judged_on = load_dataset(args.gate_data, fs)
+        rows = EvalRows(judged_on.x, judged_on.y, f"rows of {args.gate_data}")
+    activate = not args.no_activate
     results, active = fit_and_publish(
-        data, fs, algorithms, args.artifacts, config, activate=not args.no_activate, progress=progress
+        data,
+        fs,
+        algorithms,
+        args.artifacts,
+        config,
+        activate=activate,
+        gate=gate,
+        gate_rows=rows,
+        progress=progress,
     )
     for r in results:
         for warning in r.sidecar.warnings:
@@ -164,6 +221,66 @@ def _describe(sidecar: Any, path: str) -> dict[str, Any]:
         },
         "warnings": list(sidecar.warnings),
     }
+
+
+def _gate(args: argparse.Namespace) -> int:
+    root = args.artifacts
+    if not 0 <= args.tolerance < 1:
+        raise InvalidInput(f"--tolerance must be from 0 to 1, got {args.tolerance}")
+    against = read_active(root) if args.against == "ACTIVE" else args.against
+    try:
+        fs = FeatureSet(decode_sidecar((root / args.version / SIDECAR_FILE).read_bytes()).features)
+        rows = _gate_rows(args, fs)
+        decision = judge_published(root, args.version, against, rows, args.tolerance)
+    except (VersionNotFound, FileNotFoundError, NotADirectoryError) as exc:
+        raise InvalidInput(f"{args.version}: no such version in {root} ({exc})") from None
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(decision)))
+    else:
+        print(f"{'promote' if decision.promoted else 'refuse'}: {args.version}: {decision.reason}")
+        for warning in decision.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 0 if decision.promoted else 1
+
+
+def _gate_rows(args: argparse.Namespace, fs: FeatureSet) -> EvalRows:
+    if args.data is not None:
+        data = load_dataset(args.data, fs)
+        return EvalRows(data.x, data.y, f"rows of {args.data}")
+    db = args.outcomes_db or Path(os.environ.get("OUTCOMES_DB") or args.artifacts / "outcomes.sqlite")
+    if not db.is_file():
+        raise InvalidInput(f"no rows to judge on: give --data FILE (there is no outcome database at {db})")
+    store = SqliteStore(db)
+    try:
+        rows = evaluation_rows(store, fs, MIN_ROWS)
+    finally:
+        store.close()
+    if rows is None:
+        raise InvalidInput(
+            f"no rows to judge on: {db} has fewer than {MIN_ROWS} evaluation outcomes of both kinds"
+        )
+    return rows
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import uvicorn
+
+    from training.trainer import TrainerSettings, create_app
+
+    settings = TrainerSettings.from_environ(os.environ)
+    if args.features is not None:
+        load_feature_set(args.features)  # fail now, naming the file, not at the first request
+        settings = dataclasses.replace(settings, features_file=args.features)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

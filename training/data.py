@@ -70,17 +70,30 @@ def load_dataset(path: str | Path, feature_set: FeatureSet) -> Dataset:
         )
     try:
         raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    records = _records(path, text)
-    x, y = _to_arrays(path, records, feature_set)
-    _check_shape(path, y)
-    return Dataset(x=x, y=y, sha256=hashlib.sha256(raw).hexdigest(), source=path.name)
+    return parse_dataset(raw, suffix, feature_set, where=str(path), source=path.name)
 
 
-def _records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
-    suffix = path.suffix.lower()
+def parse_dataset(raw: bytes, suffix: str, feature_set: FeatureSet, *, where: str, source: str) -> Dataset:
+    """Validate outcomes in the format of ``suffix`` (see :data:`SUFFIXES`); messages start with ``where``.
+
+    Raises
+    ------
+    DataError
+        As :func:`load_dataset`.
+    """
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: cannot read: {exc}") from None
+    records = _records(where, suffix, text)
+    x, y = _to_arrays(where, records, feature_set)
+    _check_shape(where, y)
+    return Dataset(x=x, y=y, sha256=hashlib.sha256(raw).hexdigest(), source=source)
+
+
+def _records(path: str, suffix: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     if suffix == ".csv":
         return _csv_records(path, text)
     if suffix in (".jsonl", ".ndjson"):
@@ -88,7 +101,7 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], An
     return _body_records(path, text)
 
 
-def _body_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+def _body_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -106,7 +119,7 @@ def _body_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any
         yield i, row, outcome
 
 
-def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+def _jsonl_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     for i, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
         try:
             row = json.loads(line)
@@ -119,7 +132,7 @@ def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, An
         yield i, {k: v for k, v in row.items() if k != OUTCOME}, row[OUTCOME]
 
 
-def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+def _csv_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
@@ -136,7 +149,7 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Mapping[str, Any]
 
 
 def _to_arrays(
-    path: Path, records: Iterable[tuple[int, Mapping[str, Any], Any]], fs: FeatureSet
+    path: str, records: Iterable[tuple[int, Mapping[str, Any], Any]], fs: FeatureSet
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     names = fs.names
     known = set(names)
@@ -150,7 +163,7 @@ def _to_arrays(
     return np.array(xs, dtype=np.float64).reshape(len(xs), len(names)), np.array(ys, dtype=np.int64)
 
 
-def _raise_columns(path: Path, i: int, row: Mapping[str, Any], names: tuple[str, ...]) -> None:
+def _raise_columns(path: str, i: int, row: Mapping[str, Any], names: tuple[str, ...]) -> None:
     unknown = [k for k in row if k not in set(names)]
     if unknown:
         raise DataError(f"{path}: row {i}: unknown {_listed(unknown)} (the feature set has {len(names)})")
@@ -164,7 +177,7 @@ def _listed(names: list[str]) -> str:
     return f"feature{'s' if len(names) > 1 else ''} " + ", ".join(f"`{n}`" for n in names)
 
 
-def _value(path: Path, i: int, feature: Feature, v: Any) -> float:
+def _value(path: str, i: int, feature: Feature, v: Any) -> float:
     where = f"{path}: row {i}, feature `{feature.name}`"
     if isinstance(v, str):
         try:
@@ -182,7 +195,7 @@ def _value(path: Path, i: int, feature: Feature, v: Any) -> float:
     return value
 
 
-def _outcome(path: Path, i: int, v: Any) -> int:
+def _outcome(path: str, i: int, v: Any) -> int:
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, int | float) and v in (0, 1):
@@ -192,7 +205,7 @@ def _outcome(path: Path, i: int, v: Any) -> int:
     raise DataError(f'{path}: row {i}: outcome must be true/false, 1/0 or "yes"/"no", got {json.dumps(v)}')
 
 
-def _check_shape(path: Path, y: npt.NDArray[np.int64]) -> None:
+def _check_shape(path: str, y: npt.NDArray[np.int64]) -> None:
     if y.shape[0] < MIN_ROWS:
         raise DataError(f"{path}: {y.shape[0]} rows; training needs at least {MIN_ROWS}")
     positives = int(y.sum())

@@ -20,6 +20,7 @@ class DataError(InvalidInput):
 
     code = "invalid_data"
     when = "outcomes that cannot be trained on (too few rows, one class, a bad value; the detail names it)"
+    example = "request body: 42 rows; training needs at least 50"
 
 
 class ParityError(MLMatchingError, ValueError):
@@ -28,3 +29,4 @@ class ParityError(MLMatchingError, ValueError):
     code = "parity_failed"
     status_code = 422
     when = "an exported model that onnxruntime scores differently from scikit-learn; nothing is published"
+    example = "ONNX export differs from scikit-learn on row 3: p_sklearn=0.81234567, p_onnx=0.81200000"

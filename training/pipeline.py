@@ -7,24 +7,40 @@ a failure (e.g. :class:`~training.errors.ParityError`) leaves the store untouche
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.artifact import MODEL_FILE, FeatureSet, Sidecar, publish_version, write_active
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from runtime import InvalidInput
+from runtime.artifact import MODEL_FILE, FeatureSet, Sidecar, publish_version, read_active, write_active
 from training import steps
 from training.config import TrainConfig
 from training.data import Dataset
+from training.export import INPUT_NAME, PROBABILITIES_OUTPUT, onnx_session
+from training.gate import EvalRows, judge
 from training.steps import Progress
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A trained, exported and checked model with its complete sidecar, not yet published."""
+    """A trained, exported and checked model with its complete sidecar, not yet published.
+
+    ``holdout`` is the held-out split it was measured on (the gate's rows when no better ones exist).
+    """
 
     sidecar: Sidecar
     files: dict[str, bytes]
+    holdout: EvalRows
+
+    @property
+    def algorithm(self) -> str:
+        return self.sidecar.algorithm
 
 
 @dataclass(frozen=True)
@@ -57,8 +73,33 @@ def train_candidates(
         checked = steps.export_and_check(model, fs, data, s, config, progress)
         golden = steps.golden(model, baseline, fs, checked, config)
         sidecar = steps.build_sidecar(model, baseline, checked, golden, summary, fs, config, now)
-        out.append(Candidate(sidecar, {MODEL_FILE: checked.onnx}))
+        holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
+        out.append(Candidate(sidecar, {MODEL_FILE: checked.onnx}, holdout))
     return out
+
+
+def judged(candidate: Candidate, root: Path, tolerance: float, rows: EvalRows | None = None) -> Candidate:
+    """The candidate with the promotion gate's decision against the store's ACTIVE in its sidecar.
+
+    ``rows`` default to (and, when they lack one of the outcomes, fall back to) its held-out split.
+    """
+    session = onnx_session(candidate.files[MODEL_FILE])
+    positive = candidate.sidecar.onnx.positive_class_index
+
+    def proba(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        (p,) = session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: x})
+        return np.asarray(p[:, positive], dtype=np.float64)
+
+    use = rows if rows is not None and rows.usable else candidate.holdout
+    decision = judge(candidate.sidecar, proba, _active(root), root, use, tolerance)
+    return dataclasses.replace(candidate, sidecar=msgspec.structs.replace(candidate.sidecar, gate=decision))
+
+
+def _active(root: Path) -> str | None:
+    try:
+        return read_active(root)
+    except InvalidInput:  # an ACTIVE that names no version: there is no champion to beat
+        return None
 
 
 def publish(root: Path, candidate: Candidate) -> FitResult:
@@ -75,17 +116,28 @@ def fit_and_publish(
     config: TrainConfig,
     *,
     activate: bool = True,
+    gate: float | None = None,
+    gate_rows: EvalRows | None = None,
     progress: Progress = lambda _: None,
     now: dt.datetime | None = None,
 ) -> tuple[list[FitResult], str | None]:
     """Train each algorithm and publish one version each; return them and the version made active.
 
-    With ``activate``, ``ACTIVE`` names the published version with the best mean CV ROC-AUC.
+    With ``activate``, ``ACTIVE`` names the published version with the best mean CV ROC-AUC; with a
+    ``gate`` tolerance, only among those the promotion gate lets through (judged on ``gate_rows``,
+    else on their held-out split, against the current ACTIVE; recorded in their sidecars).
     """
     candidates = train_candidates(data, fs, algorithms, config, progress=progress, now=now)
+    if gate is not None:
+        candidates = [judged(c, root, gate, gate_rows) for c in candidates]
+        for c in candidates:
+            assert c.sidecar.gate is not None
+            verdict = "promote" if c.sidecar.gate.promoted else "refuse"
+            progress(f"{c.algorithm}: gate: {verdict}: {c.sidecar.gate.reason}")
     results = [publish(root, c) for c in candidates]
-    if not activate:
+    eligible = [r for r in results if r.sidecar.gate is None or r.sidecar.gate.promoted]
+    if not activate or not eligible:
         return results, None
-    best = max(results, key=lambda r: r.sidecar.metrics.cross_validation.mean.roc_auc)
+    best = max(eligible, key=lambda r: r.sidecar.metrics.cross_validation.mean.roc_auc)
     write_active(root, best.version)
     return results, best.version

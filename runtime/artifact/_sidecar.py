@@ -146,12 +146,34 @@ class FileInfo(_Camel, frozen=True):
     media_type: str
 
 
+class GateDecision(_Camel, frozen=True):
+    """Champion / challenger: why this version was (or was not) made ``ACTIVE`` when it was trained.
+
+    Promoted when the candidate's ROC-AUC is at least the champion's minus ``tolerance`` on the same
+    ``rows`` (``rows_source`` says which), and its parity gate passed. ``warnings`` notes what does not
+    refuse by itself, e.g. the candidate's own logistic baseline scoring better on those rows.
+    """
+
+    promoted: bool
+    reason: str
+    champion: str | None
+    candidate_roc_auc: float
+    champion_roc_auc: float | None
+    baseline_roc_auc: float
+    rows: int
+    positives: int
+    rows_source: str
+    tolerance: float
+    parity_max_abs_diff: float
+    warnings: tuple[str, ...] = ()
+
+
 class Sidecar(_Camel, frozen=True):
     """The whole of ``model.json``.
 
     ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
-    model, ...); ``files`` the version's other files. Both default to empty, so sidecars written
-    before they existed still load.
+    model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
+    made. They have defaults, so sidecars written before they existed still load.
     """
 
     schema_version: int
@@ -172,6 +194,7 @@ class Sidecar(_Camel, frozen=True):
     libraries: dict[str, str]
     warnings: tuple[str, ...] = ()
     files: dict[str, FileInfo] = {}
+    gate: GateDecision | None = None
 
 
 _decoder = msgspec.json.Decoder(Sidecar)

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
@@ -34,6 +35,7 @@ from runtime.settings import Settings
 from runtime.web.openapi import ApiDocs, FollowingJson, doc_pages
 from runtime.web.routes import bad_path_part, build_routes, request_bodies
 from runtime.web.service import ModelService
+from runtime.web.watch import ActiveWatch
 
 log = logging.getLogger("ml_matching")
 # Client mistakes are answered, not logged with a stack trace.
@@ -49,19 +51,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_environ(os.environ)
     configure_logging(settings.log_level_number)
     service = ModelService(settings)
+    watch = ActiveWatch(service, settings.model_watch_seconds) if settings.watches_active else None
     docs = ApiDocs(request_bodies(settings.max_batch_rows), service.features)
+
+    async def start(_: Litestar) -> None:
+        await anyio.to_thread.run_sync(service.start)
+        if watch is not None:
+            watch.start()
+
+    async def stop(_: Litestar) -> None:
+        if watch is not None:
+            await watch.stop()
+
     app = Litestar(
-        route_handlers=[*build_routes(service), *doc_pages(docs, settings.docs_cdn)],
-        on_startup=[lambda _: service.start()],
+        route_handlers=[*build_routes(service, watch), *doc_pages(docs, settings.docs_cdn)],
+        on_startup=[start],
+        on_shutdown=[stop],
         exception_handlers=error_handlers(),
         request_max_body_size=settings.body_limit,
         cors_config=_cors(settings),
         openapi_config=openapi_config(
             "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime.", docs
         ),
-        logging_config=LoggingConfig(
-            configure_root_logger=False, log_exceptions="always", disable_stack_trace=_QUIET_STATUSES
-        ),
+        logging_config=logging_config(),
     )
     app.state.service = service
     app.state.body_limit = settings.body_limit
@@ -88,19 +100,26 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
-def openapi_config(description: str, docs: ApiDocs) -> OpenAPIConfig:
+def openapi_config(description: str, docs: ApiDocs, title: str = "ml-matching") -> OpenAPIConfig:
     """``/schema/openapi.json``, following the served model's request bodies."""
     try:
         version = dist_version("ml-matching")
     except PackageNotFoundError:  # running from a checkout that was never installed
         version = "0.0.0"
     return OpenAPIConfig(
-        title="ml-matching",
+        title=title,
         version=version,
         description=description,
         path="/schema",
         render_plugins=[FollowingJson(docs)],
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+    )
+
+
+def logging_config() -> LoggingConfig:
+    """Bugs are logged with their stack trace; client mistakes are answered, not logged."""
+    return LoggingConfig(
+        configure_root_logger=False, log_exceptions="always", disable_stack_trace=_QUIET_STATUSES
     )
 
 

@@ -43,21 +43,6 @@ ASSET_FILES = (
     f"{_SWAGGER}/swagger-ui-standalone-preset.js",
     f"{_REDOC}/redoc.standalone.js",
 )
-#: An example detail per error code, shown in the documentation.
-_EXAMPLES = {
-    "invalid_input": "missing features `brandFit`, `budgetAlignment` (expected 19 features, got 17)",
-    "unsupported_media_type": "expected a JSON body (Content-Type: application/json), got `text/plain`",
-    "request_entity_too_large": "request body is larger than MAX_BODY_BYTES (10305536 bytes)",
-    "unauthorized": "missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)",
-    "management_disabled": "model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it",
-    "version_not_found": "version 20260101_000000 not found in artifacts",
-    "file_not_found": "version 20260101_000000 has no file `card.md` (it has model.json, model.onnx)",
-    "not_found": "no route for GET /predictions",
-    "method_not_allowed": "GET is not allowed on /predict (allowed: POST)",
-    "artifact_corrupt": "golden-rows: golden row 3: expected p=0.81234567, onnxruntime gives 0.80000000",
-    "model_not_ready": "no model is loaded: train one with `python -m training fit ...`",
-    "internal_error": "internal error (logged by the service)",
-}
 
 
 def error_responses(*errors: type[MLMatchingError]) -> dict[int, ResponseSpec]:
@@ -74,9 +59,7 @@ def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpe
         Example(
             summary=e.code,
             value=msgspec.to_builtins(
-                ErrorBody(
-                    status, e.code, _EXAMPLES[e.code], "golden-rows" if e.code == "artifact_corrupt" else None
-                )
+                ErrorBody(status, e.code, e.example, "golden-rows" if e.code == "artifact_corrupt" else None)
             ),
         )
         for e in errors
@@ -86,10 +69,11 @@ def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpe
 
 @dataclass(frozen=True)
 class Body:
-    """A request body whose schema depends on the served feature set."""
+    """A request body whose schema depends on the served feature set: a Struct, or a tuple of Structs
+    of which the body is any one (``anyOf``)."""
 
     description: str
-    struct: Callable[[FeatureSet], type[msgspec.Struct]]
+    struct: Callable[[FeatureSet], Any]
 
 
 class ApiDocs:
@@ -122,10 +106,13 @@ class ApiDocs:
         doc = copy.deepcopy(base)
         for path, body in self._bodies.items():
             operation = doc["paths"][path]["post"]
+            made = body.struct(fs)
+            schemas = [_inline_schema(t) for t in (made if isinstance(made, tuple) else (made,))]
+            schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
             operation["requestBody"] = {
                 "required": True,
                 "description": body.description,
-                "content": {"application/json": {"schema": _inline_schema(body.struct(fs))}},
+                "content": {"application/json": {"schema": schema}},
             }
         return doc
 

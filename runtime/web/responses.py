@@ -15,13 +15,19 @@ class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):
 
 
 class Health(_Camel):
-    """``GET /health``: liveness, and which version is served (``null`` when none)."""
+    """``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
+
+    When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
+    version ACTIVE names: ``activeRefused`` then says why.
+    """
 
     status: str
     service: str
     model_loaded: bool
     model_version: str | None
     timestamp: str
+    active_version: str | None
+    active_refused: str | None = None
 
 
 class Ready(_Camel):

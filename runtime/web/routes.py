@@ -13,12 +13,13 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, RawBody
 from litestar.response import File
 
-from runtime.artifact import check_version_name
+from runtime.artifact import check_version_name, read_active
 from runtime.errors import (
     ArtifactCorrupt,
     FileNotInVersion,
     InvalidInput,
     ManagementDisabled,
+    MLMatchingError,
     ModelNotReady,
     Unauthorized,
     UnsupportedMediaType,
@@ -29,6 +30,7 @@ from runtime.web.coalesce import RowCoalescer
 from runtime.web.openapi import Body, error_responses
 from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
 from runtime.web.service import ModelService
+from runtime.web.watch import ActiveWatch
 
 JSON = "application/json"
 SERVICE = "ml-matching"
@@ -71,22 +73,30 @@ def request_bodies(max_batch_rows: int) -> dict[str, Body]:
     }
 
 
-def build_routes(service: ModelService) -> list[HTTPRouteHandler]:
+def build_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
     """The service's route handlers."""
-    return [*_health_routes(service), *_scoring_routes(service), *_model_routes(service)]
+    return [*_health_routes(service, watch), *_scoring_routes(service), *_model_routes(service)]
 
 
-def _health_routes(service: ModelService) -> list[HTTPRouteHandler]:
+def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
     @get("/health", sync_to_thread=False, tags=["health"], summary="Liveness")
     def health() -> Health:
         version = service.version
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            active = read_active(service.root)
+        except (MLMatchingError, OSError):
+            active = None
+        refused = watch.refused if watch is not None else None
+        why = refused[1] if refused is not None and refused[0] == active and active != version else None
         return Health(
             status="healthy",
             service=SERVICE,
             model_loaded=version is not None,
             model_version=version,
             timestamp=now,
+            active_version=active,
+            active_refused=why,
         )
 
     @get(

@@ -119,18 +119,22 @@ class ModelService:
         ]
         return matching[-1] if matching else None
 
-    def load(self, version: str) -> SwapResult:
-        """Verify ``version``, swap it in, persist ACTIVE. Blocking: call it off the event loop."""
+    def load(self, version: str, *, persist: bool = True, why: str = "load") -> SwapResult:
+        """Verify ``version``, swap it in, and (with ``persist``) point ACTIVE at it.
+
+        Blocking: call it off the event loop. A version that fails a check raises and the old model
+        keeps serving; ``why`` starts the log line (``load``, ``watch``).
+        """
         with self._load_lock:
             previous = self.version
             try:
                 scorer = self._build(version)
             except MLMatchingError as exc:
-                log.warning("load refused: %s: %s (still serving %s)", version, exc, previous)
+                log.warning("%s refused: %s: %s (still serving %s)", why, version, exc, previous)
                 raise
             self._scorer = scorer
-            persisted = self._persist_active(version)
-            log.info("swap: %s -> %s", previous, version)
+            persisted = self._persist_active(version) if persist else False
+            log.info("%s: swap %s -> %s", why, previous, version)
             return SwapResult(version, previous, persisted)
 
     def _build(self, version: str) -> Scorer:

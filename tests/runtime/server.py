@@ -1,10 +1,11 @@
-"""Run the real service (``python -m runtime``, uvicorn) on 127.0.0.1 for a test."""
+"""Run the real services (``python -m runtime``, ``python -m training serve``) on 127.0.0.1 for a test."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,55 +23,80 @@ def free_port() -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
 ) -> tuple[int, Any]:
     """One HTTP request on a fresh connection; returns (status, decoded JSON body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         conn.request(method, path, body=data, headers=hdrs)
         response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"null")
+        raw = response.read()
+        try:
+            return response.status, json.loads(raw or b"null")
+        except ValueError:
+            return response.status, raw.decode(errors="replace")
     finally:
         conn.close()
 
 
-@contextmanager
-def running_service(store: Path, **env: str) -> Iterator[int]:
-    """Start the service on a free port, wait until /health answers, stop it afterwards."""
-    port = free_port()
-    environ = {
-        **os.environ,
-        "MODELS_DIR": str(store),
-        "ML_SERVICE_HOST": "127.0.0.1",
-        "ML_SERVICE_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-        **env,
-    }
-    log = store.parent / f"service-{port}.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "runtime"], env=environ, stderr=err)
-    try:
-        _wait_until_up(proc, port, log)
-        yield port
-    finally:
-        proc.terminate()
+class Service:
+    """A service process on a free port; ``stop`` ends it (``kill`` with SIGKILL), ``start`` again."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, port_variable: str) -> None:
+        self.port = free_port()
+        self.args = args
+        self.env = {**os.environ, "LOG_LEVEL": "WARNING", **env, port_variable: str(self.port)}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Service:
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, *self.args], env=self.env, stderr=err)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.args} exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if request(self.port, "GET", "/health")[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.args} did not answer /health in time: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
 
+    def get(self, path: str) -> Any:
+        status, body = request(self.port, "GET", path)
+        assert status == 200, (path, status, body)
+        return body
 
-def _wait_until_up(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited with {proc.returncode}: {log.read_text()}")
-        try:
-            if request(port, "GET", "/health")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("service did not answer /health in time")
+
+def runtime_service(store: Path, **env: str) -> Service:
+    environ = {"MODELS_DIR": str(store), "ML_SERVICE_HOST": "127.0.0.1", **env}
+    return Service(["-m", "runtime"], environ, store.parent / f"runtime-{free_port()}.log", "ML_SERVICE_PORT")
+
+
+@contextmanager
+def running_service(store: Path, **env: str) -> Iterator[int]:
+    """Start the runtime on a free port, wait until /health answers, stop it afterwards."""
+    service = runtime_service(store, **env).start()
+    try:
+        yield service.port
+    finally:
+        service.stop()

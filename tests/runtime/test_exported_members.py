@@ -33,10 +33,14 @@ def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
 def test_runtime_surface() -> None:
     assert sorted(runtime.__all__) == [
         "ArtifactCorrupt", "BodyTooLarge", "EnvReader", "ErrorBody", "FileNotInVersion", "InvalidInput",
-        "MLMatchingError", "ModelNotReady", "Scorer", "Settings", "SettingsError", "UnsupportedMediaType",
-        "VersionNotFound",
+        "MLMatchingError", "ManagementDisabled", "ModelNotReady", "Scorer", "Settings", "SettingsError",
+        "Unauthorized", "UnsupportedMediaType",
+        "VersionNotFound", "batch_type", "kind", "malformed", "row_problem", "row_type",
     ]  # fmt: skip
-    assert runtime.web.__all__ == ["create_app"]
+    assert sorted(runtime.web.__all__) == [
+        "ApiDocs", "Body", "authorize", "configure_logging", "create_app", "doc_pages", "error_handlers",
+        "error_responses", "logging_config", "openapi_config", "require_json",
+    ]  # fmt: skip
 
 
 def test_importing_runtime_does_not_load_the_web_framework() -> None:

@@ -1,0 +1,67 @@
+"""Follow the store's ACTIVE: every replica serves the version it names, once that version verifies.
+
+Every ``MODEL_WATCH_SECONDS`` the service reads ACTIVE; when it names a version other than the one
+served, that version is loaded through the same verified hot swap as ``POST /models/{v}/load``. A
+version that fails a check is refused with one log line and remembered, so it is not retried every
+few seconds, and the old model keeps serving; a later change of ACTIVE is tried again. A pinned
+``MODEL_VERSION`` never moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import anyio.to_thread
+
+from runtime.artifact import read_active
+from runtime.errors import MLMatchingError
+from runtime.web.service import ModelService
+
+log = logging.getLogger("ml_matching")
+
+
+class ActiveWatch:
+    """Polls ACTIVE and swaps to the version it names."""
+
+    def __init__(self, service: ModelService, seconds: float) -> None:
+        self.service = service
+        self.seconds = seconds
+        self.refused: tuple[str, str] | None = None  # (version, why) of the last version refused
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="active-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.seconds)
+            await anyio.to_thread.run_sync(self.check)
+
+    def check(self) -> None:
+        """Read ACTIVE once; load the version it names if that is new and not already refused."""
+        try:
+            active = read_active(self.service.root)
+        except (MLMatchingError, OSError) as exc:
+            self._refuse("ACTIVE", f"cannot be read: {exc}")
+            return
+        if active is None or active == self.service.version:
+            return
+        if self.refused is not None and self.refused[0] == active:
+            return
+        try:
+            self.service.load(active, persist=False, why="watch")
+        except MLMatchingError as exc:  # logged by load(); the old model keeps serving
+            self.refused = (active, str(exc))
+
+    def _refuse(self, what: str, why: str) -> None:
+        if self.refused != (what, why):
+            log.warning("watch: %s %s (still serving %s)", what, why, self.service.version)
+            self.refused = (what, why)

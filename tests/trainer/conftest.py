@@ -1,0 +1,67 @@
+"""The trainer under test: small, fast models, a store of its own, real processes where it matters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from runtime.artifact import default_feature_set
+from tests.runtime.server import Service
+from tests.training.conftest import FAST_CONFIG
+from training.synth import synthesize
+from training.trainer import TrainerSettings, create_app
+
+TOKEN = "trainer-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+FS = default_feature_set()
+
+
+def outcomes(n: int, seed: int, prefix: str = "o") -> list[dict[str, Any]]:
+    """``n`` synthetic outcomes with ids ``{prefix}{seed}-{i}``, in /outcomes' shape."""
+    body = synthesize(max(n, 2), FS, seed=seed)
+    rows = zip(body["features"], body["outcomes"], strict=True)
+    return [{"id": f"{prefix}{seed}-{i}", "features": f, "outcome": o} for i, (f, o) in enumerate(rows)][:n]
+
+
+@pytest.fixture
+def fast_config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(FAST_CONFIG))
+    return path
+
+
+@pytest.fixture
+def trainer_store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def settings(trainer_store: Path, fast_config_file: Path) -> TrainerSettings:
+    return TrainerSettings(
+        models_dir=trainer_store, admin_token=TOKEN, train_config=fast_config_file, max_batch_rows=300
+    )
+
+
+@pytest.fixture
+def client(settings: TrainerSettings) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def trainer_service(store: Path, config: Path, **env: str) -> Service:
+    environ = {
+        "MODELS_DIR": str(store),
+        "ML_TRAINER_HOST": "127.0.0.1",
+        "ML_SERVICE_ADMIN_TOKEN": TOKEN,
+        "TRAIN_CONFIG": str(config),
+        "LOG_LEVEL": "INFO",
+        **env,
+    }
+    log = store.parent / f"trainer-{len(list(store.parent.glob('trainer-*.log')))}.log"
+    return Service(["-m", "training", "serve"], environ, log, "ML_TRAINER_PORT")

@@ -1,0 +1,189 @@
+"""The trainer service: ``create_app(settings)``, served by ``python -m training serve``.
+
+Built with the runtime's conventions (:mod:`runtime.web`): the same error body and codes, strict
+decoding, OpenAPI with offline docs, health and readiness, the admin token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any, Literal
+
+import anyio.to_thread
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery, RawBody
+from litestar.response import Stream
+
+from runtime import InvalidInput, ManagementDisabled, ModelNotReady, Unauthorized, UnsupportedMediaType
+from runtime.web import (
+    ApiDocs,
+    Body,
+    authorize,
+    configure_logging,
+    doc_pages,
+    error_handlers,
+    error_responses,
+    logging_config,
+    openapi_config,
+    require_json,
+)
+from training.data import MIN_ROWS
+from training.outcomes import OutcomeConflict, StorageFull
+from training.trainer.decoding import outcome_type, outcomes_type
+from training.trainer.jobs import JobNotFound, TrainingBusy, is_final
+from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainerHealth, TrainerReady
+from training.trainer.service import Trainer, job_view
+from training.trainer.settings import TrainerSettings
+
+SERVICE = "ml-matching-trainer"
+FINAL_STATUS = {"succeeded": 200, "rejected": 422, "failed": 500}
+
+
+def create_app(settings: TrainerSettings | None = None) -> Litestar:
+    """Build the trainer; the store opens in the start-up hook (so a TestClient or a server serves it)."""
+    settings = settings or TrainerSettings.from_environ(os.environ)
+    configure_logging(settings.log_level_number)
+    trainer = Trainer(settings)
+    docs = ApiDocs(_bodies(settings), lambda: (trainer.active(), trainer.decoder().feature_set))
+    routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer)]
+    description = (
+        "Stores collaboration outcomes, retrains every RETRAIN_EVERY new ones, "
+        "and promotes a new version only when it is not worse."
+    )
+    app = Litestar(
+        route_handlers=[*routes, *doc_pages(docs, use_cdn=False)],
+        on_startup=[lambda _: trainer.start()],
+        on_shutdown=[lambda _: trainer.stop()],
+        exception_handlers=error_handlers(),
+        logging_config=logging_config(),
+        request_max_body_size=settings.body_limit,
+        openapi_config=openapi_config(description, docs, title="ml-matching trainer"),
+        state=State({"body_limit": settings.body_limit}),
+    )
+    app.state.trainer = trainer
+    return app
+
+
+def _bodies(settings: TrainerSettings) -> dict[str, Body]:
+    n = settings.max_batch_rows
+    return {
+        "/outcomes": Body(
+            'one outcome {"id"?, "features": {...}, "outcome": bool}, or {"outcomes": [...]}',
+            lambda fs: (outcome_type(fs), outcomes_type(fs, n)),
+        ),
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _health(trainer: Trainer) -> list[HTTPRouteHandler]:
+    @get("/health", sync_to_thread=True, tags=["health"], summary="Liveness")
+    def health() -> TrainerHealth:
+        runner = trainer.runner
+        return TrainerHealth(
+            status="healthy",
+            service=SERVICE,
+            timestamp=_now(),
+            active_version=trainer.active(),
+            outcomes=trainer.store.stats().total,
+            running_job=runner.running,
+            waiting_job=runner.waiting,
+        )
+
+    @get(
+        "/health/ready",
+        sync_to_thread=False,
+        tags=["health"],
+        summary="Readiness",
+        responses=error_responses(ModelNotReady),
+    )
+    def ready() -> TrainerReady:
+        trainer.store  # noqa: B018 (raises while the store is not open)
+        return TrainerReady(status="ready")
+
+    return [health, ready]
+
+
+def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
+    @post(
+        "/outcomes",
+        status_code=200,
+        tags=["outcomes"],
+        summary="Record collaboration outcomes",
+        description="Stored durably before the answer. A retry with the same `id` stores nothing twice.",
+        responses=error_responses(InvalidInput, UnsupportedMediaType, OutcomeConflict, StorageFull),
+    )
+    async def record(request: Request[Any, Any, Any], body: RawBody) -> OutcomesStored:
+        require_json(request)
+        return await anyio.to_thread.run_sync(trainer.add_outcomes, bytes(body))
+
+    @get("/outcomes/stats", sync_to_thread=True, tags=["outcomes"], summary="Outcome counts")
+    def stats() -> OutcomeStats:
+        return trainer.stats()
+
+    @get(
+        "/outcomes/export",
+        sync_to_thread=False,
+        tags=["outcomes"],
+        summary="Every stored outcome, as JSON Lines in fit's data format",
+        media_type="application/x-ndjson",
+    )
+    def export(split: FromQuery[Literal["all", "training", "evaluation"]] = "all") -> Stream:
+        return Stream(trainer.export(split), media_type="application/x-ndjson")
+
+    return [record, stats, export]
+
+
+def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
+    token = trainer.settings.admin_token
+    wait_seconds = trainer.settings.train_wait_seconds
+
+    @post(
+        "/train",
+        tags=["training"],
+        summary="Train (on the body's data, or on the stored outcomes)",
+        description=(
+            'With the seed\'s body `{"features": [...], "outcomes": [...]}` trains on exactly that data '
+            f"(at least {MIN_ROWS} rows, both outcomes); without a body, on every stored training outcome. "
+            "Waits for the job (200 succeeded, 422 rejected, 500 failed) up to TRAIN_WAIT_SECONDS, then "
+            "answers 202 with the job; `Prefer: respond-async` or `?wait=0` answers 202 at once."
+        ),
+        security=[{"bearer": []}],
+        responses=error_responses(InvalidInput, Unauthorized, ManagementDisabled, TrainingBusy),
+    )
+    async def train(
+        request: Request[Any, Any, Any], body: RawBody, wait: FromQuery[int] = 1
+    ) -> Response[Any]:
+        authorize(request, token)
+        data = bytes(body) if body.strip() else None
+        if data is not None:
+            require_json(request)
+            await anyio.to_thread.run_sync(trainer.check_body, data)
+        job = trainer.runner.job(trainer.runner.submit("manual", data).id)
+        asynchronous = wait == 0 or "respond-async" in request.headers.get("prefer", "").lower()
+        if not asynchronous:
+            job = await anyio.to_thread.run_sync(trainer.runner.wait, job.id, wait_seconds)
+        if is_final(job) and job.result is not None:
+            answer = job_view(job).result
+            return Response(answer, status_code=FINAL_STATUS[job.state])
+        headers = {"Location": f"/train/{job.id}"}
+        if asynchronous:
+            headers["Preference-Applied"] = "respond-async"
+        return Response(job_view(job), status_code=202, headers=headers)
+
+    @get(
+        "/train/{job:str}",
+        sync_to_thread=True,
+        tags=["training"],
+        summary="A training job: its state, progress and answer",
+        responses=error_responses(JobNotFound),
+    )
+    def job(job: FromPath[str]) -> JobView:
+        return job_view(trainer.runner.job(job))
+
+    return [train, job]

@@ -1,0 +1,120 @@
+"""Strict decoding of the trainer's request bodies against the feature set the store trains on.
+
+Outcomes are decoded by msgspec into Structs built from the feature set (nothing is coerced, every
+feature bounded as declared); a refused body is walked once more to name what is wrong in the
+runtime's words (``outcome 3: features: feature `brandFit`: value 1.5 is outside [0, 1]``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+
+from runtime import InvalidInput, kind, malformed, row_problem, row_type
+from runtime.artifact import FeatureSet
+from training.outcomes import Outcome
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+_FIELDS = ("id", "features", "outcome")
+OutcomeId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=ID_PATTERN, description="your id of the outcome: a retry with it stores nothing twice"
+    ),
+]
+
+
+def outcome_type(fs: FeatureSet) -> type[msgspec.Struct]:
+    """``{"id"?: str, "features": {...}, "outcome": bool}`` for ``fs``."""
+    return msgspec.defstruct(
+        "Outcome",
+        [("features", row_type(fs, "OutcomeFeatures")), ("outcome", bool), ("id", OutcomeId | None, None)],
+        forbid_unknown_fields=True,
+    )
+
+
+def outcomes_type(fs: FeatureSet, max_rows: int) -> type[msgspec.Struct]:
+    """``{"outcomes": [outcome, ...]}`` with 1 to ``max_rows`` outcomes."""
+    one = outcome_type(fs)
+    items = Annotated[list[one], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]  # built at run time
+    return msgspec.defstruct("Outcomes", [("outcomes", items)], forbid_unknown_fields=True)
+
+
+class OutcomeDecoder:
+    """Decodes ``POST /outcomes`` bodies (one outcome or ``{"outcomes": [...]}``) for one feature set."""
+
+    def __init__(self, fs: FeatureSet, max_rows: int) -> None:
+        self.feature_set = fs
+        self._max_rows = max_rows
+        self._one = msgspec.json.Decoder(outcome_type(fs))
+        self._many = msgspec.json.Decoder(outcomes_type(fs, max_rows))
+        self._keys = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+    def decode(self, body: bytes) -> list[Outcome]:
+        """The outcomes of ``body``, each with an id (a new one where the client gave none)."""
+        try:
+            many = "outcomes" in self._keys.decode(body)
+            decoded: Any = self._many.decode(body) if many else self._one.decode(body)
+        except msgspec.DecodeError as exc:
+            why = malformed(str(exc), body) if not isinstance(exc, msgspec.ValidationError) else None
+            raise InvalidInput(why or self._explain(body) or str(exc)) from None
+        items = decoded.outcomes if many else [decoded]
+        return [
+            Outcome(item.id or uuid.uuid4().hex, msgspec.structs.asdict(item.features), item.outcome)
+            for item in items
+        ]
+
+    def _explain(self, body: bytes) -> str | None:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            wanted = '{"features": {...}, "outcome": true} or {"outcomes": [...]}'
+            return f"expected one outcome {wanted}, got {kind(data)}"
+        if "outcomes" not in data:
+            return outcome_problem(data, self.feature_set)
+        extra = sorted(k for k in data if k != "outcomes")
+        items = data["outcomes"]
+        if extra:
+            return f'unknown field `{extra[0]}` (expected {{"outcomes": [outcome, ...]}})'
+        if not isinstance(items, list) or not items:
+            return "`outcomes` must be a non-empty list of outcomes"
+        if len(items) > self._max_rows:
+            return f"`outcomes` has {len(items)} outcomes, more than MAX_BATCH_ROWS ({self._max_rows})"
+        for i, item in enumerate(items):
+            problem = outcome_problem(item, self.feature_set)
+            if problem:
+                return f"outcome {i}: {problem}"
+        return None
+
+
+def outcome_problem(item: Any, fs: FeatureSet) -> str | None:
+    """The first problem of one decoded outcome, or None."""
+    if not isinstance(item, dict):
+        return f'expected an outcome {{"features": {{...}}, "outcome": true}}, got {kind(item)}'
+    unknown = [k for k in item if k not in _FIELDS]
+    if unknown:
+        return f"unknown field `{unknown[0]}` (an outcome has `id`, `features` and `outcome`)"
+    missing = [k for k in ("features", "outcome") if k not in item]
+    if missing:
+        return f"missing field `{missing[0]}`"
+    if not isinstance(item["outcome"], bool):
+        return f"field `outcome`: expected true or false, got {kind(item['outcome'])}"
+    oid = item.get("id")
+    if oid is not None and not _valid_id(oid):
+        rule = "1 to 128 letters, digits or ._:@/- (starting with a letter or digit)"
+        return f"field `id`: expected {rule}, got {kind(oid)}"
+    problem = row_problem(item["features"], fs)
+    return f"features: {problem}" if problem else None
+
+
+def _valid_id(value: Any) -> bool:
+    try:
+        msgspec.convert(value, OutcomeId, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True

@@ -1,0 +1,226 @@
+"""Training jobs: at most one runs (in a worker process) and at most one waits.
+
+A job's record (state, progress lines, result) is saved in the :class:`~training.outcomes.JobStore`
+at every change, so ``GET /train/{job}`` reads it and a restarted service finds the jobs that were
+running when it stopped, and marks them failed. A job on the stored outcomes waiting for its turn
+absorbs later retrain triggers: when it starts, it takes every outcome stored by then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from runtime import MLMatchingError
+from training.outcomes import FINAL_STATES, JobRecord, JobState, SqliteStore, now
+from training.trainer.worker import JobSpec, run
+
+log = logging.getLogger("ml_matching.trainer")
+SpecFor = Callable[[JobRecord, bytes | None], JobSpec]
+
+
+class TrainingBusy(MLMatchingError):
+    """A job already waits for its turn: another one cannot queue."""
+
+    code = "training_busy"
+    status_code = 409
+    when = "POST /train with a body while another training already waits for its turn"
+    example = "a training (5f0c2d9e1a7b4c33) already waits for its turn behind 0d1e2f3a4b5c6d7e"
+
+
+class JobNotFound(MLMatchingError, LookupError):
+    code = "job_not_found"
+    status_code = 404
+    when = "a training job id the trainer does not know"
+    example = "no training job `5f0c2d9e1a7b4c33`"
+
+
+class JobRunner:
+    """Queues jobs, runs each in a ``spawn``-ed worker process, and keeps their records."""
+
+    def __init__(
+        self, store: SqliteStore, spec_for: SpecFor, on_finished: Callable[[JobRecord], None]
+    ) -> None:
+        self._store = store
+        self._spec_for = spec_for
+        self._on_finished = on_finished
+        self._lock = threading.Lock()
+        self._running: JobRecord | None = None
+        self._waiting: tuple[JobRecord, bytes | None] | None = None
+        self._retrain_pending = False
+        self._finished: dict[str, threading.Event] = {}
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._follower: threading.Thread | None = None
+        self._stopping = False
+
+    def recover(self) -> list[JobRecord]:
+        """Mark the jobs a previous run left queued or running as failed; return them."""
+        failed = []
+        for job in self._store.unfinished_jobs():
+            reason = f"the trainer stopped while this job was {job.state}"
+            failed.append(
+                self._save(
+                    job, state="failed", finished_at=now(), result={"status": "failed", "reason": reason}
+                )
+            )
+            log.warning("job %s: %s; marked failed", job.id, reason)
+        return failed
+
+    @property
+    def running(self) -> str | None:
+        return self._running.id if self._running else None
+
+    @property
+    def waiting(self) -> str | None:
+        return self._waiting[0].id if self._waiting else None
+
+    def submit(self, kind: str, body: bytes | None = None) -> JobRecord:
+        """Queue a job (``body``: train on exactly that data; None: on the stored outcomes).
+
+        A job on the stored outcomes joins one already waiting. Raises TrainingBusy when a job with
+        a body cannot queue because another waits.
+        """
+        with self._lock:
+            if self._waiting is not None:
+                waiting, _ = self._waiting
+                if body is None and waiting.source == "stored":
+                    return waiting
+                if body is not None:
+                    raise TrainingBusy(
+                        f"a training ({waiting.id}) already waits for its turn behind {self.running}; "
+                        "retry when it has started"
+                    )
+                self._retrain_pending = True  # an auto retrain after the waiting body job
+                return waiting
+            job = JobRecord(
+                uuid.uuid4().hex[:16], kind, "body" if body is not None else "stored", "queued", now()
+            )
+            self._store.save_job(job)
+            self._finished[job.id] = threading.Event()
+            if self._running is None:
+                self._start(job, body)
+            else:
+                self._waiting = (job, body)
+            return job
+
+    def stop(self) -> None:
+        """Stop a running worker (the service is shutting down); its job is marked failed.
+
+        A waiting job stays queued, and is marked failed when the service starts again.
+        """
+        self._stopping = True
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(10)
+        if self._follower is not None:
+            self._follower.join(10)  # its job record is saved before the store closes
+
+    def job(self, job_id: str) -> JobRecord:
+        found = self._store.job(job_id)
+        if found is None:
+            raise JobNotFound(f"no training job `{job_id}`")
+        return found
+
+    def wait(self, job_id: str, seconds: float) -> JobRecord:
+        """The job once it is finished, or as it is after ``seconds``."""
+        event = self._finished.get(job_id)
+        if event is not None:
+            event.wait(seconds)
+        return self.job(job_id)
+
+    def _start(self, job: JobRecord, body: bytes | None) -> None:
+        spec = self._spec_for(job, body)
+        job = self._save(job, state="running", started_at=now())
+        self._running = job
+        parent, child = self._context.Pipe(duplex=False)
+        # Not a daemon: a daemon process may not start children, and joblib then fits on one core.
+        process = self._context.Process(target=run, args=(spec, child), name=f"train-{job.id}")
+        process.start()
+        self._process = process
+        child.close()
+        log.info("job %s: started (%s, pid %s)", job.id, job.kind, process.pid)
+        self._follower = threading.Thread(target=self._follow, args=(job, process, parent, spec), daemon=True)
+        self._follower.start()
+
+    def _follow(self, job: JobRecord, process: Any, conn: Connection, spec: JobSpec) -> None:
+        final: tuple[JobState, dict[str, Any]] | None = None
+        while True:
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "progress":
+                job = self._save(job, progress=(*job.progress, str(payload)))
+                continue
+            final = (
+                ("succeeded", payload)
+                if kind == "succeeded"
+                else (kind, {"status": kind, "reason": str(payload)})
+            )
+            break  # the answer is in; the pipe's EOF may wait for helper processes the worker started
+        process.join(30)
+        if process.is_alive():  # a worker that does not exit after its answer is ended
+            process.kill()
+            process.join()
+        if final is None:
+            final = ("failed", {"status": "failed", "reason": _death(process.exitcode)})
+        self._finish(job, *final, spec)
+
+    def _finish(self, job: JobRecord, state: JobState, result: dict[str, Any], spec: JobSpec) -> None:
+        result = {**result, "job": job.id}
+        job = self._save(job, state=state, finished_at=now(), result=result)
+        log.info(
+            "job %s: %s%s",
+            job.id,
+            state,
+            f": {result.get('reason', '')}"[:300] if state != "succeeded" else "",
+        )
+        if state == "succeeded" and spec.snapshot is not None:
+            self._store.mark_trained(spec.snapshot)
+        self._on_finished(job)
+        with self._lock:
+            self._running = None
+            self._finished.pop(job.id).set()
+            if self._waiting is not None and not self._stopping:
+                waiting, body = self._waiting
+                self._waiting = None
+                self._start(waiting, body)
+                if self._retrain_pending:
+                    self._retrain_pending = False
+                    self._queue_retrain_locked()
+
+    def _queue_retrain_locked(self) -> None:
+        job = JobRecord(uuid.uuid4().hex[:16], "auto", "stored", "queued", now())
+        self._store.save_job(job)
+        self._finished[job.id] = threading.Event()
+        self._waiting = (job, None)
+
+    def _save(self, job: JobRecord, **changes: Any) -> JobRecord:
+        job = dataclasses.replace(job, **changes)
+        self._store.save_job(job)
+        return job
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = " (out of memory, or kill -9)" if -code == signal.SIGKILL else ""
+        whole = "versions are published whole or not at all"
+        return f"the training worker was killed by {name}{why} before it finished ({whole})"
+    return f"the training worker exited with code {code} without a result"
+
+
+def is_final(job: JobRecord) -> bool:
+    return job.state in FINAL_STATES

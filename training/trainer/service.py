@@ -1,0 +1,174 @@
+"""What the trainer's routes call: the outcome store, the job runner, and the feature set trained on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import msgspec
+
+from runtime import InvalidInput, MLMatchingError
+from runtime.artifact import (
+    SIDECAR_FILE,
+    FeatureSet,
+    decode_sidecar,
+    default_feature_set,
+    load_feature_set,
+    read_active,
+    version_dir,
+)
+from training.data import parse_dataset
+from training.outcomes import JobRecord, SqliteStore
+from training.trainer.decoding import OutcomeDecoder
+from training.trainer.jobs import JobRunner
+from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainAnswer
+from training.trainer.settings import TrainerSettings
+from training.trainer.worker import JobSpec
+
+log = logging.getLogger("ml_matching.trainer")
+
+
+class Trainer:
+    """The trainer's state: opened at start-up, closed at shutdown."""
+
+    def __init__(self, settings: TrainerSettings) -> None:
+        self.settings = settings
+        self.root = settings.models_dir
+        self._store: SqliteStore | None = None
+        self._runner: JobRunner | None = None
+        self._decoder_lock = threading.Lock()
+        self._decoder_key: tuple[str | None, ...] | None = None
+        self._decoder: OutcomeDecoder | None = None
+        self._fallback = (
+            load_feature_set(settings.features_file) if settings.features_file else default_feature_set()
+        )
+
+    def start(self) -> None:
+        """Open the store; mark the jobs a previous run left unfinished as failed."""
+        self._store = SqliteStore(self.settings.db_path)
+        self._runner = JobRunner(self._store, self._spec, self._finished)
+        self._runner.recover()
+        log.info("trainer: outcomes in %s, versions in %s", self.settings.db_path, self.root)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            raise MLMatchingError("the trainer has not started")
+        return self._store
+
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            raise MLMatchingError("the trainer has not started")
+        return self._runner
+
+    # --- the feature set the store trains on -----------------------------------------------------
+
+    def active(self) -> str | None:
+        """The version ACTIVE names, or None (no ACTIVE, or one naming no valid version name)."""
+        try:
+            return read_active(self.root)
+        except InvalidInput:
+            return None
+
+    def decoder(self) -> OutcomeDecoder:
+        """The decoder for the active model's feature set (the configured one while there is none)."""
+        active = self.active()
+        with self._decoder_lock:
+            if self._decoder is None or self._decoder_key != (active,):
+                self._decoder = OutcomeDecoder(self._features(active), self.settings.max_batch_rows)
+                self._decoder_key = (active,)
+            return self._decoder
+
+    def _features(self, active: str | None) -> FeatureSet:
+        if active is None:
+            return self._fallback
+        try:
+            sidecar = decode_sidecar((version_dir(self.root, active) / SIDECAR_FILE).read_bytes())
+        except (MLMatchingError, OSError) as exc:
+            log.warning(
+                "ACTIVE names %s, whose features cannot be read (%s): using the configured set", active, exc
+            )
+            return self._fallback
+        return FeatureSet(sidecar.features)
+
+    # --- outcomes --------------------------------------------------------------------------------
+
+    def add_outcomes(self, body: bytes) -> OutcomesStored:
+        """Store the outcomes of ``body`` durably; queue a retraining every RETRAIN_EVERY new ones."""
+        outcomes = self.decoder().decode(body)
+        added = self.store.add(outcomes, self.settings.evaluation_share)
+        job = None
+        if added.stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
+            job = self.runner.submit("auto").id
+        stats = self.store.stats()
+        return OutcomesStored(
+            added.stored, added.duplicates, stats.total, stats.untrained, list(added.ids), job
+        )
+
+    def stats(self) -> OutcomeStats:
+        s = self.store.stats()
+        every = self.settings.retrain_every
+        next_in = max(every - (s.last_seq - self.store.retrain_claimed_through()), 0) if every else None
+        return OutcomeStats(
+            s.total, s.positives, s.untrained, s.evaluation, s.first_at, s.last_at, every, next_in
+        )
+
+    def export(self, split: str) -> Iterator[bytes]:
+        """The stored outcomes of ``split`` as JSON Lines in ``fit``'s data format."""
+        encoder = msgspec.json.Encoder()
+        for o in self.store.rows(split):  # type: ignore[arg-type]  # checked by the route
+            yield encoder.encode({**o.features, "outcome": o.outcome}) + b"\n"
+
+    # --- training --------------------------------------------------------------------------------
+
+    def check_body(self, body: bytes) -> None:
+        """Validate the seed's /train body against the store's feature set (raises DataError)."""
+        parse_dataset(
+            body, ".json", self.decoder().feature_set, where="request body", source="POST /train body"
+        )
+
+    def _spec(self, job: JobRecord, body: bytes | None) -> JobSpec:
+        s = self.settings
+        fs = self.decoder().feature_set
+        return JobSpec(
+            job_id=job.id,
+            root=str(self.root),
+            db=str(s.db_path),
+            features=[msgspec.to_builtins(f) for f in fs.features],
+            algorithm=s.model_type,
+            tolerance=s.promotion_tolerance,
+            min_evaluation_rows=s.min_evaluation_rows,
+            config=str(s.train_config) if s.train_config else None,
+            snapshot=None if body is not None else self.store.stats().last_seq,
+            body=body,
+        )
+
+    def _finished(self, job: JobRecord) -> None:
+        result = job.result or {}
+        if job.state == "succeeded":
+            verdict = "promoted" if result.get("promoted") else "not promoted"
+            log.info("job %s: %s %s", job.id, result.get("modelVersion"), verdict)
+
+
+def job_view(job: JobRecord) -> JobView:
+    """A job record as ``GET /train/{job}`` answers it."""
+    result = msgspec.convert({**job.result, "job": job.id}, TrainAnswer) if job.result else None
+    return JobView(
+        job=job.id,
+        state=job.state,
+        kind=job.kind,
+        source=job.source,
+        created_at=job.created_at,
+        progress=list(job.progress),
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        result=result,
+    )

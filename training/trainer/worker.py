@@ -1,0 +1,130 @@
+"""One training job, run in a process of its own (``spawn``), never in the web process.
+
+The parent sends a :class:`JobSpec`; the worker trains, judges, publishes and (when the gate
+promotes) activates, sending ``("progress", line)`` messages and one final ``("succeeded", result)``,
+``("rejected", reason)`` or ``("failed", reason)``. A worker that dies (out of memory, ``kill -9``)
+sends nothing more: the parent marks the job failed. Publishing is a rename of a complete folder,
+so a worker killed at any point leaves no partial version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from joblib.externals.loky import get_reusable_executor
+
+from runtime.artifact import FeatureSet, feature_set_from_obj, write_active
+from training.config import load_config
+from training.data import Dataset, parse_dataset
+from training.errors import DataError
+from training.gate import evaluation_rows
+from training.outcomes import SqliteStore, matching
+from training.pipeline import FitResult, judged, publish, train_candidates
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job trains on and how; plain data, so it crosses the process boundary as is."""
+
+    job_id: str
+    root: str
+    db: str
+    features: list[dict[str, Any]]
+    algorithm: str
+    tolerance: float
+    min_evaluation_rows: int
+    config: str | None = None
+    snapshot: int | None = None  # stored outcomes up to this sequence number
+    body: bytes | None = None  # or exactly the data POST /train sent
+
+
+def run(spec: JobSpec, conn: Connection) -> None:
+    """The worker process's entry point."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    try:
+        result = train(spec, lambda line: conn.send(("progress", line)))
+        conn.send(("succeeded", result))
+    except DataError as exc:
+        conn.send(("rejected", str(exc)))
+    except Exception:  # the job fails with the reason; the service goes on
+        conn.send(("failed", traceback.format_exc(limit=6)))
+    finally:
+        conn.close()
+        # joblib keeps its worker processes for reuse: end them, so this process exits now.
+        get_reusable_executor().shutdown(wait=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A worker whose trainer died (kill -9) must not go on to publish or activate on its own: the
+    # restarted trainer marks its job failed.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def train(spec: JobSpec, progress: Progress) -> dict[str, Any]:
+    """Train on the job's data, judge against ACTIVE, publish; activate when promoted."""
+    fs = feature_set_from_obj(spec.features)
+    root, store = Path(spec.root), SqliteStore(Path(spec.db))
+    try:
+        data = _dataset(spec, fs, store, progress)
+        rows = evaluation_rows(store, fs, spec.min_evaluation_rows)
+    finally:
+        store.close()
+    progress(f"training {spec.algorithm} on {data.rows} rows ({data.source})")
+    (candidate,) = train_candidates(data, fs, [spec.algorithm], load_config(spec.config), progress=progress)
+    candidate = judged(candidate, root, spec.tolerance, rows)
+    decision = candidate.sidecar.gate
+    assert decision is not None
+    published = publish(root, candidate)
+    verdict = "promoted" if decision.promoted else "refused"
+    progress(f"published {published.version}; gate: {verdict}: {decision.reason}")
+    if decision.promoted:
+        write_active(root, published.version)
+    return answer(published, data.rows)
+
+
+def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Progress) -> Dataset:
+    if spec.body is not None:
+        return parse_dataset(spec.body, ".json", fs, where="POST /train body", source="POST /train body")
+    fitting, skipped = matching(store.rows("training", spec.snapshot), fs)
+    if skipped:
+        progress(f"skipped {skipped} stored outcomes recorded for another feature set")
+    body = {"features": [o.features for o in fitting], "outcomes": [o.outcome for o in fitting]}
+    where = f"stored training outcomes (up to #{spec.snapshot})"
+    return parse_dataset(json.dumps(body).encode(), ".json", fs, where=where, source=where)
+
+
+def answer(result: FitResult, samples: int) -> dict[str, Any]:
+    """The seed's /train answer for a published version, with the gate's decision."""
+    s = result.sidecar
+    hold, cv = s.metrics.holdout, s.metrics.cross_validation
+    decision = s.gate
+    return {
+        "status": "success",
+        "metrics": {
+            "accuracy": hold.accuracy,
+            "precision": hold.precision,
+            "recall": hold.recall,
+            "f1_score": hold.f1,
+            "cv_score": cv.mean.accuracy,
+            "cv_std": cv.std.accuracy,
+        },
+        "samples": samples,
+        "modelVersion": s.version,
+        "timestamp": s.created_at,
+        "promoted": bool(decision and decision.promoted),
+        "decision": None if decision is None else msgspec.to_builtins(decision),
+    }
