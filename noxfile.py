@@ -64,8 +64,8 @@ def runtime_only(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def node(session: nox.Session) -> None:
-    """Node client: format, types and node:test, with a parity fixture scored by Python onnxruntime."""
-    session.install(".")
+    """Node client: format, types and node:test, against the real runtime and trainer where they run."""
+    session.install(".[train]")  # the live tests start python -m runtime and python -m training serve
     fixtures = f"{NODE_DIR}/test/fixtures"
     session.run("python", "scripts/node_parity_fixture.py", FIXTURE_STORE, fixtures)
     env = {"ML_MATCHING_PYTHON": str(Path(session.bin) / "python"), **NODE_ENV}

@@ -30,6 +30,7 @@ export {
   ArtifactCorruptError,
   InvalidInputError,
   MLMatchingError,
+  OutcomeQueueFullError,
   RequestRejectedError,
   ServiceUnavailableError,
   SettingsError

@@ -10,12 +10,16 @@
 import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+import {randomUUID} from 'node:crypto'
 import {ArtifactCorruptError, RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {FollowingModel} from './follow.js'
 import {loadModel, MODEL_FILE} from './model.js'
-import {SIDECAR_FILE, checkSidecar} from './sidecar.js'
+import {Outbox} from './outbox.js'
+import {SIDECAR_FILE, checkSidecar, describe} from './sidecar.js'
 
 /** @import {BatchPrediction, LocalSource, Prediction, RowScore} from './scorer.js' */
 /** @import {OnnxModel} from './model.js' */
+/** @import {FollowOptions} from './follow.js' */
 /** @import {Health as HealthAnswer, LoadResult as LoadAnswer, ModelSummary as ModelEntry} from './contract.js' */
 
 /**
@@ -56,6 +60,32 @@ import {SIDECAR_FILE, checkSidecar} from './sidecar.js'
  * @property {Logger} [logger=console]
  * @property {() => number} [now=performance.now]
  *   The clock, in milliseconds, that paces the readiness probes (tests pass their own).
+ * @property {string | URL} [trainerUrl]
+ *   The trainer's address (`python -m training serve`), for `recordOutcome`, `train`, `status`.
+ * @property {string} [spoolFile]
+ *   A JSON Lines file keeping the outcomes that wait for the trainer, so a restart loses none.
+ * @property {number} [queueLimit=10000]
+ *   Most outcomes kept while the trainer is unreachable; past it `recordOutcome` throws.
+ * @property {number} [retryMs=5000]
+ *   While outcomes wait, how often to try the trainer again.
+ * @property {number} [trainTimeoutMs=330000]
+ *   How long `train()` waits for the trainer's answer (it waits up to its TRAIN_WAIT_SECONDS, 300 s).
+ *
+ * @typedef RecordResult
+ * @property {string} id
+ *   The outcome's id: the one given, or a new one. A resend with it is never stored twice.
+ * @property {'stored' | 'duplicate' | 'queued'} state
+ *   `queued`: the trainer could not be reached; the outcome waits (and is spooled) to be resent.
+ *
+ * @typedef Status
+ *   What the seed's `ml-status` endpoint showed, and what waits.
+ * @property {{reachable: boolean, modelVersion: string | null, activeVersion: string | null, error?: string}} runtime
+ * @property {{reachable: boolean, outcomes: number | null, runningJob: string | null, error?: string} | null} trainer
+ *   `null` when no `trainerUrl` is configured.
+ * @property {boolean} fallback
+ *   True while predictions come from the local model.
+ * @property {string | null} localVersion
+ * @property {number} outcomesWaiting
  *
  * @typedef {HealthAnswer} Health
  *   `GET /health` (its type is generated from the runtime's `schemas/health.response.schema.json`).
@@ -101,6 +131,18 @@ export class Client {
   #logger
   /** @type {() => number} */
   #now
+  /** @type {string | undefined} */
+  #trainer
+  /** @type {Outbox} */
+  #outbox
+  /** @type {number} */
+  #retryMs
+  /** @type {number} */
+  #trainTimeoutMs
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retry
+  /** @type {Promise<void> | undefined} */
+  #flushing
   #degraded = false
   #nextProbe = 0
 
@@ -117,6 +159,15 @@ export class Client {
     this.#local = options.local
     this.#logger = options.logger ?? console
     this.#now = options.now ?? (() => performance.now())
+    this.#trainer = options.trainerUrl === undefined ? undefined : baseUrl(options.trainerUrl)
+    this.#retryMs = positive(options.retryMs ?? 5000, 'retryMs')
+    this.#trainTimeoutMs = positive(options.trainTimeoutMs ?? 330_000, 'trainTimeoutMs')
+    const limit = options.queueLimit ?? 10_000
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new SettingsError(`queueLimit must be a positive integer, got ${limit}`)
+    }
+    this.#outbox = new Outbox(limit, options.spoolFile)
+    if (this.#outbox.size > 0) this.#scheduleRetry()
   }
 
   /** True while the service is considered down and scoring is local. */
@@ -201,6 +252,201 @@ export class Client {
     return this.#request('POST', `/models/${encodeURIComponent(version)}/load`, undefined, {
       authorization: `Bearer ${this.#adminToken}`
     })
+  }
+
+  /**
+   * Record how a collaboration turned out (`POST /outcomes` on the trainer).
+   *
+   * When the trainer cannot be reached (timeout, connection failure, 5xx) the outcome is queued
+   * (and appended to `spoolFile`) and resent, with its id, once the trainer answers again; a 4xx
+   * is the caller's mistake and is thrown.
+   *
+   * @param {Record<string, number>} features
+   * @param {boolean} outcome
+   * @param {{id?: string}} [options]
+   *   `id`: yours, to make retries safe across processes; by default a new UUID.
+   * @returns {Promise<RecordResult>}
+   * @throws {RequestRejectedError} the trainer refused it (e.g. 400 naming the feature, 409 an id reused).
+   * @throws {OutcomeQueueFullError} the trainer is unreachable and `queueLimit` outcomes already wait.
+   */
+  async recordOutcome(features, outcome, options = {}) {
+    const trainer = this.#needTrainer('recordOutcome')
+    if (typeof outcome !== 'boolean') {
+      throw new TypeError(`recordOutcome: outcome must be true or false, got ${typeof outcome}`)
+    }
+    const item = {id: options.id ?? randomUUID(), features, outcome}
+    if (this.#outbox.size > 0) {
+      this.#outbox.add(item) // keep the order: it goes after those already waiting
+      await this.flushOutcomes()
+      const waiting = this.#outbox.peek().some((queued) => queued.id === item.id)
+      return {id: item.id, state: waiting ? 'queued' : 'stored'}
+    }
+    try {
+      const answer = await this.#request('POST', '/outcomes', JSON.stringify(item), {}, trainer)
+      return {id: item.id, state: answer.stored === 1 ? 'stored' : 'duplicate'}
+    } catch (error) {
+      if (!(error instanceof ServiceUnavailableError)) throw error
+      this.#outbox.add(item)
+      this.#logger.warn(`${error.message}; outcome ${item.id} queued (${this.#outbox.size} waiting)`)
+      this.#scheduleRetry()
+      return {id: item.id, state: 'queued'}
+    }
+  }
+
+  /** How many outcomes wait for the trainer. */
+  get outcomesWaiting() {
+    return this.#outbox.size
+  }
+
+  /**
+   * Send the outcomes that wait, oldest first, in batches; stops at the first unreachable answer.
+   * An outcome the trainer refuses (4xx) is dropped with a warning: resending cannot fix it.
+   *
+   * @returns {Promise<void>}
+   */
+  flushOutcomes() {
+    this.#flushing ??= this.#flush().finally(() => (this.#flushing = undefined))
+    return this.#flushing
+  }
+
+  async #flush() {
+    const trainer = this.#needTrainer('flushOutcomes')
+    while (this.#outbox.size > 0) {
+      const batch = this.#outbox.peek().slice(0, 500)
+      try {
+        await this.#request('POST', '/outcomes', JSON.stringify({outcomes: batch}), {}, trainer)
+        this.#outbox.drop(batch.length)
+      } catch (error) {
+        if (error instanceof RequestRejectedError) {
+          await this.#dropRefused(batch, trainer)
+          continue
+        }
+        this.#scheduleRetry()
+        return
+      }
+    }
+    this.#logger.info(`ml-matching trainer at ${trainer} has every queued outcome`)
+  }
+
+  /**
+   * A batch was refused: send its outcomes one by one, dropping (with a warning) each one refused.
+   *
+   * @param {ReadonlyArray<{id: string}>} batch
+   * @param {string} trainer
+   */
+  async #dropRefused(batch, trainer) {
+    for (const item of batch) {
+      try {
+        await this.#request('POST', '/outcomes', JSON.stringify(item), {}, trainer)
+      } catch (error) {
+        if (!(error instanceof RequestRejectedError)) throw error
+        this.#logger.warn(`ml-matching trainer refused queued outcome ${item.id}: ${error.detail}; dropped`)
+      }
+      this.#outbox.drop(1)
+    }
+  }
+
+  #scheduleRetry() {
+    if (this.#retry || !this.#trainer) return
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      void this.flushOutcomes().catch((error) =>
+        this.#logger.warn(`ml-matching: resending outcomes failed: ${describe(error)}`)
+      )
+    }, this.#retryMs)
+    this.#retry.unref()
+  }
+
+  /**
+   * Train (`POST /train` on the trainer, admin token): on the stored outcomes, or on `data`.
+   *
+   * @param {{wait?: boolean, data?: {features: ReadonlyArray<Record<string, number>>, outcomes: ReadonlyArray<boolean>}}} [options]
+   *   `wait` (default true): the trainer answers when the job is done (up to its TRAIN_WAIT_SECONDS);
+   *   false: at once, with the job to poll (`job(id)`).
+   * @returns {Promise<any>}
+   *   The seed's answer (`status`, `metrics`, `samples`, `modelVersion`, `timestamp`, plus `promoted`
+   *   and `decision`), or, not waiting, the job.
+   */
+  async train(options = {}) {
+    const trainer = this.#needTrainer('train')
+    if (!this.#adminToken)
+      throw new SettingsError('train needs the adminToken option (the ML_SERVICE_ADMIN_TOKEN)')
+    const headers = {
+      authorization: `Bearer ${this.#adminToken}`,
+      ...(options.wait === false ? {prefer: 'respond-async'} : {})
+    }
+    const body = options.data === undefined ? undefined : JSON.stringify(options.data)
+    const json = {accept: 'application/json', ...headers}
+    // 422 (rejected: too few rows, one class) and 500 (failed) answer with the job's result.
+    const {bytes} = await this.#send('POST', '/train', body, json, this.#trainTimeoutMs, trainer, [422, 500])
+    return JSON.parse(bytes.toString('utf8'))
+  }
+
+  /**
+   * A training job (`GET /train/{job}` on the trainer).
+   *
+   * @param {string} id
+   * @returns {Promise<any>}
+   */
+  async job(id) {
+    return this.#request('GET', `/train/${encodeURIComponent(id)}`, undefined, {}, this.#needTrainer('job'))
+  }
+
+  /**
+   * Which services answer, which version serves, and what waits (the seed's `ml-status`).
+   *
+   * @returns {Promise<Status>}
+   */
+  async status() {
+    /** @type {Status['runtime']} */
+    let runtime
+    try {
+      const health = await this.health()
+      runtime = {reachable: true, modelVersion: health.modelVersion, activeVersion: health.activeVersion}
+    } catch (error) {
+      runtime = {reachable: false, modelVersion: null, activeVersion: null, error: describe(error)}
+    }
+    /** @type {Status['trainer']} */
+    let trainer = null
+    if (this.#trainer) {
+      try {
+        const health = await this.#request('GET', '/health', undefined, {}, this.#trainer)
+        trainer = {reachable: true, outcomes: health.outcomes, runningJob: health.runningJob ?? null}
+      } catch (error) {
+        trainer = {reachable: false, outcomes: null, runningJob: null, error: describe(error)}
+      }
+    }
+    const fallback = this.#degraded || !runtime.reachable
+    return {
+      runtime,
+      trainer,
+      fallback,
+      localVersion: this.#local?.version ?? null,
+      outcomesWaiting: this.#outbox.size
+    }
+  }
+
+  /**
+   * A local model that follows the version the runtime serves (see `FollowingModel`); it becomes
+   * this client's fallback when none was given.
+   *
+   * @param {FollowOptions} options
+   * @returns {Promise<FollowingModel>}
+   */
+  async followModel(options) {
+    const model = await this.fetchModel(options)
+    const following = new FollowingModel(this, model, options, this.#logger)
+    this.#local ??= following
+    return following
+  }
+
+  /**
+   * @param {string} what
+   * @returns {string}
+   */
+  #needTrainer(what) {
+    if (!this.#trainer) throw new SettingsError(`${what} needs the trainerUrl option (the trainer's address)`)
+    return this.#trainer
   }
 
   /**
@@ -346,21 +592,17 @@ export class Client {
    * @param {string} path
    * @param {string} [body]
    * @param {Record<string, string>} [headers]
+   * @param {string} [base]
+   *   The service: the runtime (default) or the trainer.
    * @returns {Promise<any>}
    */
-  async #request(method, path, body, headers = {}) {
-    const {bytes} = await this.#send(
-      method,
-      path,
-      body,
-      {accept: 'application/json', ...headers},
-      this.#timeoutMs
-    )
-    const text = bytes.toString('utf8')
-    const data = parse(text)
+  async #request(method, path, body, headers = {}, base = this.#base) {
+    const json = {accept: 'application/json', ...headers}
+    const {bytes} = await this.#send(method, path, body, json, this.#timeoutMs, base)
+    const data = parse(bytes.toString('utf8'))
     if (data === undefined) {
       throw new ServiceUnavailableError(
-        `ml-matching service at ${this.#base} is unreachable: ${method} ${path} answered with a body that is not JSON`
+        `ml-matching service at ${base} is unreachable: ${method} ${path} answered with a body that is not JSON`
       )
     }
     return data
@@ -374,14 +616,17 @@ export class Client {
    * @param {string | undefined} body
    * @param {Record<string, string>} headers
    * @param {number} timeoutMs
+   * @param {string} [base]
+   * @param {ReadonlyArray<number>} [answers]
+   *   Statuses beyond 2xx whose body is an answer, not an error (a rejected or failed training).
    * @returns {Promise<{response: Response, bytes: Buffer}>}
    */
-  async #send(method, path, body, headers, timeoutMs) {
+  async #send(method, path, body, headers, timeoutMs, base = this.#base, answers = []) {
     const what = `${method} ${path}`
     let response
     let bytes
     try {
-      response = await fetch(this.#base + path, {
+      response = await fetch(base + path, {
         method,
         headers: {...(body === undefined ? {} : {'content-type': 'application/json'}), ...headers},
         ...(body === undefined ? {} : {body}),
@@ -390,11 +635,11 @@ export class Client {
       bytes = Buffer.from(await response.arrayBuffer())
     } catch (error) {
       throw new ServiceUnavailableError(
-        `ml-matching service at ${this.#base} is unreachable: ${what} ${failure(error, timeoutMs)}`,
+        `ml-matching service at ${base} is unreachable: ${what} ${failure(error, timeoutMs)}`,
         {cause: error}
       )
     }
-    if (response.ok) return {response, bytes}
+    if (response.ok || answers.includes(response.status)) return {response, bytes}
     const text = bytes.toString('utf8')
     const data = parse(text)
     const answer = typeof data === 'object' && data !== null ? data : {}
@@ -404,7 +649,7 @@ export class Client {
       throw new RequestRejectedError(what, response.status, code, detail)
     }
     throw new ServiceUnavailableError(
-      `ml-matching service at ${this.#base} is unreachable: ${what} answered ${response.status} ${text.slice(0, 200)}`,
+      `ml-matching service at ${base} is unreachable: ${what} answered ${response.status} ${text.slice(0, 200)}`,
       {status: response.status, code: typeof answer.error === 'string' ? answer.error : undefined}
     )
   }

@@ -17,7 +17,10 @@ export interface Contract {
   sidecar: Sidecar;
 }
 /**
- * ``GET /health``: liveness, and which version is served (``null`` when none).
+ * ``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
+ *
+ *     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
+ *     version ACTIVE names: ``activeRefused`` then says why.
  */
 export interface Health {
   status: string;
@@ -25,6 +28,8 @@ export interface Health {
   modelLoaded: boolean;
   modelVersion: string | null;
   timestamp: string;
+  activeVersion: string | null;
+  activeRefused?: string | null;
 }
 /**
  * ``GET /health/ready`` (200): a verified model is loaded.
@@ -114,8 +119,8 @@ export interface ErrorBody {
  * The whole of ``model.json``.
  *
  *     ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
- *     model, ...); ``files`` the version's other files. Both default to empty, so sidecars written
- *     before they existed still load.
+ *     model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
+ *     made. They have defaults, so sidecars written before they existed still load.
  */
 export interface Sidecar {
   schemaVersion: number;
@@ -140,6 +145,7 @@ export interface Sidecar {
   files?: {
     [k: string]: FileInfo;
   };
+  gate?: GateDecision | null;
 }
 /**
  * One input column: its name and, when known, its declared range.
@@ -268,4 +274,25 @@ export interface FileInfo {
   sha256: string;
   bytes: number;
   mediaType: string;
+}
+/**
+ * Champion / challenger: why this version was (or was not) made ``ACTIVE`` when it was trained.
+ *
+ *     Promoted when the candidate's ROC-AUC is at least the champion's minus ``tolerance`` on the same
+ *     ``rows`` (``rows_source`` says which), and its parity gate passed. ``warnings`` notes what does not
+ *     refuse by itself, e.g. the candidate's own logistic baseline scoring better on those rows.
+ */
+export interface GateDecision {
+  promoted: boolean;
+  reason: string;
+  champion: string | null;
+  candidateRocAuc: number;
+  championRocAuc: number | null;
+  baselineRocAuc: number;
+  rows: number;
+  positives: number;
+  rowsSource: string;
+  tolerance: number;
+  parityMaxAbsDiff: number;
+  warnings?: string[];
 }

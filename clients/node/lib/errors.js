@@ -7,7 +7,8 @@
  * ├── ArtifactCorruptError         a version failed verification: `.check`
  * ├── RequestRejectedError         the service answered 4xx: `.status`, `.code`, `.detail`
  * ├── ServiceUnavailableError      timeout, connection failure or 5xx, and no local model
- * └── SettingsError                a bad option (e.g. `loadVersion` without `adminToken`)
+ * ├── SettingsError                a bad option (e.g. `loadVersion` without `adminToken`)
+ * └── OutcomeQueueFullError        `queueLimit` outcomes already wait for the trainer
  * ```
  *
  * Every class sets `name`, so `err.name === 'InvalidInputError'` works across realms too, and a
@@ -113,5 +114,14 @@ export class SettingsError extends MLMatchingError {
   constructor(message) {
     super(message, {code: 'invalid_settings'})
     this.name = 'SettingsError'
+  }
+}
+
+/** `queueLimit` outcomes already wait for an unreachable trainer: this one was not queued. */
+export class OutcomeQueueFullError extends MLMatchingError {
+  /** @param {string} message */
+  constructor(message) {
+    super(message, {code: 'outcome_queue_full'})
+    this.name = 'OutcomeQueueFullError'
   }
 }

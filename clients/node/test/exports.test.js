@@ -8,6 +8,7 @@ test('the public surface is exactly this', () => {
     'ArtifactCorruptError',
     'InvalidInputError',
     'MLMatchingError',
+    'OutcomeQueueFullError',
     'RequestRejectedError',
     'ServiceUnavailableError',
     'SettingsError',
