@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# Two stages. `train` installs the train extra and builds a default artifact from synthetic data;
-# the final stage installs only the base package (no scikit-learn), copies the artifacts and serves.
-# Both stages install through scripts/install.sh, the script CI runs (nox -s runtime_only).
+# Three stages. `train` installs the train extra and builds a default artifact from synthetic data;
+# `trainer` is that image serving `python -m training serve` (outcomes, retraining, promotion); the
+# final stage, `runtime`, installs only the base package (no scikit-learn), copies the artifacts and
+# serves. The installs go through scripts/install.sh, the script CI runs (nox -s runtime_only).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS train
@@ -15,6 +16,21 @@ RUN bash scripts/install.sh train
 RUN python -m training synth --rows 5000 --seed 42 --out /tmp/synthetic.json \
  && python -m training fit --data /tmp/synthetic.json --model all --artifacts /artifacts \
  && python -m training list --artifacts /artifacts
+
+FROM train AS trainer
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODELS_DIR=/srv/artifacts \
+    ML_TRAINER_HOST=0.0.0.0 \
+    ML_TRAINER_PORT=8001
+RUN useradd --system --uid 10001 --no-create-home mlmatching \
+ && mkdir -p /srv && cp -r /artifacts /srv/artifacts && chown -R mlmatching /srv/artifacts
+USER mlmatching
+WORKDIR /srv
+EXPOSE 8001
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ML_TRAINER_PORT', '8001'), timeout=2)"]
+CMD ["python", "-m", "training", "serve"]
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -35,5 +51,5 @@ USER mlmatching
 WORKDIR /srv
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ML_SERVICE_PORT', '8000'), timeout=2)"]
 CMD ["python", "-m", "runtime"]

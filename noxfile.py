@@ -124,6 +124,13 @@ def _uv_pip(session: nox.Session) -> str:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not tests): writes bench/results.json and prints the table."""
+    """Benchmarks (not tests): bench/results.json and bench/results-loop.json, with their tables."""
     session.install("-e", ".[train]", "fastapi", "pydantic")
     session.run("python", "bench/run.py", *session.posargs)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run(
+        "python",
+        "bench/loop.py",
+        *quick,
+        *(["--out", "bench/.work/results-loop-quick.json"] if quick else []),
+    )

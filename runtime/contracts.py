@@ -17,9 +17,11 @@ from runtime.settings import Settings
 from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+__all__ = ["DRAFT", "error_table", "generated_schemas", "render", "schema"]
 
 
-def _schema(title: str, struct: Any) -> dict[str, Any]:
+def schema(title: str, struct: Any) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a msgspec type, titled."""
     return {"$schema": DRAFT, "title": title, **msgspec.json.schema(struct)}
 
 
@@ -27,27 +29,29 @@ def generated_schemas() -> dict[str, dict[str, Any]]:
     """File name → content, for every generated file in ``schemas/``."""
     row = row_type(default_feature_set())
     return {
-        "model.schema.json": _schema("ml-matching sidecar (model.json)", Sidecar),
-        "predict.request.schema.json": _schema("POST /predict request", row),
-        "predict.response.schema.json": _schema("POST /predict response", PredictResponse),
-        "predict-batch.request.schema.json": _schema(
+        "model.schema.json": schema("ml-matching sidecar (model.json)", Sidecar),
+        "predict.request.schema.json": schema("POST /predict request", row),
+        "predict.response.schema.json": schema("POST /predict response", PredictResponse),
+        "predict-batch.request.schema.json": schema(
             "POST /predict/batch request", batch_type(row, Settings().max_batch_rows)
         ),
-        "predict-batch.response.schema.json": _schema("POST /predict/batch response", BatchResponse),
-        "health.response.schema.json": _schema("GET /health response", Health),
-        "ready.response.schema.json": _schema("GET /health/ready response", Ready),
-        "models.response.schema.json": _schema("GET /models response", list[ModelSummary]),
-        "load.response.schema.json": _schema("POST /models/{version}/load response", LoadResult),
-        "error.schema.json": _schema("Every error answer", ErrorBody),
+        "predict-batch.response.schema.json": schema("POST /predict/batch response", BatchResponse),
+        "health.response.schema.json": schema("GET /health response", Health),
+        "ready.response.schema.json": schema("GET /health/ready response", Ready),
+        "models.response.schema.json": schema("GET /models response", list[ModelSummary]),
+        "load.response.schema.json": schema("POST /models/{version}/load response", LoadResult),
+        "error.schema.json": schema("Every error answer", ErrorBody),
         "errors.json": error_table(),
     }
 
 
-def error_table() -> dict[str, Any]:
+def error_table(
+    errors: tuple[type[MLMatchingError], ...] = (*HTTP_ERRORS, SettingsError),
+    title: str = "ml-matching error codes",
+) -> dict[str, Any]:
     """Every error code with its HTTP status (``null``: never an answer) and when it happens."""
-    errors: tuple[type[MLMatchingError], ...] = (*HTTP_ERRORS, SettingsError)
     return {
-        "title": "ml-matching error codes",
+        "title": title,
         "errors": [{"code": e.code, "status": e.status_code or None, "when": e.when} for e in errors],
     }
 

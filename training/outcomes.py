@@ -22,32 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from runtime import MLMatchingError
 from runtime.artifact import FeatureSet
+from training.errors import OutcomeConflict, StorageFull
 
 Split = Literal["training", "evaluation", "all"]
 JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
 FINAL_STATES: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
-
-
-class OutcomeConflict(MLMatchingError):
-    """An outcome id already stored with other features or another outcome."""
-
-    code = "outcome_conflict"
-    status_code = 409
-    when = (
-        "an outcome id already stored with other features or another outcome (a retry must resend the same)"
-    )
-    example = "outcome `c-1042` is already stored with other features or another outcome"
-
-
-class StorageFull(MLMatchingError):
-    """The outcome database cannot grow: nothing of the request was stored."""
-
-    code = "insufficient_storage"
-    status_code = 507
-    when = "the outcome database's disk is full; nothing of the request was stored"
-    example = "artifacts/outcomes.sqlite: database or disk is full"
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,28 @@ def _stages() -> list[list[str]]:
 
 
 def test_dockerfile_final_stage_installs_only_the_base_package() -> None:
-    train, final = _stages()
+    train, _, final = _stages()
     assert any("scripts/install.sh train" in ln for ln in train)
     runs = [ln for ln in final if ln.startswith("RUN ")]
     assert any("scripts/install.sh runtime" in ln for ln in runs)
     assert not any(
         re.search(r"\[train\]|install\.sh train|scikit|sklearn|skl2onnx|joblib", ln) for ln in final
     )
+
+
+def test_dockerfile_trainer_stage_is_the_train_image_serving_the_trainer() -> None:
+    trainer = _stages()[1]
+    assert trainer[0] == "FROM train AS trainer"
+    users = [ln.split()[1] for ln in trainer if ln.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert trainer[-1] == 'CMD ["python", "-m", "training", "serve"]'
+    assert any(ln.startswith("HEALTHCHECK") and "ML_TRAINER_PORT" in ln for ln in trainer)
+
+
+def test_healthchecks_probe_the_configured_port() -> None:
+    final = _stages()[-1]
+    check = next(ln for ln in final if ln.startswith("HEALTHCHECK"))
+    assert "ML_SERVICE_PORT" in check and "8000/health" not in check
 
 
 def test_dockerfile_final_stage_serves_as_a_non_root_user_with_a_healthcheck() -> None:

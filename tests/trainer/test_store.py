@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.outcomes import JobRecord, Outcome, OutcomeConflict, SqliteStore, is_evaluation, now
+from training.errors import OutcomeConflict
+from training.outcomes import JobRecord, Outcome, SqliteStore, is_evaluation, now
 
 
 def _outcome(i: int, outcome: bool = True) -> Outcome:

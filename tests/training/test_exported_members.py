@@ -36,7 +36,7 @@ def _runtime_imports(path: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("path", sorted(TRAINING.rglob("*.py")), ids=lambda p: str(p.relative_to(TRAINING)))
 def test_training_uses_only_the_runtimes_public_names(path: Path) -> None:
     for module, name in _runtime_imports(path):
-        allowed = ("runtime", "runtime.artifact", "runtime.web")
+        allowed = ("runtime", "runtime.artifact", "runtime.web", "runtime.contracts")
         assert module in allowed, f"{path.name} imports {module}: use one of {allowed}"
         public = importlib.import_module(module).__all__
         assert name in public, f"{path.name} imports {name} from {module}, which does not export it"

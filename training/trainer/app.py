@@ -31,9 +31,9 @@ from runtime.web import (
     require_json,
 )
 from training.data import MIN_ROWS
-from training.outcomes import OutcomeConflict, StorageFull
+from training.errors import JobNotFound, OutcomeConflict, StorageFull, TrainingBusy
 from training.trainer.decoding import outcome_type, outcomes_type
-from training.trainer.jobs import JobNotFound, TrainingBusy, is_final
+from training.trainer.jobs import is_final
 from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainerHealth, TrainerReady
 from training.trainer.service import Trainer, job_view
 from training.trainer.settings import TrainerSettings

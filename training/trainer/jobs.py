@@ -18,28 +18,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from runtime import MLMatchingError
+from training.errors import JobNotFound, TrainingBusy
 from training.outcomes import FINAL_STATES, JobRecord, JobState, SqliteStore, now
 from training.trainer.worker import JobSpec, run
 
 log = logging.getLogger("ml_matching.trainer")
 SpecFor = Callable[[JobRecord, bytes | None], JobSpec]
-
-
-class TrainingBusy(MLMatchingError):
-    """A job already waits for its turn: another one cannot queue."""
-
-    code = "training_busy"
-    status_code = 409
-    when = "POST /train with a body while another training already waits for its turn"
-    example = "a training (5f0c2d9e1a7b4c33) already waits for its turn behind 0d1e2f3a4b5c6d7e"
-
-
-class JobNotFound(MLMatchingError, LookupError):
-    code = "job_not_found"
-    status_code = 404
-    when = "a training job id the trainer does not know"
-    example = "no training job `5f0c2d9e1a7b4c33`"
 
 
 class JobRunner:

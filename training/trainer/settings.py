@@ -36,9 +36,9 @@ class TrainerSettings:
     evaluation_share: float = 0.2
     min_evaluation_rows: int = 50
     max_batch_rows: int = 10_000
+    max_body_bytes: int = 0  # 0: derived from max_batch_rows (see body_limit)
     train_config: Path | None = None
     features_file: Path | None = None
-    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> TrainerSettings:
@@ -59,6 +59,7 @@ class TrainerSettings:
             evaluation_share=env.number("EVALUATION_SHARE", d.evaluation_share, 0, 0.9),
             min_evaluation_rows=env.integer("MIN_EVALUATION_ROWS", d.min_evaluation_rows, 2, 1_000_000),
             max_batch_rows=env.integer("MAX_BATCH_ROWS", d.max_batch_rows, 1, 1_000_000),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", d.max_body_bytes, 1024, 1 << 30),
             train_config=env.get("TRAIN_CONFIG", None, Path),
             features_file=env.get("TRAIN_FEATURES", None, Path),
         )
@@ -73,5 +74,5 @@ class TrainerSettings:
 
     @property
     def body_limit(self) -> int:
-        """Room for MAX_BATCH_ROWS outcomes of up to 1.25 KiB each, plus 64 KiB."""
-        return self.max_batch_rows * 1280 + 64 * 1024
+        """MAX_BODY_BYTES, or room for MAX_BATCH_ROWS outcomes of up to 1.25 KiB each plus 64 KiB."""
+        return self.max_body_bytes or self.max_batch_rows * 1280 + 64 * 1024
