@@ -103,7 +103,7 @@ def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Progre
     if skipped:
         progress(f"skipped {skipped} stored outcomes recorded for another feature set")
     body = {"features": [o.features for o in fitting], "outcomes": [o.outcome for o in fitting]}
-    where = f"stored training outcomes (up to #{spec.snapshot})"
+    where = "the stored training outcomes"
     return parse_dataset(json.dumps(body).encode(), ".json", fs, where=where, source=where)
 
 
