@@ -14,7 +14,9 @@ from training.trainer.contracts import trainer_schemas
 
 @pytest.mark.parametrize("name", sorted(trainer_schemas()))
 def test_committed_file_matches_the_code(name: str) -> None:
-    assert (SCHEMAS / name).read_bytes() == render(trainer_schemas()[name]), "run `python scripts/gen_schemas.py`"
+    assert (SCHEMAS / name).read_bytes() == render(trainer_schemas()[name]), (
+        "run `python scripts/gen_schemas.py`"
+    )
 
 
 def test_readme_trainer_error_table_is_the_trainers_vocabulary() -> None:
