@@ -12,7 +12,9 @@ Exception tree (with each one's HTTP status and code)::
     ├── FileNotInVersion (LookupError)  404 file_not_found            a version has no such file
     ├── RouteNotFound (LookupError)     404 not_found                 no such path
     ├── MethodNotAllowed                405 method_not_allowed        the path, not with this method
+    ├── HeadersTooLarge (ValueError)    431 request_header_fields_too_large   headers over MAX_HEADER_BYTES
     ├── ArtifactCorrupt (ValueError)    422 artifact_corrupt          a version failed verification
+    ├── StoreWriteError (OSError)       507 store_write_failed        the store could not be written
     ├── ModelNotReady (RuntimeError)    503 model_not_ready           no verified model is loaded
     ├── InternalError (RuntimeError)    500 internal_error            a bug; logged with its trace
     └── SettingsError (ValueError)        - invalid_settings          a bad environment variable
@@ -173,6 +175,26 @@ class ArtifactCorrupt(MLMatchingError, ValueError):
         return ErrorBody(status_code=self.status_code, error=self.code, detail=str(self), check=self.check)
 
 
+class StoreWriteError(MLMatchingError, OSError):
+    """The artifact store could not be written (disk full, read-only); nothing half-written is left."""
+
+    code = "store_write_failed"
+    status_code = 507
+    when = (
+        "a version or ACTIVE could not be written (disk full, read-only store); nothing half-written is left"
+    )
+    example = "artifacts: cannot write version 20261126_143000: No space left on device"
+
+
+class HeadersTooLarge(MLMatchingError, ValueError):
+    """Request headers over the configured limit."""
+
+    code = "request_header_fields_too_large"
+    status_code = 431
+    when = "request headers over MAX_HEADER_BYTES (the detail states the limit)"
+    example = "request headers are 204800 bytes, more than MAX_HEADER_BYTES (16384)"
+
+
 class ModelNotReady(MLMatchingError, RuntimeError):
     """Scoring was asked for while no verified model is loaded."""
 
@@ -184,6 +206,15 @@ class ModelNotReady(MLMatchingError, RuntimeError):
 
 class InternalError(MLMatchingError, RuntimeError):
     """An unexpected failure inside the service."""
+
+
+class ClientGone(MLMatchingError, ConnectionError):
+    """The client disconnected before its request was read: nobody reads the answer."""
+
+    code = "client_disconnected"
+    status_code = 499  # nginx's code for it; no client sees this answer
+    when = "the client went away mid-request (logged as one info line; nobody receives this)"
+    example = "the client disconnected before sending its whole body"
 
 
 class SettingsError(MLMatchingError, ValueError):
@@ -205,6 +236,7 @@ HTTP_ERRORS: tuple[type[MLMatchingError], ...] = (
     MethodNotAllowed,
     BodyTooLarge,
     UnsupportedMediaType,
+    HeadersTooLarge,
     ArtifactCorrupt,
     InternalError,
     ModelNotReady,

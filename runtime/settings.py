@@ -75,6 +75,7 @@ class Settings:
     onnx_threads: int = 1
     docs_cdn: bool = False
     model_watch_seconds: float = 5.0
+    max_header_bytes: int = 16 * 1024
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -101,6 +102,7 @@ class Settings:
             onnx_threads=env.integer("ONNX_THREADS", d.onnx_threads, 1, 64),
             docs_cdn=env.boolean("DOCS_CDN", d.docs_cdn),
             model_watch_seconds=env.number("MODEL_WATCH_SECONDS", d.model_watch_seconds, 0, 86_400),
+            max_header_bytes=env.integer("MAX_HEADER_BYTES", d.max_header_bytes, 1024, 1 << 24),
         )
 
     @property

@@ -43,7 +43,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _parse(body: bytes) -> Any:
-    return json.loads(body, parse_float=_parse_float, parse_constant=_reject_constant)
+    """The body as Python values; raises ValueError for anything the walk cannot read."""
+    try:
+        return json.loads(body, parse_float=_parse_float, parse_constant=_reject_constant)
+    except RecursionError:  # thousands of nested arrays: msgspec's own message will do
+        raise ValueError("nested too deeply") from None
 
 
 def explain_row(body: bytes, fs: FeatureSet) -> str | None:

@@ -182,7 +182,7 @@ class SqliteStore:
                 last = self._last_seq()
                 self._write("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return AddResult(stored, len(outcomes) - stored, tuple(o.id for o in outcomes), last)
 
@@ -206,6 +206,11 @@ class SqliteStore:
                 "a retry must send the same, a new outcome needs a new id"
             )
         return 0
+
+    def _rollback(self) -> None:
+        # A COMMIT that failed (disk full) may have rolled back already.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _last_seq(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outcomes").fetchone()[0])
@@ -276,7 +281,7 @@ class SqliteStore:
                 )
                 self._write("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return last
 

@@ -18,7 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from runtime import InvalidInput
-from runtime.artifact import MODEL_FILE, FeatureSet, Sidecar, publish_version, read_active, write_active
+from runtime.artifact import (
+    MODEL_FILE,
+    FeatureSet,
+    Sidecar,
+    clean_leftovers,
+    publish_version,
+    read_active,
+    write_active,
+)
 from training import steps
 from training.config import TrainConfig
 from training.data import Dataset
@@ -102,8 +110,16 @@ def _active(root: Path) -> str | None:
         return None
 
 
-def publish(root: Path, candidate: Candidate) -> FitResult:
-    """Write a candidate as a new version of the store (see :func:`runtime.artifact.publish_version`)."""
+def publish(root: Path, candidate: Candidate, progress: Progress = lambda _: None) -> FitResult:
+    """Write a candidate as a new version of the store (see :func:`runtime.artifact.publish_version`).
+
+    First removes what writers killed mid-way left in the store, and says so.
+    """
+    removed = clean_leftovers(root)
+    if removed:
+        progress(
+            f"removed {len(removed)} temporary entries left by interrupted writers: {', '.join(removed)}"
+        )
     sidecar = publish_version(root, candidate.sidecar, candidate.files)
     return FitResult(sidecar.version, sidecar.algorithm, root / sidecar.version, sidecar)
 
@@ -134,7 +150,7 @@ def fit_and_publish(
             assert c.sidecar.gate is not None
             verdict = "promote" if c.sidecar.gate.promoted else "refuse"
             progress(f"{c.algorithm}: gate: {verdict}: {c.sidecar.gate.reason}")
-    results = [publish(root, c) for c in candidates]
+    results = [publish(root, c, progress) for c in candidates]
     eligible = [r for r in results if r.sidecar.gate is None or r.sidecar.gate.promoted]
     if not activate or not eligible:
         return results, None

@@ -7,28 +7,37 @@
         model.onnx
         model.json          the sidecar
       ACTIVE                the version served by default, replaced atomically
+      ACTIVE.log            every version ever made ACTIVE, one JSON line each, oldest first
+      .tmp-<pid>-…          a version or file being written by process <pid>; never read
+
+A writer killed mid-way leaves a ``.tmp-<pid>-…`` entry behind; readers ignore it, and the next
+writer removes those whose process is gone (:func:`clean_leftovers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import msgspec
 
 from runtime.artifact._sidecar import Sidecar, encode_sidecar
-from runtime.errors import InvalidInput, VersionNotFound
+from runtime.errors import InvalidInput, StoreWriteError, VersionNotFound
 
 MODEL_FILE = "model.onnx"
 SIDECAR_FILE = "model.json"
 ACTIVE_FILE = "ACTIVE"
+HISTORY_FILE = "ACTIVE.log"
 _VERSION_RE = re.compile(r"\d{8}_\d{6}(?:-[1-9]\d{0,5})?")
 _TMP_PREFIX = ".tmp-"
+_TMP_RE = re.compile(r"\.tmp-(\d+)-.*")
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
 
@@ -76,13 +85,75 @@ def read_active(root: Path) -> str | None:
 
 
 def write_active(root: Path, version: str) -> None:
-    """Point ACTIVE at ``version``, atomically (write a temporary file, then rename it)."""
+    """Point ACTIVE at ``version``, atomically (write a temporary file, then rename it), and add it
+    to ``ACTIVE.log``, the history a runtime falls back on when ACTIVE's version does not verify."""
     check_version_name(version)
-    _atomic_write(root / ACTIVE_FILE, (version + "\n").encode())
+    with _writing(root, f"ACTIVE -> {version}"):
+        _atomic_write(root / ACTIVE_FILE, (version + "\n").encode())
+        line = json.dumps({"version": version, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        with open(root / HISTORY_FILE, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_history(root: Path) -> list[str]:
+    """The versions ever made ACTIVE, oldest first (lines that are not a version are skipped)."""
+    try:
+        lines = (root / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(check_version_name(json.loads(line)["version"]))
+        except (ValueError, KeyError, TypeError, InvalidInput):
+            continue  # a line cut short by a crash
+    return out
+
+
+def clean_leftovers(root: Path) -> list[str]:
+    """Remove the temporary entries of writers that are gone (killed mid-write); return their names."""
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in root.iterdir():
+        match = _TMP_RE.fullmatch(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry.name)
+    return sorted(removed)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _writing(root: Path, what: str) -> Iterator[None]:
+    """Turn a failed write of the store (disk full, read-only) into StoreWriteError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreWriteError(f"{root}: cannot write {what}: {exc.strerror or exc}") from exc
+
+
+def _tmp_prefix() -> str:
+    return f"{_TMP_PREFIX}{os.getpid()}-"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -112,20 +183,21 @@ def publish_version(root: Path, sidecar: Sidecar, files: Mapping[str, bytes]) ->
     if SIDECAR_FILE in files:
         raise ValueError(f"{SIDECAR_FILE} is written from the sidecar, not passed as a file")
     stamp = check_version_name(sidecar.version).partition("-")[0]
-    root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        name = stamp if n == 1 else f"{stamp}-{n}"
-        if (root / name).exists():
-            continue
-        named = sidecar if sidecar.version == name else msgspec.structs.replace(sidecar, version=name)
-        if _rename_into_place(root, name, {**files, SIDECAR_FILE: encode_sidecar(named)}):
-            return named
+    with _writing(root, f"version {stamp}"):
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            name = stamp if n == 1 else f"{stamp}-{n}"
+            if (root / name).exists():
+                continue
+            named = sidecar if sidecar.version == name else msgspec.structs.replace(sidecar, version=name)
+            if _rename_into_place(root, name, {**files, SIDECAR_FILE: encode_sidecar(named)}):
+                return named
     raise RuntimeError(f"no free version name for {stamp} in {root}")
 
 
 def _rename_into_place(root: Path, name: str, files: Mapping[str, bytes]) -> bool:
     """Write ``files`` to a temporary folder and rename it to ``root/name``; False if the name was taken."""
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=_TMP_PREFIX))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=_tmp_prefix()))
     try:
         tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the runtime may run as another user
         _write_files(tmp, files)

@@ -8,6 +8,7 @@ services answer alike.
 from __future__ import annotations
 
 from runtime.web.app import configure_logging, create_app, error_handlers, logging_config, openapi_config
+from runtime.web.limits import header_limit
 from runtime.web.openapi import ApiDocs, Body, doc_pages, error_responses
 from runtime.web.routes import authorize, require_json
 
@@ -20,6 +21,7 @@ __all__ = [
     "doc_pages",
     "error_handlers",
     "error_responses",
+    "header_limit",
     "logging_config",
     "openapi_config",
     "require_json",

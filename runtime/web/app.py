@@ -25,21 +25,22 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from runtime.errors import (
     BodyTooLarge,
+    ClientGone,
     InternalError,
     InvalidInput,
     MethodNotAllowed,
     MLMatchingError,
+    ModelNotReady,
     RouteNotFound,
 )
 from runtime.settings import Settings
+from runtime.web.limits import header_limit
 from runtime.web.openapi import ApiDocs, FollowingJson, doc_pages
 from runtime.web.routes import bad_path_part, build_routes, request_bodies
 from runtime.web.service import ModelService
 from runtime.web.watch import ActiveWatch
 
 log = logging.getLogger("ml_matching")
-# Client mistakes are answered, not logged with a stack trace.
-_QUIET_STATUSES: set[int | type[Exception]] = {400, 401, 403, 404, 405, 413, 415, 422, 503}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[stop],
         exception_handlers=error_handlers(),
         request_max_body_size=settings.body_limit,
+        middleware=[header_limit(settings.max_header_bytes)],
         cors_config=_cors(settings),
         openapi_config=openapi_config(
             "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime.", docs
@@ -117,10 +119,9 @@ def openapi_config(description: str, docs: ApiDocs, title: str = "ml-matching") 
 
 
 def logging_config() -> LoggingConfig:
-    """Bugs are logged with their stack trace; client mistakes are answered, not logged."""
-    return LoggingConfig(
-        configure_root_logger=False, log_exceptions="always", disable_stack_trace=_QUIET_STATUSES
-    )
+    """Litestar logs no exception itself: :func:`error_handlers` see every one, log each bug once
+    with its stack trace, and answer client mistakes without logging them."""
+    return LoggingConfig(configure_root_logger=False, log_exceptions="debug")
 
 
 def error_handlers() -> dict[Any, Any]:
@@ -132,7 +133,9 @@ def error_handlers() -> dict[Any, Any]:
     }
 
 
-def _error_response(_: Request[Any, Any, Any], exc: MLMatchingError) -> Response[Any]:
+def _error_response(request: Request[Any, Any, Any], exc: MLMatchingError) -> Response[Any]:
+    if exc.status_code >= 500 and exc.status_code != ModelNotReady.status_code:
+        log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=exc.__cause__ or exc)
     return Response(
         msgspec.json.encode(exc.body()),
         status_code=exc.status_code,
@@ -159,8 +162,19 @@ def _translate(request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchin
         )
     if exc.status_code < 500:
         return InvalidInput(exc.detail)
-    return InternalError("internal error (logged by the service)")
+    if "disconnected" in exc.detail:  # the client went away mid-body: its doing, one quiet line
+        log.info("%s %s: the client disconnected before sending its whole body", method, path)
+        return ClientGone("the client disconnected before sending its whole body")
+    return _internal(exc)
 
 
 def _internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return _error_response(request, InternalError("internal error (logged by the service)"))
+    if isinstance(exc, HTTPException):  # Litestar's own 500s, e.g. a client gone mid-body
+        return _http_error_response(request, exc)
+    return _error_response(request, _internal(exc))
+
+
+def _internal(exc: Exception) -> InternalError:
+    error = InternalError("internal error (logged by the service)")
+    error.__cause__ = exc
+    return error

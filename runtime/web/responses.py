@@ -18,7 +18,8 @@ class Health(_Camel):
     """``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
 
     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
-    version ACTIVE names: ``activeRefused`` then says why.
+    version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
+    earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
     """
 
     status: str
@@ -28,6 +29,7 @@ class Health(_Camel):
     timestamp: str
     active_version: str | None
     active_refused: str | None = None
+    fallback: str | None = None
 
 
 class Ready(_Camel):

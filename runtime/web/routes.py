@@ -97,6 +97,7 @@ def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTT
             timestamp=now,
             active_version=active,
             active_refused=why,
+            fallback=service.fallback,
         )
 
     @get(

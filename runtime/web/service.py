@@ -24,6 +24,7 @@ from runtime.artifact import (
     list_versions,
     load_version,
     read_active,
+    read_history,
     version_dir,
     write_active,
 )
@@ -71,13 +72,17 @@ class ModelService:
         self._sidecars: dict[str, Sidecar] = {}
         self._sidecar_hashes: dict[str, str] = {}
         self._default_features: FeatureSet | None = None
+        #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
+        self.fallback: str | None = None
+        self._unready: str | None = None  # why nothing serves, when a start-up version was refused
 
     @property
     def scorer(self) -> Scorer:
         """The current scorer; raises ModelNotReady (HTTP 503) when none is loaded."""
         scorer = self._scorer
         if scorer is None:
-            raise ModelNotReady(HOW_TO_TRAIN.format(root=self.root))
+            why = f"{self._unready}; " if self._unready else ""
+            raise ModelNotReady(why + HOW_TO_TRAIN.format(root=self.root))
         return scorer
 
     @property
@@ -95,17 +100,51 @@ class ModelService:
         return None, self._default_features
 
     def start(self) -> None:
-        """Load the version to serve at start-up; log and stay unready if there is none or it fails."""
-        version = self.startup_version()
-        if version is None:
-            log.warning("no model version in %s: serving nothing until one is loaded", self.root)
-            return
+        """Load the version to serve at start-up.
+
+        When ACTIVE's version fails a check, serve the most recently promoted version (``ACTIVE.log``)
+        that passes every check, and say why in :attr:`fallback`; with none, or a pinned version that
+        fails, stay unready and say why. An empty store is not an error either.
+        """
         try:
-            self._scorer = self._build(version)
-        except MLMatchingError as exc:
-            log.error("start: version %s refused: %s", version, exc)
+            version = self.startup_version()
+        except MLMatchingError as exc:  # an ACTIVE that names no version
+            version, refused = None, f"ACTIVE cannot be used ({exc})"
+        else:
+            if version is None:
+                log.warning("no model version in %s: serving nothing until one is loaded", self.root)
+                return
+            try:
+                self._scorer = self._build(version)
+                log.info(
+                    "start: serving %s (%s) from %s", version, self._scorer.model.sidecar.algorithm, self.root
+                )
+                return
+            except MLMatchingError as exc:
+                refused = f"{version} does not verify ({exc})"
+        log.error("start: %s", refused)
+        if self.settings.model_version:
+            self._unready = f"the pinned MODEL_VERSION {refused}"
             return
-        log.info("start: serving %s (%s) from %s", version, self._scorer.model.sidecar.algorithm, self.root)
+        self._fall_back(version, refused)
+
+    def _fall_back(self, refused_version: str | None, refused: str) -> None:
+        for candidate in reversed(read_history(self.root)):
+            if candidate == refused_version:
+                continue
+            try:
+                self._scorer = self._build(candidate)
+            except MLMatchingError as exc:
+                log.warning("start: fallback %s refused too: %s", candidate, exc)
+                continue
+            self.fallback = (
+                f"ACTIVE: {refused}; serving {candidate}, the most recently promoted version that verifies"
+            )
+            log.warning("start: %s", self.fallback)
+            return
+        self._unready = (
+            f"no version verifies: ACTIVE: {refused}, and no earlier ACTIVE version in ACTIVE.log verifies"
+        )
 
     def startup_version(self) -> str | None:
         """MODEL_VERSION if set, else the store's ACTIVE, else the newest version of MODEL_TYPE."""
@@ -133,6 +172,7 @@ class ModelService:
                 log.warning("%s refused: %s: %s (still serving %s)", why, version, exc, previous)
                 raise
             self._scorer = scorer
+            self.fallback = self._unready = None
             persisted = self._persist_active(version) if persist else False
             log.info("%s: swap %s -> %s", why, previous, version)
             return SwapResult(version, previous, persisted)

@@ -39,7 +39,7 @@ def test_runtime_surface() -> None:
     ]  # fmt: skip
     assert sorted(runtime.web.__all__) == [
         "ApiDocs", "Body", "authorize", "configure_logging", "create_app", "doc_pages", "error_handlers",
-        "error_responses", "logging_config", "openapi_config", "require_json",
+        "error_responses", "header_limit", "logging_config", "openapi_config", "require_json",
     ]  # fmt: skip
 
 

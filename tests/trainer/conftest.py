@@ -54,7 +54,7 @@ def client(settings: TrainerSettings) -> Iterator[TestClient[Litestar]]:
         yield c
 
 
-def trainer_service(store: Path, config: Path, **env: str) -> Service:
+def trainer_service(store: Path, config: Path, log_dir: Path | None = None, **env: str) -> Service:
     environ = {
         "MODELS_DIR": str(store),
         "ML_TRAINER_HOST": "127.0.0.1",
@@ -63,5 +63,6 @@ def trainer_service(store: Path, config: Path, **env: str) -> Service:
         "LOG_LEVEL": "INFO",
         **env,
     }
-    log = store.parent / f"trainer-{len(list(store.parent.glob('trainer-*.log')))}.log"
+    logs = log_dir or store.parent
+    log = logs / f"trainer-{len(list(logs.glob('trainer-*.log')))}.log"
     return Service(["-m", "training", "serve"], environ, log, "ML_TRAINER_PORT")

@@ -26,6 +26,7 @@ from runtime.web import (
     doc_pages,
     error_handlers,
     error_responses,
+    header_limit,
     logging_config,
     openapi_config,
     require_json,
@@ -60,6 +61,7 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
         exception_handlers=error_handlers(),
         logging_config=logging_config(),
         request_max_body_size=settings.body_limit,
+        middleware=[header_limit(settings.max_header_bytes)],
         openapi_config=openapi_config(description, docs, title="ml-matching trainer"),
         state=State({"body_limit": settings.body_limit}),
     )

@@ -70,7 +70,7 @@ class OutcomeDecoder:
     def _explain(self, body: bytes) -> str | None:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(data, dict):
             wanted = '{"features": {...}, "outcome": true} or {"outcomes": [...]}'

@@ -37,6 +37,7 @@ class TrainerSettings:
     min_evaluation_rows: int = 50
     max_batch_rows: int = 10_000
     max_body_bytes: int = 0  # 0: derived from max_batch_rows (see body_limit)
+    max_header_bytes: int = 16 * 1024
     train_config: Path | None = None
     features_file: Path | None = None
 
@@ -60,6 +61,7 @@ class TrainerSettings:
             min_evaluation_rows=env.integer("MIN_EVALUATION_ROWS", d.min_evaluation_rows, 2, 1_000_000),
             max_batch_rows=env.integer("MAX_BATCH_ROWS", d.max_batch_rows, 1, 1_000_000),
             max_body_bytes=env.integer("MAX_BODY_BYTES", d.max_body_bytes, 1024, 1 << 30),
+            max_header_bytes=env.integer("MAX_HEADER_BYTES", d.max_header_bytes, 1024, 1 << 24),
             train_config=env.get("TRAIN_CONFIG", None, Path),
             features_file=env.get("TRAIN_FEATURES", None, Path),
         )

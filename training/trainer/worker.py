@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from joblib.externals.loky import get_reusable_executor
 
+from runtime import MLMatchingError
 from runtime.artifact import FeatureSet, feature_set_from_obj, write_active
 from training.config import load_config
 from training.data import Dataset, parse_dataset
@@ -58,7 +59,9 @@ def run(spec: JobSpec, conn: Connection) -> None:
         conn.send(("succeeded", result))
     except DataError as exc:
         conn.send(("rejected", str(exc)))
-    except Exception:  # the job fails with the reason; the service goes on
+    except MLMatchingError as exc:  # e.g. the store could not be written: the reason says why
+        conn.send(("failed", str(exc)))
+    except Exception:  # a bug: the job fails with the trace; the service goes on
         conn.send(("failed", traceback.format_exc(limit=6)))
     finally:
         conn.close()
@@ -88,7 +91,7 @@ def train(spec: JobSpec, progress: Progress) -> dict[str, Any]:
     candidate = judged(candidate, root, spec.tolerance, rows)
     decision = candidate.sidecar.gate
     assert decision is not None
-    published = publish(root, candidate)
+    published = publish(root, candidate, progress)
     verdict = "promoted" if decision.promoted else "refused"
     progress(f"published {published.version}; gate: {verdict}: {decision.reason}")
     if decision.promoted:

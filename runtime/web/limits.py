@@ -1,0 +1,48 @@
+"""Request limits Litestar does not state itself: the size of the request headers (HTTP 431).
+
+uvicorn with httptools reads headers of any size; a service that states its limits answers past
+MAX_HEADER_BYTES (16 KiB by default, Node's own limit) with 431 naming the limit, before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+
+from runtime.errors import HeadersTooLarge
+
+Middleware = Callable[[ASGIApp], ASGIApp]
+
+
+def header_limit(limit: int) -> Middleware:
+    """ASGI middleware answering 431 when a request's headers exceed ``limit`` bytes."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP:
+                size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+                if size > limit:
+                    await _refuse(send, size, limit)
+                    return
+            await app(scope, receive, send)
+
+        return guarded
+
+    return wrap
+
+
+async def _refuse(send: Send, size: int, limit: int) -> None:
+    error = HeadersTooLarge(f"request headers are {size} bytes, more than MAX_HEADER_BYTES ({limit})")
+    body = msgspec.json.encode(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": error.status_code,
+        "headers": headers,
+    }
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)
