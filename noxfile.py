@@ -95,6 +95,13 @@ def dist(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Schemathesis against both services, 10,000+ cases each; bench/results-fuzz.json."""
+    session.install("-e", ".[train]", *_group("test"))
+    session.run("python", "scripts/fuzz.py", "--examples", "800", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def docs_browser(session: nox.Session) -> None:
     """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
     session.install("-e", ".")

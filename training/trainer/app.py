@@ -134,6 +134,7 @@ def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
         tags=["outcomes"],
         summary="Every stored outcome, as JSON Lines in fit's data format",
         media_type="application/x-ndjson",
+        responses=error_responses(InvalidInput),
     )
     def export(split: FromQuery[Literal["all", "training", "evaluation"]] = "all") -> Stream:
         return Stream(trainer.export(split), media_type="application/x-ndjson")
