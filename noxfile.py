@@ -72,6 +72,9 @@ def node(session: nox.Session) -> None:
     with session.chdir(NODE_DIR):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True, env=env)
         session.run("npm", "test", external=True, env=env)
+    # Python's /predict against the Node client on Hypothesis-generated rows (needs node_modules).
+    session.install(*_group("test"))
+    session.run("pytest", "tests/property/test_node_parity.py", "-p", "no:cacheprovider")
 
 
 @nox.session(python=PYTHON)

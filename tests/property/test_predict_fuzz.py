@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from litestar.testing import TestClient
 
 from runtime.settings import Settings
 from runtime.web import create_app
-from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, SEED_ROW
+from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, ROOT, SEED_ROW
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -73,3 +74,36 @@ def test_random_bytes_get_a_400_naming_the_problem(client: TestClient[Litestar],
 
 def test_the_seed_row_is_valid(client: TestClient[Litestar]) -> None:
     assert client.post("/predict", json=SEED_ROW).status_code == 200
+
+
+RESPONSES = {
+    "/predict": json.loads((ROOT / "schemas" / "predict.response.schema.json").read_text()),
+    "/predict/batch": json.loads((ROOT / "schemas" / "predict-batch.response.schema.json").read_text()),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(valid_rows, min_size=2, max_size=20), seed=st.randoms(use_true_random=False))
+def test_a_batch_does_not_depend_on_the_order_of_its_rows(
+    client: TestClient[Litestar], rows: list[dict[str, float]], seed: Any
+) -> None:
+    order = list(range(len(rows)))
+    seed.shuffle(order)
+    straight = client.post("/predict/batch", json={"instances": rows}).json()["predictions"]
+    shuffled = client.post("/predict/batch", json={"instances": [rows[i] for i in order]}).json()[
+        "predictions"
+    ]
+    assert [shuffled[order.index(i)] for i in range(len(rows))] == straight
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(valid_rows, min_size=1, max_size=5))
+def test_answers_round_trip_through_the_published_response_schemas(
+    client: TestClient[Litestar], rows: list[dict[str, float]]
+) -> None:
+    for path, body in (("/predict", rows[0]), ("/predict/batch", {"instances": rows})):
+        response = client.post(path, json=body)
+        text = response.text
+        jsonschema.validate(json.loads(text), RESPONSES[path])
+        # Encoding the decoded answer again gives the same numbers (no float lost on the wire).
+        assert json.loads(json.dumps(json.loads(text))) == json.loads(text)

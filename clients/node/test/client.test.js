@@ -33,7 +33,7 @@ const REMOTE_VERSION = '20991231_235959'
  * (runtime.test.js) checks the same answers against the real runtime.
  */
 class FakeRuntime {
-  /** @type {'ok' | 'slow' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered'} */
+  /** @type {'ok' | 'slow' | 'hang' | 'reset' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered'} */
   mode = 'ok'
   slowMs = 5000
   /** @type {Array<string>} requests seen, as `METHOD /path` */
@@ -97,6 +97,8 @@ class FakeRuntime {
      */
     const fail = (status, error, detail) => send(status, {statusCode: status, error, detail})
 
+    if (this.mode === 'hang') return // the request is read; no answer ever comes
+    if (this.mode === 'reset') return response.socket?.resetAndDestroy()
     if (this.mode === 'slow') await sleep(this.slowMs)
     if (this.mode === 'unavailable') return fail(503, 'model_not_ready', 'no model is loaded')
     if (route === 'GET /health/ready') return send(200, {status: 'ready', modelVersion: REMOTE_VERSION})
@@ -356,6 +358,41 @@ describe('createClient', () => {
       expected.predictions.map((p) => ({...p, source: 'local'}))
     )
     assert.equal(batch.modelVersion, RF)
+  })
+
+  test('every way the runtime can fail falls back within the timeout, says why, and recovers', async () => {
+    /** @type {Array<unknown>} */
+    const unhandled = []
+    const record = (/** @type {unknown} */ reason) => void unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    try {
+      for (const [mode, why] of /** @type {const} */ ([
+        ['hang', /POST \/predict timed out after 200 ms/],
+        ['slow', /POST \/predict timed out after 200 ms/],
+        ['reset', /POST \/predict failed \((ECONNRESET|UND_ERR_SOCKET|other side closed)/],
+        ['unavailable', /POST \/predict answered 503/],
+        ['not-json', /POST \/predict answered with a body that is not JSON/],
+        ['off-contract', /answered POST \/predict with a body outside the contract/]
+      ])) {
+        server.mode = mode
+        const logger = memoryLogger()
+        const clock = manualClock()
+        const client = createClient({baseUrl: server.baseUrl, local, timeoutMs: 200, logger, now: clock.now})
+        const started = performance.now()
+        const result = await client.predict(row)
+        const elapsed = performance.now() - started
+        assert.equal(result.source, 'local', mode)
+        assert.ok(elapsed < 200 + 1500, `${mode}: answered after ${elapsed} ms`)
+        assert.match(logger.lines[0][1], why, mode)
+        server.mode = 'ok'
+        clock.advance(5000)
+        assert.equal((await client.predict(row)).source, 'remote', `${mode}: recovers`)
+      }
+      await sleep(50) // a rejection nobody handled would surface by now
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', record)
+    }
   })
 
   test('a 200 whose body is not JSON, or not the contract’s shape → local', async () => {
