@@ -105,6 +105,13 @@ def fuzz(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def soak(session: nox.Session) -> None:
+    """60 s at 64 connections with a hot swap every second and outcomes posted; bench/results-soak.json."""
+    session.install("-e", ".[train]")
+    session.run("python", "bench/soak.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def docs_browser(session: nox.Session) -> None:
     """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
     session.install("-e", ".")
