@@ -112,6 +112,17 @@ def soak(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def image(session: nox.Session) -> None:
+    """Build the runtime and trainer images (base: $PYTHON_IMAGE) and run them; needs a Docker engine."""
+    session.run(
+        "python",
+        "scripts/image_check.py",
+        *session.posargs,
+        env={"PYTHON_IMAGE": os.environ.get("PYTHON_IMAGE", "python:3.11-slim")},
+    )
+
+
+@nox.session(python=PYTHON, default=False)
 def docs_browser(session: nox.Session) -> None:
     """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
     session.install("-e", ".")
