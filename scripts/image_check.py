@@ -95,8 +95,8 @@ def main() -> int:
         sh("docker", "rm", "-f", name, check=False, quiet=True)
     try:
         run = ["docker", "run", "-d", "--network", "host"]
-        sh(*run, "--name", names[0], "-e", f"ML_SERVICE_PORT={RUNTIME_PORT}", "-e", "ML_SERVICE_HOST=127.0.0.1",
-           "ml-matching:check")  # fmt: skip
+        sh(*run, "--name", names[0], "-e", f"ML_SERVICE_PORT={RUNTIME_PORT}",
+           "-e", "ML_SERVICE_HOST=127.0.0.1", "ml-matching:check")  # fmt: skip
         took = ready_within(RUNTIME_PORT, 10)
         results.append(check("runtime ready within 10 s", True, f"{took:.1f} s on :{RUNTIME_PORT}"))
         status, answer = http(RUNTIME_PORT, "/predict", SEED)
@@ -119,8 +119,8 @@ def main() -> int:
                 "docker", "inspect", "-f", "{{.State.Health.Status}}", names[0], quiet=True
             ).stdout.strip()
         results.append(check(f"HEALTHCHECK on ML_SERVICE_PORT={RUNTIME_PORT}", health == "healthy", health))
-        sh(*run, "--name", names[1], "-e", f"ML_TRAINER_PORT={TRAINER_PORT}", "-e", "ML_TRAINER_HOST=127.0.0.1",
-           "ml-matching-trainer:check")  # fmt: skip
+        sh(*run, "--name", names[1], "-e", f"ML_TRAINER_PORT={TRAINER_PORT}",
+           "-e", "ML_TRAINER_HOST=127.0.0.1", "ml-matching-trainer:check")  # fmt: skip
         deadline, status = time.monotonic() + 20, 0
         while time.monotonic() < deadline and status != 200:
             try:
