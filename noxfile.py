@@ -11,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "node", "readme"]
+nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "oip", "node", "readme"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -63,6 +63,17 @@ def runtime_only(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def oip(session: nox.Session) -> None:
+    """Open Inference Protocol v2 with tritonclient[http] and KServe's SDK, against the base package."""
+    session.install("-e", ".", *_group("oip"))
+    session.run("python", "-c", _VERSIONS.format(names=["tritonclient", "kserve"]))
+    session.run("pytest", "tests/oip", "-p", "no:cacheprovider", *session.posargs)
+
+
+_VERSIONS = "from importlib.metadata import version; print(*(f'{n} {version(n)}' for n in {names}))"
+
+
+@nox.session(python=PYTHON)
 def node(session: nox.Session) -> None:
     """Node client: format, types and node:test, against the real runtime and trainer where they run."""
     session.install(".[train]")  # the live tests start python -m runtime and python -m training serve
@@ -101,7 +112,7 @@ def dist(session: nox.Session) -> None:
 def fuzz(session: nox.Session) -> None:
     """Schemathesis against both services, 10,000+ cases each; bench/results-fuzz.json."""
     session.install("-e", ".[train]", *_group("test"))
-    session.run("python", "scripts/fuzz.py", "--examples", "800", *session.posargs)
+    session.run("python", "scripts/fuzz.py", "--examples", "1400", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

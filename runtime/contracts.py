@@ -14,7 +14,7 @@ from runtime.artifact import Sidecar, default_feature_set
 from runtime.errors import HTTP_ERRORS, ErrorBody, MLMatchingError, SettingsError
 from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
 from runtime.settings import Settings
-from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
+from runtime.web.responses import DriftView, Health, LoadResult, ModelSummary, Ready
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 __all__ = ["DRAFT", "error_table", "generated_schemas", "render", "schema"]
@@ -40,6 +40,7 @@ def generated_schemas() -> dict[str, dict[str, Any]]:
         "ready.response.schema.json": schema("GET /health/ready response", Ready),
         "models.response.schema.json": schema("GET /models response", list[ModelSummary]),
         "load.response.schema.json": schema("POST /models/{version}/load response", LoadResult),
+        "drift.response.schema.json": schema("GET /monitoring/drift response", DriftView),
         "error.schema.json": schema("Every error answer", ErrorBody),
         "errors.json": error_table(),
     }

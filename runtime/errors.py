@@ -11,6 +11,8 @@ Exception tree (with each one's HTTP status and code)::
     ├── VersionNotFound (LookupError)   404 version_not_found         no such version in the store
     ├── FileNotInVersion (LookupError)  404 file_not_found            a version has no such file
     ├── RouteNotFound (LookupError)     404 not_found                 no such path
+    ├── ModelNotFound (LookupError)     404 model_not_found           a v2 model name other than MODEL_NAME
+    ├── VersionNotLoaded                409 version_not_loaded        v2 inference on a version not served
     ├── MethodNotAllowed                405 method_not_allowed        the path, not with this method
     ├── HeadersTooLarge (ValueError)    431 request_header_fields_too_large   headers over MAX_HEADER_BYTES
     ├── ArtifactCorrupt (ValueError)    422 artifact_corrupt          a version failed verification
@@ -142,6 +144,27 @@ class RouteNotFound(MLMatchingError, LookupError):
     example = "no route for GET /predictions"
 
 
+class ModelNotFound(MLMatchingError, LookupError):
+    """An Open Inference Protocol path names a model this service does not serve."""
+
+    code = "model_not_found"
+    status_code = 404
+    when = "a /v2/models/{name} path with a name other than MODEL_NAME"
+    example = "no model `resnet` here: this service serves `ml-matching` (MODEL_NAME)"
+
+
+class VersionNotLoaded(MLMatchingError):
+    """Open Inference Protocol inference on a version the store holds but this service does not serve."""
+
+    code = "version_not_loaded"
+    status_code = 409
+    when = "v2 inference on a stored version other than the one served (load it first)"
+    example = (
+        "version 20260102_000000 is in the store but not loaded: this service serves 20260101_000000 "
+        "(POST /models/20260102_000000/load serves it)"
+    )
+
+
 class MethodNotAllowed(MLMatchingError):
     """The path exists but not with this method."""
 
@@ -233,6 +256,8 @@ HTTP_ERRORS: tuple[type[MLMatchingError], ...] = (
     VersionNotFound,
     FileNotInVersion,
     RouteNotFound,
+    ModelNotFound,
+    VersionNotLoaded,
     MethodNotAllowed,
     BodyTooLarge,
     UnsupportedMediaType,

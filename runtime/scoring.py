@@ -10,6 +10,7 @@ training (compared in float32, as the model sees them): an extrapolation is neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runtime.artifact import FeatureSet, LoadedModel
+from runtime.drift import DriftWindow
 from runtime.errors import InvalidInput
 from runtime.validation import explain_batch, explain_row, malformed
 
@@ -84,13 +86,17 @@ class Scorer:
         self.model = model
         self.version = model.version
         self._n = len(model.feature_set)
-        self._max_batch_rows = max_batch_rows
+        self.max_batch_rows = max_batch_rows
         self._row_decoder = msgspec.json.Decoder(row_type(model.feature_set))
         self._batch_decoder = msgspec.json.Decoder(batch_type(row_type(model.feature_set), max_batch_rows))
         self._importance = msgspec.Raw(msgspec.json.encode(model.importance))
         self._bounds = list(zip(model.observed_min.tolist(), model.observed_max.tolist(), strict=True))
         self._encoder = msgspec.json.Encoder()
         self._astuple = msgspec.structs.astuple
+        #: Told of every scored float32 matrix (and whether it was one batch request): metrics, drift.
+        self.observe: Callable[[npt.NDArray[np.float32], bool], None] | None = None
+        #: The rows this version scored lately, for the drift monitor (set by the service).
+        self.window: DriftWindow | None = None
 
     def predict(self, body: bytes) -> bytes:
         """Score one JSON object of features; return the encoded PredictResponse."""
@@ -106,6 +112,8 @@ class Scorer:
     def predict_rows(self, rows: list[tuple[float, ...]]) -> list[bytes]:
         """Score decoded rows in one onnxruntime call; one encoded PredictResponse per row."""
         x = np.array(rows, dtype=np.float32)
+        if self.observe is not None:
+            self.observe(x, False)
         if len(rows) == 1:
             return [self._encode_one(x)]
         p, conf = self.score(x)
@@ -131,6 +139,8 @@ class Scorer:
             raise self._refusal(exc, body, batch=True) from None
         astuple = self._astuple
         x = np.array([astuple(r) for r in batch.instances], dtype=np.float32)
+        if self.observe is not None:
+            self.observe(x, True)
         p, conf = self.score(x)
         scores = (100.0 * p.astype(np.float64)).tolist()
         preds = [Prediction(s, c, s) for s, c in zip(scores, conf.tolist(), strict=True)]
@@ -148,7 +158,7 @@ class Scorer:
         if not isinstance(exc, msgspec.ValidationError):
             return InvalidInput(malformed(str(exc), body))
         fs = self.model.feature_set
-        why = explain_batch(body, fs, self._max_batch_rows) if batch else explain_row(body, fs)
+        why = explain_batch(body, fs, self.max_batch_rows) if batch else explain_row(body, fs)
         # msgspec's "Number out of range" is how an overflowing literal such as 1e999 shows up.
         return InvalidInput(
             why or str(exc).replace("Number out of range", "Number is not finite (out of float range)")

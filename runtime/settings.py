@@ -8,6 +8,7 @@ the one parser of variables, shared with the trainer service's settings.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,11 @@ class Settings:
     docs_cdn: bool = False
     model_watch_seconds: float = 5.0
     max_header_bytes: int = 16 * 1024
+    metrics: bool = True
+    drift_window: int = 10_000
+    drift_min_rows: int = 500
+    workers: int = 1
+    model_name: str = "ml-matching"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -103,6 +109,11 @@ class Settings:
             docs_cdn=env.boolean("DOCS_CDN", d.docs_cdn),
             model_watch_seconds=env.number("MODEL_WATCH_SECONDS", d.model_watch_seconds, 0, 86_400),
             max_header_bytes=env.integer("MAX_HEADER_BYTES", d.max_header_bytes, 1024, 1 << 24),
+            metrics=env.boolean("METRICS", d.metrics),
+            drift_window=env.integer("DRIFT_WINDOW", d.drift_window, 1, 10_000_000),
+            drift_min_rows=env.integer("DRIFT_MIN_ROWS", d.drift_min_rows, 1, 10_000_000),
+            workers=env.integer("ML_SERVICE_WORKERS", d.workers, 1, 256),
+            model_name=env.get("MODEL_NAME", d.model_name, _model_name),
         )
 
     @property
@@ -159,6 +170,12 @@ def _boolean(text: str) -> bool:
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise ValueError("expected true or false (1/0, yes/no, on/off)")
     return value in ("1", "true", "yes", "on")
+
+
+def _model_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise ValueError("expected 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
+    return text
 
 
 def _origins(text: str) -> tuple[str, ...]:

@@ -41,9 +41,13 @@ class LoadedModel:
 
     def predict_proba(self, x: Matrix) -> npt.NDArray[np.float32]:
         """Probability of the positive class for each row of a float32 ``[n, n_features]`` matrix."""
+        return self.probabilities(x)[:, self.sidecar.onnx.positive_class_index]
+
+    def probabilities(self, x: Matrix) -> npt.NDArray[np.float32]:
+        """Every class's probability (``[n, classes]``, in ``sidecar.onnx.classes`` order) for rows ``x``."""
         onnx = self.sidecar.onnx
         (proba,) = self.session.run([onnx.probabilities_output], {onnx.input_name: x})
-        return proba[:, onnx.positive_class_index]  # type: ignore[no-any-return]  # onnxruntime is untyped
+        return proba  # type: ignore[no-any-return]  # onnxruntime is untyped
 
 
 def session_options(threads: int) -> ort.SessionOptions:

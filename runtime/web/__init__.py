@@ -7,8 +7,10 @@ services answer alike.
 
 from __future__ import annotations
 
-from runtime.web.app import configure_logging, create_app, error_handlers, logging_config, openapi_config
-from runtime.web.limits import header_limit
+from runtime.web.app import configure_logging, create_app, entry_middleware, openapi_config
+from runtime.web.failures import error_handlers, logging_config
+from runtime.web.limits import before_routing
+from runtime.web.metrics import metrics_route
 from runtime.web.openapi import ApiDocs, Body, doc_pages, error_responses
 from runtime.web.routes import authorize, require_json
 
@@ -16,13 +18,15 @@ __all__ = [
     "ApiDocs",
     "Body",
     "authorize",
+    "before_routing",
     "configure_logging",
     "create_app",
     "doc_pages",
+    "entry_middleware",
     "error_handlers",
     "error_responses",
-    "header_limit",
     "logging_config",
+    "metrics_route",
     "openapi_config",
     "require_json",
 ]

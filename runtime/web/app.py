@@ -11,33 +11,22 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
-from typing import Any
 
 import anyio.to_thread
-import msgspec
-from litestar import Litestar, Request, Response
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.exceptions import HTTPException
-from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from prometheus_client import CollectorRegistry
 
-from runtime.errors import (
-    BodyTooLarge,
-    ClientGone,
-    InternalError,
-    InvalidInput,
-    MethodNotAllowed,
-    MLMatchingError,
-    ModelNotReady,
-    RouteNotFound,
-)
 from runtime.settings import Settings
-from runtime.web.limits import header_limit
+from runtime.web.failures import error_handlers, logging_config
+from runtime.web.limits import Middleware, before_routing, header_limit
+from runtime.web.metrics import NAMESPACE, HttpMetrics, ModelMetrics, mark_worker_dead, metrics_route
 from runtime.web.openapi import ApiDocs, FollowingJson, doc_pages
-from runtime.web.routes import bad_path_part, build_routes, request_bodies
+from runtime.web.routes import build_routes, request_bodies
 from runtime.web.service import ModelService
+from runtime.web.v2 import v2_router
 from runtime.web.watch import ActiveWatch
 
 log = logging.getLogger("ml_matching")
@@ -51,7 +40,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or Settings.from_environ(os.environ)
     configure_logging(settings.log_level_number)
-    service = ModelService(settings)
+    registry = CollectorRegistry()
+    service = ModelService(settings, ModelMetrics(registry) if settings.metrics else None)
     watch = ActiveWatch(service, settings.model_watch_seconds) if settings.watches_active else None
     docs = ApiDocs(request_bodies(settings.max_batch_rows), service.features)
 
@@ -63,14 +53,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def stop(_: Litestar) -> None:
         if watch is not None:
             await watch.stop()
+        mark_worker_dead()
 
+    routes = [
+        *build_routes(service, watch),
+        v2_router(service, package_version()),
+        *doc_pages(docs, settings.docs_cdn),
+    ]
+    if settings.metrics:
+        routes.append(metrics_route(registry, service.refresh_metrics))
     app = Litestar(
-        route_handlers=[*build_routes(service, watch), *doc_pages(docs, settings.docs_cdn)],
+        route_handlers=routes,
         on_startup=[start],
         on_shutdown=[stop],
         exception_handlers=error_handlers(),
         request_max_body_size=settings.body_limit,
-        middleware=[header_limit(settings.max_header_bytes)],
         cors_config=_cors(settings),
         openapi_config=openapi_config(
             "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime.", docs
@@ -79,7 +76,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.service = service
     app.state.body_limit = settings.body_limit
-    return app
+    return before_routing(app, *entry_middleware(settings.max_header_bytes, registry, settings.metrics))
+
+
+def entry_middleware(
+    max_header_bytes: int, registry: CollectorRegistry, metrics: bool, namespace: str = NAMESPACE
+) -> list[Middleware]:
+    """What sees every request before routing: the request metrics (when on), the header limit."""
+    limit = header_limit(max_header_bytes)
+    return [HttpMetrics(registry, namespace).middleware, limit] if metrics else [limit]
 
 
 def configure_logging(level: int) -> None:
@@ -102,79 +107,20 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def package_version() -> str:
+    try:
+        return dist_version("ml-matching")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0.0.0"
+
+
 def openapi_config(description: str, docs: ApiDocs, title: str = "ml-matching") -> OpenAPIConfig:
     """``/schema/openapi.json``, following the served model's request bodies."""
-    try:
-        version = dist_version("ml-matching")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        version = "0.0.0"
     return OpenAPIConfig(
         title=title,
-        version=version,
+        version=package_version(),
         description=description,
         path="/schema",
         render_plugins=[FollowingJson(docs)],
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
-
-
-def logging_config() -> LoggingConfig:
-    """Litestar logs no exception itself: :func:`error_handlers` see every one, log each bug once
-    with its stack trace, and answer client mistakes without logging them."""
-    return LoggingConfig(configure_root_logger=False, log_exceptions="debug")
-
-
-def error_handlers() -> dict[Any, Any]:
-    """Every error answers with an :class:`~runtime.errors.ErrorBody` and its stable code."""
-    return {
-        MLMatchingError: _error_response,
-        HTTPException: _http_error_response,
-        HTTP_500_INTERNAL_SERVER_ERROR: _internal_error_response,
-    }
-
-
-def _error_response(request: Request[Any, Any, Any], exc: MLMatchingError) -> Response[Any]:
-    if exc.status_code >= 500 and exc.status_code != ModelNotReady.status_code:
-        log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=exc.__cause__ or exc)
-    return Response(
-        msgspec.json.encode(exc.body()),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers=exc.headers,
-    )
-
-
-def _http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    """Litestar's own refusals (no route, wrong method, body too large) in our vocabulary."""
-    return _error_response(request, _translate(request, exc))
-
-
-def _translate(request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchingError:
-    method, path = request.method, request.url.path
-    if exc.status_code == 404:
-        return bad_path_part(path) or RouteNotFound(f"no route for {method} {path}")
-    if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("allow", "")
-        return MethodNotAllowed(f"{method} is not allowed on {path} (allowed: {allowed})", allowed)
-    if exc.status_code == 413:
-        return BodyTooLarge(
-            f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
-        )
-    if exc.status_code < 500:
-        return InvalidInput(exc.detail)
-    if "disconnected" in exc.detail:  # the client went away mid-body: its doing, one quiet line
-        log.info("%s %s: the client disconnected before sending its whole body", method, path)
-        return ClientGone("the client disconnected before sending its whole body")
-    return _internal(exc)
-
-
-def _internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, HTTPException):  # Litestar's own 500s, e.g. a client gone mid-body
-        return _http_error_response(request, exc)
-    return _error_response(request, _internal(exc))
-
-
-def _internal(exc: Exception) -> InternalError:
-    error = InternalError("internal error (logged by the service)")
-    error.__cause__ = exc
-    return error

@@ -1,4 +1,5 @@
-"""Request limits Litestar does not state itself: the size of the request headers (HTTP 431).
+"""Request limits Litestar does not state itself: the size of the request headers (HTTP 431); and
+:func:`before_routing`, for middleware that must see every request.
 
 uvicorn with httptools reads headers of any size; a service that states its limits answers past
 MAX_HEADER_BYTES (16 KiB by default, Node's own limit) with 431 naming the limit, before any work.
@@ -9,12 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
+from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from runtime.errors import HeadersTooLarge
 
 Middleware = Callable[[ASGIApp], ASGIApp]
+
+
+def before_routing(app: Litestar, *middleware: Middleware) -> Litestar:
+    """Wrap ``app``'s entry with ``middleware`` (the first outermost), so requests no route matches
+    pass through it too: Litestar's own ``middleware=`` only wraps routed handlers."""
+    for wrap in reversed(middleware):
+        app.asgi_handler = wrap(app.asgi_handler)
+    return app
 
 
 def header_limit(limit: int) -> Middleware:

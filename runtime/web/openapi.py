@@ -31,6 +31,7 @@ from litestar.static_files import create_static_files_router
 
 from runtime.artifact import FeatureSet
 from runtime.errors import ErrorBody, MLMatchingError
+from runtime.oip import ProtocolError
 
 ASSETS_PATH = "/docs/assets"
 _ASSET_PACKAGE = "drf_spectacular_sidecar"  # located, never imported: its __init__ imports Django
@@ -45,12 +46,14 @@ ASSET_FILES = (
 )
 
 
-def error_responses(*errors: type[MLMatchingError]) -> dict[int, ResponseSpec]:
-    """OpenAPI responses for the error classes a route can answer, grouped by status."""
+def error_responses(*errors: type[MLMatchingError], protocol: bool = False) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the error classes a route can answer, grouped by status (``protocol``:
+    in the Open Inference Protocol's ``{"error": ...}`` shape)."""
     by_status: dict[int, list[type[MLMatchingError]]] = {}
     for error in errors:
         by_status.setdefault(error.status_code, []).append(error)
-    return {status: _error_spec(status, group) for status, group in by_status.items()}
+    spec = _protocol_error_spec if protocol else _error_spec
+    return {status: spec(status, group) for status, group in by_status.items()}
 
 
 def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
@@ -65,6 +68,14 @@ def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpe
         for e in errors
     ]
     return ResponseSpec(ErrorBody, description="\n\n".join(lines), generate_examples=False, examples=examples)
+
+
+def _protocol_error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
+    lines = [f"{e.when}" for e in errors]
+    examples = [Example(summary=e.code, value={"error": e.example}) for e in errors]
+    return ResponseSpec(
+        ProtocolError, description="\n\n".join(lines), generate_examples=False, examples=examples
+    )
 
 
 @dataclass(frozen=True)

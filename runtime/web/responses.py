@@ -62,3 +62,41 @@ class LoadResult(_Camel):
     version: str
     previous_version: str | None
     persisted: bool
+    #: Worker processes serving on this port; with more than one, ``note`` says how the others follow.
+    workers: int = 1
+    note: str | None = None
+
+
+class DriftBins(_Camel):
+    """The training histogram's bin edges, with the training and window counts in each bin."""
+
+    edges: list[float]
+    training: list[int]
+    window: list[int]
+
+
+class FeatureDriftView(_Camel):
+    """One feature's drift: ``psi`` and ``outOfRange`` are ``null`` until the window has ``minRows``."""
+
+    name: str
+    psi: float | None
+    reading: str
+    out_of_range: float | None
+    rows: int
+    training_min: float
+    training_max: float
+    bins: DriftBins
+
+
+class DriftView(_Camel):
+    """``GET /monitoring/drift``: the served version's recent rows against its training data.
+
+    ``reading`` per feature: ``stable`` (PSI < 0.1), ``moderate`` (0.1 to 0.25), ``shifted``
+    (> 0.25), or ``insufficient`` before ``minRows`` rows. The window starts empty at every swap.
+    """
+
+    version: str
+    rows: int
+    window: int
+    min_rows: int
+    features: list[FeatureDriftView]

@@ -14,6 +14,7 @@ from litestar.params import FromPath, RawBody
 from litestar.response import File
 
 from runtime.artifact import check_version_name, read_active
+from runtime.drift import DriftReport
 from runtime.errors import (
     ArtifactCorrupt,
     FileNotInVersion,
@@ -25,10 +26,20 @@ from runtime.errors import (
     UnsupportedMediaType,
     VersionNotFound,
 )
+from runtime.oip import InferRequest
 from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
+from runtime.settings import Settings
 from runtime.web.coalesce import RowCoalescer
 from runtime.web.openapi import Body, error_responses
-from runtime.web.responses import Health, LoadResult, ModelSummary, Ready
+from runtime.web.responses import (
+    DriftBins,
+    DriftView,
+    FeatureDriftView,
+    Health,
+    LoadResult,
+    ModelSummary,
+    Ready,
+)
 from runtime.web.service import ModelService
 from runtime.web.watch import ActiveWatch
 
@@ -36,6 +47,10 @@ JSON = "application/json"
 SERVICE = "ml-matching"
 # Bodies this large take milliseconds to decode and score: run them off the event loop.
 OFFLOAD_BYTES = 64 * 1024
+INFER_BODY = (
+    'Open Inference Protocol v2: {"inputs": [{"name": <the ONNX input>, "datatype": "FP32", '
+    '"shape": [N, features], "data": [...]}]} (features in the order GET /v2/models/{name} lists)'
+)
 SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, ModelNotReady)
 
 
@@ -70,12 +85,19 @@ def request_bodies(max_batch_rows: int) -> dict[str, Body]:
         "/predict/batch": Body(
             '{"instances": [...]} of feature objects', lambda fs: batch_type(row_type(fs), max_batch_rows)
         ),
+        "/v2/models/{model_name}/infer": Body(INFER_BODY, lambda _: InferRequest),
+        "/v2/models/{model_name}/versions/{version}/infer": Body(INFER_BODY, lambda _: InferRequest),
     }
 
 
 def build_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
     """The service's route handlers."""
-    return [*_health_routes(service, watch), *_scoring_routes(service), *_model_routes(service)]
+    return [
+        *_health_routes(service, watch),
+        *_scoring_routes(service),
+        *_model_routes(service),
+        _drift_route(service),
+    ]
 
 
 def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
@@ -194,9 +216,63 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
             version=result.version,
             previous_version=result.previous_version,
             persisted=result.persisted,
+            workers=service.settings.workers,
+            note=_other_workers(service.settings, result.persisted),
         )
 
     return [models, model_sidecar, model_file, load]
+
+
+def _other_workers(settings: Settings, persisted: bool) -> str | None:
+    """What a load means for the other worker processes: one of them answered it."""
+    if settings.workers == 1:
+        return None
+    others = f"the other {settings.workers - 1} worker(s)"
+    if not settings.watches_active:
+        return f"loaded in this worker only: MODEL_VERSION pins {others}"
+    if not persisted:
+        return f"loaded in this worker only: ACTIVE could not be written, so {others} keep their version"
+    return f"{others} follow ACTIVE within MODEL_WATCH_SECONDS ({settings.model_watch_seconds:g} s)"
+
+
+def _drift_route(service: ModelService) -> HTTPRouteHandler:
+    @get(
+        "/monitoring/drift",
+        sync_to_thread=True,
+        tags=["monitoring"],
+        summary="Input drift of the served version",
+        description=(
+            "The last DRIFT_WINDOW scored rows against the sidecar's training histograms: per feature "
+            "the population stability index, the share outside the training min/max, and the bins."
+        ),
+        responses=error_responses(ModelNotReady),
+    )
+    def drift() -> DriftView:
+        return drift_view(service.drift())
+
+    return drift
+
+
+def drift_view(report: DriftReport) -> DriftView:
+    return DriftView(
+        version=report.version,
+        rows=report.rows,
+        window=report.window,
+        min_rows=report.min_rows,
+        features=[
+            FeatureDriftView(
+                name=f.name,
+                psi=f.psi,
+                reading=f.reading,
+                out_of_range=f.out_of_range,
+                rows=f.rows,
+                training_min=f.training_min,
+                training_max=f.training_max,
+                bins=DriftBins(list(f.edges), list(f.training_counts), list(f.window_counts)),
+            )
+            for f in report.features
+        ],
+    )
 
 
 def bad_path_part(path: str) -> InvalidInput | None:

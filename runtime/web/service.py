@@ -14,8 +14,12 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from runtime.artifact import (
     MODEL_FILE,
@@ -31,12 +35,15 @@ from runtime.artifact import (
     version_dir,
     write_active,
 )
-from runtime.errors import FileNotInVersion, InvalidInput, MLMatchingError, ModelNotReady
+from runtime.drift import DriftReport, DriftWindow
+from runtime.errors import ArtifactCorrupt, FileNotInVersion, InvalidInput, MLMatchingError, ModelNotReady
 from runtime.scoring import Scorer
 from runtime.settings import Settings
+from runtime.web.metrics import ModelMetrics
 from runtime.web.responses import ModelSummary, SummaryMetrics
 
 log = logging.getLogger("ml_matching")
+Matrix = npt.NDArray[np.float32]
 
 HOW_TO_TRAIN = (
     "no model is loaded: train one with `python -m training synth --rows 5000 --out data.json && "
@@ -84,8 +91,9 @@ class SwapResult:
 class ModelService:
     """Owns the current :class:`Scorer`; loads are serialised, reads are lock-free."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: ModelMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.root = settings.models_dir
         self._scorer: Scorer | None = None
         self._load_lock = threading.Lock()
@@ -137,6 +145,7 @@ class ModelService:
                 return
             try:
                 self._scorer = self._build(version)
+                self._serving(self._scorer, None)
                 log.info(
                     "start: serving %s (%s) from %s", version, self._scorer.model.sidecar.algorithm, self.root
                 )
@@ -158,6 +167,7 @@ class ModelService:
             except MLMatchingError as exc:
                 log.warning("start: fallback %s refused too: %s", candidate, exc)
                 continue
+            self._serving(self._scorer, None)
             self.fallback = (
                 f"ACTIVE: {refused}; serving {candidate}, the most recently promoted version that verifies"
             )
@@ -193,6 +203,7 @@ class ModelService:
                 log.warning("%s refused: %s: %s (still serving %s)", why, version, exc, previous)
                 raise
             self._scorer = scorer
+            self._serving(scorer, previous)
             self.fallback = self._unready = None
             _return_freed_memory_soon()
             persisted = self._persist_active(version) if persist else False
@@ -200,8 +211,48 @@ class ModelService:
             return SwapResult(version, previous, persisted)
 
     def _build(self, version: str) -> Scorer:
-        model = load_version(self.root, version, threads=self.settings.onnx_threads)
-        return Scorer(model, self.settings.max_batch_rows)
+        try:
+            model = load_version(self.root, version, threads=self.settings.onnx_threads)
+        except MLMatchingError as exc:
+            if self.metrics is not None:
+                self.metrics.refused(exc.check if isinstance(exc, ArtifactCorrupt) else exc.code)
+            raise
+        scorer = Scorer(model, self.settings.max_batch_rows)
+        scorer.window = DriftWindow(model, self.settings.drift_window, self.settings.drift_min_rows)
+        scorer.observe = self._observer(scorer.version, scorer.window)
+        return scorer
+
+    def _observer(self, version: str, window: DriftWindow) -> Callable[[Matrix, bool], None]:
+        """What every scored matrix is told to: the drift window, and the metrics when they are on."""
+        metrics = self.metrics
+        if metrics is None:
+            return lambda x, _: window.add(x)
+        child = metrics.predictions.labels(version)
+        batch_rows = metrics.batch_rows
+
+        def observe(x: Matrix, batch: bool) -> None:
+            window.add(x)
+            child.inc(len(x))
+            if batch:
+                batch_rows.observe(len(x))
+
+        return observe
+
+    def _serving(self, scorer: Scorer, previous: str | None) -> None:
+        if self.metrics is not None:
+            self.metrics.serving(scorer.version, scorer.model.sidecar.algorithm, previous)
+
+    def drift(self) -> DriftReport:
+        """The served version's drift report (ModelNotReady while nothing serves)."""
+        window = self.scorer.window
+        assert window is not None  # every scorer is built with one (_build)
+        return window.report()
+
+    def refresh_metrics(self) -> None:
+        """Before /metrics is read: the gauges computed on demand (nothing while nothing serves)."""
+        scorer = self._scorer
+        if self.metrics is not None and scorer is not None and scorer.window is not None:
+            self.metrics.refresh(scorer.model.sidecar.created_at, scorer.window.report())
 
     def _persist_active(self, version: str) -> bool:
         try:

@@ -38,8 +38,9 @@ def test_runtime_surface() -> None:
         "VersionNotFound", "batch_type", "kind", "malformed", "row_problem", "row_type",
     ]  # fmt: skip
     assert sorted(runtime.web.__all__) == [
-        "ApiDocs", "Body", "authorize", "configure_logging", "create_app", "doc_pages", "error_handlers",
-        "error_responses", "header_limit", "logging_config", "openapi_config", "require_json",
+        "ApiDocs", "Body", "authorize", "before_routing", "configure_logging", "create_app", "doc_pages",
+        "entry_middleware", "error_handlers", "error_responses", "logging_config", "metrics_route",
+        "openapi_config", "require_json",
     ]  # fmt: skip
 
 

@@ -105,7 +105,13 @@ def test_active_round_trip_is_atomic(tmp_path: Path) -> None:
     write_active(tmp_path, "20260101_000000")
     write_active(tmp_path, "20260102_000000")
     assert read_active(tmp_path) == "20260102_000000"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [ACTIVE_FILE]
+    # Nothing temporary is left; the history has one line per promotion, oldest first.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ACTIVE_FILE, "ACTIVE.log"]
+    history = (tmp_path / "ACTIVE.log").read_text().splitlines()
+    assert [msgspec.json.decode(line)["version"] for line in history] == [
+        "20260101_000000",
+        "20260102_000000",
+    ]
 
 
 def test_incomplete_folders_are_not_versions(tmp_path: Path) -> None:

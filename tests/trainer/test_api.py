@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from tests.conftest import SEED_ROW
+from tests.prometheus import parse, value
 from tests.trainer.conftest import ADMIN, FS, outcomes
 from training.data import load_dataset
 from training.trainer import TrainerSettings, create_app
@@ -196,6 +197,11 @@ def test_train_answers_at_once_when_asked_and_the_job_tells_the_rest(client: Cli
     assert client.get("/outcomes/stats").json()["untrained"] == 30, "a rejected job used nothing"
     waited = client.post("/train?wait=1", headers=ADMIN)
     assert waited.status_code == 422 and waited.json()["status"] == "rejected"
+    m = parse(client.get("/metrics").text)
+    assert value(m, "ml_matching_trainer_jobs_total", kind="manual", state="rejected") == 2
+    assert value(m, "ml_matching_trainer_job_duration_seconds_count", state="rejected") == 2
+    assert value(m, "ml_matching_trainer_untrained_outcomes") == 30
+    assert not [k for k in m if k[0] == "ml_matching_trainer_gate_decisions_total"]
 
 
 def test_every_fifty_outcomes_queue_a_training_that_publishes_and_promotes(
@@ -216,6 +222,16 @@ def test_every_fifty_outcomes_queue_a_training_that_publishes_and_promotes(
     stats = client.get("/outcomes/stats").json()
     assert stats["untrained"] == 0 and stats["nextRetrainIn"] == 50
     assert client.get("/health").json()["activeVersion"] == result["modelVersion"]
+    m = parse(client.get("/metrics").text)
+    assert value(m, "ml_matching_trainer_outcomes_received_total", result="stored") == 60
+    assert value(m, "ml_matching_trainer_outcomes") == 60
+    assert value(m, "ml_matching_trainer_untrained_outcomes") == 0
+    assert value(m, "ml_matching_trainer_jobs_total", kind="auto", state="succeeded") == 1
+    decided = "ml_matching_trainer_gate_decisions_total"
+    assert value(m, decided, decision="promoted", reason="first_version") == 1
+    assert value(m, "ml_matching_trainer_active_roc_auc") == result["decision"]["candidateRocAuc"]
+    requests = "ml_matching_trainer_http_requests_total"
+    assert value(m, requests, route="/outcomes", method="POST", status="200") == 1
 
 
 def test_the_openapi_document_has_the_outcome_fields(client: Client) -> None:

@@ -11,9 +11,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 from runtime.artifact import list_versions, read_active
 from tests.conftest import SEED_ROW
+from tests.prometheus import parse, value
 from tests.runtime.server import Service, request, runtime_service
 from tests.trainer.conftest import ADMIN, outcomes, trainer_service
 from training.outcomes import SqliteStore
@@ -131,6 +133,7 @@ def test_a_worse_challenger_is_published_but_not_activated(tmp_path: Path, fast_
         status, answer = request(trainer.port, "POST", "/train", body, ADMIN, timeout=120)
         time.sleep(WATCH + 1)
         served = replica.get("/health")["modelVersion"]
+        metrics = parse(urlopen(f"http://127.0.0.1:{trainer.port}/metrics", timeout=10).read().decode())
     finally:
         trainer.stop()
         replica.stop()
@@ -146,6 +149,10 @@ def test_a_worse_challenger_is_published_but_not_activated(tmp_path: Path, fast_
     assert read_active(store) == served == champion["modelVersion"]
     sidecar = json.loads((store / answer["modelVersion"] / "model.json").read_text())
     assert sidecar["gate"] == decision
+    decided = "ml_matching_trainer_gate_decisions_total"
+    assert value(metrics, decided, decision="promoted", reason="first_version") == 1
+    assert value(metrics, decided, decision="refused", reason="worse") == 1
+    assert value(metrics, "ml_matching_trainer_active_roc_auc") == decision["championRocAuc"]
 
 
 def test_concurrent_clients_with_retries_store_each_outcome_once(

@@ -16,18 +16,21 @@ from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import Stream
+from prometheus_client import CollectorRegistry
 
 from runtime import InvalidInput, ManagementDisabled, ModelNotReady, Unauthorized, UnsupportedMediaType
 from runtime.web import (
     ApiDocs,
     Body,
     authorize,
+    before_routing,
     configure_logging,
     doc_pages,
+    entry_middleware,
     error_handlers,
     error_responses,
-    header_limit,
     logging_config,
+    metrics_route,
     openapi_config,
     require_json,
 )
@@ -35,6 +38,7 @@ from training.data import MIN_ROWS
 from training.errors import JobNotFound, OutcomeConflict, StorageFull, TrainingBusy
 from training.trainer.decoding import outcome_type, outcomes_type
 from training.trainer.jobs import is_final
+from training.trainer.metrics import NAMESPACE, TrainerMetrics
 from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainerHealth, TrainerReady
 from training.trainer.service import Trainer, job_view
 from training.trainer.settings import TrainerSettings
@@ -47,9 +51,12 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
     """Build the trainer; the store opens in the start-up hook (so a TestClient or a server serves it)."""
     settings = settings or TrainerSettings.from_environ(os.environ)
     configure_logging(settings.log_level_number)
-    trainer = Trainer(settings)
+    registry = CollectorRegistry()
+    trainer = Trainer(settings, TrainerMetrics(registry) if settings.metrics else None)
     docs = ApiDocs(_bodies(settings), lambda: (trainer.active(), trainer.decoder().feature_set))
     routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer)]
+    if settings.metrics:
+        routes.append(metrics_route(registry, trainer.refresh_metrics))
     description = (
         "Stores collaboration outcomes, retrains every RETRAIN_EVERY new ones, "
         "and promotes a new version only when it is not worse."
@@ -61,12 +68,12 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
         exception_handlers=error_handlers(),
         logging_config=logging_config(),
         request_max_body_size=settings.body_limit,
-        middleware=[header_limit(settings.max_header_bytes)],
         openapi_config=openapi_config(description, docs, title="ml-matching trainer"),
         state=State({"body_limit": settings.body_limit}),
     )
     app.state.trainer = trainer
-    return app
+    entry = entry_middleware(settings.max_header_bytes, registry, settings.metrics, NAMESPACE)
+    return before_routing(app, *entry)
 
 
 def _bodies(settings: TrainerSettings) -> dict[str, Body]:

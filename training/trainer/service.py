@@ -12,6 +12,7 @@ from runtime import InvalidInput, MLMatchingError
 from runtime.artifact import (
     SIDECAR_FILE,
     FeatureSet,
+    Sidecar,
     decode_sidecar,
     default_feature_set,
     load_feature_set,
@@ -22,6 +23,7 @@ from training.data import parse_dataset
 from training.outcomes import JobRecord, SqliteStore
 from training.trainer.decoding import OutcomeDecoder
 from training.trainer.jobs import JobRunner
+from training.trainer.metrics import TrainerMetrics
 from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainAnswer
 from training.trainer.settings import TrainerSettings
 from training.trainer.worker import JobSpec
@@ -32,8 +34,9 @@ log = logging.getLogger("ml_matching.trainer")
 class Trainer:
     """The trainer's state: opened at start-up, closed at shutdown."""
 
-    def __init__(self, settings: TrainerSettings) -> None:
+    def __init__(self, settings: TrainerSettings, metrics: TrainerMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.root = settings.models_dir
         self._store: SqliteStore | None = None
         self._runner: JobRunner | None = None
@@ -88,16 +91,8 @@ class Trainer:
             return self._decoder
 
     def _features(self, active: str | None) -> FeatureSet:
-        if active is None:
-            return self._fallback
-        try:
-            sidecar = decode_sidecar((version_dir(self.root, active) / SIDECAR_FILE).read_bytes())
-        except (MLMatchingError, OSError) as exc:
-            log.warning(
-                "ACTIVE names %s, whose features cannot be read (%s): using the configured set", active, exc
-            )
-            return self._fallback
-        return FeatureSet(sidecar.features)
+        sidecar = self._active_sidecar(active)
+        return self._fallback if sidecar is None else FeatureSet(sidecar.features)
 
     # --- outcomes --------------------------------------------------------------------------------
 
@@ -105,6 +100,8 @@ class Trainer:
         """Store the outcomes of ``body`` durably; queue a retraining every RETRAIN_EVERY new ones."""
         outcomes = self.decoder().decode(body)
         added = self.store.add(outcomes, self.settings.evaluation_share)
+        if self.metrics is not None:
+            self.metrics.stored(added.stored, added.duplicates)
         job = None
         if added.stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
             job = self.runner.submit("auto").id
@@ -160,7 +157,23 @@ class Trainer:
             body=body,
         )
 
+    def refresh_metrics(self) -> None:
+        """Before /metrics is read: the store's counts and the quality of the version ACTIVE names."""
+        if self.metrics is not None and self._store is not None:
+            self.metrics.refresh(self._store.stats(), self._active_sidecar(self.active()))
+
+    def _active_sidecar(self, active: str | None) -> Sidecar | None:
+        if active is None:
+            return None
+        try:
+            return decode_sidecar((version_dir(self.root, active) / SIDECAR_FILE).read_bytes())
+        except (MLMatchingError, OSError) as exc:
+            log.warning("ACTIVE names %s, whose sidecar cannot be read: %s", active, exc)
+            return None
+
     def _finished(self, job: JobRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.finished(job)
         result = job.result or {}
         if job.state == "succeeded":
             verdict = "promoted" if result.get("promoted") else "not promoted"

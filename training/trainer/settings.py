@@ -40,6 +40,7 @@ class TrainerSettings:
     max_header_bytes: int = 16 * 1024
     train_config: Path | None = None
     features_file: Path | None = None
+    metrics: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> TrainerSettings:
@@ -64,6 +65,7 @@ class TrainerSettings:
             max_header_bytes=env.integer("MAX_HEADER_BYTES", d.max_header_bytes, 1024, 1 << 24),
             train_config=env.get("TRAIN_CONFIG", None, Path),
             features_file=env.get("TRAIN_FEATURES", None, Path),
+            metrics=env.boolean("METRICS", d.metrics),
         )
 
     @property

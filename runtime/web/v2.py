@@ -1,0 +1,191 @@
+"""The Open Inference Protocol (KServe v2) REST paths, beside the service's own API.
+
+``/v2`` and its health paths, the model's metadata and readiness (``MODEL_NAME``, the store's
+versions), and inference on the served version. Errors answer ``{"error": "..."}`` with the same
+status codes and messages as the rest of the API. The messages themselves are in :mod:`runtime.oip`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, Router, get, post
+from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, RawBody
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from runtime import oip
+from runtime.artifact import check_version_name, list_versions
+from runtime.errors import (
+    BodyTooLarge,
+    InvalidInput,
+    MLMatchingError,
+    ModelNotFound,
+    ModelNotReady,
+    VersionNotFound,
+    VersionNotLoaded,
+)
+from runtime.scoring import Scorer
+from runtime.web.failures import service_error
+from runtime.web.openapi import error_responses
+from runtime.web.service import ModelService
+
+TAGS = ["open inference protocol"]
+# Bodies this large take milliseconds to decode and score: run them off the event loop.
+OFFLOAD_BYTES = 64 * 1024
+INFER_ERRORS = error_responses(
+    InvalidInput, BodyTooLarge, ModelNotFound, VersionNotFound, VersionNotLoaded, ModelNotReady, protocol=True
+)
+
+
+def _protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[oip.ProtocolError]:
+    error = service_error(request, exc)
+    return Response(
+        oip.ProtocolError(str(error)),
+        status_code=error.status_code,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+NOT_READY = {503: ResponseSpec(oip.ReadyState, description='not ready: `{"ready": false}`')}
+
+
+def _readiness(ready: bool) -> Response[oip.ReadyState]:
+    return Response(oip.ReadyState(ready), status_code=200 if ready else 503)
+
+
+def v2_router(service: ModelService, server_version: str) -> Router:
+    """Every v2 path, answering errors in the protocol's shape."""
+    name = service.settings.model_name
+
+    def model(given: str) -> None:
+        if given != name:
+            raise ModelNotFound(f"no model `{given}` here: this service serves `{name}` (MODEL_NAME)")
+
+    def stored(version: str) -> str:
+        version = check_version_name(version)
+        service.sidecar(version)  # raises VersionNotFound
+        return version
+
+    def served(version: str | None) -> Scorer:
+        scorer = service.scorer
+        if version is not None and stored(version) != scorer.version:
+            raise VersionNotLoaded(
+                f"version {version} is in the store but not loaded: this service serves {scorer.version} "
+                f"(POST /models/{version}/load serves it)"
+            )
+        return scorer
+
+    @get("/", sync_to_thread=False, summary="Server metadata")
+    def server() -> oip.ServerMetadata:
+        return oip.ServerMetadata(name=name, version=server_version, extensions=[])
+
+    @get("/health/live", sync_to_thread=False, summary="Server liveness")
+    def live() -> oip.Live:
+        return oip.Live(live=True)
+
+    @get(
+        "/health/ready",
+        sync_to_thread=False,
+        summary="Server readiness (200 ready, 503 not)",
+        responses=NOT_READY,
+    )
+    def ready() -> Response[oip.ReadyState]:
+        return _readiness(service.version is not None)
+
+    @get(
+        "/models/{model_name:str}",
+        sync_to_thread=True,
+        summary="Metadata of the served version",
+        responses=error_responses(ModelNotFound, ModelNotReady, protocol=True),
+    )
+    def metadata(model_name: FromPath[str]) -> oip.ModelMetadata:
+        model(model_name)
+        return oip.metadata(name, list_versions(service.root), service.scorer.model.sidecar)
+
+    @get(
+        "/models/{model_name:str}/ready",
+        sync_to_thread=False,
+        summary="Readiness of the model (200 ready, 503 not)",
+        responses={**error_responses(ModelNotFound, protocol=True), **NOT_READY},
+    )
+    def model_ready(model_name: FromPath[str]) -> Response[oip.ReadyState]:
+        model(model_name)
+        return _readiness(service.version is not None)
+
+    @get(
+        "/models/{model_name:str}/versions/{version:str}",
+        sync_to_thread=True,
+        summary="Metadata of a stored version",
+        responses=error_responses(InvalidInput, ModelNotFound, VersionNotFound, protocol=True),
+    )
+    def version_metadata(model_name: FromPath[str], version: FromPath[str]) -> oip.ModelMetadata:
+        model(model_name)
+        return oip.metadata(name, [stored(version)], service.sidecar(version))
+
+    @get(
+        "/models/{model_name:str}/versions/{version:str}/ready",
+        sync_to_thread=True,
+        summary="Readiness of a stored version: 200 while it serves, 503 otherwise",
+        responses={
+            **error_responses(InvalidInput, ModelNotFound, VersionNotFound, protocol=True),
+            **NOT_READY,
+        },
+    )
+    def version_ready(model_name: FromPath[str], version: FromPath[str]) -> Response[oip.ReadyState]:
+        model(model_name)
+        return _readiness(stored(version) == service.version)
+
+    async def infer(request: Request[Any, Any, Any], body: bytes, version: str | None) -> Response[Any]:
+        scorer = served(version)  # one read: a swap during this request does not change its model
+        length = request.headers.get("inference-header-content-length")
+        if len(body) > OFFLOAD_BYTES:
+            result = await anyio.to_thread.run_sync(_infer, scorer, body, length, name)
+        else:
+            result = _infer(scorer, body, length, name)
+        return Response(result, media_type="application/json")
+
+    @post("/models/{model_name:str}/infer", status_code=200, summary="Inference", responses=INFER_ERRORS)
+    async def infer_served(
+        request: Request[Any, Any, Any], model_name: FromPath[str], body: RawBody
+    ) -> Response[oip.InferResponse]:
+        model(model_name)
+        return await infer(request, bytes(body), None)
+
+    @post(
+        "/models/{model_name:str}/versions/{version:str}/infer",
+        status_code=200,
+        summary="Inference on a version (the served one)",
+        responses=INFER_ERRORS,
+    )
+    async def infer_version(
+        request: Request[Any, Any, Any], model_name: FromPath[str], version: FromPath[str], body: RawBody
+    ) -> Response[oip.InferResponse]:
+        model(model_name)
+        return await infer(request, bytes(body), version)
+
+    handlers: list[Any] = [server, live, ready, metadata, model_ready, version_metadata, version_ready]
+    handlers += [infer_served, infer_version]
+    return Router(
+        "/v2",
+        route_handlers=handlers,
+        tags=TAGS,
+        exception_handlers={
+            MLMatchingError: _protocol_error,
+            HTTPException: _protocol_error,
+            HTTP_500_INTERNAL_SERVER_ERROR: _protocol_error,
+        },
+    )
+
+
+def _infer(scorer: Scorer, body: bytes, header_length: str | None, name: str) -> bytes:
+    """Decode, check, score and encode one infer request (blocking: small bodies only on the loop)."""
+    request = oip.decode(body, header_length)
+    x = oip.matrix(request, scorer.model, scorer.max_batch_rows)
+    response = oip.answer(request, scorer.model, x, name)
+    if scorer.observe is not None:
+        scorer.observe(x, True)
+    return oip.encode(response)

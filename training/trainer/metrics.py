@@ -1,0 +1,86 @@
+"""The trainer's Prometheus metrics: outcomes, jobs, the gate's decisions, the promoted model's quality.
+
+Requests are counted by :class:`runtime.web.metrics.HttpMetrics` like the runtime's (namespace
+``ml_matching_trainer``). Gate reasons are free text with numbers in them; the ``reason`` label is
+the rule that decided instead (:func:`gate_rule`), so the series stay few.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from runtime.artifact import GateDecision, Sidecar
+from training.outcomes import JobRecord, Stats
+
+NAMESPACE = "ml_matching_trainer"
+JOB_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+def gate_rule(decision: GateDecision) -> str:
+    """The bounded name of the rule behind a gate decision."""
+    if decision.champion is None:
+        return "first_version"
+    if decision.champion_roc_auc is None:
+        return "champion_unusable"  # unverifiable, or scoring other features
+    return "not_worse" if decision.promoted else "worse"
+
+
+def held_out_roc_auc(sidecar: Sidecar) -> float:
+    """The ROC-AUC the gate measured when it promoted the version, else its own hold-out's."""
+    return sidecar.gate.candidate_roc_auc if sidecar.gate is not None else sidecar.metrics.holdout.roc_auc
+
+
+class TrainerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        ns, reg = NAMESPACE, registry
+        self.received = Counter(
+            "outcomes_received", "Outcomes posted, by result (stored, or a duplicate of a stored id)",
+            ["result"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.outcomes = Gauge("outcomes", "Outcomes in the store", namespace=ns, registry=reg)
+        self.untrained = Gauge(
+            "untrained_outcomes", "Stored training outcomes no promoted job has trained on yet",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.jobs = Counter(
+            "jobs", "Training jobs finished, by kind and final state", ["kind", "state"], namespace=ns,
+            registry=reg,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "job_duration_seconds", "Training job run time, start to finish", ["state"], namespace=ns,
+            registry=reg, buckets=JOB_SECONDS,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "gate_decisions", "Gate decisions by outcome (promoted or refused) and the rule that decided",
+            ["decision", "reason"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.roc_auc = Gauge(
+            "active_roc_auc", "Held-out ROC-AUC of the version ACTIVE names (the gate's, when it had one)",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+
+    def stored(self, stored: int, duplicates: int) -> None:
+        self.received.labels("stored").inc(stored)
+        self.received.labels("duplicate").inc(duplicates)
+
+    def finished(self, job: JobRecord) -> None:
+        """Count a job that reached its final state, and the gate's decision when it made one."""
+        self.jobs.labels(job.kind, job.state).inc()
+        if job.started_at and job.finished_at:
+            seconds = dt.datetime.fromisoformat(job.finished_at) - dt.datetime.fromisoformat(job.started_at)
+            self.duration.labels(job.state).observe(max(seconds.total_seconds(), 0.0))
+        decision: dict[str, Any] | None = (job.result or {}).get("decision")
+        if job.state == "succeeded" and decision is not None:
+            gate = msgspec.convert(decision, GateDecision)
+            self.decisions.labels("promoted" if gate.promoted else "refused", gate_rule(gate)).inc()
+
+    def refresh(self, stats: Stats, active: Sidecar | None) -> None:
+        """Before /metrics is read: the store's counts and the ACTIVE version's quality."""
+        self.outcomes.set(stats.total)
+        self.untrained.set(stats.untrained)
+        if active is not None:
+            self.roc_auc.set(held_out_roc_auc(active))
