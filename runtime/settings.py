@@ -94,7 +94,7 @@ class Settings:
         """
         env = EnvReader(environ)
         d = cls()
-        return cls(
+        settings = cls(
             host=env.text("ML_SERVICE_HOST", d.host),
             port=env.integer("ML_SERVICE_PORT", d.port, 1, 65535),
             log_level=env.choice("LOG_LEVEL", d.log_level, LOG_LEVELS, upper=True),
@@ -110,11 +110,17 @@ class Settings:
             model_watch_seconds=env.number("MODEL_WATCH_SECONDS", d.model_watch_seconds, 0, 86_400),
             max_header_bytes=env.integer("MAX_HEADER_BYTES", d.max_header_bytes, 1024, 1 << 24),
             metrics=env.boolean("METRICS", d.metrics),
-            drift_window=env.integer("DRIFT_WINDOW", d.drift_window, 1, 10_000_000),
-            drift_min_rows=env.integer("DRIFT_MIN_ROWS", d.drift_min_rows, 1, 10_000_000),
+            drift_window=env.integer("DRIFT_WINDOW", d.drift_window, 1, 1_000_000),
+            drift_min_rows=env.integer("DRIFT_MIN_ROWS", d.drift_min_rows, 1, 1_000_000),
             workers=env.integer("ML_SERVICE_WORKERS", d.workers, 1, 256),
             model_name=env.get("MODEL_NAME", d.model_name, _model_name),
         )
+        if settings.workers > 1 and settings.model_watch_seconds == 0:
+            raise SettingsError(
+                f"ML_SERVICE_WORKERS={settings.workers} needs MODEL_WATCH_SECONDS > 0: a load is answered "
+                "by one worker, and the others take it by following ACTIVE"
+            )
+        return settings
 
     @property
     def watches_active(self) -> bool:

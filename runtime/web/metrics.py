@@ -14,8 +14,9 @@ when ``/metrics`` is read (drift, model age) are those of the worker that answer
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any, Literal
 
@@ -164,20 +165,22 @@ class ModelMetrics:
             ["feature"], reg, "mostrecent",
         )  # fmt: skip
         self._served: tuple[str, str] | None = None
+        self._features: set[str] = set()  # those with drift gauges set
 
     def serving(self, version: str, algorithm: str, previous: str | None) -> None:
         """A version was loaded and now serves (``previous`` served before it)."""
         if self._served is not None:
-            # Zero before removing: in multiprocess mode the shared file keeps the last value.
-            self.info.labels(*self._served).set(0)
-            self.info.remove(*self._served)
+            _forget(self.info, [self._served], 0.0)
         self._served = (version, algorithm)
         self.info.labels(version, algorithm).set(1)
         self.loads.labels("loaded", "").inc()
         if previous is not None and previous != version:
             self.swaps.inc()
-            self.psi.clear()
-            self.out_of_range.clear()
+            # The new version's window starts empty: no drift reading until it has DRIFT_MIN_ROWS.
+            features = [(f,) for f in self._features]
+            _forget(self.psi, features, math.nan)
+            _forget(self.out_of_range, features, math.nan)
+            self._features = set()
 
     def refused(self, check: str) -> None:
         self.loads.labels("refused", check).inc()
@@ -190,5 +193,16 @@ class ModelMetrics:
         self.age.set(max(0.0, (dt.datetime.now(dt.UTC) - trained).total_seconds()))
         for feature in drift.features:
             if feature.psi is not None and feature.out_of_range is not None:
+                self._features.add(feature.name)
                 self.psi.labels(feature.name).set(feature.psi)
                 self.out_of_range.labels(feature.name).set(feature.out_of_range)
+
+
+def _forget(gauge: Gauge, labelsets: Iterable[tuple[str, ...]], last: float) -> None:
+    """Drop series of ``gauge``. Multiprocess mode cannot remove a series from the shared files, so
+    there its last value becomes ``last`` (0 for an info gauge, NaN for a reading that no longer holds)."""
+    for labels in labelsets:
+        if multiprocess():
+            gauge.labels(*labels).set(last)
+        else:
+            gauge.remove(*labels)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -114,11 +113,3 @@ def test_metrics_off_records_nothing_and_serves_no_metrics(store: Path, row: dic
         assert c.post("/predict", json=row).status_code == 200
         response = c.get("/metrics")
         assert response.status_code == 404 and response.json()["error"] == "not_found"
-
-
-@pytest.mark.parametrize("text", ["maybe", "2"])
-def test_a_bad_metrics_switch_stops_start_up(text: str) -> None:
-    from runtime.errors import SettingsError
-
-    with pytest.raises(SettingsError, match="METRICS"):
-        Settings.from_environ({"METRICS": text})

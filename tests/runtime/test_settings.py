@@ -30,7 +30,19 @@ def test_every_variable_is_read() -> None:
             "MAX_BATCH_ROWS": "500",
             "MAX_BODY_BYTES": "2048",
             "ONNX_THREADS": "2",
+            "METRICS": "off",
+            "DRIFT_WINDOW": "2000",
+            "DRIFT_MIN_ROWS": "100",
+            "ML_SERVICE_WORKERS": "4",
+            "MODEL_NAME": "matcher",
         }
+    )
+    assert (s.metrics, s.drift_window, s.drift_min_rows, s.workers, s.model_name) == (
+        False,
+        2000,
+        100,
+        4,
+        "matcher",
     )
     assert s.host == "127.0.0.1" and s.port == 9000 and s.log_level == "DEBUG"
     assert s.model_type == "gradient_boosting" and s.models_dir == Path("/srv/models")
@@ -55,8 +67,18 @@ def test_empty_values_count_as_unset() -> None:
         ("MAX_BATCH_ROWS", "0"),
         ("MAX_BODY_BYTES", "12"),
         ("ONNX_THREADS", "-1"),
+        ("METRICS", "maybe"),
+        ("DRIFT_WINDOW", "0"),
+        ("DRIFT_WINDOW", "2000000"),
+        ("ML_SERVICE_WORKERS", "0"),
+        ("MODEL_NAME", "ml matching"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_environ({name: value})
+
+
+def test_several_workers_need_the_active_watch() -> None:
+    with pytest.raises(SettingsError, match="ML_SERVICE_WORKERS=2 needs MODEL_WATCH_SECONDS > 0"):
+        Settings.from_environ({"ML_SERVICE_WORKERS": "2", "MODEL_WATCH_SECONDS": "0"})
