@@ -13,6 +13,8 @@ then at least 1,000 random rows inside the declared ranges (the observed trainin
 feature declares none). ``probability`` is Python onnxruntime's positive-class probability (float32,
 widened to float64); ``baselineProbability`` is the sidecar's logistic baseline in float64,
 ``1 / (1 + exp(-(intercept + x . coefficients)))``. Node must agree within 1e-6 and 1e-9.
+``drift`` is what ``GET /monitoring/drift`` answers once these rows are scored (default window);
+Node's ``model.drift()`` must give the same counts and the same PSI within 1e-12.
 
 Only the runtime is imported (no scikit-learn), so this runs where only the base package is installed.
 """
@@ -24,10 +26,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 
 from runtime.artifact import LoadedModel, list_versions, load_dir
+from runtime.drift import DriftWindow
+from runtime.settings import Settings
+from runtime.web.routes import drift_view
 
 RANDOM_ROWS = 1200
 EDGE_ROWS = 64
@@ -83,7 +89,14 @@ def fixture(model: LoadedModel, rng: np.random.Generator) -> dict[str, Any]:
         "rows": x.astype(np.float64).tolist(),
         "probability": model.predict_proba(x).astype(np.float64).tolist(),
         "baselineProbability": (1.0 / (1.0 + np.exp(-logit))).tolist(),
+        "drift": drift_after(model, x),
     }
+
+
+def drift_after(model: LoadedModel, x: np.ndarray) -> Any:
+    window = DriftWindow(model, Settings().drift_window, Settings().drift_min_rows)
+    window.add(x)
+    return msgspec.to_builtins(drift_view(window.report()))
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,7 @@ export interface Contract {
   load: LoadResult;
   predict: PredictResponse;
   predictBatch: BatchResponse;
+  drift: DriftView;
   error: ErrorBody;
   sidecar: Sidecar;
 }
@@ -20,7 +21,8 @@ export interface Contract {
  * ``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
  *
  *     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
- *     version ACTIVE names: ``activeRefused`` then says why.
+ *     version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
+ *     earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
  */
 export interface Health {
   status: string;
@@ -30,6 +32,7 @@ export interface Health {
   timestamp: string;
   activeVersion: string | null;
   activeRefused?: string | null;
+  fallback?: string | null;
 }
 /**
  * ``GET /health/ready`` (200): a verified model is loaded.
@@ -73,6 +76,8 @@ export interface LoadResult {
   version: string;
   previousVersion: string | null;
   persisted: boolean;
+  workers?: number;
+  note?: string | null;
 }
 /**
  * ``POST /predict``: score and successProbability are 100·p; importances are global.
@@ -103,6 +108,40 @@ export interface Prediction {
   score: number;
   confidence: number;
   successProbability: number;
+}
+/**
+ * ``GET /monitoring/drift``: the served version's recent rows against its training data.
+ *
+ *     ``reading`` per feature: ``stable`` (PSI < 0.1), ``moderate`` (0.1 to 0.25), ``shifted``
+ *     (> 0.25), or ``insufficient`` before ``minRows`` rows. The window starts empty at every swap.
+ */
+export interface DriftView {
+  version: string;
+  rows: number;
+  window: number;
+  minRows: number;
+  features: FeatureDriftView[];
+}
+/**
+ * One feature's drift: ``psi`` and ``outOfRange`` are ``null`` until the window has ``minRows``.
+ */
+export interface FeatureDriftView {
+  name: string;
+  psi: number | null;
+  reading: string;
+  outOfRange: number | null;
+  rows: number;
+  trainingMin: number;
+  trainingMax: number;
+  bins: DriftBins;
+}
+/**
+ * The training histogram's bin edges, with the training and window counts in each bin.
+ */
+export interface DriftBins {
+  edges: number[];
+  training: number[];
+  window: number[];
 }
 /**
  * Every error answer: HTTP status, the stable code, a message naming the field and the reason.

@@ -64,6 +64,8 @@ function whyNoOnnxruntime(error) {
  * @property {number} [threads=1]
  *   onnxruntime intra-op threads. One thread scores a row fastest and keeps a batch scoring
  *   exactly as its rows one by one; more only pay off for large batches.
+ * @property {import('./drift.js').DriftOptions} [drift]
+ *   The window `model.drift()` reads (default: the last 10,000 rows, a reading from 500).
  */
 
 /**
@@ -93,7 +95,7 @@ export async function loadModel(versionDir, options = {}) {
   const session = await createSession(ort, bytes, threads)
   try {
     checkSignature(session, sidecar)
-    const model = new OnnxModel(ort, sidecar, session, threads)
+    const model = new OnnxModel(ort, sidecar, session, threads, options.drift)
     await checkGoldenRows(model)
     return model
   } catch (error) {
@@ -124,9 +126,10 @@ export class OnnxModel extends Scorer {
    * @param {Sidecar} sidecar
    * @param {InferenceSession} session
    * @param {number} threads
+   * @param {import('./drift.js').DriftOptions} [drift]
    */
-  constructor(ort, sidecar, session, threads) {
-    super(sidecar, 'local', Float32Array)
+  constructor(ort, sidecar, session, threads, drift) {
+    super(sidecar, 'local', Float32Array, drift)
     this.#ort = ort
     this.#session = session
     this.#input = sidecar.onnx.inputName

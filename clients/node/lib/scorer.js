@@ -3,6 +3,7 @@
  * response (score, confidence, feature importance), computed exactly as the Python runtime does.
  */
 
+import {DriftWindow} from './drift.js'
 import {compileSchema, readRow, readRows} from './validate.js'
 
 /**
@@ -20,6 +21,7 @@ import {compileSchema, readRow, readRows} from './validate.js'
 
 /** @import {Sidecar} from './sidecar.js' */
 /** @import {Schema, Values} from './validate.js' */
+/** @import {DriftOptions, DriftReport} from './drift.js' */
 
 /**
  * Base of the local scorers. Subclasses give the probabilities of a validated value matrix.
@@ -37,14 +39,17 @@ export class Scorer {
   #importance
   /** @type {new (length: number) => Values} */
   #ArrayType
+  /** @type {DriftWindow} */
+  #window
 
   /**
    * @param {Sidecar} sidecar
    * @param {LocalSource} source
    * @param {new (length: number) => Values} ArrayType
    *   Float32Array when the model reads float32 (ONNX), Float64Array when it reads the values as given.
+   * @param {DriftOptions} [drift]
    */
-  constructor(sidecar, source, ArrayType) {
+  constructor(sidecar, source, ArrayType, drift = {}) {
     this.#schema = compileSchema(sidecar.features)
     const stats = sidecar.trainingData.features
     // Extrapolation is judged in float32, as the ONNX model sees the values.
@@ -52,6 +57,7 @@ export class Scorer {
     this.#observedMax = Float32Array.from(this.#schema.names, (name) => stats[name].max)
     this.#importance = normalisedImportance(sidecar.featureImportance.impurity, this.#schema.names)
     this.#ArrayType = ArrayType
+    this.#window = new DriftWindow(sidecar, drift)
     /**
      * The sidecar (`model.json`) the scorer was built from.
      * @readonly
@@ -86,6 +92,7 @@ export class Scorer {
   async predict(row) {
     const x = new this.#ArrayType(this.#schema.names.length)
     readRow(this.#schema, row, x, 0, undefined)
+    this.#window.add(x, 1)
     const p = (await this.scoreMatrix(x, 1))[0]
     const score = 100 * p
     // A literal, not a spread of #rowScore: this is the hot path of one-row scoring.
@@ -109,6 +116,7 @@ export class Scorer {
    */
   async predictBatch(rows) {
     const x = readRows(this.#schema, rows, this.#ArrayType)
+    this.#window.add(x, rows.length)
     const p = await this.scoreMatrix(x, rows.length)
     const n = this.#schema.names.length
     const predictions = new Array(rows.length)
@@ -125,6 +133,16 @@ export class Scorer {
   async probabilities(rows) {
     const x = readRows(this.#schema, rows, this.#ArrayType)
     return Float64Array.from(await this.scoreMatrix(x, rows.length))
+  }
+
+  /**
+   * Input drift of the rows this model scored lately (`predict`, `predictBatch`) against its
+   * training data: what the runtime's `GET /monitoring/drift` answers, from the same sidecar.
+   *
+   * @returns {DriftReport}
+   */
+  drift() {
+    return this.#window.report()
   }
 
   /**

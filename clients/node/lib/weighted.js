@@ -17,6 +17,8 @@ export const BASELINE_TOLERANCE = 1e-9
  * @typedef WeightedOptions
  * @property {boolean} [verify=true]
  *   Re-score the sidecar's golden rows and refuse the model when one is off by more than 1e-9.
+ * @property {import('./drift.js').DriftOptions} [drift]
+ *   The window `model.drift()` reads (default: the last 10,000 rows, a reading from 500).
  */
 
 /**
@@ -35,7 +37,7 @@ export const BASELINE_TOLERANCE = 1e-9
  *   does not match (`check: 'golden-rows'`).
  */
 export function weightedModel(sidecar, options = {}) {
-  const model = new WeightedModel(checkSidecar(sidecar))
+  const model = new WeightedModel(checkSidecar(sidecar), options.drift)
   if (options.verify ?? true) checkBaselineRows(model)
   return model
 }
@@ -47,9 +49,12 @@ export class WeightedModel extends Scorer {
   /** @type {Float64Array} */
   #coefficients
 
-  /** @param {Sidecar} sidecar */
-  constructor(sidecar) {
-    super(sidecar, 'weighted', Float64Array)
+  /**
+   * @param {Sidecar} sidecar
+   * @param {import('./drift.js').DriftOptions} [drift]
+   */
+  constructor(sidecar, drift) {
+    super(sidecar, 'weighted', Float64Array, drift)
     const {intercept, coefficients} = sidecar.baseline
     const lacking = this.features.find((name) => !Object.hasOwn(coefficients, name))
     if (lacking !== undefined) {

@@ -22,6 +22,7 @@ const TYPES = {
   'load.response.schema.json': 'load',
   'predict.response.schema.json': 'predict',
   'predict-batch.response.schema.json': 'predictBatch',
+  'drift.response.schema.json': 'drift',
   'error.schema.json': 'error',
   'model.schema.json': 'sidecar'
 }

@@ -13,6 +13,7 @@ import {PARITY_FIXTURES, STORE, versionDir} from './helpers.js'
 const ONNX_TOLERANCE = 1e-6
 const BASELINE_TOLERANCE = 1e-9
 const MIN_RANDOM_ROWS = 1000
+const DRIFT_TOLERANCE = 1e-12
 
 /**
  * @typedef Fixture
@@ -23,6 +24,7 @@ const MIN_RANDOM_ROWS = 1000
  * @property {Array<Array<number>>} rows
  * @property {Array<number>} probability
  * @property {Array<number>} baselineProbability
+ * @property {import('../lib/drift.js').DriftReport} drift
  */
 
 const files = existsSync(PARITY_FIXTURES)
@@ -79,6 +81,29 @@ describe('cross-runtime parity with Python onnxruntime', () => {
             assert.equal(single.confidence, batch.predictions[i].confidence, `row ${i}: batch ≠ single`)
           }
           t.diagnostic(`max |p_node − p_python| = ${worst}`)
+        } finally {
+          await model.close()
+        }
+      })
+
+      test(`drift: model.drift() reads what the runtime's /monitoring/drift reads`, async () => {
+        const model = await loadModel(versionDir(fixture.version))
+        try {
+          await model.predictBatch(rows)
+          const got = model.drift()
+          const {features: expected, ...summary} = fixture.drift
+          const {features, ...mine} = got
+          assert.deepEqual(mine, summary)
+          for (const [i, feature] of features.entries()) {
+            const {psi, outOfRange, ...rest} = feature
+            const {psi: psiPy, outOfRange: outPy, ...restPy} = expected[i]
+            assert.deepEqual(rest, restPy, feature.name)
+            assert.ok(
+              Math.abs(Number(psi) - Number(psiPy)) <= DRIFT_TOLERANCE,
+              `${feature.name}: ${psi} vs ${psiPy}`
+            )
+            assert.ok(Math.abs(Number(outOfRange) - Number(outPy)) <= DRIFT_TOLERANCE, feature.name)
+          }
         } finally {
           await model.close()
         }
