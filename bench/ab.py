@@ -49,7 +49,7 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
-def _store(rows: int) -> Path:
+def default_store(rows: int) -> Path:
     store = WORK / f"store-{rows}"
     if not (store / "ACTIVE").exists():
         data = WORK / f"synthetic-{rows}.json"
@@ -85,7 +85,7 @@ def main() -> int:
     sides = [_side(s) for s in args.rev]
     if len(sides) != 2:
         p.error("give exactly two --rev")
-    store = args.store or _store(args.rows)
+    store = args.store or default_store(args.rows)
     script = loadgen.post_script(WORK, "seed", payloads.seed_body())
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
     for rep in range(args.reps):

@@ -119,13 +119,13 @@ def tree_rss_mb(root: int) -> float:
         pid = todo.pop()
         try:
             total += memory_mb(pid).get("VmRSS", 0.0)
-            todo.extend(_children(pid))
+            todo.extend(children(pid))
         except OSError:  # exited meanwhile
             continue
     return total
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     kids: list[int] = []
     for task in os.scandir(f"/proc/{pid}/task"):
         kids.extend(int(k) for k in Path(task.path, "children").read_text().split())

@@ -30,11 +30,16 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from runtime.drift import DriftReport
+
+# A `_created` twin of every counter and histogram doubles the series for a timestamp Prometheus
+# does not need (it detects counter resets itself).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 NAMESPACE = "ml_matching"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
