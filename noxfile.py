@@ -66,11 +66,13 @@ def runtime_only(session: nox.Session) -> None:
 def oip(session: nox.Session) -> None:
     """Open Inference Protocol v2 with tritonclient[http] and KServe's SDK, against the base package."""
     session.install("-e", ".", *_group("oip"))
-    session.run("python", "-c", _VERSIONS.format(names=["tritonclient", "kserve"]))
+    session.run("python", "-c", _versions("tritonclient", "kserve"))
     session.run("pytest", "tests/oip", "-p", "no:cacheprovider", *session.posargs)
 
 
-_VERSIONS = "from importlib.metadata import version; print(*(f'{n} {version(n)}' for n in {names}))"
+def _versions(*names: str) -> str:
+    """A one-liner printing each package's installed version, so CI logs say what was tested."""
+    return f"from importlib.metadata import version; print(*(n + ' ' + version(n) for n in {list(names)!r}))"
 
 
 @nox.session(python=PYTHON)
