@@ -168,12 +168,63 @@ class GateDecision(_Camel, frozen=True):
     warnings: tuple[str, ...] = ()
 
 
+class CalibrationFigures(_Camel, frozen=True):
+    brier: float
+    log_loss: float
+    ece: float
+
+
+class Calibration(_Camel, frozen=True):
+    """How the probabilities were calibrated (``method``: none, sigmoid or isotonic) and why.
+
+    ``cv_brier`` holds the Brier score of the out-of-fold predictions under each method;
+    ``holdout_before``/``holdout_after`` the held-out figures without and with calibration (the
+    expected calibration error over ``bins`` equal-width bins).
+    """
+
+    method: str
+    chosen_by: str
+    cv_brier: dict[str, float]
+    bins: int
+    holdout_before: CalibrationFigures
+    holdout_after: CalibrationFigures
+
+
+class ExplanationParity(_Camel, frozen=True):
+    """The explainer graph against a direct computation from the fitted trees (``max_abs_diff``),
+    and ``base_value + Σ contributions`` against the model's output in the explained scale
+    (``sum_max_abs_diff``), on the same ``rows``."""
+
+    rows: int
+    max_abs_diff: float
+    sum_max_abs_diff: float
+    tolerance: float
+
+
+class Explanation(_Camel, frozen=True):
+    """Per-prediction explanations: ``file`` (an ONNX graph beside model.onnx, pinned in ``files``)
+    maps the model's input to ``output`` ``[N, features]``, each feature's contribution, in feature
+    order; ``base_value`` plus their sum is the model's output for the row in ``scale``.
+
+    ``golden_contributions`` holds the contributions of each golden row, for checks in any runtime.
+    """
+
+    file: str
+    method: str
+    scale: str
+    base_value: float
+    output: str
+    parity: ExplanationParity
+    golden_contributions: tuple[tuple[float, ...], ...]
+
+
 class Sidecar(_Camel, frozen=True):
     """The whole of ``model.json``.
 
     ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
     model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
-    made. They have defaults, so sidecars written before they existed still load.
+    made; ``calibration`` and ``explanation`` what was done to the probabilities and how to explain
+    them. They have defaults, so sidecars written before they existed still load.
     """
 
     schema_version: int
@@ -195,6 +246,8 @@ class Sidecar(_Camel, frozen=True):
     warnings: tuple[str, ...] = ()
     files: dict[str, FileInfo] = {}
     gate: GateDecision | None = None
+    calibration: Calibration | None = None
+    explanation: Explanation | None = None
 
 
 _decoder = msgspec.json.Decoder(Sidecar)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from runtime.artifact._sidecar import Sidecar, encode_sidecar
+from runtime.artifact._sidecar import FileInfo, Sidecar, encode_sidecar
 from runtime.errors import InvalidInput, StoreWriteError, VersionNotFound
 
 MODEL_FILE = "model.onnx"
@@ -185,14 +186,44 @@ def publish_version(root: Path, sidecar: Sidecar, files: Mapping[str, bytes]) ->
     stamp = check_version_name(sidecar.version).partition("-")[0]
     with _writing(root, f"version {stamp}"):
         root.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            name = stamp if n == 1 else f"{stamp}-{n}"
+        for name in _names(stamp):
             if (root / name).exists():
                 continue
             named = sidecar if sidecar.version == name else msgspec.structs.replace(sidecar, version=name)
             if _rename_into_place(root, name, {**files, SIDECAR_FILE: encode_sidecar(named)}):
                 return named
     raise RuntimeError(f"no free version name for {stamp} in {root}")
+
+
+def _names(stamp: str) -> Iterator[str]:
+    yield stamp
+    for n in range(2, 1000):
+        yield f"{stamp}-{n}"
+
+
+MEDIA_TYPES = {
+    "json": "application/json",
+    "onnx": "application/octet-stream",  # ONNX has no registered media type
+    "md": "text/markdown",
+    "html": "text/html",
+    "svg": "image/svg+xml",
+}
+
+
+def media_type(name: str) -> str:
+    """The media type a version's file is served with, by its suffix."""
+    return MEDIA_TYPES.get(name.rpartition(".")[2], "application/octet-stream")
+
+
+def pin(name: str, data: bytes) -> FileInfo:
+    """The sidecar's record of one of a version's files: its hash, size and media type."""
+    return FileInfo(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), media_type=media_type(name))
+
+
+def free_version_name(root: Path, version: str) -> str:
+    """The name :func:`publish_version` would give ``version`` now (a writer may take it first)."""
+    stamp = check_version_name(version).partition("-")[0]
+    return next(name for name in _names(stamp) if not (root / name).exists())
 
 
 def _rename_into_place(root: Path, name: str, files: Mapping[str, bytes]) -> bool:

@@ -3,7 +3,10 @@
 The checks, in order, each named by the ``check`` of the :class:`ArtifactCorrupt` it raises:
 ``sidecar`` (complete, names its folder), ``sha256`` (model.onnx has the recorded hash and size),
 ``onnx`` (onnxruntime loads it), ``input-width`` / ``outputs`` (the signature the sidecar names),
-``golden-rows`` (the sidecar's golden rows reproduce within 1e-5).
+``golden-rows`` (the sidecar's golden rows reproduce within 1e-5). A version with per-prediction
+explanations also has its explainer graph checked: ``explain`` (the file has its recorded hash,
+loads, takes the model's input and gives one contribution per feature) and ``golden-explanations``
+(the golden rows' contributions reproduce within 1e-5).
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ class LoadedModel:
     observed_min: Matrix
     observed_max: Matrix
     importance: dict[str, float]
+    explainer: ort.InferenceSession | None = None
+
+    def contributions(self, x: Matrix) -> npt.NDArray[np.float32]:
+        """Each feature's contribution for rows ``x`` (``[n, features]``); see ``sidecar.explanation``."""
+        explanation = self.sidecar.explanation
+        if self.explainer is None or explanation is None:
+            raise ValueError(f"version {self.version} has no explainer")
+        (out,) = self.explainer.run([explanation.output], {self.sidecar.onnx.input_name: x})
+        return out  # type: ignore[no-any-return]  # onnxruntime is untyped
 
     def predict_proba(self, x: Matrix) -> npt.NDArray[np.float32]:
         """Probability of the positive class for each row of a float32 ``[n, n_features]`` matrix."""
@@ -84,9 +96,93 @@ def load_dir(folder: Path, threads: int = 1) -> LoadedModel:
     onnx_bytes = _read_onnx(folder, sidecar)
     session = _make_session(onnx_bytes, threads)
     _check_signature(session, sidecar)
-    model = _assemble(sidecar, session)
+    model = _assemble(sidecar, session, _explainer(folder, sidecar, threads))
     check_golden_rows(model)
+    check_golden_explanations(model)
     return model
+
+
+def _explainer(folder: Path, sidecar: Sidecar, threads: int) -> ort.InferenceSession | None:
+    """The explainer graph's session, checked like model.onnx (None for a version without one)."""
+    explanation = sidecar.explanation
+    if explanation is None:
+        return None
+    pinned = sidecar.files.get(explanation.file)
+    if pinned is None:
+        raise ArtifactCorrupt("explain", f"the sidecar's files do not pin {explanation.file}")
+    try:
+        data = (folder / explanation.file).read_bytes()
+    except OSError as exc:
+        raise ArtifactCorrupt("explain", f"cannot read {explanation.file}: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != pinned.sha256 or len(data) != pinned.bytes:
+        raise ArtifactCorrupt(
+            "explain",
+            f"{explanation.file} has sha256 {digest} ({len(data)} bytes), "
+            f"sidecar expects {pinned.sha256} ({pinned.bytes} bytes)",
+        )
+    try:
+        session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+        raise ArtifactCorrupt("explain", f"onnxruntime cannot load {explanation.file}: {exc}") from None
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    n = len(sidecar.features)
+    if inputs != [sidecar.onnx.input_name] or outputs.get(explanation.output, [None])[-1] != n:
+        raise ArtifactCorrupt(
+            "explain",
+            f"{explanation.file} takes {inputs} and gives {outputs}: expected `{sidecar.onnx.input_name}` "
+            f"and `{explanation.output}` with {n} columns",
+        )
+    return session
+
+
+def check_files(folder: Path, sidecar: Sidecar) -> int:
+    """Every file the sidecar pins (the card, its plots, evaluation.json, ...) against its sha256.
+
+    Loading does not call this: a damaged plot must not stop a model from serving. ``verify`` does.
+    Returns how many files were checked.
+    """
+    for name, pinned in sidecar.files.items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError as exc:
+            raise ArtifactCorrupt("files", f"cannot read {name}: {exc}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != pinned.sha256 or len(data) != pinned.bytes:
+            raise ArtifactCorrupt(
+                "files",
+                f"{name} has sha256 {digest} ({len(data)} bytes), "
+                f"sidecar expects {pinned.sha256} ({pinned.bytes} bytes)",
+            )
+    return len(sidecar.files)
+
+
+def check_golden_explanations(model: LoadedModel) -> float:
+    """Re-explain the golden rows; raise naming the worst value beyond :data:`GOLDEN_TOLERANCE`.
+
+    Returns the largest |difference| (0 for a version without explanations).
+    """
+    explanation = model.sidecar.explanation
+    if explanation is None:
+        return 0.0
+    golden = model.sidecar.golden_rows
+    if len(explanation.golden_contributions) != len(golden):
+        raise ArtifactCorrupt(
+            "golden-explanations",
+            f"{len(explanation.golden_contributions)} golden contributions for {len(golden)} golden rows",
+        )
+    names = model.feature_set.names
+    x = np.array([[row.features[n] for n in names] for row in golden], dtype=np.float32)
+    result = compare(explanation.golden_contributions, model.contributions(x))
+    if not result.within(GOLDEN_TOLERANCE):
+        row, feature = divmod(result.worst_row, len(names))
+        raise ArtifactCorrupt(
+            "golden-explanations",
+            f"golden row {row}, feature `{names[feature]}`: expected contribution {result.expected:.8f}, "
+            f"onnxruntime gives {result.got:.8f} (tolerance {GOLDEN_TOLERANCE:g})",
+        )
+    return result.max_abs_diff
 
 
 def _read_sidecar(folder: Path) -> Sidecar:
@@ -139,7 +235,9 @@ def _check_signature(session: ort.InferenceSession, sidecar: Sidecar) -> None:
         raise ArtifactCorrupt("outputs", f"model outputs {sorted(outputs)} lack {sorted(wanted - outputs)}")
 
 
-def _assemble(sidecar: Sidecar, session: ort.InferenceSession) -> LoadedModel:
+def _assemble(
+    sidecar: Sidecar, session: ort.InferenceSession, explainer: ort.InferenceSession | None
+) -> LoadedModel:
     feature_set = FeatureSet(sidecar.features)
     names = feature_set.names
     stats = sidecar.training_data.features
@@ -154,6 +252,7 @@ def _assemble(sidecar: Sidecar, session: ort.InferenceSession) -> LoadedModel:
         observed_min=np.array([stats[n].min for n in names], dtype=np.float32),
         observed_max=np.array([stats[n].max for n in names], dtype=np.float32),
         importance=normalised_importance(sidecar.feature_importance.impurity, names),
+        explainer=explainer,
     )
 
 
