@@ -22,14 +22,18 @@ from runtime.artifact import (
     ALGORITHMS,
     SIDECAR_FILE,
     FeatureSet,
+    check_files,
+    check_version_name,
     decode_sidecar,
     default_feature_set,
     list_versions,
     load_dir,
     load_feature_set,
     read_active,
+    version_dir,
 )
-from training.config import TrainConfig, load_config
+from training import card
+from training.config import CALIBRATIONS, TrainConfig, load_config
 from training.data import MIN_ROWS, SUFFIXES, load_dataset
 from training.gate import DEFAULT_TOLERANCE, EvalRows, evaluation_rows, judge_published
 from training.outcomes import SqliteStore
@@ -85,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
     f.add_argument("--folds", type=int, help=f"cross-validation folds (default: {d.folds}, or the config's)")
     f.add_argument("--seed", type=int, help=f"random seed (default: {d.seed}, or the config's)")
+    f.add_argument(
+        "--calibrate",
+        choices=CALIBRATIONS,
+        help="none, sigmoid, isotonic, or auto: sigmoid when it lowers the cross-validated Brier score "
+        f"beyond the folds' noise, else none (default: {d.calibrate}, or the config's)",
+    )
     f.add_argument("--config", type=Path, help="TOML or JSON file of training settings (see the README)")
     f.add_argument("--no-activate", action="store_true", help="publish without changing ACTIVE")
     f.add_argument(
@@ -133,12 +143,39 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
     ls.set_defaults(run=_list)
 
+    c = sub.add_parser(
+        "card",
+        help="rebuild a version's model card (card.md, card.html, the SVG plots) from its folder",
+        description="Render the card again from the version's sidecar and evaluation.json. The same version "
+        "gives the same bytes, so a card that is current is left as it is; files that change are "
+        "written (each through a temporary file) and then the sidecar that pins them.",
+        formatter_class=fmt,
+    )
+    c.add_argument("version", help="a version of the store, e.g. 20261126_143000")
+    c.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="the artifact store")
+    c.set_defaults(run=_card)
+
     v = sub.add_parser(
         "verify", help="re-check a version: sha256, ONNX load, golden rows", formatter_class=fmt
     )
     v.add_argument("path", type=Path, help="a version folder, e.g. artifacts/20261126_143000")
     v.set_defaults(run=_verify)
     return p
+
+
+def _card(args: argparse.Namespace) -> int:
+    folder = version_dir(args.artifacts, check_version_name(args.version))
+    if not (folder / SIDECAR_FILE).exists():
+        raise VersionNotFound(f"version {args.version} not found in {args.artifacts}")
+    try:
+        changed = card.rebuild(folder, card.write_into)
+    except FileNotFoundError as exc:
+        raise MLMatchingError(str(exc)) from None
+    if changed:
+        print(f"{args.version}: wrote {', '.join(changed)} and model.json")
+    else:
+        print(f"{args.version}: the card is up to date ({folder / card.CARD_HTML})")
+    return 0
 
 
 def _features(path: Path | None) -> FeatureSet:
@@ -162,7 +199,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     fs = _features(args.features)
-    config = load_config(args.config, folds=args.folds, seed=args.seed)
+    config = load_config(args.config, folds=args.folds, seed=args.seed, calibrate=args.calibrate)
     data = load_dataset(args.data, fs)
     algorithms = list(ALGORITHMS) if args.model == "all" else [args.model]
 
@@ -302,8 +339,10 @@ def _verify(args: argparse.Namespace) -> int:
     if not (args.path / SIDECAR_FILE).is_file():
         raise ArtifactCorrupt("sidecar", f"{args.path} has no {SIDECAR_FILE}")
     model = load_dir(args.path)
+    files = check_files(args.path, model.sidecar)
+    explained = " (and their explanations)" if model.sidecar.explanation else ""
     print(
-        f"ok: {model.version} ({model.sidecar.algorithm}): sha256, ONNX load and "
-        f"{len(model.sidecar.golden_rows)} golden rows verified"
+        f"ok: {model.version} ({model.sidecar.algorithm}): sha256, ONNX load, "
+        f"{len(model.sidecar.golden_rows)} golden rows{explained} and {files} pinned files verified"
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,20 +58,33 @@ def cross_validate(
     n_jobs: int,
     label: str,
     progress: Progress,
-) -> CrossValidation:
+) -> CrossValidated:
     """Stratified k-fold CV; one progress line per fold. ``n_jobs`` runs folds side by side."""
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(clone(estimator), x, y, train, test, threshold) for train, test in splits
+        delayed(_fold)(clone(estimator), x, y, train, test) for train, test in splits
     )
-    for i, m in enumerate(results, start=1):
+    oof = np.empty(len(y), dtype=np.float64)
+    per_fold = []
+    for i, (test, p) in enumerate(results, start=1):
+        oof[test] = p
+        m = metrics(y[test], p, threshold)
+        per_fold.append(m)
         progress(f"{label}: fold {i}/{folds} roc_auc={m.roc_auc:.4f} accuracy={m.accuracy:.4f}")
-    return summarise(tuple(results))
+    return CrossValidated(summarise(tuple(per_fold)), oof)
 
 
-def _fold(est: ClassifierMixin, x: Any, y: Any, train: Any, test: Any, threshold: float) -> Metrics:
+@dataclass(frozen=True)
+class CrossValidated:
+    """The folds' metrics, and every training row's probability from the fold that held it out."""
+
+    cv: CrossValidation
+    oof: npt.NDArray[np.float64]
+
+
+def _fold(est: ClassifierMixin, x: Any, y: Any, train: Any, test: Any) -> tuple[Any, npt.NDArray[np.float64]]:
     est.fit(x[train], y[train])
-    return metrics(y[test], positive_proba(est, x[test]), threshold)
+    return test, positive_proba(est, x[test])
 
 
 def summarise(per_fold: tuple[Metrics, ...]) -> CrossValidation:

@@ -23,11 +23,12 @@ from runtime.artifact import (
     FeatureSet,
     Sidecar,
     clean_leftovers,
+    free_version_name,
     publish_version,
     read_active,
     write_active,
 )
-from training import steps
+from training import card, steps
 from training.config import TrainConfig
 from training.data import Dataset
 from training.export import INPUT_NAME, PROBABILITIES_OUTPUT, onnx_session
@@ -80,9 +81,13 @@ def train_candidates(
         model = steps.evaluate(algorithm, fs, s, config, progress)
         checked = steps.export_and_check(model, fs, data, s, config, progress)
         golden = steps.golden(model, baseline, fs, checked, config)
-        sidecar = steps.build_sidecar(model, baseline, checked, golden, summary, fs, config, now)
+        evaluation = card.evaluation_file(
+            s.y_hold, model.hold_after, model.hold_before, baseline.proba(s.x_hold)
+        )
+        files = {**steps.version_files(checked), card.EVALUATION: evaluation}
+        sidecar = steps.build_sidecar(model, baseline, checked, golden, summary, fs, config, now, files)
         holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
-        out.append(Candidate(sidecar, {MODEL_FILE: checked.onnx}, holdout))
+        out.append(Candidate(sidecar, files, holdout))
     return out
 
 
@@ -120,7 +125,13 @@ def publish(root: Path, candidate: Candidate, progress: Progress = lambda _: Non
         progress(
             f"removed {len(removed)} temporary entries left by interrupted writers: {', '.join(removed)}"
         )
-    sidecar = publish_version(root, candidate.sidecar, candidate.files)
+    # The card names the version, so it is drawn for the name the version will get.
+    named = msgspec.structs.replace(
+        candidate.sidecar, version=free_version_name(root, candidate.sidecar.version)
+    )
+    with_card, files = card.with_card(named, candidate.files)
+    progress(f"{named.algorithm}: model card ({', '.join(n for n in sorted(files) if n.startswith('card'))})")
+    sidecar = publish_version(root, with_card, files)
     return FitResult(sidecar.version, sidecar.algorithm, root / sidecar.version, sidecar)
 
 

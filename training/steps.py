@@ -29,8 +29,11 @@ from runtime.artifact import (
     SCHEMA_VERSION,
     Baseline,
     BaselineMetrics,
-    CrossValidation,
+    Calibration,
+    Explanation,
+    ExplanationParity,
     FeatureSet,
+    FileInfo,
     GoldenRow,
     Importance,
     ModelMetrics,
@@ -38,12 +41,16 @@ from runtime.artifact import (
     Parity,
     Sidecar,
     TrainingData,
+    pin,
     version_stamp,
 )
+from training import calibration as cal
 from training import estimators as est
+from training import explain as xp
 from training.config import TrainConfig
 from training.data import Dataset
-from training.evaluate import cross_validate, metrics, overfitting, positive_proba
+from training.errors import ParityError
+from training.evaluate import CrossValidated, cross_validate, metrics, overfitting, positive_proba
 from training.export import (
     INPUT_NAME,
     LABEL_OUTPUT,
@@ -55,8 +62,16 @@ from training.export import (
 from training.rows import feature_stats, golden_inputs, golden_rows, random_rows
 
 Progress = Callable[[str], None]
+ISOTONIC_TRAP = (
+    "skl2onnx converts isotonic regression to the nearest threshold where scikit-learn interpolates "
+    "between thresholds (sklearn-onnx issue #200), so the exported model.onnx would give other "
+    "probabilities than the model that was measured; use --calibrate sigmoid or none"
+)
 Matrix = npt.NDArray[np.float64]
-_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "joblib", "msgspec", "ml-matching")
+_LIBRARIES = (
+    "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "scipy", "joblib", "msgspec",
+    "matplotlib", "markdown-it-py", "ml-matching",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def split(data: Dataset, config: TrainConfig) -> Split:
 
 def _cross_validate(
     model: Any, s: Split, config: TrainConfig, label: str, progress: Progress, jobs: int
-) -> CrossValidation:
+) -> CrossValidated:
     return cross_validate(
         model, s.x_train, s.y_train, folds=config.folds, seed=config.seed,
         threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress,
@@ -101,7 +116,7 @@ class FittedBaseline:
 def fit_baseline(fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> FittedBaseline:
     """Cross-validate and fit the logistic baseline; measure it on the held-out split."""
     model = est.make_baseline(config)
-    cv = _cross_validate(model, s, config, est.BASELINE, progress, jobs=1)
+    cv = _cross_validate(model, s, config, est.BASELINE, progress, jobs=1).cv
     model.fit(s.x_train, s.y_train)
     b, w = est.baseline_weights(model)
     hold = metrics(s.y_hold, est.weighted_proba(b, w, s.x_hold), config.decision_threshold)
@@ -117,40 +132,56 @@ def fit_baseline(fs: FeatureSet, s: Split, config: TrainConfig, progress: Progre
 
 @dataclass(frozen=True)
 class Evaluated:
-    """A fitted estimator with its cross-validated, held-out and train metrics and importances."""
+    """A fitted estimator (calibrated when chosen) with its metrics, importances and calibration;
+    ``hold_before``/``hold_after`` are its held-out probabilities without and with calibration."""
 
     algorithm: str
     estimator: Any
     metrics: ModelMetrics
     importance: Importance
+    calibration: Calibration
+    hold_before: Matrix
+    hold_after: Matrix
 
 
 def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> Evaluated:
-    """Cross-validate ``algorithm``, refit it on the training part, measure it on the held-out split."""
+    """Cross-validate ``algorithm``, choose its calibration on the folds, refit it on the training
+    part, measure it on the held-out split."""
     model = est.make_estimator(algorithm, config)
     # Folds run side by side unless the estimator already uses every core.
     jobs = 1 if est.is_multithreaded(algorithm, config) else -1
-    cv = _cross_validate(model, s, config, algorithm, progress, jobs=jobs)
-    model.fit(s.x_train, s.y_train)
+    crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs)
+    oof_brier = cal.cv_brier(algorithm, s.y_train, crossed.oof, config.folds, config.seed)
+    choice = cal.choose(config.calibrate, oof_brier)
+    final = cal.calibrated(model, choice.method, config.folds, config.seed)
+    final.fit(s.x_train, s.y_train)
     t = config.decision_threshold
-    train_m = metrics(s.y_train, positive_proba(model, s.x_train), t)
-    hold_m = metrics(s.y_hold, positive_proba(model, s.x_hold), t)
+    after = positive_proba(final, s.x_hold)
+    before = positive_proba(cal.base_estimator(final), s.x_hold)
+    calibration = cal.record(choice, s.y_hold, before, after)
+    progress(
+        f"{algorithm}: calibration {choice.method} ({choice.chosen_by}): held-out ECE "
+        f"{calibration.holdout_before.ece:.4f} -> {calibration.holdout_after.ece:.4f}"
+    )
+    train_m = metrics(s.y_train, positive_proba(final, s.x_train), t)
+    hold_m = metrics(s.y_hold, after, t)
     progress(f"{algorithm}: holdout roc_auc={hold_m.roc_auc:.4f} accuracy={hold_m.accuracy:.4f}")
     model_metrics = ModelMetrics(
-        cross_validation=cv,
+        cross_validation=crossed.cv,
         holdout=hold_m,
         holdout_fraction=config.holdout_fraction,
         train=train_m,
-        overfitting=overfitting(train_m, cv, config.overfitting_threshold),
+        overfitting=overfitting(train_m, crossed.cv, config.overfitting_threshold),
     )
-    return Evaluated(algorithm, model, model_metrics, _importance(model, fs, s, config))
+    importance = _importance(final, fs, s, config)
+    return Evaluated(algorithm, final, model_metrics, importance, calibration, before, after)
 
 
 def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig) -> Importance:
     perm = permutation_importance(
         model, s.x_hold, s.y_hold, scoring="roc_auc", n_repeats=5, random_state=config.seed
     )
-    impurity = model.feature_importances_
+    impurity = cal.base_estimator(model).feature_importances_
     return Importance(
         impurity=dict(zip(fs.names, map(float, impurity), strict=True)),
         permutation=dict(zip(fs.names, map(float, perm.importances_mean), strict=True)),
@@ -160,13 +191,16 @@ def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig) -> Im
 
 @dataclass(frozen=True)
 class Checked:
-    """The exported ONNX model, the rows it was checked on, and the parity found."""
+    """The exported ONNX model and its explainer graph, the rows they were checked on, the parity."""
 
     onnx: bytes
     info: OnnxInfo
     parity: Parity
     hold32: npt.NDArray[np.float32]
     random32: npt.NDArray[np.float32]
+    explainer: xp.Explainer
+    explain_onnx: bytes
+    explain_parity: ExplanationParity
 
 
 def export_and_check(
@@ -183,13 +217,24 @@ def export_and_check(
     session = onnx_session(exported.data)
     random32 = random_rows(fs, data.x, config.parity_random_rows, config.seed)
     hold32 = s.x_hold.astype(np.float32)
-    parity = check_parity(
-        model.estimator, session, np.concatenate([hold32, random32]), config.parity_tolerance
-    )
+    rows = np.concatenate([hold32, random32])
+    try:
+        parity = check_parity(model.estimator, session, rows, config.parity_tolerance)
+    except ParityError as exc:
+        if model.calibration.method == "isotonic":
+            raise ParityError(f"isotonic calibration refused: {exc}. {ISOTONIC_TRAP}") from None
+        raise
     progress(f"{model.algorithm}: parity over {parity.rows} rows, max |dp| = {parity.max_abs_diff:.2e}")
+    explained = xp.explainer(model.estimator)
+    graph = xp.explain_graph(exported.data, explained, exported.ml_opset)
+    explain_parity = xp.check_explainer(graph, explained, model.estimator, rows, config.parity_tolerance)
+    progress(
+        f"{model.algorithm}: explanations ({explained.scale}) over {explain_parity.rows} rows, max |d| = "
+        f"{explain_parity.max_abs_diff:.2e}, sums within {explain_parity.sum_max_abs_diff:.2e}"
+    )
     info = _onnx_info(exported.data, exported.opset, exported.ml_opset, len(fs))
     recorded = Parity(parity.rows, parity.max_abs_diff, config.parity_tolerance, ort.__version__)
-    return Checked(exported.data, info, recorded, hold32, random32)
+    return Checked(exported.data, info, recorded, hold32, random32, explained, graph, explain_parity)
 
 
 def _onnx_info(data: bytes, opset: int, ml_opset: int, n: int) -> OnnxInfo:
@@ -215,6 +260,22 @@ def golden(
     """Golden rows: inputs (exact float32 values) with the probabilities scikit-learn gave them."""
     x = golden_inputs(fs, checked.hold32, checked.random32, config.golden_rows)
     return golden_rows(fs, x, positive_proba(model.estimator, x.astype(np.float64)), baseline.proba(x))
+
+
+def explanation(checked: Checked, golden_rows_: tuple[GoldenRow, ...], fs: FeatureSet) -> Explanation:
+    """The sidecar's ``explanation``: the explainer's scale and base, with the golden rows' credits."""
+    x = np.array([[row.features[n] for n in fs.names] for row in golden_rows_], dtype=np.float32)
+    return xp.record(checked.explainer, checked.explain_parity, x)
+
+
+def version_files(checked: Checked) -> dict[str, bytes]:
+    """The files of the version besides its sidecar."""
+    return {MODEL_FILE: checked.onnx, xp.EXPLAIN_FILE: checked.explain_onnx}
+
+
+def file_infos(files: dict[str, bytes]) -> dict[str, FileInfo]:
+    """The sidecar's ``files``: every file but model.onnx (pinned in ``onnx``), with its hash."""
+    return {name: pin(name, data) for name, data in sorted(files.items()) if name != MODEL_FILE}
 
 
 def training_data(data: Dataset, fs: FeatureSet) -> TrainingData:
@@ -254,6 +315,7 @@ def build_sidecar(
     fs: FeatureSet,
     config: TrainConfig,
     now: dt.datetime,
+    files: dict[str, bytes],
 ) -> Sidecar:
     """The complete sidecar of a version trained at ``now`` (named after it; publishing may add ``-N``)."""
     return Sidecar(
@@ -274,6 +336,9 @@ def build_sidecar(
         training_data=summary,
         libraries=_libraries(),
         warnings=warnings(model, baseline),
+        files=file_infos(files),
+        calibration=model.calibration,
+        explanation=explanation(checked, golden_rows_, fs),
     )
 
 

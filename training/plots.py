@@ -1,0 +1,128 @@
+"""The model card's figures, as SVG (matplotlib, Agg backend, no display needed).
+
+Each function returns the bytes of one SVG. The same inputs give the same bytes: no date in the
+metadata, a fixed hash salt for element ids, and text kept as text (the browser draws the fonts).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from runtime.artifact import CrossValidation, Importance, TrainingData
+
+STYLE: dict[Any, Any] = {
+    "svg.hashsalt": "ml-matching",
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.grid": True,
+}
+MODEL, BASELINE, BEFORE = "#1f6feb", "#8b949e", "#d4a72c"
+Vector = npt.NDArray[np.float64]
+
+
+def _svg(fig: Any) -> bytes:
+    out = io.BytesIO()
+    fig.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    return out.getvalue()
+
+
+def roc(y: Vector, model: Vector, baseline: Vector) -> bytes:
+    """The held-out ROC curve of the model and of its logistic baseline."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+        for p, label, color in ((model, "model", MODEL), (baseline, "logistic baseline", BASELINE)):
+            fpr, tpr, _ = roc_curve(y, p)
+            ax.plot(fpr, tpr, color=color, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
+        ax.plot([0, 1], [0, 1], color="#d0d7de", linestyle="--", linewidth=1)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, held-out rows")
+        ax.legend(loc="lower right")
+        return _svg(fig)
+
+
+def reliability(y: Vector, before: Vector, after: Vector, bins: int, method: str) -> bytes:
+    """Outcome rate against mean predicted probability per bin, without and with calibration."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+        series = [(before, "uncalibrated", BEFORE)]
+        if method != "none":
+            series.append((after, f"calibrated ({method})", MODEL))
+        for p, label, color in series:
+            mean_p, rate = _binned(y, p, bins)
+            ax.plot(mean_p, rate, marker="o", color=color, label=label)
+        ax.plot([0, 1], [0, 1], color="#d0d7de", linestyle="--", linewidth=1, label="perfectly calibrated")
+        ax.set(xlabel="mean predicted probability", ylabel="observed success rate", xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(f"Reliability, held-out rows ({bins} bins)")
+        ax.legend(loc="upper left")
+        return _svg(fig)
+
+
+def _binned(y: Vector, p: Vector, bins: int) -> tuple[Vector, Vector]:
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    used = [b for b in range(bins) if (which == b).any()]
+    mean_p = np.array([p[which == b].mean() for b in used])
+    rate = np.array([y[which == b].mean() for b in used])
+    return mean_p, rate
+
+
+def importance(names: Sequence[str], imp: Importance) -> bytes:
+    """Impurity and permutation importances side by side, features in model order."""
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 0.28 * len(names) + 1.2), sharey=True)
+        ys = np.arange(len(names))[::-1]
+        impurity = np.array([imp.impurity.get(n, 0.0) for n in names])
+        total = impurity.sum()
+        left.barh(ys, impurity / total if total > 0 else impurity, color=MODEL)
+        left.set(yticks=ys, yticklabels=list(names), title="impurity (share of splits' gain)")
+        perm = np.array([imp.permutation.get(n, 0.0) for n in names])
+        err = np.array([imp.permutation_std.get(n, 0.0) for n in names])
+        right.barh(ys, perm, xerr=err, color=BEFORE)
+        right.set(title="permutation (ROC-AUC lost, held-out rows)")
+        return _svg(fig)
+
+
+def folds(cv: CrossValidation) -> bytes:
+    """ROC-AUC, accuracy and F1 of each cross-validation fold."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        x = np.arange(1, cv.folds + 1)
+        for metric, marker in (("roc_auc", "o"), ("accuracy", "s"), ("f1", "^")):
+            values = [getattr(m, metric) for m in cv.per_fold]
+            ax.plot(x, values, marker=marker, label=f"{metric} (mean {getattr(cv.mean, metric):.3f})")
+        ax.set(xlabel="fold", xticks=x, ylabel="score", title=f"{cv.folds}-fold cross-validation")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        return _svg(fig)
+
+
+def data(names: Sequence[str], training: TrainingData) -> bytes:
+    """Each feature's training histogram (the bins the drift monitor compares against)."""
+    cols = 4
+    rows = -(-len(names) // cols)
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = plt.subplots(rows, cols, figsize=(9, 1.6 * rows), squeeze=False)
+        for ax, name in zip(axes.flat, names, strict=False):
+            hist = training.features[name].histogram
+            ax.stairs(hist.counts, hist.edges, fill=True, color=MODEL)  # one path, not a bar each
+            ax.set_title(name, fontsize=8)
+            ax.set_yticks([])  # the shape is what matters; the rows are in the title
+            ax.locator_params(axis="x", nbins=3)
+            ax.tick_params(labelsize=7)
+        for ax in list(axes.flat)[len(names) :]:
+            ax.axis("off")
+        fig.suptitle(
+            f"Training data: {training.rows:,} rows, {training.positive_rate:.1%} successes "
+            "(each feature's histogram, as the drift monitor bins it)"
+        )
+        fig.tight_layout()
+        return _svg(fig)
