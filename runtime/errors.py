@@ -13,6 +13,7 @@ Exception tree (with each one's HTTP status and code)::
     ├── RouteNotFound (LookupError)     404 not_found                 no such path
     ├── ModelNotFound (LookupError)     404 model_not_found           a v2 model name other than MODEL_NAME
     ├── VersionNotLoaded                409 version_not_loaded        v2 inference on a version not served
+    ├── NotExplainable                  409 explanation_unavailable   explain=true, no explainer graph
     ├── MethodNotAllowed                405 method_not_allowed        the path, not with this method
     ├── HeadersTooLarge (ValueError)    431 request_header_fields_too_large   headers over MAX_HEADER_BYTES
     ├── ArtifactCorrupt (ValueError)    422 artifact_corrupt          a version failed verification
@@ -165,6 +166,18 @@ class VersionNotLoaded(MLMatchingError):
     )
 
 
+class NotExplainable(MLMatchingError):
+    """Explanations were asked of a version that has no explainer graph."""
+
+    code = "explanation_unavailable"
+    status_code = 409
+    when = "explain=true while the served version has no explainer (trained before explanations existed)"
+    example = (
+        "version 20260101_000000 has no explainer (it was trained before explanations existed): "
+        "retrain it, or score without explain=true"
+    )
+
+
 class MethodNotAllowed(MLMatchingError):
     """The path exists but not with this method."""
 
@@ -258,6 +271,7 @@ HTTP_ERRORS: tuple[type[MLMatchingError], ...] = (
     RouteNotFound,
     ModelNotFound,
     VersionNotLoaded,
+    NotExplainable,
     MethodNotAllowed,
     BodyTooLarge,
     UnsupportedMediaType,

@@ -19,34 +19,46 @@ import numpy.typing as npt
 
 from runtime.artifact import FeatureSet, LoadedModel
 from runtime.drift import DriftWindow
-from runtime.errors import InvalidInput
+from runtime.errors import InvalidInput, NotExplainable
 from runtime.validation import explain_batch, explain_row, malformed
 
 
-class Prediction(msgspec.Struct, rename="camel"):
-    """One scored row (as in a batch)."""
+class Prediction(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One scored row (as in a batch); ``contributions`` only when explanations were asked for."""
 
     score: float
     confidence: float
     success_probability: float
+    contributions: dict[str, float] | None = None
 
 
-class PredictResponse(msgspec.Struct, rename="camel"):
-    """``POST /predict``: score and successProbability are 100·p; importances are global."""
+class PredictResponse(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``POST /predict``: score and successProbability are 100·p; importances are global.
+
+    With ``?explain=true``: ``contributions`` (each feature's push on this row's output),
+    ``baseValue`` (where they start from) and ``explanationScale`` (``probability`` or
+    ``log-odds``: the scale in which ``baseValue + Σ contributions`` is the model's output).
+    """
 
     score: float
     confidence: float
     success_probability: float
     feature_importance: dict[str, float]
     model_version: str
+    contributions: dict[str, float] | None = None
+    base_value: float | None = None
+    explanation_scale: str | None = None
 
 
-class BatchResponse(msgspec.Struct, rename="camel"):
-    """``POST /predict/batch``: one Prediction per instance, in order."""
+class BatchResponse(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
+    ``explanationScale`` once, with ``?explain=true``)."""
 
     predictions: list[Prediction]
     feature_importance: dict[str, float]
     model_version: str
+    base_value: float | None = None
+    explanation_scale: str | None = None
 
 
 # Wire twins of the responses: importances are pre-encoded once per model, not per request.
@@ -145,6 +157,55 @@ class Scorer:
         scores = (100.0 * p.astype(np.float64)).tolist()
         preds = [Prediction(s, c, s) for s, c in zip(scores, conf.tolist(), strict=True)]
         return self._encoder.encode(_BatchWire(preds, self._importance, self.version))
+
+    def explain(self, body: bytes) -> bytes:
+        """``POST /predict?explain=true``: the PredictResponse with the row's contributions."""
+        x = np.array([self.decode_row(body)], dtype=np.float32)
+        if self.observe is not None:
+            self.observe(x, False)
+        (prediction,), base, scale = self._explained(x)
+        return self._encoder.encode(
+            PredictResponse(
+                prediction.score,
+                prediction.confidence,
+                prediction.success_probability,
+                self.model.importance,
+                self.version,
+                prediction.contributions,
+                base,
+                scale,
+            )
+        )
+
+    def explain_batch(self, body: bytes) -> bytes:
+        """``POST /predict/batch?explain=true``: the BatchResponse with each row's contributions."""
+        try:
+            batch: Any = self._batch_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise self._refusal(exc, body, batch=True) from None
+        x = np.array([self._astuple(r) for r in batch.instances], dtype=np.float32)
+        if self.observe is not None:
+            self.observe(x, True)
+        predictions, base, scale = self._explained(x)
+        return self._encoder.encode(
+            BatchResponse(predictions, self.model.importance, self.version, base, scale)
+        )
+
+    def _explained(self, x: npt.NDArray[np.float32]) -> tuple[list[Prediction], float, str]:
+        explanation = self.model.sidecar.explanation
+        if explanation is None or self.model.explainer is None:
+            raise NotExplainable(
+                f"version {self.version} has no explainer (it was trained before explanations existed): "
+                "retrain it, or score without explain=true"
+            )
+        p, conf = self.score(x)
+        contributions = self.model.contributions(x).astype(np.float64).tolist()
+        names = self.model.feature_set.names
+        predictions = [
+            Prediction(100.0 * pv, cv, 100.0 * pv, dict(zip(names, row, strict=True)))
+            for pv, cv, row in zip(p.tolist(), conf.tolist(), contributions, strict=True)
+        ]
+        return predictions, explanation.base_value, explanation.scale
 
     def score(self, x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Positive-class probabilities (float32 model output, widened) and confidences for rows ``x``."""

@@ -80,11 +80,22 @@ def _translate(request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchin
             f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
         )
     if exc.status_code < 500:
-        return InvalidInput(exc.detail)
+        return InvalidInput(_parameter_problems(exc) or exc.detail)
     if "disconnected" in exc.detail:  # the client went away mid-body: its doing, one quiet line
         log.info("%s %s: the client disconnected before sending its whole body", method, path)
         return ClientGone("the client disconnected before sending its whole body")
     return _internal(exc)
+
+
+def _parameter_problems(exc: HTTPException) -> str | None:
+    """Litestar's refusal of a query or path parameter, naming it (its detail names only the URL)."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    problems = [
+        f"{getattr(e['source'], 'value', e['source'])} parameter `{e['key']}`: {e['message']}"
+        for e in extra
+        if isinstance(e, dict) and {"source", "key", "message"} <= e.keys()
+    ]
+    return "; ".join(problems) or None
 
 
 def _internal(exc: Exception) -> InternalError:

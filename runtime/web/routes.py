@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, RawBody
+from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import File
 
 from runtime.artifact import check_version_name, read_active
@@ -22,6 +22,7 @@ from runtime.errors import (
     ManagementDisabled,
     MLMatchingError,
     ModelNotReady,
+    NotExplainable,
     Unauthorized,
     UnsupportedMediaType,
     VersionNotFound,
@@ -40,7 +41,7 @@ from runtime.web.responses import (
     ModelSummary,
     Ready,
 )
-from runtime.web.service import ModelService
+from runtime.web.service import ModelService, VersionFile
 from runtime.web.watch import ActiveWatch
 
 JSON = "application/json"
@@ -51,7 +52,13 @@ INFER_BODY = (
     'Open Inference Protocol v2: {"inputs": [{"name": <the ONNX input>, "datatype": "FP32", '
     '"shape": [N, features], "data": [...]}]} (features in the order GET /v2/models/{name} lists)'
 )
-SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, ModelNotReady)
+SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, NotExplainable, ModelNotReady)
+EXPLAIN_DOC = (
+    "With `explain=true`, each row also gets `contributions`: how much each feature moved this "
+    "prediction, by decision-path attribution (Saabas' method, not SHAP), starting from `baseValue`; "
+    "`baseValue + Σ contributions` is the model's output in `explanationScale` (`probability`, or "
+    "`log-odds`: p = 1 / (1 + e^−x)). A version trained without an explainer answers 409."
+)
 
 
 def _json(data: bytes) -> Response[Any]:
@@ -138,10 +145,21 @@ def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTT
 def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
     coalescer = RowCoalescer()
 
-    @post("/predict", status_code=200, tags=["predict"], summary="Score one match", responses=SCORING_ERRORS)
-    async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
+    @post(
+        "/predict",
+        status_code=200,
+        tags=["predict"],
+        summary="Score one match",
+        description=EXPLAIN_DOC,
+        responses=SCORING_ERRORS,
+    )
+    async def predict(
+        request: Request[Any, Any, Any], body: RawBody, explain: FromQuery[bool] = False
+    ) -> Response[PredictResponse]:
         require_json(request)
         scorer = service.scorer  # one read: a swap during this request does not change its model
+        if explain:
+            return _json(scorer.explain(body))
         return _json(await coalescer.submit(scorer, scorer.decode_row(body)))
 
     @post(
@@ -149,14 +167,18 @@ def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
         status_code=200,
         tags=["predict"],
         summary="Score many matches",
+        description=EXPLAIN_DOC,
         responses=SCORING_ERRORS,
     )
-    async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
+    async def predict_batch(
+        request: Request[Any, Any, Any], body: RawBody, explain: FromQuery[bool] = False
+    ) -> Response[BatchResponse]:
         require_json(request)
         scorer = service.scorer  # one read: a swap during this request does not change its model
+        score = scorer.explain_batch if explain else scorer.predict_batch
         if len(body) > OFFLOAD_BYTES:
-            return _json(await anyio.to_thread.run_sync(scorer.predict_batch, bytes(body)))
-        return _json(scorer.predict_batch(body))
+            return _json(await anyio.to_thread.run_sync(score, bytes(body)))
+        return _json(score(body))
 
     return [predict, predict_batch]
 
@@ -187,16 +209,30 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
         responses=error_responses(InvalidInput, VersionNotFound, FileNotInVersion),
     )
     def model_file(version: FromPath[str], name: FromPath[str]) -> File:
-        found = service.version_file(check_version_name(version), name)
-        digest = base64.b64encode(bytes.fromhex(found.sha256)).decode()
-        headers = {"Repr-Digest": f"sha-256=:{digest}:", "ETag": f'"{found.sha256}"'}
-        return File(
-            found.path,
-            filename=name,
-            media_type=found.media_type,
-            headers=headers,
-            content_disposition_type="inline",
-        )
+        return _file(service.version_file(check_version_name(version), name), name)
+
+    @get(
+        "/models/{version:str}/card",
+        sync_to_thread=False,
+        tags=["models"],
+        summary="A version's model card",
+        description=(
+            "The card as one HTML page with its plots inline; `format=markdown` gives `card.md`, whose "
+            "plots are the version's files (`GET /models/{version}/files/roc.svg`, ...)."
+        ),
+        responses=error_responses(InvalidInput, VersionNotFound, FileNotInVersion),
+    )
+    def model_card(version: FromPath[str], format: FromQuery[Literal["html", "markdown"]] = "html") -> File:
+        name = "card.md" if format == "markdown" else "card.html"
+        version = check_version_name(version)
+        try:
+            found = service.version_file(version, name)
+        except FileNotInVersion:
+            raise FileNotInVersion(
+                f"version {version} has no model card (it was published before cards existed; "
+                f"`python -m training card {version}` draws one if it has evaluation.json)"
+            ) from None
+        return _file(found, name)
 
     @post(
         "/models/{version:str}/load",
@@ -220,7 +256,20 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
             note=_other_workers(service.settings, result.persisted),
         )
 
-    return [models, model_sidecar, model_file, load]
+    return [models, model_sidecar, model_file, model_card, load]
+
+
+def _file(found: VersionFile, name: str) -> File:
+    """A version's file, with its sha256 (as the sidecar records it) in ``Repr-Digest`` and ``ETag``."""
+    digest = base64.b64encode(bytes.fromhex(found.sha256)).decode()
+    headers = {"Repr-Digest": f"sha-256=:{digest}:", "ETag": f'"{found.sha256}"'}
+    return File(
+        found.path,
+        filename=name,
+        media_type=found.media_type,
+        headers=headers,
+        content_disposition_type="inline",
+    )
 
 
 def _other_workers(settings: Settings, persisted: bool) -> str | None:

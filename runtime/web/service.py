@@ -30,6 +30,7 @@ from runtime.artifact import (
     default_feature_set,
     list_versions,
     load_version,
+    media_type,
     read_active,
     read_history,
     version_dir,
@@ -51,7 +52,6 @@ HOW_TO_TRAIN = (
     "`pip install -e '.[train]'` in a checkout of ml-matching)"
 )
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_MEDIA_TYPES = {".json": "application/json", ".onnx": "application/octet-stream"}
 
 
 def _return_freed_memory_soon(delay: float = 1.0) -> None:
@@ -297,7 +297,7 @@ class ModelService:
         if name not in listed:
             have = ", ".join(sorted([*listed, SIDECAR_FILE]))
             raise FileNotInVersion(f"version {version} has no file `{name}` (it has {have})")
-        media = sidecar.files[name].media_type if name in sidecar.files else _MEDIA_TYPES[Path(name).suffix]
+        media = sidecar.files[name].media_type if name in sidecar.files else media_type(name)
         return VersionFile(folder / name, listed[name], media)
 
     def sidecar_bytes(self, version: str) -> bytes:

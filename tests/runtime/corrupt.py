@@ -58,6 +58,30 @@ def golden_mismatch(folder: Path) -> None:
     _edit_sidecar(folder, change)
 
 
+def tampered_explainer(folder: Path) -> None:
+    data = bytearray((folder / "explain.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "explain.onnx").write_bytes(bytes(data))
+
+
+def unloadable_explainer(folder: Path) -> None:
+    # Re-pinned, so only onnxruntime's refusal to load it can catch it.
+    data = (folder / "explain.onnx").read_bytes()[:300]
+    (folder / "explain.onnx").write_bytes(data)
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["files"]["explain.onnx"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+    _edit_sidecar(folder, change)
+
+
+def golden_explanation_mismatch(folder: Path) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["explanation"]["goldenContributions"][2][0] += 0.01
+
+    _edit_sidecar(folder, change)
+
+
 # name → (break it, the check that must refuse it)
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated-onnx": (truncated_onnx, "onnx"),
@@ -66,4 +90,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "incomplete-sidecar": (incomplete_sidecar, "sidecar"),
     "wrong-input-width": (wrong_input_width, "input-width"),
     "golden-mismatch": (golden_mismatch, "golden-rows"),
+    "tampered-explainer": (tampered_explainer, "explain"),
+    "unloadable-explainer": (unloadable_explainer, "explain"),
+    "golden-explanation-mismatch": (golden_explanation_mismatch, "golden-explanations"),
 }

@@ -211,7 +211,7 @@ def test_a_versions_files_can_be_downloaded_with_their_hash(client: Client, stor
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
-        (f"/models/{RF_VERSION}/files/card.md", 404, "file_not_found"),
+        (f"/models/{RF_VERSION}/files/notes.txt", 404, "file_not_found"),
         (f"/models/{RF_VERSION}/files/ACTIVE", 404, "file_not_found"),
         (f"/models/{RF_VERSION}/files/..%2F{GB_VERSION}%2Fmodel.onnx", 400, "invalid_input"),
         (f"/models/{RF_VERSION}/files/..%2F..%2F..%2Fetc%2Fpasswd", 400, "invalid_input"),
