@@ -15,6 +15,8 @@ widened to float64); ``baselineProbability`` is the sidecar's logistic baseline 
 ``1 / (1 + exp(-(intercept + x . coefficients)))``. Node must agree within 1e-6 and 1e-9.
 ``drift`` is what ``GET /monitoring/drift`` answers once these rows are scored (default window);
 Node's ``model.drift()`` must give the same counts and the same PSI within 1e-12.
+``contributions`` (versions with an explainer, else null) are Python onnxruntime's explain.onnx
+outputs for the rows, with ``baseValue`` and ``explanationScale``; Node must agree within 1e-6.
 
 Only the runtime is imported (no scikit-learn), so this runs where only the base package is installed.
 """
@@ -90,6 +92,18 @@ def fixture(model: LoadedModel, rng: np.random.Generator) -> dict[str, Any]:
         "probability": model.predict_proba(x).astype(np.float64).tolist(),
         "baselineProbability": (1.0 / (1.0 + np.exp(-logit))).tolist(),
         "drift": drift_after(model, x),
+        **explained(model, x),
+    }
+
+
+def explained(model: LoadedModel, x: np.ndarray) -> dict[str, Any]:
+    explanation = model.sidecar.explanation
+    if explanation is None:
+        return {"contributions": None, "baseValue": None, "explanationScale": None}
+    return {
+        "contributions": model.contributions(x).astype(np.float64).tolist(),
+        "baseValue": explanation.base_value,
+        "explanationScale": explanation.scale,
     }
 
 

@@ -12,9 +12,12 @@
  * @typedef {import('./lib/client.js').SourcedPrediction} SourcedPrediction
  * @typedef {import('./lib/errors.js').ArtifactCheck} ArtifactCheck
  * @typedef {import('./lib/errors.js').InvalidReason} InvalidReason
+ * @typedef {import('./lib/drift.js').DriftOptions} DriftOptions
+ * @typedef {import('./lib/drift.js').DriftReport} DriftReport
  * @typedef {import('./lib/model.js').LoadOptions} LoadOptions
  * @typedef {import('./lib/model.js').OnnxModel} OnnxModel
  * @typedef {import('./lib/scorer.js').BatchPrediction} BatchPrediction
+ * @typedef {import('./lib/scorer.js').ScoreOptions} ScoreOptions
  * @typedef {import('./lib/scorer.js').LocalSource} LocalSource
  * @typedef {import('./lib/scorer.js').Prediction} Prediction
  * @typedef {import('./lib/scorer.js').RowScore} RowScore
@@ -28,6 +31,7 @@
 export {createClient} from './lib/client.js'
 export {
   ArtifactCorruptError,
+  ExplanationUnavailableError,
   InvalidInputError,
   MLMatchingError,
   OutcomeQueueFullError,

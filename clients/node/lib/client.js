@@ -17,7 +17,7 @@ import {loadModel, MODEL_FILE} from './model.js'
 import {Outbox} from './outbox.js'
 import {SIDECAR_FILE, checkSidecar, describe} from './sidecar.js'
 
-/** @import {BatchPrediction, LocalSource, Prediction, RowScore} from './scorer.js' */
+/** @import {BatchPrediction, LocalSource, Prediction, RowScore, ScoreOptions} from './scorer.js' */
 /** @import {OnnxModel} from './model.js' */
 /** @import {FollowOptions} from './follow.js' */
 /** @import {Health as HealthAnswer, LoadResult as LoadAnswer, ModelSummary as ModelEntry} from './contract.js' */
@@ -34,8 +34,8 @@ import {SIDECAR_FILE, checkSidecar, describe} from './sidecar.js'
  *   What the client falls back to: a model from `loadModel` or `weightedModel`.
  * @property {LocalSource} source
  * @property {string} version
- * @property {(row: Record<string, number>) => Promise<Prediction>} predict
- * @property {(rows: ReadonlyArray<Record<string, number>>) => Promise<BatchPrediction>} predictBatch
+ * @property {(row: Record<string, number>, options?: ScoreOptions) => Promise<Prediction>} predict
+ * @property {(rows: ReadonlyArray<Record<string, number>>, options?: ScoreOptions) => Promise<BatchPrediction>} predictBatch
  *
  * @typedef Logger
  *   Where state changes are reported (`console` fits; so does a wrapper around a framework's logger).
@@ -179,15 +179,27 @@ export class Client {
    * Score one match (`POST /predict`), locally if the service is unreachable.
    *
    * @param {Record<string, number>} row
+   * @param {ScoreOptions} [options]
+   *   `explain: true` asks for the row's contributions (`?explain=true`; locally, the version's
+   *   explainer graph).
    * @returns {Promise<SourcedPrediction>}
    * @throws {RequestRejectedError}
-   *   The service answered 4xx (e.g. 400 for a bad row); `.detail` is its message.
+   *   The service answered 4xx (e.g. 400 for a bad row, 409 `explanation_unavailable`); `.detail`
+   *   is its message.
    * @throws {ServiceUnavailableError}
    *   The service is unreachable and no `local` scorer is configured.
+   * @throws {ExplanationUnavailableError}
+   *   With `explain`, scored locally by a scorer that cannot explain (`weightedModel`).
    */
-  async predict(row) {
+  async predict(row, options = {}) {
+    const explain = Boolean(options.explain)
     /** @type {[Prediction, Source]} */
-    const [result, source] = await this.#score('/predict', row, isPrediction, (local) => local.predict(row))
+    const [result, source] = await this.#score(
+      explain ? '/predict?explain=true' : '/predict',
+      row,
+      (answer) => isPrediction(answer) && (!explain || isExplained(answer)),
+      (local) => local.predict(row, {explain})
+    )
     return {...result, source}
   }
 
@@ -195,14 +207,21 @@ export class Client {
    * Score many matches (`POST /predict/batch`), locally if the service is unreachable.
    *
    * @param {ReadonlyArray<Record<string, number>>} rows
+   * @param {ScoreOptions} [options]
+   *   `explain: true` asks for each row's contributions, as {@link MLMatchingClient.predict}.
    * @returns {Promise<SourcedBatchPrediction>}
    * @throws {RequestRejectedError}
    * @throws {ServiceUnavailableError}
+   * @throws {ExplanationUnavailableError}
    */
-  async predictBatch(rows) {
+  async predictBatch(rows, options = {}) {
+    const explain = Boolean(options.explain)
     /** @type {[BatchPrediction, Source]} */
-    const [result, source] = await this.#score('/predict/batch', {instances: rows}, isBatch, (local) =>
-      local.predictBatch(rows)
+    const [result, source] = await this.#score(
+      explain ? '/predict/batch?explain=true' : '/predict/batch',
+      {instances: rows},
+      (answer) => isBatch(answer) && (!explain || isExplained(answer)),
+      (local) => local.predictBatch(rows, {explain})
     )
     const predictions = result.predictions.map((item) => ({...item, source}))
     return {...result, predictions, source}
@@ -658,6 +677,11 @@ export class Client {
 /** @param {any} answer */
 function isPrediction(answer) {
   return typeof answer === 'object' && answer !== null && typeof answer.score === 'number'
+}
+
+/** @param {any} answer */
+function isExplained(answer) {
+  return typeof answer.baseValue === 'number' && typeof answer.explanationScale === 'string'
 }
 
 /** @param {any} answer */

@@ -81,6 +81,10 @@ export interface LoadResult {
 }
 /**
  * ``POST /predict``: score and successProbability are 100·p; importances are global.
+ *
+ *     With ``?explain=true``: ``contributions`` (each feature's push on this row's output),
+ *     ``baseValue`` (where they start from) and ``explanationScale`` (``probability`` or
+ *     ``log-odds``: the scale in which ``baseValue + Σ contributions`` is the model's output).
  */
 export interface PredictResponse {
   score: number;
@@ -90,9 +94,15 @@ export interface PredictResponse {
     [k: string]: number;
   };
   modelVersion: string;
+  contributions?: {
+    [k: string]: number;
+  } | null;
+  baseValue?: number | null;
+  explanationScale?: string | null;
 }
 /**
- * ``POST /predict/batch``: one Prediction per instance, in order.
+ * ``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
+ *     ``explanationScale`` once, with ``?explain=true``).
  */
 export interface BatchResponse {
   predictions: Prediction[];
@@ -100,14 +110,19 @@ export interface BatchResponse {
     [k: string]: number;
   };
   modelVersion: string;
+  baseValue?: number | null;
+  explanationScale?: string | null;
 }
 /**
- * One scored row (as in a batch).
+ * One scored row (as in a batch); ``contributions`` only when explanations were asked for.
  */
 export interface Prediction {
   score: number;
   confidence: number;
   successProbability: number;
+  contributions?: {
+    [k: string]: number;
+  } | null;
 }
 /**
  * ``GET /monitoring/drift``: the served version's recent rows against its training data.
@@ -159,7 +174,8 @@ export interface ErrorBody {
  *
  *     ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
  *     model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
- *     made. They have defaults, so sidecars written before they existed still load.
+ *     made; ``calibration`` and ``explanation`` what was done to the probabilities and how to explain
+ *     them. They have defaults, so sidecars written before they existed still load.
  */
 export interface Sidecar {
   schemaVersion: number;
@@ -185,6 +201,8 @@ export interface Sidecar {
     [k: string]: FileInfo;
   };
   gate?: GateDecision | null;
+  calibration?: Calibration | null;
+  explanation?: Explanation | null;
 }
 /**
  * One input column: its name and, when known, its declared range.
@@ -334,4 +352,53 @@ export interface GateDecision {
   tolerance: number;
   parityMaxAbsDiff: number;
   warnings?: string[];
+}
+/**
+ * How the probabilities were calibrated (``method``: none, sigmoid or isotonic) and why.
+ *
+ *     ``cv_brier`` holds the Brier score of the out-of-fold predictions under each method;
+ *     ``holdout_before``/``holdout_after`` the held-out figures without and with calibration (the
+ *     expected calibration error over ``bins`` equal-width bins).
+ */
+export interface Calibration {
+  method: string;
+  chosenBy: string;
+  cvBrier: {
+    [k: string]: number;
+  };
+  bins: number;
+  holdoutBefore: CalibrationFigures;
+  holdoutAfter: CalibrationFigures;
+}
+export interface CalibrationFigures {
+  brier: number;
+  logLoss: number;
+  ece: number;
+}
+/**
+ * Per-prediction explanations: ``file`` (an ONNX graph beside model.onnx, pinned in ``files``)
+ *     maps the model's input to ``output`` ``[N, features]``, each feature's contribution, in feature
+ *     order; ``base_value`` plus their sum is the model's output for the row in ``scale``.
+ *
+ *     ``golden_contributions`` holds the contributions of each golden row, for checks in any runtime.
+ */
+export interface Explanation {
+  file: string;
+  method: string;
+  scale: string;
+  baseValue: number;
+  output: string;
+  parity: ExplanationParity;
+  goldenContributions: number[][];
+}
+/**
+ * The explainer graph against a direct computation from the fitted trees (``max_abs_diff``),
+ *     and ``base_value + Σ contributions`` against the model's output in the explained scale
+ *     (``sum_max_abs_diff``), on the same ``rows``.
+ */
+export interface ExplanationParity {
+  rows: number;
+  maxAbsDiff: number;
+  sumMaxAbsDiff: number;
+  tolerance: number;
 }

@@ -7,6 +7,7 @@
  * ├── ArtifactCorruptError         a version failed verification: `.check`
  * ├── RequestRejectedError         the service answered 4xx: `.status`, `.code`, `.detail`
  * ├── ServiceUnavailableError      timeout, connection failure or 5xx, and no local model
+ * ├── ExplanationUnavailableError  `{explain: true}` of a version trained without an explainer
  * ├── SettingsError                a bad option (e.g. `loadVersion` without `adminToken`)
  * └── OutcomeQueueFullError        `queueLimit` outcomes already wait for the trainer
  * ```
@@ -18,7 +19,7 @@
 /**
  * @typedef {'missing' | 'unknown' | 'type' | 'non-finite' | 'range' | 'shape'} InvalidReason
  *   Why a row was rejected.
- * @typedef {'sidecar' | 'sha256' | 'onnx' | 'input-width' | 'outputs' | 'golden-rows'} ArtifactCheck
+ * @typedef {'sidecar' | 'sha256' | 'onnx' | 'input-width' | 'outputs' | 'golden-rows' | 'explain' | 'golden-explanations'} ArtifactCheck
  *   Which check a version failed (the same names as the Python runtime's `ArtifactCorrupt.check`).
  */
 
@@ -71,6 +72,15 @@ export class ArtifactCorruptError extends MLMatchingError {
     this.name = 'ArtifactCorruptError'
     /** @type {ArtifactCheck} */
     this.check = check
+  }
+}
+
+/** Explanations were asked of a version that has no explainer graph (trained before they existed). */
+export class ExplanationUnavailableError extends MLMatchingError {
+  /** @param {string} message */
+  constructor(message) {
+    super(message, {code: 'explanation_unavailable'})
+    this.name = 'ExplanationUnavailableError'
   }
 }
 

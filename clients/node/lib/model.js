@@ -93,12 +93,17 @@ export async function loadModel(versionDir, options = {}) {
   const sidecar = await readSidecar(versionDir)
   const bytes = await readOnnx(versionDir, sidecar)
   const session = await createSession(ort, bytes, threads)
+  /** @type {InferenceSession | null} */
+  let explainer = null
   try {
     checkSignature(session, sidecar)
-    const model = new OnnxModel(ort, sidecar, session, threads, options.drift)
+    explainer = await loadExplainer(ort, versionDir, sidecar, threads)
+    const model = new OnnxModel(ort, sidecar, session, threads, options.drift, explainer)
     await checkGoldenRows(model)
+    await checkGoldenExplanations(model)
     return model
   } catch (error) {
+    await explainer?.release()
     await session.release()
     throw error
   }
@@ -120,6 +125,8 @@ export class OnnxModel extends Scorer {
   #positive
   /** @type {number} */
   #width
+  /** @type {InferenceSession | null} */
+  #explainer
 
   /**
    * @param {Ort} ort
@@ -127,9 +134,11 @@ export class OnnxModel extends Scorer {
    * @param {InferenceSession} session
    * @param {number} threads
    * @param {import('./drift.js').DriftOptions} [drift]
+   * @param {InferenceSession | null} [explainer]
    */
-  constructor(ort, sidecar, session, threads, drift) {
+  constructor(ort, sidecar, session, threads, drift, explainer = null) {
     super(sidecar, 'local', Float32Array, drift)
+    this.#explainer = explainer
     this.#ort = ort
     this.#session = session
     this.#input = sidecar.onnx.inputName
@@ -165,13 +174,71 @@ export class OnnxModel extends Scorer {
   }
 
   /**
-   * Free the onnxruntime session; the model cannot score afterwards.
+   * @protected
+   * @param {Values} x
+   * @param {number} rows
+   * @returns {Promise<ArrayLike<number>>}
+   */
+  async contributionMatrix(x, rows) {
+    const explanation = this.sidecar.explanation
+    if (!this.#explainer || !explanation) return super.contributionMatrix(x, rows)
+    const input = new this.#ort.Tensor('float32', /** @type {Float32Array} */ (x), [rows, this.#width])
+    const result = await this.#explainer.run({[this.#input]: input}, [explanation.output])
+    return /** @type {Float32Array} */ (result[explanation.output].data)
+  }
+
+  /**
+   * Free the onnxruntime sessions; the model cannot score afterwards.
    *
    * @returns {Promise<void>}
    */
   async close() {
+    await this.#explainer?.release()
     await this.#session.release()
   }
+}
+
+/**
+ * The explainer graph of a version that has one, checked like `model.onnx` (check `explain`).
+ *
+ * @param {Ort} ort
+ * @param {string} versionDir
+ * @param {Sidecar} sidecar
+ * @param {number} threads
+ * @returns {Promise<InferenceSession | null>}
+ */
+async function loadExplainer(ort, versionDir, sidecar, threads) {
+  const explanation = sidecar.explanation
+  if (!explanation) return null
+  const pinned = sidecar.files?.[explanation.file]
+  if (!pinned) throw new ArtifactCorruptError('explain', `the sidecar's files do not pin ${explanation.file}`)
+  let bytes
+  try {
+    bytes = await readFile(path.join(versionDir, explanation.file))
+  } catch (error) {
+    throw new ArtifactCorruptError('explain', `cannot read ${explanation.file}: ${describe(error)}`)
+  }
+  const digest = createHash('sha256').update(bytes).digest('hex')
+  if (digest !== pinned.sha256 || bytes.length !== pinned.bytes) {
+    throw new ArtifactCorruptError(
+      'explain',
+      `${explanation.file} has sha256 ${digest} (${bytes.length} bytes), ` +
+        `sidecar expects ${pinned.sha256} (${pinned.bytes} bytes)`
+    )
+  }
+  const session = await createSession(ort, bytes, threads, explanation.file, 'explain')
+  const meta = session.outputMetadata.find((m) => m.name === explanation.output)
+  const width = meta?.isTensor ? meta.shape.at(-1) : undefined
+  if (session.inputNames.join() !== sidecar.onnx.inputName || width !== sidecar.features.length) {
+    await session.release()
+    throw new ArtifactCorruptError(
+      'explain',
+      `${explanation.file} takes ${JSON.stringify(session.inputNames)} and gives ` +
+        `${JSON.stringify(session.outputNames)}: expected \`${sidecar.onnx.inputName}\` and ` +
+        `\`${explanation.output}\` with ${sidecar.features.length} columns`
+    )
+  }
+  return session
 }
 
 /**
@@ -200,8 +267,10 @@ async function readOnnx(versionDir, sidecar) {
  * @param {Ort} ort
  * @param {Uint8Array} bytes
  * @param {number} threads
+ * @param {string} [file]
+ * @param {'onnx' | 'explain'} [check]
  */
-async function createSession(ort, bytes, threads) {
+async function createSession(ort, bytes, threads, file = MODEL_FILE, check = 'onnx') {
   try {
     return await ort.InferenceSession.create(bytes, {
       executionProviders: ['cpu'],
@@ -214,7 +283,7 @@ async function createSession(ort, bytes, threads) {
       extra: {session: {intra_op: {allow_spinning: '0'}}}
     })
   } catch (error) {
-    throw new ArtifactCorruptError('onnx', `onnxruntime-node cannot load ${MODEL_FILE}: ${describe(error)}`)
+    throw new ArtifactCorruptError(check, `onnxruntime-node cannot load ${file}: ${describe(error)}`)
   }
 }
 
@@ -278,4 +347,35 @@ export async function checkGoldenRows(model) {
     )
   }
   return worstDiff
+}
+
+/**
+ * Re-explain the golden rows; throw naming the worst value beyond {@link GOLDEN_TOLERANCE}.
+ *
+ * @param {OnnxModel} model
+ * @returns {Promise<number>}
+ *   The largest |difference| (0 for a version without explanations).
+ */
+export async function checkGoldenExplanations(model) {
+  const explanation = model.sidecar.explanation
+  if (!explanation) return 0
+  const golden = model.sidecar.goldenRows
+  const expected = explanation.goldenContributions.flat()
+  const n = model.features.length
+  if (explanation.goldenContributions.length !== golden.length) {
+    throw new ArtifactCorruptError(
+      'golden-explanations',
+      `${explanation.goldenContributions.length} golden contributions for ${golden.length} golden rows`
+    )
+  }
+  const got = await model.contributions(golden.map((row) => row.features))
+  const {row: worst, diff} = worstGoldenRow(got, expected)
+  if (!(diff <= GOLDEN_TOLERANCE)) {
+    throw new ArtifactCorruptError(
+      'golden-explanations',
+      `golden row ${Math.floor(worst / n)}, feature \`${model.features[worst % n]}\`: expected contribution ` +
+        `${expected[worst].toFixed(8)}, onnxruntime-node gives ${got[worst].toFixed(8)} (tolerance ${GOLDEN_TOLERANCE})`
+    )
+  }
+  return diff
 }

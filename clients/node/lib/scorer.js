@@ -4,6 +4,7 @@
  */
 
 import {DriftWindow} from './drift.js'
+import {ExplanationUnavailableError} from './errors.js'
 import {compileSchema, readRow, readRows} from './validate.js'
 
 /**
@@ -17,6 +18,10 @@ import {compileSchema, readRow, readRows} from './validate.js'
  *   The runtime's answer to `POST /predict`.
  * @typedef {import('./contract.js').BatchResponse} BatchPrediction
  *   The runtime's answer to `POST /predict/batch`.
+ * @typedef ScoreOptions
+ * @property {boolean} [explain=false]
+ *   Add each feature's contribution to the row's output (`contributions`, with `baseValue` and
+ *   `explanationScale`), as the runtime's `?explain=true` does, from the version's explainer graph.
  */
 
 /** @import {Sidecar} from './sidecar.js' */
@@ -85,14 +90,30 @@ export class Scorer {
    *
    * @param {Record<string, number>} row
    *   The model's features, each a finite number in its declared range.
+   * @param {ScoreOptions} [options]
    * @returns {Promise<Prediction>}
    * @throws {import('./errors.js').InvalidInputError}
    *   (as a rejection) naming the feature and the reason.
+   * @throws {ExplanationUnavailableError}
+   *   (as a rejection) with `explain` when the version has no explainer.
    */
-  async predict(row) {
+  async predict(row, options = {}) {
     const x = new this.#ArrayType(this.#schema.names.length)
     readRow(this.#schema, row, x, 0, undefined)
     this.#window.add(x, 1)
+    if (options.explain) {
+      const [score] = await this.#explained(x, 1)
+      const {score: s, confidence, successProbability, contributions} = score
+      return {
+        score: s,
+        confidence,
+        successProbability,
+        featureImportance: this.#importance,
+        modelVersion: this.version,
+        contributions,
+        ...this.#explanationHeader()
+      }
+    }
     const p = (await this.scoreMatrix(x, 1))[0]
     const score = 100 * p
     // A literal, not a spread of #rowScore: this is the hot path of one-row scoring.
@@ -110,13 +131,25 @@ export class Scorer {
    *
    * @param {ReadonlyArray<Record<string, number>>} rows
    *   A non-empty list of rows.
+   * @param {ScoreOptions} [options]
    * @returns {Promise<BatchPrediction>}
    * @throws {import('./errors.js').InvalidInputError}
    *   (as a rejection) naming the row, the feature and the reason.
+   * @throws {ExplanationUnavailableError}
+   *   (as a rejection) with `explain` when the version has no explainer.
    */
-  async predictBatch(rows) {
+  async predictBatch(rows, options = {}) {
     const x = readRows(this.#schema, rows, this.#ArrayType)
     this.#window.add(x, rows.length)
+    if (options.explain) {
+      const predictions = await this.#explained(x, rows.length)
+      return {
+        predictions,
+        featureImportance: this.#importance,
+        modelVersion: this.version,
+        ...this.#explanationHeader()
+      }
+    }
     const p = await this.scoreMatrix(x, rows.length)
     const n = this.#schema.names.length
     const predictions = new Array(rows.length)
@@ -136,6 +169,53 @@ export class Scorer {
   }
 
   /**
+   * Scores with each row's contributions.
+   *
+   * @param {Values} x
+   * @param {number} rows
+   * @returns {Promise<Array<RowScore & {contributions: Record<string, number>}>>}
+   */
+  async #explained(x, rows) {
+    if (!this.sidecar.explanation) {
+      throw new ExplanationUnavailableError(
+        `version ${this.version} has no explainer (it was trained before explanations existed): ` +
+          'retrain it, or score without explain'
+      )
+    }
+    const [p, c] = await Promise.all([this.scoreMatrix(x, rows), this.contributionMatrix(x, rows)])
+    const names = this.#schema.names
+    const n = names.length
+    const out = new Array(rows)
+    for (let r = 0; r < rows; r++) {
+      /** @type {Record<string, number>} */
+      const contributions = {}
+      for (let i = 0; i < n; i++) contributions[names[i]] = c[r * n + i]
+      out[r] = {...this.#rowScore(p[r], x, r * n), contributions}
+    }
+    return out
+  }
+
+  #explanationHeader() {
+    const {baseValue, scale} = /** @type {NonNullable<Sidecar['explanation']>} */ (this.sidecar.explanation)
+    return {baseValue, explanationScale: scale}
+  }
+
+  /**
+   * Each feature's contribution for a validated row-major `[rows, n]` matrix (row-major too).
+   *
+   * @protected
+   * @param {Values} x
+   * @param {number} rows
+   * @returns {Promise<ArrayLike<number>>}
+   */
+  async contributionMatrix(x, rows) {
+    throw new ExplanationUnavailableError(
+      `a ${this.constructor.name} has no explainer graph: load version ${this.version} with loadModel ` +
+        `to explain these ${rows} row(s) of ${x.length / rows} features`
+    )
+  }
+
+  /**
    * Input drift of the rows this model scored lately (`predict`, `predictBatch`) against its
    * training data: what the runtime's `GET /monitoring/drift` answers, from the same sidecar.
    *
@@ -143,6 +223,18 @@ export class Scorer {
    */
   drift() {
     return this.#window.report()
+  }
+
+  /**
+   * Each row's contributions as the explainer graph gives them (row-major `[rows, features]`, no
+   * response wrapping, not counted in `drift()`).
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @returns {Promise<Float64Array>}
+   */
+  async contributions(rows) {
+    const x = readRows(this.#schema, rows, this.#ArrayType)
+    return Float64Array.from(await this.contributionMatrix(x, rows.length))
   }
 
   /**

@@ -446,6 +446,18 @@ describe('createClient', () => {
     assert.equal((await client.predictBatch([row])).predictions[0].source, 'weighted')
   })
 
+  test('explain falls back to the local explainer; a weighted model cannot explain', async () => {
+    const client = createClient({baseUrl: server.baseUrl, local, logger: memoryLogger()})
+    await server.stop()
+    const explained = await client.predict(row, {explain: true})
+    assert.deepEqual(explained, {...(await local.predict(row, {explain: true})), source: 'local'})
+    assert.equal(typeof explained.baseValue, 'number')
+    const batch = await client.predictBatch([row], {explain: true})
+    assert.deepEqual(batch.predictions[0].contributions, explained.contributions)
+    const weighted = createClient({baseUrl: server.baseUrl, local: weightedModel(await sidecarOf(RF))})
+    await assert.rejects(weighted.predict(row, {explain: true}), {name: 'ExplanationUnavailableError'})
+  })
+
   test('without a local model, an unreachable service throws ServiceUnavailableError', async () => {
     const logger = memoryLogger()
     const client = createClient({baseUrl: server.baseUrl, timeoutMs: 100, logger})
@@ -542,7 +554,9 @@ describe('createClient', () => {
       const client = createClient({baseUrl: server.baseUrl})
       const folder = await client.downloadVersion(RF, dir)
       assert.equal(folder, path.join(dir, RF))
-      for (const name of ['model.json', 'model.onnx']) {
+      const pinned = Object.keys((await sidecarOf(RF)).files ?? {})
+      assert.ok(pinned.includes('explain.onnx') && pinned.includes('card.html'))
+      for (const name of ['model.json', 'model.onnx', ...pinned]) {
         assert.deepEqual(
           await readFile(path.join(folder, name)),
           await readFile(path.join(versionDir(RF), name))
@@ -553,7 +567,7 @@ describe('createClient', () => {
       await model.close()
       assert.equal(
         server.requests.filter((r) => r.includes('/files/')).length,
-        2,
+        2 + pinned.length,
         'a version on disk is not fetched again'
       )
 

@@ -6,6 +6,7 @@ import * as api from '../index.js'
 test('the public surface is exactly this', () => {
   assert.deepEqual(Object.keys(api).sort(), [
     'ArtifactCorruptError',
+    'ExplanationUnavailableError',
     'InvalidInputError',
     'MLMatchingError',
     'OutcomeQueueFullError',
@@ -48,11 +49,13 @@ test("the error codes are the Python runtime's codes for the same errors", async
   const codes = {
     InvalidInputError: new api.InvalidInputError('x', {reason: 'shape'}).code,
     ArtifactCorruptError: new api.ArtifactCorruptError('sha256', 'x').code,
+    ExplanationUnavailableError: new api.ExplanationUnavailableError('x').code,
     SettingsError: new api.SettingsError('x').code
   }
   assert.deepEqual(codes, {
     InvalidInputError: 'invalid_input',
     ArtifactCorruptError: 'artifact_corrupt',
+    ExplanationUnavailableError: 'explanation_unavailable',
     SettingsError: 'invalid_settings'
   })
   for (const [name, code] of Object.entries(codes))

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
-import {ArtifactCorruptError, loadModel} from '../index.js'
+import {ArtifactCorruptError, ExplanationUnavailableError, loadModel, weightedModel} from '../index.js'
 import {GB, RF, copyVersion, editSidecar, sidecarOf, uniformRow, versionDir} from './helpers.js'
 
 /** @import {OnnxModel} from '../index.js' */
@@ -131,6 +131,77 @@ describe('loadModel with options', () => {
     for (const threads of [0, -1, 1.5, Number.NaN]) {
       await assert.rejects(loadModel(versionDir(RF), {threads}), RangeError)
     }
+  })
+})
+
+describe('explanations', () => {
+  test('the golden rows are explained as the sidecar records, within 1e-6', async () => {
+    for (const version of [RF, GB]) {
+      const model = await loadModel(versionDir(version))
+      try {
+        const {explanation, goldenRows} = model.sidecar
+        const got = await model.contributions(goldenRows.map((row) => row.features))
+        assert.ok(explanation, `${version} has an explainer`)
+        const expected = explanation.goldenContributions.flat()
+        assert.equal(got.length, expected.length)
+        for (const [i, value] of got.entries())
+          assert.ok(Math.abs(value - expected[i]) <= 1e-6, `${version} ${i}`)
+      } finally {
+        await model.close()
+      }
+    }
+  })
+
+  test('predict with explain adds contributions that add up to the output', async () => {
+    const model = await loadModel(versionDir(GB))
+    try {
+      const row = model.sidecar.goldenRows[5].features
+      const plain = await model.predict(row)
+      const explained = await model.predict(row, {explain: true})
+      assert.deepEqual(Object.keys(explained), [
+        ...Object.keys(plain),
+        'contributions',
+        'baseValue',
+        'explanationScale'
+      ])
+      assert.equal(explained.score, plain.score)
+      assert.equal(explained.explanationScale, 'log-odds')
+      assert.deepEqual(Object.keys(explained.contributions ?? {}), model.features)
+      const total = Object.values(explained.contributions ?? {}).reduce(
+        (a, b) => a + b,
+        explained.baseValue ?? 0
+      )
+      assert.ok(Math.abs(1 / (1 + Math.exp(-total)) - plain.successProbability / 100) <= 1e-5)
+    } finally {
+      await model.close()
+    }
+  })
+
+  test('a version without an explainer refuses explain, and still scores', async () => {
+    const copy = await copyVersion(RF, (dir) => editSidecar(dir, (s) => delete s.explanation))
+    const model = await loadModel(copy.dir)
+    try {
+      const row = model.sidecar.goldenRows[0].features
+      await assert.rejects(model.predict(row, {explain: true}), (error) => {
+        assert.ok(error instanceof ExplanationUnavailableError)
+        assert.equal(/** @type {ExplanationUnavailableError} */ (error).code, 'explanation_unavailable')
+        assert.match(String(error), new RegExp(`version ${RF} has no explainer`))
+        return true
+      })
+      await assert.rejects(model.predictBatch([row], {explain: true}), ExplanationUnavailableError)
+      assert.ok((await model.predict(row)).score >= 0)
+    } finally {
+      await model.close()
+      await copy.cleanup()
+    }
+  })
+
+  test('the pure-JS baseline has nothing to explain with', async () => {
+    const model = weightedModel(await sidecarOf(RF))
+    await assert.rejects(
+      model.predict(uniformRow(model.features, 0.5), {explain: true}),
+      ExplanationUnavailableError
+    )
   })
 })
 
@@ -263,6 +334,27 @@ describe('loadModel refuses a bad version', () => {
     await assert.rejects(
       loadModel(path.join(versionDir(RF), 'nope')),
       (/** @type {any} */ error) => error.check === 'sidecar' && /cannot read model\.json/.test(error.message)
+    )
+  })
+
+  test('explain.onnx with one byte changed', async () => {
+    await refused(
+      async (dir) => {
+        const file = path.join(dir, 'explain.onnx')
+        const bytes = await readFile(file)
+        bytes[Math.floor(bytes.length / 2)] ^= 0x01
+        await writeFile(file, bytes)
+      },
+      'explain',
+      /^explain: explain\.onnx has sha256 [0-9a-f]{64} \(\d+ bytes\), sidecar expects/
+    )
+  })
+
+  test('a golden contribution that does not match', async () => {
+    await refused(
+      (dir) => editSidecar(dir, (s) => (s.explanation.goldenContributions[2][0] += 0.01)),
+      'golden-explanations',
+      /^golden-explanations: golden row 2, feature `[a-zA-Z]+`: expected contribution .* \(tolerance 0\.00001\)/
     )
   })
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import path from 'node:path'
 import {describe, test} from 'node:test'
-import {loadModel, readSidecar, weightedModel} from '../index.js'
+import {ExplanationUnavailableError, loadModel, readSidecar, weightedModel} from '../index.js'
 import {PARITY_FIXTURES, STORE, versionDir} from './helpers.js'
 
 const ONNX_TOLERANCE = 1e-6
@@ -25,6 +25,9 @@ const DRIFT_TOLERANCE = 1e-12
  * @property {Array<number>} probability
  * @property {Array<number>} baselineProbability
  * @property {import('../lib/drift.js').DriftReport} drift
+ * @property {Array<Array<number>> | null} contributions
+ * @property {number | null} baseValue
+ * @property {string | null} explanationScale
  */
 
 const files = existsSync(PARITY_FIXTURES)
@@ -104,6 +107,34 @@ describe('cross-runtime parity with Python onnxruntime', () => {
             )
             assert.ok(Math.abs(Number(outOfRange) - Number(outPy)) <= DRIFT_TOLERANCE, feature.name)
           }
+        } finally {
+          await model.close()
+        }
+      })
+
+      test(`explanations: explain.onnx in Node agrees with Python within ${ONNX_TOLERANCE}`, async (t) => {
+        const model = await loadModel(versionDir(fixture.version))
+        try {
+          if (fixture.contributions === null) {
+            await assert.rejects(model.predictBatch(rows, {explain: true}), ExplanationUnavailableError)
+            return
+          }
+          const batch = await model.predictBatch(rows, {explain: true})
+          assert.equal(batch.baseValue, fixture.baseValue)
+          assert.equal(batch.explanationScale, fixture.explanationScale)
+          let worst = 0
+          for (const [i, expected] of fixture.contributions.entries()) {
+            const got = fixture.features.map((name) => batch.predictions[i].contributions?.[name] ?? NaN)
+            for (const [j, value] of got.entries()) {
+              const diff = Math.abs(value - expected[j])
+              worst = Math.max(worst, diff)
+              assert.ok(
+                diff <= ONNX_TOLERANCE,
+                `row ${i}, ${fixture.features[j]}: Node ${value}, Python ${expected[j]}`
+              )
+            }
+          }
+          t.diagnostic(`max |c_node − c_python| = ${worst}`)
         } finally {
           await model.close()
         }

@@ -182,6 +182,28 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     }
   })
 
+  live('explain: remote contributions equal local ones within 1e-6, batch and single', async (client) => {
+    const sample = rows(rf.features, 50)
+    const remote = await client.predictBatch(sample, {explain: true})
+    const local = await rf.predictBatch(sample, {explain: true})
+    assert.equal(remote.source, 'remote')
+    assert.equal(remote.explanationScale, local.explanationScale)
+    assert.ok(Math.abs(Number(remote.baseValue) - Number(local.baseValue)) <= 1e-12)
+    for (const [i, prediction] of remote.predictions.entries()) {
+      const mine = local.predictions[i].contributions ?? {}
+      assert.deepEqual(Object.keys(prediction.contributions ?? {}), rf.features)
+      for (const [name, value] of Object.entries(prediction.contributions ?? {})) {
+        assert.ok(Math.abs(value - mine[name]) <= TOLERANCE, `row ${i}, ${name}: ${value} vs ${mine[name]}`)
+      }
+    }
+    const one = await client.predict(sample[3], {explain: true})
+    assert.deepEqual(one.contributions, remote.predictions[3].contributions)
+    assert.equal(one.baseValue, remote.baseValue)
+    const plain = await client.predict(sample[3])
+    assert.equal(plain.contributions, undefined)
+    assert.equal(plain.score, one.score)
+  })
+
   live('bad input answers 400 naming the feature, thrown, never scored locally', async (client) => {
     const good = uniformRow(rf.features, 0.5)
     const {brandFit, ...missing} = good
