@@ -21,7 +21,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from runtime.artifact._features import FeatureSet
-from runtime.artifact._sidecar import Sidecar, decode_sidecar
+from runtime.artifact._sidecar import FileInfo, Sidecar, decode_sidecar
 from runtime.artifact._store import MODEL_FILE, SIDECAR_FILE, version_dir
 from runtime.errors import ArtifactCorrupt
 
@@ -110,17 +110,7 @@ def _explainer(folder: Path, sidecar: Sidecar, threads: int) -> ort.InferenceSes
     pinned = sidecar.files.get(explanation.file)
     if pinned is None:
         raise ArtifactCorrupt("explain", f"the sidecar's files do not pin {explanation.file}")
-    try:
-        data = (folder / explanation.file).read_bytes()
-    except OSError as exc:
-        raise ArtifactCorrupt("explain", f"cannot read {explanation.file}: {exc}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != pinned.sha256 or len(data) != pinned.bytes:
-        raise ArtifactCorrupt(
-            "explain",
-            f"{explanation.file} has sha256 {digest} ({len(data)} bytes), "
-            f"sidecar expects {pinned.sha256} ({pinned.bytes} bytes)",
-        )
+    data = _read_pinned(folder, explanation.file, pinned, "explain")
     try:
         session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
@@ -144,18 +134,24 @@ def check_files(folder: Path, sidecar: Sidecar) -> int:
     Returns how many files were checked.
     """
     for name, pinned in sidecar.files.items():
-        try:
-            data = (folder / name).read_bytes()
-        except OSError as exc:
-            raise ArtifactCorrupt("files", f"cannot read {name}: {exc}") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != pinned.sha256 or len(data) != pinned.bytes:
-            raise ArtifactCorrupt(
-                "files",
-                f"{name} has sha256 {digest} ({len(data)} bytes), "
-                f"sidecar expects {pinned.sha256} ({pinned.bytes} bytes)",
-            )
+        _read_pinned(folder, name, pinned, "files")
     return len(sidecar.files)
+
+
+def _read_pinned(folder: Path, name: str, pinned: FileInfo, check: str) -> bytes:
+    """The bytes of ``folder/name``, which must have the sha256 and size the sidecar pins."""
+    try:
+        data = (folder / name).read_bytes()
+    except OSError as exc:
+        raise ArtifactCorrupt(check, f"cannot read {name}: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != pinned.sha256 or len(data) != pinned.bytes:
+        raise ArtifactCorrupt(
+            check,
+            f"{name} has sha256 {digest} ({len(data)} bytes), "
+            f"sidecar expects {pinned.sha256} ({pinned.bytes} bytes)",
+        )
+    return data
 
 
 def check_golden_explanations(model: LoadedModel) -> float:
