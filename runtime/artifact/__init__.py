@@ -57,6 +57,7 @@ from runtime.artifact._sidecar import (
 from runtime.artifact._store import (
     ACTIVE_FILE,
     HISTORY_FILE,
+    MEDIA_TYPES,
     MODEL_FILE,
     SIDECAR_FILE,
     check_version_name,
@@ -91,6 +92,7 @@ __all__ = [
     "ALGORITHMS",
     "GOLDEN_TOLERANCE",
     "HISTORY_FILE",
+    "MEDIA_TYPES",
     "MODEL_FILE",
     "SCHEMA_VERSION",
     "SIDECAR_FILE",

@@ -8,6 +8,7 @@
   assets of the ``drf-spectacular-sidecar`` package (current Swagger UI and Redoc builds; its Django
   requirement is installed but never imported). ``DOCS_CDN=true`` switches to the public CDNs.
 - Error answers are documented per status, with each code that status can carry and an example.
+- File answers list the media types they are sent with (Litestar documents a ``File`` with none).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
@@ -76,6 +85,21 @@ def _protocol_error_spec(status: int, errors: list[type[MLMatchingError]]) -> Re
     return ResponseSpec(
         ProtocolError, description="\n\n".join(lines), generate_examples=False, examples=examples
     )
+
+
+def file_operation(*media_types: str) -> type[Operation]:
+    """An OpenAPI operation whose 200 answer is a file sent as one of ``media_types``."""
+
+    @dataclass
+    class FileOperation(Operation):
+        # A dataclass again: only then does the generated __init__ call __post_init__.
+        def __post_init__(self) -> None:
+            ok = (self.responses or {}).get("200")
+            if isinstance(ok, OpenAPIResponse):
+                binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                ok.content = {m: OpenAPIMediaType(schema=binary) for m in media_types}
+
+    return FileOperation
 
 
 @dataclass(frozen=True)

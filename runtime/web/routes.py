@@ -13,7 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import File
 
-from runtime.artifact import check_version_name, read_active
+from runtime.artifact import MEDIA_TYPES, check_version_name, read_active
 from runtime.drift import DriftReport
 from runtime.errors import (
     ArtifactCorrupt,
@@ -31,7 +31,7 @@ from runtime.oip import InferRequest
 from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
 from runtime.settings import Settings
 from runtime.web.coalesce import RowCoalescer
-from runtime.web.openapi import Body, error_responses
+from runtime.web.openapi import Body, error_responses, file_operation
 from runtime.web.responses import (
     DriftBins,
     DriftView,
@@ -207,6 +207,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
         summary="Download a file of a version (model.onnx, model.json, ...)",
         description="`Repr-Digest` (RFC 9530) and `ETag` carry the file's sha256 as the sidecar records it.",
         responses=error_responses(InvalidInput, VersionNotFound, FileNotInVersion),
+        operation_class=file_operation(*sorted(set(MEDIA_TYPES.values()))),
     )
     def model_file(version: FromPath[str], name: FromPath[str]) -> File:
         return _file(service.version_file(check_version_name(version), name), name)
@@ -221,6 +222,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
             "plots are the version's files (`GET /models/{version}/files/roc.svg`, ...)."
         ),
         responses=error_responses(InvalidInput, VersionNotFound, FileNotInVersion),
+        operation_class=file_operation("text/html", "text/markdown"),
     )
     def model_card(version: FromPath[str], format: FromQuery[Literal["html", "markdown"]] = "html") -> File:
         name = "card.md" if format == "markdown" else "card.html"

@@ -49,7 +49,13 @@ def test_sidecar_schema_requires_every_field_without_a_default() -> None:
     fields = msgspec.structs.fields(Sidecar)
     assert set(sidecar["required"]) == {f.encode_name for f in fields if f.required}
     # Fields added later have defaults, so sidecars written before them still load.
-    assert {f.encode_name for f in fields if not f.required} == {"warnings", "files", "gate"}
+    assert {f.encode_name for f in fields if not f.required} == {
+        "warnings",
+        "files",
+        "gate",
+        "calibration",
+        "explanation",
+    }
 
 
 def test_the_example_is_the_seed_payload() -> None:
