@@ -33,6 +33,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Schema,
 )
 from litestar.router import Router
@@ -100,6 +101,17 @@ def file_operation(*media_types: str) -> type[Operation]:
                 ok.content = {m: OpenAPIMediaType(schema=binary) for m in media_types}
 
     return FileOperation
+
+
+def with_query_parameter(parameter: Parameter) -> type[Operation]:
+    """An OpenAPI operation that also documents ``parameter``, which the handler reads itself."""
+
+    @dataclass
+    class QueryOperation(Operation):
+        def __post_init__(self) -> None:
+            self.parameters = [*(self.parameters or []), parameter]
+
+    return QueryOperation
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
+from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import File
 
@@ -31,7 +33,7 @@ from runtime.oip import InferRequest
 from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
 from runtime.settings import Settings
 from runtime.web.coalesce import RowCoalescer
-from runtime.web.openapi import Body, error_responses, file_operation
+from runtime.web.openapi import Body, error_responses, file_operation, with_query_parameter
 from runtime.web.responses import (
     DriftBins,
     DriftView,
@@ -142,6 +144,37 @@ def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTT
     return [health, ready]
 
 
+EXPLAIN_PARAMETER = Parameter(
+    name="explain",
+    param_in=ParamType.QUERY,
+    required=False,
+    schema=Schema(type=OpenAPIType.BOOLEAN, default=False),
+    description="`true`: add each feature's contribution (see the description).",
+)
+
+
+def explain_asked(request: Request[Any, Any, Any]) -> bool:
+    """``?explain=``, read by hand: a declared query parameter makes Litestar build and check a
+    signature model on every request, which the plain scoring path must not pay for.
+
+    Raises
+    ------
+    InvalidInput
+        A value other than true/false/1/0, or the parameter given more than once.
+    """
+    if not request.scope["query_string"]:
+        return False
+    values = request.query_params.getall("explain", [])
+    if not values:
+        return False
+    if len(values) > 1:
+        raise InvalidInput(f"query parameter `explain`: given {len(values)} times, expected once")
+    value = values[0].lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"query parameter `explain`: expected true or false, got {values[0]!r}")
+    return value in ("true", "1")
+
+
 def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
     coalescer = RowCoalescer()
 
@@ -152,13 +185,12 @@ def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
         summary="Score one match",
         description=EXPLAIN_DOC,
         responses=SCORING_ERRORS,
+        operation_class=with_query_parameter(EXPLAIN_PARAMETER),
     )
-    async def predict(
-        request: Request[Any, Any, Any], body: RawBody, explain: FromQuery[bool] = False
-    ) -> Response[PredictResponse]:
+    async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
         require_json(request)
         scorer = service.scorer  # one read: a swap during this request does not change its model
-        if explain:
+        if explain_asked(request):
             return _json(scorer.explain(body))
         return _json(await coalescer.submit(scorer, scorer.decode_row(body)))
 
@@ -169,13 +201,12 @@ def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
         summary="Score many matches",
         description=EXPLAIN_DOC,
         responses=SCORING_ERRORS,
+        operation_class=with_query_parameter(EXPLAIN_PARAMETER),
     )
-    async def predict_batch(
-        request: Request[Any, Any, Any], body: RawBody, explain: FromQuery[bool] = False
-    ) -> Response[BatchResponse]:
+    async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
         require_json(request)
         scorer = service.scorer  # one read: a swap during this request does not change its model
-        score = scorer.explain_batch if explain else scorer.predict_batch
+        score = scorer.explain_batch if explain_asked(request) else scorer.predict_batch
         if len(body) > OFFLOAD_BYTES:
             return _json(await anyio.to_thread.run_sync(score, bytes(body)))
         return _json(score(body))
