@@ -19,7 +19,7 @@ import {
   loadModel,
   weightedModel
 } from '../index.js'
-import {GB, RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {GB, LocalServer, RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
 
 /** @import {LocalScorer, OnnxModel} from '../index.js' */
 
@@ -32,7 +32,7 @@ const REMOTE_VERSION = '20991231_235959'
  * stopped, restarted on the same port, slowed down or made to fail. The live test
  * (runtime.test.js) checks the same answers against the real runtime.
  */
-class FakeRuntime {
+class FakeRuntime extends LocalServer {
   /** @type {'ok' | 'slow' | 'hang' | 'reset' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered'} */
   mode = 'ok'
   slowMs = 5000
@@ -40,43 +40,11 @@ class FakeRuntime {
   requests = []
   /** @type {Array<{path: string, headers: http.IncomingHttpHeaders, body: any}>} */
   posts = []
-  port = 0
-  /** @type {http.Server | undefined} */
-  #server
-
-  get baseUrl() {
-    return `http://127.0.0.1:${this.port}`
-  }
-
-  /** @returns {Promise<void>} */
-  start() {
-    const server = http.createServer((request, response) => void this.#handle(request, response))
-    this.#server = server
-    return new Promise((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.port, '127.0.0.1', () => {
-        this.port = /** @type {import('node:net').AddressInfo} */ (server.address()).port
-        resolve()
-      })
-    })
-  }
-
-  /** @returns {Promise<void>} */
-  stop() {
-    const server = this.#server
-    this.#server = undefined
-    if (!server) return Promise.resolve()
-    return new Promise((resolve) => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    })
-  }
-
   /**
    * @param {http.IncomingMessage} request
    * @param {http.ServerResponse} response
    */
-  async #handle(request, response) {
+  async handle(request, response) {
     let text = ''
     for await (const chunk of request) text += chunk
     const route = `${request.method} ${request.url}`

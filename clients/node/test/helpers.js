@@ -3,6 +3,7 @@
  */
 
 import {cp, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -76,4 +77,52 @@ export async function editSidecar(dir, change) {
   const sidecar = JSON.parse(await readFile(file, 'utf8'))
   change(sidecar)
   await writeFile(file, JSON.stringify(sidecar, null, 2) + '\n')
+}
+
+/**
+ * A node:http server on 127.0.0.1 for fakes of the services: `start()` listens (on `port`, or a free
+ * one the first time), `stop()` closes it and its connections, and `start()` again reuses the port,
+ * as a restarted service would. Subclasses answer in `handle`.
+ */
+export class LocalServer {
+  port = 0
+  /** @type {http.Server | undefined} */
+  #server
+
+  get baseUrl() {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  /** @returns {Promise<void>} */
+  start() {
+    const server = http.createServer((request, response) => void this.handle(request, response))
+    this.#server = server
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.port, '127.0.0.1', () => {
+        this.port = /** @type {import('node:net').AddressInfo} */ (server.address()).port
+        resolve()
+      })
+    })
+  }
+
+  /** @returns {Promise<void>} */
+  stop() {
+    const server = this.#server
+    this.#server = undefined
+    if (!server) return Promise.resolve()
+    return new Promise((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+
+  /**
+   * @param {http.IncomingMessage} request
+   * @param {http.ServerResponse} response
+   * @returns {Promise<unknown>}
+   */
+  async handle(request, response) {
+    return response.writeHead(501).end()
+  }
 }

@@ -19,12 +19,12 @@ import {
   createClient,
   loadModel
 } from '../index.js'
-import {GB, RF, uniformRow, versionDir} from './helpers.js'
+import {GB, LocalServer, RF, uniformRow, versionDir} from './helpers.js'
 
 const TOKEN = 'loop-token'
 
 /** A server that answers as the trainer (`/outcomes`, `/health`, `/train`) and, for following, the runtime. */
-class FakeServices {
+class FakeServices extends LocalServer {
   /** @type {Map<string, string>} id → stored content */
   stored = new Map()
   up = true
@@ -32,42 +32,11 @@ class FakeServices {
   loseAnswers = 0
   served = RF
   tamper = false
-  port = 0
-  /** @type {http.Server | undefined} */
-  #server
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`
-  }
-
-  /** @returns {Promise<void>} */
-  start() {
-    const server = http.createServer((request, response) => void this.#handle(request, response))
-    this.#server = server
-    return new Promise((resolve) =>
-      server.listen(this.port, '127.0.0.1', () => {
-        this.port = /** @type {import('node:net').AddressInfo} */ (server.address()).port
-        resolve()
-      })
-    )
-  }
-
-  /** @returns {Promise<void>} */
-  stop() {
-    const server = this.#server
-    this.#server = undefined
-    if (!server) return Promise.resolve()
-    return new Promise((resolve) => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    })
-  }
-
   /**
    * @param {http.IncomingMessage} request
    * @param {http.ServerResponse} response
    */
-  async #handle(request, response) {
+  async handle(request, response) {
     let text = ''
     for await (const chunk of request) text += chunk
     /** @param {number} status @param {unknown} body */
@@ -182,8 +151,8 @@ describe('outcomes and the trainer', () => {
   /** @param {Partial<import('../index.js').ClientOptions>} [options] */
   function client(options = {}) {
     return createClient({
-      baseUrl: services.url,
-      trainerUrl: services.url,
+      baseUrl: services.baseUrl,
+      trainerUrl: services.baseUrl,
       spoolFile: path.join(dir, 'outcomes.jsonl'),
       timeoutMs: 500,
       retryMs: 60_000, // the tests resend by hand
@@ -293,7 +262,7 @@ describe('outcomes and the trainer', () => {
   })
 
   test('without trainerUrl the loop calls name the option', async () => {
-    const c = createClient({baseUrl: services.url})
+    const c = createClient({baseUrl: services.baseUrl})
     await assert.rejects(c.recordOutcome({}, true), (error) => {
       assert.ok(error instanceof SettingsError)
       assert.match(error.message, /^recordOutcome needs the trainerUrl option/)
@@ -319,7 +288,7 @@ describe('a model that follows the runtime', () => {
 
   test('swaps to the version the runtime serves, keeps its model when the new one fails to verify', async () => {
     const logger = quietLogger()
-    const c = createClient({baseUrl: services.url, logger})
+    const c = createClient({baseUrl: services.baseUrl, logger})
     services.served = RF
     const model = await c.followModel({dir, followMs: 60_000})
     try {
