@@ -143,14 +143,18 @@ class Scorer:
         conf = 100.0 * abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
         return self._encoder.encode(_PredictWire(100.0 * p, conf, 100.0 * p, self._importance, self.version))
 
-    def predict_batch(self, body: bytes) -> bytes:
-        """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
+    def decode_batch(self, body: bytes) -> npt.NDArray[np.float32]:
+        """The rows of ``{"instances": [...]}`` as float32; raises InvalidInput naming what is wrong."""
         try:
             batch: Any = self._batch_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise self._refusal(exc, body, batch=True) from None
         astuple = self._astuple
-        x = np.array([astuple(r) for r in batch.instances], dtype=np.float32)
+        return np.array([astuple(r) for r in batch.instances], dtype=np.float32)
+
+    def predict_batch(self, body: bytes) -> bytes:
+        """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
+        x = self.decode_batch(body)
         if self.observe is not None:
             self.observe(x, True)
         p, conf = self.score(x)
@@ -161,9 +165,9 @@ class Scorer:
     def explain(self, body: bytes) -> bytes:
         """``POST /predict?explain=true``: the PredictResponse with the row's contributions."""
         x = np.array([self.decode_row(body)], dtype=np.float32)
+        (prediction,), base, scale = self._explained(x)  # first: a refused row is not observed
         if self.observe is not None:
             self.observe(x, False)
-        (prediction,), base, scale = self._explained(x)
         return self._encoder.encode(
             PredictResponse(
                 prediction.score,
@@ -179,14 +183,10 @@ class Scorer:
 
     def explain_batch(self, body: bytes) -> bytes:
         """``POST /predict/batch?explain=true``: the BatchResponse with each row's contributions."""
-        try:
-            batch: Any = self._batch_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise self._refusal(exc, body, batch=True) from None
-        x = np.array([self._astuple(r) for r in batch.instances], dtype=np.float32)
+        x = self.decode_batch(body)
+        predictions, base, scale = self._explained(x)  # first: refused rows are not observed
         if self.observe is not None:
             self.observe(x, True)
-        predictions, base, scale = self._explained(x)
         return self._encoder.encode(
             BatchResponse(predictions, self.model.importance, self.version, base, scale)
         )

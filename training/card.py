@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from markdown_it import MarkdownIt
 
-from runtime.artifact import Metrics, Sidecar, decode_sidecar, encode_sidecar, pin
+from runtime.artifact import Metrics, Sidecar, decode_sidecar, pin
 
 CARD_MD = "card.md"
 CARD_HTML = "card.html"
@@ -115,7 +115,8 @@ def _read(path: Path) -> bytes | None:
 
 def page(text: str, figures: Mapping[str, bytes], version: str) -> bytes:
     """The card as one HTML page with the figures inline (no request leaves it)."""
-    body = MarkdownIt("commonmark").enable("table").render(text)
+    # No raw HTML: feature descriptions and reasons are data, and must not become markup.
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     for name, svg in figures.items():
         uri = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
         body = body.replace(f'src="{name}"', f'src="{uri}"')
@@ -309,7 +310,7 @@ def _gate(s: Sidecar) -> str:
     champion = f"{g.champion_roc_auc:.4f}" if g.champion_roc_auc is not None else "—"
     rows = [
         ["decision", "promoted" if g.promoted else "refused"],
-        ["reason", html.escape(g.reason)],
+        ["reason", g.reason],
         ["champion", g.champion or "— (first version)"],
         [
             "ROC-AUC: candidate / champion / baseline",
@@ -338,12 +339,3 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def write_into(folder: Path, sidecar: Sidecar, files: Mapping[str, bytes]) -> None:
-    """Add ``files`` to an existing version folder, then its sidecar: each through a temporary file
-    renamed into place, the sidecar last, so a reader never sees a file the sidecar does not pin."""
-    for name, data in {**files, "model.json": encode_sidecar(sidecar)}.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(folder / name)

@@ -22,6 +22,7 @@ from runtime.artifact import (
     ALGORITHMS,
     SIDECAR_FILE,
     FeatureSet,
+    amend_version,
     check_files,
     check_version_name,
     decode_sidecar,
@@ -168,7 +169,7 @@ def _card(args: argparse.Namespace) -> int:
     if not (folder / SIDECAR_FILE).exists():
         raise VersionNotFound(f"version {args.version} not found in {args.artifacts}")
     try:
-        changed = card.rebuild(folder, card.write_into)
+        changed = card.rebuild(folder, amend_version)
     except FileNotFoundError as exc:
         raise MLMatchingError(str(exc)) from None
     if changed:

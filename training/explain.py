@@ -31,15 +31,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime as ort
 from onnx import helper
 from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
-from runtime.artifact import Explanation, ExplanationParity, compare, session_options
+from runtime.artifact import Explanation, ExplanationParity, compare
 from training.errors import ParityError
-from training.export import INPUT_NAME
+from training.export import INPUT_NAME, onnx_session
 
 EXPLAIN_FILE = "explain.onnx"
 OUTPUT = "contributions"
@@ -278,8 +277,8 @@ def check_explainer(
 
 
 def run(graph: bytes, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    session = ort.InferenceSession(graph, session_options(1), providers=["CPUExecutionProvider"])
-    (out,) = session.run([OUTPUT], {INPUT_NAME: x})
+    """The explainer graph's contributions for rows ``x``, as a runtime computes them."""
+    (out,) = onnx_session(graph).run([OUTPUT], {INPUT_NAME: x})
     return np.asarray(out, dtype=np.float32)
 
 

@@ -163,7 +163,8 @@ def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, prog
         f"{algorithm}: calibration {choice.method} ({choice.chosen_by}): held-out ECE "
         f"{calibration.holdout_before.ece:.4f} -> {calibration.holdout_after.ece:.4f}"
     )
-    train_m = metrics(s.y_train, positive_proba(final, s.x_train), t)
+    # Before calibration, like the folds it is compared with: the gap is the forest's, not the calibrator's.
+    train_m = metrics(s.y_train, positive_proba(cal.base_estimator(final), s.x_train), t)
     hold_m = metrics(s.y_hold, after, t)
     progress(f"{algorithm}: holdout roc_auc={hold_m.roc_auc:.4f} accuracy={hold_m.accuracy:.4f}")
     model_metrics = ModelMetrics(

@@ -167,6 +167,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def amend_version(folder: Path, sidecar: Sidecar, files: Mapping[str, bytes]) -> None:
+    """Add or replace ``files`` of a published version, then its sidecar.
+
+    The one change a published version takes: a redrawn model card (its model and golden rows never
+    change). Each file goes through a temporary file renamed into place, the sidecar last, so a
+    reader sees either the old sidecar or the new one with every file it pins.
+    """
+    with _writing(folder.parent, f"the files of {folder.name}"):
+        for name, data in files.items():
+            _atomic_write(folder / name, data)
+        _atomic_write(folder / SIDECAR_FILE, encode_sidecar(sidecar))
+
+
 def version_stamp(now: dt.datetime | None = None) -> str:
     """The version name for a training finished at ``now`` (UTC), without collision suffix."""
     now = now or dt.datetime.now(dt.UTC)

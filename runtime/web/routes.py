@@ -262,8 +262,8 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
             found = service.version_file(version, name)
         except FileNotInVersion:
             raise FileNotInVersion(
-                f"version {version} has no model card (it was published before cards existed; "
-                f"`python -m training card {version}` draws one if it has evaluation.json)"
+                f"version {version} has no model card (it was published before cards existed): "
+                "retrain on its data to get one"
             ) from None
         return _file(found, name)
 

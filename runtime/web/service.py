@@ -97,9 +97,11 @@ class ModelService:
         self.root = settings.models_dir
         self._scorer: Scorer | None = None
         self._load_lock = threading.Lock()
-        # Versions are immutable, so what was read of one stays valid.
-        self._sidecars: dict[str, Sidecar] = {}
-        self._sidecar_hashes: dict[str, str] = {}
+        # version -> (model.json's mtime and size when read, what was read). A published version
+        # changes only when `training card` redraws its card, which rewrites model.json: the
+        # stamp notices that, and the cache never serves a sidecar older than the file.
+        self._sidecars: dict[str, tuple[tuple[int, int], Sidecar]] = {}
+        self._sidecar_hashes: dict[str, tuple[tuple[int, int], str]] = {}
         self._default_features: FeatureSet | None = None
         #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
         self.fallback: str | None = None
@@ -263,12 +265,21 @@ class ModelService:
         return True
 
     def sidecar(self, version: str) -> Sidecar:
-        """The parsed sidecar of ``version`` (cached)."""
+        """The parsed sidecar of ``version`` (cached while model.json is unchanged)."""
+        path = version_dir(self.root, version) / SIDECAR_FILE
+        stamp = _stamp(path)
         cached = self._sidecars.get(version)
-        if cached is None:
-            folder = version_dir(self.root, version)
-            cached = self._sidecars[version] = decode_sidecar((folder / SIDECAR_FILE).read_bytes())
-        return cached
+        if cached is None or cached[0] != stamp:
+            cached = self._sidecars[version] = (stamp, decode_sidecar(path.read_bytes()))
+        return cached[1]
+
+    def _sidecar_hash(self, version: str) -> str:
+        path = version_dir(self.root, version) / SIDECAR_FILE
+        stamp = _stamp(path)
+        cached = self._sidecar_hashes.get(version)
+        if cached is None or cached[0] != stamp:
+            cached = self._sidecar_hashes[version] = (stamp, hashlib.sha256(path.read_bytes()).hexdigest())
+        return cached[1]
 
     def version_file(self, version: str, name: str) -> VersionFile:
         """A file the version's sidecar lists (or the sidecar itself), with its sha256.
@@ -288,12 +299,7 @@ class ModelService:
         sidecar = self.sidecar(version)
         listed = {MODEL_FILE: sidecar.onnx.sha256, **{n: f.sha256 for n, f in sidecar.files.items()}}
         if name == SIDECAR_FILE:
-            digest = self._sidecar_hashes.get(version)
-            if digest is None:
-                digest = self._sidecar_hashes[version] = hashlib.sha256(
-                    self.sidecar_bytes(version)
-                ).hexdigest()
-            listed[name] = digest
+            listed[name] = self._sidecar_hash(version)
         if name not in listed:
             have = ", ".join(sorted([*listed, SIDECAR_FILE]))
             raise FileNotInVersion(f"version {version} has no file `{name}` (it has {have})")
@@ -327,3 +333,9 @@ class ModelService:
                 )
             )
         return out
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells a rewritten file from the one read before: its mtime (ns) and size."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size

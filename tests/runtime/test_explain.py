@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from runtime.artifact import amend_version, decode_sidecar, pin
 from runtime.settings import Settings
 from runtime.web import create_app
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
@@ -104,7 +106,9 @@ def test_a_version_without_explainer_answers_409_and_still_scores(
     assert f"version {GB_VERSION} has no explainer" in refused.json()["detail"]
     batch = client.post("/predict/batch?explain=true", json={"instances": [row]})
     assert batch.status_code == 409
+    assert client.get("/monitoring/drift").json()["rows"] == 0  # a refused row is not observed
     assert client.post("/predict", json=row).status_code == 200
+    assert client.get("/monitoring/drift").json()["rows"] == 1
 
 
 # --- the model card ------------------------------------------------------------------------------
@@ -152,4 +156,20 @@ def test_a_version_without_a_card_says_how_to_draw_one(client: Client, store: Pa
     (folder / "model.json").write_text(json.dumps(doc))
     response = client.get(f"/models/{GB_VERSION}/card")
     assert response.status_code == 404 and response.json()["error"] == "file_not_found"
-    assert f"python -m training card {GB_VERSION}" in response.json()["detail"]
+    assert f"version {GB_VERSION} has no model card" in response.json()["detail"]
+
+
+def test_a_redrawn_card_is_served_at_once(client: Client, store: Path) -> None:
+    # `training card` rewrites card files and model.json in place; nothing may serve the old ones.
+    folder = store / RF_VERSION
+    before = client.get(f"/models/{RF_VERSION}/card?format=markdown")
+    assert before.status_code == 200
+    sidecar = decode_sidecar((folder / "model.json").read_bytes())
+    text = before.content + b"\nRedrawn.\n"
+    files = {**sidecar.files, "card.md": pin("card.md", text)}
+    amend_version(folder, msgspec.structs.replace(sidecar, files=files), {"card.md": text})
+    after = client.get(f"/models/{RF_VERSION}/card?format=markdown")
+    assert after.content == text and after.headers["etag"] == f'"{files["card.md"].sha256}"'
+    assert client.get(f"/models/{RF_VERSION}").json()["files"]["card.md"]["sha256"] == files["card.md"].sha256
+    meta = client.get(f"/models/{RF_VERSION}/files/model.json")
+    assert meta.headers["etag"] == f'"{hashlib.sha256(meta.content).hexdigest()}"'

@@ -11,7 +11,13 @@ import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {randomUUID} from 'node:crypto'
-import {ArtifactCorruptError, RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {
+  ArtifactCorruptError,
+  ExplanationUnavailableError,
+  RequestRejectedError,
+  ServiceUnavailableError,
+  SettingsError
+} from './errors.js'
 import {FollowingModel} from './follow.js'
 import {loadModel, MODEL_FILE} from './model.js'
 import {Outbox} from './outbox.js'
@@ -193,13 +199,12 @@ export class Client {
    */
   async predict(row, options = {}) {
     const explain = Boolean(options.explain)
+    const path = explain ? '/predict?explain=true' : '/predict'
     /** @type {[Prediction, Source]} */
-    const [result, source] = await this.#score(
-      explain ? '/predict?explain=true' : '/predict',
-      row,
-      (answer) => isPrediction(answer) && (!explain || isExplained(answer)),
-      (local) => local.predict(row, {explain})
+    const [result, source] = await this.#score(path, row, isPrediction, (local) =>
+      local.predict(row, {explain})
     )
+    if (explain) this.#requireExplained(result, path)
     return {...result, source}
   }
 
@@ -216,13 +221,12 @@ export class Client {
    */
   async predictBatch(rows, options = {}) {
     const explain = Boolean(options.explain)
+    const path = explain ? '/predict/batch?explain=true' : '/predict/batch'
     /** @type {[BatchPrediction, Source]} */
-    const [result, source] = await this.#score(
-      explain ? '/predict/batch?explain=true' : '/predict/batch',
-      {instances: rows},
-      (answer) => isBatch(answer) && (!explain || isExplained(answer)),
-      (local) => local.predictBatch(rows, {explain})
+    const [result, source] = await this.#score(path, {instances: rows}, isBatch, (local) =>
+      local.predictBatch(rows, {explain})
     )
+    if (explain) this.#requireExplained(result, path)
     const predictions = result.predictions.map((item) => ({...item, source}))
     return {...result, predictions, source}
   }
@@ -571,6 +575,22 @@ export class Client {
     }
     this.#up()
     return [result, 'remote']
+  }
+
+  /**
+   * An answer to `explain` without contributions came from a runtime older than explanations: the
+   * service is up (no fallback, no outage), it just cannot explain.
+   *
+   * @param {Prediction | BatchPrediction} result
+   * @param {string} path
+   */
+  #requireExplained(result, path) {
+    if (!isExplained(result)) {
+      throw new ExplanationUnavailableError(
+        `ml-matching service at ${this.#base} answered POST ${path} without contributions ` +
+          '(a runtime older than explanations?): update it, or score without explain'
+      )
+    }
   }
 
   /** Ask `/health/ready`, unless the last probe was under `healthIntervalMs` ago. */

@@ -100,9 +100,9 @@ export class Scorer {
   async predict(row, options = {}) {
     const x = new this.#ArrayType(this.#schema.names.length)
     readRow(this.#schema, row, x, 0, undefined)
-    this.#window.add(x, 1)
     if (options.explain) {
       const [score] = await this.#explained(x, 1)
+      this.#window.add(x, 1) // after: a row refused an explanation is not observed
       const {score: s, confidence, successProbability, contributions} = score
       return {
         score: s,
@@ -114,6 +114,7 @@ export class Scorer {
         ...this.#explanationHeader()
       }
     }
+    this.#window.add(x, 1)
     const p = (await this.scoreMatrix(x, 1))[0]
     const score = 100 * p
     // A literal, not a spread of #rowScore: this is the hot path of one-row scoring.
@@ -140,9 +141,9 @@ export class Scorer {
    */
   async predictBatch(rows, options = {}) {
     const x = readRows(this.#schema, rows, this.#ArrayType)
-    this.#window.add(x, rows.length)
     if (options.explain) {
       const predictions = await this.#explained(x, rows.length)
+      this.#window.add(x, rows.length) // after: rows refused an explanation are not observed
       return {
         predictions,
         featureImportance: this.#importance,
@@ -150,6 +151,7 @@ export class Scorer {
         ...this.#explanationHeader()
       }
     }
+    this.#window.add(x, rows.length)
     const p = await this.scoreMatrix(x, rows.length)
     const n = this.#schema.names.length
     const predictions = new Array(rows.length)

@@ -33,7 +33,10 @@ const REMOTE_VERSION = '20991231_235959'
  * (runtime.test.js) checks the same answers against the real runtime.
  */
 class FakeRuntime extends LocalServer {
-  /** @type {'ok' | 'slow' | 'hang' | 'reset' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered'} */
+  /**
+   * `before-explanations`: a runtime older than explanations, which ignores `?explain=true`.
+   * @type {'ok' | 'slow' | 'hang' | 'reset' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered' | 'before-explanations'}
+   */
   mode = 'ok'
   slowMs = 5000
   /** @type {Array<string>} requests seen, as `METHOD /path` */
@@ -107,22 +110,26 @@ class FakeRuntime extends LocalServer {
         }
         return send(200, {status: 'success', version: REMOTE_VERSION, previousVersion: RF, persisted: true})
       }
+      const url = new URL(request.url ?? '/', 'http://fake')
       const rows =
-        request.url === '/predict' ? [body] : request.url === '/predict/batch' ? body?.instances : null
+        url.pathname === '/predict' ? [body] : url.pathname === '/predict/batch' ? body?.instances : null
       if (!rows) return fail(404, 'not_found', `no route ${route}`)
       const bad = rows.findIndex((/** @type {any} */ row) => row.brandFit > 1)
       if (bad >= 0) {
-        const where = request.url === '/predict' ? '' : `row ${bad}: `
+        const where = url.pathname === '/predict' ? '' : `row ${bad}: `
         return fail(
           400,
           'invalid_input',
           `${where}feature \`brandFit\`: value ${rows[bad].brandFit} is outside [0, 1]`
         )
       }
-      const one = {score: 42, confidence: 10, successProbability: 42}
+      const explain = url.searchParams.get('explain') === 'true' && this.mode !== 'before-explanations'
+      const contributions = explain ? {contributions: {brandFit: 0.5}} : {}
+      const header = explain ? {baseValue: -0.1, explanationScale: 'log-odds'} : {}
+      const one = {score: 42, confidence: 10, successProbability: 42, ...contributions}
       const shared = {featureImportance: {brandFit: 1}, modelVersion: REMOTE_VERSION}
-      if (request.url === '/predict') return send(200, {...one, ...shared})
-      return send(200, {predictions: rows.map(() => one), ...shared})
+      if (url.pathname === '/predict') return send(200, {...one, ...shared, ...header})
+      return send(200, {predictions: rows.map(() => one), ...shared, ...header})
     }
     return fail(404, 'not_found', `no route for ${route}`)
   }
@@ -424,6 +431,28 @@ describe('createClient', () => {
     assert.deepEqual(batch.predictions[0].contributions, explained.contributions)
     const weighted = createClient({baseUrl: server.baseUrl, local: weightedModel(await sidecarOf(RF))})
     await assert.rejects(weighted.predict(row, {explain: true}), {name: 'ExplanationUnavailableError'})
+  })
+
+  test('explain asks the runtime; a runtime older than explanations is not an outage', async () => {
+    const client = createClient({baseUrl: server.baseUrl, local, logger: memoryLogger()})
+    const remote = await client.predict(row, {explain: true})
+    assert.deepEqual(server.posts.at(-1)?.path, '/predict?explain=true')
+    assert.equal(remote.source, 'remote')
+    assert.deepEqual(remote.contributions, {brandFit: 0.5})
+    assert.equal(remote.explanationScale, 'log-odds')
+    const batch = await client.predictBatch([row, row], {explain: true})
+    assert.equal(batch.baseValue, -0.1)
+    assert.deepEqual(batch.predictions[1].contributions, {brandFit: 0.5})
+
+    server.mode = 'before-explanations'
+    await assert.rejects(client.predict(row, {explain: true}), (error) => {
+      assert.equal(/** @type {Error} */ (error).name, 'ExplanationUnavailableError')
+      assert.match(String(error), /answered POST \/predict\?explain=true without contributions/)
+      return true
+    })
+    await assert.rejects(client.predictBatch([row], {explain: true}), {name: 'ExplanationUnavailableError'})
+    assert.equal(client.degraded, false)
+    assert.equal((await client.predict(row)).source, 'remote')
   })
 
   test('without a local model, an unreachable service throws ServiceUnavailableError', async () => {

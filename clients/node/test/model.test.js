@@ -189,7 +189,9 @@ describe('explanations', () => {
         return true
       })
       await assert.rejects(model.predictBatch([row], {explain: true}), ExplanationUnavailableError)
+      assert.equal(model.drift().rows, 0, 'a row refused an explanation is not observed')
       assert.ok((await model.predict(row)).score >= 0)
+      assert.equal(model.drift().rows, 1)
     } finally {
       await model.close()
       await copy.cleanup()
