@@ -207,6 +207,17 @@ describe('explanations', () => {
   })
 })
 
+/**
+ * Damage a file in place: its middle byte changes, its size does not.
+ *
+ * @param {string} file
+ */
+async function flipOneByte(file) {
+  const bytes = await readFile(file)
+  bytes[Math.floor(bytes.length / 2)] ^= 0x01
+  await writeFile(file, bytes)
+}
+
 describe('loadModel refuses a bad version', () => {
   /**
    * @param {(dir: string) => Promise<void>} edit
@@ -239,12 +250,7 @@ describe('loadModel refuses a bad version', () => {
 
   test('model.onnx with one byte changed', async () => {
     await refused(
-      async (dir) => {
-        const file = path.join(dir, 'model.onnx')
-        const bytes = await readFile(file)
-        bytes[Math.floor(bytes.length / 2)] ^= 0x01
-        await writeFile(file, bytes)
-      },
+      (dir) => flipOneByte(path.join(dir, 'model.onnx')),
       'sha256',
       /^sha256: model\.onnx has sha256 [0-9a-f]{64} \(\d+ bytes\), sidecar expects/
     )
@@ -341,12 +347,7 @@ describe('loadModel refuses a bad version', () => {
 
   test('explain.onnx with one byte changed', async () => {
     await refused(
-      async (dir) => {
-        const file = path.join(dir, 'explain.onnx')
-        const bytes = await readFile(file)
-        bytes[Math.floor(bytes.length / 2)] ^= 0x01
-        await writeFile(file, bytes)
-      },
+      (dir) => flipOneByte(path.join(dir, 'explain.onnx')),
       'explain',
       /^explain: explain\.onnx has sha256 [0-9a-f]{64} \(\d+ bytes\), sidecar expects/
     )
