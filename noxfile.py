@@ -1,4 +1,8 @@
-"""Sessions people and CI share. ``nox`` runs the default set; the others by name (``nox -s serve``)."""
+"""Sessions people and CI share. ``nox`` runs the default set; the others by name (``nox -s serve``).
+
+Every session installs from ``uv.lock`` (``uv sync --locked``), so a release elsewhere cannot turn
+CI red; ``nox -s deps`` upgrades the lock on purpose and runs the whole suite against it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "oip", "node", "readme"]
 nox.options.error_on_missing_interpreters = True
 
@@ -24,48 +29,56 @@ NODE_DIR = "clients/node"
 NODE_ENV = {"ONNXRUNTIME_NODE_INSTALL": "skip"}
 
 
-def _group(name: str) -> list[str]:
-    return list(nox.project.dependency_groups(PYPROJECT, name))
+def _uv() -> str:
+    """uv, which lives beside the nox that runs us (e.g. .venv/bin), not on the session's PATH."""
+    return shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+
+
+def _sync(session: nox.Session, *args: str) -> None:
+    """Install the locked versions (and the project, unless told otherwise) into the session's venv."""
+    env = {"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}
+    session.run_install(
+        _uv(), "sync", "--locked", "--no-default-groups", *args, env=env, external=True
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install(*_group("lint"))
+    _sync(session, "--only-group", "lint", "--no-install-project")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on runtime/ and training/."""
-    session.install("-e", ".[train]", *_group("typecheck"))
+    """mypy --strict on src/ml_matching."""
+    _sync(session, "--extra", "train", "--group", "typecheck")
     session.run("mypy", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole pytest suite with the train extra installed."""
-    session.install("-e", ".[train]", *_group("test"))
-    session.run("pytest", *session.posargs)
+    """The whole pytest suite with the train extra installed, on every core."""
+    _sync(session, "--extra", "train", "--group", "test")
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def runtime_only(session: nox.Session) -> None:
-    """Runtime tests where only the base package is installed: proves no scikit-learn is needed."""
-    # The same install script the Dockerfile's runtime stage runs.
-    session.run("bash", "scripts/install.sh", "runtime", external=True, env={"PIP": _uv_pip(session)})
-    session.install(*_group("test"))
+    """The runtime's tests where only the base package is installed: proves no scikit-learn is needed."""
+    # The install the Dockerfile's runtime stage makes (scripts/install.sh), plus the test tools.
+    env = {"UV": _uv(), "UV_PROJECT_ENVIRONMENT": session.virtualenv.location}
+    session.run("bash", "scripts/install.sh", "runtime", "--group", "test", external=True, env=env)
     session.run(
-        "pytest", "tests/runtime", "tests/contract", "tests/property", "-m", "not train", *session.posargs,
-        env={"ML_MATCHING_RUNTIME_ONLY": "1"},
-    )  # fmt: skip
+        "pytest", "-n", "auto", "-m", "not train", *session.posargs, env={"ML_MATCHING_RUNTIME_ONLY": "1"}
+    )
 
 
 @nox.session(python=PYTHON)
 def oip(session: nox.Session) -> None:
     """Open Inference Protocol v2 with tritonclient[http] and KServe's SDK, against the base package."""
-    session.install("-e", ".", *_group("oip"))
+    _sync(session, "--group", "oip")
     session.run("python", "-c", _versions("tritonclient", "kserve"))
     session.run("pytest", "tests/oip", "-p", "no:cacheprovider", *session.posargs)
 
@@ -78,7 +91,7 @@ def _versions(*names: str) -> str:
 @nox.session(python=PYTHON)
 def node(session: nox.Session) -> None:
     """Node client: format, types and node:test, against the real runtime and trainer where they run."""
-    session.install(".[train]")  # the live tests start python -m runtime and python -m training serve
+    _sync(session, "--extra", "train", "--group", "test")  # the live tests start both services
     fixtures = f"{NODE_DIR}/test/fixtures"
     session.run("python", "scripts/node_parity_fixture.py", FIXTURE_STORE, fixtures)
     env = {"ML_MATCHING_PYTHON": str(Path(session.bin) / "python"), **NODE_ENV}
@@ -86,7 +99,6 @@ def node(session: nox.Session) -> None:
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True, env=env)
         session.run("npm", "test", external=True, env=env)
     # Python's /predict against the Node client on Hypothesis-generated rows (needs node_modules).
-    session.install(*_group("test"))
     session.run("pytest", "tests/property/test_node_parity.py", "-p", "no:cacheprovider")
 
 
@@ -97,12 +109,30 @@ def readme(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def deps(session: nox.Session) -> None:
+    """Upgrade uv.lock to the newest releases, print what changed, then run the whole default suite on it."""
+    lock = ROOT / "uv.lock"
+    before = _locked_versions(lock)
+    session.run(_uv(), "lock", "--upgrade", external=True)
+    after = _locked_versions(lock)
+    changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+    for name in changed:
+        session.log(f"{name}: {before.get(name, '-')} -> {after.get(name, '-')}")
+    session.log(f"{len(changed)} packages changed in uv.lock; now running the default sessions on it")
+    for name in nox.options.sessions:
+        session.notify(name)
+
+
+def _locked_versions(lock: Path) -> dict[str, str]:
+    return {p["name"]: p["version"] for p in tomllib.loads(lock.read_text())["package"] if "version" in p}
+
+
+@nox.session(python=PYTHON, default=False)
 def dist(session: nox.Session) -> None:
     """Build the wheel and sdist, and the Node client's npm tarball (with its types), into dist/."""
     out = ROOT / "dist"
     shutil.rmtree(out, ignore_errors=True)
-    session.install("build")
-    session.run("python", "-m", "build", "--outdir", str(out), ".")
+    session.run(_uv(), "build", "--out-dir", str(out), external=True)
     with session.chdir(NODE_DIR):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True, env=NODE_ENV)
         session.run("npm", "pack", "--pack-destination", str(out), external=True, env=NODE_ENV)
@@ -113,14 +143,14 @@ def dist(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def fuzz(session: nox.Session) -> None:
     """Schemathesis against both services, 10,000+ cases each; bench/results-fuzz.json."""
-    session.install("-e", ".[train]", *_group("test"))
+    _sync(session, "--extra", "train", "--group", "test")
     session.run("python", "scripts/fuzz.py", "--examples", "1400", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def soak(session: nox.Session) -> None:
     """60 s at 64 connections with a hot swap every second and outcomes posted; bench/results-soak.json."""
-    session.install("-e", ".[train]")
+    _sync(session, "--extra", "train")
     session.run("python", "bench/soak.py", *session.posargs)
 
 
@@ -138,35 +168,26 @@ def image(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def docs_browser(session: nox.Session) -> None:
     """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
-    session.install("-e", ".")
+    _sync(session)
     session.run("python", "scripts/docs_browser.py", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def serve(session: nox.Session) -> None:
     """Train a default model from synthetic data if the store is empty, then serve it on :8000."""
-    session.install("-e", ".[train]")
+    _sync(session, "--extra", "train")
     store = os.environ.get("MODELS_DIR", "artifacts")
-    listing = session.run("python", "-m", "training", "list", "--artifacts", store, silent=True) or ""
+    listing = session.run("ml-matching", "list", "--artifacts", store, silent=True) or ""
     if listing.startswith("no versions"):
-        session.run("python", "-m", "training", "synth", "--rows", "5000", "--out", "build/synthetic.json")
-        session.run("python", "-m", "training", "fit", "--data", "build/synthetic.json", "--artifacts", store)
-    session.run("python", "-m", "runtime", env={"MODELS_DIR": store})
-
-
-def _uv_pip(session: nox.Session) -> str:
-    """The pip command for this session's environment (uv's when nox uses uv)."""
-    if session.venv_backend == "uv":
-        # uv lives beside the nox that runs us (e.g. .venv/bin), not in the session's PATH.
-        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-        return f"{uv} pip install --python {session.bin}/python"
-    return f"{session.bin}/python -m pip install"
+        session.run("ml-matching", "synth", "--rows", "5000", "--out", "build/synthetic.json")
+        session.run("ml-matching", "fit", "--data", "build/synthetic.json", "--artifacts", store)
+    session.run("ml-matching", "serve", env={"MODELS_DIR": store})
 
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): bench/results.json and bench/results-loop.json, with their tables."""
-    session.install("-e", ".[train]", "fastapi", "pydantic")
+    _sync(session, "--extra", "train", "--group", "bench")
     session.run("python", "bench/run.py", *session.posargs)
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run(

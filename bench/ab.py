@@ -3,7 +3,7 @@
     python bench/ab.py --rev A=bd78f50 --rev B=HEAD                 # two commits of the runtime
     python bench/ab.py --rev on=HEAD --rev off=HEAD:METRICS=off     # one build, two settings
 
-Each side runs ``python -m runtime`` from a ``git worktree`` of its revision (with this
+Each side runs ``ml-matching serve`` from a ``git worktree`` of its revision (with this
 environment's packages), optionally with ``NAME=VALUE`` settings after a ``:``; both serve the
 same store (``--store``, or a RandomForest of ``--rows`` synthetic rows fitted here). The sides are
 measured in turn, ``--reps`` times each (who goes first alternates), with ``wrk -t2 -c16`` and
@@ -53,7 +53,7 @@ def default_store(rows: int) -> Path:
     store = WORK / f"store-{rows}"
     if not (store / "ACTIVE").exists():
         data = WORK / f"synthetic-{rows}.json"
-        training = [sys.executable, "-m", "training"]
+        training = [sys.executable, "-m", "ml_matching.training"]
         subprocess.run([*training, "synth", "--rows", str(rows), "--out", str(data)], cwd=ROOT, check=True)
         fit = [*training, "fit", "--data", str(data), "--artifacts", str(store)]
         subprocess.run(fit, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -94,7 +94,9 @@ def main() -> int:
             port = procs.free_port()
             env = {"PYTHONPATH": str(tree), "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
             env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin", **settings}
-            server = procs.Server(name, [sys.executable, "-m", "runtime"], env, port, WORK / f"{name}.log")
+            server = procs.Server(
+                name, [sys.executable, "-m", "ml_matching.runtime"], env, port, WORK / f"{name}.log"
+            )
             procs.start(server, cwd=tree)
             try:
                 runs[name].append(_measure(server, script, args.seconds))

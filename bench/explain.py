@@ -4,7 +4,7 @@
 
 Fits the synthetic data (``--rows``, the default ``fit`` otherwise) three times with ``--model all``:
 ``--calibrate none``, ``sigmoid`` and ``auto``. Then, for the none and sigmoid versions of each
-algorithm, one ``python -m runtime`` pinned to it (``MODEL_VERSION``), both up at once, and at one
+algorithm, one ``ml-matching serve`` pinned to it (``MODEL_VERSION``), both up at once, and at one
 connection with wrk: ``/predict`` and ``/predict?explain=true`` on the seed's row, each server and
 kind in turn, ``--reps`` times.
 Reports per version the p50 of each (median over the reps), their ratio (target ≤ 2), the
@@ -39,7 +39,7 @@ def _store(rows: int, calibrate: str) -> Path:
     store = WORK / f"store-{rows}-{calibrate}"
     if not (store / "ACTIVE").exists():
         data = WORK / f"synthetic-{rows}.json"
-        training = [sys.executable, "-m", "training"]
+        training = [sys.executable, "-m", "ml_matching.training"]
         if not data.exists():
             synth = [*training, "synth", "--rows", str(rows), "--out", str(data)]
             subprocess.run(synth, cwd=ROOT, check=True)
@@ -61,7 +61,9 @@ def _serve(store: Path, version: str) -> procs.Server:
     port = procs.free_port()
     env = {**os.environ, "MODELS_DIR": str(store.resolve()), "MODEL_VERSION": version}
     env |= {"ML_SERVICE_HOST": procs.HOST, "ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING"}
-    server = procs.Server(version, [sys.executable, "-m", "runtime"], env, port, WORK / f"{version}.log")
+    server = procs.Server(
+        version, [sys.executable, "-m", "ml_matching.runtime"], env, port, WORK / f"{version}.log"
+    )
     procs.start(server, cwd=ROOT)
     return server
 

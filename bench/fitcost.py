@@ -1,4 +1,4 @@
-"""Training cost: wall time and peak memory of ``python -m training fit`` as a separate process."""
+"""Training cost: wall time and peak memory of ``ml-matching fit`` as a separate process."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def fit(data: Path, store: Path, cwd: Path, log: Path, model: str = "all") -> di
     ``max_rss_mb`` is the kernel's peak for the fit process (``wait4``); ``tree_peak_rss_mb`` is the
     largest sampled sum over the process and its children (joblib workers), every 50 ms.
     """
-    cmd = [sys.executable, "-m", "training", "fit", "--data", str(data), "--model", model]
+    cmd = [sys.executable, "-m", "ml_matching.training", "fit", "--data", str(data), "--model", model]
     cmd += ["--artifacts", str(store), "--json"]
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.with_suffix(".json")

@@ -79,7 +79,7 @@ def _servers(store: Path, version: str, seed_joblib: Path, work: Path) -> list[p
     runtime_env = {"MODELS_DIR": str(store), "MODEL_VERSION": version, "ML_SERVICE_HOST": procs.HOST}
     seed_env = {"SEED_MODEL": str(seed_joblib), "SEED_HANDLER": SEED_HANDLER}
     return [
-        server("runtime", [py, "-m", "runtime"], runtime_env),
+        server("runtime", [py, "-m", "ml_matching.runtime"], runtime_env),
         server("seed", [py, str(BENCH / "baselines" / "seed_service.py")], seed_env),
         server("ceiling", [py, str(BENCH / "baselines" / "ceiling_service.py")], {}),
     ]
@@ -234,7 +234,7 @@ def _top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
     """Self and inclusive shares of busy samples; threads parked in a wait are idle, not work.
 
     py-spy's raw format is "frame;frame;…;leaf count" per line; the leaf is where time was spent.
-    Inclusive shares are listed for the service's own frames (runtime/, onnxruntime) only.
+    Inclusive shares are listed for the service's own frames (ml_matching/, onnxruntime) only.
     """
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
@@ -247,7 +247,7 @@ def _top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
         busy += int(count)
         own[frames[-1]] = own.get(frames[-1], 0) + int(count)
         for f in set(frames):
-            if "runtime/" in f or "onnxruntime" in f:
+            if "ml_matching/" in f or "onnxruntime" in f:
                 incl[f] = incl.get(f, 0) + int(count)
 
     def ranked(counts: dict[str, int]) -> list[dict[str, Any]]:

@@ -19,9 +19,9 @@ import msgspec
 import numpy as np
 from payloads import SEED_ROW, batch_body, matrix, random_rows, seed_body
 
-from runtime.artifact import load_version
-from runtime.scoring import Scorer
-from runtime.settings import Settings
+from ml_matching.contract import load_version
+from ml_matching.runtime.scoring import Scorer
+from ml_matching.runtime.settings import Settings
 
 BATCH_ROWS = 10_000
 POOL = 1_000  # distinct rows scored in turn: a tree walk for one repeated row stays in cache

@@ -36,9 +36,9 @@ TOKEN = "bench-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 sys.path.insert(0, str(ROOT))
 
-from runtime.artifact import default_feature_set  # noqa: E402  (after the path above)
-from training.outcomes import Outcome, SqliteStore  # noqa: E402
-from training.synth import synthesize  # noqa: E402
+from ml_matching.contract import default_feature_set  # noqa: E402  (after the path above)
+from ml_matching.trainer.store import Outcome, SqliteStore  # noqa: E402
+from ml_matching.training.synth import synthesize  # noqa: E402
 
 FS = default_feature_set()
 
@@ -57,12 +57,12 @@ def _server(name: str, args: list[str], env: dict[str, str], port_var: str) -> p
 
 def _trainer(store: Path, **env: str) -> procs.Server:
     base = {"MODELS_DIR": str(store), "ML_TRAINER_HOST": procs.HOST, "ML_SERVICE_ADMIN_TOKEN": TOKEN, **env}
-    return _server("trainer", ["-m", "training", "serve"], base, "ML_TRAINER_PORT")
+    return _server("trainer", ["-m", "ml_matching.trainer"], base, "ML_TRAINER_PORT")
 
 
 def _runtime(store: Path, name: str) -> procs.Server:
     env = {"MODELS_DIR": str(store), "ML_SERVICE_HOST": procs.HOST}
-    return _server(name, ["-m", "runtime"], env, "ML_SERVICE_PORT")
+    return _server(name, ["-m", "ml_matching.runtime"], env, "ML_SERVICE_PORT")
 
 
 def _post(port: int, path: str, body: Any) -> Any:

@@ -184,7 +184,7 @@ def _batch_table(r: Result) -> list[str]:
 
 def _training(r: Result) -> list[str]:
     t = r.get("training")
-    out = ["", "## Training: `python -m training fit --model all` (5-fold CV, export, parity)", ""]
+    out = ["", "## Training: `ml-matching fit --model all` (5-fold CV, export, parity)", ""]
     if why := _skipped(t):
         return [*out, why]
     out += [

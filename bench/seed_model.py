@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from runtime.artifact import FeatureSet, decode_sidecar
-from training.data import load_dataset
+from ml_matching.contract import FeatureSet, decode_sidecar
+from ml_matching.training.data import load_dataset
 
 # The refit runs the same code on the same data, so it should agree to the last bit; allow rounding.
 GOLDEN_TOLERANCE = 1e-12

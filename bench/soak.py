@@ -36,7 +36,7 @@ def _store() -> tuple[Path, list[str]]:
     store = WORK / "store"
     if not (store / "ACTIVE").exists():
         data = WORK / "synthetic.json"
-        train = [sys.executable, "-m", "training"]
+        train = [sys.executable, "-m", "ml_matching.training"]
         subprocess.run([*train, "synth", "--rows", "5000", "--out", str(data)], cwd=ROOT, check=True)
         for seed in ("42", "7"):
             fit = [*train, "fit", "--data", str(data), "--artifacts", str(store), "--seed", seed]
@@ -61,8 +61,8 @@ def _swapper(port: int, versions: list[str], stop: threading.Event, log: dict[st
 
 
 def _outcomes(port: int, stop: threading.Event, log: dict[str, Any]) -> None:
-    from runtime.artifact import default_feature_set
-    from training.synth import synthesize
+    from ml_matching.contract import default_feature_set
+    from ml_matching.training.synth import synthesize
 
     body = synthesize(2000, default_feature_set(), seed=3)
     for features, outcome in zip(body["features"], body["outcomes"], strict=True):
@@ -86,7 +86,7 @@ def run(seconds: int) -> dict[str, Any]:
         "ML_SERVICE_ADMIN_TOKEN": TOKEN,
     }
     runtime = procs.Server(
-        "runtime", [sys.executable, "-m", "runtime"], {**env, "ML_SERVICE_HOST": procs.HOST},
+        "runtime", [sys.executable, "-m", "ml_matching.runtime"], {**env, "ML_SERVICE_HOST": procs.HOST},
         procs.free_port(), WORK / "runtime.log",
     )  # fmt: skip
     runtime.env["ML_SERVICE_PORT"] = str(runtime.port)
@@ -94,7 +94,7 @@ def run(seconds: int) -> dict[str, Any]:
     trainer_env["RETRAIN_EVERY"] = "0"
     trainer = procs.Server(
         "trainer",
-        [sys.executable, "-m", "training", "serve"],
+        [sys.executable, "-m", "ml_matching.trainer"],
         trainer_env,
         procs.free_port(),
         WORK / "trainer.log",

@@ -2,7 +2,7 @@
 
     python bench/workers.py [--seconds 10] [--reps 3] [--connections 64]
 
-Each count runs ``python -m runtime`` with ``ML_SERVICE_WORKERS=N`` on the same store (a
+Each count runs ``ml-matching serve`` with ``ML_SERVICE_WORKERS=N`` on the same store (a
 RandomForest of 5,000 synthetic rows, as bench/ab.py fits it), waits until every worker serves
 (one ``model_info`` series per worker in /metrics), warms up, then measures with ``wrk -t2`` at
 ``--connections``; the RSS of each worker is read from /proc after the run. Counts above the
@@ -46,7 +46,9 @@ def _measure(n: int, store: Path, script: Path, seconds: int, connections: int) 
     port = procs.free_port()
     env = {**os.environ, "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
     env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "ML_SERVICE_WORKERS": str(n)}
-    server = procs.Server(f"w{n}", [sys.executable, "-m", "runtime"], env, port, WORK / f"w{n}.log")
+    server = procs.Server(
+        f"w{n}", [sys.executable, "-m", "ml_matching.runtime"], env, port, WORK / f"w{n}.log"
+    )
     procs.start(server, cwd=ROOT)
     try:
         _workers_ready(server, n)

@@ -18,11 +18,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from runtime.artifact import FeatureSet, default_feature_set, feature_set_from_obj, write_active
-from training.config import GradientBoostingParams, RandomForestParams, TrainConfig
-from training.data import load_dataset
-from training.pipeline import fit_and_publish
-from training.synth import synthesize
+from ml_matching.contract import FeatureSet, default_feature_set, feature_set_from_obj, write_active
+from ml_matching.training.config import GradientBoostingParams, RandomForestParams, TrainConfig
+from ml_matching.training.data import load_dataset
+from ml_matching.training.pipeline import fit_and_publish
+from ml_matching.training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "fixtures" / "store"

@@ -105,7 +105,7 @@ def main() -> int:
         port = _free_port()
         env = {**os.environ, "MODELS_DIR": str(store), "ML_SERVICE_HOST": "127.0.0.1"}
         env["ML_SERVICE_PORT"] = str(port)
-        proc = subprocess.Popen([sys.executable, "-m", "runtime"], env=env, cwd=tmp)
+        proc = subprocess.Popen([sys.executable, "-m", "ml_matching.runtime"], env=env, cwd=tmp)
         try:
             _wait_ready(port, proc)
             missing = check(port, out, Path(tmp) / "profile")

@@ -2,8 +2,8 @@
 
     python scripts/fuzz.py [--examples N] [--out FILE]      (nox -s fuzz: N large enough for 10,000+ cases)
 
-Each service runs as it ships (``python -m runtime`` on a copy of the fixture store,
-``python -m training serve`` on an empty store; the admin token given, so the admin operations
+Each service runs as it ships (``ml-matching serve`` on a copy of the fixture store,
+``ml-matching trainer`` on an empty store; the admin token given, so the admin operations
 are reached too) on 127.0.0.1. Schemathesis, a client no one here wrote, runs every phase on every
 operation with the checks ``not_a_server_error``, ``response_schema_conformance`` and
 ``content_type_conformance``; afterwards each service must still answer /health. The tests run it
@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.runtime.server import Service, request  # noqa: E402  (after the path above)
+from tests.support import Service, request  # noqa: E402  (after the path above)
 
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
 TOKEN = "fuzz-token"
@@ -53,8 +53,12 @@ def services(work: Path) -> dict[str, Service]:
         "RETRAIN_EVERY": "0", "TRAIN_WAIT_SECONDS": "0", "TRAIN_CONFIG": str(config),
     }  # fmt: skip
     return {
-        "runtime": Service(["-m", "runtime"], runtime_env, work / "runtime.log", "ML_SERVICE_PORT"),
-        "trainer": Service(["-m", "training", "serve"], trainer_env, work / "trainer.log", "ML_TRAINER_PORT"),
+        "runtime": Service(
+            ["-m", "ml_matching.runtime"], runtime_env, work / "runtime.log", "ML_SERVICE_PORT"
+        ),
+        "trainer": Service(
+            ["-m", "ml_matching.trainer"], trainer_env, work / "trainer.log", "ML_TRAINER_PORT"
+        ),
     }
 
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Install ml-matching for one stage. Shared by the Dockerfile and by CI (nox -s runtime_only), so
-# the steps the image runs are the steps CI proves.
-#   scripts/install.sh runtime   the base package only: litestar, msgspec, numpy, onnxruntime, uvicorn
-#   scripts/install.sh train     the base package plus the train extra (scikit-learn, skl2onnx, ...)
-# PIP overrides the install command (default: python3 -m pip install).
+# Install ml-matching for one stage from uv.lock. Shared by the Dockerfile and by CI (nox -s
+# runtime_only), so the steps the image runs are the steps CI proves.
+#   scripts/install.sh runtime [UV-SYNC-ARGS...]   the base package only: no scikit-learn
+#   scripts/install.sh train [UV-SYNC-ARGS...]     the base package plus the train extra
+# It installs into $UV_PROJECT_ENVIRONMENT (uv's default: .venv), the project itself as a wheel
+# (not editable), every dependency at the version uv.lock pins; --locked refuses a stale lock.
+# UV overrides the uv command (default: uv on the PATH).
 set -euo pipefail
-stage=${1:?usage: scripts/install.sh runtime|train}
+stage=${1:?usage: scripts/install.sh runtime|train [uv sync arguments]}
+shift
 here=$(cd "$(dirname "$0")/.." && pwd)
-pip=${PIP:-python3 -m pip install --no-cache-dir}
+uv=${UV:-uv}
 case "$stage" in
-  runtime) $pip "$here" ;;
-  train) $pip "$here[train]" ;;
+  runtime) extra=() ;;
+  train) extra=(--extra train) ;;
   *) echo "scripts/install.sh: unknown stage '$stage' (expected runtime or train)" >&2; exit 2 ;;
 esac
+"$uv" sync --project "$here" --locked --no-editable --no-default-groups "${extra[@]}" "$@"

@@ -32,10 +32,10 @@ import msgspec
 import numpy as np
 import onnxruntime as ort
 
-from runtime.artifact import LoadedModel, list_versions, load_dir
-from runtime.drift import DriftWindow
-from runtime.settings import Settings
-from runtime.web.routes import drift_view
+from ml_matching.contract import LoadedModel, list_versions, load_dir
+from ml_matching.runtime.drift import DriftWindow
+from ml_matching.runtime.routes import drift_view
+from ml_matching.runtime.settings import Settings
 
 RANDOM_ROWS = 1200
 EDGE_ROWS = 64

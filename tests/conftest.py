@@ -1,7 +1,14 @@
-"""Fixtures shared by every suite: a private copy of the fixture store and a valid feature row."""
+"""Fixtures shared by every suite: a private copy of the fixture store and a valid feature row.
+
+Every test that needs the ``train`` extra carries the ``train`` marker: those in the folders and
+modules of :data:`NEED_TRAINING` get it here, others are marked where they are written. The
+runtime-only session runs ``pytest -m "not train"`` in an install without the extra, where those
+folders and modules (which import scikit-learn) are not even collected.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -33,3 +40,17 @@ def store(tmp_path: Path) -> Path:
 @pytest.fixture
 def row() -> dict[str, Any]:
     return dict(SEED_ROW)
+
+
+#: Folders and modules (relative to tests/) whose every test needs the train extra.
+NEED_TRAINING = ("training", "trainer", "reliability/test_faults.py")
+HAVE_TRAIN_EXTRA = importlib.util.find_spec("sklearn") is not None
+collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        where = item.path.relative_to(here).as_posix()
+        if any(where == n or where.startswith(f"{n}/") for n in NEED_TRAINING):
+            item.add_marker(pytest.mark.train)

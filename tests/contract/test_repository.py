@@ -42,38 +42,48 @@ def _stages() -> list[list[str]]:
     return stages
 
 
-def test_dockerfile_final_stage_installs_only_the_base_package() -> None:
-    train, _, final = _stages()
-    assert any("scripts/install.sh train" in ln for ln in train)
-    runs = [ln for ln in final if ln.startswith("RUN ")]
-    assert any("scripts/install.sh runtime" in ln for ln in runs)
+def _stage(name: str) -> list[str]:
+    return next(s for s in _stages() if s[0].endswith(f" AS {name}"))
+
+
+def test_dockerfile_installs_from_the_lock_and_the_runtime_has_no_training_libraries() -> None:
+    build, runtime = _stage("build"), _stage("runtime")
+    assert any("COPY pyproject.toml uv.lock" in ln for ln in build)
+    installs = " ".join(ln for ln in build if ln.startswith("RUN ") or ln.startswith("ENV "))
+    assert "UV_PROJECT_ENVIRONMENT=/opt/runtime bash scripts/install.sh runtime" in installs
+    assert "UV_PROJECT_ENVIRONMENT=/opt/train bash scripts/install.sh train" in installs
+    assert "--locked" in (ROOT / "scripts" / "install.sh").read_text()
+    # The final stage copies the runtime's environment only: no pip, no uv, no training libraries.
+    assert [ln for ln in runtime if ln.startswith("COPY --from=build")] == [
+        "COPY --from=build /opt/runtime /opt/runtime"
+    ]
     assert not any(
-        re.search(r"\[train\]|install\.sh train|scikit|sklearn|skl2onnx|joblib", ln) for ln in final
+        re.search(r"\[train\]|install|/opt/train|scikit|sklearn|skl2onnx|joblib", ln) for ln in runtime
     )
+    assert _stages()[-1] == runtime, "the runtime is the default target"
 
 
 def test_dockerfile_trainer_stage_is_the_train_image_serving_the_trainer() -> None:
-    trainer = _stages()[1]
+    trainer = _stage("trainer")
     assert trainer[0] == "FROM train AS trainer"
     users = [ln.split()[1] for ln in trainer if ln.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
-    assert trainer[-1] == 'CMD ["python", "-m", "training", "serve"]'
+    assert trainer[-1] == 'CMD ["ml-matching", "trainer"]'
     assert any(ln.startswith("HEALTHCHECK") and "ML_TRAINER_PORT" in ln for ln in trainer)
 
 
 def test_healthchecks_probe_the_configured_port() -> None:
-    final = _stages()[-1]
-    check = next(ln for ln in final if ln.startswith("HEALTHCHECK"))
+    check = next(ln for ln in _stage("runtime") if ln.startswith("HEALTHCHECK"))
     assert "ML_SERVICE_PORT" in check and "8000/health" not in check
 
 
 def test_dockerfile_final_stage_serves_as_a_non_root_user_with_a_healthcheck() -> None:
-    final = _stages()[-1]
+    final = _stage("runtime")
     users = [ln.split()[1] for ln in final if ln.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert any(ln.startswith("HEALTHCHECK") and "/health" in ln for ln in final)
     assert any(ln.startswith("COPY --from=train") for ln in final)
-    assert final[-1] == 'CMD ["python", "-m", "runtime"]'
+    assert final[-1] == 'CMD ["ml-matching", "serve"]'
 
 
 def _table(markdown: str, header: str) -> list[list[str]]:

@@ -9,8 +9,9 @@ import jsonschema
 import msgspec
 import pytest
 
-from runtime.artifact import Sidecar, default_feature_set
-from runtime.contracts import generated_schemas, render
+from ml_matching.contract import Sidecar, default_feature_set
+from ml_matching.contract.schemas import contract_schemas, render, schema
+from ml_matching.runtime.schemas import runtime_schemas
 from tests.conftest import FIXTURE_STORE, GB_VERSION, RF_VERSION, SEED_ROW
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -22,11 +23,37 @@ EXPECTED_ORDER = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(generated_schemas()))
+def generated() -> dict[str, dict[str, object]]:
+    return {**contract_schemas(), **runtime_schemas()}
+
+
+@pytest.mark.parametrize("name", sorted(generated()))
 def test_committed_schema_matches_the_code(name: str) -> None:
     committed = (SCHEMAS / name).read_bytes()
-    assert committed == render(generated_schemas()[name]), f"run `python scripts/gen_schemas.py` ({name})"
+    assert committed == render(generated()[name]), f"run `python scripts/gen_schemas.py` ({name})"
     jsonschema.Draft202012Validator.check_schema(json.loads(committed))
+
+
+class Documented(msgspec.Struct):
+    """First line.
+
+    A second paragraph,
+        indented on purpose.
+    """
+
+    x: int
+
+
+def test_descriptions_do_not_depend_on_how_a_library_formats_docstrings() -> None:
+    # msgspec 0.23 began to dedent the docstrings it copies; older releases kept the indentation.
+    # Either way the committed bytes are the same: every description is cleandoc'd.
+    expected = "First line.\n\nA second paragraph,\n    indented on purpose."
+    assert schema("t", Documented)["$defs"]["Documented"]["description"] == expected
+    raw = "First line.\n\n    A second paragraph,\n        indented on purpose.\n    "
+    as_older_msgspec = {"$defs": {"D": {"description": raw, "properties": {"x": {"description": raw}}}}}
+    normalised = schema.__globals__["_normalised"](as_older_msgspec)
+    assert normalised["$defs"]["D"]["description"] == expected
+    assert normalised["$defs"]["D"]["properties"]["x"]["description"] == expected
 
 
 def test_default_features_are_the_19_in_onnx_order() -> None:

@@ -1,6 +1,6 @@
 """Open Inference Protocol v2 with clients no one here wrote: tritonclient[http] and KServe's SDK.
 
-They run against the real runtime (``python -m runtime`` on 127.0.0.1), with only the base package
+They run against the real runtime (``ml-matching serve`` on 127.0.0.1), with only the base package
 installed (``nox -s oip``), and must get the numbers ``/predict/batch`` gives for the same rows.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, GB_VERSION, RF_VERSION, SEED_ROW
-from tests.runtime.server import request, runtime_service
+from tests.support import request, runtime_service
 
 httpclient = pytest.importorskip("tritonclient.http", reason="the OIP client tests run in nox -s oip")
 kserve = pytest.importorskip("kserve", reason="the OIP client tests run in nox -s oip")

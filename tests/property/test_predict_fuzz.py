@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, ROOT, SEED_ROW
 
 json_values = st.recursive(

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from runtime.artifact import list_versions, load_version, read_active, read_history, write_active
+from ml_matching.contract import list_versions, load_version, read_active, read_history, write_active
+from ml_matching.trainer.store import SqliteStore
 from tests.conftest import FIXTURE_STORE, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.runtime.corrupt import CORRUPTIONS
-from tests.runtime.server import request, runtime_service
+from tests.support import request, runtime_service
 from tests.trainer.conftest import outcomes, trainer_service
 from tests.training.conftest import FAST_CONFIG
-from training.outcomes import SqliteStore
 
 
 @pytest.fixture
 def data(tmp_path: Path) -> tuple[Path, Path]:
-    from runtime.artifact import default_feature_set
-    from training.synth import synthesize
+    from ml_matching.contract import default_feature_set
+    from ml_matching.training.synth import synthesize
 
     body = synthesize(300, default_feature_set(), seed=11)
     body.pop("bayes")
@@ -39,11 +39,20 @@ def data(tmp_path: Path) -> tuple[Path, Path]:
 
 
 class Fit:
-    """``python -m training fit`` in the background; its output goes to files (a killed fit's joblib
+    """``ml-matching fit`` in the background; its output goes to files (a killed fit's joblib
     workers may keep a pipe open for minutes)."""
 
     def __init__(self, data: Path, config: Path, store: Path, *extra: str) -> None:
-        cmd = [sys.executable, "-m", "training", "fit", "--data", str(data), "--config", str(config)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ml_matching.training",
+            "fit",
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+        ]
         self.out, self.err = data.parent / f"fit-{id(self)}.out", data.parent / f"fit-{id(self)}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen([*cmd, "--artifacts", str(store), *extra], stdout=out, stderr=err)

@@ -26,7 +26,9 @@ def fuzz() -> object:
     return module
 
 
-@pytest.mark.parametrize(("service", "examples"), [("runtime", 120), ("trainer", 70)])
+@pytest.mark.parametrize(
+    ("service", "examples"), [("runtime", 120), pytest.param("trainer", 70, marks=pytest.mark.train)]
+)
 def test_generated_requests_get_documented_answers(
     fuzz: object, tmp_path: Path, service: str, examples: int
 ) -> None:

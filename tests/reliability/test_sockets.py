@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEED_ROW
-from tests.runtime.server import Service, request, runtime_service
+from tests.support import Service, request, runtime_service
 
 BOUND_S = 10.0
 

@@ -7,8 +7,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 
 TOKEN = "test-admin-token"
 

@@ -12,8 +12,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
 
@@ -44,7 +44,7 @@ def test_an_empty_store_starts_unready_and_says_how_to_train(tmp_path: Path, row
         assert health["modelLoaded"] is False and health["modelVersion"] is None
         _error(c.get("/health/ready"), 503)
         detail = _error(c.post("/predict", json=row), 503)
-        assert "python -m training fit" in detail
+        assert "ml-matching fit" in detail
         assert c.get("/models").json() == []
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.artifact import load_version
-from runtime.scoring import Scorer
-from runtime.web.coalesce import RowCoalescer
+from ml_matching.contract import load_version
+from ml_matching.runtime.coalesce import RowCoalescer
+from ml_matching.runtime.scoring import Scorer
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 
 

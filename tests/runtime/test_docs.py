@@ -10,10 +10,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.errors import HTTP_ERRORS
-from runtime.settings import Settings
-from runtime.web import create_app
-from runtime.web.openapi import ASSET_FILES, ASSETS_PATH
+from ml_matching.http.openapi import ASSET_FILES, ASSETS_PATH
+from ml_matching.runtime import create_app
+from ml_matching.runtime.errors import RUNTIME_ERRORS
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, OTHER_VERSION, RF_VERSION
 
 Client = TestClient[Litestar]
@@ -93,7 +93,7 @@ def test_error_answers_are_documented_with_their_codes(client: Client) -> None:
     files = spec["paths"]["/models/{version}/files/{name}"]["get"]["responses"]["404"]
     codes = [e["value"]["error"] for e in files["content"]["application/json"]["examples"].values()]
     assert codes == ["version_not_found", "file_not_found"]
-    assert {e.code for e in HTTP_ERRORS} >= set(codes)
+    assert {e.code for e in RUNTIME_ERRORS} >= set(codes)
 
 
 def test_docs_pages_load_only_the_services_own_assets(client: Client) -> None:

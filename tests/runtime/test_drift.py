@@ -11,9 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.drift import psi, reading
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.runtime import create_app
+from ml_matching.runtime.drift import psi, reading
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 from tests.prometheus import value
 from tests.runtime.test_metrics import scrape

@@ -14,9 +14,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.artifact import amend_version, decode_sidecar, pin
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.contract import amend_version, decode_sidecar, pin
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 from tests.runtime.conftest import TOKEN
 

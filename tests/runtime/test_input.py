@@ -14,9 +14,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.artifact import number_text
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.contract import number_text
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, ROOT, SEED_ROW
 
 Client = TestClient[Litestar]

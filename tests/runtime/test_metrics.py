@@ -8,8 +8,8 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.settings import Settings
-from runtime.web import create_app
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
 from tests.conftest import GB_VERSION, RF_VERSION
 from tests.prometheus import Samples, parse, value
 from tests.runtime.corrupt import CORRUPTIONS

@@ -5,8 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.artifact import check_golden_rows, load_version, normalised_importance
-from runtime.errors import ArtifactCorrupt, InvalidInput, VersionNotFound
+from ml_matching.contract import (
+    ArtifactCorrupt,
+    InvalidInput,
+    VersionNotFound,
+    check_golden_rows,
+    load_version,
+    normalised_importance,
+)
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
 

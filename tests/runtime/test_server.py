@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
-from tests.runtime.server import free_port, request, running_service
+from tests.support import free_port, request, running_service
 
 TOKEN = "swap-token"
 
@@ -29,7 +29,7 @@ def test_seed_calls_work_against_a_real_server(store: Path) -> None:
 def test_bad_setting_stops_start_up_naming_the_variable(store: Path) -> None:
     env = {"MODELS_DIR": str(store), "ML_SERVICE_PORT": "not-a-port", "PATH": ""}
     done = subprocess.run(
-        [sys.executable, "-m", "runtime"], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "ml_matching.runtime"], env=env, capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 2
     assert "ML_SERVICE_PORT" in done.stderr and "Traceback" not in done.stderr
@@ -81,7 +81,15 @@ def test_hot_swap_under_load_loses_no_request(store: Path) -> None:
 def test_uvicorn_factory_serves_from_the_environment(store: Path) -> None:
     port = free_port()
     env = {**os.environ, "MODELS_DIR": str(store), "LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "runtime.web.app:create_app", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "ml_matching.runtime.app:create_app",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

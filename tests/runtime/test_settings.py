@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import SettingsError
-from runtime.settings import Settings
+from ml_matching.contract import SettingsError
+from ml_matching.runtime.settings import Settings
 
 
 def test_defaults_match_the_seed() -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from runtime.artifact import (
+from ml_matching.contract import (
     ACTIVE_FILE,
     SIDECAR_FILE,
+    InvalidInput,
     Sidecar,
+    VersionNotFound,
     check_version_name,
     decode_sidecar,
     list_versions,
@@ -21,7 +23,6 @@ from runtime.artifact import (
     version_stamp,
     write_active,
 )
-from runtime.errors import InvalidInput, VersionNotFound
 from tests.conftest import FIXTURE_STORE, RF_VERSION
 
 

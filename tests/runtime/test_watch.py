@@ -1,28 +1,27 @@
-"""Replicas follow the store's ACTIVE through the verified swap; a refused version does not stop the watch."""
+"""Replicas follow the store's ACTIVE through the verified swap; a refused version does not stop the watch.
+
+Two real replicas show that following works across processes; what must *not* happen (a refused
+version retried, a pinned or unwatched replica moving) is shown by calling ``ActiveWatch.check()``
+directly, as many rounds as wanted, with no time to wait for.
+"""
 
 from __future__ import annotations
 
+import logging
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.artifact import write_active
+import pytest
+from litestar.testing import TestClient
+
+from ml_matching.contract import write_active
+from ml_matching.runtime import ActiveWatch, ModelService, Settings, create_app
 from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
-from tests.runtime.server import Service, runtime_service
+from tests.support import Service, runtime_service, until
 
 WATCH = "0.2"
-
-
-def _until(check: Callable[[], bool], seconds: float = 5.0) -> float:
-    """Seconds until ``check()`` holds (fails the test after ``seconds``)."""
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < seconds, "the condition did not hold in time"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def _health(service: Service) -> dict[str, Any]:
@@ -35,54 +34,74 @@ def test_replicas_follow_active_and_report_what_it_names(store: Path) -> None:
         assert {_health(r)["activeVersion"] for r in replicas} == {RF_VERSION}
         write_active(store, GB_VERSION)
         for r in replicas:
-            _until(lambda r=r: _health(r)["modelVersion"] == GB_VERSION)
+            until(lambda r=r: _health(r)["modelVersion"] == GB_VERSION)
             assert _health(r)["activeVersion"] == GB_VERSION and "activeRefused" not in _health(r)
         write_active(store, OTHER_VERSION)  # another feature set: the swap changes the fields too
         for r in replicas:
-            _until(lambda r=r: _health(r)["modelVersion"] == OTHER_VERSION)
+            until(lambda r=r: _health(r)["modelVersion"] == OTHER_VERSION)
     finally:
         for r in replicas:
             r.stop()
 
 
-def test_a_refused_version_keeps_the_old_model_and_a_later_change_is_tried(store: Path) -> None:
+def _bad_version(store: Path) -> str:
     bad = store / "20260105_000000"
     shutil.copytree(store / GB_VERSION, bad)
     CORRUPTIONS["hash-mismatch"][0](bad)
     (bad / "model.json").write_text((bad / "model.json").read_text().replace(GB_VERSION, bad.name))
-    replica = runtime_service(store, MODEL_WATCH_SECONDS=WATCH).start()
-    try:
-        write_active(store, bad.name)
-        _until(lambda: "activeRefused" in _health(replica))
-        health = _health(replica)
-        assert health["modelVersion"] == RF_VERSION and health["activeVersion"] == bad.name
+    return bad.name
+
+
+def test_a_refused_version_is_tried_once_and_a_later_change_is_tried(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = ModelService(Settings(models_dir=store))
+    service.start()
+    watch = ActiveWatch(service, 5.0)
+    bad = _bad_version(store)
+    write_active(store, bad)
+    with caplog.at_level(logging.WARNING, logger="ml_matching"):
+        for _ in range(5):
+            watch.check()
+    assert service.version == RF_VERSION
+    assert watch.refused is not None and watch.refused[0] == bad
+    assert watch.refused[1].startswith("sha256: model.onnx has sha256")
+    assert [r.message for r in caplog.records].count(
+        f"watch refused: {bad}: {watch.refused[1]} (still serving {RF_VERSION})"
+    ) == 1
+    write_active(store, GB_VERSION)
+    watch.check()
+    assert service.version == GB_VERSION
+
+
+def test_health_says_why_active_is_not_served(store: Path) -> None:
+    settings = Settings(models_dir=store, model_watch_seconds=3600)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        bad = _bad_version(store)
+        write_active(store, bad)
+        app.state.watch.check()
+        health = client.get("/health").json()
+        assert (health["modelVersion"], health["activeVersion"]) == (RF_VERSION, bad)
         assert health["activeRefused"].startswith("sha256: model.onnx has sha256")
-        time.sleep(1.0)  # five more watch rounds: refused once, not retried
-        log = replica.log.read_text()
-        assert log.count(f"watch refused: {bad.name}") == 1, log
         write_active(store, GB_VERSION)
-        _until(lambda: _health(replica)["modelVersion"] == GB_VERSION)
-        assert "activeRefused" not in _health(replica)
-    finally:
-        replica.stop()
+        app.state.watch.check()
+        health = client.get("/health").json()
+        assert health["modelVersion"] == GB_VERSION and "activeRefused" not in health
 
 
-def test_a_pinned_version_never_moves(store: Path) -> None:
-    replica = runtime_service(store, MODEL_WATCH_SECONDS=WATCH, MODEL_VERSION=RF_VERSION).start()
-    try:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"model_version": RF_VERSION, "model_watch_seconds": 0.01},  # a pin never moves
+        {"model_watch_seconds": 0},  # 0 turns the watch off
+    ],
+    ids=["pinned", "watch-off"],
+)
+def test_a_replica_that_does_not_follow_has_no_watch(store: Path, settings: dict[str, Any]) -> None:
+    app = create_app(Settings(models_dir=store, **settings))
+    assert app.state.watch is None
+    with TestClient(app) as client:
         write_active(store, GB_VERSION)
-        time.sleep(1.0)
-        health = _health(replica)
+        health = client.get("/health").json()
         assert (health["modelVersion"], health["activeVersion"]) == (RF_VERSION, GB_VERSION)
-    finally:
-        replica.stop()
-
-
-def test_watch_seconds_zero_turns_the_watch_off(store: Path) -> None:
-    replica = runtime_service(store, MODEL_WATCH_SECONDS="0").start()
-    try:
-        write_active(store, GB_VERSION)
-        time.sleep(1.0)
-        assert _health(replica)["modelVersion"] == RF_VERSION
-    finally:
-        replica.stop()

@@ -8,7 +8,7 @@ from urllib.request import urlopen
 
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
 from tests.prometheus import parse
-from tests.runtime.server import request, runtime_service
+from tests.support import request, runtime_service
 
 TOKEN = "workers-token"
 WATCH = 0.5

@@ -11,11 +11,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from runtime.artifact import default_feature_set
-from tests.runtime.server import Service
+from ml_matching.contract import default_feature_set
+from ml_matching.trainer import TrainerSettings, create_app
+from ml_matching.training.synth import synthesize
+from tests.support import Service
 from tests.training.conftest import FAST_CONFIG
-from training.synth import synthesize
-from training.trainer import TrainerSettings, create_app
 
 TOKEN = "trainer-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -65,4 +65,4 @@ def trainer_service(store: Path, config: Path, log_dir: Path | None = None, **en
     }
     logs = log_dir or store.parent
     log = logs / f"trainer-{len(list(logs.glob('trainer-*.log')))}.log"
-    return Service(["-m", "training", "serve"], environ, log, "ML_TRAINER_PORT")
+    return Service(["-m", "ml_matching.trainer"], environ, log, "ML_TRAINER_PORT")

@@ -11,11 +11,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from ml_matching.trainer import TrainerSettings, create_app
+from ml_matching.training.data import load_dataset
 from tests.conftest import SEED_ROW
 from tests.prometheus import parse, value
 from tests.trainer.conftest import ADMIN, FS, outcomes
-from training.data import load_dataset
-from training.trainer import TrainerSettings, create_app
 
 Client = TestClient[Litestar]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
-from runtime.artifact import list_versions, read_active
+from ml_matching.contract import list_versions, read_active
+from ml_matching.trainer.store import SqliteStore
 from tests.conftest import SEED_ROW
 from tests.prometheus import parse, value
-from tests.runtime.server import Service, request, runtime_service
+from tests.support import Service, request, runtime_service
 from tests.trainer.conftest import ADMIN, outcomes, trainer_service
-from training.outcomes import SqliteStore
 
 WATCH = 1.0
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from training.errors import OutcomeConflict
-from training.outcomes import JobRecord, Outcome, SqliteStore, is_evaluation, now
+from ml_matching.trainer.errors import OutcomeConflict
+from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
+from ml_matching.trainer.store import SCHEMA_VERSION, Outcome, SqliteStore, is_evaluation, now
 
 
 def _outcome(i: int, outcome: bool = True) -> Outcome:
@@ -89,11 +90,57 @@ def test_jobs_are_kept_and_the_unfinished_found_again(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite"
     store = SqliteStore(path)
     store.save_job(JobRecord("a", "auto", "stored", "running", now(), progress=("fold 1/3",)))
-    store.save_job(JobRecord("b", "manual", "body", "succeeded", now(), result={"status": "success"}))
+    result = TrainResult(TrainMetrics(0.8, 0.7, 0.6, 0.65, 0.79, 0.01), 400, "20260101_000000", "t", True)
+    store.save_job(JobRecord("b", "manual", "body", "succeeded", now(), result=result))
     store.close()
     again = SqliteStore(path)
     assert [j.id for j in again.unfinished_jobs()] == ["a"]
     assert again.job("a") == JobRecord(
         "a", "auto", "stored", "running", again.job("a").created_at, progress=("fold 1/3",)
     )  # type: ignore[union-attr]
-    assert again.job("b").result == {"status": "success"}  # type: ignore[union-attr]
+    assert again.job("b").result == result  # type: ignore[union-attr]
+
+
+def test_a_database_of_release_0_1_is_upgraded(tmp_path: Path) -> None:
+    """0.1 kept job results as untyped dicts, and no schema version."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE outcomes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+        "features TEXT NOT NULL, outcome INTEGER NOT NULL, evaluation INTEGER NOT NULL, received_at TEXT NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL);"
+    )
+    old.execute(
+        "INSERT INTO outcomes (id, features, outcome, evaluation, received_at) VALUES (?, ?, 1, 0, 't')",
+        ("o-1", json.dumps({"a": 0.5})),
+    )
+    decision = None
+    succeeded = {
+        "id": "s", "kind": "auto", "source": "stored", "state": "succeeded", "created_at": "t",
+        "started_at": "t", "finished_at": "t", "progress": ["fold 1/3"],
+        "result": {"status": "success", "job": "s", "samples": 400, "modelVersion": "20260101_000000",
+                   "timestamp": "t", "promoted": False, "decision": decision,
+                   "metrics": {"accuracy": 0.8, "precision": 0.7, "recall": 0.6, "f1_score": 0.65,
+                               "cv_score": 0.79, "cv_std": 0.01}},
+    }  # fmt: skip
+    failed = {
+        "id": "f", "kind": "manual", "source": "body", "state": "failed", "created_at": "t",
+        "result": {"status": "failed", "reason": "killed", "job": "f"},
+    }  # fmt: skip
+    for record in (succeeded, failed):
+        old.execute("INSERT INTO jobs VALUES (?, ?, ?)", (record["id"], json.dumps(record), "t"))
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    assert store.stats().total == 1
+    s, f = store.job("s"), store.job("f")
+    assert s is not None and s.result is not None and s.result.model_version == "20260101_000000"
+    assert s.result.metrics.f1_score == 0.65 and s.progress == ("fold 1/3",) and s.reason is None
+    assert f is not None and (f.result, f.reason) == (None, "killed")
+    store.close()
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runtime.artifact import default_feature_set
-from training.synth import synthesize
+from ml_matching.contract import default_feature_set
+from ml_matching.training.synth import synthesize
 
 # Small, fast models for tests that check plumbing rather than quality.
 FAST_CONFIG = {
@@ -42,8 +42,8 @@ def fast_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run ``python -m training`` in-process: returns (exit code, stdout, stderr)."""
-    from training.cli import main
+    """Run ``ml-matching`` in-process: returns (exit code, stdout, stderr)."""
+    from ml_matching.cli import main
 
     def run(*args: str | Path) -> tuple[int, str, str]:
         code = main([str(a) for a in args])

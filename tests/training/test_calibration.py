@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.artifact import default_feature_set, list_versions
-from training import calibration as cal
-from training import steps
-from training.config import RandomForestParams, TrainConfig
-from training.data import Dataset, parse_dataset
-from training.synth import synthesize
+from ml_matching.contract import default_feature_set, list_versions
+from ml_matching.training import calibration as cal
+from ml_matching.training import steps
+from ml_matching.training.config import RandomForestParams, TrainConfig
+from ml_matching.training.data import Dataset, parse_dataset
+from ml_matching.training.synth import synthesize
 
 Cli = Callable[..., tuple[int, str, str]]
 FS = default_feature_set()

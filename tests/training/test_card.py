@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from runtime.artifact import list_versions
-from training import card
+from ml_matching.contract import list_versions
+from ml_matching.training import card
 
 Cli = Callable[..., tuple[int, str, str]]
 CARD_FILES = {card.CARD_MD, card.CARD_HTML, *card.FIGURES}

@@ -1,4 +1,4 @@
-"""``python -m training`` end to end: synth → fit → verify → list, and every refusal."""
+"""``ml-matching`` end to end: synth → fit → verify → list, and every refusal."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from runtime.artifact import list_versions, read_active
+from ml_matching.contract import list_versions, read_active
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "model.schema.json").read_text())
 Cli = Callable[..., tuple[int, str, str]]
@@ -83,7 +83,7 @@ def test_same_data_seed_and_config_give_identical_onnx(
         args = ["fit", "--data", data_file, "--artifacts", store, "--config", fast_config, "--model", "all"]
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         done = subprocess.run(
-            [sys.executable, "-m", "training", *map(str, args)], env=env, capture_output=True
+            [sys.executable, "-m", "ml_matching.training", *map(str, args)], env=env, capture_output=True
         )
         assert done.returncode == 0, done.stderr
     rf1, gb1, rf2, gb2 = list_versions(store)
@@ -192,7 +192,7 @@ def test_verify_refuses_a_tampered_version(
 
 def test_module_entry_point(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "training", "list", "--artifacts", tmp_path],
+        [sys.executable, "-m", "ml_matching.training", "list", "--artifacts", tmp_path],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.artifact import default_feature_set
-from training.data import load_dataset
-from training.errors import DataError
+from ml_matching.contract import default_feature_set
+from ml_matching.training.data import load_dataset
+from ml_matching.training.errors import DataError
 
 FS = default_feature_set()
 

@@ -9,12 +9,12 @@ import numpy.typing as npt
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
-from runtime.artifact import default_feature_set
-from training import calibration as cal
-from training import explain as xp
-from training.errors import ParityError
-from training.export import export_onnx, onnx_session
-from training.synth import _SIGNAL, synthesize
+from ml_matching.contract import default_feature_set
+from ml_matching.training import calibration as cal
+from ml_matching.training import explain as xp
+from ml_matching.training.errors import ParityError
+from ml_matching.training.export import export_onnx, onnx_session
+from ml_matching.training.synth import _SIGNAL, synthesize
 
 NAMES = list(default_feature_set().names)
 BRAND_FIT = NAMES.index("brandFit")

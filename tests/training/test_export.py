@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from ml_matching.training.config import TrainConfig
+from ml_matching.training.errors import ParityError
+from ml_matching.training.estimators import baseline_weights, make_baseline, weighted_proba
+from ml_matching.training.export import check_parity, export_onnx, onnx_session
 from tests.training.conftest import FAST_CONFIG
-from training.config import TrainConfig
-from training.errors import ParityError
-from training.estimators import baseline_weights, make_baseline, weighted_proba
-from training.export import check_parity, export_onnx, onnx_session
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(300, 5)).astype(np.float32)

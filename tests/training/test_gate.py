@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtime.artifact import read_active
-from training.outcomes import Outcome, SqliteStore
+from ml_matching.contract import read_active
+from ml_matching.trainer.store import Outcome, SqliteStore
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -60,8 +60,8 @@ def test_a_worse_version_is_refused_and_the_better_one_promoted(
 
 
 def _clean_rows(tmp_path: Path) -> dict[str, Any]:
-    from runtime.artifact import default_feature_set
-    from training.synth import synthesize
+    from ml_matching.contract import default_feature_set
+    from ml_matching.training.synth import synthesize
 
     body = synthesize(300, default_feature_set(), seed=77)
     body.pop("bayes")

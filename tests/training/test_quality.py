@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from runtime.artifact import default_feature_set
-from training.synth import synthesize
+from ml_matching.contract import default_feature_set
+from ml_matching.training.synth import synthesize
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.artifact import Feature, FeatureSet, default_feature_set
-from training.synth import synthesize, true_logit
+from ml_matching.contract import Feature, FeatureSet, default_feature_set
+from ml_matching.training.synth import synthesize, true_logit
 
 FS = default_feature_set()
 

@@ -67,7 +67,7 @@ import {SIDECAR_FILE, checkSidecar, describe} from './sidecar.js'
  * @property {() => number} [now=performance.now]
  *   The clock, in milliseconds, that paces the readiness probes (tests pass their own).
  * @property {string | URL} [trainerUrl]
- *   The trainer's address (`python -m training serve`), for `recordOutcome`, `train`, `status`.
+ *   The trainer's address (`ml-matching trainer`), for `recordOutcome`, `train`, `status`.
  * @property {string} [spoolFile]
  *   A JSON Lines file keeping the outcomes that wait for the trainer, so a restart loses none.
  * @property {number} [queueLimit=10000]

@@ -20,9 +20,9 @@ export interface Contract {
 /**
  * ``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
  *
- *     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
- *     version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
- *     earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
+ * When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
+ * version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
+ * earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
  */
 export interface Health {
   status: string;
@@ -82,9 +82,9 @@ export interface LoadResult {
 /**
  * ``POST /predict``: score and successProbability are 100·p; importances are global.
  *
- *     With ``?explain=true``: ``contributions`` (each feature's push on this row's output),
- *     ``baseValue`` (where they start from) and ``explanationScale`` (``probability`` or
- *     ``log-odds``: the scale in which ``baseValue + Σ contributions`` is the model's output).
+ * With ``?explain=true``: ``contributions`` (each feature's push on this row's output),
+ * ``baseValue`` (where they start from) and ``explanationScale`` (``probability`` or
+ * ``log-odds``: the scale in which ``baseValue + Σ contributions`` is the model's output).
  */
 export interface PredictResponse {
   score: number;
@@ -102,7 +102,7 @@ export interface PredictResponse {
 }
 /**
  * ``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
- *     ``explanationScale`` once, with ``?explain=true``).
+ * ``explanationScale`` once, with ``?explain=true``).
  */
 export interface BatchResponse {
   predictions: Prediction[];
@@ -127,8 +127,8 @@ export interface Prediction {
 /**
  * ``GET /monitoring/drift``: the served version's recent rows against its training data.
  *
- *     ``reading`` per feature: ``stable`` (PSI < 0.1), ``moderate`` (0.1 to 0.25), ``shifted``
- *     (> 0.25), or ``insufficient`` before ``minRows`` rows. The window starts empty at every swap.
+ * ``reading`` per feature: ``stable`` (PSI < 0.1), ``moderate`` (0.1 to 0.25), ``shifted``
+ * (> 0.25), or ``insufficient`` before ``minRows`` rows. The window starts empty at every swap.
  */
 export interface DriftView {
   version: string;
@@ -161,7 +161,7 @@ export interface DriftBins {
 /**
  * Every error answer: HTTP status, the stable code, a message naming the field and the reason.
  *
- *     ``check`` is set on ``artifact_corrupt`` only: the verification step that failed.
+ * ``check`` is set on ``artifact_corrupt`` only: the verification step that failed.
  */
 export interface ErrorBody {
   statusCode: number;
@@ -172,10 +172,10 @@ export interface ErrorBody {
 /**
  * The whole of ``model.json``.
  *
- *     ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
- *     model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
- *     made; ``calibration`` and ``explanation`` what was done to the probabilities and how to explain
- *     them. They have defaults, so sidecars written before they existed still load.
+ * ``warnings`` holds one line per flag training recorded (overfitting, a baseline that beats the
+ * model, ...); ``files`` the version's other files; ``gate`` the promotion decision, when one was
+ * made; ``calibration`` and ``explanation`` what was done to the probabilities and how to explain
+ * them. They have defaults, so sidecars written before they existed still load.
  */
 export interface Sidecar {
   schemaVersion: number;
@@ -335,9 +335,9 @@ export interface FileInfo {
 /**
  * Champion / challenger: why this version was (or was not) made ``ACTIVE`` when it was trained.
  *
- *     Promoted when the candidate's ROC-AUC is at least the champion's minus ``tolerance`` on the same
- *     ``rows`` (``rows_source`` says which), and its parity gate passed. ``warnings`` notes what does not
- *     refuse by itself, e.g. the candidate's own logistic baseline scoring better on those rows.
+ * Promoted when the candidate's ROC-AUC is at least the champion's minus ``tolerance`` on the same
+ * ``rows`` (``rows_source`` says which), and its parity gate passed. ``warnings`` notes what does not
+ * refuse by itself, e.g. the candidate's own logistic baseline scoring better on those rows.
  */
 export interface GateDecision {
   promoted: boolean;
@@ -356,9 +356,9 @@ export interface GateDecision {
 /**
  * How the probabilities were calibrated (``method``: none, sigmoid or isotonic) and why.
  *
- *     ``cv_brier`` holds the Brier score of the out-of-fold predictions under each method;
- *     ``holdout_before``/``holdout_after`` the held-out figures without and with calibration (the
- *     expected calibration error over ``bins`` equal-width bins).
+ * ``cv_brier`` holds the Brier score of the out-of-fold predictions under each method;
+ * ``holdout_before``/``holdout_after`` the held-out figures without and with calibration (the
+ * expected calibration error over ``bins`` equal-width bins).
  */
 export interface Calibration {
   method: string;
@@ -377,10 +377,10 @@ export interface CalibrationFigures {
 }
 /**
  * Per-prediction explanations: ``file`` (an ONNX graph beside model.onnx, pinned in ``files``)
- *     maps the model's input to ``output`` ``[N, features]``, each feature's contribution, in feature
- *     order; ``base_value`` plus their sum is the model's output for the row in ``scale``.
+ * maps the model's input to ``output`` ``[N, features]``, each feature's contribution, in feature
+ * order; ``base_value`` plus their sum is the model's output for the row in ``scale``.
  *
- *     ``golden_contributions`` holds the contributions of each golden row, for checks in any runtime.
+ * ``golden_contributions`` holds the contributions of each golden row, for checks in any runtime.
  */
 export interface Explanation {
   file: string;
@@ -393,8 +393,8 @@ export interface Explanation {
 }
 /**
  * The explainer graph against a direct computation from the fitted trees (``max_abs_diff``),
- *     and ``base_value + Σ contributions`` against the model's output in the explained scale
- *     (``sum_max_abs_diff``), on the same ``rows``.
+ * and ``base_value + Σ contributions`` against the model's output in the explained scale
+ * (``sum_max_abs_diff``), on the same ``rows``.
  */
 export interface ExplanationParity {
   rows: number;

@@ -1,7 +1,7 @@
 /**
  * Input drift of an in-process model: are the rows it scores still like its training data?
  *
- * The same computation as the runtime's `GET /monitoring/drift` (runtime/drift.py), from the same
+ * The same computation as the runtime's `GET /monitoring/drift` (src/ml_matching/runtime/drift.py), from the same
  * sidecar histograms: per feature, the population stability index
  * `Σ (a − e) · ln(a / e)` over the training histogram's bins (values beyond the edges counted in the
  * end bins, each share floored at {@link EPSILON}), and the share of values outside the training

@@ -2,7 +2,7 @@
  * The sidecar (`model.json`): the parts of it this package reads, and a structural check.
  *
  * The full format is `schemas/model.schema.json` in the repository (generated from
- * `runtime/sidecar.py`); only what scoring and verification need is checked here.
+ * `src/ml_matching/contract/sidecar.py`); only what scoring and verification need is checked here.
  */
 
 import {readFile} from 'node:fs/promises'

@@ -93,7 +93,7 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
       ML_SERVICE_ADMIN_TOKEN: TOKEN,
       LOG_LEVEL: 'WARNING'
     }
-    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'runtime'], {
+    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'ml_matching.runtime'], {
       cwd: REPO,
       env,
       stdio: ['ignore', 'pipe', 'pipe']

@@ -1,5 +1,5 @@
 /**
- * The client against the real trainer (`$ML_MATCHING_PYTHON -m training serve`, which needs the
+ * The client against the real trainer (`$ML_MATCHING_PYTHON -m ml_matching.trainer`, which needs the
  * train extra): outcomes survive a trainer outage (kill -9) and a client restart, and are stored
  * exactly once; status() and train() as the trainer answers them.
  *
@@ -58,7 +58,7 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
 
   /** Start the trainer; resolve once it answers /health. */
   async function start() {
-    child = spawn(/** @type {string} */ (PYTHON), ['-m', 'training', 'serve'], {
+    child = spawn(/** @type {string} */ (PYTHON), ['-m', 'ml_matching.trainer'], {
       cwd: REPO,
       env,
       stdio: 'ignore'

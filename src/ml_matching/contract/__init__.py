@@ -1,4 +1,6 @@
-"""The artifact contract: what training writes and every runtime reads.
+"""The contract every room stands on: the artifact format, the store, verification, the domain's
+errors, the wording of a refused value, the settings reader and schema generation. It imports
+nothing else of ml-matching.
 
 One version of a model is a folder of the store holding ``model.onnx`` and its sidecar
 ``model.json``; ``ACTIVE`` names the version to serve. This package is the single definition of
@@ -10,7 +12,9 @@ One version of a model is a folder of the store holding ``model.onnx`` and its s
 - **the store**: version names, :func:`list_versions`, ``ACTIVE``, :func:`publish_version`;
 - **verification**: :func:`load_version` / :func:`load_dir` give a :class:`LoadedModel` only when
   every check passes, and :func:`compare` is the one row-by-row comparison behind the golden rows
-  and the parity gate.
+  and the parity gate;
+- **errors** (:mod:`.errors`), **wording** of refused rows (:mod:`.validation`), **settings**
+  (:mod:`.settings`) and **schema generation** (:mod:`.schemas`).
 
 Training (the writer), the runtime and the trainer service (readers) import it by these names; the
 Node client follows the same contract through ``schemas/model.schema.json``.
@@ -18,7 +22,18 @@ Node client follows the same contract through ``schemas/model.schema.json``.
 
 from __future__ import annotations
 
-from runtime.artifact._features import (
+from ml_matching.contract.errors import (
+    ArtifactCorrupt,
+    FileNotInVersion,
+    InvalidInput,
+    MissingDependency,
+    MLMatchingError,
+    ModelNotReady,
+    SettingsError,
+    StorageFull,
+    VersionNotFound,
+)
+from ml_matching.contract.features import (
     Feature,
     FeatureSet,
     default_feature_set,
@@ -28,7 +43,7 @@ from runtime.artifact._features import (
     range_text,
     schemas_dir,
 )
-from runtime.artifact._sidecar import (
+from ml_matching.contract.sidecar import (
     ALGORITHMS,
     SCHEMA_VERSION,
     Baseline,
@@ -54,7 +69,7 @@ from runtime.artifact._sidecar import (
     decode_sidecar,
     encode_sidecar,
 )
-from runtime.artifact._store import (
+from ml_matching.contract.store import (
     ACTIVE_FILE,
     HISTORY_FILE,
     MEDIA_TYPES,
@@ -74,10 +89,11 @@ from runtime.artifact._store import (
     version_stamp,
     write_active,
 )
-from runtime.artifact._verify import (
+from ml_matching.contract.verify import (
     GOLDEN_TOLERANCE,
     Comparison,
     LoadedModel,
+    Rows32,
     check_files,
     check_golden_explanations,
     check_golden_rows,
@@ -97,6 +113,7 @@ __all__ = [
     "MODEL_FILE",
     "SCHEMA_VERSION",
     "SIDECAR_FILE",
+    "ArtifactCorrupt",
     "Baseline",
     "BaselineMetrics",
     "Calibration",
@@ -109,18 +126,27 @@ __all__ = [
     "FeatureSet",
     "FeatureStats",
     "FileInfo",
+    "FileNotInVersion",
     "GateDecision",
     "GoldenRow",
     "Histogram",
     "Importance",
+    "InvalidInput",
     "LoadedModel",
+    "MLMatchingError",
     "Metrics",
+    "MissingDependency",
     "ModelMetrics",
+    "ModelNotReady",
     "OnnxInfo",
     "Overfitting",
     "Parity",
+    "Rows32",
+    "SettingsError",
     "Sidecar",
+    "StorageFull",
     "TrainingData",
+    "VersionNotFound",
     "amend_version",
     "check_files",
     "check_golden_explanations",

@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 
-from runtime.errors import InvalidInput
+from ml_matching.contract.errors import InvalidInput
 
-# Installed wheels carry the schemas inside the package; a source checkout has them at the top.
-_PACKAGE = Path(__file__).resolve().parent.parent
-_SCHEMA_DIRS = (_PACKAGE / "_schemas", _PACKAGE.parent / "schemas")
+# Installed wheels carry the schemas inside the package; a source checkout has them at its top.
+_HERE = Path(__file__).resolve().parent
+_SCHEMA_DIRS = (_HERE / "_schemas", _HERE.parents[2] / "schemas")
 
 
 def schemas_dir() -> Path:

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from runtime.artifact._features import Feature
-from runtime.errors import ArtifactCorrupt
+from ml_matching.contract.errors import ArtifactCorrupt
+from ml_matching.contract.features import Feature
 
 SCHEMA_VERSION = 1
 #: The model kinds ml-matching trains: ``fit --model``, ``MODEL_TYPE`` and the sidecar's ``algorithm``.

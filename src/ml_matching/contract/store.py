@@ -29,8 +29,8 @@ from pathlib import Path
 
 import msgspec
 
-from runtime.artifact._sidecar import FileInfo, Sidecar, encode_sidecar
-from runtime.errors import InvalidInput, StoreWriteError, VersionNotFound
+from ml_matching.contract.errors import InvalidInput, StorageFull, VersionNotFound
+from ml_matching.contract.sidecar import FileInfo, Sidecar, encode_sidecar
 
 MODEL_FILE = "model.onnx"
 SIDECAR_FILE = "model.json"
@@ -142,11 +142,11 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def _writing(root: Path, what: str) -> Iterator[None]:
-    """Turn a failed write of the store (disk full, read-only) into StoreWriteError naming it."""
+    """Turn a failed write of the store (disk full, read-only) into StorageFull naming it."""
     try:
         yield
     except OSError as exc:
-        raise StoreWriteError(f"{root}: cannot write {what}: {exc.strerror or exc}") from exc
+        raise StorageFull(f"{root}: cannot write {what}: {exc.strerror or exc}") from exc
 
 
 def _tmp_prefix() -> str:

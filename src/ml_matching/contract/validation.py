@@ -1,6 +1,8 @@
-"""Why a request body was refused, in the words the Node client uses too.
+"""Strict decoding of a feature row, and why a body was refused, in the words the Node client uses too.
 
-The hot path never comes here: msgspec decodes a good body straight into a Struct and refuses a bad
+:func:`row_type` is the msgspec Struct of one row of a feature set: unknown fields, wrong types,
+non-finite and out-of-range values are refused, and nothing is coerced. The hot path decodes with it
+and never comes further: msgspec decodes a good body straight into a Struct and refuses a bad
 one in microseconds. Only then is the body parsed again, generically, and walked feature by feature
 in the Node client's order (shape, unknown, missing, type, non-finite, range; rows in order), so
 the answer names every missing or unknown feature at once and reads the same from either runtime::
@@ -15,12 +17,23 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from runtime.artifact import Feature, FeatureSet, number_text
+import msgspec
+
+from ml_matching.contract.features import Feature, FeatureSet, number_text
 
 BATCH_KEY = "instances"
 _NOT_JSON_NUMBER = re.compile(rb"""(?<![\w"])(-?Infinity|NaN)(?![\w"])""")
+
+
+def row_type(fs: FeatureSet, name: str = "PredictRequest") -> type[msgspec.Struct]:
+    """A Struct with one float field per feature, bounded where the feature set declares bounds."""
+    fields = [
+        (f.name, Annotated[float, msgspec.Meta(ge=f.min, le=f.max, description=f.description or None)])
+        for f in fs.features
+    ]
+    return msgspec.defstruct(name, fields, forbid_unknown_fields=True)
 
 
 class _Overflow(float):

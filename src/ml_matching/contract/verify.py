@@ -20,14 +20,15 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from runtime.artifact._features import FeatureSet
-from runtime.artifact._sidecar import FileInfo, Sidecar, decode_sidecar
-from runtime.artifact._store import MODEL_FILE, SIDECAR_FILE, version_dir
-from runtime.errors import ArtifactCorrupt
+from ml_matching.contract.errors import ArtifactCorrupt
+from ml_matching.contract.features import FeatureSet
+from ml_matching.contract.sidecar import FileInfo, Sidecar, decode_sidecar
+from ml_matching.contract.store import MODEL_FILE, SIDECAR_FILE, version_dir
 
 GOLDEN_TOLERANCE = 1e-5
 
-Matrix = npt.NDArray[np.float32]
+#: Rows as every model sees them: float32 ``[n, features]``, columns in feature-set order.
+Rows32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,12 +39,12 @@ class LoadedModel:
     sidecar: Sidecar
     feature_set: FeatureSet
     session: ort.InferenceSession
-    observed_min: Matrix
-    observed_max: Matrix
+    observed_min: Rows32
+    observed_max: Rows32
     importance: dict[str, float]
     explainer: ort.InferenceSession | None = None
 
-    def contributions(self, x: Matrix) -> npt.NDArray[np.float32]:
+    def contributions(self, x: Rows32) -> npt.NDArray[np.float32]:
         """Each feature's contribution for rows ``x`` (``[n, features]``); see ``sidecar.explanation``."""
         explanation = self.sidecar.explanation
         if self.explainer is None or explanation is None:
@@ -51,11 +52,11 @@ class LoadedModel:
         (out,) = self.explainer.run([explanation.output], {self.sidecar.onnx.input_name: x})
         return out  # type: ignore[no-any-return]  # onnxruntime is untyped
 
-    def predict_proba(self, x: Matrix) -> npt.NDArray[np.float32]:
+    def predict_proba(self, x: Rows32) -> npt.NDArray[np.float32]:
         """Probability of the positive class for each row of a float32 ``[n, n_features]`` matrix."""
         return self.probabilities(x)[:, self.sidecar.onnx.positive_class_index]
 
-    def probabilities(self, x: Matrix) -> npt.NDArray[np.float32]:
+    def probabilities(self, x: Rows32) -> npt.NDArray[np.float32]:
         """Every class's probability (``[n, classes]``, in ``sidecar.onnx.classes`` order) for rows ``x``."""
         onnx = self.sidecar.onnx
         (proba,) = self.session.run([onnx.probabilities_output], {onnx.input_name: x})

@@ -1,90 +1,104 @@
-"""How the services answer a failure: every exception becomes an :class:`~runtime.errors.MLMatchingError`
-(Litestar's own refusals translated into our vocabulary), a bug is logged once with its stack trace,
-and the answer is an :class:`~runtime.errors.ErrorBody` (or the Open Inference Protocol's shape, in
-:mod:`runtime.web.v2`).
+"""How the services answer a failure: every exception becomes an :class:`MLMatchingError` (Litestar's
+own refusals translated into our vocabulary), a bug is logged once with its stack trace, and the
+answer is an :class:`~ml_matching.http.errors.ErrorBody` with the status the service's table gives
+(or the Open Inference Protocol's shape, in the runtime's ``v2`` router).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.logging import LoggingConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from runtime.errors import (
+from ml_matching.contract import InvalidInput, MLMatchingError, ModelNotReady
+from ml_matching.http.errors import (
+    STATUSES,
     BodyTooLarge,
-    ClientGone,
     InternalError,
-    InvalidInput,
     MethodNotAllowed,
-    MLMatchingError,
-    ModelNotReady,
     RouteNotFound,
+    Statuses,
+    error_body,
+    error_headers,
+    status_of,
 )
-from runtime.web.routes import bad_path_part
 
 log = logging.getLogger("ml_matching")
+#: nginx's code for a client that went away: the answer is never read, so nothing else fits.
+CLIENT_GONE = 499
+#: For an unrouted path: the error that says what is wrong with it, if the service knows better
+#: than "no route" (the runtime names a malformed version in ``/models/...``).
+PathProblem = Callable[[str], MLMatchingError | None]
 
 
-def logging_config() -> LoggingConfig:
-    """Litestar logs no exception itself: :func:`error_handlers` see every one, log each bug once
-    with its stack trace, and answer client mistakes without logging them."""
-    return LoggingConfig(configure_root_logger=False, log_exceptions="debug")
+class Failures:
+    """One service's way of answering errors: its status table and its unrouted-path hint."""
 
+    def __init__(self, statuses: Statuses = STATUSES, path_problem: PathProblem | None = None) -> None:
+        self.statuses = statuses
+        self.path_problem: PathProblem = path_problem or (lambda _: None)
 
-def error_handlers() -> dict[Any, Any]:
-    """Every error answers with an :class:`~runtime.errors.ErrorBody` and its stable code."""
-    return {
-        MLMatchingError: _error_response,
-        HTTPException: _error_response,
-        HTTP_500_INTERNAL_SERVER_ERROR: _error_response,
-    }
+    def handlers(self) -> dict[Any, Any]:
+        """Litestar's ``exception_handlers``: every error answers with an ErrorBody."""
+        return {
+            MLMatchingError: self.response,
+            HTTPException: self.response,
+            HTTP_500_INTERNAL_SERVER_ERROR: self.response,
+        }
 
-
-def service_error(request: Request[Any, Any, Any], exc: Exception) -> MLMatchingError:
-    """Any exception as the :class:`MLMatchingError` the API answers with; a bug is logged here, once."""
-    if isinstance(exc, MLMatchingError):
-        error = exc
-    elif isinstance(exc, HTTPException):  # Litestar's own: no route, wrong method, body too large, ...
-        error = _translate(request, exc)
-    else:
-        error = _internal(exc)
-    if error.status_code >= 500 and error.status_code != ModelNotReady.status_code:
-        log.error("%s %s: %s", request.method, request.url.path, error, exc_info=error.__cause__ or error)
-    return error
-
-
-def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    error = service_error(request, exc)
-    return Response(
-        msgspec.json.encode(error.body()),
-        status_code=error.status_code,
-        media_type="application/json",
-        headers=error.headers,
-    )
-
-
-def _translate(request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchingError:
-    method, path = request.method, request.url.path
-    if exc.status_code == 404:
-        return bad_path_part(path) or RouteNotFound(f"no route for {method} {path}")
-    if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("allow", "")
-        return MethodNotAllowed(f"{method} is not allowed on {path} (allowed: {allowed})", allowed)
-    if exc.status_code == 413:
-        return BodyTooLarge(
-            f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
+    def response(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        if _client_gone(exc):
+            log.info(
+                "%s %s: the client disconnected before sending its whole body",
+                request.method,
+                request.url.path,
+            )
+            return Response(b"", status_code=CLIENT_GONE)
+        error, status = self.answer(request, exc)
+        return Response(
+            msgspec.json.encode(error_body(error, status)),
+            status_code=status,
+            media_type="application/json",
+            headers=error_headers(error),
         )
-    if exc.status_code < 500:
-        return InvalidInput(_parameter_problems(exc) or exc.detail)
-    if "disconnected" in exc.detail:  # the client went away mid-body: its doing, one quiet line
-        log.info("%s %s: the client disconnected before sending its whole body", method, path)
-        return ClientGone("the client disconnected before sending its whole body")
-    return _internal(exc)
+
+    def answer(self, request: Request[Any, Any, Any], exc: Exception) -> tuple[MLMatchingError, int]:
+        """Any exception as the error and status the API answers; a bug is logged here, once."""
+        if isinstance(exc, MLMatchingError):
+            error = exc
+        elif isinstance(exc, HTTPException):  # Litestar's own: no route, wrong method, too large, ...
+            error = self._translate(request, exc)
+        else:
+            error = _internal(exc)
+        status = status_of(type(error), self.statuses) or InternalError.status_code
+        if status >= 500 and not isinstance(error, ModelNotReady):
+            log.error("%s %s: %s", request.method, request.url.path, error, exc_info=error.__cause__ or error)
+        return error, status
+
+    def _translate(self, request: Request[Any, Any, Any], exc: HTTPException) -> MLMatchingError:
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            return self.path_problem(path) or RouteNotFound(f"no route for {method} {path}")
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("allow", "")
+            return MethodNotAllowed(f"{method} is not allowed on {path} (allowed: {allowed})", allowed)
+        if exc.status_code == 413:
+            return BodyTooLarge(
+                f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
+            )
+        if exc.status_code < 500:
+            return InvalidInput(_parameter_problems(exc) or exc.detail)
+        return _internal(exc)
+
+
+def _client_gone(exc: Exception) -> bool:
+    """Litestar's 500 for a body the client stopped sending: its doing, worth one quiet line."""
+    return isinstance(exc, HTTPException) and exc.status_code >= 500 and "disconnected" in exc.detail
 
 
 def _parameter_problems(exc: HTTPException) -> str | None:

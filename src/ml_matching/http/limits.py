@@ -13,8 +13,10 @@ import msgspec
 from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from prometheus_client import CollectorRegistry
 
-from runtime.errors import HeadersTooLarge
+from ml_matching.http.errors import HeadersTooLarge, error_body
+from ml_matching.http.metrics import NAMESPACE, HttpMetrics
 
 Middleware = Callable[[ASGIApp], ASGIApp]
 
@@ -46,7 +48,7 @@ def header_limit(limit: int) -> Middleware:
 
 async def _refuse(send: Send, size: int, limit: int) -> None:
     error = HeadersTooLarge(f"request headers are {size} bytes, more than MAX_HEADER_BYTES ({limit})")
-    body = msgspec.json.encode(error.body())
+    body = msgspec.json.encode(error_body(error, error.status_code))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
@@ -56,3 +58,11 @@ async def _refuse(send: Send, size: int, limit: int) -> None:
     await send(start)
     end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
     await send(end)
+
+
+def entry_middleware(
+    max_header_bytes: int, registry: CollectorRegistry, metrics: bool, namespace: str = NAMESPACE
+) -> list[Middleware]:
+    """What sees every request before routing: the request metrics (when on), the header limit."""
+    limit = header_limit(max_header_bytes)
+    return [HttpMetrics(registry, namespace).middleware, limit] if metrics else [limit]

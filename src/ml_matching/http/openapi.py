@@ -18,15 +18,18 @@ import importlib.util
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi import ResponseSpec
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
+    Components,
     Example,
     OpenAPIFormat,
     OpenAPIMediaType,
@@ -35,13 +38,13 @@ from litestar.openapi.spec import (
     Operation,
     Parameter,
     Schema,
+    SecurityScheme,
 )
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
-from runtime.artifact import FeatureSet
-from runtime.errors import ErrorBody, MLMatchingError
-from runtime.oip import ProtocolError
+from ml_matching.contract import FeatureSet, MLMatchingError
+from ml_matching.http.errors import STATUSES, ErrorBody, Statuses, status_of
 
 ASSETS_PATH = "/docs/assets"
 _ASSET_PACKAGE = "drf_spectacular_sidecar"  # located, never imported: its __init__ imports Django
@@ -56,14 +59,22 @@ ASSET_FILES = (
 )
 
 
-def error_responses(*errors: type[MLMatchingError], protocol: bool = False) -> dict[int, ResponseSpec]:
-    """OpenAPI responses for the error classes a route can answer, grouped by status (``protocol``:
-    in the Open Inference Protocol's ``{"error": ...}`` shape)."""
+ErrorSpec = Callable[[int, list[type[MLMatchingError]]], ResponseSpec]
+
+
+def error_responses(
+    *errors: type[MLMatchingError], statuses: Statuses = STATUSES, spec: ErrorSpec | None = None
+) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the error classes a route can answer, grouped by the status
+    ``statuses`` gives each (``spec`` draws one status's response; an ErrorBody by default)."""
     by_status: dict[int, list[type[MLMatchingError]]] = {}
     for error in errors:
-        by_status.setdefault(error.status_code, []).append(error)
-    spec = _protocol_error_spec if protocol else _error_spec
-    return {status: spec(status, group) for status, group in by_status.items()}
+        status = status_of(error, statuses)
+        if status is None:
+            raise ValueError(f"{error.__name__} is never an HTTP answer")
+        by_status.setdefault(status, []).append(error)
+    draw = spec or _error_spec
+    return {status: draw(status, group) for status, group in by_status.items()}
 
 
 def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
@@ -78,14 +89,6 @@ def _error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpe
         for e in errors
     ]
     return ResponseSpec(ErrorBody, description="\n\n".join(lines), generate_examples=False, examples=examples)
-
-
-def _protocol_error_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
-    lines = [f"{e.when}" for e in errors]
-    examples = [Example(summary=e.code, value={"error": e.example}) for e in errors]
-    return ResponseSpec(
-        ProtocolError, description="\n\n".join(lines), generate_examples=False, examples=examples
-    )
 
 
 def file_operation(*media_types: str) -> type[Operation]:
@@ -240,3 +243,23 @@ def _renderers(local: bool) -> tuple[SwaggerRenderPlugin, RedocRenderPlugin]:
         js_url=f"{ASSETS_PATH}/{_REDOC}/redoc.standalone.js", google_fonts=False, favicon=favicon
     )
     return swagger, redoc
+
+
+def package_version() -> str:
+    """ml-matching's installed version (``0.0.0`` in a checkout that was never installed)."""
+    try:
+        return dist_version("ml-matching")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def openapi_config(description: str, docs: ApiDocs, title: str = "ml-matching") -> OpenAPIConfig:
+    """``/schema/openapi.json``, following the served model's request bodies."""
+    return OpenAPIConfig(
+        title=title,
+        version=package_version(),
+        description=description,
+        path="/schema",
+        render_plugins=[FollowingJson(docs)],
+        components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+    )

@@ -1,50 +1,30 @@
-"""ml-matching runtime: serve ONNX match-success models with onnxruntime (no scikit-learn).
+"""The runtime: serve ONNX match-success models with onnxruntime (no scikit-learn, ever).
 
-- :mod:`runtime.artifact` — the artifact contract (feature sets, sidecar, store, verification);
-- :mod:`runtime.errors` — every error, with its stable code and HTTP status;
-- :class:`Scorer` — strict decoding and scoring of requests for one loaded model;
-- :mod:`runtime.web` — the HTTP service (``create_app``), imported only when serving.
+- :func:`create_app` — the Litestar service (``ml-matching serve``);
+- :class:`ModelService` — the served version and the verified hot swap; :class:`ActiveWatch` follows
+  the store's ``ACTIVE``;
+- :class:`Scorer` — strict decoding and scoring of requests for one loaded version;
+- :class:`Settings` — what the service reads from its environment.
+
+It imports the contract and the HTTP kit, never training, scikit-learn, skl2onnx or joblib.
 """
 
 from __future__ import annotations
 
-from runtime.errors import (
-    ArtifactCorrupt,
-    BodyTooLarge,
-    ErrorBody,
-    FileNotInVersion,
-    InvalidInput,
-    ManagementDisabled,
-    MLMatchingError,
-    ModelNotReady,
-    SettingsError,
-    Unauthorized,
-    UnsupportedMediaType,
-    VersionNotFound,
-)
-from runtime.scoring import Scorer, batch_type, row_type
-from runtime.settings import EnvReader, Settings
-from runtime.validation import kind, malformed, row_problem
+from ml_matching.runtime.app import create_app
+from ml_matching.runtime.errors import ModelNotFound, NotExplainable, VersionNotLoaded
+from ml_matching.runtime.scoring import Scorer
+from ml_matching.runtime.service import ModelService
+from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.watch import ActiveWatch
 
 __all__ = [
-    "ArtifactCorrupt",
-    "BodyTooLarge",
-    "EnvReader",
-    "ErrorBody",
-    "FileNotInVersion",
-    "InvalidInput",
-    "MLMatchingError",
-    "ManagementDisabled",
-    "ModelNotReady",
+    "ActiveWatch",
+    "ModelNotFound",
+    "ModelService",
+    "NotExplainable",
     "Scorer",
     "Settings",
-    "SettingsError",
-    "Unauthorized",
-    "UnsupportedMediaType",
-    "VersionNotFound",
-    "batch_type",
-    "kind",
-    "malformed",
-    "row_problem",
-    "row_type",
+    "VersionNotLoaded",
+    "create_app",
 ]

@@ -1,35 +1,40 @@
 """The Litestar application: ``create_app(settings)``.
 
-Serve it with ``python -m runtime``, or ``uvicorn --factory runtime.web.app:create_app`` (settings
-from the environment).
+Serve it with ``ml-matching serve`` (or ``python -m ml_matching.runtime``), or
+``uvicorn --factory ml_matching.runtime.app:create_app`` (settings from the environment).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as dist_version
 
 import anyio.to_thread
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from prometheus_client import CollectorRegistry
 
-from runtime.settings import Settings
-from runtime.web.failures import error_handlers, logging_config
-from runtime.web.limits import Middleware, before_routing, header_limit
-from runtime.web.metrics import NAMESPACE, HttpMetrics, ModelMetrics, mark_worker_dead, metrics_route
-from runtime.web.openapi import ApiDocs, FollowingJson, doc_pages
-from runtime.web.routes import build_routes, request_bodies
-from runtime.web.service import ModelService
-from runtime.web.v2 import v2_router
-from runtime.web.watch import ActiveWatch
+from ml_matching.http import (
+    ApiDocs,
+    Failures,
+    before_routing,
+    configure_logging,
+    doc_pages,
+    entry_middleware,
+    logging_config,
+    metrics_route,
+    openapi_config,
+    package_version,
+)
+from ml_matching.http.metrics import mark_worker_dead
+from ml_matching.runtime.errors import RUNTIME_STATUSES
+from ml_matching.runtime.metrics import ModelMetrics
+from ml_matching.runtime.routes import bad_path_part, build_routes, request_bodies
+from ml_matching.runtime.service import ModelService
+from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.v2 import v2_router
+from ml_matching.runtime.watch import ActiveWatch
 
-log = logging.getLogger("ml_matching")
+DESCRIPTION = "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime."
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -44,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     service = ModelService(settings, ModelMetrics(registry) if settings.metrics else None)
     watch = ActiveWatch(service, settings.model_watch_seconds) if settings.watches_active else None
     docs = ApiDocs(request_bodies(settings.max_batch_rows), service.features)
+    failures = Failures(RUNTIME_STATUSES, bad_path_part)
 
     async def start(_: Litestar) -> None:
         await anyio.to_thread.run_sync(service.start)
@@ -57,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     routes = [
         *build_routes(service, watch),
-        v2_router(service, package_version()),
+        v2_router(service, package_version(), failures),
         *doc_pages(docs, settings.docs_cdn),
     ]
     if settings.metrics:
@@ -66,35 +72,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=routes,
         on_startup=[start],
         on_shutdown=[stop],
-        exception_handlers=error_handlers(),
+        exception_handlers=failures.handlers(),
         request_max_body_size=settings.body_limit,
         cors_config=_cors(settings),
-        openapi_config=openapi_config(
-            "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime.", docs
-        ),
+        openapi_config=openapi_config(DESCRIPTION, docs),
         logging_config=logging_config(),
     )
     app.state.service = service
+    app.state.watch = watch  # None when the service does not follow ACTIVE
     app.state.body_limit = settings.body_limit
     return before_routing(app, *entry_middleware(settings.max_header_bytes, registry, settings.metrics))
-
-
-def entry_middleware(
-    max_header_bytes: int, registry: CollectorRegistry, metrics: bool, namespace: str = NAMESPACE
-) -> list[Middleware]:
-    """What sees every request before routing: the request metrics (when on), the header limit."""
-    limit = header_limit(max_header_bytes)
-    return [HttpMetrics(registry, namespace).middleware, limit] if metrics else [limit]
-
-
-def configure_logging(level: int) -> None:
-    """One stderr handler on the ``ml_matching`` logger (idempotent)."""
-    log.setLevel(level)
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -104,23 +91,4 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_origins=list(settings.allowed_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["content-type", "authorization"],
-    )
-
-
-def package_version() -> str:
-    try:
-        return dist_version("ml-matching")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        return "0.0.0"
-
-
-def openapi_config(description: str, docs: ApiDocs, title: str = "ml-matching") -> OpenAPIConfig:
-    """``/schema/openapi.json``, following the served model's request bodies."""
-    return OpenAPIConfig(
-        title=title,
-        version=package_version(),
-        description=description,
-        path="/schema",
-        render_plugins=[FollowingJson(docs)],
-        components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.scoring import Scorer
+from ml_matching.runtime.scoring import Scorer
 
 Pending = tuple[Scorer, tuple[float, ...], "asyncio.Future[bytes]"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from runtime.artifact import FeatureStats, LoadedModel
+from ml_matching.contract import FeatureStats, LoadedModel
 
 EPSILON = 1e-4
 STABLE, SHIFTED = 0.1, 0.25

@@ -19,8 +19,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from runtime.artifact import FeatureSet, LoadedModel, Sidecar
-from runtime.errors import InvalidInput
+from ml_matching.contract import FeatureSet, InvalidInput, LoadedModel, Sidecar
 
 DATATYPE = "FP32"
 OUTPUTS = ("probabilities", "label")

@@ -1,13 +1,13 @@
 """The answers of the runtime's non-scoring endpoints, as Structs (their JSON Schemas are generated).
 
-The scoring answers are in :mod:`runtime.scoring`; errors are :class:`runtime.errors.ErrorBody`.
+The scoring answers are in :mod:`ml_matching.runtime.scoring`; errors are :class:`ml_matching.http.ErrorBody`.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from runtime.artifact import Metrics
+from ml_matching.contract import Metrics
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):

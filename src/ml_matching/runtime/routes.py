@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hmac
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -15,26 +14,33 @@ from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import File
 
-from runtime.artifact import MEDIA_TYPES, check_version_name, read_active
-from runtime.drift import DriftReport
-from runtime.errors import (
+from ml_matching.contract import (
+    MEDIA_TYPES,
     ArtifactCorrupt,
     FileNotInVersion,
     InvalidInput,
-    ManagementDisabled,
     MLMatchingError,
     ModelNotReady,
-    NotExplainable,
+    VersionNotFound,
+    check_version_name,
+    read_active,
+)
+from ml_matching.contract.validation import row_type
+from ml_matching.http import (
+    Body,
+    ManagementDisabled,
     Unauthorized,
     UnsupportedMediaType,
-    VersionNotFound,
+    authorize,
+    require_json,
 )
-from runtime.oip import InferRequest
-from runtime.scoring import BatchResponse, PredictResponse, batch_type, row_type
-from runtime.settings import Settings
-from runtime.web.coalesce import RowCoalescer
-from runtime.web.openapi import Body, error_responses, file_operation, with_query_parameter
-from runtime.web.responses import (
+from ml_matching.http import error_responses as _error_responses
+from ml_matching.http.openapi import file_operation, with_query_parameter
+from ml_matching.runtime.coalesce import RowCoalescer
+from ml_matching.runtime.drift import DriftReport
+from ml_matching.runtime.errors import RUNTIME_STATUSES, NotExplainable
+from ml_matching.runtime.oip import InferRequest
+from ml_matching.runtime.responses import (
     DriftBins,
     DriftView,
     FeatureDriftView,
@@ -43,8 +49,10 @@ from runtime.web.responses import (
     ModelSummary,
     Ready,
 )
-from runtime.web.service import ModelService, VersionFile
-from runtime.web.watch import ActiveWatch
+from ml_matching.runtime.scoring import BatchResponse, PredictResponse, batch_type
+from ml_matching.runtime.service import ModelService, VersionFile
+from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.watch import ActiveWatch
 
 JSON = "application/json"
 SERVICE = "ml-matching"
@@ -54,6 +62,13 @@ INFER_BODY = (
     'Open Inference Protocol v2: {"inputs": [{"name": <the ONNX input>, "datatype": "FP32", '
     '"shape": [N, features], "data": [...]}]} (features in the order GET /v2/models/{name} lists)'
 )
+
+
+def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
+    """The OpenAPI responses of a runtime route that can answer ``errors``."""
+    return _error_responses(*errors, statuses=RUNTIME_STATUSES)
+
+
 SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, NotExplainable, ModelNotReady)
 EXPLAIN_DOC = (
     "With `explain=true`, each row also gets `contributions`: how much each feature moved this "
@@ -66,25 +81,6 @@ EXPLAIN_DOC = (
 def _json(data: bytes) -> Response[Any]:
     """Already-encoded JSON, sent as is."""
     return Response(data, media_type=JSON)
-
-
-def require_json(request: Request[Any, Any, Any]) -> None:
-    """Refuse a body not declared as JSON (415)."""
-    raw = request.headers.get("content-type", "")
-    media = raw.split(";", 1)[0].strip().lower()
-    if media != JSON and not media.endswith("+json"):
-        got = f"`{media}`" if media else "no content type"
-        raise UnsupportedMediaType(f"expected a JSON body (Content-Type: application/json), got {got}")
-
-
-def authorize(request: Request[Any, Any, Any], token: str | None) -> None:
-    """Let an admin call through only with ``Authorization: Bearer <token>``."""
-    if not token:
-        raise ManagementDisabled("model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    # compare_digest takes the same time whatever prefix matches, so the token cannot be guessed by timing.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)")
 
 
 def request_bodies(max_batch_rows: int) -> dict[str, Body]:

@@ -17,10 +17,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from runtime.artifact import FeatureSet, LoadedModel
-from runtime.drift import DriftWindow
-from runtime.errors import InvalidInput, NotExplainable
-from runtime.validation import explain_batch, explain_row, malformed
+from ml_matching.contract import InvalidInput, LoadedModel
+from ml_matching.contract.validation import explain_batch, explain_row, malformed, row_type
+from ml_matching.runtime.drift import DriftWindow
+from ml_matching.runtime.errors import NotExplainable
 
 
 class Prediction(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -74,15 +74,6 @@ class _BatchWire(msgspec.Struct, rename="camel"):
     predictions: list[Prediction]
     feature_importance: msgspec.Raw
     model_version: str
-
-
-def row_type(fs: FeatureSet, name: str = "PredictRequest") -> type[msgspec.Struct]:
-    """A Struct with one float field per feature, bounded where the feature set declares bounds."""
-    fields = [
-        (f.name, Annotated[float, msgspec.Meta(ge=f.min, le=f.max, description=f.description or None)])
-        for f in fs.features
-    ]
-    return msgspec.defstruct(name, fields, forbid_unknown_fields=True)
 
 
 def batch_type(row: type[msgspec.Struct], max_rows: int) -> type[msgspec.Struct]:

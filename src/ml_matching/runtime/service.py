@@ -18,13 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
-from runtime.artifact import (
+from ml_matching.contract import (
     MODEL_FILE,
     SIDECAR_FILE,
+    ArtifactCorrupt,
     FeatureSet,
+    FileNotInVersion,
+    InvalidInput,
+    MLMatchingError,
+    ModelNotReady,
+    Rows32,
     Sidecar,
     decode_sidecar,
     default_feature_set,
@@ -36,20 +39,18 @@ from runtime.artifact import (
     version_dir,
     write_active,
 )
-from runtime.drift import DriftReport, DriftWindow
-from runtime.errors import ArtifactCorrupt, FileNotInVersion, InvalidInput, MLMatchingError, ModelNotReady
-from runtime.scoring import Scorer
-from runtime.settings import Settings
-from runtime.web.metrics import ModelMetrics
-from runtime.web.responses import ModelSummary, SummaryMetrics
+from ml_matching.runtime.drift import DriftReport, DriftWindow
+from ml_matching.runtime.metrics import ModelMetrics
+from ml_matching.runtime.responses import ModelSummary, SummaryMetrics
+from ml_matching.runtime.scoring import Scorer
+from ml_matching.runtime.settings import Settings
 
 log = logging.getLogger("ml_matching")
-Matrix = npt.NDArray[np.float32]
 
 HOW_TO_TRAIN = (
-    "no model is loaded: train one with `python -m training synth --rows 5000 --out data.json && "
-    "python -m training fit --data data.json --artifacts {root}` (training needs the train extra: "
-    "`pip install -e '.[train]'` in a checkout of ml-matching)"
+    "no model is loaded: train one with `ml-matching synth --rows 5000 --out data.json && "
+    "ml-matching fit --data data.json --artifacts {root}` (training needs the train extra: "
+    "`pip install 'ml-matching[train]'`, or `uv sync --extra train` in a checkout of ml-matching)"
 )
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -224,7 +225,7 @@ class ModelService:
         scorer.observe = self._observer(scorer.version, scorer.window)
         return scorer
 
-    def _observer(self, version: str, window: DriftWindow) -> Callable[[Matrix, bool], None]:
+    def _observer(self, version: str, window: DriftWindow) -> Callable[[Rows32, bool], None]:
         """What every scored matrix is told to: the drift window, and the metrics when they are on."""
         metrics = self.metrics
         if metrics is None:
@@ -232,7 +233,7 @@ class ModelService:
         child = metrics.predictions.labels(version)
         batch_rows = metrics.batch_rows
 
-        def observe(x: Matrix, batch: bool) -> None:
+        def observe(x: Rows32, batch: bool) -> None:
             window.add(x)
             child.inc(len(x))
             if batch:

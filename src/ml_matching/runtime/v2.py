@@ -2,7 +2,8 @@
 
 ``/v2`` and its health paths, the model's metadata and readiness (``MODEL_NAME``, the store's
 versions), and inference on the served version. Errors answer ``{"error": "..."}`` with the same
-status codes and messages as the rest of the API. The messages themselves are in :mod:`runtime.oip`.
+status codes and messages as the rest of the API. The messages themselves are in
+:mod:`ml_matching.runtime.oip`.
 """
 
 from __future__ import annotations
@@ -13,41 +14,46 @@ import anyio.to_thread
 from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, RawBody
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from runtime import oip
-from runtime.artifact import check_version_name, list_versions
-from runtime.errors import (
-    BodyTooLarge,
+from ml_matching.contract import (
     InvalidInput,
     MLMatchingError,
-    ModelNotFound,
     ModelNotReady,
     VersionNotFound,
-    VersionNotLoaded,
+    check_version_name,
+    list_versions,
 )
-from runtime.scoring import Scorer
-from runtime.web.failures import service_error
-from runtime.web.openapi import error_responses
-from runtime.web.service import ModelService
+from ml_matching.http import BodyTooLarge, Failures, error_responses
+from ml_matching.http.errors import error_headers
+from ml_matching.runtime import oip
+from ml_matching.runtime.errors import RUNTIME_STATUSES, ModelNotFound, VersionNotLoaded
+from ml_matching.runtime.scoring import Scorer
+from ml_matching.runtime.service import ModelService
 
 TAGS = ["open inference protocol"]
 # Bodies this large take milliseconds to decode and score: run them off the event loop.
 OFFLOAD_BYTES = 64 * 1024
-INFER_ERRORS = error_responses(
-    InvalidInput, BodyTooLarge, ModelNotFound, VersionNotFound, VersionNotLoaded, ModelNotReady, protocol=True
-)
 
 
-def _protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[oip.ProtocolError]:
-    error = service_error(request, exc)
-    return Response(
-        oip.ProtocolError(str(error)),
-        status_code=error.status_code,
-        media_type="application/json",
-        headers=error.headers,
+def _protocol_spec(status: int, errors: list[type[MLMatchingError]]) -> ResponseSpec:
+    examples = [Example(summary=e.code, value={"error": e.example}) for e in errors]
+    description = "\n\n".join(e.when for e in errors)
+    return ResponseSpec(
+        oip.ProtocolError, description=description, generate_examples=False, examples=examples
     )
+
+
+def protocol_errors(*errors: type[MLMatchingError]) -> dict[int, ResponseSpec]:
+    """OpenAPI responses in the protocol's ``{"error": ...}`` shape."""
+    return error_responses(*errors, statuses=RUNTIME_STATUSES, spec=_protocol_spec)
+
+
+INFER_ERRORS = protocol_errors(
+    InvalidInput, BodyTooLarge, ModelNotFound, VersionNotFound, VersionNotLoaded, ModelNotReady
+)
 
 
 NOT_READY = {503: ResponseSpec(oip.ReadyState, description='not ready: `{"ready": false}`')}
@@ -57,9 +63,18 @@ def _readiness(ready: bool) -> Response[oip.ReadyState]:
     return Response(oip.ReadyState(ready), status_code=200 if ready else 503)
 
 
-def v2_router(service: ModelService, server_version: str) -> Router:
+def v2_router(service: ModelService, server_version: str, failures: Failures) -> Router:
     """Every v2 path, answering errors in the protocol's shape."""
     name = service.settings.model_name
+
+    def protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[oip.ProtocolError]:
+        error, status = failures.answer(request, exc)
+        return Response(
+            oip.ProtocolError(str(error)),
+            status_code=status,
+            media_type="application/json",
+            headers=error_headers(error),
+        )
 
     def model(given: str) -> None:
         if given != name:
@@ -100,7 +115,7 @@ def v2_router(service: ModelService, server_version: str) -> Router:
         "/models/{model_name:str}",
         sync_to_thread=True,
         summary="Metadata of the served version",
-        responses=error_responses(ModelNotFound, ModelNotReady, protocol=True),
+        responses=protocol_errors(ModelNotFound, ModelNotReady),
     )
     def metadata(model_name: FromPath[str]) -> oip.ModelMetadata:
         model(model_name)
@@ -110,7 +125,7 @@ def v2_router(service: ModelService, server_version: str) -> Router:
         "/models/{model_name:str}/ready",
         sync_to_thread=False,
         summary="Readiness of the model (200 ready, 503 not)",
-        responses={**error_responses(ModelNotFound, protocol=True), **NOT_READY},
+        responses={**protocol_errors(ModelNotFound), **NOT_READY},
     )
     def model_ready(model_name: FromPath[str]) -> Response[oip.ReadyState]:
         model(model_name)
@@ -120,7 +135,7 @@ def v2_router(service: ModelService, server_version: str) -> Router:
         "/models/{model_name:str}/versions/{version:str}",
         sync_to_thread=True,
         summary="Metadata of a stored version",
-        responses=error_responses(InvalidInput, ModelNotFound, VersionNotFound, protocol=True),
+        responses=protocol_errors(InvalidInput, ModelNotFound, VersionNotFound),
     )
     def version_metadata(model_name: FromPath[str], version: FromPath[str]) -> oip.ModelMetadata:
         model(model_name)
@@ -131,7 +146,7 @@ def v2_router(service: ModelService, server_version: str) -> Router:
         sync_to_thread=True,
         summary="Readiness of a stored version: 200 while it serves, 503 otherwise",
         responses={
-            **error_responses(InvalidInput, ModelNotFound, VersionNotFound, protocol=True),
+            **protocol_errors(InvalidInput, ModelNotFound, VersionNotFound),
             **NOT_READY,
         },
     )
@@ -174,9 +189,9 @@ def v2_router(service: ModelService, server_version: str) -> Router:
         route_handlers=handlers,
         tags=TAGS,
         exception_handlers={
-            MLMatchingError: _protocol_error,
-            HTTPException: _protocol_error,
-            HTTP_500_INTERNAL_SERVER_ERROR: _protocol_error,
+            MLMatchingError: protocol_error,
+            HTTPException: protocol_error,
+            HTTP_500_INTERNAL_SERVER_ERROR: protocol_error,
         },
     )
 

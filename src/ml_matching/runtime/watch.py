@@ -15,9 +15,8 @@ import logging
 
 import anyio.to_thread
 
-from runtime.artifact import read_active
-from runtime.errors import MLMatchingError
-from runtime.web.service import ModelService
+from ml_matching.contract import MLMatchingError, read_active
+from ml_matching.runtime.service import ModelService
 
 log = logging.getLogger("ml_matching")
 

@@ -1,7 +1,7 @@
-"""The trainer service: ``create_app(settings)``, served by ``python -m training serve``.
+"""The trainer service: ``create_app(settings)``, served by ``ml-matching trainer``.
 
-Built with the runtime's conventions (:mod:`runtime.web`): the same error body and codes, strict
-decoding, OpenAPI with offline docs, health and readiness, the admin token.
+Built with the HTTP kit the runtime uses (:mod:`ml_matching.http`): the same error body and codes,
+strict decoding, OpenAPI with offline docs, health and readiness, the admin token.
 """
 
 from __future__ import annotations
@@ -18,32 +18,49 @@ from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import Stream
 from prometheus_client import CollectorRegistry
 
-from runtime import InvalidInput, ManagementDisabled, ModelNotReady, Unauthorized, UnsupportedMediaType
-from runtime.web import (
+from ml_matching.contract import InvalidInput, MLMatchingError, ModelNotReady, StorageFull
+from ml_matching.http import (
     ApiDocs,
     Body,
+    Failures,
+    ManagementDisabled,
+    Unauthorized,
+    UnsupportedMediaType,
     authorize,
     before_routing,
     configure_logging,
     doc_pages,
     entry_middleware,
-    error_handlers,
-    error_responses,
     logging_config,
     metrics_route,
     openapi_config,
     require_json,
 )
-from training.data import MIN_ROWS
-from training.errors import JobNotFound, OutcomeConflict, StorageFull, TrainingBusy
-from training.trainer.decoding import outcome_type, outcomes_type
-from training.trainer.jobs import is_final
-from training.trainer.metrics import NAMESPACE, TrainerMetrics
-from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainerHealth, TrainerReady
-from training.trainer.service import Trainer, job_view
-from training.trainer.settings import TrainerSettings
+from ml_matching.http import error_responses as _error_responses
+from ml_matching.trainer.decoding import outcome_type, outcomes_type
+from ml_matching.trainer.errors import TRAINER_STATUSES, JobNotFound, OutcomeConflict, TrainingBusy
+from ml_matching.trainer.metrics import NAMESPACE, TrainerMetrics
+from ml_matching.trainer.responses import (
+    JobView,
+    OutcomesStored,
+    OutcomeStats,
+    TrainerHealth,
+    TrainerReady,
+    job_view,
+    train_answer,
+)
+from ml_matching.trainer.service import Trainer
+from ml_matching.trainer.settings import TrainerSettings
+from ml_matching.training.data import MIN_ROWS
 
 SERVICE = "ml-matching-trainer"
+
+
+def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
+    """The OpenAPI responses of a trainer route that can answer ``errors``."""
+    return _error_responses(*errors, statuses=TRAINER_STATUSES)
+
+
 FINAL_STATUS = {"succeeded": 200, "rejected": 422, "failed": 500}
 
 
@@ -65,7 +82,7 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
         route_handlers=[*routes, *doc_pages(docs, use_cdn=False)],
         on_startup=[lambda _: trainer.start()],
         on_shutdown=[lambda _: trainer.stop()],
-        exception_handlers=error_handlers(),
+        exception_handlers=Failures(TRAINER_STATUSES).handlers(),
         logging_config=logging_config(),
         request_max_body_size=settings.body_limit,
         openapi_config=openapi_config(description, docs, title="ml-matching trainer"),
@@ -178,8 +195,8 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
         asynchronous = wait == 0 or "respond-async" in request.headers.get("prefer", "").lower()
         if not asynchronous:
             job = await anyio.to_thread.run_sync(trainer.runner.wait, job.id, wait_seconds)
-        if is_final(job) and job.result is not None:
-            answer = job_view(job).result
+        answer = train_answer(job)
+        if answer is not None:
             return Response(answer, status_code=FINAL_STATUS[job.state])
         headers = {"Location": f"/train/{job.id}"}
         if asynchronous:

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from runtime import InvalidInput, kind, malformed, row_problem, row_type
-from runtime.artifact import FeatureSet
-from training.outcomes import Outcome
+from ml_matching.contract import FeatureSet, InvalidInput
+from ml_matching.contract.validation import kind, malformed, row_problem, row_type
+from ml_matching.trainer.store import Outcome
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 _FIELDS = ("id", "features", "outcome")

@@ -1,6 +1,6 @@
 """Training jobs: at most one runs (in a worker process) and at most one waits.
 
-A job's record (state, progress lines, result) is saved in the :class:`~training.outcomes.JobStore`
+A job's record (state, progress lines, result) is saved in the :class:`~ml_matching.trainer.store.JobStore`
 at every change, so ``GET /train/{job}`` reads it and a restarted service finds the jobs that were
 running when it stopped, and marks them failed. A job on the stored outcomes waiting for its turn
 absorbs later retrain triggers: when it starts, it takes every outcome stored by then.
@@ -8,7 +8,6 @@ absorbs later retrain triggers: when it starts, it takes every outcome stored by
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 import signal
@@ -18,9 +17,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from training.errors import JobNotFound, TrainingBusy
-from training.outcomes import FINAL_STATES, JobRecord, JobState, SqliteStore, now
-from training.trainer.worker import JobSpec, run
+import msgspec
+
+from ml_matching.trainer.errors import JobNotFound, TrainingBusy
+from ml_matching.trainer.records import Failed, Final, JobRecord, Progress, decode_message, ended
+from ml_matching.trainer.store import SqliteStore, now
+from ml_matching.trainer.worker import JobSpec, run
 
 log = logging.getLogger("ml_matching.trainer")
 SpecFor = Callable[[JobRecord, bytes | None], JobSpec]
@@ -50,11 +52,7 @@ class JobRunner:
         failed = []
         for job in self._store.unfinished_jobs():
             reason = f"the trainer stopped while this job was {job.state}"
-            failed.append(
-                self._save(
-                    job, state="failed", finished_at=now(), result={"status": "failed", "reason": reason}
-                )
-            )
+            failed.append(self._save(ended(job, Failed(reason), now())))
             log.warning("job %s: %s; marked failed", job.id, reason)
         return failed
 
@@ -136,39 +134,27 @@ class JobRunner:
         self._follower.start()
 
     def _follow(self, job: JobRecord, process: Any, conn: Connection, spec: JobSpec) -> None:
-        final: tuple[JobState, dict[str, Any]] | None = None
-        while True:
+        final: Final | None = None
+        while final is None:
             try:
-                kind, payload = conn.recv()
+                message = decode_message(conn.recv_bytes())
             except (EOFError, OSError):
                 break
-            if kind == "progress":
-                job = self._save(job, progress=(*job.progress, str(payload)))
-                continue
-            final = (
-                ("succeeded", payload)
-                if kind == "succeeded"
-                else (kind, {"status": kind, "reason": str(payload)})
-            )
-            break  # the answer is in; the pipe's EOF may wait for helper processes the worker started
+            if isinstance(message, Progress):
+                job = self._save(job, progress=(*job.progress, message.line))
+            else:
+                final = message  # the answer is in; the pipe's EOF may wait for the worker's helpers
         process.join(30)
         if process.is_alive():  # a worker that does not exit after its answer is ended
             process.kill()
             process.join()
-        if final is None:
-            final = ("failed", {"status": "failed", "reason": _death(process.exitcode)})
-        self._finish(job, *final, spec)
+        self._finish(job, final or Failed(_death(process.exitcode)), spec)
 
-    def _finish(self, job: JobRecord, state: JobState, result: dict[str, Any], spec: JobSpec) -> None:
-        result = {**result, "job": job.id}
-        job = self._save(job, state=state, finished_at=now(), result=result)
-        log.info(
-            "job %s: %s%s",
-            job.id,
-            state,
-            f": {result.get('reason', '')}"[:300] if state != "succeeded" else "",
-        )
-        if state == "succeeded" and spec.snapshot is not None:
+    def _finish(self, job: JobRecord, final: Final, spec: JobSpec) -> None:
+        job = self._save(ended(job, final, now()))
+        reason = f": {job.reason}"[:300] if job.reason else ""
+        log.info("job %s: %s%s", job.id, job.state, reason)
+        if job.state == "succeeded" and spec.snapshot is not None:
             self._store.mark_trained(spec.snapshot)
         self._on_finished(job)
         with self._lock:
@@ -189,7 +175,7 @@ class JobRunner:
         self._waiting = (job, None)
 
     def _save(self, job: JobRecord, **changes: Any) -> JobRecord:
-        job = dataclasses.replace(job, **changes)
+        job = msgspec.structs.replace(job, **changes) if changes else job
         self._store.save_job(job)
         return job
 
@@ -204,7 +190,3 @@ def _death(code: int | None) -> str:
         whole = "versions are published whole or not at all"
         return f"the training worker was killed by {name}{why} before it finished ({whole})"
     return f"the training worker exited with code {code} without a result"
-
-
-def is_final(job: JobRecord) -> bool:
-    return job.state in FINAL_STATES

@@ -1,6 +1,6 @@
 """The trainer's Prometheus metrics: outcomes, jobs, the gate's decisions, the promoted model's quality.
 
-Requests are counted by :class:`runtime.web.metrics.HttpMetrics` like the runtime's (namespace
+Requests are counted by :class:`ml_matching.http.metrics.HttpMetrics` like the runtime's (namespace
 ``ml_matching_trainer``). Gate reasons are free text with numbers in them; the ``reason`` label is
 the rule that decided instead (:func:`gate_rule`), so the series stay few.
 """
@@ -8,13 +8,12 @@ the rule that decided instead (:func:`gate_rule`), so the series stay few.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from runtime.artifact import GateDecision, Sidecar
-from training.outcomes import JobRecord, Stats
+from ml_matching.contract import GateDecision, Sidecar
+from ml_matching.trainer.records import JobRecord
+from ml_matching.trainer.store import Stats
 
 NAMESPACE = "ml_matching_trainer"
 JOB_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
@@ -73,9 +72,8 @@ class TrainerMetrics:
         if job.started_at and job.finished_at:
             seconds = dt.datetime.fromisoformat(job.finished_at) - dt.datetime.fromisoformat(job.started_at)
             self.duration.labels(job.state).observe(max(seconds.total_seconds(), 0.0))
-        decision: dict[str, Any] | None = (job.result or {}).get("decision")
-        if job.state == "succeeded" and decision is not None:
-            gate = msgspec.convert(decision, GateDecision)
+        gate = job.result.decision if job.result is not None else None
+        if gate is not None:
             self.decisions.labels("promoted" if gate.promoted else "refused", gate_rule(gate)).inc()
 
     def refresh(self, stats: Stats, active: Sidecar | None) -> None:

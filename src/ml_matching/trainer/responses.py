@@ -6,7 +6,8 @@ from typing import Literal
 
 import msgspec
 
-from runtime.artifact import GateDecision
+from ml_matching.contract import GateDecision
+from ml_matching.trainer.records import JobRecord, JobState, TrainMetrics
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -53,20 +54,10 @@ class OutcomeStats(_Camel):
     next_retrain_in: int | None
 
 
-class TrainMetrics(msgspec.Struct):
-    """The seed's /train metrics: held-out accuracy, precision, recall, F1; CV accuracy mean and std."""
-
-    accuracy: float
-    precision: float
-    recall: float
-    f1_score: float
-    cv_score: float
-    cv_std: float
-
-
 class TrainAnswer(_Camel):
-    """A finished training: the seed's answer (``status``, ``metrics``, ``samples``, ``modelVersion``,
-    ``timestamp``), whether the version was promoted and why; or why it was rejected or failed."""
+    """A finished training: the original service's answer (``status``, ``metrics``, ``samples``,
+    ``modelVersion``, ``timestamp``), whether the version was promoted and why; or why it was rejected
+    or failed."""
 
     status: Literal["success", "rejected", "failed"]
     job: str
@@ -83,7 +74,7 @@ class JobView(_Camel):
     """``GET /train/{job}``: a training job, its progress lines and, once finished, its answer."""
 
     job: str
-    state: Literal["queued", "running", "succeeded", "rejected", "failed"]
+    state: JobState
     kind: str
     source: str
     created_at: str
@@ -91,3 +82,30 @@ class JobView(_Camel):
     started_at: str | None = None
     finished_at: str | None = None
     result: TrainAnswer | None = None
+
+
+def train_answer(job: JobRecord) -> TrainAnswer | None:
+    """A finished job as ``POST /train`` answers it (None while it is not finished)."""
+    if job.result is not None:
+        r = job.result
+        return TrainAnswer(
+            "success", job.id, r.metrics, r.samples, r.model_version, r.timestamp, r.promoted, r.decision
+        )
+    if job.state in ("rejected", "failed"):
+        return TrainAnswer(job.state, job.id, reason=job.reason)
+    return None
+
+
+def job_view(job: JobRecord) -> JobView:
+    """A job record as ``GET /train/{job}`` answers it."""
+    return JobView(
+        job=job.id,
+        state=job.state,
+        kind=job.kind,
+        source=job.source,
+        created_at=job.created_at,
+        progress=list(job.progress),
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        result=train_answer(job),
+    )

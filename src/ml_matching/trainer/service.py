@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import msgspec
 
-from runtime import InvalidInput, MLMatchingError
-from runtime.artifact import (
+from ml_matching.contract import (
     SIDECAR_FILE,
     FeatureSet,
+    InvalidInput,
+    MLMatchingError,
     Sidecar,
     decode_sidecar,
     default_feature_set,
@@ -19,14 +20,15 @@ from runtime.artifact import (
     read_active,
     version_dir,
 )
-from training.data import parse_dataset
-from training.outcomes import JobRecord, SqliteStore
-from training.trainer.decoding import OutcomeDecoder
-from training.trainer.jobs import JobRunner
-from training.trainer.metrics import TrainerMetrics
-from training.trainer.responses import JobView, OutcomesStored, OutcomeStats, TrainAnswer
-from training.trainer.settings import TrainerSettings
-from training.trainer.worker import JobSpec
+from ml_matching.trainer.decoding import OutcomeDecoder
+from ml_matching.trainer.jobs import JobRunner
+from ml_matching.trainer.metrics import TrainerMetrics
+from ml_matching.trainer.records import JobRecord
+from ml_matching.trainer.responses import OutcomesStored, OutcomeStats
+from ml_matching.trainer.settings import TrainerSettings
+from ml_matching.trainer.store import SqliteStore
+from ml_matching.trainer.worker import JobSpec
+from ml_matching.training.data import parse_dataset
 
 log = logging.getLogger("ml_matching.trainer")
 
@@ -174,23 +176,6 @@ class Trainer:
     def _finished(self, job: JobRecord) -> None:
         if self.metrics is not None:
             self.metrics.finished(job)
-        result = job.result or {}
-        if job.state == "succeeded":
-            verdict = "promoted" if result.get("promoted") else "not promoted"
-            log.info("job %s: %s %s", job.id, result.get("modelVersion"), verdict)
-
-
-def job_view(job: JobRecord) -> JobView:
-    """A job record as ``GET /train/{job}`` answers it."""
-    result = msgspec.convert({**job.result, "job": job.id}, TrainAnswer) if job.result else None
-    return JobView(
-        job=job.id,
-        state=job.state,
-        kind=job.kind,
-        source=job.source,
-        created_at=job.created_at,
-        progress=list(job.progress),
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        result=result,
-    )
+        if job.result is not None:
+            verdict = "promoted" if job.result.promoted else "not promoted"
+            log.info("job %s: %s %s", job.id, job.result.model_version, verdict)

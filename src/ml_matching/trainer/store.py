@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from runtime.artifact import FeatureSet
-from training.errors import OutcomeConflict, StorageFull
+from ml_matching.contract import FeatureSet, StorageFull
+from ml_matching.trainer.errors import OutcomeConflict
+from ml_matching.trainer.records import JobRecord, decode_record, encode
 
 Split = Literal["training", "evaluation", "all"]
-JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
-FINAL_STATES: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
 
 
 @dataclass(frozen=True)
@@ -63,21 +62,6 @@ class Stats:
     first_at: str | None
     last_at: str | None
     last_seq: int
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A training job as kept: its state, what it trains on, its progress lines and its result."""
-
-    id: str
-    kind: str  # "auto" (every RETRAIN_EVERY outcomes) or "manual" (POST /train)
-    source: str  # "stored" (the stored outcomes) or "body" (the data POST /train sent)
-    state: JobState
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    progress: tuple[str, ...] = ()
-    result: dict[str, Any] | None = None
 
 
 class OutcomeStore(Protocol):
@@ -116,6 +100,8 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: 1: outcomes, meta and jobs; 2: job records typed (result or reason).
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -130,6 +116,38 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, record TEXT NOT NULL, crea
 """
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database made by any earlier release to :data:`SCHEMA_VERSION` (``PRAGMA user_version``)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StorageFull(f"the database is at schema {version}, newer than this release's {SCHEMA_VERSION}")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if version < 1:  # executescript would commit first: one statement at a time, in this transaction
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+        if version < 2:
+            for job_id, record in db.execute("SELECT id, record FROM jobs").fetchall():
+                db.execute("UPDATE jobs SET record = ? WHERE id = ?", (_typed_job(record), job_id))
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _typed_job(record: str) -> str:
+    """A job record of schema 1 (its result an untyped dict) in schema 2's shape."""
+    data = json.loads(record)
+    result = data.pop("result", None) or {}
+    if result.get("status") == "success":
+        data["result"] = {k: v for k, v in result.items() if k not in ("status", "job")}
+    elif "reason" in result:
+        data["reason"] = result["reason"]
+    return json.dumps(data)
+
+
 class SqliteStore:
     """:class:`OutcomeStore` and :class:`JobStore` in one SQLite file. Thread-safe; one process writes."""
 
@@ -140,7 +158,8 @@ class SqliteStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
-        self._db.executescript(_SCHEMA)
+        with self._lock:
+            _migrate(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -288,9 +307,7 @@ class SqliteStore:
     # --- jobs ------------------------------------------------------------------------------------
 
     def save_job(self, job: JobRecord) -> None:
-        record = json.dumps(
-            {k: list(v) if isinstance(v, tuple) else v for k, v in job.__dict__.items()}, sort_keys=True
-        )
+        record = encode(job).decode()
         with self._lock:
             self._write(
                 "INSERT INTO jobs (id, record, created_at) VALUES (?, ?, ?) "
@@ -308,10 +325,8 @@ class SqliteStore:
     def unfinished_jobs(self) -> list[JobRecord]:
         with self._lock:
             rows = self._db.execute("SELECT record FROM jobs ORDER BY created_at").fetchall()
-        return [j for j in (_job(r[0]) for r in rows) if j.state not in FINAL_STATES]
+        return [j for j in (_job(r[0]) for r in rows) if not j.final]
 
 
 def _job(text: str) -> JobRecord:
-    data = json.loads(text)
-    data["progress"] = tuple(data.get("progress", ()))
-    return JobRecord(**data)
+    return decode_record(text)

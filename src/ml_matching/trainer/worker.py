@@ -1,10 +1,10 @@
 """One training job, run in a process of its own (``spawn``), never in the web process.
 
 The parent sends a :class:`JobSpec`; the worker trains, judges, publishes and (when the gate
-promotes) activates, sending ``("progress", line)`` messages and one final ``("succeeded", result)``,
-``("rejected", reason)`` or ``("failed", reason)``. A worker that dies (out of memory, ``kill -9``)
-sends nothing more: the parent marks the job failed. Publishing is a rename of a complete folder,
-so a worker killed at any point leaves no partial version.
+promotes) activates, sending :class:`~ml_matching.trainer.records.Progress` messages and one final
+:class:`~ml_matching.trainer.records.Published`, ``Rejected`` or ``Failed``. A worker that dies (out
+of memory, ``kill -9``) sends nothing more: the parent marks the job failed. Publishing is a rename
+of a complete folder, so a worker killed at any point leaves no partial version.
 """
 
 from __future__ import annotations
@@ -20,19 +20,27 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from joblib.externals.loky import get_reusable_executor
 
-from runtime import MLMatchingError
-from runtime.artifact import FeatureSet, feature_set_from_obj, write_active
-from training.config import load_config
-from training.data import Dataset, parse_dataset
-from training.errors import DataError
-from training.gate import evaluation_rows
-from training.outcomes import SqliteStore, matching
-from training.pipeline import FitResult, judged, publish, train_candidates
+from ml_matching.contract import FeatureSet, MLMatchingError, feature_set_from_obj, write_active
+from ml_matching.trainer.evaluation import evaluation_rows
+from ml_matching.trainer.records import (
+    Failed,
+    Progress,
+    Published,
+    Rejected,
+    TrainMetrics,
+    TrainResult,
+    WorkerMessage,
+    encode,
+)
+from ml_matching.trainer.store import SqliteStore, matching
+from ml_matching.training.config import load_config
+from ml_matching.training.data import Dataset, parse_dataset
+from ml_matching.training.errors import DataError
+from ml_matching.training.pipeline import FitResult, judged, publish, train_candidates
 
-Progress = Callable[[str], None]
+Lines = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -54,15 +62,18 @@ class JobSpec:
 def run(spec: JobSpec, conn: Connection) -> None:
     """The worker process's entry point."""
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+    def send(message: WorkerMessage) -> None:
+        conn.send_bytes(encode(message))
+
     try:
-        result = train(spec, lambda line: conn.send(("progress", line)))
-        conn.send(("succeeded", result))
+        send(Published(train(spec, lambda line: send(Progress(line)))))
     except DataError as exc:
-        conn.send(("rejected", str(exc)))
+        send(Rejected(str(exc)))
     except MLMatchingError as exc:  # e.g. the store could not be written: the reason says why
-        conn.send(("failed", str(exc)))
+        send(Failed(str(exc)))
     except Exception:  # a bug: the job fails with the trace; the service goes on
-        conn.send(("failed", traceback.format_exc(limit=6)))
+        send(Failed(traceback.format_exc(limit=6)))
     finally:
         conn.close()
         # joblib keeps its worker processes for reuse: end them, so this process exits now.
@@ -77,7 +88,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def train(spec: JobSpec, progress: Progress) -> dict[str, Any]:
+def train(spec: JobSpec, progress: Lines) -> TrainResult:
     """Train on the job's data, judge against ACTIVE, publish; activate when promoted."""
     fs = feature_set_from_obj(spec.features)
     root, store = Path(spec.root), SqliteStore(Path(spec.db))
@@ -99,7 +110,7 @@ def train(spec: JobSpec, progress: Progress) -> dict[str, Any]:
     return answer(published, data.rows)
 
 
-def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Progress) -> Dataset:
+def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Lines) -> Dataset:
     if spec.body is not None:
         return parse_dataset(spec.body, ".json", fs, where="POST /train body", source="POST /train body")
     fitting, skipped = matching(store.rows("training", spec.snapshot), fs)
@@ -110,24 +121,12 @@ def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Progre
     return parse_dataset(json.dumps(body).encode(), ".json", fs, where=where, source=where)
 
 
-def answer(result: FitResult, samples: int) -> dict[str, Any]:
-    """The seed's /train answer for a published version, with the gate's decision."""
+def answer(result: FitResult, samples: int) -> TrainResult:
+    """The original service's /train answer for a published version, with the gate's decision."""
     s = result.sidecar
     hold, cv = s.metrics.holdout, s.metrics.cross_validation
-    decision = s.gate
-    return {
-        "status": "success",
-        "metrics": {
-            "accuracy": hold.accuracy,
-            "precision": hold.precision,
-            "recall": hold.recall,
-            "f1_score": hold.f1,
-            "cv_score": cv.mean.accuracy,
-            "cv_std": cv.std.accuracy,
-        },
-        "samples": samples,
-        "modelVersion": s.version,
-        "timestamp": s.created_at,
-        "promoted": bool(decision and decision.promoted),
-        "decision": None if decision is None else msgspec.to_builtins(decision),
-    }
+    metrics = TrainMetrics(
+        hold.accuracy, hold.precision, hold.recall, hold.f1, cv.mean.accuracy, cv.std.accuracy
+    )
+    promoted = s.gate is not None and s.gate.promoted
+    return TrainResult(metrics, samples, s.version, s.created_at, promoted, s.gate)

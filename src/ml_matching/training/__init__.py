@@ -1,27 +1,35 @@
-"""Offline training for ml-matching: load outcomes, fit, cross-validate, export ONNX, publish a version.
+"""Offline training: load outcomes, fit, cross-validate, calibrate, explain, export ONNX behind a
+parity gate, publish a version with its model card.
 
-Needs the ``train`` extra: ``pip install -e '.[train]'`` in a checkout (or the wheel that
-``nox -s dist`` builds, with ``[train]``).
+Needs the ``train`` extra (scikit-learn, skl2onnx, ...): ``pip install 'ml-matching[train]'``, or
+``uv sync --extra train`` in a checkout. The names below are imported when first used, so the
+command line can list and explain its commands in an install without the extra, and a missing
+extra is reported with the command that installs it.
 """
 
 from __future__ import annotations
 
-try:
-    import joblib  # noqa: F401  (imported only to prove the extra is installed)
-    import onnx  # noqa: F401
-    import skl2onnx  # noqa: F401
-    import sklearn  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in the runtime-only environment
-    raise ImportError(
-        f"training needs the `train` extra ({exc.name} is missing): in a checkout of ml-matching run "
-        "`pip install -e '.[train]'`, or install the wheel built by `nox -s dist` with `[train]` "
-        "(`pip install 'dist/ml_matching-<version>-py3-none-any.whl[train]'`)"
-    ) from exc
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from training.config import TrainConfig, load_config
-from training.data import Dataset, load_dataset
-from training.pipeline import Candidate, FitResult, fit_and_publish, publish, train_candidates
-from training.synth import synthesize
+from ml_matching.contract.errors import MissingDependency
+
+INSTALL_HINT = (
+    "training needs the `train` extra ({missing} is missing): `pip install 'ml-matching[train]'`, "
+    "or `uv sync --extra train` in a checkout of ml-matching"
+)
+_EXPORTS = {
+    "Candidate": "pipeline",
+    "Dataset": "data",
+    "FitResult": "pipeline",
+    "TrainConfig": "config",
+    "fit_and_publish": "pipeline",
+    "load_config": "config",
+    "load_dataset": "data",
+    "publish": "pipeline",
+    "synthesize": "synth",
+    "train_candidates": "pipeline",
+}
 
 __all__ = [
     "Candidate",
@@ -35,3 +43,33 @@ __all__ = [
     "synthesize",
     "train_candidates",
 ]
+
+if TYPE_CHECKING:
+    from ml_matching.training.config import TrainConfig, load_config
+    from ml_matching.training.data import Dataset, load_dataset
+    from ml_matching.training.pipeline import (
+        Candidate,
+        FitResult,
+        fit_and_publish,
+        publish,
+        train_candidates,
+    )
+    from ml_matching.training.synth import synthesize
+
+
+def require_extra() -> None:
+    """Raise :class:`MissingDependency` (an ImportError) naming the install command when the
+    ``train`` extra is missing."""
+    for module in ("sklearn", "skl2onnx", "onnx", "joblib", "matplotlib"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependency(INSTALL_HINT.format(missing=exc.name or module)) from exc
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_extra()
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

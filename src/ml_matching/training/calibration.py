@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from runtime.artifact import Calibration, CalibrationFigures
+from ml_matching.contract import Calibration, CalibrationFigures
 
 ECE_BINS = 10
 Vector = npt.NDArray[np.float64]

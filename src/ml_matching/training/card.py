@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from markdown_it import MarkdownIt
 
-from runtime.artifact import Metrics, Sidecar, decode_sidecar, pin
+from ml_matching.contract import Metrics, Sidecar, decode_sidecar, pin
 
 CARD_MD = "card.md"
 CARD_HTML = "card.html"
@@ -55,7 +55,7 @@ def evaluation_file(y: npt.NDArray[Any], after: Any, before: Any, baseline: Any)
 
 def card_files(sidecar: Sidecar, evaluation: Evaluation) -> dict[str, bytes]:
     """card.md, card.html and the figures of one version."""
-    from training import plots  # matplotlib: imported when a card is drawn, not by every command
+    from ml_matching.training import plots  # matplotlib: imported when a card is drawn, not by every command
 
     h = evaluation.holdout
     y, after, before = (np.array(v, dtype=np.float64) for v in (h.outcome, h.probability, h.uncalibrated))

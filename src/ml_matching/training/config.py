@@ -9,12 +9,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from runtime import InvalidInput
+from ml_matching.contract import InvalidInput
 
 Fraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
 Calibrate = Literal["auto", "none", "sigmoid", "isotonic"]
 CALIBRATIONS: tuple[str, ...] = Calibrate.__args__  # type: ignore[attr-defined]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+#: ROC-AUC a candidate may trail its champion by and still be promoted (``gate``, ``fit --gate``).
+DEFAULT_TOLERANCE = 0.01
 
 
 class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from runtime.artifact import Feature, FeatureSet, number_text
-from training.errors import DataError
+from ml_matching.contract import Feature, FeatureSet, number_text
+from ml_matching.training.errors import DataError
 
 MIN_ROWS = 50  # the seed's minimum before training
 SUFFIXES = {".json": "the seed's /train body", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines", ".csv": "CSV"}

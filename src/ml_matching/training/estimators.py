@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from runtime.artifact import ALGORITHMS
-from training.config import TrainConfig
+from ml_matching.contract import ALGORITHMS
+from ml_matching.training.config import TrainConfig
 
 BASELINE = "logistic_regression"
 

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold
 
-from runtime.artifact import CrossValidation, Metrics, Overfitting
+from ml_matching.contract import CrossValidation, Metrics, Overfitting
 
 Progress = Callable[[str], None]
 _FIELDS = Metrics.__struct_fields__

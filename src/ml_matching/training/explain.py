@@ -36,9 +36,9 @@ from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
-from runtime.artifact import Explanation, ExplanationParity, compare
-from training.errors import ParityError
-from training.export import INPUT_NAME, onnx_session
+from ml_matching.contract import Explanation, ExplanationParity, compare
+from ml_matching.training.errors import ParityError
+from ml_matching.training.export import INPUT_NAME, onnx_session
 
 EXPLAIN_FILE = "explain.onnx"
 OUTPUT = "contributions"

@@ -12,8 +12,8 @@ import onnxruntime as ort
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 
-from runtime.artifact import compare, session_options
-from training.errors import ParityError
+from ml_matching.contract import compare, session_options
+from ml_matching.training.errors import ParityError
 
 INPUT_NAME = "input"
 LABEL_OUTPUT = "label"

@@ -20,13 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
-from runtime import MLMatchingError
-from runtime.artifact import FeatureSet, GateDecision, Sidecar, load_version
-from training.estimators import weighted_proba
-from training.outcomes import OutcomeStore, matching
+from ml_matching.contract import GateDecision, MLMatchingError, Sidecar, load_version
+from ml_matching.training.estimators import weighted_proba
 
 Proba = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
-DEFAULT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -109,17 +106,6 @@ def judge_published(
         return model.predict_proba(x).astype(np.float64)
 
     return judge(model.sidecar, proba, against, root, rows, tolerance)
-
-
-def evaluation_rows(store: OutcomeStore, fs: FeatureSet, minimum: int) -> EvalRows | None:
-    """The store's evaluation outcomes of ``fs``, when there are ``minimum`` of them with both outcomes."""
-    fitting, _ = matching(store.rows("evaluation"), fs)
-    if len(fitting) < minimum:
-        return None
-    x = np.array([[o.features[n] for n in fs.names] for o in fitting], dtype=np.float64)
-    y = np.array([int(o.outcome) for o in fitting], dtype=np.int64)
-    rows = EvalRows(x, y, "evaluation outcomes")
-    return rows if rows.usable else None
 
 
 def _auc(y: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:

@@ -17,10 +17,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from runtime import InvalidInput
-from runtime.artifact import (
+from ml_matching.contract import (
     MODEL_FILE,
     FeatureSet,
+    InvalidInput,
     Sidecar,
     clean_leftovers,
     free_version_name,
@@ -28,12 +28,12 @@ from runtime.artifact import (
     read_active,
     write_active,
 )
-from training import card, steps
-from training.config import TrainConfig
-from training.data import Dataset
-from training.export import INPUT_NAME, PROBABILITIES_OUTPUT, onnx_session
-from training.gate import EvalRows, judge
-from training.steps import Progress
+from ml_matching.training import card, steps
+from ml_matching.training.config import TrainConfig
+from ml_matching.training.data import Dataset
+from ml_matching.training.export import INPUT_NAME, PROBABILITIES_OUTPUT, onnx_session
+from ml_matching.training.gate import EvalRows, judge
+from ml_matching.training.steps import Progress
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _active(root: Path) -> str | None:
 
 
 def publish(root: Path, candidate: Candidate, progress: Progress = lambda _: None) -> FitResult:
-    """Write a candidate as a new version of the store (see :func:`runtime.artifact.publish_version`).
+    """Write a candidate as a new version of the store (see :func:`ml_matching.contract.publish_version`).
 
     First removes what writers killed mid-way left in the store, and says so.
     """

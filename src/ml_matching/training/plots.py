@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from runtime.artifact import CrossValidation, Importance, TrainingData
+from ml_matching.contract import CrossValidation, Importance, TrainingData
 
 STYLE: dict[Any, Any] = {
     "svg.hashsalt": "ml-matching",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from runtime.artifact import FeatureSet, FeatureStats, GoldenRow, Histogram
+from ml_matching.contract import FeatureSet, FeatureStats, GoldenRow, Histogram
 
 HISTOGRAM_BINS = 10
 

@@ -24,7 +24,7 @@ import onnxruntime as ort
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import train_test_split
 
-from runtime.artifact import (
+from ml_matching.contract import (
     MODEL_FILE,
     SCHEMA_VERSION,
     Baseline,
@@ -44,14 +44,14 @@ from runtime.artifact import (
     pin,
     version_stamp,
 )
-from training import calibration as cal
-from training import estimators as est
-from training import explain as xp
-from training.config import TrainConfig
-from training.data import Dataset
-from training.errors import ParityError
-from training.evaluate import CrossValidated, cross_validate, metrics, overfitting, positive_proba
-from training.export import (
+from ml_matching.training import calibration as cal
+from ml_matching.training import estimators as est
+from ml_matching.training import explain as xp
+from ml_matching.training.config import TrainConfig
+from ml_matching.training.data import Dataset
+from ml_matching.training.errors import ParityError
+from ml_matching.training.evaluate import CrossValidated, cross_validate, metrics, overfitting, positive_proba
+from ml_matching.training.export import (
     INPUT_NAME,
     LABEL_OUTPUT,
     PROBABILITIES_OUTPUT,
@@ -59,7 +59,7 @@ from training.export import (
     export_onnx,
     onnx_session,
 )
-from training.rows import feature_stats, golden_inputs, golden_rows, random_rows
+from ml_matching.training.rows import feature_stats, golden_inputs, golden_rows, random_rows
 
 Progress = Callable[[str], None]
 ISOTONIC_TRAP = (
@@ -67,7 +67,8 @@ ISOTONIC_TRAP = (
     "between thresholds (sklearn-onnx issue #200), so the exported model.onnx would give other "
     "probabilities than the model that was measured; use --calibrate sigmoid or none"
 )
-Matrix = npt.NDArray[np.float64]
+#: Rows in float64, as scikit-learn fits them (the model itself sees float32: contract.Rows32).
+Rows64 = npt.NDArray[np.float64]
 _LIBRARIES = (
     "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "scipy", "joblib", "msgspec",
     "matplotlib", "markdown-it-py", "ml-matching",
@@ -78,9 +79,9 @@ _LIBRARIES = (
 class Split:
     """The stratified held-out split; cross-validation runs on the training part."""
 
-    x_train: Matrix
+    x_train: Rows64
     y_train: npt.NDArray[np.int64]
-    x_hold: Matrix
+    x_hold: Rows64
     y_hold: npt.NDArray[np.int64]
 
 
@@ -107,9 +108,9 @@ class FittedBaseline:
 
     sidecar: Baseline
     intercept: float
-    weights: Matrix
+    weights: Rows64
 
-    def proba(self, x: npt.NDArray[Any]) -> Matrix:
+    def proba(self, x: npt.NDArray[Any]) -> Rows64:
         return est.weighted_proba(self.intercept, self.weights, x.astype(np.float64))
 
 
@@ -140,8 +141,8 @@ class Evaluated:
     metrics: ModelMetrics
     importance: Importance
     calibration: Calibration
-    hold_before: Matrix
-    hold_after: Matrix
+    hold_before: Rows64
+    hold_after: Rows64
 
 
 def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> Evaluated:

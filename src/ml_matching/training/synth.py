@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
-from runtime.artifact import FeatureSet
+from ml_matching.contract import FeatureSet
 
 Array = npt.NDArray[np.float64]
 

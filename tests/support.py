@@ -1,4 +1,8 @@
-"""Run the real services (``python -m runtime``, ``python -m training serve``) on 127.0.0.1 for a test."""
+"""What many tests need: a free port, one HTTP request, the real services on 127.0.0.1, waiting.
+
+The services run as users run them (``python -m ml_matching.runtime`` / ``.trainer``), each on a
+free port of its own; :func:`until` waits for a condition instead of sleeping a guessed time.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def until(check: Callable[[], object], seconds: float = 10.0, every: float = 0.02) -> float:
+    """Seconds until ``check()`` is true; fails the test if it is not within ``seconds``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"the condition did not hold within {seconds} s")
+        time.sleep(every)
+    return time.monotonic() - start
 
 
 def free_port() -> int:
@@ -89,7 +103,9 @@ class Service:
 
 def runtime_service(store: Path, **env: str) -> Service:
     environ = {"MODELS_DIR": str(store), "ML_SERVICE_HOST": "127.0.0.1", **env}
-    return Service(["-m", "runtime"], environ, store.parent / f"runtime-{free_port()}.log", "ML_SERVICE_PORT")
+    return Service(
+        ["-m", "ml_matching.runtime"], environ, store.parent / f"runtime-{free_port()}.log", "ML_SERVICE_PORT"
+    )
 
 
 @contextmanager

@@ -1,0 +1,31 @@
+"""Checks both services make of a request before its work: a JSON body, the admin token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Request
+
+from ml_matching.http.errors import ManagementDisabled, Unauthorized, UnsupportedMediaType
+
+JSON = "application/json"
+
+
+def require_json(request: Request[Any, Any, Any]) -> None:
+    """Refuse a body not declared as JSON (415)."""
+    raw = request.headers.get("content-type", "")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media != JSON and not media.endswith("+json"):
+        got = f"`{media}`" if media else "no content type"
+        raise UnsupportedMediaType(f"expected a JSON body (Content-Type: application/json), got {got}")
+
+
+def authorize(request: Request[Any, Any, Any], token: str | None) -> None:
+    """Let an admin call through only with ``Authorization: Bearer <token>``."""
+    if not token:
+        raise ManagementDisabled("model management is disabled: set ML_SERVICE_ADMIN_TOKEN to enable it")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest takes the same time whatever prefix matches, so the token cannot be guessed by timing.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)")
