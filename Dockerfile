@@ -24,9 +24,13 @@ RUN UV_PROJECT_ENVIRONMENT=/opt/runtime bash scripts/install.sh runtime \
 
 FROM ${PYTHON_IMAGE} AS train
 COPY --from=build /opt/train /opt/train
+# The service user has no home: matplotlib's cache goes to /tmp, and onnxruntime's telemetry (which
+# would persist a device id in ~/.cache, and warn at every start that it cannot) is off.
 ENV PATH=/opt/train/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    ORT_DISABLE_TELEMETRY=1
 RUN ml-matching synth --rows 5000 --seed 42 --out /tmp/synthetic.json \
  && ml-matching fit --data /tmp/synthetic.json --artifacts /artifacts \
  && ml-matching list --artifacts /artifacts \
@@ -35,10 +39,10 @@ RUN ml-matching synth --rows 5000 --seed 42 --out /tmp/synthetic.json \
 FROM train AS trainer
 ENV MODELS_DIR=/srv/artifacts \
     ML_TRAINER_HOST=0.0.0.0 \
-    ML_TRAINER_PORT=8001 \
-    MPLCONFIGDIR=/tmp/matplotlib
+    ML_TRAINER_PORT=8001
+# /srv/store: an empty store a volume may be mounted on (it takes the folder's owner).
 RUN useradd --system --uid 10001 --no-create-home mlmatching \
- && mkdir -p /srv && cp -r /artifacts /srv/artifacts && chown -R mlmatching /srv/artifacts
+ && mkdir -p /srv/store && cp -r /artifacts /srv/artifacts && chown -R mlmatching /srv/artifacts /srv/store
 USER mlmatching
 WORKDIR /srv
 EXPOSE 8001
@@ -51,10 +55,12 @@ COPY --from=build /opt/runtime /opt/runtime
 ENV PATH=/opt/runtime/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    ORT_DISABLE_TELEMETRY=1 \
     MODELS_DIR=/srv/artifacts \
     ML_SERVICE_HOST=0.0.0.0 \
     ML_SERVICE_PORT=8000
-RUN useradd --system --uid 10001 --no-create-home mlmatching
+RUN useradd --system --uid 10001 --no-create-home mlmatching \
+ && mkdir -p /srv/store && chown mlmatching /srv/store
 COPY --from=train --chown=mlmatching /artifacts /srv/artifacts
 USER mlmatching
 WORKDIR /srv

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -97,31 +96,55 @@ def _table(markdown: str, header: str) -> list[list[str]]:
     return rows
 
 
-def test_readme_error_table_is_the_error_vocabulary() -> None:
-    table = _table((ROOT / "README.md").read_text(), "| code | status | when |")
-    errors = json.loads((ROOT / "schemas" / "errors.json").read_text())["errors"]
-    expected = [
-        [f"`{e['code']}`", str(e["status"]) if e["status"] else "— (start-up)", e["when"]] for e in errors
-    ]
-    assert table == expected
+DOCUMENTS = [
+    "README.md",
+    "CHANGELOG.md",
+    "clients/node/README.md",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+]
+# Where a path in backticks is read from: the repository, the package's rooms, the Node package.
+PATH_ROOTS = (ROOT, ROOT / "src" / "ml_matching", ROOT / "src", ROOT / "clients" / "node")
+# Paths a reader makes, or that live outside the repository.
+NOT_REPOSITORY = ("artifacts/", "build/", "dist/", "models/", "site/", "store/", "/")
+_PATH = re.compile(r"`([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?)`")
 
 
-@pytest.mark.parametrize("readme", ["README.md", "clients/node/README.md"])
-def test_readmes_name_only_files_of_the_repository(readme: str) -> None:
-    text = (ROOT / readme).read_text()
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_documents_link_only_to_files_that_exist(document: str) -> None:
+    path = ROOT / document
+    text = path.read_text()
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
         if target.startswith(("http://", "https://")):
             continue
-        assert (ROOT / readme).parent.joinpath(target).resolve().is_relative_to(ROOT), target
-        assert (ROOT / readme).parent.joinpath(target).exists(), f"{readme} links to missing {target}"
+        assert path.parent.joinpath(target).resolve().is_relative_to(ROOT), target
+        assert path.parent.joinpath(target).exists(), f"{document} links to missing {target}"
     assert not re.search(r"shared/|DESIGN\.md|STYLE\.md|/work/", text)
 
 
-def test_readme_names_only_nox_sessions_that_exist() -> None:
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_documents_name_only_paths_that_exist(document: str) -> None:
+    # A path written in backticks is a promise too: the README once named runtime/coalesce.py, which
+    # did not exist. Paths a reader makes (artifacts/, build/, ...) and absolute ones are not checked.
+    for named in _PATH.findall((ROOT / document).read_text()):
+        if named.startswith(NOT_REPOSITORY) or (
+            "." not in named.rsplit("/", 1)[-1] and not named.endswith("/")
+        ):
+            continue
+        assert any((base / named).exists() for base in PATH_ROOTS), f"{document} names missing `{named}`"
+
+
+def test_path_check_catches_a_missing_path() -> None:
+    found = _PATH.findall("see `runtime/coalesce.py` and `src/ml_matching/runtime/coalesce.py`")
+    assert found == ["runtime/coalesce.py", "src/ml_matching/runtime/coalesce.py"]
+    assert any((base / found[0]).exists() for base in PATH_ROOTS)  # the room's module, by its room path
+    assert not any((base / "runtime/nothing.py").exists() for base in PATH_ROOTS)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_documents_name_only_nox_sessions_that_exist(document: str) -> None:
     noxfile = (ROOT / "noxfile.py").read_text()
-    for readme in ("README.md", "clients/node/README.md"):
-        for session in set(re.findall(r"nox -s ([a-z_]+)", (ROOT / readme).read_text())):
-            assert f"def {session}(" in noxfile, f"{readme} names nox -s {session}"
+    for session in set(re.findall(r"nox -s ([a-z_]+)", (ROOT / document).read_text())):
+        assert f"def {session}(" in noxfile, f"{document} names nox -s {session}"
 
 
 def test_generated_and_local_folders_are_ignored() -> None:

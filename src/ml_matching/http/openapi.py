@@ -4,9 +4,9 @@
   fixed when the app is built: :class:`ApiDocs` adds them to Litestar's document from the *served*
   model's feature set, again after every hot swap, so a client generated from
   ``/schema/openapi.json`` sends what the service accepts.
-- ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the service itself, from the
-  assets of the ``drf-spectacular-sidecar`` package (current Swagger UI and Redoc builds; its Django
-  requirement is installed but never imported). ``DOCS_CDN=true`` switches to the public CDNs.
+- ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the service itself: the builds of
+  the npm packages ``swagger-ui-dist`` and ``redoc``, put into the package when it is built
+  (``hatch_build.py``). ``DOCS_CDN=true`` switches to the public CDNs.
 - Error answers are documented per status, with each code that status can carry and an example.
 - File answers list the media types they are sent with (Litestar documents a ``File`` with none).
 """
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +46,8 @@ from ml_matching.contract import FeatureSet, MLMatchingError
 from ml_matching.http.errors import STATUSES, ErrorBody, Statuses, status_of
 
 ASSETS_PATH = "/docs/assets"
-_ASSET_PACKAGE = "drf_spectacular_sidecar"  # located, never imported: its __init__ imports Django
+#: Built into the package from the npm packages swagger-ui-dist and redoc (hatch_build.py).
+ASSETS = Path(__file__).resolve().parent / "_assets"
 _SWAGGER = "swagger-ui-dist"
 _REDOC = "redoc/bundles"
 #: The asset files the pages load, relative to :func:`asset_dir`.
@@ -196,12 +196,8 @@ class FollowingJson(JsonRenderPlugin):
 
 
 def asset_dir() -> Path | None:
-    """The folder holding the Swagger UI and Redoc builds, or None when the package is missing."""
-    spec = importlib.util.find_spec(_ASSET_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / _ASSET_PACKAGE
-    return folder if (folder / _SWAGGER).is_dir() else None
+    """The folder holding the Swagger UI and Redoc files, or None when they are missing."""
+    return ASSETS if all((ASSETS / name).is_file() for name in ASSET_FILES) else None
 
 
 def doc_pages(docs: ApiDocs, use_cdn: bool) -> list[HTTPRouteHandler | Router]:
@@ -209,8 +205,9 @@ def doc_pages(docs: ApiDocs, use_cdn: bool) -> list[HTTPRouteHandler | Router]:
     folder = None if use_cdn else asset_dir()
     if folder is None and not use_cdn:
         raise RuntimeError(
-            f"the API documentation assets ({_ASSET_PACKAGE}) are not installed; "
-            "reinstall ml-matching, or set DOCS_CDN=true to load them from public CDNs"
+            f"the API documentation files are missing from {ASSETS} (a wheel has them, built from "
+            "npm's swagger-ui-dist and redoc): reinstall ml-matching, or set DOCS_CDN=true to load "
+            "them from public CDNs"
         )
     swagger, redoc = _renderers(folder is not None)
 
