@@ -22,6 +22,7 @@ the diff); ``NEWCOMER_KEEP=1`` keeps the folders.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -61,7 +62,7 @@ def blocks(text: str) -> list[Block]:
         Block(m["lang"], m["body"], m["what"], m["save"], m.start("body"), m.end("body"))
         for m in _FENCE.finditer(text)
     ]
-    for before, block in zip(found, found[1:], strict=False):
+    for before, block in itertools.pairwise(found):
         if block.marker == "expect":
             before.expect = block
     return [b for b in found if b.marker != "expect"]
@@ -69,7 +70,8 @@ def blocks(text: str) -> list[Block]:
 
 def _run_line(block: Block, index: int) -> str:
     """The script lines for one block: a separator on stdout, then the block itself."""
-    separator = f"echo '{_SEPARATOR.format(index)}'"
+    # On a line of its own: the block before may end without a newline (curl's answers do).
+    separator = f"printf '\\n{_SEPARATOR.format(index)}\\n'"
     if block.lang == "python":
         return f"{separator}\npython - <<'ML_MATCHING_EOF'\n{block.body}\nML_MATCHING_EOF"
     return f"{separator}\n{block.body}"
@@ -169,7 +171,7 @@ def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPro
     done = subprocess.run(
         ["bash", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE, text=True, timeout=30 * 60
     )
-    sys.stdout.write(re.sub(r"^@@ml-matching-example \d+@@\n", "", done.stdout, flags=re.M))
+    sys.stdout.write(re.sub(r"^@@ml-matching-example \d+@@$", "", done.stdout, flags=re.M))
     sys.stdout.flush()
     return done
 

@@ -212,8 +212,15 @@ def _properties(schema: dict[str, Any], prefix: str) -> str:
                 return _properties(choice, prefix)
         return ""
     required = set(schema.get("required", []))
-    rows = [[f"`{n}`", _type(s, prefix), "yes" if n in required else "no"] for n, s in props.items()]
+    rows = [[f"`{n}`", _type(s, prefix), _yes(n in required)] for n, s in props.items()]
     return _table(["field", "type", "required"], rows) + "\n"
+
+
+BOUNDS = (("minimum", "≥"), ("maximum", "≤"), ("minItems", "items ≥"), ("maxItems", "items ≤"))
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
 
 
 def _type(schema: dict[str, Any], prefix: str) -> str:

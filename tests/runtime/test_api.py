@@ -48,6 +48,16 @@ def test_an_empty_store_starts_unready_and_says_how_to_train(tmp_path: Path, row
         assert c.get("/models").json() == []
 
 
+def test_a_mistyped_pinned_version_is_named_not_a_reason_to_train(store: Path, row: dict[str, float]) -> None:
+    with TestClient(create_app(Settings(models_dir=store, model_version="20260101_000001"))) as c:
+        detail = _error(c.get("/health/ready"), 503)
+        assert detail == (
+            f"nothing serves: the pinned MODEL_VERSION 20260101_000001 is not in the store {store} "
+            f"(it holds {RF_VERSION}, {GB_VERSION}, {OTHER_VERSION})"
+        )
+        assert _error(c.post("/predict", json=row), 503) == detail
+
+
 # --- predict ------------------------------------------------------------------------------------
 
 

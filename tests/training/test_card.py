@@ -48,7 +48,8 @@ def test_the_card_says_what_a_reader_needs(version: Path) -> None:
     assert text.startswith(f"# Model card: ml-matching {s['version']}")
     for must in (
         "## Intended use",
-        "demo",
+        "trained on synthetic outcomes (`ml-matching synth --rows 400 --seed 3`): a demonstration",
+        "400 rows from `outcomes.json`",
         "`brandFit`",
         "## Calibration",
         "| fold 1 |",
@@ -100,3 +101,24 @@ def test_card_of_a_missing_version(version: Path, cli: Cli) -> None:
     assert code == 1 and "version 20990101_000000 not found" in err
     code, _, err = cli("card", "../etc", "--artifacts", version.parent)
     assert code == 2 and "../etc" in err
+
+
+def test_a_card_of_observed_data_does_not_call_it_synthetic(
+    tmp_path: Path, cli: Cli, synth_body: dict[str, Any], fast_config: Path
+) -> None:
+    names = list(synth_body["features"][0])
+    lines = [",".join([*names, "outcome"])]
+    lines += [
+        ",".join([*(str(row[n]) for n in names), str(outcome).lower()])
+        for row, outcome in zip(synth_body["features"], synth_body["outcomes"], strict=True)
+    ]
+    data = tmp_path / "collaborations.csv"
+    data.write_text("\n".join(lines) + "\n")
+    store = tmp_path / "store"
+    assert cli("fit", "--data", data, "--artifacts", store, "--config", fast_config)[0] == 0
+    (name,) = list_versions(store)
+    text = (store / name / card.CARD_MD).read_text()
+    assert "synthetic" not in text and "demonstration" not in text
+    assert "It was trained on `collaborations.csv`" in text and "400 rows from `collaborations.csv`" in text
+    training = _sidecar(store / name)["trainingData"]
+    assert (training["source"], training.get("generator")) == ("collaborations.csv", None)

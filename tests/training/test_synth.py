@@ -40,6 +40,23 @@ def test_bayes_figures_are_those_of_the_true_probabilities() -> None:
     assert 0.8 < body["bayes"]["rocAuc"] < 1
 
 
-def test_needs_the_signal_features() -> None:
-    with pytest.raises(ValueError, match="needs features"):
-        synthesize(10, FeatureSet((Feature("a"),)), seed=0)
+def test_another_feature_set_gets_a_truth_of_its_own_within_its_ranges() -> None:
+    fs = FeatureSet(
+        (
+            Feature("followers", min=0, max=1_000_000),
+            Feature("replyRate", min=0, max=1),
+            Feature("priceFit", min=-1, max=1),
+            Feature("tenure", min=2),  # no maximum: drawn over [2, 3]
+            Feature("noise"),  # no bounds: drawn over [0, 1]
+        )
+    )
+    body = synthesize(4000, fs, seed=5)
+    x = np.array([[row[f.name] for f in fs.features] for row in body["features"]])
+    assert (x.min(axis=0) >= [0, 0, -1, 2, 0]).all() and (x.max(axis=0) <= [1e6, 1, 1, 3, 1]).all()
+    assert x[:, 0].max() > 0.9e6  # the whole declared range is used
+    assert body["generator"] == "ml-matching synth --rows 4000 --seed 5"
+    # The truth is the documented one: a threshold on the first feature's middle, and so on.
+    y = np.array(body["outcomes"])
+    high = x[:, 0] > 500_000
+    assert y[high].mean() - y[~high].mean() > 0.4
+    assert 0.75 < body["bayes"]["rocAuc"] < 1

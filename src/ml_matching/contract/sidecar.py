@@ -132,10 +132,15 @@ class FeatureStats(_Camel, frozen=True):
 
 
 class TrainingData(_Camel, frozen=True):
+    """What the model learned from: ``source`` (a file name, ``POST /train body``, the stored
+    outcomes), and ``generator`` when the rows were drawn by a generator rather than observed."""
+
     rows: int
     positive_rate: float
     sha256: str
     features: dict[str, FeatureStats]
+    source: str = ""
+    generator: str | None = None
 
 
 class FileInfo(_Camel, frozen=True):

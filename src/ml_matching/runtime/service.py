@@ -29,6 +29,7 @@ from ml_matching.contract import (
     ModelNotReady,
     Rows32,
     Sidecar,
+    VersionNotFound,
     decode_sidecar,
     default_feature_set,
     list_versions,
@@ -113,8 +114,8 @@ class ModelService:
         """The current scorer; raises ModelNotReady (HTTP 503) when none is loaded."""
         scorer = self._scorer
         if scorer is None:
-            why = f"{self._unready}; " if self._unready else ""
-            raise ModelNotReady(why + HOW_TO_TRAIN.format(root=self.root))
+            # A refused start version is named (training another would not help); an empty store is not.
+            raise ModelNotReady(self._unready or HOW_TO_TRAIN.format(root=self.root))
         return scorer
 
     @property
@@ -153,11 +154,13 @@ class ModelService:
                     "start: serving %s (%s) from %s", version, self._scorer.model.sidecar.algorithm, self.root
                 )
                 return
+            except VersionNotFound:
+                refused = f"{version} is not in the store {self.root} ({_holding(self.root)})"
             except MLMatchingError as exc:
                 refused = f"{version} does not verify ({exc})"
         log.error("start: %s", refused)
         if self.settings.model_version:
-            self._unready = f"the pinned MODEL_VERSION {refused}"
+            self._unready = f"nothing serves: the pinned MODEL_VERSION {refused}"
             return
         self._fall_back(version, refused)
 
@@ -334,6 +337,15 @@ class ModelService:
                 )
             )
         return out
+
+
+def _holding(root: Path) -> str:
+    """What a store holds, for a message about a version it does not."""
+    versions = list_versions(root)
+    if not versions:
+        return "it holds no version"
+    shown = ", ".join(versions[-5:])
+    return f"it holds {shown}" if len(versions) <= 5 else f"its newest: {shown}"
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -184,13 +184,26 @@ def _use(s: Sidecar) -> str:
             "",
             f"- It knows only what its {s.training_data.rows:,} training outcomes show; a row far from "
             "them (see the data below, and the runtime's drift monitor) gets a lower `confidence`.",
-            "- The default model (`nox -s serve`) is trained on synthetic outcomes (`training/synth.py`): "
-            "a demonstration of the system, not a model of real collaborations.",
+            _provenance(s),
             "- Feature importances are global; per-prediction contributions (`explain=true`) use "
             "decision-path attribution, which is not SHAP (see below).",
             "",
             _table(["feature", "meaning", "range"], rows),
         ]
+    )
+
+
+def _provenance(s: Sidecar) -> str:
+    """Where the training rows came from: a generator's synthetic draw says so plainly."""
+    t = s.training_data
+    if t.generator:
+        return (
+            f"- It was trained on synthetic outcomes (`{t.generator}`): a demonstration of the "
+            "system, not a model of real collaborations."
+        )
+    where = f"`{t.source}`" if t.source else "the data it was given"
+    return (
+        f"- It was trained on {where}; how well that stands for future collaborations is not measured here."
     )
 
 
@@ -295,8 +308,9 @@ def _data(s: Sidecar) -> str:
         [
             "## Training data",
             "",
-            f"{t.rows:,} rows, {t.positive_rate:.1%} successes, sha256 `{t.sha256[:16]}…`. Each feature's "
-            "histogram below is what the runtime's drift monitor compares live rows against.",
+            f"{t.rows:,} rows{f' from `{t.source}`' if t.source else ''}, {t.positive_rate:.1%} successes, "
+            f"sha256 `{t.sha256[:16]}…`. Each feature's histogram below is what the runtime's drift "
+            "monitor compares live rows against.",
             "",
             "![Histogram of each feature in the training data](data.svg)",
         ]

@@ -45,6 +45,9 @@ class Dataset:
     y: npt.NDArray[np.int64]
     sha256: str
     source: str
+    #: What drew the rows, when a generator did (``synth`` writes it into the file): the sidecar
+    #: and the model card then say the model learned from synthetic outcomes.
+    generator: str | None = None
 
     @property
     def rows(self) -> int:
@@ -87,25 +90,30 @@ def parse_dataset(raw: bytes, suffix: str, feature_set: FeatureSet, *, where: st
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{where}: cannot read: {exc}") from None
-    records = _records(where, suffix, text)
+    records, generator = _records(where, suffix, text)
     x, y = _to_arrays(where, records, feature_set)
     _check_shape(where, y)
-    return Dataset(x=x, y=y, sha256=hashlib.sha256(raw).hexdigest(), source=source)
+    return Dataset(x=x, y=y, sha256=hashlib.sha256(raw).hexdigest(), source=source, generator=generator)
 
 
-def _records(path: str, suffix: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+Records = Iterator[tuple[int, Mapping[str, Any], Any]]
+
+
+def _records(path: str, suffix: str, text: str) -> tuple[Records, str | None]:
+    """The rows of the file, and the generator that drew them when the file says so."""
     if suffix == ".csv":
-        return _csv_records(path, text)
+        return _csv_records(path, text), None
     if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_records(path, text)
-    return _body_records(path, text)
-
-
-def _body_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
+        return _jsonl_records(path, text), None
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON: {exc}") from None
+    generator = body.get("generator") if isinstance(body, dict) else None
+    return _body_records(path, body), generator if isinstance(generator, str) else None
+
+
+def _body_records(path: str, body: Any) -> Records:
     if not isinstance(body, dict) or not {"features", "outcomes"} <= body.keys():
         raise DataError(f'{path}: expected an object with "features" and "outcomes" lists')
     features, outcomes = body["features"], body["outcomes"]

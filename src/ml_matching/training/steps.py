@@ -287,6 +287,8 @@ def training_data(data: Dataset, fs: FeatureSet) -> TrainingData:
         positive_rate=float(data.y.mean()),
         sha256=data.sha256,
         features=feature_stats(fs, data.x),
+        source=data.source,
+        generator=data.generator,
     )
 
 
