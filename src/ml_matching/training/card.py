@@ -202,9 +202,7 @@ def _provenance(s: Sidecar) -> str:
             "system, not a model of real collaborations."
         )
     where = f"`{t.source}`" if t.source else "the data it was given"
-    return (
-        f"- It was trained on {where}; how well that stands for future collaborations is not measured here."
-    )
+    return f"- It was trained on {where}; how well that stands for future collaborations is not measured."
 
 
 def _range(lo: float | None, hi: float | None) -> str:
