@@ -94,3 +94,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "unloadable-explainer": (unloadable_explainer, "explain"),
     "golden-explanation-mismatch": (golden_explanation_mismatch, "golden-explanations"),
 }
+#: The checks of the explainer graph: at load only with EXPLAIN_LOAD=eager (the runtime's default,
+#: lazy, makes them before the first explanation instead; the version still scores).
+EXPLAINER_CHECKS = frozenset({"explain", "golden-explanations"})
+MODEL_CORRUPTIONS = sorted(k for k, (_, check) in CORRUPTIONS.items() if check not in EXPLAINER_CHECKS)
+EXPLAINER_CORRUPTIONS = sorted(k for k, (_, check) in CORRUPTIONS.items() if check in EXPLAINER_CHECKS)

@@ -15,7 +15,8 @@ from litestar.testing import TestClient
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
-from tests.runtime.corrupt import CORRUPTIONS
+from tests.runtime.conftest import TOKEN
+from tests.runtime.corrupt import CORRUPTIONS, EXPLAINER_CORRUPTIONS, MODEL_CORRUPTIONS
 
 Client = TestClient[Litestar]
 
@@ -151,8 +152,19 @@ def test_unknown_or_malformed_versions(client: Client, admin: dict[str, str], pa
     assert client.get("/health").json()["modelVersion"] == RF_VERSION
 
 
-@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize(
+    ("kind", "explain_load"),
+    [*((k, "lazy") for k in MODEL_CORRUPTIONS), *((k, "eager") for k in EXPLAINER_CORRUPTIONS)],
+)
 def test_corrupt_versions_are_refused_and_the_old_model_serves(
+    store: Path, admin: dict[str, str], row: dict[str, float], kind: str, explain_load: str
+) -> None:
+    settings = Settings(models_dir=store, admin_token=TOKEN, explain_load=explain_load)  # type: ignore[arg-type]
+    with TestClient(create_app(settings)) as client:
+        _corrupt_version_is_refused(client, store, admin, row, kind)
+
+
+def _corrupt_version_is_refused(
     client: Client, store: Path, admin: dict[str, str], row: dict[str, float], kind: str
 ) -> None:
     before = client.post("/predict", json=row).json()

@@ -19,6 +19,7 @@ from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
 from tests.runtime.conftest import TOKEN
+from tests.runtime.corrupt import CORRUPTIONS
 
 Client = TestClient[Litestar]
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -109,6 +110,39 @@ def test_a_version_without_explainer_answers_409_and_still_scores(
     assert client.get("/monitoring/drift").json()["rows"] == 0  # a refused row is not observed
     assert client.post("/predict", json=row).status_code == 200
     assert client.get("/monitoring/drift").json()["rows"] == 1
+
+
+def test_an_explainer_tampered_after_load_is_refused_before_it_answers(
+    store: Path, client: Client, row: dict[str, Any]
+) -> None:
+    # EXPLAIN_LOAD=lazy (the default): the version loads without its explainer, which is read and
+    # checked (sha256, signature, golden contributions) at the first explanation.
+    assert client.post(f"/models/{GB_VERSION}/load", headers=ADMIN).status_code == 200
+    CORRUPTIONS["tampered-explainer"][0](store / GB_VERSION)
+    for _ in range(2):
+        refused = client.post("/predict?explain=true", json=row)
+        assert refused.status_code == 409 and refused.json()["error"] == "explanation_unavailable"
+        assert refused.json()["detail"].startswith(
+            f"version {GB_VERSION}'s explainer failed verification (explain: explain.onnx has sha256 "
+        )
+    assert client.post("/predict", json=row).status_code == 200  # the version still scores
+    metrics = client.get("/metrics").text
+    assert 'ml_matching_model_loads_total{check="explain",result="refused"} 1.0' in metrics
+
+
+def test_explain_load_eager_and_off(store: Path, row: dict[str, Any]) -> None:
+    eager = Settings(models_dir=store, admin_token=TOKEN, explain_load="eager")
+    CORRUPTIONS["tampered-explainer"][0](store / GB_VERSION)
+    with TestClient(create_app(eager)) as c:
+        response = c.post(f"/models/{GB_VERSION}/load", headers=ADMIN)
+        assert response.status_code == 422 and response.json()["check"] == "explain"
+        assert c.post("/predict?explain=true", json=row).status_code == 200  # the old version explains
+    with TestClient(create_app(Settings(models_dir=store, explain_load="off"))) as c:
+        refused = c.post("/predict?explain=true", json=row)
+        assert refused.status_code == 409
+        assert (
+            refused.json()["detail"] == f"explanations are off here (EXPLAIN_LOAD=off): version {RF_VERSION}"
+        )
 
 
 # --- the model card ------------------------------------------------------------------------------

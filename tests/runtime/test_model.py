@@ -14,7 +14,7 @@ from ml_matching.contract import (
     normalised_importance,
 )
 from tests.conftest import FEATURE_NAMES, GB_VERSION, RF_VERSION
-from tests.runtime.corrupt import CORRUPTIONS
+from tests.runtime.corrupt import CORRUPTIONS, EXPLAINER_CORRUPTIONS
 
 
 @pytest.mark.parametrize("version", [RF_VERSION, GB_VERSION])
@@ -43,6 +43,30 @@ def test_each_corruption_is_refused_by_its_check(store: Path, kind: str) -> None
         load_version(store, GB_VERSION)
     assert info.value.check == check
     assert str(info.value).startswith(f"{check}: ")
+
+
+@pytest.mark.parametrize("kind", EXPLAINER_CORRUPTIONS)
+def test_a_lazy_explainer_is_checked_at_its_first_use_and_its_refusal_kept(store: Path, kind: str) -> None:
+    corrupt, check = CORRUPTIONS[kind]
+    corrupt(store / GB_VERSION)
+    model = load_version(store, GB_VERSION, explain="lazy")  # the model itself verifies
+    assert model.explainer is not None and not model.explainer.loaded
+    x = np.full((1, 19), 0.5, dtype=np.float32)
+    assert model.predict_proba(x).shape == (1,)
+    for _ in range(2):  # refused again without a second look: a version's files never change
+        with pytest.raises(ArtifactCorrupt) as info:
+            model.contributions(x)
+        assert info.value.check == check
+    assert not model.explainer.loaded
+
+
+def test_a_lazy_explainer_answers_as_an_eager_one(store: Path) -> None:
+    x = np.random.default_rng(1).uniform(size=(8, 19)).astype(np.float32)
+    lazy, eager = load_version(store, GB_VERSION, explain="lazy"), load_version(store, GB_VERSION)
+    assert lazy.explainer is not None and eager.explainer is not None
+    assert not lazy.explainer.loaded and eager.explainer.loaded
+    assert np.array_equal(lazy.contributions(x), eager.contributions(x))
+    assert load_version(store, GB_VERSION, explain="off").explainer is None
 
 
 def test_sidecar_must_name_its_own_folder(store: Path) -> None:

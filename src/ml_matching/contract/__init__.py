@@ -22,6 +22,7 @@ Node client follows the same contract through ``schemas/model.schema.json``.
 
 from __future__ import annotations
 
+from ml_matching.contract.compare import GOLDEN_TOLERANCE, Comparison, compare
 from ml_matching.contract.errors import (
     ArtifactCorrupt,
     FileNotInVersion,
@@ -33,6 +34,7 @@ from ml_matching.contract.errors import (
     StorageFull,
     VersionNotFound,
 )
+from ml_matching.contract.explainer import EXPLAIN_LOADS, Explainer, ExplainLoad
 from ml_matching.contract.features import (
     Feature,
     FeatureSet,
@@ -43,6 +45,7 @@ from ml_matching.contract.features import (
     range_text,
     schemas_dir,
 )
+from ml_matching.contract.sessions import new_session, session_options
 from ml_matching.contract.sidecar import (
     ALGORITHMS,
     SCHEMA_VERSION,
@@ -90,23 +93,19 @@ from ml_matching.contract.store import (
     write_active,
 )
 from ml_matching.contract.verify import (
-    GOLDEN_TOLERANCE,
-    Comparison,
     LoadedModel,
     Rows32,
     check_files,
-    check_golden_explanations,
     check_golden_rows,
-    compare,
     load_dir,
     load_version,
     normalised_importance,
-    session_options,
 )
 
 __all__ = [
     "ACTIVE_FILE",
     "ALGORITHMS",
+    "EXPLAIN_LOADS",
     "GOLDEN_TOLERANCE",
     "HISTORY_FILE",
     "MEDIA_TYPES",
@@ -120,6 +119,8 @@ __all__ = [
     "CalibrationFigures",
     "Comparison",
     "CrossValidation",
+    "ExplainLoad",
+    "Explainer",
     "Explanation",
     "ExplanationParity",
     "Feature",
@@ -149,7 +150,6 @@ __all__ = [
     "VersionNotFound",
     "amend_version",
     "check_files",
-    "check_golden_explanations",
     "check_golden_rows",
     "check_version_name",
     "clean_leftovers",
@@ -164,6 +164,7 @@ __all__ = [
     "load_feature_set",
     "load_version",
     "media_type",
+    "new_session",
     "normalised_importance",
     "number_text",
     "pin",

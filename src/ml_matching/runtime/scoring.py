@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ml_matching.contract import InvalidInput, LoadedModel
+from ml_matching.contract import ArtifactCorrupt, InvalidInput, LoadedModel
 from ml_matching.contract.validation import explain_batch, explain_row, malformed, row_type
 from ml_matching.runtime.drift import DriftWindow
 from ml_matching.runtime.errors import NotExplainable
@@ -100,6 +100,8 @@ class Scorer:
         self.observe: Callable[[npt.NDArray[np.float32], bool], None] | None = None
         #: The rows this version scored lately, for the drift monitor (set by the service).
         self.window: DriftWindow | None = None
+        #: Told when the explainer, verified at its first use, was refused (set by the service).
+        self.refused_explainer: Callable[[ArtifactCorrupt], None] | None = None
 
     def predict(self, body: bytes) -> bytes:
         """Score one JSON object of features; return the encoded PredictResponse."""
@@ -184,13 +186,23 @@ class Scorer:
 
     def _explained(self, x: npt.NDArray[np.float32]) -> tuple[list[Prediction], float, str]:
         explanation = self.model.sidecar.explanation
-        if explanation is None or self.model.explainer is None:
+        if explanation is None:
             raise NotExplainable(
                 f"version {self.version} has no explainer (it was trained before explanations existed): "
                 "retrain it, or score without explain=true"
             )
+        if self.model.explainer is None:
+            raise NotExplainable(f"explanations are off here (EXPLAIN_LOAD=off): version {self.version}")
+        try:
+            contributions = self.model.contributions(x).astype(np.float64).tolist()
+        except ArtifactCorrupt as exc:  # checked at its first use, and refused: scores still serve
+            if self.refused_explainer is not None:
+                self.refused_explainer(exc)
+            raise NotExplainable(
+                f"version {self.version}'s explainer failed verification ({exc}); it still scores "
+                "without explain=true"
+            ) from exc
         p, conf = self.score(x)
-        contributions = self.model.contributions(x).astype(np.float64).tolist()
         names = self.model.feature_set.names
         predictions = [
             Prediction(100.0 * pv, cv, 100.0 * pv, dict(zip(names, row, strict=True)))

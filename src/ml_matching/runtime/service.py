@@ -218,7 +218,9 @@ class ModelService:
 
     def _build(self, version: str) -> Scorer:
         try:
-            model = load_version(self.root, version, threads=self.settings.onnx_threads)
+            model = load_version(
+                self.root, version, threads=self.settings.onnx_threads, explain=self.settings.explain_load
+            )
         except MLMatchingError as exc:
             if self.metrics is not None:
                 self.metrics.refused(exc.check if isinstance(exc, ArtifactCorrupt) else exc.code)
@@ -226,7 +228,22 @@ class ModelService:
         scorer = Scorer(model, self.settings.max_batch_rows)
         scorer.window = DriftWindow(model, self.settings.drift_window, self.settings.drift_min_rows)
         scorer.observe = self._observer(scorer.version, scorer.window)
+        scorer.refused_explainer = self._explainer_refused(scorer.version)
         return scorer
+
+    def _explainer_refused(self, version: str) -> Callable[[ArtifactCorrupt], None]:
+        """Log and count, once, an explainer refused at its first use (the version still scores)."""
+        told = threading.Event()
+
+        def refused(exc: ArtifactCorrupt) -> None:
+            if told.is_set():
+                return
+            told.set()
+            log.warning("explain refused: %s: %s (the version still scores)", version, exc)
+            if self.metrics is not None:
+                self.metrics.refused(exc.check)
+
+        return refused
 
     def _observer(self, version: str, window: DriftWindow) -> Callable[[Rows32, bool], None]:
         """What every scored matrix is told to: the drift window, and the metrics when they are on."""

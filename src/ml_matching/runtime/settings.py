@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from ml_matching.contract import SettingsError, check_version_name
-from ml_matching.contract.settings import boolean, integer, number, path, setting, text
+from ml_matching.contract import EXPLAIN_LOADS, ExplainLoad, SettingsError, check_version_name
+from ml_matching.contract.settings import boolean, choice, integer, number, path, setting, text
 from ml_matching.http import ServiceSettings
 
 
@@ -76,6 +76,13 @@ class Settings(ServiceSettings):
     )
     model_name: str = setting(
         "ml-matching", "MODEL_NAME", "The model's name on the Open Inference Protocol paths", _model_name
+    )
+    explain_load: ExplainLoad = setting(
+        "lazy",
+        "EXPLAIN_LOAD",
+        "When a version's explainer graph is built and verified: lazy (at the first explanation), "
+        "eager (at load: a version whose explainer fails is refused), off (never: explain=true answers 409)",
+        choice(EXPLAIN_LOADS),
     )
     metrics_dir: Path | None = setting(
         None,
