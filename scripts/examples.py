@@ -142,12 +142,18 @@ def check(where: str, printed: list[tuple[Block, str]]) -> list[str]:
     return problems
 
 
+#: What differs from run to run, written as … by --update: version names, times, job ids.
+_CHANGING = re.compile(
+    r"\d{8}_\d{6}(?:-\d+)?|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?|\b[0-9a-f]{16}\b"
+)
+
+
 def update(path: Path, printed: list[tuple[Block, str]]) -> None:
     """Write what each block printed into its expect block (where it differs; review the diff)."""
     text = path.read_text(encoding="utf-8")
     for block, got in sorted(printed, key=lambda item: -item[0].start):
         if block.expect is not None and not matches(block.expect.body, got):
-            text = text[: block.expect.start] + got.strip() + text[block.expect.end :]
+            text = text[: block.expect.start] + _CHANGING.sub(ELLIPSIS, got.strip()) + text[block.expect.end :]
     path.write_text(text, encoding="utf-8")
 
 
