@@ -144,13 +144,19 @@ def check(where: str, printed: list[tuple[Block, str]]) -> list[str]:
 
 #: What differs from run to run, written as … by --update: version names, times, job ids.
 _CHANGING = re.compile(
-    r"\d{8}_\d{6}(?:-\d+)?|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?|\b[0-9a-f]{16}\b"
+    r"\d{8}_\d{6}(?:-\d+)?|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?|\b(?=[0-9a-f]*[a-f])[0-9a-f]{16}\b"
 )
 
 
-def update(path: Path, printed: list[tuple[Block, str]]) -> None:
-    """Write what each block printed into its expect block (where it differs; review the diff)."""
+def update(path: Path, clone: Path, printed: list[tuple[Block, str]]) -> None:
+    """Write what each block printed into its expect block (where it differs; review the diff).
+
+    The blocks' places are those of the clone's copy: a file changed since the last commit is left alone.
+    """
     text = path.read_text(encoding="utf-8")
+    if text != clone.read_text(encoding="utf-8"):
+        print(f"examples: {path} differs from the committed file; not updated (commit, then run again)")
+        return
     for block, got in sorted(printed, key=lambda item: -item[0].start):
         if block.expect is not None and not matches(block.expect.body, got):
             text = text[: block.expect.start] + _CHANGING.sub(ELLIPSIS, got.strip()) + text[block.expect.end :]
@@ -227,7 +233,7 @@ def _all(work: Path, only: list[str] | None, write: bool) -> int:
         mine = [(b, printed.get(i, "")) for i, (r, b) in enumerate(ran) if r == readme]
         problems += check(readme, mine)
         if write:
-            update(ROOT / readme, mine)
+            update(ROOT / readme, clone / readme, mine)
     venv_bin = clone / ".venv" / "bin"
     for page in pages(clone):
         if only and page not in only:
@@ -247,7 +253,7 @@ def _all(work: Path, only: list[str] | None, write: bool) -> int:
         mine = [(b, printed.get(i, "")) for i, b in enumerate(blocks_run)]
         problems += check(f"docs/{page}", mine)
         if write:
-            update(ROOT / "docs" / page, mine)
+            update(ROOT / "docs" / page, clone / "docs" / page, mine)
     for problem in problems:
         print(f"\nexamples: {problem}", file=sys.stderr)
     print(f"examples: {'every example ran as written' if not problems else f'{len(problems)} problems'}")
