@@ -1,15 +1,15 @@
 /**
  * @typedef {import('./lib/client.js').Client} Client
- * @typedef {import('./lib/client.js').ClientOptions} ClientOptions
- * @typedef {import('./lib/client.js').FetchOptions} FetchOptions
- * @typedef {import('./lib/client.js').Health} Health
- * @typedef {import('./lib/client.js').LoadResult} LoadResult
- * @typedef {import('./lib/client.js').LocalScorer} LocalScorer
- * @typedef {import('./lib/client.js').Logger} Logger
- * @typedef {import('./lib/client.js').ModelSummary} ModelSummary
- * @typedef {import('./lib/client.js').Source} Source
- * @typedef {import('./lib/client.js').SourcedBatchPrediction} SourcedBatchPrediction
- * @typedef {import('./lib/client.js').SourcedPrediction} SourcedPrediction
+ * @typedef {import('./lib/download.js').FetchOptions} FetchOptions
+ * @typedef {import('./lib/options.js').ClientOptions} ClientOptions
+ * @typedef {import('./lib/options.js').Logger} Logger
+ * @typedef {import('./lib/runtime-client.js').Health} Health
+ * @typedef {import('./lib/runtime-client.js').LoadResult} LoadResult
+ * @typedef {import('./lib/runtime-client.js').LocalScorer} LocalScorer
+ * @typedef {import('./lib/runtime-client.js').ModelSummary} ModelSummary
+ * @typedef {import('./lib/runtime-client.js').Source} Source
+ * @typedef {import('./lib/runtime-client.js').SourcedBatchPrediction} SourcedBatchPrediction
+ * @typedef {import('./lib/runtime-client.js').SourcedPrediction} SourcedPrediction
  * @typedef {import('./lib/errors.js').ArtifactCheck} ArtifactCheck
  * @typedef {import('./lib/errors.js').InvalidReason} InvalidReason
  * @typedef {import('./lib/drift.js').DriftOptions} DriftOptions

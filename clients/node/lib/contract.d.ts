@@ -306,6 +306,10 @@ export interface GoldenRow {
   probability: number;
   baselineProbability: number;
 }
+/**
+ * What the model learned from: ``source`` (a file name, ``POST /train body``, the stored
+ * outcomes), and ``generator`` when the rows were drawn by a generator rather than observed.
+ */
 export interface TrainingData {
   rows: number;
   positiveRate: number;
@@ -313,6 +317,8 @@ export interface TrainingData {
   features: {
     [k: string]: FeatureStats;
   };
+  source?: string;
+  generator?: string | null;
 }
 export interface FeatureStats {
   min: number;

@@ -1,14 +1,12 @@
 /**
- * The HTTP client against a real server on 127.0.0.1 that mimics the runtime's contract.
+ * The HTTP client against the fake runtime (test/support.js), which answers as the runtime does:
+ * it serves GB while the client's local model is RF, so a remote answer is told from a local one
+ * by its numbers as well as by `source`.
  */
 
 import assert from 'node:assert/strict'
-import {createHash} from 'node:crypto'
-import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
-import http from 'node:http'
-import os from 'node:os'
+import {readFile, readdir} from 'node:fs/promises'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, beforeEach, describe, test} from 'node:test'
 import {
   ArtifactCorruptError,
@@ -19,169 +17,22 @@ import {
   loadModel,
   weightedModel
 } from '../index.js'
-import {GB, LocalServer, RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {
+  ADMIN_TOKEN,
+  FakeRuntime,
+  GB,
+  OTHER,
+  RF,
+  manualClock,
+  memoryLogger,
+  nextTurn,
+  sidecarOf,
+  tempDir,
+  uniformRow,
+  versionDir
+} from './support.js'
 
 /** @import {LocalScorer, OnnxModel} from '../index.js' */
-
-const TOKEN = 'test-admin-token'
-const REMOTE_VERSION = '20991231_235959'
-
-/**
- * A stand-in for the Python runtime: answers the contract's routes as it does (status, codes,
- * headers) but with fixed numbers, so a remote answer is told from a local one; it can be
- * stopped, restarted on the same port, slowed down or made to fail. The live test
- * (runtime.test.js) checks the same answers against the real runtime.
- */
-class FakeRuntime extends LocalServer {
-  /**
-   * `before-explanations`: a runtime older than explanations, which ignores `?explain=true`.
-   * @type {'ok' | 'slow' | 'hang' | 'reset' | 'unavailable' | 'not-json' | 'off-contract' | 'tampered' | 'before-explanations'}
-   */
-  mode = 'ok'
-  slowMs = 5000
-  /** @type {Array<string>} requests seen, as `METHOD /path` */
-  requests = []
-  /** @type {Array<{path: string, headers: http.IncomingHttpHeaders, body: any}>} */
-  posts = []
-  /**
-   * @param {http.IncomingMessage} request
-   * @param {http.ServerResponse} response
-   */
-  async handle(request, response) {
-    let text = ''
-    for await (const chunk of request) text += chunk
-    const route = `${request.method} ${request.url}`
-    this.requests.push(route)
-    /**
-     * @param {number} status
-     * @param {unknown} body
-     */
-    const send = (status, body) => {
-      if (response.destroyed) return
-      response.writeHead(status, {'content-type': 'application/json'})
-      response.end(typeof body === 'string' ? body : JSON.stringify(body))
-    }
-    /**
-     * @param {number} status
-     * @param {string} error
-     * @param {string} detail
-     */
-    const fail = (status, error, detail) => send(status, {statusCode: status, error, detail})
-
-    if (this.mode === 'hang') return // the request is read; no answer ever comes
-    if (this.mode === 'reset') return response.socket?.resetAndDestroy()
-    if (this.mode === 'slow') await sleep(this.slowMs)
-    if (this.mode === 'unavailable') return fail(503, 'model_not_ready', 'no model is loaded')
-    if (route === 'GET /health/ready') return send(200, {status: 'ready', modelVersion: REMOTE_VERSION})
-    if (route === 'GET /health') {
-      return send(200, {
-        status: 'healthy',
-        service: 'ml-matching',
-        modelLoaded: true,
-        modelVersion: REMOTE_VERSION,
-        timestamp: new Date().toISOString()
-      })
-    }
-    if (route === 'GET /models') {
-      return send(200, [
-        {version: REMOTE_VERSION, timestamp: '', algorithm: 'random_forest', metrics: {}, active: true}
-      ])
-    }
-    if (route === `GET /models/${REMOTE_VERSION}`) return send(200, {version: REMOTE_VERSION})
-    const file = /^GET \/models\/(\d{8}_\d{6})\/files\/([\w.-]+)$/.exec(route)
-    if (file) return this.#sendFile(response, file[1], file[2])
-    if (request.method === 'POST') {
-      if (text && request.headers['content-type'] !== 'application/json') {
-        return fail(415, 'unsupported_media_type', 'expected application/json')
-      }
-      const body = JSON.parse(text || 'null')
-      this.posts.push({path: request.url ?? '', headers: request.headers, body})
-      if (this.mode === 'not-json') return send(200, '<html>proxy</html>')
-      if (this.mode === 'off-contract') return send(200, {hello: 'world'})
-      if (request.url === `/models/${REMOTE_VERSION}/load`) {
-        // As the runtime: a missing or wrong token is 401 with a challenge (403 means no token is configured).
-        if (request.headers.authorization !== `Bearer ${TOKEN}`) {
-          response.setHeader('www-authenticate', 'Bearer')
-          return fail(
-            401,
-            'unauthorized',
-            'missing or wrong bearer token (Authorization: Bearer <ML_SERVICE_ADMIN_TOKEN>)'
-          )
-        }
-        return send(200, {status: 'success', version: REMOTE_VERSION, previousVersion: RF, persisted: true})
-      }
-      const url = new URL(request.url ?? '/', 'http://fake')
-      const rows =
-        url.pathname === '/predict' ? [body] : url.pathname === '/predict/batch' ? body?.instances : null
-      if (!rows) return fail(404, 'not_found', `no route ${route}`)
-      const bad = rows.findIndex((/** @type {any} */ row) => row.brandFit > 1)
-      if (bad >= 0) {
-        const where = url.pathname === '/predict' ? '' : `row ${bad}: `
-        return fail(
-          400,
-          'invalid_input',
-          `${where}feature \`brandFit\`: value ${rows[bad].brandFit} is outside [0, 1]`
-        )
-      }
-      const explain = url.searchParams.get('explain') === 'true' && this.mode !== 'before-explanations'
-      const contributions = explain ? {contributions: {brandFit: 0.5}} : {}
-      const header = explain ? {baseValue: -0.1, explanationScale: 'log-odds'} : {}
-      const one = {score: 42, confidence: 10, successProbability: 42, ...contributions}
-      const shared = {featureImportance: {brandFit: 1}, modelVersion: REMOTE_VERSION}
-      if (url.pathname === '/predict') return send(200, {...one, ...shared, ...header})
-      return send(200, {predictions: rows.map(() => one), ...shared, ...header})
-    }
-    return fail(404, 'not_found', `no route for ${route}`)
-  }
-
-  /**
-   * A fixture version's file with its sha256 in `Repr-Digest` and `ETag`, as the runtime sends it.
-   *
-   * @param {http.ServerResponse} response
-   * @param {string} version
-   * @param {string} name
-   */
-  async #sendFile(response, version, name) {
-    let bytes
-    try {
-      bytes = await readFile(path.join(versionDir(version), name))
-    } catch {
-      response.writeHead(404, {'content-type': 'application/json'})
-      return response.end(JSON.stringify({statusCode: 404, error: 'file_not_found', detail: `no ${name}`}))
-    }
-    const digest = createHash('sha256').update(bytes).digest()
-    if (this.mode === 'tampered' && name === 'model.onnx') bytes = Buffer.concat([bytes, Buffer.from([0])])
-    response.writeHead(200, {
-      'content-type': name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
-      'repr-digest': `sha-256=:${digest.toString('base64')}:`,
-      etag: `"${digest.toString('hex')}"`
-    })
-    response.end(bytes)
-  }
-}
-
-/** A clock the tests move by hand: the client's readiness probes are paced by it. */
-function manualClock() {
-  let now = 0
-  return {
-    now: () => now,
-    /** @param {number} ms */
-    advance: (ms) => void (now += ms)
-  }
-}
-
-/** A logger that remembers what it was told. */
-function memoryLogger() {
-  /** @type {Array<[string, string]>} */
-  const lines = []
-  return {
-    lines,
-    /** @param {string} message */
-    warn: (message) => void lines.push(['warn', message]),
-    /** @param {string} message */
-    info: (message) => void lines.push(['info', message])
-  }
-}
 
 /**
  * Wraps a scorer to count its use.
@@ -208,27 +59,32 @@ function counting(inner) {
 }
 
 describe('createClient', () => {
-  /** @type {OnnxModel} */
+  /** @type {OnnxModel} the client's local model */
   let local
+  /** @type {OnnxModel} what the runtime serves */
+  let served
   /** @type {Record<string, number>} */
   let row
   const server = new FakeRuntime()
 
   before(async () => {
     local = await loadModel(versionDir(RF))
+    served = await loadModel(versionDir(GB))
     row = uniformRow(local.features, 0.5)
   })
   beforeEach(async () => {
     await server.stop()
     server.mode = 'ok'
+    server.served = GB
     server.requests = []
     server.posts = []
     server.port = 0
     await server.start()
   })
   after(async () => {
-    await server.stop()
+    await server.close()
     await local.close()
+    await served.close()
   })
 
   test('up → remote; stopped → local, marked; back → remote after healthIntervalMs', async () => {
@@ -245,9 +101,8 @@ describe('createClient', () => {
     })
 
     const remote = await client.predict(row)
-    assert.equal(remote.source, 'remote')
-    assert.equal(remote.score, 42)
-    assert.equal(remote.modelVersion, REMOTE_VERSION)
+    assert.deepEqual(remote, {...(await served.predict(row)), source: 'remote'})
+    assert.notEqual(remote.score, (await local.predict(row)).score)
     assert.equal(client.degraded, false)
     assert.deepEqual(server.posts[0].body, row)
 
@@ -283,7 +138,7 @@ describe('createClient', () => {
   })
 
   test('while degraded, /health/ready is asked at most once per healthIntervalMs', async () => {
-    server.mode = 'unavailable'
+    server.mode = 'no-model'
     const clock = manualClock()
     const healthIntervalMs = 200
     const client = createClient({
@@ -318,7 +173,7 @@ describe('createClient', () => {
   })
 
   test('503 → local, for one row and for a batch', async () => {
-    server.mode = 'unavailable'
+    server.mode = 'no-model'
     const logger = memoryLogger()
     const client = createClient({baseUrl: server.baseUrl, local, logger})
     assert.equal((await client.predict(row)).source, 'local')
@@ -345,7 +200,7 @@ describe('createClient', () => {
         ['hang', /POST \/predict timed out after 200 ms/],
         ['slow', /POST \/predict timed out after 200 ms/],
         ['reset', /POST \/predict failed \((ECONNRESET|UND_ERR_SOCKET|other side closed)/],
-        ['unavailable', /POST \/predict answered 503/],
+        ['no-model', /POST \/predict answered 503/],
         ['not-json', /POST \/predict answered with a body that is not JSON/],
         ['off-contract', /answered POST \/predict with a body outside the contract/]
       ])) {
@@ -363,7 +218,7 @@ describe('createClient', () => {
         clock.advance(5000)
         assert.equal((await client.predict(row)).source, 'remote', `${mode}: recovers`)
       }
-      await sleep(50) // a rejection nobody handled would surface by now
+      await nextTurn() // a rejection nobody handled is reported by then
       assert.deepEqual(unhandled, [])
     } finally {
       process.off('unhandledRejection', record)
@@ -405,10 +260,12 @@ describe('createClient', () => {
     const client = createClient({baseUrl: server.baseUrl, local})
     const batch = await client.predictBatch([row, row])
     assert.equal(batch.source, 'remote')
-    assert.deepEqual(batch.predictions, [
-      {score: 42, confidence: 10, successProbability: 42, source: 'remote'},
-      {score: 42, confidence: 10, successProbability: 42, source: 'remote'}
-    ])
+    const expected = await served.predictBatch([row, row])
+    assert.deepEqual(batch, {
+      ...expected,
+      predictions: expected.predictions.map((p) => ({...p, source: 'remote'})),
+      source: 'remote'
+    })
     assert.deepEqual(server.posts[0].body, {instances: [row, row]})
   })
 
@@ -437,12 +294,11 @@ describe('createClient', () => {
     const client = createClient({baseUrl: server.baseUrl, local, logger: memoryLogger()})
     const remote = await client.predict(row, {explain: true})
     assert.deepEqual(server.posts.at(-1)?.path, '/predict?explain=true')
-    assert.equal(remote.source, 'remote')
-    assert.deepEqual(remote.contributions, {brandFit: 0.5})
+    assert.deepEqual(remote, {...(await served.predict(row, {explain: true})), source: 'remote'})
     assert.equal(remote.explanationScale, 'log-odds')
     const batch = await client.predictBatch([row, row], {explain: true})
-    assert.equal(batch.baseValue, -0.1)
-    assert.deepEqual(batch.predictions[1].contributions, {brandFit: 0.5})
+    assert.equal(batch.baseValue, remote.baseValue)
+    assert.deepEqual(batch.predictions[1].contributions, remote.contributions)
 
     server.mode = 'before-explanations'
     await assert.rejects(client.predict(row, {explain: true}), (error) => {
@@ -474,37 +330,48 @@ describe('createClient', () => {
     assert.equal((await client.predict(row)).source, 'remote')
     assert.equal(logger.lines[1][0], 'info')
 
-    server.mode = 'unavailable'
+    server.mode = 'no-model'
     await assert.rejects(client.predictBatch([row]), {name: 'ServiceUnavailableError', status: 503})
   })
 
   test('health, models, model and loadVersion talk to the service, never to local', async () => {
-    const client = createClient({baseUrl: server.baseUrl + '/', local, adminToken: TOKEN})
+    const client = createClient({baseUrl: server.baseUrl + '/', local, adminToken: ADMIN_TOKEN})
     const health = await client.health()
     assert.equal(health.status, 'healthy')
-    assert.equal(health.modelVersion, REMOTE_VERSION)
+    assert.equal(health.modelVersion, GB)
+    const models = await client.models()
     assert.deepEqual(
-      (await client.models()).map((m) => m.version),
-      [REMOTE_VERSION]
+      models.map((m) => [m.version, m.active]),
+      [
+        [RF, false],
+        [GB, true],
+        [OTHER, false]
+      ]
     )
-    assert.equal((await client.model(REMOTE_VERSION)).version, REMOTE_VERSION)
-    await assert.rejects(client.model('nope'), {name: 'RequestRejectedError', status: 404, code: 'not_found'})
-    assert.deepEqual(await client.loadVersion(REMOTE_VERSION), {
+    assert.equal((await client.model(GB)).version, GB)
+    await assert.rejects(client.model('nope'), {
+      name: 'RequestRejectedError',
+      status: 400,
+      code: 'invalid_input'
+    })
+    await assert.rejects(client.model('20991231_235959'), {status: 404, code: 'version_not_found'})
+    assert.deepEqual(await client.loadVersion(RF), {
       status: 'success',
-      version: REMOTE_VERSION,
-      previousVersion: RF,
+      version: RF,
+      previousVersion: GB,
       persisted: true
     })
-    assert.equal(server.posts.at(-1)?.headers.authorization, `Bearer ${TOKEN}`)
+    assert.equal(server.posts.at(-1)?.headers.authorization, `Bearer ${ADMIN_TOKEN}`)
+    assert.equal((await client.predict(row)).modelVersion, RF, 'the loaded version serves')
 
     const wrong = createClient({baseUrl: server.baseUrl, adminToken: 'nope'})
-    await assert.rejects(wrong.loadVersion(REMOTE_VERSION), {
+    await assert.rejects(wrong.loadVersion(GB), {
       name: 'RequestRejectedError',
       status: 401,
       code: 'unauthorized'
     })
     const none = createClient({baseUrl: server.baseUrl})
-    await assert.rejects(none.loadVersion(REMOTE_VERSION), (error) => {
+    await assert.rejects(none.loadVersion(GB), (error) => {
       assert.ok(error instanceof SettingsError)
       assert.equal(error.code, 'invalid_settings')
       assert.match(
@@ -545,63 +412,56 @@ describe('createClient', () => {
     }
   })
 
-  test('downloadVersion fetches the served version, checks every file, and keeps it whole', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-download-'))
-    try {
-      const client = createClient({baseUrl: server.baseUrl})
-      const folder = await client.downloadVersion(RF, dir)
-      assert.equal(folder, path.join(dir, RF))
-      const pinned = Object.keys((await sidecarOf(RF)).files ?? {})
-      assert.ok(pinned.includes('explain.onnx') && pinned.includes('card.html'))
-      for (const name of ['model.json', 'model.onnx', ...pinned]) {
-        assert.deepEqual(
-          await readFile(path.join(folder, name)),
-          await readFile(path.join(versionDir(RF), name))
-        )
-      }
-      const model = await client.fetchModel({version: RF, dir})
-      assert.deepEqual(await model.predict(row), await local.predict(row))
-      await model.close()
-      assert.equal(
-        server.requests.filter((r) => r.includes('/files/')).length,
-        2 + pinned.length,
-        'a version on disk is not fetched again'
+  test('downloadVersion fetches a version, checks every file, and keeps it whole', async (t) => {
+    const dir = await tempDir('download', t)
+    const client = createClient({baseUrl: server.baseUrl})
+    const folder = await client.downloadVersion(RF, dir)
+    assert.equal(folder, path.join(dir, RF))
+    const pinned = Object.keys((await sidecarOf(RF)).files ?? {})
+    assert.ok(pinned.includes('explain.onnx') && pinned.includes('card.html'))
+    for (const name of ['model.json', 'model.onnx', ...pinned]) {
+      assert.deepEqual(
+        await readFile(path.join(folder, name)),
+        await readFile(path.join(versionDir(RF), name))
       )
-
-      server.mode = 'tampered'
-      await assert.rejects(client.downloadVersion(GB, dir), (error) => {
-        assert.ok(error instanceof ArtifactCorruptError)
-        assert.equal(error.check, 'sha256')
-        assert.match(
-          error.message,
-          /^sha256: model\.onnx of 20260102_000000 downloaded from http:\S+ has sha256 [0-9a-f]{64}, expected/
-        )
-        return true
-      })
-      assert.deepEqual((await readdir(dir)).sort(), [RF], 'nothing of the refused version is left')
-    } finally {
-      await rm(dir, {recursive: true, force: true})
     }
+    const model = await client.fetchModel({version: RF, dir})
+    assert.deepEqual(await model.predict(row), await local.predict(row))
+    await model.close()
+    assert.equal(
+      server.requests.filter((r) => r.includes('/files/')).length,
+      2 + pinned.length,
+      'a version on disk is not fetched again'
+    )
+
+    server.mode = 'tampered'
+    await assert.rejects(client.downloadVersion(GB, dir), (error) => {
+      assert.ok(error instanceof ArtifactCorruptError)
+      assert.equal(error.check, 'sha256')
+      assert.match(
+        error.message,
+        /^sha256: model\.onnx of 20260102_000000 downloaded from http:\S+ has sha256 [0-9a-f]{64}, expected/
+      )
+      return true
+    })
+    assert.deepEqual((await readdir(dir)).sort(), [RF], 'nothing of the refused version is left')
   })
 
-  test('downloadVersion without a version takes the one the runtime serves', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-download-'))
-    try {
-      const client = createClient({baseUrl: server.baseUrl})
-      // The fake serves REMOTE_VERSION, which has no files: the runtime's 404 is passed on.
-      await assert.rejects(client.downloadVersion(undefined, dir), {
-        name: 'RequestRejectedError',
-        status: 404,
-        code: 'file_not_found'
-      })
-      assert.deepEqual(server.requests.slice(0, 2), [
-        'GET /health/ready',
-        `GET /models/${REMOTE_VERSION}/files/model.json`
-      ])
-      assert.deepEqual(await readdir(dir), [])
-    } finally {
-      await rm(dir, {recursive: true, force: true})
-    }
+  test('downloadVersion without a version takes the one the runtime serves', async (t) => {
+    const dir = await tempDir('download', t)
+    const client = createClient({baseUrl: server.baseUrl})
+    assert.equal(await client.downloadVersion(undefined, dir), path.join(dir, GB))
+    assert.deepEqual(server.requests.slice(0, 2), ['GET /health/ready', `GET /models/${GB}/files/model.json`])
+    const model = await client.fetchModel({dir})
+    assert.deepEqual(await model.predict(row), await served.predict(row))
+    await model.close()
+    // A version it does not have is the runtime's 404, passed on.
+    await assert.rejects(client.downloadVersion('20991231_235959', dir), {
+      name: 'RequestRejectedError',
+      status: 404,
+      code: 'version_not_found'
+    })
+    assert.deepEqual(await readdir(dir), [GB])
   })
 
   test('a row JSON cannot carry is the caller’s error, not a service failure', async () => {

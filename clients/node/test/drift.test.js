@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
 import {psi, reading} from '../lib/drift.js'
 import {readSidecar, weightedModel} from '../index.js'
-import {RF, versionDir} from './helpers.js'
+import {RF, versionDir} from './support.js'
 
 /**
  * `n` rows drawn from the sidecar's training histograms (a bin by its count, then uniformly inside).

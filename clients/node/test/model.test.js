@@ -3,7 +3,7 @@ import {readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {ArtifactCorruptError, ExplanationUnavailableError, loadModel, weightedModel} from '../index.js'
-import {GB, RF, copyVersion, editSidecar, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {GB, RF, copyVersion, editSidecar, sidecarOf, uniformRow, versionDir} from './support.js'
 
 /** @import {OnnxModel} from '../index.js' */
 

@@ -8,7 +8,7 @@ import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import path from 'node:path'
 import {describe, test} from 'node:test'
 import {ExplanationUnavailableError, loadModel, readSidecar, weightedModel} from '../index.js'
-import {PARITY_FIXTURES, STORE, versionDir} from './helpers.js'
+import {PARITY_FIXTURES, STORE, versionDir} from './support.js'
 
 const ONNX_TOLERANCE = 1e-6
 const BASELINE_TOLERANCE = 1e-9

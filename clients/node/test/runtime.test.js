@@ -1,56 +1,40 @@
 /**
- * The client against the real Python runtime (`$ML_MATCHING_PYTHON -m runtime`) serving the fixture
- * store: remote answers must equal local onnxruntime-node answers within 1e-6.
+ * The client against the real Python runtime (`$ML_MATCHING_PYTHON -m ml_matching.runtime`)
+ * serving a copy of the fixture store: remote answers must equal local onnxruntime-node answers
+ * within 1e-6; and the fake runtime of test/support.js must answer as it does.
  *
  * Runs when ML_MATCHING_PYTHON is set (nox's node session sets it); skipped, with the reason, when
  * the runtime does not become ready. Once it is ready, every check is strict.
  */
 
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {once} from 'node:events'
-import {cp, mkdtemp, rm} from 'node:fs/promises'
-import net from 'node:net'
-import os from 'node:os'
+import {cp, rm} from 'node:fs/promises'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, test} from 'node:test'
 import {RequestRejectedError, createClient, loadModel} from '../index.js'
-import {GB, OTHER, RF, STORE, uniformRow, versionDir} from './helpers.js'
+import {
+  EXAMPLE_ROW,
+  FakeRuntime,
+  GB,
+  OTHER,
+  PYTHON,
+  PythonService,
+  RF,
+  STORE,
+  assertSameAnswer,
+  exchange,
+  freePort,
+  rowsOf,
+  tempDir,
+  uniformRow,
+  versionDir
+} from './support.js'
 
-/** @import {ChildProcess} from 'node:child_process' */
 /** @import {OnnxModel, RowScore} from '../index.js' */
 
-const PYTHON = process.env.ML_MATCHING_PYTHON
 const READY_TIMEOUT_MS = 15_000
 const TOLERANCE = 1e-6
 const TOKEN = 'node-test-token'
-const REPO = path.resolve(STORE, '../../..')
-
-/** @returns {Promise<number>} */
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const {port} = /** @type {net.AddressInfo} */ (server.address())
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/**
- * Deterministic in-range float32 rows (a small LCG: the test needs no randomness of its own).
- *
- * @param {ReadonlyArray<string>} names
- * @param {number} count
- */
-function rows(names, count) {
-  let state = 12345
-  const next = () => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0
-    return Math.fround(state / 2 ** 32)
-  }
-  return Array.from({length: count}, () => Object.fromEntries(names.map((name) => [name, next()])))
-}
 
 /**
  * @param {RowScore} remote
@@ -65,12 +49,11 @@ function assertSameScore(remote, local, where) {
 }
 
 describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTHON is not set'}, () => {
-  /** @type {ChildProcess | undefined} */
-  let child
+  /** @type {PythonService} */
+  let runtime
   /** @type {string | undefined} why the runtime is not there to test */
   let unavailable
   let baseUrl = ''
-  let output = ''
   let store = ''
   /** @type {OnnxModel} */
   let rf
@@ -81,54 +64,30 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     rf = await loadModel(versionDir(RF))
     gb = await loadModel(versionDir(GB))
     // A copy: loading a version rewrites the store's ACTIVE, and the committed fixture must not change.
-    store = path.join(await mkdtemp(path.join(os.tmpdir(), 'ml-matching-runtime-')), 'store')
+    store = path.join(await tempDir('runtime'), 'store')
     await cp(STORE, store, {recursive: true})
     const port = await freePort()
-    baseUrl = `http://127.0.0.1:${port}`
-    const env = {
-      ...process.env,
-      MODELS_DIR: store,
-      ML_SERVICE_HOST: '127.0.0.1',
-      ML_SERVICE_PORT: String(port),
-      ML_SERVICE_ADMIN_TOKEN: TOKEN,
-      LOG_LEVEL: 'WARNING'
-    }
-    const started = spawn(/** @type {string} */ (PYTHON), ['-m', 'ml_matching.runtime'], {
-      cwd: REPO,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe']
+    runtime = new PythonService('runtime', {
+      port,
+      env: {
+        MODELS_DIR: store,
+        ML_SERVICE_HOST: '127.0.0.1',
+        ML_SERVICE_PORT: String(port),
+        ML_SERVICE_ADMIN_TOKEN: TOKEN
+      },
+      readyPath: '/health/ready',
+      readyTimeoutMs: READY_TIMEOUT_MS
     })
-    child = started
-    /** @param {Buffer} chunk */
-    const keep = (chunk) => void (output = (output + chunk).slice(-2000))
-    started.stdout?.on('data', keep)
-    started.stderr?.on('data', keep)
-    /** @type {string | undefined} */
-    let exited
-    started.once('exit', (code, signal) => void (exited = `exited (${signal ?? code})`))
-    started.once('error', (error) => void (exited = `could not start (${error.message})`))
-
-    const deadline = performance.now() + READY_TIMEOUT_MS
-    while (performance.now() < deadline && exited === undefined) {
-      try {
-        const response = await fetch(`${baseUrl}/health/ready`, {signal: AbortSignal.timeout(1000)})
-        await response.arrayBuffer()
-        if (response.status === 200) return
-      } catch {}
-      await sleep(200)
+    baseUrl = runtime.url
+    try {
+      await runtime.start()
+    } catch (error) {
+      unavailable = /** @type {Error} */ (error).message
     }
-    const tail = output.trim().split('\n').slice(-5).join(' | ')
-    unavailable = `\`${PYTHON} -m runtime\` ${exited ?? `was not ready within ${READY_TIMEOUT_MS} ms`}: ${tail}`
   })
 
   after(async () => {
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exit = once(child, 'exit')
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child?.kill('SIGKILL'), 5000)
-      await exit
-      clearTimeout(timer)
-    }
+    await runtime?.stop()
     await rf?.close()
     await gb?.close()
     if (store) await rm(path.dirname(store), {recursive: true, force: true})
@@ -154,8 +113,60 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     assert.ok(!Number.isNaN(Date.parse(health.timestamp)))
   })
 
+  live('the fake runtime of test/support.js answers as the runtime does', async () => {
+    const fake = new FakeRuntime({served: RF, token: TOKEN})
+    await fake.start()
+    try {
+      const row = EXAMPLE_ROW
+      const rows = [row, ...rowsOf(rf.features, 3)]
+      /** @type {Array<[string, string, {body?: unknown, headers?: Record<string, string>}?]>} */
+      const requests = [
+        ['GET', '/health'],
+        ['GET', '/health/ready'],
+        ['GET', '/models'],
+        ['GET', `/models/${RF}`],
+        ['GET', '/models/nope'],
+        ['GET', '/models/20991231_235959'],
+        ['GET', `/models/${RF}/files/model.json`],
+        ['GET', `/models/${RF}/files/model.onnx`],
+        ['GET', `/models/${RF}/files/card.html`],
+        ['GET', `/models/${GB}/files/explain.onnx`],
+        ['GET', `/models/${RF}/files/nope.txt`],
+        ['GET', `/models/20991231_235959/files/model.onnx`],
+        ['POST', '/predict', {body: row}],
+        ['POST', '/predict?explain=true', {body: row}],
+        ['POST', '/predict/batch', {body: {instances: rows}}],
+        ['POST', '/predict/batch?explain=true', {body: {instances: rows}}],
+        ['POST', '/predict', {body: {...row, brandFit: 1.5}}],
+        ['POST', '/predict', {body: {...row, brandfit: 0.5}}],
+        ['POST', '/predict/batch', {body: {instances: [row, {...row, brandFit: 2}]}}],
+        ['POST', '/predict/batch', {body: {instances: []}}],
+        ['POST', '/predict', {body: row, headers: {'content-type': 'text/plain'}}],
+        ['POST', `/models/${GB}/load`, {headers: {authorization: 'Bearer wrong'}}],
+        ['POST', `/models/${RF}/load`, {headers: {authorization: `Bearer ${TOKEN}`}}],
+        ['GET', '/nope']
+      ]
+      for (const [method, where, options] of requests) {
+        const what = `${method} ${where}`
+        const real = await exchange(baseUrl, method, where, options)
+        const mine = await exchange(fake.baseUrl, method, where, options)
+        assert.equal(mine.status, real.status, what)
+        assert.deepEqual(mine.headers, real.headers, what)
+        if (Buffer.isBuffer(real.body)) {
+          assert.ok(Buffer.isBuffer(mine.body) && mine.body.equals(real.body), `${what}: the same bytes`)
+          continue
+        }
+        // The runtime names its store (a copy) in a detail; the fake names the committed one.
+        const expected = JSON.parse(JSON.stringify(real.body).replaceAll(store, STORE))
+        assertSameAnswer(mine.body, expected, {tolerance: TOLERANCE, loose: ['timestamp'], where: what})
+      }
+    } finally {
+      await fake.close()
+    }
+  })
+
   live(`remote /predict equals local onnxruntime-node within ${TOLERANCE}`, async (client) => {
-    const sample = [...rf.sidecar.goldenRows.map((row) => row.features), ...rows(rf.features, 40)]
+    const sample = [...rf.sidecar.goldenRows.map((row) => row.features), ...rowsOf(rf.features, 40)]
     sample.push(uniformRow(rf.features, 0), uniformRow(rf.features, 1))
     for (const [i, row] of sample.entries()) {
       const remote = await client.predict(row)
@@ -171,7 +182,7 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
   })
 
   live('remote /predict/batch equals local predictBatch', async (client) => {
-    const sample = rows(rf.features, 200)
+    const sample = rowsOf(rf.features, 200)
     const remote = await client.predictBatch(sample)
     const local = await rf.predictBatch(sample)
     assert.equal(remote.source, 'remote')
@@ -183,7 +194,7 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
   })
 
   live('explain: remote contributions equal local ones within 1e-6, batch and single', async (client) => {
-    const sample = rows(rf.features, 50)
+    const sample = rowsOf(rf.features, 50)
     const remote = await client.predictBatch(sample, {explain: true})
     const local = await rf.predictBatch(sample, {explain: true})
     assert.equal(remote.source, 'remote')
@@ -253,7 +264,7 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     const loaded = await client.loadVersion(GB)
     try {
       assert.deepEqual([loaded.status, loaded.version, loaded.previousVersion], ['success', GB, RF])
-      for (const [i, row] of rows(gb.features, 30).entries()) {
+      for (const [i, row] of rowsOf(gb.features, 30).entries()) {
         const remote = await client.predict(row)
         assert.equal(remote.modelVersion, GB)
         assertSameScore(remote, await gb.predict(row), `row ${i}`)
@@ -266,11 +277,11 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
   live(
     'fetchModel downloads the served version, verified, and scores as the runtime does',
     async (client) => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-fetch-'))
+      const dir = await tempDir('fetch')
       try {
         const model = await client.fetchModel({dir})
         assert.equal(model.version, RF)
-        for (const [i, row] of rows(model.features, 20).entries()) {
+        for (const [i, row] of rowsOf(model.features, 20).entries()) {
           assertSameScore(await client.predict(row), await model.predict(row), `row ${i}`)
         }
         await model.close()
@@ -287,9 +298,7 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
   live('when the runtime stops, the client scores locally', async (client) => {
     const row = uniformRow(rf.features, 0.5)
     assert.equal((await client.predict(row)).source, 'remote')
-    const exit = once(/** @type {ChildProcess} */ (child), 'exit')
-    child?.kill('SIGTERM')
-    await exit
+    await runtime.stop()
     const quiet = createClient({baseUrl, local: rf, timeoutMs: 1000, logger: {warn() {}, info() {}}})
     assert.deepEqual(await quiet.predict(row), {...(await rf.predict(row)), source: 'local'})
   })

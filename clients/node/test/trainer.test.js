@@ -1,45 +1,31 @@
 /**
  * The client against the real trainer (`$ML_MATCHING_PYTHON -m ml_matching.trainer`, which needs the
  * train extra): outcomes survive a trainer outage (kill -9) and a client restart, and are stored
- * exactly once; status() and train() as the trainer answers them.
+ * exactly once; status() and train() as the trainer answers them; and the fake trainer of
+ * test/support.js answers as it does.
  *
  * Runs when ML_MATCHING_PYTHON is set (nox's node session sets it); skipped with the reason when
  * the trainer does not become ready.
  */
 
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {once} from 'node:events'
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
-import net from 'node:net'
-import os from 'node:os'
+import {rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, test} from 'node:test'
 import {createClient} from '../index.js'
-import {STORE} from './helpers.js'
+import {
+  EXAMPLE_ROW,
+  FakeTrainer,
+  PYTHON,
+  PythonService,
+  assertSameAnswer,
+  exchange,
+  freePort,
+  tempDir
+} from './support.js'
 
-/** @import {ChildProcess} from 'node:child_process' */
-
-const PYTHON = process.env.ML_MATCHING_PYTHON
 const TOKEN = 'node-trainer-token'
-const REPO = path.resolve(STORE, '../../..')
-const NAMES = [
-  'nicheAlignment', 'audienceMatch', 'engagementRate', 'brandFit', 'locationMatch', 'budgetAlignment',
-  'contentQuality', 'responseRate', 'accountAge', 'activityScore', 'lastActiveScore', 'connectionAcceptance',
-  'profileCompletion', 'portfolioQuality', 'networkStrength', 'mutualConnections', 'connectionDiversity',
-  'postingConsistency', 'contentEngagement'
-] // prettier-ignore
-
-/** @returns {Promise<number>} */
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const {port} = /** @type {net.AddressInfo} */ (server.address())
-  server.close()
-  await once(server, 'close')
-  return port
-}
+const NAMES = Object.keys(EXAMPLE_ROW)
 
 /** @param {number} i */
 function row(i) {
@@ -48,86 +34,128 @@ function row(i) {
 
 describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTHON is not set'}, () => {
   let work = ''
-  let url = ''
-  /** @type {Record<string, string>} */
-  let env = {}
-  /** @type {ChildProcess | undefined} */
-  let child
+  /** @type {PythonService} */
+  let trainer
   /** @type {string | undefined} */
   let unavailable
 
-  /** Start the trainer; resolve once it answers /health. */
-  async function start() {
-    child = spawn(/** @type {string} */ (PYTHON), ['-m', 'ml_matching.trainer'], {
-      cwd: REPO,
-      env,
-      stdio: 'ignore'
-    })
-    const deadline = performance.now() + 30_000
-    while (performance.now() < deadline && child.exitCode === null) {
-      try {
-        if ((await fetch(`${url}/health`, {signal: AbortSignal.timeout(1000)})).ok) return
-      } catch {}
-      await sleep(100)
-    }
-    throw new Error(`the trainer did not answer within 30 s (exit ${child.exitCode})`)
-  }
-
-  async function kill() {
-    if (child && child.exitCode === null) {
-      const exit = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exit
-    }
-  }
-
   before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'ml-matching-trainer-'))
+    work = await tempDir('trainer')
     const config = path.join(work, 'fast.json')
     await writeFile(
       config,
       JSON.stringify({folds: 3, random_forest: {n_estimators: 10, max_depth: 4, n_jobs: 1}})
     )
     const port = await freePort()
-    url = `http://127.0.0.1:${port}`
-    env = {
-      ...process.env,
-      MODELS_DIR: path.join(work, 'store'),
-      ML_TRAINER_HOST: '127.0.0.1',
-      ML_TRAINER_PORT: String(port),
-      ML_SERVICE_ADMIN_TOKEN: TOKEN,
-      RETRAIN_EVERY: '0',
-      TRAIN_CONFIG: config,
-      LOG_LEVEL: 'WARNING'
-    }
+    trainer = new PythonService('trainer', {
+      port,
+      env: {
+        MODELS_DIR: path.join(work, 'store'),
+        ML_TRAINER_HOST: '127.0.0.1',
+        ML_TRAINER_PORT: String(port),
+        ML_SERVICE_ADMIN_TOKEN: TOKEN,
+        RETRAIN_EVERY: '0',
+        TRAIN_CONFIG: config
+      },
+      readyPath: '/health'
+    })
     try {
-      await start()
+      await trainer.start()
     } catch (error) {
-      unavailable = String(error)
+      unavailable = /** @type {Error} */ (error).message
     }
   })
   after(async () => {
-    await kill()
+    await trainer?.stop('SIGKILL')
     if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  /**
+   * Send the same requests to the trainer and to `fake`, in order; their answers must agree.
+   *
+   * @param {FakeTrainer} fake
+   * @param {Array<[string, string, {body?: unknown, headers?: Record<string, string>}?]>} requests
+   * @param {{loose?: ReadonlyArray<string>, values?: boolean}} [compare]
+   */
+  async function sameAnswers(fake, requests, compare = {}) {
+    for (const [method, where, options] of requests) {
+      const what = `${method} ${where}`
+      const real = await exchange(trainer.url, method, where, options)
+      const mine = await exchange(fake.baseUrl, method, where, options)
+      assert.equal(mine.status, real.status, what)
+      assert.deepEqual(mine.headers, real.headers, what)
+      assert.equal(
+        mine.location?.replace(/[0-9a-f]{16}$/, 'JOB'),
+        real.location?.replace(/[0-9a-f]{16}$/, 'JOB')
+      )
+      assertSameAnswer(mine.body, real.body, {...compare, where: what})
+    }
+  }
+
+  // First, while the trainer has stored nothing, as the fake starts.
+  test('the fake trainer of test/support.js answers as the trainer does', async (t) => {
+    if (unavailable) return t.skip(unavailable)
+    const fake = new FakeTrainer({token: TOKEN})
+    await fake.start()
+    try {
+      const one = {id: 'same-1', features: row(1), outcome: true}
+      const bad = {...row(2), brandFit: 2}
+      const admin = {authorization: `Bearer ${TOKEN}`}
+      await sameAnswers(
+        fake,
+        [
+          ['GET', '/health'],
+          ['GET', '/health/ready'],
+          ['POST', '/outcomes', {body: one}],
+          ['POST', '/outcomes', {body: one}],
+          ['POST', '/outcomes', {body: {...one, outcome: false}}],
+          ['POST', '/outcomes', {body: {id: 'same-2', features: bad, outcome: false}}],
+          [
+            'POST',
+            '/outcomes',
+            {
+              body: {
+                outcomes: [
+                  {id: 'same-3', features: row(3), outcome: false},
+                  {id: 'same-4', features: bad, outcome: true}
+                ]
+              }
+            }
+          ],
+          ['POST', '/outcomes', {body: {outcomes: [{id: 'same-3', features: row(3), outcome: false}, one]}}],
+          ['POST', '/outcomes', {body: one, headers: {'content-type': 'text/plain'}}],
+          ['GET', '/health'],
+          ['POST', '/train'],
+          ['POST', '/train', {headers: {authorization: 'Bearer wrong'}}],
+          ['POST', '/train', {headers: admin}],
+          ['GET', '/train/0123456789abcdef'],
+          ['GET', '/nope']
+        ],
+        {loose: ['timestamp', 'job']}
+      )
+    } finally {
+      await fake.stop()
+    }
   })
 
   test('outcomes survive a trainer outage and a client restart, stored exactly once', async (t) => {
     if (unavailable) return t.skip(unavailable)
     const spoolFile = path.join(work, 'outcomes.jsonl')
     const options = {
-      baseUrl: url,
-      trainerUrl: url,
+      baseUrl: trainer.url,
+      trainerUrl: trainer.url,
       spoolFile,
       retryMs: 60_000,
       timeoutMs: 2000,
       logger: {warn() {}, info() {}}
     }
     const first = createClient(options)
+    const before = /** @type {number} */ ((await first.status()).trainer?.outcomes)
     for (let i = 0; i < 20; i++)
       assert.equal((await first.recordOutcome(row(i), i % 3 === 0, {id: `n-${i}`})).state, 'stored')
     assert.equal((await first.recordOutcome(row(0), true, {id: 'n-0'})).state, 'duplicate')
 
-    await kill()
+    await trainer.stop('SIGKILL')
     for (let i = 20; i < 30; i++)
       assert.equal((await first.recordOutcome(row(i), i % 2 === 0, {id: `n-${i}`})).state, 'queued')
     const down = await first.status()
@@ -135,18 +163,18 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
 
     const second = createClient(options) // the Node process restarted
     assert.equal(second.outcomesWaiting, 10)
-    await start()
+    await trainer.start()
     await second.flushOutcomes()
     assert.equal(second.outcomesWaiting, 0)
-    const stats = /** @type {{total: number}} */ (await (await fetch(`${url}/outcomes/stats`)).json())
-    assert.equal(stats.total, 30)
+    const stats = /** @type {{total: number}} */ (await (await fetch(`${trainer.url}/outcomes/stats`)).json())
+    assert.equal(stats.total, before + 30)
     const up = await second.status()
-    assert.deepEqual(up.trainer, {reachable: true, outcomes: 30, runningJob: null})
+    assert.deepEqual(up.trainer, {reachable: true, outcomes: before + 30, runningJob: null})
   })
 
   test('train() answers with the seed shape, or says why the job was rejected', async (t) => {
     if (unavailable) return t.skip(unavailable)
-    const client = createClient({baseUrl: url, trainerUrl: url, adminToken: TOKEN})
+    const client = createClient({baseUrl: trainer.url, trainerUrl: trainer.url, adminToken: TOKEN})
     const rejected = await client.train()
     assert.equal(rejected.status, 'rejected')
     assert.match(rejected.reason, /rows; training needs at least 50$/)
@@ -154,5 +182,32 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     assert.match(job.job, /^[0-9a-f]{16}$/)
     const view = await client.job(job.job)
     assert.equal(view.job, job.job)
+  })
+
+  // Last: it trains, and leaves a job running.
+  test('a training that runs answers in the shape the fake trainer gives', async (t) => {
+    if (unavailable) return t.skip(unavailable)
+    const fake = new FakeTrainer({token: TOKEN})
+    await fake.start()
+    try {
+      const outcomes = Array.from({length: 80}, (_, i) => ({
+        id: `run-${i}`,
+        features: row(100 + i),
+        outcome: i % 3 !== 0
+      }))
+      const admin = {authorization: `Bearer ${TOKEN}`}
+      await sameAnswers(fake, [['POST', '/outcomes', {body: {outcomes}}]], {loose: ['total', 'untrained']})
+      // What a training found (its metrics, its decision's words) is the trainer's own: the shape is the contract.
+      await sameAnswers(
+        fake,
+        [
+          ['POST', '/train', {headers: admin}],
+          ['POST', '/train', {headers: {...admin, prefer: 'respond-async'}}]
+        ],
+        {values: false}
+      )
+    } finally {
+      await fake.stop()
+    }
   })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
 import {readFile} from 'node:fs/promises'
 import {InvalidInputError, MLMatchingError, loadModel, weightedModel} from '../index.js'
-import {RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {RF, sidecarOf, uniformRow, versionDir} from './support.js'
 
 /** @import {OnnxModel, WeightedModel, InvalidReason} from '../index.js' */
 

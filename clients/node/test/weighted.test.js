@@ -4,7 +4,7 @@ import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import {describe, test} from 'node:test'
 import {ArtifactCorruptError, readSidecar, weightedModel} from '../index.js'
-import {GB, RF, sidecarOf, uniformRow, versionDir} from './helpers.js'
+import {GB, RF, sidecarOf, uniformRow, versionDir} from './support.js'
 
 describe('weightedModel', () => {
   test('p = sigmoid(intercept + Σ coefficient · x), in the runtime response shape', async () => {

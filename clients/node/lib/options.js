@@ -1,0 +1,125 @@
+/**
+ * What `createClient` accepts, and the checks that turn a bad option into a `SettingsError`
+ * naming it, at construction: a typo in a timeout must not surface as an outage hours later.
+ */
+
+import {SettingsError} from './errors.js'
+
+/** @import {LocalScorer} from './runtime-client.js' */
+
+/**
+ * @typedef Logger
+ *   Where state changes are reported (`console` fits; so does a wrapper around a framework's logger).
+ * @property {(message: string) => void} warn
+ *   Called when the client turns to the local scorer.
+ * @property {(message: string) => void} info
+ *   Called when the service is back.
+ *
+ * @typedef ClientOptions
+ * @property {string | URL} baseUrl
+ *   The runtime's address, e.g. `http://ml-matching:8000` (a path prefix is kept).
+ * @property {number} [timeoutMs=2000]
+ *   Time allowed for one request, answer body included.
+ * @property {string} [adminToken]
+ *   Bearer token for `loadVersion`.
+ * @property {LocalScorer} [local]
+ *   Scores while the service is unreachable; without it such a failure throws.
+ * @property {number} [healthIntervalMs=5000]
+ *   While degraded, the least time between two readiness probes.
+ * @property {number} [downloadTimeoutMs=60000]
+ *   Time allowed for downloading one file of a version (`downloadVersion`, `fetchModel`).
+ * @property {Logger} [logger=console]
+ * @property {() => number} [now=performance.now]
+ *   The clock, in milliseconds, that paces the readiness probes (tests pass their own).
+ * @property {string | URL} [trainerUrl]
+ *   The trainer's address (`ml-matching trainer`), for `recordOutcome`, `train`, `status`.
+ * @property {string} [spoolFile]
+ *   A JSON Lines file keeping the outcomes that wait for the trainer, so a restart loses none.
+ * @property {number} [queueLimit=10000]
+ *   Most outcomes kept while the trainer is unreachable; past it `recordOutcome` throws.
+ * @property {number} [retryMs=5000]
+ *   While outcomes wait, how often to try the trainer again.
+ * @property {number} [trainTimeoutMs=330000]
+ *   How long `train()` waits for the trainer's answer (it waits up to its TRAIN_WAIT_SECONDS, 300 s).
+ *
+ * @typedef Settings
+ *   The options checked, with their defaults filled in.
+ * @property {string} runtimeUrl
+ * @property {number} timeoutMs
+ * @property {number} healthIntervalMs
+ * @property {number} downloadTimeoutMs
+ * @property {string | undefined} adminToken
+ * @property {LocalScorer | undefined} local
+ * @property {Logger} logger
+ * @property {() => number} now
+ * @property {string | undefined} trainerUrl
+ * @property {number} retryMs
+ * @property {number} trainTimeoutMs
+ * @property {number} queueLimit
+ * @property {string | undefined} spoolFile
+ */
+
+/**
+ * Check `options` in the order they are documented; the first bad one throws.
+ *
+ * @param {ClientOptions} options
+ * @returns {Settings}
+ * @throws {SettingsError} an option that cannot be used, named.
+ */
+export function readOptions(options) {
+  const runtimeUrl = serviceUrl(options.baseUrl)
+  const timeoutMs = positive(options.timeoutMs ?? 2000, 'timeoutMs')
+  const healthIntervalMs = positive(options.healthIntervalMs ?? 5000, 'healthIntervalMs')
+  const downloadTimeoutMs = positive(options.downloadTimeoutMs ?? 60_000, 'downloadTimeoutMs')
+  const trainerUrl = options.trainerUrl === undefined ? undefined : serviceUrl(options.trainerUrl)
+  const retryMs = positive(options.retryMs ?? 5000, 'retryMs')
+  const trainTimeoutMs = positive(options.trainTimeoutMs ?? 330_000, 'trainTimeoutMs')
+  const queueLimit = options.queueLimit ?? 10_000
+  if (!Number.isSafeInteger(queueLimit) || queueLimit < 1) {
+    throw new SettingsError(`queueLimit must be a positive integer, got ${queueLimit}`)
+  }
+  return {
+    runtimeUrl,
+    timeoutMs,
+    healthIntervalMs,
+    downloadTimeoutMs,
+    adminToken: options.adminToken,
+    local: options.local,
+    logger: options.logger ?? console,
+    now: options.now ?? (() => performance.now()),
+    trainerUrl,
+    retryMs,
+    trainTimeoutMs,
+    queueLimit,
+    spoolFile: options.spoolFile
+  }
+}
+
+/**
+ * @param {number} value
+ * @param {string} name
+ */
+function positive(value, name) {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new SettingsError(`${name} must be a positive number of milliseconds, got ${value}`)
+  }
+  return value
+}
+
+/**
+ * @param {string | URL} value
+ * @returns {string} the URL without trailing slashes
+ */
+function serviceUrl(value) {
+  let url
+  try {
+    url = new URL(String(value))
+  } catch {
+    // A bad trainerUrl is reported under the name baseUrl too, as it always was.
+    throw new SettingsError(`baseUrl must be an http(s) URL, got ${JSON.stringify(String(value))}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SettingsError(`baseUrl must be an http(s) URL, got ${url.href}`)
+  }
+  return url.href.replace(/\/+$/, '')
+}
