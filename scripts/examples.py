@@ -159,7 +159,8 @@ def update(path: Path, clone: Path, printed: list[tuple[Block, str]]) -> None:
         return
     for block, got in sorted(printed, key=lambda item: -item[0].start):
         if block.expect is not None and not matches(block.expect.body, got):
-            text = text[: block.expect.start] + _CHANGING.sub(ELLIPSIS, got.strip()) + text[block.expect.end :]
+            printed_now = _CHANGING.sub(ELLIPSIS, got.strip())
+            text = text[: block.expect.start] + printed_now + text[block.expect.end :]
     path.write_text(text, encoding="utf-8")
 
 
