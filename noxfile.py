@@ -58,14 +58,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/ml_matching."""
-    _sync(session, "--extra", "train", "--group", "typecheck")
+    _sync(session, "--all-extras", "--group", "typecheck")
     session.run("mypy", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole pytest suite with the train extra installed, on every core."""
-    _sync(session, "--extra", "train", "--group", "test")
+    """The whole pytest suite with every extra installed (train, postgres, dask, parquet), on every core."""
+    _sync(session, "--all-extras", "--group", "test")
     # UV: the reference page of the runtime's packages is checked against `uv export`.
     session.run("pytest", "-n", "auto", *session.posargs, env={"UV": _uv()})
 

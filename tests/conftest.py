@@ -54,3 +54,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         where = item.path.relative_to(here).as_posix()
         if any(where == n or where.startswith(f"{n}/") for n in NEED_TRAINING):
             item.add_marker(pytest.mark.train)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    """A PostgreSQL server of this test process (skipped where the binaries are absent)."""
+    from tests.postgres import PostgresServer, binaries
+
+    found = binaries()
+    if found is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it)")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    server = PostgresServer(found).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The trainer's database, once as a SQLite file and once as a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "outcomes.sqlite")
+    server = request.getfixturevalue("postgres")
+    return str(server.database())

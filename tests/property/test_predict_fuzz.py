@@ -59,7 +59,10 @@ def test_a_batch_scores_the_same_as_row_by_row(
 ) -> None:
     batch = client.post("/predict/batch", json={"instances": rows}).json()["predictions"]
     singles = [client.post("/predict", json=r).json() for r in rows]
-    assert batch == [{k: s[k] for k in ("score", "confidence", "successProbability")} for s in singles]
+    scored = ("score", "confidence", "successProbability")
+    assert [{k: b[k] for k in scored} for b in batch] == [{k: s[k] for k in scored} for s in singles]
+    ids = [b["predictionId"] for b in batch] + [s["predictionId"] for s in singles]
+    assert len(set(ids)) == len(ids) and ids[: len(rows)] == sorted(ids[: len(rows)])  # unique, time-ordered
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -93,7 +96,11 @@ def test_a_batch_does_not_depend_on_the_order_of_its_rows(
     shuffled = client.post("/predict/batch", json={"instances": [rows[i] for i in order]}).json()[
         "predictions"
     ]
-    assert [shuffled[order.index(i)] for i in range(len(rows))] == straight
+
+    def scored(predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in p.items() if k != "predictionId"} for p in predictions]
+
+    assert scored([shuffled[order.index(i)] for i in range(len(rows))]) == scored(straight)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

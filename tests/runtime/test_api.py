@@ -12,6 +12,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from ml_matching.contract.ids import is_prediction_id
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
@@ -64,7 +65,10 @@ def test_a_mistyped_pinned_version_is_named_not_a_reason_to_train(store: Path, r
 
 def test_predict_answers_the_seed_shape(client: Client, row: dict[str, float]) -> None:
     body = client.post("/predict", json=row).json()
-    assert set(body) == {"score", "confidence", "successProbability", "featureImportance", "modelVersion"}
+    assert set(body) == {
+        "score", "confidence", "successProbability", "featureImportance", "modelVersion", "predictionId"
+    }  # fmt: skip
+    assert is_prediction_id(body["predictionId"])
     assert body["score"] == body["successProbability"]
     assert 0 <= body["score"] <= 100 and 0 <= body["confidence"] <= 100
     assert list(body["featureImportance"]) == FEATURE_NAMES
@@ -91,7 +95,10 @@ def test_batch_scores_the_same_as_row_by_row(client: Client, row: dict[str, floa
     assert batch["modelVersion"] == RF_VERSION and len(batch["predictions"]) == len(rows)
     for r, got in zip(rows, batch["predictions"], strict=True):
         one = client.post("/predict", json=r).json()
-        assert got == {k: one[k] for k in ("score", "confidence", "successProbability")}
+        assert got == {k: one[k] for k in ("score", "confidence", "successProbability")} | {
+            "predictionId": got["predictionId"]
+        }
+        assert is_prediction_id(got["predictionId"]) and got["predictionId"] != one["predictionId"]
     assert batch["featureImportance"] == client.post("/predict", json=row).json()["featureImportance"]
 
 
@@ -164,16 +171,21 @@ def test_corrupt_versions_are_refused_and_the_old_model_serves(
         _corrupt_version_is_refused(client, store, admin, row, kind)
 
 
+def _scored(response: Any) -> dict[str, Any]:
+    """An answer without its prediction id (a new one for every request)."""
+    return {k: v for k, v in response.json().items() if k != "predictionId"}
+
+
 def _corrupt_version_is_refused(
     client: Client, store: Path, admin: dict[str, str], row: dict[str, float], kind: str
 ) -> None:
-    before = client.post("/predict", json=row).json()
+    before = _scored(client.post("/predict", json=row))
     corrupt, check = CORRUPTIONS[kind]
     corrupt(store / GB_VERSION)
     response = client.post(f"/models/{GB_VERSION}/load", headers=admin)
     assert _error(response, 422).startswith(check)
     assert response.json()["check"] == check
-    assert client.post("/predict", json=row).json() == before
+    assert _scored(client.post("/predict", json=row)) == before
     assert (store / "ACTIVE").read_text().strip() == RF_VERSION
 
 

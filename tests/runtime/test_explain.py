@@ -74,18 +74,21 @@ def test_one_row_is_explained_as_in_a_batch(client: Client, row: dict[str, Any])
 
 
 def test_without_explain_the_answer_is_unchanged(client: Client, row: dict[str, Any]) -> None:
-    plain = client.post("/predict", json=row)
-    assert set(plain.json()) == {
+    plain = client.post("/predict", json=row).json()
+    fields = {
         "score",
         "confidence",
         "successProbability",
         "featureImportance",
         "modelVersion",
+        "predictionId",
     }
-    assert client.post("/predict?explain=false", json=row).content == plain.content
+    assert set(plain) == fields
+    not_explained = client.post("/predict?explain=false", json=row).json()
+    assert not_explained | {"predictionId": plain["predictionId"]} == plain
     batch = client.post("/predict/batch", json={"instances": [row]}).json()
     assert set(batch) == {"predictions", "featureImportance", "modelVersion"}
-    assert set(batch["predictions"][0]) == {"score", "confidence", "successProbability"}
+    assert set(batch["predictions"][0]) == {"score", "confidence", "successProbability", "predictionId"}
 
 
 def test_explain_must_be_a_boolean(client: Client, row: dict[str, Any]) -> None:

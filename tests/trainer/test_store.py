@@ -1,15 +1,18 @@
-"""The SQLite outcome store: the evaluation share, the retrain trigger, jobs that outlive the process."""
+"""The trainer's store, against SQLite and a real PostgreSQL alike: the evaluation share, the retrain
+trigger, conflicts, concurrent writers, jobs that outlive the process; and the migrations."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
-from ml_matching.trainer.store import SCHEMA_VERSION, Outcome, SqliteStore, is_evaluation, now
+from ml_matching.trainer.schema import SCHEMA_VERSION
+from ml_matching.trainer.store import Outcome, Store, is_evaluation, now
 
 
 def _outcome(i: int, outcome: bool = True) -> Outcome:
@@ -17,8 +20,9 @@ def _outcome(i: int, outcome: bool = True) -> Outcome:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "outcomes.sqlite")
+def store(database_url: str) -> Iterator[Store]:
+    with Store(database_url) as s:
+        yield s
 
 
 def test_the_evaluation_share_is_a_stable_function_of_the_id() -> None:
@@ -29,7 +33,7 @@ def test_the_evaluation_share_is_a_stable_function_of_the_id() -> None:
     assert not any(is_evaluation(i, 0.0) for i in ids)
 
 
-def test_an_outcome_never_moves_between_training_and_evaluation(store: SqliteStore) -> None:
+def test_an_outcome_never_moves_between_training_and_evaluation(store: Store) -> None:
     store.add([_outcome(i) for i in range(300)], evaluation_share=0.2)
     before = {o.id for o in store.rows("evaluation")}
     store.add(
@@ -41,7 +45,7 @@ def test_an_outcome_never_moves_between_training_and_evaluation(store: SqliteSto
     assert not training & before and len(training) + len({o.id for o in store.rows("evaluation")}) == 400
 
 
-def test_retraining_is_claimed_once_per_fifty_new_outcomes(store: SqliteStore) -> None:
+def test_retraining_is_claimed_once_per_fifty_new_outcomes(store: Store) -> None:
     store.add([_outcome(i) for i in range(49)], 0.2)
     assert store.claim_retrain(50) is None
     store.add([_outcome(49)], 0.2)
@@ -51,7 +55,7 @@ def test_retraining_is_claimed_once_per_fifty_new_outcomes(store: SqliteStore) -
     assert store.claim_retrain(0) is None, "0 turns automatic retraining off"
 
 
-def test_untrained_counts_what_no_training_used(store: SqliteStore) -> None:
+def test_untrained_counts_what_no_training_used(store: Store) -> None:
     store.add([_outcome(i) for i in range(80)], 0.2)
     store.mark_trained(60)
     store.add([_outcome(i) for i in range(80, 90)], 0.2)
@@ -60,16 +64,14 @@ def test_untrained_counts_what_no_training_used(store: SqliteStore) -> None:
     assert store.stats().untrained == 30
 
 
-def test_a_conflict_stores_nothing_of_its_call(store: SqliteStore) -> None:
+def test_a_conflict_stores_nothing_of_its_call(store: Store) -> None:
     store.add([_outcome(1)], 0.2)
     with pytest.raises(OutcomeConflict, match="outcome `id-1` is already stored"):
         store.add([_outcome(2), _outcome(1, outcome=False)], 0.2)
     assert store.stats().total == 1
 
 
-def test_concurrent_writers_with_retries_store_each_outcome_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "o.sqlite")
-
+def test_concurrent_writers_with_retries_store_each_outcome_once(store: Store) -> None:
     def client(k: int) -> None:
         for i in range(100):
             batch = [_outcome(k * 100 + i)]
@@ -86,14 +88,14 @@ def test_concurrent_writers_with_retries_store_each_outcome_once(tmp_path: Path)
     assert len({o.id for o in store.rows("all")}) == 800
 
 
-def test_jobs_are_kept_and_the_unfinished_found_again(tmp_path: Path) -> None:
-    path = tmp_path / "o.sqlite"
-    store = SqliteStore(path)
+def test_jobs_are_kept_and_the_unfinished_found_again(database_url: str) -> None:
+    path = database_url
+    store = Store(path)
     store.save_job(JobRecord("a", "auto", "stored", "running", now(), progress=("fold 1/3",)))
     result = TrainResult(TrainMetrics(0.8, 0.7, 0.6, 0.65, 0.79, 0.01), 400, "20260101_000000", "t", True)
     store.save_job(JobRecord("b", "manual", "body", "succeeded", now(), result=result))
     store.close()
-    again = SqliteStore(path)
+    again = Store(path)
     assert [j.id for j in again.unfinished_jobs()] == ["a"]
     assert again.job("a") == JobRecord(
         "a", "auto", "stored", "running", again.job("a").created_at, progress=("fold 1/3",)
@@ -135,7 +137,7 @@ def test_a_database_of_release_0_1_is_upgraded(tmp_path: Path) -> None:
         old.execute("INSERT INTO jobs VALUES (?, ?, ?)", (record["id"], json.dumps(record), "t"))
     old.commit()
     old.close()
-    store = SqliteStore(path)
+    store = Store(path)
     assert store.stats().total == 1
     s, f = store.job("s"), store.job("f")
     assert s is not None and s.result is not None and s.result.model_version == "20260101_000000"

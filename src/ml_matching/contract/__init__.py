@@ -25,6 +25,7 @@ from __future__ import annotations
 from ml_matching.contract.compare import GOLDEN_TOLERANCE, Comparison, compare
 from ml_matching.contract.errors import (
     ArtifactCorrupt,
+    ExperimentNotFound,
     FileNotInVersion,
     InvalidInput,
     MissingDependency,
@@ -119,6 +120,7 @@ __all__ = [
     "CalibrationFigures",
     "Comparison",
     "CrossValidation",
+    "ExperimentNotFound",
     "ExplainLoad",
     "Explainer",
     "Explanation",

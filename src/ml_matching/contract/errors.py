@@ -63,6 +63,14 @@ class FileNotInVersion(MLMatchingError, LookupError):
     example = "version 20260101_000000 has no file `card.md` (it has model.json, model.onnx)"
 
 
+class ExperimentNotFound(MLMatchingError, LookupError):
+    """No experiment of that id (the trainer), or none followed (a runtime's ``GET /experiment``)."""
+
+    code = "experiment_not_found"
+    when = "an experiment id the trainer does not hold, or GET /experiment while none is followed"
+    example = "experiment exp-20260101-000000-1a2b not found (GET /experiments lists them)"
+
+
 class ArtifactCorrupt(MLMatchingError, ValueError):
     """A version folder failed a check; ``check`` names which one."""
 

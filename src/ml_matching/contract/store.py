@@ -89,8 +89,8 @@ def write_active(root: Path, version: str) -> None:
     """Point ACTIVE at ``version``, atomically (write a temporary file, then rename it), and add it
     to ``ACTIVE.log``, the history a runtime falls back on when ACTIVE's version does not verify."""
     check_version_name(version)
-    with _writing(root, f"ACTIVE -> {version}"):
-        _atomic_write(root / ACTIVE_FILE, (version + "\n").encode())
+    with writing(root, f"ACTIVE -> {version}"):
+        atomic_write(root / ACTIVE_FILE, (version + "\n").encode())
         line = json.dumps({"version": version, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         with open(root / HISTORY_FILE, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -141,7 +141,7 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _writing(root: Path, what: str) -> Iterator[None]:
+def writing(root: Path, what: str) -> Iterator[None]:
     """Turn a failed write of the store (disk full, read-only) into StorageFull naming it."""
     try:
         yield
@@ -153,7 +153,7 @@ def _tmp_prefix() -> str:
     return f"{_TMP_PREFIX}{os.getpid()}-"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix())
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -174,10 +174,10 @@ def amend_version(folder: Path, sidecar: Sidecar, files: Mapping[str, bytes]) ->
     change). Each file goes through a temporary file renamed into place, the sidecar last, so a
     reader sees either the old sidecar or the new one with every file it pins.
     """
-    with _writing(folder.parent, f"the files of {folder.name}"):
+    with writing(folder.parent, f"the files of {folder.name}"):
         for name, data in files.items():
-            _atomic_write(folder / name, data)
-        _atomic_write(folder / SIDECAR_FILE, encode_sidecar(sidecar))
+            atomic_write(folder / name, data)
+        atomic_write(folder / SIDECAR_FILE, encode_sidecar(sidecar))
 
 
 def version_stamp(now: dt.datetime | None = None) -> str:
@@ -197,7 +197,7 @@ def publish_version(root: Path, sidecar: Sidecar, files: Mapping[str, bytes]) ->
     if SIDECAR_FILE in files:
         raise ValueError(f"{SIDECAR_FILE} is written from the sidecar, not passed as a file")
     stamp = check_version_name(sidecar.version).partition("-")[0]
-    with _writing(root, f"version {stamp}"):
+    with writing(root, f"version {stamp}"):
         root.mkdir(parents=True, exist_ok=True)
         for name in _names(stamp):
             if (root / name).exists():

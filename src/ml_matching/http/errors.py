@@ -26,6 +26,7 @@ import msgspec
 
 from ml_matching.contract import (
     ArtifactCorrupt,
+    ExperimentNotFound,
     FileNotInVersion,
     InvalidInput,
     MLMatchingError,
@@ -147,6 +148,7 @@ STATUSES: Statuses = {
     InvalidInput: 400,
     VersionNotFound: 404,
     FileNotInVersion: 404,
+    ExperimentNotFound: 404,
     ArtifactCorrupt: 422,
     ModelNotReady: 503,
     StorageFull: 507,

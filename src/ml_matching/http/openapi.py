@@ -106,15 +106,16 @@ def file_operation(*media_types: str) -> type[Operation]:
     return FileOperation
 
 
-def with_query_parameter(parameter: Parameter) -> type[Operation]:
-    """An OpenAPI operation that also documents ``parameter``, which the handler reads itself."""
+def with_parameters(*parameters: Parameter) -> type[Operation]:
+    """An OpenAPI operation that also documents ``parameters``, which the handler reads itself (a
+    declared parameter would make Litestar build and check a signature model on every request)."""
 
     @dataclass
-    class QueryOperation(Operation):
+    class ParameterOperation(Operation):
         def __post_init__(self) -> None:
-            self.parameters = [*(self.parameters or []), parameter]
+            self.parameters = [*(self.parameters or []), *parameters]
 
-    return QueryOperation
+    return ParameterOperation
 
 
 @dataclass(frozen=True)

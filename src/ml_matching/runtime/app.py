@@ -6,6 +6,7 @@ Serve it with ``ml-matching serve`` (or ``python -m ml_matching.runtime``), or
 
 from __future__ import annotations
 
+import logging
 import os
 
 import anyio.to_thread
@@ -27,13 +28,17 @@ from ml_matching.http import (
 )
 from ml_matching.http.metrics import mark_worker_dead
 from ml_matching.runtime.errors import RUNTIME_STATUSES
+from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.metrics import ModelMetrics
 from ml_matching.runtime.routes import bad_path_part, build_routes, request_bodies
 from ml_matching.runtime.service import ModelService
+from ml_matching.runtime.serving import Recorder, Serving
 from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.shadow import Shadows
 from ml_matching.runtime.v2 import v2_router
 from ml_matching.runtime.watch import ActiveWatch
 
+log = logging.getLogger("ml_matching")
 DESCRIPTION = "Match-success scores for influencer–brand pairs, served from ONNX with onnxruntime."
 
 
@@ -46,28 +51,41 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_environ(os.environ)
     configure_logging(settings.log_level_number)
     registry = CollectorRegistry()
-    service = ModelService(settings, ModelMetrics(registry) if settings.metrics else None)
+    metrics = ModelMetrics(registry) if settings.metrics else None
+    service = ModelService(settings, metrics)
     watch = ActiveWatch(service, settings.model_watch_seconds) if settings.watches_active else None
     docs = ApiDocs(request_bodies(settings.max_batch_rows), service.features)
     failures = Failures(RUNTIME_STATUSES, bad_path_part)
+    serving = _serving(settings, service, metrics)
 
     async def start(_: Litestar) -> None:
         await anyio.to_thread.run_sync(service.start)
+        serving.recorder.ledger.start()
+        serving.recorder.shadows.start()
         if watch is not None:
+            await anyio.to_thread.run_sync(watch.check)  # an experiment is followed from the start
             watch.start()
 
     async def stop(_: Litestar) -> None:
         if watch is not None:
             await watch.stop()
+        await anyio.to_thread.run_sync(serving.recorder.shadows.stop)
+        await anyio.to_thread.run_sync(serving.recorder.ledger.stop)
         mark_worker_dead()
 
+    def refresh() -> None:
+        service.refresh_metrics()
+        if metrics is not None:
+            metrics.ledger.labels("queued").set(serving.recorder.ledger.counts.queued)
+            metrics.ledger.labels("sent").set(serving.recorder.ledger.counts.sent)
+
     routes = [
-        *build_routes(service, watch),
-        v2_router(service, package_version(), failures),
+        *build_routes(service, watch, serving),
+        v2_router(service, package_version(), failures, serving),
         *doc_pages(docs, settings.docs_cdn),
     ]
     if settings.metrics:
-        routes.append(metrics_route(registry, service.refresh_metrics))
+        routes.append(metrics_route(registry, refresh))
     app = Litestar(
         route_handlers=routes,
         on_startup=[start],
@@ -80,8 +98,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.service = service
     app.state.watch = watch  # None when the service does not follow ACTIVE
+    app.state.serving = serving
     app.state.body_limit = settings.body_limit
     return before_routing(app, *entry_middleware(settings.max_header_bytes, registry, settings.metrics))
+
+
+def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | None) -> Serving:
+    """Routing, coalesced scoring, shadows and the ledger, wired to the service and its metrics."""
+    ledger = LedgerSender(settings.trainer_url, settings.ledger_queue)
+
+    def count_shadow(version: str, result: str, rows: int) -> None:
+        if metrics is not None:
+            metrics.shadow_rows.labels(version, result).inc(rows)
+
+    def count_arm(arm: str, rows: int) -> None:
+        if metrics is not None:
+            metrics.experiment_rows.labels(arm).inc(rows)
+
+    if metrics is not None:
+        ledger.on_drop = lambda n, _: metrics.ledger_dropped.inc(n)
+    shadows = Shadows(settings.shadow_queue, ledger.put, count_shadow)
+    recorder = Recorder(settings.ledger, ledger, shadows, count_arm)
+    return Serving(lambda: service.scorer, lambda: service.arms, recorder)
 
 
 def _cors(settings: Settings) -> CORSConfig | None:

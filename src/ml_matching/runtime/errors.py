@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ml_matching.contract import (
     ArtifactCorrupt,
+    ExperimentNotFound,
     FileNotInVersion,
     InvalidInput,
     MLMatchingError,
@@ -73,6 +74,7 @@ RUNTIME_ERRORS: tuple[type[MLMatchingError], ...] = (
     ManagementDisabled,
     VersionNotFound,
     FileNotInVersion,
+    ExperimentNotFound,
     RouteNotFound,
     ModelNotFound,
     VersionNotLoaded,

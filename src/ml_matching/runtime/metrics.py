@@ -49,6 +49,21 @@ class ModelMetrics:
             "feature_out_of_range_ratio", "Share of recent rows outside the training min/max, by feature",
             ["feature"], reg, "mostrecent",
         )  # fmt: skip
+        self.experiment_rows = Counter(
+            "experiment_rows", "Rows served under an experiment, by arm", ["arm"], namespace=ns, registry=reg
+        )
+        self.shadow_rows = Counter(
+            "shadow_rows", "Rows given to shadows: scored, failed (it raised) or skipped (queue full)",
+            ["version", "result"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.ledger_dropped = Counter(
+            "ledger_dropped_rows", "Ledger rows dropped (queue full, no trainer, refused)", namespace=ns,
+            registry=reg,
+        )  # fmt: skip
+        self.ledger = gauge(
+            "ledger_rows", "Ledger rows queued now, and sent since start (acknowledged by the trainer)",
+            ["state"], reg, "livesum",
+        )  # fmt: skip
         self._served: tuple[str, str] | None = None
         self._features: set[str] = set()  # those with drift gauges set
 

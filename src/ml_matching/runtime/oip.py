@@ -75,10 +75,14 @@ class OutputTensor(msgspec.Struct):
 
 
 class InferResponse(msgspec.Struct, omit_defaults=True):
+    """``parameters`` (when the rows are recorded in the prediction ledger): ``prediction_ids``, and
+    ``experiment`` and ``arm`` under an experiment."""
+
     model_name: str
     model_version: str
     outputs: list[OutputTensor]
     id: str | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class ServerMetadata(msgspec.Struct):
@@ -214,10 +218,30 @@ def _check_values(where: str, x: npt.NDArray[np.float64], fs: FeatureSet) -> Non
     raise InvalidInput(f"{where}: row {i}, column {j} (feature `{feature.name}`): {problem}")
 
 
+def unit(request: InferRequest) -> str | None:
+    """The request parameter ``unit``: the unit's key under an experiment (None when absent)."""
+    key = (request.parameters or {}).get("unit")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidInput(f"parameter `unit`: expected the unit's key as a non-empty string, got {key!r}")
+    return key
+
+
+def with_predictions(
+    response: InferResponse, ids: list[str], experiment: str | None, arm: str | None
+) -> InferResponse:
+    parameters: dict[str, Any] = {"prediction_ids": ids}
+    if experiment is not None:
+        parameters |= {"experiment": experiment, "arm": arm}
+    return msgspec.structs.replace(response, parameters=parameters)
+
+
 def answer(
     request: InferRequest, model: LoadedModel, x: npt.NDArray[np.float32], model_name: str
-) -> InferResponse:
-    """Score ``x`` and build the outputs the request asks for (all when it names none)."""
+) -> tuple[InferResponse, npt.NDArray[np.float32]]:
+    """Score ``x`` and build the outputs the request asks for (all when it names none), with the
+    positive class's probabilities."""
     wanted = [o.name for o in request.outputs] if request.outputs else list(OUTPUTS)
     unknown = [name for name in wanted if name not in OUTPUTS]
     if unknown:
@@ -233,12 +257,13 @@ def answer(
             (positive >= model.sidecar.decision_threshold).astype(np.int64).tolist(),
         ),
     }
-    return InferResponse(
+    response = InferResponse(
         model_name=model_name,
         model_version=model.version,
         outputs=[tensors[name] for name in wanted],
         id=request.id,
     )
+    return response, positive
 
 
 def encode(response: InferResponse) -> bytes:

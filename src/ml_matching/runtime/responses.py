@@ -14,12 +14,46 @@ class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):
     pass
 
 
+class ArmView(_Camel):
+    """An arm as this replica serves it: its version, weight, and why control serves it instead."""
+
+    arm: str
+    version: str
+    weight: int
+    refused: str | None = None
+
+
+class ExperimentView(_Camel):
+    """The experiment this replica follows (``GET /health``): its arms and shadows as loaded here."""
+
+    id: str
+    name: str
+    state: str
+    revision: int
+    control: str
+    arms: list[ArmView]
+    shadow: list[ArmView]
+
+
+class LedgerView(_Camel):
+    """The prediction ledger's queue on this replica: rows waiting, sent, dropped, and why it waits."""
+
+    mode: str
+    queued: int
+    sent: int
+    dropped: int
+    trainer: str | None = None
+    last_error: str | None = None
+
+
 class Health(_Camel):
     """``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
 
     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
     version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
     earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
+    ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none), and
+    ``ledger`` its queue of prediction-ledger rows.
     """
 
     status: str
@@ -30,6 +64,9 @@ class Health(_Camel):
     active_version: str | None
     active_refused: str | None = None
     fallback: str | None = None
+    experiment: ExperimentView | None = None
+    experiment_refused: str | None = None
+    ledger: LedgerView | None = None
 
 
 class Ready(_Camel):

@@ -17,6 +17,7 @@ from litestar.response import File
 from ml_matching.contract import (
     MEDIA_TYPES,
     ArtifactCorrupt,
+    ExperimentNotFound,
     FileNotInVersion,
     InvalidInput,
     MLMatchingError,
@@ -25,6 +26,8 @@ from ml_matching.contract import (
     check_version_name,
     read_active,
 )
+from ml_matching.contract.assignment import CONTROL
+from ml_matching.contract.experiment import Experiment
 from ml_matching.contract.validation import row_type
 from ml_matching.http import (
     Body,
@@ -35,23 +38,28 @@ from ml_matching.http import (
     require_json,
 )
 from ml_matching.http import error_responses as _error_responses
-from ml_matching.http.openapi import file_operation, with_query_parameter
-from ml_matching.runtime.coalesce import RowCoalescer
+from ml_matching.http.openapi import file_operation, with_parameters
 from ml_matching.runtime.drift import DriftReport
 from ml_matching.runtime.errors import RUNTIME_STATUSES, NotExplainable
+from ml_matching.runtime.experiments import Arms, unit_key
 from ml_matching.runtime.oip import InferRequest
 from ml_matching.runtime.responses import (
+    ArmView,
     DriftBins,
     DriftView,
+    ExperimentView,
     FeatureDriftView,
     Health,
+    LedgerView,
     LoadResult,
     ModelSummary,
     Ready,
 )
 from ml_matching.runtime.scoring import BatchResponse, PredictResponse, batch_type
-from ml_matching.runtime.service import ModelService, VersionFile
+from ml_matching.runtime.service import ModelService
+from ml_matching.runtime.serving import Serving
 from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.versions import VersionFile
 from ml_matching.runtime.watch import ActiveWatch
 
 JSON = "application/json"
@@ -70,6 +78,11 @@ def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
 
 
 SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, NotExplainable, ModelNotReady)
+EXPERIMENT_DOC = (
+    "Every answer has a `predictionId`, the id an outcome may name later (`POST /outcomes` on the "
+    "trainer). Under an experiment, with the `ML-Unit-Key` header, it also has `experiment` and `arm`, "
+    "and `modelVersion` is the version that served it."
+)
 EXPLAIN_DOC = (
     "With `explain=true`, each row also gets `contributions`: how much each feature moved this "
     "prediction, by decision-path attribution (Saabas' method, not SHAP), starting from `baseValue`; "
@@ -95,17 +108,21 @@ def request_bodies(max_batch_rows: int) -> dict[str, Body]:
     }
 
 
-def build_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
+def build_routes(
+    service: ModelService, watch: ActiveWatch | None, serving: Serving
+) -> list[HTTPRouteHandler]:
     """The service's route handlers."""
     return [
-        *_health_routes(service, watch),
-        *_scoring_routes(service),
+        *_health_routes(service, watch, serving),
+        *_scoring_routes(serving),
         *_model_routes(service),
         _drift_route(service),
     ]
 
 
-def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTTPRouteHandler]:
+def _health_routes(
+    service: ModelService, watch: ActiveWatch | None, serving: Serving
+) -> list[HTTPRouteHandler]:
     @get("/health", sync_to_thread=False, tags=["health"], summary="Liveness")
     def health() -> Health:
         version = service.version
@@ -125,6 +142,9 @@ def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTT
             active_version=active,
             active_refused=why,
             fallback=service.fallback,
+            experiment=_experiment_view(service.arms),
+            experiment_refused=service.experiment_refused[2] if service.experiment_refused else None,
+            ledger=_ledger_view(serving, service.settings),
         )
 
     @get(
@@ -137,7 +157,43 @@ def _health_routes(service: ModelService, watch: ActiveWatch | None) -> list[HTT
     def ready() -> Ready:
         return Ready(status="ready", model_version=service.scorer.version)
 
-    return [health, ready]
+    @get(
+        "/experiment",
+        sync_to_thread=False,
+        tags=["experiments"],
+        summary="The experiment this service follows",
+        description=(
+            "The store's `EXPERIMENT` as this service applied it (same `revision`): what a client that "
+            "scores in-process needs to assign units exactly as the runtime does (`salt`, arms, weights)."
+        ),
+        responses=error_responses(ExperimentNotFound),
+    )
+    def experiment() -> Experiment:
+        arms = service.arms
+        if arms is None:
+            raise ExperimentNotFound("this service follows no experiment (the store has no running one)")
+        return arms.experiment
+
+    return [health, ready, experiment]
+
+
+def _experiment_view(arms: Arms | None) -> ExperimentView | None:
+    if arms is None:
+        return None
+    exp = arms.experiment
+    candidates = [ArmView(c.arm, c.version, c.weight, arms.refused.get(c.version)) for c in exp.candidates]
+    control = ArmView(CONTROL, exp.control, 10_000 - sum(exp.weights))
+    shadow = [ArmView(f"shadow-{i + 1}", v, 0, arms.refused.get(v)) for i, v in enumerate(exp.shadow)]
+    return ExperimentView(
+        exp.id, exp.name, exp.state, exp.revision, exp.control, [control, *candidates], shadow
+    )
+
+
+def _ledger_view(serving: Serving, settings: Settings) -> LedgerView:
+    counts = serving.recorder.ledger.counts
+    return LedgerView(
+        settings.ledger, counts.queued, counts.sent, counts.dropped, settings.trainer_url, counts.last_error
+    )
 
 
 EXPLAIN_PARAMETER = Parameter(
@@ -171,41 +227,49 @@ def explain_asked(request: Request[Any, Any, Any]) -> bool:
     return value in ("true", "1")
 
 
-def _scoring_routes(service: ModelService) -> list[HTTPRouteHandler]:
-    coalescer = RowCoalescer()
+UNIT_PARAMETER = Parameter(
+    name="ML-Unit-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING),
+    description=(
+        "The unit the request is for (a brand id, a pair id): under an experiment it decides the arm, "
+        "the same for every request with this key. Non-ASCII keys: percent-encoded UTF-8. Without it, "
+        "control serves and the request is not in the experiment."
+    ),
+)
 
+
+def _scoring_routes(serving: Serving) -> list[HTTPRouteHandler]:
     @post(
         "/predict",
         status_code=200,
         tags=["predict"],
         summary="Score one match",
-        description=EXPLAIN_DOC,
+        description=EXPLAIN_DOC + " " + EXPERIMENT_DOC,
         responses=SCORING_ERRORS,
-        operation_class=with_query_parameter(EXPLAIN_PARAMETER),
+        operation_class=with_parameters(EXPLAIN_PARAMETER, UNIT_PARAMETER),
     )
     async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
         require_json(request)
-        scorer = service.scorer  # one read: a swap during this request does not change its model
-        if explain_asked(request):
-            return _json(scorer.explain(body))
-        return _json(await coalescer.submit(scorer, scorer.decode_row(body)))
+        key = unit_key(request.headers.get("ml-unit-key"))
+        return _json(await serving.predict(body, key, explain_asked(request)))
 
     @post(
         "/predict/batch",
         status_code=200,
         tags=["predict"],
         summary="Score many matches",
-        description=EXPLAIN_DOC,
+        description=EXPLAIN_DOC + " With `units` (one key per row, in order) each row is scored by its arm.",
         responses=SCORING_ERRORS,
-        operation_class=with_query_parameter(EXPLAIN_PARAMETER),
+        operation_class=with_parameters(EXPLAIN_PARAMETER),
     )
     async def predict_batch(request: Request[Any, Any, Any], body: RawBody) -> Response[BatchResponse]:
         require_json(request)
-        scorer = service.scorer  # one read: a swap during this request does not change its model
-        score = scorer.explain_batch if explain_asked(request) else scorer.predict_batch
+        explain = explain_asked(request)
         if len(body) > OFFLOAD_BYTES:
-            return _json(await anyio.to_thread.run_sync(score, bytes(body)))
-        return _json(score(body))
+            return _json(await anyio.to_thread.run_sync(serving.predict_batch, bytes(body), explain))
+        return _json(serving.predict_batch(body, explain))
 
     return [predict, predict_batch]
 
@@ -215,7 +279,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
 
     @get("/models", sync_to_thread=False, tags=["models"], summary="List versions")
     def models() -> list[ModelSummary]:
-        return service.listing()
+        return service.versions.listing(service.version)
 
     @get(
         "/models/{version:str}",
@@ -225,7 +289,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
         responses=error_responses(InvalidInput, VersionNotFound),
     )
     def model_sidecar(version: FromPath[str]) -> Response[dict[str, Any]]:
-        return _json(service.sidecar_bytes(check_version_name(version)))
+        return _json(service.versions.sidecar_bytes(check_version_name(version)))
 
     @get(
         "/models/{version:str}/files/{name:str}",
@@ -237,7 +301,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
         operation_class=file_operation(*sorted(set(MEDIA_TYPES.values()))),
     )
     def model_file(version: FromPath[str], name: FromPath[str]) -> File:
-        return _file(service.version_file(check_version_name(version), name), name)
+        return _file(service.versions.version_file(check_version_name(version), name), name)
 
     @get(
         "/models/{version:str}/card",
@@ -255,7 +319,7 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
         name = "card.md" if format == "markdown" else "card.html"
         version = check_version_name(version)
         try:
-            found = service.version_file(version, name)
+            found = service.versions.version_file(version, name)
         except FileNotInVersion:
             raise FileNotInVersion(
                 f"version {version} has no model card (it was published before cards existed): "

@@ -10,25 +10,44 @@ training (compared in float32, as the model sees them): an extrapolation is neve
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ml_matching.contract import ArtifactCorrupt, InvalidInput, LoadedModel
+from ml_matching.contract import ArtifactCorrupt, InvalidInput, LoadedModel, Rows32
+from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.validation import explain_batch, explain_row, malformed, row_type
 from ml_matching.runtime.drift import DriftWindow
 from ml_matching.runtime.errors import NotExplainable
 
+#: The process's source of prediction ids (UUIDv7).
+new_prediction_id = PredictionIds()
+
+
+class Tag(NamedTuple):
+    """Where a row was served, as its answer says: the experiment and arm (None outside one)."""
+
+    experiment: str | None = None
+    arm: str | None = None
+
+
+PLAIN = Tag()
+
 
 class Prediction(msgspec.Struct, rename="camel", omit_defaults=True):
-    """One scored row (as in a batch); ``contributions`` only when explanations were asked for."""
+    """One scored row (as in a batch): ``predictionId`` always (the id an outcome may name later);
+    ``arm`` and ``modelVersion`` (the version that served it) when the row is in an experiment;
+    ``contributions`` only when explanations were asked for."""
 
     score: float
     confidence: float
     success_probability: float
+    prediction_id: str = ""
+    arm: str | None = None
+    model_version: str | None = None
     contributions: dict[str, float] | None = None
 
 
@@ -45,6 +64,9 @@ class PredictResponse(msgspec.Struct, rename="camel", omit_defaults=True):
     success_probability: float
     feature_importance: dict[str, float]
     model_version: str
+    prediction_id: str
+    experiment: str | None = None
+    arm: str | None = None
     contributions: dict[str, float] | None = None
     base_value: float | None = None
     explanation_scale: str | None = None
@@ -52,34 +74,54 @@ class PredictResponse(msgspec.Struct, rename="camel", omit_defaults=True):
 
 class BatchResponse(msgspec.Struct, rename="camel", omit_defaults=True):
     """``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
-    ``explanationScale`` once, with ``?explain=true``)."""
+    ``explanationScale`` once, with ``?explain=true``). ``modelVersion`` is the version that
+    serves rows outside an experiment (control); with ``units``, ``experiment`` names the
+    experiment and each row its arm and version."""
 
     predictions: list[Prediction]
     feature_importance: dict[str, float]
     model_version: str
+    experiment: str | None = None
     base_value: float | None = None
     explanation_scale: str | None = None
 
 
 # Wire twins of the responses: importances are pre-encoded once per model, not per request.
-class _PredictWire(msgspec.Struct, rename="camel"):
+class _PredictWire(msgspec.Struct, rename="camel", omit_defaults=True):
     score: float
     confidence: float
     success_probability: float
     feature_importance: msgspec.Raw
     model_version: str
+    prediction_id: str
+    experiment: str | None = None
+    arm: str | None = None
 
 
-class _BatchWire(msgspec.Struct, rename="camel"):
+class _BatchWire(msgspec.Struct, rename="camel", omit_defaults=True):
     predictions: list[Prediction]
     feature_importance: msgspec.Raw
     model_version: str
+    experiment: str | None = None
+
+
+UnitKey = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, description="the unit's key (a brand id, a pair id): its arm in an experiment"
+    ),
+]
 
 
 def batch_type(row: type[msgspec.Struct], max_rows: int) -> type[msgspec.Struct]:
-    """``{"instances": [row, ...]}`` with 1 to ``max_rows`` rows."""
+    """``{"instances": [row, ...], "units"?: [key, ...]}`` with 1 to ``max_rows`` rows (a key each)."""
     rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]  # built at run time
-    return msgspec.defstruct("PredictBatchRequest", [("instances", rows)], forbid_unknown_fields=True)
+    units = Annotated[list[UnitKey], msgspec.Meta(min_length=1, max_length=max_rows)]
+    return msgspec.defstruct(
+        "PredictBatchRequest",
+        [("instances", rows), ("units", units | None, None)],
+        forbid_unknown_fields=True,
+    )
 
 
 class Scorer:
@@ -104,8 +146,8 @@ class Scorer:
         self.refused_explainer: Callable[[ArtifactCorrupt], None] | None = None
 
     def predict(self, body: bytes) -> bytes:
-        """Score one JSON object of features; return the encoded PredictResponse."""
-        return self.predict_rows([self.decode_row(body)])[0]
+        """Score one JSON object of features outside any experiment; the encoded PredictResponse."""
+        return self.answer_rows([self.decode_row(body)], [new_prediction_id()], [PLAIN])[0][0]
 
     def decode_row(self, body: bytes) -> tuple[float, ...]:
         """One JSON object of features → its values in feature order (raises InvalidInput)."""
@@ -114,77 +156,107 @@ class Scorer:
         except msgspec.DecodeError as exc:
             raise self._refusal(exc, body, batch=False) from None
 
-    def predict_rows(self, rows: list[tuple[float, ...]]) -> list[bytes]:
-        """Score decoded rows in one onnxruntime call; one encoded PredictResponse per row."""
+    def answer_rows(
+        self, rows: list[tuple[float, ...]], ids: Sequence[str], tags: Sequence[Tag]
+    ) -> tuple[list[bytes], Rows32, list[float]]:
+        """Score decoded rows in one onnxruntime call: one encoded PredictResponse per row, the
+        float32 rows the model saw, and each row's probability."""
         x = np.array(rows, dtype=np.float32)
         if self.observe is not None:
             self.observe(x, False)
+        wire, imp, version, encode = _PredictWire, self._importance, self.version, self._encoder.encode
         if len(rows) == 1:
-            return [self._encode_one(x)]
-        p, conf = self.score(x)
-        wire, imp, version = _PredictWire, self._importance, self.version
-        return [
-            self._encoder.encode(wire(100.0 * pv, cv, 100.0 * pv, imp, version))
-            for pv, cv in zip(p.tolist(), conf.tolist(), strict=True)
+            p, conf = self._score_one(x)
+            tag = tags[0]
+            return [encode(wire(100.0 * p, conf, 100.0 * p, imp, version, ids[0], *tag))], x, [p]
+        pa, ca = self.score(x)
+        ps = pa.tolist()
+        answers = [
+            encode(wire(100.0 * pv, cv, 100.0 * pv, imp, version, pid, *tag))
+            for pv, cv, pid, tag in zip(ps, ca.tolist(), ids, tags, strict=True)
         ]
+        return answers, x, ps
 
-    def _encode_one(self, x: npt.NDArray[np.float32]) -> bytes:
+    def _score_one(self, x: Rows32) -> tuple[float, float]:
         p = float(self.model.predict_proba(x)[0])
         # The same formula as score(), on plain floats, where numpy's per-call overhead would dominate;
         # x holds the float32 values the model saw.
         outside = sum(v < lo or v > hi for v, (lo, hi) in zip(x[0].tolist(), self._bounds, strict=True))
-        conf = 100.0 * abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
-        return self._encoder.encode(_PredictWire(100.0 * p, conf, 100.0 * p, self._importance, self.version))
+        return p, 100.0 * abs(2.0 * p - 1.0) * (1.0 - outside / self._n)
 
-    def decode_batch(self, body: bytes) -> npt.NDArray[np.float32]:
-        """The rows of ``{"instances": [...]}`` as float32; raises InvalidInput naming what is wrong."""
+    def decode_batch(self, body: bytes) -> tuple[Rows32, list[str] | None]:
+        """The rows of ``{"instances": [...], "units"?: [...]}`` as float32, and the units' keys;
+        raises InvalidInput naming what is wrong."""
         try:
             batch: Any = self._batch_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise self._refusal(exc, body, batch=True) from None
+        units = batch.units
+        if units is not None and len(units) != len(batch.instances):
+            raise InvalidInput(
+                f"`units` has {len(units)} keys for {len(batch.instances)} instances: one per row, in order"
+            )
         astuple = self._astuple
-        return np.array([astuple(r) for r in batch.instances], dtype=np.float32)
+        return np.array([astuple(r) for r in batch.instances], dtype=np.float32), units
 
-    def predict_batch(self, body: bytes) -> bytes:
-        """Score ``{"instances": [...]}``; return the encoded BatchResponse."""
-        x = self.decode_batch(body)
+    def predictions(
+        self,
+        x: Rows32,
+        ids: Sequence[str],
+        tags: Sequence[Tag] | None = None,
+        contributions: list[list[float]] | None = None,
+    ) -> tuple[list[Prediction], list[float]]:
+        """Score rows ``x`` as a batch's predictions (each row's probability beside)."""
         if self.observe is not None:
             self.observe(x, True)
         p, conf = self.score(x)
-        scores = (100.0 * p.astype(np.float64)).tolist()
-        preds = [Prediction(s, c, s) for s, c in zip(scores, conf.tolist(), strict=True)]
-        return self._encoder.encode(_BatchWire(preds, self._importance, self.version))
+        ps = p.tolist()
+        version = self.version if tags is not None else None
+        names = self.model.feature_set.names
+        out = []
+        for i, (pv, cv) in enumerate(zip(ps, conf.tolist(), strict=True)):
+            arm = tags[i].arm if tags is not None else None
+            explained = dict(zip(names, contributions[i], strict=True)) if contributions is not None else None
+            out.append(Prediction(100.0 * pv, cv, 100.0 * pv, ids[i], arm, version, explained))
+        return out, ps
 
-    def explain(self, body: bytes) -> bytes:
+    def encode_batch(
+        self,
+        predictions: list[Prediction],
+        experiment: str | None = None,
+        explained: tuple[float, str] | None = None,
+    ) -> bytes:
+        """The BatchResponse of ``predictions`` (this version's importances, as control)."""
+        if explained is None:
+            return self._encoder.encode(_BatchWire(predictions, self._importance, self.version, experiment))
+        base, scale = explained
+        response = BatchResponse(predictions, self.model.importance, self.version, experiment, base, scale)
+        return self._encoder.encode(response)
+
+    def predict_batch(self, body: bytes) -> bytes:
+        """Score ``{"instances": [...]}`` outside any experiment; the encoded BatchResponse."""
+        x, _ = self.decode_batch(body)
+        predictions, _ = self.predictions(x, [new_prediction_id() for _ in range(len(x))])
+        return self.encode_batch(predictions)
+
+    def explain_one(
+        self, row: tuple[float, ...], prediction_id: str, tag: Tag
+    ) -> tuple[bytes, Rows32, float]:
         """``POST /predict?explain=true``: the PredictResponse with the row's contributions."""
-        x = np.array([self.decode_row(body)], dtype=np.float32)
-        (prediction,), base, scale = self._explained(x)  # first: a refused row is not observed
+        x = np.array([row], dtype=np.float32)
+        contributions, base, scale = self.explanations(x)  # first: a refused row is not observed
         if self.observe is not None:
             self.observe(x, False)
-        return self._encoder.encode(
-            PredictResponse(
-                prediction.score,
-                prediction.confidence,
-                prediction.success_probability,
-                self.model.importance,
-                self.version,
-                prediction.contributions,
-                base,
-                scale,
-            )
-        )
+        p, conf = self._score_one(x)
+        names = self.model.feature_set.names
+        response = PredictResponse(
+            100.0 * p, conf, 100.0 * p, self.model.importance, self.version, prediction_id, *tag,
+            dict(zip(names, contributions[0], strict=True)), base, scale,
+        )  # fmt: skip
+        return self._encoder.encode(response), x, p
 
-    def explain_batch(self, body: bytes) -> bytes:
-        """``POST /predict/batch?explain=true``: the BatchResponse with each row's contributions."""
-        x = self.decode_batch(body)
-        predictions, base, scale = self._explained(x)  # first: refused rows are not observed
-        if self.observe is not None:
-            self.observe(x, True)
-        return self._encoder.encode(
-            BatchResponse(predictions, self.model.importance, self.version, base, scale)
-        )
-
-    def _explained(self, x: npt.NDArray[np.float32]) -> tuple[list[Prediction], float, str]:
+    def explanations(self, x: Rows32) -> tuple[list[list[float]], float, str]:
+        """Each row's contributions, the base value and the scale (raises NotExplainable)."""
         explanation = self.model.sidecar.explanation
         if explanation is None:
             raise NotExplainable(
@@ -202,13 +274,7 @@ class Scorer:
                 f"version {self.version}'s explainer failed verification ({exc}); it still scores "
                 "without explain=true"
             ) from exc
-        p, conf = self.score(x)
-        names = self.model.feature_set.names
-        predictions = [
-            Prediction(100.0 * pv, cv, 100.0 * pv, dict(zip(names, row, strict=True)))
-            for pv, cv, row in zip(p.tolist(), conf.tolist(), contributions, strict=True)
-        ]
-        return predictions, explanation.base_value, explanation.scale
+        return contributions, explanation.base_value, explanation.scale
 
     def score(self, x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Positive-class probabilities (float32 model output, widened) and confidences for rows ``x``."""

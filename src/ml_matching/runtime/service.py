@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import logging
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -19,32 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ml_matching.contract import (
-    MODEL_FILE,
-    SIDECAR_FILE,
     ArtifactCorrupt,
     FeatureSet,
-    FileNotInVersion,
-    InvalidInput,
     MLMatchingError,
     ModelNotReady,
     Rows32,
-    Sidecar,
     VersionNotFound,
-    decode_sidecar,
     default_feature_set,
     list_versions,
     load_version,
-    media_type,
     read_active,
     read_history,
-    version_dir,
     write_active,
 )
+from ml_matching.contract.experiment import Experiment
 from ml_matching.runtime.drift import DriftReport, DriftWindow
+from ml_matching.runtime.experiments import Arms, load_arms
 from ml_matching.runtime.metrics import ModelMetrics
-from ml_matching.runtime.responses import ModelSummary, SummaryMetrics
 from ml_matching.runtime.scoring import Scorer
 from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.versions import StoreView
 
 log = logging.getLogger("ml_matching")
 
@@ -53,7 +45,6 @@ HOW_TO_TRAIN = (
     "ml-matching fit --data data.json --artifacts {root}` (training needs the train extra: "
     "`pip install 'ml-matching[train]'`, or `uv sync --extra train` in a checkout of ml-matching)"
 )
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _return_freed_memory_soon(delay: float = 1.0) -> None:
@@ -75,15 +66,6 @@ def _malloc_trim() -> None:
 
 
 @dataclass(frozen=True)
-class VersionFile:
-    """A file of a version, as the files endpoint serves it."""
-
-    path: Path
-    sha256: str
-    media_type: str
-
-
-@dataclass(frozen=True)
 class SwapResult:
     version: str
     previous_version: str | None
@@ -99,12 +81,11 @@ class ModelService:
         self.root = settings.models_dir
         self._scorer: Scorer | None = None
         self._load_lock = threading.Lock()
-        # version -> (model.json's mtime and size when read, what was read). A published version
-        # changes only when `training card` redraws its card, which rewrites model.json: the
-        # stamp notices that, and the cache never serves a sidecar older than the file.
-        self._sidecars: dict[str, tuple[tuple[int, int], Sidecar]] = {}
-        self._sidecar_hashes: dict[str, tuple[tuple[int, int], str]] = {}
+        self.versions = StoreView(self.root)
         self._default_features: FeatureSet | None = None
+        self._arms: Arms | None = None
+        #: (experiment id, revision, why) of the experiment this service could not follow.
+        self.experiment_refused: tuple[str, int, str] | None = None
         #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
         self.fallback: str | None = None
         self._unready: str | None = None  # why nothing serves, when a start-up version was refused
@@ -122,6 +103,59 @@ class ModelService:
     def version(self) -> str | None:
         scorer = self._scorer
         return scorer.version if scorer else None
+
+    @property
+    def arms(self) -> Arms | None:
+        """The running experiment's scorers, when this service follows one."""
+        return self._arms
+
+    def follow(self, experiment: Experiment | None) -> None:
+        """Apply the store's experiment when it changed: every version it needs verified and loaded
+        (off the request path), then swapped in whole. Blocking: call it off the event loop."""
+        current = self._arms
+        if experiment is None or experiment.state == "stopped":
+            if current is not None:
+                log.info("experiment %s: ended; serving ACTIVE alone", current.id)
+                self._arms = None
+                _return_freed_memory_soon()
+            return
+        if current is not None and (current.id, current.experiment.revision) == (
+            experiment.id,
+            experiment.revision,
+        ):
+            return
+        refused = self.experiment_refused
+        if refused is not None and refused[:2] == (experiment.id, experiment.revision):
+            return  # refused already; a version never changes, so it is not tried again
+        with self._load_lock:
+            loaded = {s.version: s for s in self._loaded()}
+            try:
+                arms = load_arms(experiment, self._build, loaded)
+            except MLMatchingError as exc:
+                self.experiment_refused = (experiment.id, experiment.revision, str(exc))
+                log.warning("experiment %s: not followed: %s", experiment.id, exc)
+                return
+            self._arms, self.experiment_refused = arms, None
+        if self.settings.trainer_url is None and self.settings.ledger != "off":
+            log.warning("experiment %s: ML_TRAINER_URL is not set: its ledger rows are dropped", arms.id)
+        for version, why in arms.refused.items():
+            log.warning(
+                "experiment %s: version %s refused (control serves its units): %s", arms.id, version, why
+            )
+        log.info(
+            "experiment %s (revision %d, %s): control %s, %s; shadow %s",
+            arms.id, experiment.revision, experiment.state, experiment.control,
+            ", ".join(f"{c.arm} {c.version} at {c.weight / 100:g} %" for c in experiment.candidates) or "-",
+            ", ".join(experiment.shadow) or "none",
+        )  # fmt: skip
+
+    def _loaded(self) -> list[Scorer]:
+        """Every scorer in memory now: the served one, and the experiment's."""
+        out = [self._scorer] if self._scorer is not None else []
+        arms = self._arms
+        if arms is not None:
+            out += [arms.control, *(s for s in arms.candidates if s is not None), *arms.shadows]
+        return out
 
     def features(self) -> tuple[str | None, FeatureSet]:
         """The served version and its feature set; the default set while nothing serves."""
@@ -190,9 +224,8 @@ class ModelService:
         active = read_active(self.root)
         if active:
             return active
-        matching = [
-            v for v in list_versions(self.root) if self.sidecar(v).algorithm == self.settings.model_type
-        ]
+        wanted = self.settings.model_type
+        matching = [v for v in list_versions(self.root) if self.versions.sidecar(v).algorithm == wanted]
         return matching[-1] if matching else None
 
     def load(self, version: str, *, persist: bool = True, why: str = "load") -> SwapResult:
@@ -285,76 +318,6 @@ class ModelService:
             return False
         return True
 
-    def sidecar(self, version: str) -> Sidecar:
-        """The parsed sidecar of ``version`` (cached while model.json is unchanged)."""
-        path = version_dir(self.root, version) / SIDECAR_FILE
-        stamp = _stamp(path)
-        cached = self._sidecars.get(version)
-        if cached is None or cached[0] != stamp:
-            cached = self._sidecars[version] = (stamp, decode_sidecar(path.read_bytes()))
-        return cached[1]
-
-    def _sidecar_hash(self, version: str) -> str:
-        path = version_dir(self.root, version) / SIDECAR_FILE
-        stamp = _stamp(path)
-        cached = self._sidecar_hashes.get(version)
-        if cached is None or cached[0] != stamp:
-            cached = self._sidecar_hashes[version] = (stamp, hashlib.sha256(path.read_bytes()).hexdigest())
-        return cached[1]
-
-    def version_file(self, version: str, name: str) -> VersionFile:
-        """A file the version's sidecar lists (or the sidecar itself), with its sha256.
-
-        Raises
-        ------
-        InvalidInput
-            ``name`` is not a plain file name (no folders, no ``..``).
-        VersionNotFound, FileNotInVersion
-            No such version, or the version lists no such file.
-        """
-        if not _FILE_NAME.fullmatch(name) or ".." in name:
-            raise InvalidInput(
-                f"file name {name!r} is not a plain file name (letters, digits, `.`, `_`, `-`)"
-            )
-        folder = version_dir(self.root, version)
-        sidecar = self.sidecar(version)
-        listed = {MODEL_FILE: sidecar.onnx.sha256, **{n: f.sha256 for n, f in sidecar.files.items()}}
-        if name == SIDECAR_FILE:
-            listed[name] = self._sidecar_hash(version)
-        if name not in listed:
-            have = ", ".join(sorted([*listed, SIDECAR_FILE]))
-            raise FileNotInVersion(f"version {version} has no file `{name}` (it has {have})")
-        media = sidecar.files[name].media_type if name in sidecar.files else media_type(name)
-        return VersionFile(folder / name, listed[name], media)
-
-    def sidecar_bytes(self, version: str) -> bytes:
-        """``model.json`` of ``version`` as stored."""
-        return (version_dir(self.root, version) / SIDECAR_FILE).read_bytes()
-
-    def listing(self) -> list[ModelSummary]:
-        """Every version with its algorithm, time, summary metrics and whether it is served."""
-        current = self.version
-        out = []
-        for v in list_versions(self.root):
-            try:
-                s = self.sidecar(v)
-            except (MLMatchingError, OSError) as exc:
-                out.append(ModelSummary(version=v, active=v == current, error=str(exc)))
-                continue
-            metrics = SummaryMetrics(
-                cross_validation=s.metrics.cross_validation.mean, holdout=s.metrics.holdout
-            )
-            out.append(
-                ModelSummary(
-                    version=v,
-                    active=v == current,
-                    timestamp=s.created_at,
-                    algorithm=s.algorithm,
-                    metrics=metrics,
-                )
-            )
-        return out
-
 
 def _holding(root: Path) -> str:
     """What a store holds, for a message about a version it does not."""
@@ -363,9 +326,3 @@ def _holding(root: Path) -> str:
         return "it holds no version"
     shown = ", ".join(versions[-5:])
     return f"it holds {shown}" if len(versions) <= 5 else f"its newest: {shown}"
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    """What tells a rewritten file from the one read before: its mtime (ns) and size."""
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size

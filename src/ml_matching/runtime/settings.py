@@ -24,6 +24,12 @@ def _model_name(value: str) -> str:
     return value
 
 
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// address")
+    return value.rstrip("/")
+
+
 def _origins(value: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
     for origin in origins:
@@ -83,6 +89,27 @@ class Settings(ServiceSettings):
         "When a version's explainer graph is built and verified: lazy (at the first explanation), "
         "eager (at load: a version whose explainer fails is refused), off (never: explain=true answers 409)",
         choice(EXPLAIN_LOADS),
+    )
+    trainer_url: str | None = setting(
+        None, "ML_TRAINER_URL", "The trainer's address, where the prediction ledger's rows are sent", _url
+    )
+    ledger: str = setting(
+        "experiments",
+        "LEDGER",
+        "Which predictions are recorded in the ledger: those under an experiment, all, or none (off)",
+        choice(("experiments", "all", "off")),
+    )
+    ledger_queue: int = setting(
+        100_000,
+        "LEDGER_QUEUE",
+        "Ledger rows held while the trainer is unreachable; past it the newest are dropped and counted",
+        integer(100, 10_000_000),
+    )
+    shadow_queue: int = setting(
+        1_000,
+        "SHADOW_QUEUE",
+        "Batches of served rows waiting for the shadow versions; past it they are recorded unshadowed",
+        integer(1, 1_000_000),
     )
     metrics_dir: Path | None = setting(
         None,

@@ -30,8 +30,10 @@ from ml_matching.http import BodyTooLarge, Failures, error_responses
 from ml_matching.http.errors import error_headers
 from ml_matching.runtime import oip
 from ml_matching.runtime.errors import RUNTIME_STATUSES, ModelNotFound, VersionNotLoaded
-from ml_matching.runtime.scoring import Scorer
+from ml_matching.runtime.experiments import Route
+from ml_matching.runtime.scoring import Scorer, new_prediction_id
 from ml_matching.runtime.service import ModelService
+from ml_matching.runtime.serving import Serving
 
 TAGS = ["open inference protocol"]
 # Bodies this large take milliseconds to decode and score: run them off the event loop.
@@ -63,7 +65,7 @@ def _readiness(ready: bool) -> Response[oip.ReadyState]:
     return Response(oip.ReadyState(ready), status_code=200 if ready else 503)
 
 
-def v2_router(service: ModelService, server_version: str, failures: Failures) -> Router:
+def v2_router(service: ModelService, server_version: str, failures: Failures, serving: Serving) -> Router:
     """Every v2 path, answering errors in the protocol's shape."""
     name = service.settings.model_name
 
@@ -82,7 +84,7 @@ def v2_router(service: ModelService, server_version: str, failures: Failures) ->
 
     def stored(version: str) -> str:
         version = check_version_name(version)
-        service.sidecar(version)  # raises VersionNotFound
+        service.versions.sidecar(version)  # raises VersionNotFound
         return version
 
     def served(version: str | None) -> Scorer:
@@ -139,7 +141,7 @@ def v2_router(service: ModelService, server_version: str, failures: Failures) ->
     )
     def version_metadata(model_name: FromPath[str], version: FromPath[str]) -> oip.ModelMetadata:
         model(model_name)
-        return oip.metadata(name, [stored(version)], service.sidecar(version))
+        return oip.metadata(name, [stored(version)], service.versions.sidecar(version))
 
     @get(
         "/models/{model_name:str}/versions/{version:str}/ready",
@@ -154,13 +156,30 @@ def v2_router(service: ModelService, server_version: str, failures: Failures) ->
         model(model_name)
         return _readiness(stored(version) == service.version)
 
+    def score(body: bytes, header_length: str | None, version: str | None) -> bytes:
+        """Decode, route, check, score and encode one infer request (blocking: small bodies on the loop)."""
+        request = oip.decode(body, header_length)
+        if version is not None:  # a version asked for by name is that version, outside any experiment
+            route, arms = Route(served(version)), None
+        else:
+            route, arms = serving.route(oip.unit(request))
+        scorer = route.scorer  # one read: a swap during this request does not change its model
+        x = oip.matrix(request, scorer.model, scorer.max_batch_rows)
+        response, p = oip.answer(request, scorer.model, x, name)
+        if scorer.observe is not None:
+            scorer.observe(x, True)
+        if route.experiment is not None or serving.recorder.mode == "all":
+            ids = [new_prediction_id() for _ in range(len(x))]
+            serving.record_infer(route, arms, x, p, ids)
+            response = oip.with_predictions(response, ids, route.experiment, route.arm)
+        return oip.encode(response)
+
     async def infer(request: Request[Any, Any, Any], body: bytes, version: str | None) -> Response[Any]:
-        scorer = served(version)  # one read: a swap during this request does not change its model
         length = request.headers.get("inference-header-content-length")
         if len(body) > OFFLOAD_BYTES:
-            result = await anyio.to_thread.run_sync(_infer, scorer, body, length, name)
+            result = await anyio.to_thread.run_sync(score, body, length, version)
         else:
-            result = _infer(scorer, body, length, name)
+            result = score(body, length, version)
         return Response(result, media_type="application/json")
 
     @post("/models/{model_name:str}/infer", status_code=200, summary="Inference", responses=INFER_ERRORS)
@@ -194,13 +213,3 @@ def v2_router(service: ModelService, server_version: str, failures: Failures) ->
             HTTP_500_INTERNAL_SERVER_ERROR: protocol_error,
         },
     )
-
-
-def _infer(scorer: Scorer, body: bytes, header_length: str | None, name: str) -> bytes:
-    """Decode, check, score and encode one infer request (blocking: small bodies only on the loop)."""
-    request = oip.decode(body, header_length)
-    x = oip.matrix(request, scorer.model, scorer.max_batch_rows)
-    response = oip.answer(request, scorer.model, x, name)
-    if scorer.observe is not None:
-        scorer.observe(x, True)
-    return oip.encode(response)

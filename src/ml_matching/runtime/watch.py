@@ -1,4 +1,4 @@
-"""Follow the store's ACTIVE: every replica serves the version it names, once that version verifies.
+"""Follow the store's ACTIVE and EXPERIMENT: every replica serves what they name, once it verifies.
 
 Every ``MODEL_WATCH_SECONDS`` the service reads ACTIVE; when it names a version other than the one
 served, that version is loaded through the same verified hot swap as ``POST /models/{v}/load``. A
@@ -16,6 +16,7 @@ import logging
 import anyio.to_thread
 
 from ml_matching.contract import MLMatchingError, read_active
+from ml_matching.contract.experiment import read_experiment
 from ml_matching.runtime.service import ModelService
 
 log = logging.getLogger("ml_matching")
@@ -45,7 +46,8 @@ class ActiveWatch:
             await anyio.to_thread.run_sync(self.check)
 
     def check(self) -> None:
-        """Read ACTIVE once; load the version it names if that is new and not already refused."""
+        """Read ACTIVE and EXPERIMENT once; load what they name if it is new and not already refused."""
+        self._follow_experiment()
         try:
             active = read_active(self.service.root)
         except (MLMatchingError, OSError) as exc:
@@ -59,6 +61,14 @@ class ActiveWatch:
             self.service.load(active, persist=False, why="watch")
         except MLMatchingError as exc:  # logged by load(); the old model keeps serving
             self.refused = (active, str(exc))
+
+    def _follow_experiment(self) -> None:
+        try:
+            experiment = read_experiment(self.service.root)
+        except (MLMatchingError, OSError) as exc:
+            self._refuse("EXPERIMENT", f"cannot be read: {exc}")
+            return
+        self.service.follow(experiment)
 
     def _refuse(self, what: str, why: str) -> None:
         if self.refused != (what, why):

@@ -18,7 +18,17 @@ from litestar.params import FromPath, FromQuery, RawBody
 from litestar.response import Stream
 from prometheus_client import CollectorRegistry
 
-from ml_matching.contract import InvalidInput, MLMatchingError, ModelNotReady, StorageFull
+from ml_matching.contract import (
+    ArtifactCorrupt,
+    ExperimentNotFound,
+    InvalidInput,
+    MLMatchingError,
+    ModelNotReady,
+    StorageFull,
+    VersionNotFound,
+)
+from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.ledger import LedgerBatch
 from ml_matching.http import (
     ApiDocs,
     Body,
@@ -37,13 +47,23 @@ from ml_matching.http import (
     require_json,
 )
 from ml_matching.http import error_responses as _error_responses
-from ml_matching.trainer.decoding import outcome_type, outcomes_type
-from ml_matching.trainer.errors import TRAINER_STATUSES, JobNotFound, OutcomeConflict, TrainingBusy
+from ml_matching.trainer.decoding import ByPrediction, outcome_type, outcomes_type
+from ml_matching.trainer.errors import (
+    TRAINER_STATUSES,
+    ExperimentConflict,
+    JobNotFound,
+    OutcomeConflict,
+    PredictionConflict,
+    TrainingBusy,
+)
+from ml_matching.trainer.experiment_view import ExperimentView
+from ml_matching.trainer.experiments import TRANSITIONS, ExperimentBody
 from ml_matching.trainer.metrics import NAMESPACE, TrainerMetrics
 from ml_matching.trainer.responses import (
     JobView,
     OutcomesStored,
     OutcomeStats,
+    PredictionsStored,
     TrainerHealth,
     TrainerReady,
     job_view,
@@ -71,7 +91,7 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
     registry = CollectorRegistry()
     trainer = Trainer(settings, TrainerMetrics(registry) if settings.metrics else None)
     docs = ApiDocs(_bodies(settings), lambda: (trainer.active(), trainer.decoder().feature_set))
-    routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer)]
+    routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer), *_experiments(trainer)]
     if settings.metrics:
         routes.append(metrics_route(registry, trainer.refresh_metrics))
     description = (
@@ -97,9 +117,12 @@ def _bodies(settings: TrainerSettings) -> dict[str, Body]:
     n = settings.max_batch_rows
     return {
         "/outcomes": Body(
-            'one outcome {"id"?, "features": {...}, "outcome": bool}, or {"outcomes": [...]}',
-            lambda fs: (outcome_type(fs), outcomes_type(fs, n)),
+            'one outcome {"id"?, "features": {...}, "outcome": bool}, or {"predictionId", "outcome"} '
+            '(the ledger has the features), or {"outcomes": [...]} of either',
+            lambda fs: (outcome_type(fs), ByPrediction, outcomes_type(fs, n)),
         ),
+        "/predictions": Body('{"rows": [ledger row, ...]}', lambda _: LedgerBatch),
+        "/experiments": Body("the experiment", lambda _: ExperimentBody),
     }
 
 
@@ -163,7 +186,86 @@ def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
     def export(split: FromQuery[Literal["all", "training", "evaluation"]] = "all") -> Stream:
         return Stream(trainer.export(split), media_type="application/x-ndjson")
 
-    return [record, stats, export]
+    @post(
+        "/predictions",
+        status_code=200,
+        tags=["experiments"],
+        summary="Record prediction ledger rows (runtimes and the Node client send them)",
+        description=(
+            'Body `{"rows": [...]}` of ledger rows, stored durably before the answer. A resent '
+            "`predictionId` stores nothing twice; outcomes that were waiting for a row are joined to it."
+        ),
+        responses=error_responses(InvalidInput, UnsupportedMediaType, PredictionConflict, StorageFull),
+    )
+    async def predictions(request: Request[Any, Any, Any], body: RawBody) -> PredictionsStored:
+        require_json(request)
+        return await anyio.to_thread.run_sync(trainer.add_predictions, bytes(body))
+
+    return [record, stats, export, predictions]
+
+
+def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
+    token = trainer.settings.admin_token
+
+    @post(
+        "/experiments",
+        status_code=201,
+        tags=["experiments"],
+        summary="Start an experiment",
+        description=(
+            "Every version is checked (known, verifiable, one feature set); weights are basis points of "
+            "the units, each candidate within its region of the 10,000 buckets; at most one experiment "
+            "runs or is paused at a time. Runtimes follow it within MODEL_WATCH_SECONDS."
+        ),
+        security=[{"bearer": []}],
+        responses=error_responses(
+            InvalidInput,
+            Unauthorized,
+            ManagementDisabled,
+            VersionNotFound,
+            ArtifactCorrupt,
+            ExperimentConflict,
+        ),
+    )
+    async def create(request: Request[Any, Any, Any], body: RawBody) -> ExperimentView:
+        authorize(request, token)
+        require_json(request)
+        return await anyio.to_thread.run_sync(trainer.create_experiment, bytes(body))
+
+    @get("/experiments", sync_to_thread=True, tags=["experiments"], summary="Every experiment, newest first")
+    def listing() -> list[Experiment]:
+        return trainer.experiments.all()
+
+    @get(
+        "/experiments/{experiment_id:str}",
+        sync_to_thread=True,
+        tags=["experiments"],
+        summary="An experiment: its state, and per arm what the ledger and outcomes say",
+        responses=error_responses(ExperimentNotFound),
+    )
+    def show(experiment_id: FromPath[str]) -> ExperimentView:
+        return trainer.experiment_view(experiment_id)
+
+    def action(name: str) -> HTTPRouteHandler:
+        @post(
+            f"/experiments/{{experiment_id:str}}/{name}",
+            status_code=200,
+            tags=["experiments"],
+            summary=f"{name.capitalize()} an experiment",
+            security=[{"bearer": []}],
+            responses=error_responses(
+                Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict
+            ),
+            name=f"experiment-{name}",
+        )
+        async def change(request: Request[Any, Any, Any], experiment_id: FromPath[str]) -> ExperimentView:
+            authorize(request, token)
+            await anyio.to_thread.run_sync(trainer.experiments.transition, experiment_id, name)
+            return await anyio.to_thread.run_sync(trainer.experiment_view, experiment_id)
+
+        return change
+
+    return [create, listing, show, *(action(name) for name in TRANSITIONS)]
 
 
 def _training(trainer: Trainer) -> list[HTTPRouteHandler]:

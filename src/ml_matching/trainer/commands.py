@@ -113,8 +113,9 @@ def gate(args: argparse.Namespace) -> int:
 
 
 def _gate_rows(args: argparse.Namespace, fs: FeatureSet) -> EvalRows:
+    from ml_matching.trainer.database import is_postgres
     from ml_matching.trainer.evaluation import evaluation_rows
-    from ml_matching.trainer.store import SqliteStore
+    from ml_matching.trainer.store import Store
     from ml_matching.training.data import load_dataset
     from ml_matching.training.gate import EvalRows
 
@@ -122,10 +123,10 @@ def _gate_rows(args: argparse.Namespace, fs: FeatureSet) -> EvalRows:
         data = load_dataset(args.data, fs)
         return EvalRows(data.x, data.y, f"rows of {args.data}")
     configured = TrainerSettings.from_environ({**os.environ, "MODELS_DIR": str(args.artifacts)})
-    db = args.outcomes_db or configured.db_path
-    if not db.is_file():
+    db = str(args.outcomes_db or configured.database)
+    if not is_postgres(db) and not Path(db).is_file():
         raise InvalidInput(f"no rows to judge on: give --data FILE (there is no outcome database at {db})")
-    with SqliteStore(db) as store:
+    with Store(db) as store:
         rows = evaluation_rows(store, fs, MIN_ROWS)
     if rows is None:
         raise InvalidInput(

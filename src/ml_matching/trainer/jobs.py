@@ -21,7 +21,7 @@ import msgspec
 
 from ml_matching.trainer.errors import JobNotFound, TrainingBusy
 from ml_matching.trainer.records import Failed, Final, JobRecord, Progress, decode_message, ended
-from ml_matching.trainer.store import SqliteStore, now
+from ml_matching.trainer.store import Store, now
 from ml_matching.trainer.worker import JobSpec, run
 
 log = logging.getLogger("ml_matching.trainer")
@@ -31,9 +31,7 @@ SpecFor = Callable[[JobRecord, bytes | None], JobSpec]
 class JobRunner:
     """Queues jobs, runs each in a ``spawn``-ed worker process, and keeps their records."""
 
-    def __init__(
-        self, store: SqliteStore, spec_for: SpecFor, on_finished: Callable[[JobRecord], None]
-    ) -> None:
+    def __init__(self, store: Store, spec_for: SpecFor, on_finished: Callable[[JobRecord], None]) -> None:
         self._store = store
         self._spec_for = spec_for
         self._on_finished = on_finished

@@ -41,6 +41,14 @@ class TrainerMetrics:
             ["result"], namespace=ns, registry=reg,
         )  # fmt: skip
         self.outcomes = Gauge("outcomes", "Outcomes in the store", namespace=ns, registry=reg)
+        self.ledger_rows = Counter(
+            "ledger_rows_received", "Prediction ledger rows posted, by result (stored, or a duplicate)",
+            ["result"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.joined = Counter(
+            "outcomes_joined", "Waiting outcomes joined to their prediction when it arrived",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
         self.untrained = Gauge(
             "untrained_outcomes", "Stored training outcomes no promoted job has trained on yet",
             namespace=ns, registry=reg,
@@ -65,6 +73,11 @@ class TrainerMetrics:
     def stored(self, stored: int, duplicates: int) -> None:
         self.received.labels("stored").inc(stored)
         self.received.labels("duplicate").inc(duplicates)
+
+    def ledger(self, stored: int, duplicates: int, joined: int) -> None:
+        self.ledger_rows.labels("stored").inc(stored)
+        self.ledger_rows.labels("duplicate").inc(duplicates)
+        self.joined.inc(joined)
 
     def finished(self, job: JobRecord) -> None:
         """Count a job that reached its final state, and the gate's decision when it made one."""

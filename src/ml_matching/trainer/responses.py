@@ -38,6 +38,17 @@ class OutcomesStored(_Camel):
     total: int
     untrained: int
     ids: list[str]
+    pending: int  # outcomes by prediction id whose prediction has not reached the trainer yet
+    job: str | None = None
+
+
+class PredictionsStored(_Camel):
+    """``POST /predictions``: ledger rows stored (a resent id is a duplicate, stored once), and the
+    waiting outcomes they joined."""
+
+    stored: int
+    duplicates: int
+    joined: int
     job: str | None = None
 
 

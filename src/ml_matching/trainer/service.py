@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator
@@ -20,13 +21,17 @@ from ml_matching.contract import (
     read_active,
     version_dir,
 )
-from ml_matching.trainer.decoding import OutcomeDecoder
+from ml_matching.contract.ledger import LedgerBatch
+from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
+from ml_matching.trainer.experiment_view import ExperimentView, experiment_view
+from ml_matching.trainer.experiments import ExperimentBody, ExperimentBook
 from ml_matching.trainer.jobs import JobRunner
+from ml_matching.trainer.ledger import add_predictions, prune
 from ml_matching.trainer.metrics import TrainerMetrics
 from ml_matching.trainer.records import JobRecord
-from ml_matching.trainer.responses import OutcomesStored, OutcomeStats
+from ml_matching.trainer.responses import OutcomesStored, OutcomeStats, PredictionsStored
 from ml_matching.trainer.settings import TrainerSettings
-from ml_matching.trainer.store import SqliteStore
+from ml_matching.trainer.store import Store, now
 from ml_matching.trainer.worker import JobSpec
 from ml_matching.training.data import parse_dataset
 
@@ -40,8 +45,11 @@ class Trainer:
         self.settings = settings
         self.metrics = metrics
         self.root = settings.models_dir
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
         self._runner: JobRunner | None = None
+        self._book: ExperimentBook | None = None
+        self._ledger_decoder = msgspec.json.Decoder(LedgerBatch)
+        self._stopping = threading.Event()
         self._decoder_lock = threading.Lock()
         self._decoder_key: tuple[str | None, ...] | None = None
         self._decoder: OutcomeDecoder | None = None
@@ -50,23 +58,34 @@ class Trainer:
         )
 
     def start(self) -> None:
-        """Open the store; mark the jobs a previous run left unfinished as failed."""
-        self._store = SqliteStore(self.settings.db_path)
+        """Open the store; mark the jobs a previous run left unfinished as failed; make the store's
+        EXPERIMENT agree with the database; prune the ledger now and then every hour."""
+        self._store = Store(self.settings.database)
         self._runner = JobRunner(self._store, self._spec, self._finished)
         self._runner.recover()
-        log.info("trainer: outcomes in %s, versions in %s", self.settings.db_path, self.root)
+        self._book = ExperimentBook(self._store.db, self.root)
+        self._book.reconcile()
+        threading.Thread(target=self._prune_every, args=(3600.0,), name="ledger-prune", daemon=True).start()
+        log.info("trainer: outcomes in %s, versions in %s", self._store.where, self.root)
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             self._runner.stop()
         if self._store is not None:
             self._store.close()
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         if self._store is None:
             raise MLMatchingError("the trainer has not started")
         return self._store
+
+    @property
+    def experiments(self) -> ExperimentBook:
+        if self._book is None:
+            raise MLMatchingError("the trainer has not started")
+        return self._book
 
     @property
     def runner(self) -> JobRunner:
@@ -104,13 +123,63 @@ class Trainer:
         added = self.store.add(outcomes, self.settings.evaluation_share)
         if self.metrics is not None:
             self.metrics.stored(added.stored, added.duplicates)
-        job = None
-        if added.stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
-            job = self.runner.submit("auto").id
+        job = self._retrain_if_due(added.stored)
         stats = self.store.stats()
         return OutcomesStored(
-            added.stored, added.duplicates, stats.total, stats.untrained, list(added.ids), job
+            added.stored, added.duplicates, stats.total, stats.untrained, list(added.ids), added.pending, job
         )
+
+    def _retrain_if_due(self, stored: int) -> str | None:
+        if stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
+            return self.runner.submit("auto").id
+        return None
+
+    # --- the prediction ledger -------------------------------------------------------------------
+
+    def add_predictions(self, body: bytes) -> PredictionsStored:
+        """Keep the ledger rows of ``body`` (a resend stores nothing twice); join waiting outcomes."""
+        try:
+            batch = self._ledger_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(ledger_problem(body, exc)) from None
+        with self.store.db.write() as tx:
+            added = add_predictions(tx, batch.rows, now(), self.settings.evaluation_share)
+        if self.metrics is not None:
+            self.metrics.ledger(added.stored, added.duplicates, added.joined)
+        job = self._retrain_if_due(added.joined)
+        return PredictionsStored(added.stored, added.duplicates, added.joined, job)
+
+    def prune_ledger(self, at: dt.datetime | None = None) -> tuple[int, int]:
+        """Forget ledger rows older than LEDGER_RETENTION_DAYS; (predictions, waiting outcomes) removed."""
+        cutoff = (at or dt.datetime.now(dt.UTC)) - dt.timedelta(days=self.settings.ledger_retention_days)
+        with self.store.db.write() as tx:
+            removed = prune(tx, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        if any(removed):
+            log.info("ledger: %d predictions and %d waiting outcomes past retention removed", *removed)
+        return removed
+
+    def _prune_every(self, seconds: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.prune_ledger()
+            except MLMatchingError as exc:
+                log.warning("ledger: pruning failed: %s", exc)
+            self._stopping.wait(seconds)
+
+    # --- experiments -----------------------------------------------------------------------------
+
+    def create_experiment(self, body: bytes) -> ExperimentView:
+        try:
+            request = msgspec.json.decode(body, type=ExperimentBody)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(str(exc)) from None
+        return self.experiment_view(self.experiments.create(request).id)
+
+    def experiment_view(self, experiment_id: str) -> ExperimentView:
+        experiment = self.experiments.get(experiment_id)
+        events = self.experiments.events(experiment_id)
+        with self.store.db.read() as tx:
+            return experiment_view(tx, experiment, events)
 
     def stats(self) -> OutcomeStats:
         s = self.store.stats()
@@ -149,7 +218,7 @@ class Trainer:
         return JobSpec(
             job_id=job.id,
             root=str(self.root),
-            db=str(s.db_path),
+            db=s.database,
             features=[msgspec.to_builtins(f) for f in fs.features],
             algorithm=s.model_type,
             tolerance=s.promotion_tolerance,

@@ -25,8 +25,19 @@ class TrainerSettings(ServiceSettings):
 
     host: str = setting("0.0.0.0", "ML_TRAINER_HOST", "Address to listen on", text)
     port: int = setting(8001, "ML_TRAINER_PORT", "Port to listen on", integer(1, 65535))
-    outcomes_db: Path | None = setting(
-        None, "OUTCOMES_DB", "The outcome database (unset: MODELS_DIR/outcomes.sqlite)", path
+    outcomes_db: str | None = setting(
+        None,
+        "OUTCOMES_DB",
+        "The database of outcomes, ledger and experiments: a SQLite file, or a postgresql:// URL "
+        "(unset: MODELS_DIR/outcomes.sqlite)",
+        text,
+    )
+    ledger_retention_days: float = setting(
+        400.0,
+        "LEDGER_RETENTION_DAYS",
+        "Days a prediction stays in the ledger (and an outcome waits for its prediction); "
+        "joined outcomes stay",
+        number(1, 36_500),
     )
     retrain_every: int = setting(
         50,
@@ -66,5 +77,6 @@ class TrainerSettings(ServiceSettings):
     )
 
     @property
-    def db_path(self) -> Path:
-        return self.outcomes_db or self.models_dir / OUTCOMES_FILE
+    def database(self) -> str:
+        """The database's URL or file path (never logged whole: a URL may hold a password)."""
+        return self.outcomes_db or str(self.models_dir / OUTCOMES_FILE)

@@ -1,9 +1,9 @@
-"""Where collaboration outcomes and training jobs are kept: a small interface and its SQLite store.
+"""Where collaboration outcomes and training jobs are kept.
 
-:class:`OutcomeStore` and :class:`JobStore` are what the trainer needs; :class:`SqliteStore` is
-the embedded implementation (stdlib ``sqlite3``, WAL, ``synchronous=FULL``: a commit returns once
-the data is on disk, so an acknowledged outcome survives a crash or power loss). Another database
-implements the same two protocols.
+:class:`Store` holds them in the trainer's database (:mod:`.database`: a SQLite file, or
+PostgreSQL); a call returns once its transaction is committed, so an acknowledged outcome survives
+a crash. :class:`OutcomeStore` and :class:`JobStore` are the parts the rest of the trainer uses;
+the prediction ledger (:mod:`.ledger`) and the experiments (:mod:`.experiments`) share the database.
 
 Each outcome is kept for training or for evaluation by a hash of its id (:func:`is_evaluation`),
 decided once when it is stored: an outcome never moves from one to the other, and no training
@@ -15,31 +15,48 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from ml_matching.contract import FeatureSet, StorageFull
+import msgspec
+
+from ml_matching.contract import FeatureSet
+from ml_matching.contract.ledger import LedgerRow
+from ml_matching.trainer.database import Database, Tx, open_database
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, decode_record, encode
+from ml_matching.trainer.schema import migrate
 
 Split = Literal["training", "evaluation", "all"]
+decode_row = msgspec.json.Decoder(LedgerRow).decode
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One collaboration's features and whether it succeeded."""
+    """One collaboration's features and whether it succeeded (``prediction_id``: the prediction it
+    judges, when it came from the ledger)."""
 
     id: str
     features: dict[str, float]
     outcome: bool
+    prediction_id: str | None = None
 
 
 @dataclass(frozen=True)
-class StoredOutcome(Outcome):
+class PredictionOutcome:
+    """An outcome sent by the id of the prediction it judges (the ledger has its features)."""
+
+    prediction_id: str
+    outcome: bool
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    id: str
+    features: dict[str, float]
+    outcome: bool
     seq: int
     evaluation: bool
     received_at: str
@@ -51,6 +68,7 @@ class AddResult:
     duplicates: int
     ids: tuple[str, ...]
     last_seq: int
+    pending: int = 0  # outcomes by prediction id whose prediction has not arrived
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,7 @@ class Stats:
 
 
 class OutcomeStore(Protocol):
-    def add(self, outcomes: Sequence[Outcome], evaluation_share: float) -> AddResult: ...
+    def add(self, outcomes: Sequence[Outcome | PredictionOutcome], evaluation_share: float) -> AddResult: ...
     def stats(self) -> Stats: ...
     def rows(self, split: Split, through: int | None = None) -> Iterator[StoredOutcome]: ...
     def mark_trained(self, through: int) -> None: ...
@@ -100,89 +118,36 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-#: 1: outcomes, meta and jobs; 2: job records typed (result or reason).
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outcomes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    features TEXT NOT NULL,
-    outcome INTEGER NOT NULL,
-    evaluation INTEGER NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL);
-"""
+class Store:
+    """:class:`OutcomeStore` and :class:`JobStore` in the trainer's database. Thread-safe."""
 
+    def __init__(self, url: str | Path) -> None:
+        self.db: Database = open_database(url)
+        try:
+            migrate(self.db)
+        except BaseException:
+            self.db.close()
+            raise
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a database made by any earlier release to :data:`SCHEMA_VERSION` (``PRAGMA user_version``)."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StorageFull(f"the database is at schema {version}, newer than this release's {SCHEMA_VERSION}")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        if version < 1:  # executescript would commit first: one statement at a time, in this transaction
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
-        if version < 2:
-            for job_id, record in db.execute("SELECT id, record FROM jobs").fetchall():
-                db.execute("UPDATE jobs SET record = ? WHERE id = ?", (_typed_job(record), job_id))
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _typed_job(record: str) -> str:
-    """A job record of schema 1 (its result an untyped dict) in schema 2's shape."""
-    data = json.loads(record)
-    result = data.pop("result", None) or {}
-    if result.get("status") == "success":
-        data["result"] = {k: v for k, v in result.items() if k not in ("status", "job")}
-    elif "reason" in result:
-        data["reason"] = result["reason"]
-    return json.dumps(data)
-
-
-class SqliteStore:
-    """:class:`OutcomeStore` and :class:`JobStore` in one SQLite file. Thread-safe; one process writes."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
-        with self._lock:
-            _migrate(self._db)
+    @property
+    def where(self) -> str:
+        return self.db.where
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
-    def __enter__(self) -> SqliteStore:
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _write(self, sql: str, *params: Any) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                raise StorageFull(f"{self.path}: {exc}") from None
-            raise
-
     # --- outcomes --------------------------------------------------------------------------------
 
-    def add(self, outcomes: Sequence[Outcome], evaluation_share: float) -> AddResult:
+    def add(self, outcomes: Sequence[Outcome | PredictionOutcome], evaluation_share: float) -> AddResult:
         """Store ``outcomes`` in one transaction; an id already stored with the same content is skipped.
+
+        An outcome by prediction id takes its features from the ledger, or waits for its prediction.
 
         Raises
         ------
@@ -192,63 +157,26 @@ class SqliteStore:
             The disk is full; nothing of this call is stored.
         """
         stamp = now()
-        stored = 0
-        with self._lock:
-            self._write("BEGIN IMMEDIATE")
-            try:
-                for o in outcomes:
-                    stored += self._insert(o, stamp, evaluation_share)
-                last = self._last_seq()
-                self._write("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-        return AddResult(stored, len(outcomes) - stored, tuple(o.id for o in outcomes), last)
-
-    def _insert(self, o: Outcome, stamp: str, share: float) -> int:
-        features = json.dumps(o.features, sort_keys=True)
-        row = (o.id, features, int(o.outcome), int(is_evaluation(o.id, share)), stamp)
-        cursor = self._write(
-            "INSERT OR IGNORE INTO outcomes (id, features, outcome, evaluation, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            *row,
-        )
-        if cursor.rowcount == 1:
-            return 1
-        same = self._db.execute(
-            "SELECT 1 FROM outcomes WHERE id = ? AND features = ? AND outcome = ?",
-            (o.id, features, int(o.outcome)),
-        ).fetchone()
-        if same is None:
-            raise OutcomeConflict(
-                f"outcome `{o.id}` is already stored with other features or another outcome; "
-                "a retry must send the same, a new outcome needs a new id"
-            )
-        return 0
-
-    def _rollback(self) -> None:
-        # A COMMIT that failed (disk full) may have rolled back already.
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-
-    def _last_seq(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outcomes").fetchone()[0])
-
-    def _meta(self, key: str) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+        counts = {"stored": 0, "duplicate": 0, "pending": 0}
+        with self.db.write() as tx:
+            for o in outcomes:
+                if isinstance(o, PredictionOutcome):
+                    counts[add_prediction_outcome(tx, o, stamp, evaluation_share)] += 1
+                else:
+                    counts["stored" if insert_outcome(tx, o, stamp, evaluation_share) else "duplicate"] += 1
+            last = last_seq(tx)
+        ids = tuple(o.prediction_id if isinstance(o, PredictionOutcome) else o.id for o in outcomes)
+        return AddResult(counts["stored"], counts["duplicate"], ids, last, counts["pending"])
 
     def stats(self) -> Stats:
-        with self._lock:
-            total, positives, evaluation, first, last, last_seq = self._db.execute(
+        with self.db.read() as tx:
+            total, positives, evaluation, first, last, last_ = tx.execute(
                 "SELECT COUNT(*), COALESCE(SUM(outcome), 0), COALESCE(SUM(evaluation), 0), "
                 "MIN(received_at), MAX(received_at), COALESCE(MAX(seq), 0) FROM outcomes"
             ).fetchone()
-            trained = self._meta("trained_through")
-            untrained = self._db.execute(
-                "SELECT COUNT(*) FROM outcomes WHERE seq > ?", (trained,)
-            ).fetchone()[0]
-        return Stats(int(total), int(positives), int(untrained), int(evaluation), first, last, int(last_seq))
+            trained = _meta(tx, "trained_through")
+            untrained = tx.execute("SELECT COUNT(*) FROM outcomes WHERE seq > ?", trained).fetchone()[0]
+        return Stats(int(total), int(positives), int(untrained), int(evaluation), first, last, int(last_))
 
     def rows(self, split: Split, through: int | None = None) -> Iterator[StoredOutcome]:
         """Stored outcomes of ``split`` (up to sequence number ``through``), oldest first, in pages."""
@@ -256,11 +184,12 @@ class SqliteStore:
         limit = through if through is not None else 2**62
         after = 0
         while True:
-            with self._lock:
-                page = self._db.execute(
+            with self.db.read() as tx:
+                page = tx.execute(
                     "SELECT seq, id, features, outcome, evaluation, received_at FROM outcomes "
                     f"WHERE {where} AND seq > ? AND seq <= ? ORDER BY seq LIMIT 1000",
-                    (after, limit),
+                    after,
+                    limit,
                 ).fetchall()
             if not page:
                 return
@@ -270,46 +199,40 @@ class SqliteStore:
 
     def mark_trained(self, through: int) -> None:
         """Outcomes up to ``through`` have been used by a training."""
-        with self._lock:
-            self._write(
+        greatest = self.db.dialect.greatest
+        with self.db.write() as tx:
+            tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('trained_through', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+                f"ON CONFLICT(key) DO UPDATE SET value = {greatest}(meta.value, excluded.value)",
                 through,
             )
 
     def retrain_claimed_through(self) -> int:
         """The last sequence number a retraining was queued for."""
-        with self._lock:
-            return self._meta("retrain_claimed_through")
+        with self.db.read() as tx:
+            return _meta(tx, "retrain_claimed_through")
 
     def claim_retrain(self, every: int) -> int | None:
         """If ``every`` outcomes arrived since the last claim, claim them: return the last seq, else None."""
         if every <= 0:
             return None
-        with self._lock:
-            self._write("BEGIN IMMEDIATE")
-            try:
-                last, claimed = self._last_seq(), self._meta("retrain_claimed_through")
-                if last - claimed < every:
-                    self._write("COMMIT")
-                    return None
-                self._write(
-                    "INSERT INTO meta (key, value) VALUES ('retrain_claimed_through', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    last,
-                )
-                self._write("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+        with self.db.write() as tx:
+            last, claimed = last_seq(tx), _meta(tx, "retrain_claimed_through")
+            if last - claimed < every:
+                return None
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('retrain_claimed_through', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                last,
+            )
         return last
 
     # --- jobs ------------------------------------------------------------------------------------
 
     def save_job(self, job: JobRecord) -> None:
         record = encode(job).decode()
-        with self._lock:
-            self._write(
+        with self.db.write() as tx:
+            tx.execute(
                 "INSERT INTO jobs (id, record, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET record = excluded.record",
                 job.id,
@@ -318,15 +241,75 @@ class SqliteStore:
             )
 
     def job(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row[0]) if row else None
+        with self.db.read() as tx:
+            row = tx.execute("SELECT record FROM jobs WHERE id = ?", job_id).fetchone()
+        return decode_record(row[0]) if row else None
 
     def unfinished_jobs(self) -> list[JobRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT record FROM jobs ORDER BY created_at").fetchall()
-        return [j for j in (_job(r[0]) for r in rows) if not j.final]
+        with self.db.read() as tx:
+            rows = tx.execute("SELECT record FROM jobs ORDER BY created_at").fetchall()
+        return [j for j in (decode_record(r[0]) for r in rows) if not j.final]
 
 
-def _job(text: str) -> JobRecord:
-    return decode_record(text)
+def insert_outcome(tx: Tx, o: Outcome, stamp: str, share: float) -> int:
+    """Store ``o`` in ``tx``: 1 when new, 0 when stored before with the same content.
+
+    Raises OutcomeConflict when its id (or its prediction) is stored with other content.
+    """
+    features = json.dumps(o.features, sort_keys=True)
+    cursor = tx.execute(
+        "INSERT INTO outcomes (id, features, outcome, evaluation, received_at, prediction_id) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        o.id, features, int(o.outcome), int(is_evaluation(o.id, share)), stamp, o.prediction_id,
+    )  # fmt: skip
+    if cursor.rowcount == 1:
+        return 1
+    same = tx.execute(
+        "SELECT 1 FROM outcomes WHERE id = ? AND features = ? AND outcome = ?", o.id, features, int(o.outcome)
+    ).fetchone()
+    if same is None:
+        what = f"prediction `{o.prediction_id}`'s outcome" if o.prediction_id else f"outcome `{o.id}`"
+        raise OutcomeConflict(
+            f"{what} is already stored with other features or another outcome; "
+            "a retry must send the same, a new outcome needs a new id"
+        )
+    return 0
+
+
+def joined_outcome(row: LedgerRow, outcome: bool) -> Outcome:
+    """The stored outcome of a prediction: its id is the prediction's, its features the scored row."""
+    return Outcome(row.prediction_id, row.features, outcome, row.prediction_id)
+
+
+def add_prediction_outcome(tx: Tx, item: PredictionOutcome, stamp: str, share: float) -> str:
+    """Store an outcome by prediction id: ``"stored"``, ``"duplicate"`` or ``"pending"`` (kept until
+    its prediction arrives). Raises OutcomeConflict when the prediction has another outcome."""
+    found = tx.execute("SELECT row FROM predictions WHERE id = ?", item.prediction_id).fetchone()
+    if found is not None:
+        stored = insert_outcome(tx, joined_outcome(decode_row(found[0]), item.outcome), stamp, share)
+        return "stored" if stored else "duplicate"
+    cursor = tx.execute(
+        "INSERT INTO pending_outcomes (prediction_id, outcome, received_at) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        item.prediction_id, int(item.outcome), stamp,
+    )  # fmt: skip
+    if cursor.rowcount == 1:
+        return "pending"
+    (waiting,) = tx.execute(
+        "SELECT outcome FROM pending_outcomes WHERE prediction_id = ?", item.prediction_id
+    ).fetchone()
+    if bool(waiting) != item.outcome:
+        raise OutcomeConflict(
+            f"prediction `{item.prediction_id}` already has the outcome {bool(waiting)!s}; "
+            "a retry must send the same, and a prediction has one outcome"
+        )
+    return "duplicate"
+
+
+def last_seq(tx: Tx) -> int:
+    return int(tx.execute("SELECT COALESCE(MAX(seq), 0) FROM outcomes").fetchone()[0])
+
+
+def _meta(tx: Tx, key: str) -> int:
+    row = tx.execute("SELECT value FROM meta WHERE key = ?", key).fetchone()
+    return int(row[0]) if row else 0

@@ -34,7 +34,7 @@ from ml_matching.trainer.records import (
     WorkerMessage,
     encode,
 )
-from ml_matching.trainer.store import SqliteStore, matching
+from ml_matching.trainer.store import Store, matching
 from ml_matching.training.config import load_config
 from ml_matching.training.data import Dataset, parse_dataset
 from ml_matching.training.errors import DataError
@@ -91,7 +91,7 @@ def _exit_with_parent(parent: int) -> None:
 def train(spec: JobSpec, progress: Lines) -> TrainResult:
     """Train on the job's data, judge against ACTIVE, publish; activate when promoted."""
     fs = feature_set_from_obj(spec.features)
-    root, store = Path(spec.root), SqliteStore(Path(spec.db))
+    root, store = Path(spec.root), Store(spec.db)
     try:
         data = _dataset(spec, fs, store, progress)
         rows = evaluation_rows(store, fs, spec.min_evaluation_rows)
@@ -110,7 +110,7 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     return answer(published, data.rows)
 
 
-def _dataset(spec: JobSpec, fs: FeatureSet, store: SqliteStore, progress: Lines) -> Dataset:
+def _dataset(spec: JobSpec, fs: FeatureSet, store: Store, progress: Lines) -> Dataset:
     if spec.body is not None:
         return parse_dataset(spec.body, ".json", fs, where="POST /train body", source="POST /train body")
     fitting, skipped = matching(store.rows("training", spec.snapshot), fs)

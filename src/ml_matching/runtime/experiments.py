@@ -1,0 +1,115 @@
+"""The experiment this runtime follows: the versions it keeps loaded, and which one serves a unit.
+
+:class:`Arms` is an immutable snapshot, built off the request path when the store's
+``EXPERIMENT`` changes (every version verified like any load) and swapped in whole, like a hot
+swap: a request reads it once. A version that fails verification is not served: control serves
+its units (the ledger row says ``fallback``), and the refusal shows in ``/health``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ml_matching.contract import InvalidInput, MLMatchingError
+from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, unit_digest
+from ml_matching.contract.experiment import Experiment
+from ml_matching.runtime.scoring import Scorer
+
+#: Builds the verified scorer of a version (the service's own load), raising when it fails a check.
+Build = Callable[[str], Scorer]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What serves one request: the scorer, and the experiment's record of it (None outside one)."""
+
+    scorer: Scorer
+    experiment: str | None = None
+    arm: str | None = None
+    weight: int | None = None
+    unit: str | None = None
+    fallback: bool = False
+
+
+@dataclass(frozen=True)
+class Arms:
+    """A running experiment's scorers: control's, each candidate's and each shadow's."""
+
+    experiment: Experiment
+    control: Scorer
+    candidates: tuple[Scorer | None, ...]  # None: the version was refused; control serves its units
+    shadows: tuple[Scorer, ...]
+    refused: dict[str, str] = field(default_factory=dict)  # version -> why
+
+    @property
+    def id(self) -> str:
+        return self.experiment.id
+
+    def route(self, key: str) -> Route:
+        """The arm of unit ``key`` and the scorer that serves it (raises InvalidInput for a bad key)."""
+        exp = self.experiment
+        digest = unit_digest(exp.salt, key)
+        k, unit = arm_index(bucket_of(digest), exp.weights), digest.hex()
+        if k < 0:
+            return Route(self.control, exp.id, CONTROL, 10_000 - sum(exp.weights), unit)
+        candidate, scorer = exp.candidates[k], self.candidates[k]
+        if scorer is None:
+            return Route(self.control, exp.id, candidate.arm, candidate.weight, unit, fallback=True)
+        return Route(scorer, exp.id, candidate.arm, candidate.weight, unit)
+
+
+def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -> Arms:
+    """Every version of ``experiment`` verified and loaded (reusing ``loaded`` ones).
+
+    Raises MLMatchingError when control itself cannot be loaded: an experiment without its control
+    is not followed (the service keeps serving ACTIVE alone).
+    """
+    scorers = dict(loaded)
+    refused: dict[str, str] = {}
+    for version in experiment.versions():
+        if version in scorers:
+            continue
+        try:
+            scorers[version] = build(version)
+        except MLMatchingError as exc:
+            refused[version] = str(exc)
+    if experiment.control not in scorers:
+        raise MLMatchingError(f"control {experiment.control}: {refused[experiment.control]}")
+    features = scorers[experiment.control].model.feature_set.names
+    for version in experiment.versions():
+        if version in scorers and scorers[version].model.feature_set.names != features:
+            # Every arm scores the same request: a version of other features cannot serve them.
+            refused[version] = f"it scores other features than control {experiment.control}"
+    usable = {v: s for v, s in scorers.items() if v not in refused}
+    return Arms(
+        experiment=experiment,
+        control=scorers[experiment.control],
+        candidates=tuple(usable.get(c.version) for c in experiment.candidates),
+        shadows=tuple(usable[v] for v in experiment.shadow if v in usable),
+        refused=refused,
+    )
+
+
+def unit_key(raw: str | None) -> str | None:
+    """The ``ML-Unit-Key`` header's key: percent-encoded UTF-8 decoded, None when absent.
+
+    Raises InvalidInput for an empty key or one that is not valid percent-encoded UTF-8.
+    """
+    if raw is None:
+        return None
+    if "%" not in raw:
+        key = raw
+    else:
+        from urllib.parse import unquote  # only for keys that need it
+
+        try:
+            key = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "header `ML-Unit-Key`: not valid percent-encoded UTF-8 (encode non-ASCII keys as UTF-8, "
+                "then percent-encode the bytes)"
+            ) from None
+    if not key:
+        raise InvalidInput("header `ML-Unit-Key` is empty: send the unit's key, or no header at all")
+    return key

@@ -1,0 +1,148 @@
+"""What one scoring request does: which version serves it, scoring (coalesced), and its ledger rows.
+
+:class:`Serving` routes a request to control, or, under an experiment and with a unit key, to the
+unit's arm; one-row requests are scored together per version at the end of the event-loop turn
+(:mod:`.coalesce`); :class:`Recorder` turns what was served into ledger rows, through the shadows
+when the experiment has any. The answer never waits for the shadows or the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ml_matching.contract import Rows32
+from ml_matching.contract.assignment import HASH_VERSION
+from ml_matching.contract.ledger import LedgerRow
+from ml_matching.runtime.coalesce import RowCoalescer
+from ml_matching.runtime.experiments import Arms, Route
+from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_prediction_id
+from ml_matching.runtime.shadow import Shadows
+
+#: Told (arm, rows) for rows served under an experiment (the metrics).
+CountArm = Callable[[str, int], None]
+
+
+def _tag(route: Route) -> Tag:
+    return Tag(route.experiment, route.arm) if route.experiment is not None else PLAIN
+
+
+class Recorder:
+    """Turns served rows into ledger rows (``LEDGER``: ``experiments``, ``all`` or ``off``)."""
+
+    def __init__(self, mode: str, ledger: LedgerSender, shadows: Shadows, count_arm: CountArm) -> None:
+        self.mode = mode
+        self.ledger = ledger
+        self.shadows = shadows
+        self._count_arm = count_arm
+
+    def record(
+        self, routes: Sequence[Route], x: Rows32, p: Sequence[float], ids: Sequence[str], arms: Arms | None
+    ) -> None:
+        if self.mode == "off":
+            return
+        keep = [i for i, r in enumerate(routes) if r.experiment is not None or self.mode == "all"]
+        if not keep:
+            return
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        revision = arms.experiment.revision if arms is not None else None
+        rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision) for i in keep]
+        if arms is not None:
+            for route in (routes[i] for i in keep):
+                if route.arm is not None:
+                    self._count_arm(route.arm, 1)
+        in_experiment = [r for r in rows if r.experiment is not None]
+        if arms is not None and arms.shadows and in_experiment:
+            chosen = [i for i in keep if routes[i].experiment is not None]
+            self.shadows.submit(arms.shadows, in_experiment, x[chosen])
+            rows = [r for r in rows if r.experiment is None]
+        if rows:
+            self.ledger.put(rows)
+
+    @staticmethod
+    def _row(
+        route: Route, x: Rows32, p: float, prediction_id: str, at: str, revision: int | None
+    ) -> LedgerRow:
+        names = route.scorer.model.feature_set.names
+        features = dict(zip(names, x.tolist(), strict=True))
+        if route.experiment is None:
+            return LedgerRow(prediction_id, at, route.scorer.version, p, features)
+        return LedgerRow(
+            prediction_id, at, route.scorer.version, p, features, route.experiment, revision, route.arm,
+            route.weight, route.unit, HASH_VERSION, route.fallback,
+        )  # fmt: skip
+
+
+class Serving:
+    """Routes and scores the scoring requests of one service."""
+
+    def __init__(
+        self, control: Callable[[], Scorer], arms: Callable[[], Arms | None], recorder: Recorder
+    ) -> None:
+        self._control = control
+        self._arms = arms
+        self.recorder = recorder
+        self._coalescer: RowCoalescer[tuple[Route, Arms | None]] = RowCoalescer(self._score_group)
+
+    def route(self, key: str | None) -> tuple[Route, Arms | None]:
+        """What serves a request with unit ``key`` (None: no key, so control, outside the experiment)."""
+        arms = self._arms()
+        if arms is None or arms.experiment.state != "running":
+            return Route(self._control()), None
+        if key is None:
+            return Route(arms.control), arms
+        return arms.route(key), arms
+
+    async def predict(self, body: bytes, key: str | None, explain: bool) -> bytes:
+        route, arms = self.route(key)
+        row = route.scorer.decode_row(body)
+        if explain:
+            prediction_id = new_prediction_id()
+            answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
+            self.recorder.record([route], x, [p], [prediction_id], arms)
+            return answer
+        return await self._coalescer.submit(route.scorer, (route, arms), row)
+
+    def _score_group(
+        self, scorer: Scorer, items: list[tuple[tuple[Route, Arms | None], tuple[float, ...]]]
+    ) -> list[bytes]:
+        routes = [route for (route, _), _ in items]
+        ids = [new_prediction_id() for _ in items]
+        answers, x, p = scorer.answer_rows([row for _, row in items], ids, [_tag(r) for r in routes])
+        self.recorder.record(routes, x, p, ids, items[0][0][1])
+        return answers
+
+    def predict_batch(self, body: bytes, explain: bool) -> bytes:
+        """``{"instances": [...], "units"?: [...]}``: each row by its unit's arm, answered in order."""
+        control, arms = self.route(None)
+        x, units = control.scorer.decode_batch(body)
+        ids = [new_prediction_id() for _ in range(len(x))]
+        routes = [control] * len(x) if units is None or arms is None else [arms.route(u) for u in units]
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, route in enumerate(routes):
+            groups[id(route.scorer)].append(i)
+        predictions: list[Prediction | None] = [None] * len(x)
+        p: list[float] = [0.0] * len(x)
+        explained = None
+        for rows in groups.values():
+            scorer = routes[rows[0]].scorer
+            xs = x[rows]
+            contributions = None
+            if explain:
+                contributions, base, scale = scorer.explanations(xs)
+                explained = (base, scale)
+            tags = [_tag(routes[i]) for i in rows] if units is not None and arms is not None else None
+            preds, ps = scorer.predictions(xs, [ids[i] for i in rows], tags, contributions)
+            for i, pred, pv in zip(rows, preds, ps, strict=True):
+                predictions[i], p[i] = pred, pv
+        self.recorder.record(routes, x, p, ids, arms)
+        experiment = arms.id if arms is not None and units is not None else None
+        return control.scorer.encode_batch([q for q in predictions if q is not None], experiment, explained)
+
+    def record_infer(self, route: Route, arms: Arms | None, x: Rows32, p: np.ndarray, ids: list[str]) -> None:
+        """The ledger rows of an Open Inference Protocol request (scored by the v2 router)."""
+        self.recorder.record([route] * len(x), x, p.astype(np.float64).tolist(), ids, arms)

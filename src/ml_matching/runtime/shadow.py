@@ -1,0 +1,118 @@
+"""Shadow scoring: the experiment's shadow versions score the rows the arms served, off the answer's path.
+
+The request path only hands the scored rows to a bounded queue (no wait); a thread of its own
+takes them, several batches at a time, scores them with each shadow version, and passes the rows,
+now with the shadows' probabilities, to the ledger. A shadow that raises or is slow never delays
+or fails an answer: a raising shadow is recorded as failed on the row, and when the queue is full
+the rows go to the ledger without shadow scores (``skipped``). Both are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from ml_matching.contract.ledger import LedgerRow, ShadowScore
+from ml_matching.runtime.scoring import Scorer
+
+log = logging.getLogger("ml_matching")
+Rows32 = npt.NDArray[np.float32]
+Work = tuple[tuple[Scorer, ...], list[LedgerRow], Rows32]
+#: Told (version, result, rows) for each shadow outcome: ``scored``, ``failed`` or ``skipped``.
+Count = Callable[[str, str, int], None]
+
+
+class Shadows:
+    """The queue of rows to shadow-score, and the thread that scores them."""
+
+    def __init__(self, capacity: int, deliver: Callable[[list[LedgerRow]], None], count: Count) -> None:
+        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=capacity)
+        self._deliver = deliver
+        self._count = count
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def submit(self, scorers: tuple[Scorer, ...], rows: list[LedgerRow], x: Rows32) -> None:
+        """Queue served rows for the shadows (no wait); with a full queue they go on without them."""
+        try:
+            self._queue.put_nowait((scorers, rows, x))
+        except queue.Full:
+            reason = "skipped: the shadow queue was full"
+            for scorer in scorers:
+                self._count(scorer.version, "skipped", len(rows))
+            self._deliver([_with(r, [ShadowScore(s.version, error=reason) for s in scorers]) for r in rows])
+
+    def wait_idle(self, seconds: float) -> bool:
+        """Whether the queue emptied within ``seconds`` (for tests)."""
+        import time
+
+        deadline = time.monotonic() + seconds
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._queue.unfinished_tasks
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            items = [item, *self._more(item[0])]
+            try:
+                self._score(items)
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    def _more(self, scorers: tuple[Scorer, ...]) -> list[Work]:
+        """What else waits for the same shadows, to score together (up to 64 batches)."""
+        more: list[Work] = []
+        while len(more) < 63:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None or item[0] != scorers:
+                self._queue.put(item)  # a stop, or another experiment's shadows: their own turn
+                self._queue.task_done()
+                break
+            more.append(item)
+        return more
+
+    def _score(self, items: list[Work]) -> None:
+        scorers = items[0][0]
+        rows = [row for _, batch, _ in items for row in batch]
+        x = np.concatenate([x for _, _, x in items]) if len(items) > 1 else items[0][2]
+        scores: list[list[ShadowScore]] = [[] for _ in rows]
+        for scorer in scorers:
+            try:
+                p = scorer.model.predict_proba(x).astype(np.float64).tolist()
+            except Exception as exc:  # a shadow's failure is its own: counted, never the answer's
+                self._count(scorer.version, "failed", len(rows))
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                for s in scores:
+                    s.append(ShadowScore(scorer.version, error=error))
+                continue
+            self._count(scorer.version, "scored", len(rows))
+            for s, pv in zip(scores, p, strict=True):
+                s.append(ShadowScore(scorer.version, probability=pv))
+        self._deliver([_with(r, s) for r, s in zip(rows, scores, strict=True)])
+
+
+def _with(row: LedgerRow, shadow: list[ShadowScore]) -> LedgerRow:
+    return msgspec.structs.replace(row, shadow=tuple(shadow))

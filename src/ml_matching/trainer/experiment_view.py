@@ -1,0 +1,199 @@
+"""What ``GET /experiments/{id}`` shows: the experiment, and per arm what the ledger and outcomes say.
+
+Counts come from the ledger, so they are what reached the trainer (a runtime's dropped ledger rows
+are counted in its own ``/metrics``, not here). Per arm:
+
+- ``units`` (distinct hashed keys) and ``rows`` assigned to it; ``scored``: rows its own version
+  served (``fallback``: rows control served because the arm's version was refused);
+- ``outcomes`` joined to its predictions, of which ``successes``;
+- ``matured``: predictions whose outcome arrived, or whose horizon has passed without one (such a
+  prediction counts as not a success, the same rule for every arm).
+
+``srm`` tests the units assigned under the weights now in force (rows whose recorded weights match)
+against those weights: Pearson's χ² (scipy), the sample-ratio-mismatch check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import msgspec
+from scipy import stats
+
+from ml_matching.contract.assignment import BUCKETS, CONTROL
+from ml_matching.contract.experiment import Experiment, State
+from ml_matching.trainer.database import Tx
+from ml_matching.trainer.experiments import Event
+
+#: Below this many units in the current weights, the χ² test is not run (its approximation is poor).
+SRM_MIN_UNITS = 100
+
+
+class _Camel(msgspec.Struct, rename="camel", omit_defaults=True):
+    pass
+
+
+class _Counts(msgspec.Struct, rename="camel"):  # zero counts are shown
+    pass
+
+
+class ArmStats(_Counts):
+    arm: str
+    version: str
+    weight: int
+    units: int = 0
+    rows: int = 0
+    scored: int = 0
+    fallback: int = 0
+    outcomes: int = 0
+    successes: int = 0
+    matured: int = 0
+
+
+class ShadowStats(_Counts):
+    version: str
+    rows: int = 0
+    failed: int = 0
+
+
+class Srm(_Camel):
+    """Sample-ratio mismatch: units per arm under the weights in force, against those weights."""
+
+    units: int
+    p_value: float | None
+    test: str = "pearson-chi2"
+    note: str | None = None
+
+
+class ExperimentView(_Camel):
+    id: str
+    name: str
+    state: State
+    revision: int
+    control: str
+    created_at: str
+    horizon_days: float
+    salt: str
+    hash: str
+    arms: list[ArmStats]
+    shadow: list[ShadowStats]
+    srm: Srm
+    join_rate: float | None
+    pending: int
+    events: list[Event]
+
+
+def experiment_view(
+    tx: Tx, experiment: Experiment, events: list[Event], at: dt.datetime | None = None
+) -> ExperimentView:
+    """``experiment`` with its counts, as of ``at`` (now by default: the horizon moves with it)."""
+    arms = _arms(experiment)
+    by_name = {a.arm: a for a in arms}
+    _assigned(tx, experiment.id, by_name)
+    _outcomes(tx, experiment.id, by_name)
+    cutoff = (at or dt.datetime.now(dt.UTC)) - dt.timedelta(days=experiment.horizon_days)
+    _expired(tx, experiment.id, _instant(cutoff), by_name)
+    joined, pending = _join_counts(tx)
+    total = joined + pending
+    return ExperimentView(
+        experiment.id, experiment.name, experiment.state, experiment.revision, experiment.control,
+        experiment.created_at, experiment.horizon_days, experiment.salt, experiment.hash, arms,
+        _shadows(tx, experiment), srm(tx, experiment), joined / total if total else None, pending, events,
+    )  # fmt: skip
+
+
+def _arms(experiment: Experiment) -> list[ArmStats]:
+    control = ArmStats(CONTROL, experiment.control, BUCKETS - sum(experiment.weights))
+    return [control, *(ArmStats(c.arm, c.version, c.weight) for c in experiment.candidates)]
+
+
+def _assigned(tx: Tx, experiment_id: str, arms: dict[str, ArmStats]) -> None:
+    for arm, units, rows, fallback in tx.execute(
+        "SELECT arm, COUNT(DISTINCT unit), COUNT(*), SUM(fallback) FROM predictions "
+        "WHERE experiment = ? AND arm IS NOT NULL GROUP BY arm",
+        experiment_id,
+    ).fetchall():
+        if arm in arms:
+            a = arms[arm]
+            a.units, a.rows, a.fallback, a.scored = (
+                int(units),
+                int(rows),
+                int(fallback),
+                int(rows) - int(fallback),
+            )
+
+
+def _outcomes(tx: Tx, experiment_id: str, arms: dict[str, ArmStats]) -> None:
+    for arm, n, successes in tx.execute(
+        "SELECT p.arm, COUNT(*), SUM(o.outcome) FROM outcomes o JOIN predictions p ON o.prediction_id = p.id "
+        "WHERE p.experiment = ? GROUP BY p.arm",
+        experiment_id,
+    ).fetchall():
+        if arm in arms:
+            arms[arm].outcomes, arms[arm].successes = int(n), int(successes)
+            arms[arm].matured += int(n)
+
+
+def _expired(tx: Tx, experiment_id: str, cutoff: str, arms: dict[str, ArmStats]) -> None:
+    for arm, n in tx.execute(
+        "SELECT arm, COUNT(*) FROM predictions p WHERE experiment = ? AND at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.prediction_id = p.id) GROUP BY arm",
+        experiment_id,
+        cutoff,
+    ).fetchall():
+        if arm in arms:
+            arms[arm].matured += int(n)
+
+
+def _join_counts(tx: Tx) -> tuple[int, int]:
+    """Outcomes sent by prediction id: joined to their prediction, and still waiting for it (store-wide:
+    a waiting outcome's experiment is not known until its prediction arrives)."""
+    (joined,) = tx.execute("SELECT COUNT(*) FROM outcomes WHERE prediction_id IS NOT NULL").fetchone()
+    (pending,) = tx.execute("SELECT COUNT(*) FROM pending_outcomes").fetchone()
+    return int(joined), int(pending)
+
+
+def _shadows(tx: Tx, experiment: Experiment) -> list[ShadowStats]:
+    found: dict[str, ShadowStats] = {v: ShadowStats(v) for v in experiment.shadow}
+    for version, rows, failed in tx.execute(
+        "SELECT s.version, COUNT(*), SUM(CASE WHEN s.error IS NULL THEN 0 ELSE 1 END) FROM shadow_scores s "
+        "JOIN predictions p ON s.prediction_id = p.id WHERE p.experiment = ? GROUP BY s.version",
+        experiment.id,
+    ).fetchall():
+        found.setdefault(version, ShadowStats(version))
+        found[version].rows, found[version].failed = int(rows), int(failed)
+    return list(found.values())
+
+
+def srm(tx: Tx, experiment: Experiment) -> Srm:
+    """Pearson's χ² of the units assigned under the weights in force against those weights."""
+    weights = {a.arm: a.weight for a in _arms(experiment)}
+    units: dict[str, int] = defaultdict(int)
+    for arm, weight, n in tx.execute(
+        "SELECT arm, weight, COUNT(DISTINCT unit) FROM predictions "
+        "WHERE experiment = ? AND arm IS NOT NULL GROUP BY arm, weight",
+        experiment.id,
+    ).fetchall():
+        if arm in weights and weight == weights[arm]:
+            units[arm] += int(n)
+    return srm_test(weights, units)
+
+
+def srm_test(weights: dict[str, int], units: dict[str, int]) -> Srm:
+    """The χ² test of ``units`` per arm against ``weights`` (basis points)."""
+    total = sum(units.values())
+    if total < SRM_MIN_UNITS:
+        return Srm(total, None, note=f"fewer than {SRM_MIN_UNITS} units under the weights in force")
+    arms = [a for a, w in weights.items() if w > 0]
+    if any(units.get(a, 0) for a, w in weights.items() if w == 0):
+        return Srm(total, 0.0, note="units were assigned to an arm of weight 0")
+    if len(arms) < 2:
+        return Srm(total, None, note="only one arm has weight")
+    observed = [units.get(a, 0) for a in arms]
+    expected = [total * weights[a] / sum(weights[b] for b in arms) for a in arms]
+    return Srm(total, float(stats.chisquare(observed, expected).pvalue))
+
+
+def _instant(t: dt.datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,278 @@
+"""Experiments: defined on the trainer, kept in its database, published to the store for the runtimes.
+
+:class:`ExperimentBook` checks a new experiment (every version known and verifiable, one feature
+set, weights within their regions, no other experiment running or paused), keeps it and its event
+log in the database, and publishes it as the store's ``EXPERIMENT`` inside the same transaction:
+if the file cannot be written, nothing is kept. Every runtime follows the file within
+``MODEL_WATCH_SECONDS``. The database is the truth: at start-up the file is rewritten from it
+when the two disagree (a trainer killed between writing the file and committing).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from ml_matching.contract import InvalidInput, check_version_name, load_version, read_active
+from ml_matching.contract.assignment import BUCKETS, CONTROL, region_size
+from ml_matching.contract.errors import ExperimentNotFound
+from ml_matching.contract.experiment import (
+    Candidate,
+    Experiment,
+    State,
+    now,
+    read_experiment,
+    write_experiment,
+)
+from ml_matching.trainer.database import Database, Tx
+from ml_matching.trainer.errors import ExperimentConflict
+
+log = logging.getLogger("ml_matching.trainer")
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ArmName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+Basis = Annotated[int, msgspec.Meta(ge=0, le=BUCKETS, description="basis points of the units (0 to 10,000)")]
+
+
+class CandidateBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """A candidate arm: its version, its share of units in basis points, a name (``candidate``)."""
+
+    version: str
+    weight: Basis
+    arm: ArmName | None = None
+
+
+class ExperimentBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """``POST /experiments``."""
+
+    name: Name
+    candidates: Annotated[list[CandidateBody], msgspec.Meta(max_length=8)] = []
+    control: str | None = None  # ACTIVE when absent
+    shadow: Annotated[list[str], msgspec.Meta(max_length=4)] = []
+    horizon_days: Annotated[float, msgspec.Meta(gt=0, le=365)] = 30.0
+    salt: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+
+
+class Event(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One line of an experiment's log: what changed, when, by whom, and why."""
+
+    seq: int
+    at: str
+    kind: str
+    by: str
+    reason: str | None = None
+    details: dict[str, Any] | None = None
+
+
+#: Checks that a version can serve (the contract's verification); raises an MLMatchingError.
+Verify = Callable[[Path, str], Any]
+
+
+def _verify(root: Path, version: str) -> Any:
+    return load_version(root, version, explain="off")
+
+
+TRANSITIONS: dict[str, tuple[tuple[State, ...], State]] = {
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "stop": (("running", "paused"), "stopped"),
+}
+
+
+class ExperimentBook:
+    """The experiments of one store and database."""
+
+    def __init__(self, db: Database, root: Path, verify: Verify = _verify) -> None:
+        self.db = db
+        self.root = root
+        self._verify = verify
+        self._record = msgspec.json.Decoder(Experiment)
+        self._event = msgspec.json.Decoder(Event)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, experiment_id: str) -> Experiment:
+        with self.db.read() as tx:
+            return self._get(tx, experiment_id)
+
+    def _get(self, tx: Tx, experiment_id: str) -> Experiment:
+        row = tx.execute("SELECT record FROM experiments WHERE id = ?", experiment_id).fetchone()
+        if row is None:
+            raise ExperimentNotFound(f"experiment {experiment_id} not found (GET /experiments lists them)")
+        return self._record.decode(row[0])
+
+    def all(self) -> list[Experiment]:
+        with self.db.read() as tx:
+            rows = tx.execute("SELECT record FROM experiments ORDER BY created_at DESC, id DESC").fetchall()
+        return [self._record.decode(r[0]) for r in rows]
+
+    def current(self, tx: Tx) -> Experiment | None:
+        """The running or paused experiment (at most one)."""
+        row = tx.execute("SELECT record FROM experiments WHERE state <> 'stopped'").fetchone()
+        return self._record.decode(row[0]) if row else None
+
+    def events(self, experiment_id: str) -> list[Event]:
+        with self.db.read() as tx:
+            rows = tx.execute(
+                "SELECT record FROM decisions WHERE experiment = ? ORDER BY seq", experiment_id
+            ).fetchall()
+        return [self._event.decode(r[0]) for r in rows]
+
+    # --- changing --------------------------------------------------------------------------------
+
+    def create(self, body: ExperimentBody, by: str = "api") -> Experiment:
+        """Check, keep and publish a new experiment (see the module's docstring for the checks)."""
+        control = body.control or read_active(self.root)
+        if control is None:
+            raise InvalidInput("`control` is not given and the store has no ACTIVE version to default to")
+        candidates = _candidates(body)
+        versions = [control, *(c.version for c in candidates), *body.shadow]
+        self._check_versions(versions)
+        created = now()
+        experiment_id = (
+            f"exp-{created[:19].replace('-', '').replace(':', '').replace('T', '-')}-{secrets.token_hex(2)}"
+        )
+        experiment = Experiment(
+            id=experiment_id,
+            name=body.name,
+            state="running",
+            control=control,
+            candidates=candidates,
+            shadow=tuple(body.shadow),
+            salt=body.salt or experiment_id,
+            horizon_days=body.horizon_days,
+            created_at=created,
+        )
+        with self.db.write() as tx:
+            running = self.current(tx)
+            if running is not None:
+                raise ExperimentConflict(
+                    f"experiment {running.id} is {running.state}: stop it before starting another"
+                )
+            self._save(tx, experiment, insert=True)
+            self._log(tx, experiment.id, "created", by, details={"revision": 1})
+            self._publish(experiment)
+        log.info("experiment %s (%s): created, control %s", experiment.id, experiment.name, control)
+        return experiment
+
+    def transition(
+        self, experiment_id: str, action: str, by: str = "api", reason: str | None = None
+    ) -> Experiment:
+        """``pause``, ``resume`` or ``stop`` the experiment; refused from a state that does not allow it."""
+        allowed, target = TRANSITIONS[action]
+        with self.db.write() as tx:
+            experiment = self._get(tx, experiment_id)
+            if experiment.state not in allowed:
+                raise ExperimentConflict(
+                    f"experiment {experiment_id} is {experiment.state}: it cannot {action} "
+                    f"(only when {' or '.join(allowed)})"
+                )
+            changed = msgspec.structs.replace(experiment, state=target, revision=experiment.revision + 1)
+            self._save(tx, changed)
+            self._log(tx, experiment_id, action, by, reason, {"revision": changed.revision})
+            self._publish(changed)
+        log.info("experiment %s: %s (%s)", experiment_id, target, by)
+        return changed
+
+    def reconcile(self) -> None:
+        """Make the store's ``EXPERIMENT`` say what the database says (called at start-up)."""
+        with self.db.read() as tx:
+            on_file = read_experiment(self.root)
+            if on_file is None:
+                wanted = self.current(tx)
+            else:
+                row = tx.execute("SELECT record FROM experiments WHERE id = ?", on_file.id).fetchone()
+                if row is None:
+                    log.warning(
+                        "EXPERIMENT names %s, which this database does not hold: left as is", on_file.id
+                    )
+                    return
+                wanted = self._record.decode(row[0])
+        if wanted is not None and wanted != on_file:
+            log.warning(
+                "EXPERIMENT differed from the database: rewritten (%s, revision %d)",
+                wanted.id,
+                wanted.revision,
+            )
+            write_experiment(self.root, wanted)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _check_versions(self, versions: list[str]) -> None:
+        seen: set[str] = set()
+        features = None
+        for version in versions:
+            check_version_name(version)
+            if version in seen:
+                raise InvalidInput(
+                    f"version {version} appears twice (control, candidates and shadow must differ)"
+                )
+            seen.add(version)
+            model = self._verify(self.root, version)  # VersionNotFound, ArtifactCorrupt
+            names = model.feature_set.names
+            if features is None:
+                features = names
+            elif names != features:
+                raise InvalidInput(
+                    f"version {version} scores other features than control {versions[0]}: "
+                    "every version of an experiment scores the same request"
+                )
+
+    def _save(self, tx: Tx, experiment: Experiment, insert: bool = False) -> None:
+        record = msgspec.json.encode(experiment).decode()
+        if insert:
+            tx.execute(
+                "INSERT INTO experiments (id, state, record, created_at) VALUES (?, ?, ?, ?)",
+                experiment.id, experiment.state, record, experiment.created_at,
+            )  # fmt: skip
+        else:
+            tx.execute(
+                "UPDATE experiments SET state = ?, record = ? WHERE id = ?",
+                experiment.state,
+                record,
+                experiment.id,
+            )
+
+    def _log(
+        self, tx: Tx, experiment_id: str, kind: str, by: str, reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:  # fmt: skip
+        (last,) = tx.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM decisions WHERE experiment = ?", experiment_id
+        ).fetchone()
+        event = Event(int(last) + 1, now(), kind, by, reason, details)
+        tx.execute(
+            "INSERT INTO decisions (experiment, seq, at, record) VALUES (?, ?, ?, ?)",
+            experiment_id, event.seq, event.at, msgspec.json.encode(event).decode(),
+        )  # fmt: skip
+        return event
+
+    def _publish(self, experiment: Experiment) -> None:
+        # Inside the writing transaction: a failure here (disk full) rolls the change back.
+        write_experiment(self.root, experiment)
+
+
+def _candidates(body: ExperimentBody) -> tuple[Candidate, ...]:
+    if not body.candidates and not body.shadow:
+        raise InvalidInput("an experiment needs at least one candidate or one shadow version")
+    n = len(body.candidates)
+    region = region_size(n)
+    names = [
+        c.arm or ("candidate" if n == 1 else f"candidate-{i + 1}") for i, c in enumerate(body.candidates)
+    ]
+    if len(set(names)) != n or CONTROL in names:
+        raise InvalidInput(
+            f"arm names must differ from each other and from `{CONTROL}`: got {', '.join(names)}"
+        )
+    for i, c in enumerate(body.candidates):
+        if c.weight > region:
+            raise InvalidInput(
+                f"candidates[{i}] (`{names[i]}`): weight {c.weight} is more than {region}: with {n} "
+                f"candidates each may grow to {region} basis points (a fixed share of {BUCKETS:,} buckets)"
+            )
+    return tuple(Candidate(name, c.version, c.weight) for name, c in zip(names, body.candidates, strict=True))

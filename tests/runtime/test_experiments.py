@@ -1,0 +1,250 @@
+"""A runtime under an experiment: units served by their arm, keys in every form the API takes, the
+ledger rows it records, refused versions, and shadows that never delay or fail an answer."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from ml_matching.contract.assignment import HASH_VERSION, unit_digest
+from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
+from ml_matching.contract.ledger import LedgerRow
+from ml_matching.runtime import create_app
+from ml_matching.runtime.settings import Settings
+from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.trainer.test_experiments import COPY, copy_version
+
+Client = TestClient[Litestar]
+KEYS = [f"brand-{i}" for i in range(200)]
+
+
+def experiment(**changes: Any) -> Experiment:
+    base = Experiment(
+        id="exp-test", name="gb-vs-rf", state="running", control=RF_VERSION,
+        candidates=(Candidate("candidate", GB_VERSION, 5000),), shadow=(), salt="exp-test",
+        horizon_days=30, created_at=now(),
+    )  # fmt: skip
+    return Experiment(**{**{f: getattr(base, f) for f in base.__struct_fields__}, **changes})
+
+
+@pytest.fixture
+def models(store: Path) -> Path:
+    copy_version(store, GB_VERSION, COPY)
+    return store
+
+
+def _client(models: Path, exp: Experiment | None, **settings: Any) -> Client:
+    if exp is not None:
+        write_experiment(models, exp)
+    return TestClient(create_app(Settings(models_dir=models, **settings)))
+
+
+class Captured:
+    """The ledger rows the runtime hands to its sender (the sending itself: tests/e2e)."""
+
+    def __init__(self, client: Client) -> None:
+        self.rows: list[LedgerRow] = []
+        serving = client.app.state.serving
+        serving.recorder.ledger.put = self.rows.extend
+        self.shadows = serving.recorder.shadows
+        self.shadows._deliver = self.rows.extend
+
+    def settled(self) -> list[LedgerRow]:
+        assert self.shadows.wait_idle(10)
+        return self.rows
+
+
+@pytest.fixture
+def client(models: Path) -> Iterator[Client]:
+    with _client(models, experiment()) as c:
+        yield c
+
+
+def _predict(client: Client, key: str | None, **params: str) -> dict[str, Any]:
+    headers = {} if key is None else {"ML-Unit-Key": urllib.parse.quote(key, safe="")}
+    response = client.post("/predict", json=SEED_ROW, headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_each_unit_is_served_by_its_arm(client: Client) -> None:
+    exp = experiment()
+    for key in KEYS:
+        answer = _predict(client, key)
+        arm, version, _ = exp.assign(key)
+        assert (answer["experiment"], answer["arm"], answer["modelVersion"]) == ("exp-test", arm, version)
+    served = {_predict(client, k)["arm"] for k in KEYS}
+    assert served == {"control", "candidate"}
+
+
+def test_without_a_key_control_serves_outside_the_experiment(client: Client) -> None:
+    answer = _predict(client, None)
+    assert answer["modelVersion"] == RF_VERSION and "experiment" not in answer and "arm" not in answer
+    assert answer["predictionId"]
+
+
+@pytest.mark.parametrize("key", ["Café Müller GmbH", "株式会社サンプル", "🦄 brand"])
+def test_a_percent_encoded_utf8_key_is_the_same_unit(client: Client, key: str) -> None:
+    arm, _, _ = experiment().assign(key)
+    assert _predict(client, key)["arm"] == arm
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("", "header `ML-Unit-Key` is empty"),
+        ("%FF%FE", "not valid percent-encoded UTF-8"),
+        ("x" * 5000, "more than 4096"),
+    ],
+)
+def test_bad_keys_are_refused_with_their_reason(client: Client, header: str, words: str) -> None:
+    response = client.post("/predict", json=SEED_ROW, headers={"ML-Unit-Key": header})
+    assert response.status_code in (400, 431), response.text
+    if response.status_code == 400:
+        assert words in response.json()["detail"]
+
+
+def test_a_batch_routes_each_row_by_its_unit(client: Client) -> None:
+    body = {"instances": [SEED_ROW] * len(KEYS), "units": KEYS}
+    answer = client.post("/predict/batch", json=body).json()
+    exp = experiment()
+    for key, prediction in zip(KEYS, answer["predictions"], strict=True):
+        assert prediction["arm"] == exp.assign(key)[0]
+    ids = [p["predictionId"] for p in answer["predictions"]]
+    assert len(set(ids)) == len(ids) and ids == sorted(ids), "unique, and sortable in the order made"
+
+
+def test_the_units_of_a_batch_must_match_its_rows(client: Client) -> None:
+    response = client.post("/predict/batch", json={"instances": [SEED_ROW] * 2, "units": ["a"]})
+    assert response.status_code == 400 and "units" in response.json()["detail"]
+
+
+def test_every_row_of_the_experiment_is_in_the_ledger_with_the_served_score(client: Client) -> None:
+    captured = Captured(client)
+    answers = {k: _predict(client, k) for k in KEYS[:50]}
+    _predict(client, None)  # outside the experiment: not recorded (LEDGER=experiments)
+    rows = {r.prediction_id: r for r in captured.settled()}
+    assert len(rows) == 50
+    exp = experiment()
+    for key, answer in answers.items():
+        row = rows[answer["predictionId"]]
+        arm, version, weight = exp.assign(key)
+        assert (row.experiment, row.revision, row.arm, row.version, row.weight) == (
+            "exp-test",
+            1,
+            arm,
+            version,
+            weight,
+        )
+        assert row.unit == unit_digest("exp-test", key).hex() and row.hash == HASH_VERSION
+        assert row.probability == pytest.approx(answer["successProbability"] / 100)
+        assert row.features == pytest.approx(SEED_ROW) and not row.fallback
+
+
+@pytest.mark.parametrize(("mode", "recorded"), [("all", 2), ("off", 0), ("experiments", 1)])
+def test_the_ledger_setting(models: Path, mode: str, recorded: int) -> None:
+    with _client(models, experiment(), ledger=mode) as client:
+        captured = Captured(client)
+        _predict(client, "brand-1")
+        _predict(client, None)
+        assert len(captured.settled()) == recorded
+
+
+def test_a_refused_version_is_not_served_and_the_refusal_shows(models: Path) -> None:
+    onnx = models / COPY / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\x00")
+    exp = experiment(candidates=(Candidate("candidate", COPY, 10_000),))
+    with _client(models, exp) as client:
+        captured = Captured(client)
+        answer = _predict(client, "brand-1")
+        assert (answer["arm"], answer["modelVersion"]) == ("candidate", RF_VERSION), (
+            "control serves its units"
+        )
+        health = client.get("/health").json()["experiment"]
+        (candidate,) = [a for a in health["arms"] if a["arm"] == "candidate"]
+        assert "sha256" in candidate["refused"] or "model.onnx" in candidate["refused"]
+        assert captured.settled()[0].fallback
+
+
+def test_an_experiment_whose_control_cannot_load_is_not_followed(models: Path) -> None:
+    exp = experiment(control="20990101_000000")
+    with _client(models, exp) as client:
+        answer = _predict(client, "brand-1")
+        assert "experiment" not in answer and answer["modelVersion"] == RF_VERSION
+        assert "20990101_000000" in client.get("/health").json()["experimentRefused"]
+        assert client.get("/experiment").status_code == 404
+
+
+def test_get_experiment_is_what_the_runtime_follows(client: Client) -> None:
+    assert client.get("/experiment").json()["salt"] == "exp-test"
+
+
+@pytest.mark.parametrize("state", ["paused", "stopped"])
+def test_paused_or_stopped_serves_everyone_with_control(models: Path, state: str) -> None:
+    with _client(models, experiment(state=state)) as client:
+        captured = Captured(client)
+        answer = _predict(client, "brand-1")
+        assert answer["modelVersion"] == RF_VERSION and "arm" not in answer
+        assert captured.settled() == []
+
+
+def test_another_feature_set_is_refused_as_a_candidate(models: Path) -> None:
+    exp = experiment(candidates=(Candidate("candidate", OTHER_VERSION, 10_000),))
+    with _client(models, exp) as client:
+        answer = _predict(client, "brand-1")
+        assert answer["modelVersion"] == RF_VERSION
+
+
+class _Raising:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("the shadow's session failed")
+
+
+class _Slow:
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def predict_proba(self, x: np.ndarray) -> Any:
+        time.sleep(0.05)
+        return self._model.predict_proba(x)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def _sabotage(client: Client, how: str) -> None:
+    """Make the shadow version's scoring raise, or take 50 ms a batch."""
+    arms = client.app.state.service.arms
+    (shadow,) = arms.shadows
+    object.__setattr__(shadow, "model", _Raising() if how == "raises" else _Slow(shadow.model))
+
+
+@pytest.mark.parametrize("how", ["raises", "slow"])
+def test_a_failing_or_slow_shadow_never_fails_or_delays_an_answer(models: Path, how: str) -> None:
+    with _client(models, experiment(shadow=(COPY,))) as client:
+        captured = Captured(client)
+        _sabotage(client, how)
+        started = time.monotonic()
+        answers = [_predict(client, k) for k in KEYS]
+        elapsed = time.monotonic() - started
+        assert all("predictionId" in a for a in answers), "every answer served"
+        rows = captured.settled()
+        assert len(rows) == len(KEYS)
+        shadow = [s for r in rows for s in r.shadow]
+        if how == "raises":
+            assert all(s.error and s.probability is None for s in shadow) and len(shadow) == len(KEYS)
+        else:
+            # 200 requests made one after another would take ≥ 10 s if each waited for the 50 ms shadow.
+            assert elapsed < 0.05 * len(KEYS) / 2, elapsed
+        metrics = client.get("/metrics").text
+        assert "ml_matching_shadow_rows_total" in metrics
+
+

@@ -1,0 +1,259 @@
+"""Experiments on the trainer: the checks when one starts, its life (pause, resume, stop), the store's
+``EXPERIMENT`` every runtime follows, the prediction ledger and outcomes joined by prediction id."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from ml_matching.contract.assignment import HASH_VERSION, unit_digest
+from ml_matching.contract.experiment import Experiment, read_experiment
+from ml_matching.contract.ids import PredictionIds
+from ml_matching.contract.ledger import LedgerRow, ShadowScore
+from ml_matching.trainer import TrainerSettings, create_app
+from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.trainer.conftest import ADMIN
+
+Client = TestClient[Litestar]
+COPY = "20260104_000000"  # a copy of the GradientBoosting version: a third version of the same features
+ids = PredictionIds()
+
+
+def copy_version(store: Path, source: str, name: str) -> None:
+    shutil.copytree(store / source, store / name)
+    sidecar = json.loads((store / name / "model.json").read_text())
+    (store / name / "model.json").write_text(json.dumps({**sidecar, "version": name}))
+
+
+@pytest.fixture
+def models(store: Path) -> Path:
+    copy_version(store, GB_VERSION, COPY)
+    return store
+
+
+@pytest.fixture
+def client(models: Path, tmp_path: Path) -> Iterator[Client]:
+    settings = TrainerSettings(
+        models_dir=models, admin_token="trainer-token", outcomes_db=str(tmp_path / "o.sqlite")
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _start(client: Client, **body: Any) -> Any:
+    body = {"name": "gb-vs-rf", "candidates": [{"version": GB_VERSION, "weight": 5000}], **body}
+    return client.post("/experiments", json=body, headers=ADMIN)
+
+
+def _error(response: Any, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert (body["statusCode"], body["error"]) == (status, code), body
+    return str(body["detail"])
+
+
+def test_an_experiment_starts_on_active_and_is_published_to_the_store(client: Client, models: Path) -> None:
+    answer = _start(client, shadow=[COPY], horizonDays=14)
+    assert answer.status_code == 201, answer.text
+    view = answer.json()
+    assert view["state"] == "running" and view["control"] == RF_VERSION and view["revision"] == 1
+    assert [(a["arm"], a["version"], a["weight"]) for a in view["arms"]] == [
+        ("control", RF_VERSION, 5000),
+        ("candidate", GB_VERSION, 5000),
+    ]
+    assert view["shadow"] == [{"version": COPY, "rows": 0, "failed": 0}]
+    on_file = read_experiment(models)
+    assert on_file is not None and on_file.id == view["id"] and on_file.salt == view["id"]
+    assert on_file.horizon_days == 14 and on_file.shadow == (COPY,) and on_file.hash == HASH_VERSION
+    assert [e["kind"] for e in view["events"]] == ["created"]
+    assert client.get("/experiments").json()[0]["id"] == view["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "words"),
+    [
+        ({"candidates": [{"version": GB_VERSION, "weight": 10_001}]}, 400, "invalid_input", "<= 10000"),
+        (
+            {"candidates": [{"version": GB_VERSION, "weight": 6000}, {"version": COPY, "weight": 100}]},
+            400, "invalid_input", "weight 6000 is more than 5000: with 2 candidates",
+        ),
+        ({"candidates": [{"version": "20990101_000000", "weight": 10}]}, 404, "version_not_found", "20990101_000000"),
+        ({"candidates": [{"version": OTHER_VERSION, "weight": 10}]}, 400, "invalid_input", "scores other features"),
+        ({"candidates": [{"version": RF_VERSION, "weight": 10}]}, 400, "invalid_input", "appears twice"),
+        ({"candidates": [], "shadow": []}, 400, "invalid_input", "at least one candidate or one shadow"),
+        ({"candidates": [{"version": GB_VERSION, "weight": 10, "arm": "control"}]}, 400, "invalid_input", "arm names"),
+        ({"name": "has space"}, 400, "invalid_input", "$.name"),
+    ],
+)  # fmt: skip
+def test_refusals_name_what_is_wrong(
+    client: Client, body: dict[str, Any], status: int, code: str, words: str
+) -> None:
+    assert words in _error(_start(client, **body), status, code)
+    assert client.get("/experiments").json() == [], "nothing was kept"
+
+
+def test_an_unverifiable_version_is_refused(client: Client, models: Path) -> None:
+    onnx = models / COPY / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\x00")
+    detail = _error(_start(client, shadow=[COPY]), 422, "artifact_corrupt")
+    assert COPY in detail or "sha256" in detail
+    assert read_experiment(models) is None
+
+
+def test_one_experiment_at_a_time_and_its_life(client: Client, models: Path) -> None:
+    first = _start(client).json()
+    assert "stop it before starting another" in _error(_start(client), 409, "experiment_conflict")
+    assert client.post(f"/experiments/{first['id']}/pause").status_code == 401, "the admin token is required"
+    paused = client.post(f"/experiments/{first['id']}/pause", headers=ADMIN).json()
+    assert (paused["state"], paused["revision"]) == ("paused", 2)
+    assert read_experiment(models).state == "paused"  # type: ignore[union-attr]
+    assert "cannot pause" in _error(
+        client.post(f"/experiments/{first['id']}/pause", headers=ADMIN), 409, "experiment_conflict"
+    )
+    assert client.post(f"/experiments/{first['id']}/resume", headers=ADMIN).json()["state"] == "running"
+    stopped = client.post(f"/experiments/{first['id']}/stop", headers=ADMIN).json()
+    assert (stopped["state"], stopped["revision"]) == ("stopped", 4)
+    assert [e["kind"] for e in stopped["events"]] == ["created", "pause", "resume", "stop"]
+    assert _start(client).status_code == 201, "a stopped experiment leaves room for another"
+    _error(client.get("/experiments/exp-nope"), 404, "experiment_not_found")
+
+
+def test_the_database_wins_over_a_stale_experiment_file(models: Path, tmp_path: Path) -> None:
+    settings = TrainerSettings(
+        models_dir=models, admin_token="trainer-token", outcomes_db=str(tmp_path / "o.sqlite")
+    )
+    with TestClient(create_app(settings)) as client:
+        view = _start(client).json()
+        client.post(f"/experiments/{view['id']}/pause", headers=ADMIN)
+    stale = msgspec.structs.replace(read_experiment(models), state="running", revision=1)  # type: ignore[type-var]
+    (models / "EXPERIMENT").write_bytes(msgspec.json.encode(stale))  # as if killed between file and commit
+    with TestClient(create_app(settings)):
+        on_file = read_experiment(models)
+    assert on_file is not None and (on_file.state, on_file.revision) == ("paused", 2)
+
+
+# --- the ledger and outcomes joined by prediction id -------------------------------------------
+
+
+def ledger_row(experiment: Experiment, key: str, shadow: tuple[ShadowScore, ...] = ()) -> LedgerRow:
+    """The row a runtime records for unit ``key`` (its assignment computed as the runtime does)."""
+    arm, version, weight = experiment.assign(key)
+    unit = unit_digest(experiment.salt, key).hex()
+    return LedgerRow(
+        ids(), "2026-11-30T12:00:00.000Z", version, 0.5, dict(SEED_ROW), experiment.id, experiment.revision,
+        arm, weight, unit, HASH_VERSION, shadow=shadow,
+    )  # fmt: skip
+
+
+def _post_rows(client: Client, rows: list[LedgerRow]) -> Any:
+    return client.post(
+        "/predictions",
+        content=msgspec.json.encode({"rows": rows}),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def test_ledger_rows_are_kept_once_and_outcomes_join_in_either_order(client: Client, models: Path) -> None:
+    _start(client, shadow=[COPY])
+    experiment = read_experiment(models)
+    assert experiment is not None
+    keys = [f"brand-{i}" for i in range(400)]
+    shadow = (ShadowScore(COPY, 0.25),)
+    rows = [
+        ledger_row(experiment, k, shadow if i % 4 else (ShadowScore(COPY, error="timeout"),))
+        for i, k in enumerate(keys)
+    ]
+    outcome = {r.prediction_id: random.Random(i).random() < 0.4 for i, r in enumerate(rows)}
+    early = [r.prediction_id for r in rows[:40]]  # these outcomes arrive before their predictions
+    before = client.post(
+        "/outcomes", json={"outcomes": [{"predictionId": p, "outcome": int(outcome[p])} for p in early]}
+    ).json()
+    assert (before["stored"], before["pending"]) == (0, 40)
+    first = _post_rows(client, rows).json()
+    assert first == {"stored": 400, "duplicates": 0, "joined": 40}
+    assert _post_rows(client, rows[:100]).json() == {"stored": 0, "duplicates": 100, "joined": 0}
+    late = [{"predictionId": r.prediction_id, "outcome": outcome[r.prediction_id]} for r in rows[40:]]
+    after = client.post("/outcomes", json={"outcomes": late}).json()
+    assert (after["stored"], after["pending"], after["duplicates"]) == (360, 0, 0)
+    assert client.post("/outcomes", json=late[0]).json()["duplicates"] == 1
+    clash = {**late[0], "outcome": not late[0]["outcome"]}
+    _error(client.post("/outcomes", json=clash), 409, "outcome_conflict")
+
+    view = client.get(f"/experiments/{experiment.id}").json()
+    arms = {a["arm"]: a for a in view["arms"]}
+    for name in ("control", "candidate"):
+        mine = [r for r in rows if r.arm == name]
+        assert arms[name]["rows"] == arms[name]["units"] == arms[name]["scored"] == len(mine)
+        assert arms[name]["outcomes"] == arms[name]["matured"] == len(mine)
+        assert arms[name]["successes"] == sum(outcome[r.prediction_id] for r in mine)
+    assert view["shadow"] == [{"version": COPY, "rows": 400, "failed": 100}]
+    assert view["joinRate"] == 1.0 and view["pending"] == 0
+    assert view["srm"]["units"] == 400 and view["srm"]["pValue"] > 0.001
+    stats = client.get("/outcomes/stats").json()
+    assert stats["total"] == 400, "joined outcomes are stored outcomes: they train like any other"
+
+
+def test_joined_outcomes_carry_the_ledger_features(client: Client, models: Path) -> None:
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    row = ledger_row(experiment, "brand-7")
+    _post_rows(client, [row])
+    client.post("/outcomes", json={"predictionId": row.prediction_id, "outcome": True})
+    lines = [json.loads(x) for x in client.get("/outcomes/export").text.splitlines()]
+    assert lines == [{**SEED_ROW, "outcome": True}]
+
+
+def test_a_resent_prediction_id_with_other_content_is_a_conflict(client: Client, models: Path) -> None:
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    row = ledger_row(experiment, "brand-1")
+    _post_rows(client, [row])
+    changed = msgspec.structs.replace(row, probability=0.9)
+    assert "already stored with other content" in _error(
+        _post_rows(client, [changed]), 409, "prediction_conflict"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "words"),
+    [
+        ([{"predictionId": "not-a-uuid"}], "$.rows[0]"),
+        ([], "length >= 1"),
+    ],
+)
+def test_bad_ledger_rows_are_refused(client: Client, rows: list[Any], words: str) -> None:
+    assert words in _error(client.post("/predictions", json={"rows": rows}), 400, "invalid_input")
+
+
+def test_a_biased_assignment_is_flagged_by_the_srm_check(client: Client, models: Path) -> None:
+    """52/48 over 25,000 units where the design is 50/50: p far below 0.001."""
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    rows = []
+    control = candidate = 0
+    for i in range(200_000):
+        row = ledger_row(experiment, f"u-{i}")
+        if row.arm == "control" and control < 13_000:
+            control += 1
+            rows.append(row)
+        elif row.arm == "candidate" and candidate < 12_000:
+            candidate += 1
+            rows.append(row)
+        if control + candidate == 25_000:
+            break
+    for start in range(0, len(rows), 5000):
+        _post_rows(client, rows[start : start + 5000])
+    srm = client.get(f"/experiments/{experiment.id}").json()["srm"]
+    assert srm["units"] == 25_000 and srm["pValue"] < 1e-6
