@@ -26,6 +26,7 @@ from ml_matching.contract import (
     read_active,
 )
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
+from ml_matching.trainer import experiment_cli
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.training.config import DEFAULT_TOLERANCE
 from ml_matching.training.data import MIN_ROWS
@@ -149,4 +150,11 @@ GATE = Command(
     "Judge a published version against ACTIVE (or another version) on the same rows: promote when its "
     "ROC-AUC is at least the other's minus the tolerance. Writes nothing.",
 )
-COMMANDS = (TRAINER, GATE)
+EXPERIMENT = Command(
+    "experiment",
+    "start, list, show, pause, resume or stop experiments on a running trainer",
+    experiment_cli.configure,
+    "Experiments through the trainer's API (--trainer, else ML_TRAINER_URL); changes need the admin "
+    "token in ML_SERVICE_ADMIN_TOKEN. `ml-matching experiment ACTION --help` describes each action.",
+)
+COMMANDS = (TRAINER, GATE, EXPERIMENT)

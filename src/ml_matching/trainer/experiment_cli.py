@@ -1,0 +1,148 @@
+"""``ml-matching experiment start|list|show|pause|resume|stop``: the trainer's experiments API from a shell.
+
+It talks HTTP to a running trainer (``--trainer``, else ``ML_TRAINER_URL``), with the admin token of
+``ML_SERVICE_ADMIN_TOKEN`` for the changes; it needs neither the train extra nor the database. An
+error answer is printed as the trainer words it, and exits 1 (2 for bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from ml_matching.contract import InvalidInput, MLMatchingError
+from ml_matching.contract.commandline import Handler
+
+DEFAULT_TRAINER = "http://localhost:8001"
+
+
+def configure(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument(
+        "--trainer",
+        default=os.environ.get("ML_TRAINER_URL", DEFAULT_TRAINER),
+        help="the trainer's URL (ML_TRAINER_URL)",
+    )
+    p.add_argument("--json", action="store_true", help="print the trainer's JSON answer as it is")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    start = actions.add_parser("start", help="start an experiment (one runs at a time)")
+    start.add_argument("--name", required=True, help="a name for people (letters, digits, ._-)")
+    start.add_argument(
+        "--candidate", action="append", default=[], metavar="VERSION:WEIGHT",
+        help="a candidate version and its share of units in basis points (1000 = 10 %%); repeatable",
+    )  # fmt: skip
+    start.add_argument("--control", help="the control version (default: ACTIVE)")
+    start.add_argument(
+        "--shadow", action="append", default=[], metavar="VERSION", help="a shadow version; repeatable"
+    )
+    start.add_argument(
+        "--horizon-days", type=float, default=30.0, help="how long an outcome may take to arrive"
+    )
+    start.add_argument("--salt", help="the assignment's salt (default: the experiment's id)")
+    actions.add_parser("list", help="every experiment, newest first")
+    for name, what in (
+        ("show", "an experiment's state and per-arm counts"),
+        ("pause", "serve everyone with control, record nothing, until resumed"),
+        ("resume", "assign units again"),
+        ("stop", "end it: everyone is served by control, for good"),
+    ):
+        action = actions.add_parser(name, help=what)
+        action.add_argument("id", help="the experiment's id (see `list`)")
+    return _run
+
+
+def _run(args: argparse.Namespace) -> int:
+    trainer = args.trainer.rstrip("/")
+    if args.action == "start":
+        answer = _call("POST", f"{trainer}/experiments", _start_body(args))
+    elif args.action == "list":
+        answer = _call("GET", f"{trainer}/experiments")
+    elif args.action == "show":
+        answer = _call("GET", f"{trainer}/experiments/{args.id}")
+    else:
+        answer = _call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif args.action == "list":
+        _print_list(answer)
+    else:
+        _print_view(answer)
+    return 0
+
+
+def _start_body(args: argparse.Namespace) -> dict[str, Any]:
+    candidates = []
+    for text in args.candidate:
+        version, sep, weight = text.rpartition(":")
+        if not sep or not weight.isdigit():
+            raise InvalidInput(f"--candidate {text}: expected VERSION:WEIGHT, e.g. 20260101_000000:1000")
+        candidates.append({"version": version, "weight": int(weight)})
+    body: dict[str, Any] = {"name": args.name, "candidates": candidates, "shadow": args.shadow}
+    body["horizonDays"] = args.horizon_days
+    for key, value in (("control", args.control), ("salt", args.salt)):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    headers = {"Accept": "application/json"}
+    token = os.environ.get("ML_SERVICE_ADMIN_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None or method == "POST":
+        data = json.dumps(body or {}).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise _refusal(exc) from None
+    except OSError as exc:
+        raise MLMatchingError(
+            f"cannot reach the trainer at {url}: {exc} (--trainer or ML_TRAINER_URL)"
+        ) from None
+
+
+def _refusal(exc: urllib.error.HTTPError) -> MLMatchingError:
+    try:
+        body = json.loads(exc.read())
+        detail, code = body["detail"], body["error"]
+    except (ValueError, KeyError, TypeError):
+        return MLMatchingError(f"the trainer answered {exc.code} {exc.reason}")
+    error = InvalidInput if exc.code == 400 else MLMatchingError
+    return error(f"{detail} ({exc.code} {code})")
+
+
+def _print_list(experiments: list[dict[str, Any]]) -> None:
+    if not experiments:
+        print("no experiments")
+        return
+    print(f"{'id':<28}{'state':<10}{'name':<20}{'control':<18}candidates")
+    for e in experiments:
+        arms = ", ".join(f"{c['version']} {c['weight'] / 100:g} %" for c in e["candidates"]) or "-"
+        print(f"{e['id']:<28}{e['state']:<10}{e['name']:<20}{e['control']:<18}{arms}")
+
+
+def _print_view(view: dict[str, Any]) -> None:
+    state = f"{view['state']}, revision {view['revision']}, horizon {view['horizonDays']:g} days"
+    print(f"{view['id']} ({view['name']}): {state}")
+    columns = ("units", "rows", "outcomes", "successes", "matured")
+    print(f"  {'arm':<14}{'version':<18}{'weight':>7}" + "".join(f"{c:>10}" for c in columns))
+    for a in view["arms"]:
+        print(f"  {a['arm']:<14}{a['version']:<18}{a['weight']:>7}" + "".join(f"{a[c]:>10}" for c in columns))
+    for s in view["shadow"]:
+        print(f"  shadow {s['version']}: {s['rows']} rows scored, {s['failed']} failed")
+    srm = view["srm"]
+    p = "-" if srm.get("pValue") is None else f"{srm['pValue']:.3g}"
+    rate = "-" if view.get("joinRate") is None else f"{view['joinRate']:.1%}"
+    print(
+        f"  SRM p-value {p} over {srm['units']} units; join rate {rate}, {view['pending']} outcomes waiting"
+    )
+    sys.stdout.flush()

@@ -1,0 +1,210 @@
+"""An experiment end to end, on real processes: a trainer, two runtime replicas, the CLI.
+
+The experiment (a candidate at 50 % and a shadow) is started with ``ml-matching experiment start``;
+both replicas follow it; a unit gets the same arm from either; every served row reaches the
+trainer's ledger; outcomes posted by ``predictionId`` alone join their prediction; the per-arm
+counts are exact. Then the trainer is killed with ``kill -9`` while the replicas send ledger
+batches: no acknowledged row is lost and none is stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ml_matching.contract.experiment import read_experiment
+from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
+from tests.support import Service, request, runtime_service, until
+from tests.trainer.conftest import TOKEN, trainer_service
+from tests.trainer.test_experiments import COPY, copy_version
+from tests.training.conftest import FAST_CONFIG
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def models(store: Path) -> Path:
+    copy_version(store, GB_VERSION, COPY)
+    return store
+
+
+@pytest.fixture
+def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps(FAST_CONFIG))
+    service = trainer_service(
+        models, config, tmp_path, RETRAIN_EVERY="0", OUTCOMES_DB=str(tmp_path / "o.sqlite")
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def replicas(models: Path, trainer: Service) -> Iterator[list[Service]]:
+    env = {
+        "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
+        "MODEL_WATCH_SECONDS": "0.2",
+        "LOG_LEVEL": "INFO",
+    }
+    services = [runtime_service(models, **env).start() for _ in range(2)]
+    yield services
+    for s in services:
+        s.stop()
+
+
+def cli(trainer: Service, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
+        "ML_SERVICE_ADMIN_TOKEN": TOKEN,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ml_matching", "experiment", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def predict(service: Service, key: str) -> dict[str, Any]:
+    status, body = request(service.port, "POST", "/predict", SEED_ROW, headers={"ML-Unit-Key": key})
+    assert status == 200, body
+    return dict(body)
+
+
+def start_experiment(trainer: Service, replicas: list[Service]) -> str:
+    started = cli(
+        trainer,
+        "--json",
+        "start",
+        "--name",
+        "gb-vs-rf",
+        "--candidate",
+        f"{GB_VERSION}:5000",
+        "--shadow",
+        COPY,
+    )
+    assert started.returncode == 0, started.stderr
+    experiment_id = str(json.loads(started.stdout)["id"])
+    for replica in replicas:
+        until(lambda r=replica: request(r.port, "GET", "/experiment")[1].get("id") == experiment_id, 15)
+    return experiment_id
+
+
+def test_two_replicas_one_experiment_outcomes_by_prediction_id(
+    trainer: Service, replicas: list[Service], models: Path
+) -> None:
+    experiment_id = start_experiment(trainer, replicas)
+    assert read_experiment(models).salt == experiment_id  # type: ignore[union-attr]
+    keys = [f"brand-{i}" for i in range(150)]
+    answers = []
+    for key in keys:
+        a, b = predict(replicas[0], key), predict(replicas[1], key)
+        assert (a["arm"], a["modelVersion"]) == (b["arm"], b["modelVersion"]), "sticky across replicas"
+        answers += [a, b]
+    assert {a["modelVersion"] for a in answers} == {RF_VERSION, GB_VERSION}
+
+    def ledger_complete() -> bool:
+        view = trainer.get(f"/experiments/{experiment_id}")
+        return sum(a["rows"] for a in view["arms"]) == len(answers) and view["shadow"][0]["rows"] == len(
+            answers
+        )
+
+    until(ledger_complete, 30)
+    rng = random.Random(5)
+    outcome = {a["predictionId"]: rng.random() < 0.35 for a in answers}
+    items = [{"predictionId": p, "outcome": int(o)} for p, o in outcome.items()]
+    rng.shuffle(items)
+    status, stored = request(trainer.port, "POST", "/outcomes", {"outcomes": items})
+    assert status == 200 and stored["stored"] == len(items) and stored["pending"] == 0
+
+    view = trainer.get(f"/experiments/{experiment_id}")
+    for arm in view["arms"]:
+        mine = [a for a in answers if a["arm"] == arm["arm"]]
+        units = {
+            k
+            for k, a in zip([k for k in keys for _ in range(2)], answers, strict=True)
+            if a["arm"] == arm["arm"]
+        }
+        assert (arm["rows"], arm["scored"], arm["units"], arm["outcomes"]) == (
+            len(mine),
+            len(mine),
+            len(units),
+            len(mine),
+        )
+        assert arm["successes"] == sum(outcome[a["predictionId"]] for a in mine)
+    assert view["shadow"] == [{"version": COPY, "rows": len(answers), "failed": 0}]
+    assert view["joinRate"] == 1.0
+
+    shown = cli(trainer, "show", experiment_id)
+    assert shown.returncode == 0 and "candidate" in shown.stdout and "join rate 100.0%" in shown.stdout
+    stopped = cli(trainer, "stop", experiment_id)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    for replica in replicas:
+        until(lambda r=replica: request(r.port, "GET", "/experiment")[0] == 404, 15)
+    assert "arm" not in predict(replicas[0], "brand-1")
+
+
+def test_the_cli_words_a_refusal_and_an_unreachable_trainer(
+    trainer: Service, replicas: list[Service]
+) -> None:
+    refused = cli(trainer, "start", "--name", "x", "--candidate", f"{GB_VERSION}:20000")
+    assert (
+        refused.returncode == 2 and "<= 10000" in refused.stderr and "(400 invalid_input)" in refused.stderr
+    )
+    env = {**os.environ, "ML_TRAINER_URL": "http://127.0.0.1:9"}
+    gone = subprocess.run(
+        [sys.executable, "-m", "ml_matching", "experiment", "list"], env=env, capture_output=True, text=True
+    )
+    assert gone.returncode == 1 and "cannot reach the trainer at http://127.0.0.1:9" in gone.stderr
+
+
+def test_kill_9_of_the_trainer_loses_and_duplicates_no_ledger_row(
+    trainer: Service, replicas: list[Service]
+) -> None:
+    experiment_id = start_experiment(trainer, replicas)
+    served: list[str] = []
+    stop = threading.Event()
+
+    def traffic(replica: Service, offset: int) -> None:
+        i = 0
+        while not stop.is_set():
+            served.append(predict(replica, f"unit-{offset + i}")["predictionId"])
+            i += 1
+
+    threads = [threading.Thread(target=traffic, args=(r, 1_000_000 * k)) for k, r in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for _ in range(3):  # kill the trainer mid-stream, three times, each time after rows arrived
+        before = trainer.get(f"/experiments/{experiment_id}")
+        until(lambda b=before: _rows(trainer.get(f"/experiments/{experiment_id}")) > _rows(b) + 50, 30)
+        trainer.stop(signal.SIGKILL)
+        until(lambda: len(served) > 0, 5)
+        trainer.start()
+    stop.set()
+    for t in threads:
+        t.join()
+    until(lambda: _rows(trainer.get(f"/experiments/{experiment_id}")) == len(served), 60)
+    status, export = request(trainer.port, "GET", f"/experiments/{experiment_id}")
+    assert status == 200
+    counts = Counter(served)
+    assert max(counts.values()) == 1, "each answer has its own prediction id"
+    metrics = [request(r.port, "GET", "/health")[1]["ledger"] for r in replicas]
+    assert sum(m["dropped"] for m in metrics) == 0 and sum(m["queued"] for m in metrics) == 0
+
+
+def _rows(view: dict[str, Any]) -> int:
+    return sum(int(a["rows"]) for a in view["arms"])
