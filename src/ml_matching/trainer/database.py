@@ -37,9 +37,11 @@ class Cursor(Protocol):
 
 
 class Tx(Protocol):
-    """One transaction: ``execute`` runs a statement with ``?`` parameters."""
+    """One transaction: ``execute`` runs a statement with ``?`` parameters, ``executemany`` one
+    statement for each tuple of parameters (in one round trip where the driver can)."""
 
     def execute(self, sql: str, *params: Any) -> Cursor: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,14 @@ class _SqliteTx:
                 raise StorageFull(f"{self._db.where}: {exc}") from None
             raise
 
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._db.connection.executemany(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise StorageFull(f"{self._db.where}: {exc}") from None
+            raise
+
 
 class SqliteDatabase:
     """One SQLite file (WAL, ``synchronous=FULL``). Thread-safe; one process writes at a time."""
@@ -152,6 +162,15 @@ class _PostgresTx:
 
         try:
             return self._connection.execute(sql.replace("?", "%s"), params)  # type: ignore[no-any-return]
+        except psycopg.errors.DiskFull as exc:
+            raise StorageFull(f"{self._where}: {exc}") from None
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        import psycopg
+
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), params)  # pipelined: one round trip
         except psycopg.errors.DiskFull as exc:
             raise StorageFull(f"{self._where}: {exc}") from None
 

@@ -18,7 +18,7 @@ import msgspec
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.trainer.database import Tx
 from ml_matching.trainer.errors import PredictionConflict
-from ml_matching.trainer.store import decode_row, insert_outcome, joined_outcome
+from ml_matching.trainer.store import decode_row, insert_outcomes, joined_outcome, select_in
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 
@@ -33,45 +33,59 @@ class LedgerAdded:
 def add_predictions(tx: Tx, rows: Sequence[LedgerRow], stamp: str, share: float) -> LedgerAdded:
     """Store ``rows`` in ``tx``, and join the outcomes that were waiting for them.
 
-    Raises PredictionConflict when a prediction id is stored with other content.
+    Raises PredictionConflict when a prediction id is stored (or sent twice) with other content.
     """
-    stored = joined = 0
-    for row in rows:
-        if not _insert(tx, row, stamp):
+    texts = [_encode(row).decode() for row in rows]
+    found = dict(
+        select_in(tx, "SELECT id, row FROM predictions WHERE id IN", [r.prediction_id for r in rows])
+    )
+    new: list[tuple[LedgerRow, str]] = []
+    for row, text in zip(rows, texts, strict=True):
+        if row.prediction_id in found:
+            if found[row.prediction_id] != text:
+                raise PredictionConflict(
+                    f"prediction `{row.prediction_id}` is already stored with other content; a resend must "
+                    "send the same row (prediction ids are unique: a new prediction needs a new id)"
+                )
             continue
-        stored += 1
-        pending = tx.execute(
-            "SELECT outcome FROM pending_outcomes WHERE prediction_id = ?", row.prediction_id
-        ).fetchone()
-        if pending is not None:
-            insert_outcome(tx, joined_outcome(row, bool(pending[0])), stamp, share)
-            tx.execute("DELETE FROM pending_outcomes WHERE prediction_id = ?", row.prediction_id)
-            joined += 1
-    return LedgerAdded(stored, len(rows) - stored, joined)
+        found[row.prediction_id] = text
+        new.append((row, text))
+    _insert(tx, new, stamp)
+    waiting = dict(
+        select_in(
+            tx,
+            "SELECT prediction_id, outcome FROM pending_outcomes WHERE prediction_id IN",
+            [r.prediction_id for r, _ in new],
+        )
+    )
+    if waiting:
+        by_id = {r.prediction_id: r for r, _ in new}
+        insert_outcomes(tx, [joined_outcome(by_id[p], bool(o)) for p, o in waiting.items()], stamp, share)
+        tx.executemany("DELETE FROM pending_outcomes WHERE prediction_id = ?", [(p,) for p in waiting])
+    return LedgerAdded(len(new), len(rows) - len(new), len(waiting))
 
 
-def _insert(tx: Tx, row: LedgerRow, stamp: str) -> bool:
-    text = _encode(row).decode()
-    cursor = tx.execute(
-        "INSERT INTO predictions (id, at, experiment, revision, arm, weight, version, probability, unit, "
-        "fallback, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        row.prediction_id, row.at, row.experiment, row.revision, row.arm, row.weight, row.version,
-        row.probability, row.unit, int(row.fallback), text, stamp,
+def _values(r: LedgerRow, text: str, stamp: str) -> tuple[object, ...]:
+    return (
+        r.prediction_id, r.at, r.experiment, r.revision, r.arm, r.weight, r.version, r.probability, r.unit,
+        int(r.fallback), text, stamp,
     )  # fmt: skip
-    if cursor.rowcount != 1:
-        stored = tx.execute("SELECT row FROM predictions WHERE id = ?", row.prediction_id).fetchone()
-        if stored is None or stored[0] != text:
-            raise PredictionConflict(
-                f"prediction `{row.prediction_id}` is already stored with other content; a resend must "
-                "send the same row (prediction ids are unique: a new prediction needs a new id)"
-            )
-        return False
-    for shadow in row.shadow:
-        tx.execute(
+
+
+def _insert(tx: Tx, new: list[tuple[LedgerRow, str]], stamp: str) -> None:
+    if not new:
+        return
+    tx.executemany(
+        "INSERT INTO predictions (id, at, experiment, revision, arm, weight, version, probability, unit, "
+        "fallback, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_values(r, text, stamp) for r, text in new],
+    )  # fmt: skip
+    shadows = [(r.prediction_id, s.version, s.probability, s.error) for r, _ in new for s in r.shadow]
+    if shadows:
+        tx.executemany(
             "INSERT INTO shadow_scores (prediction_id, version, probability, error) VALUES (?, ?, ?, ?)",
-            row.prediction_id, shadow.version, shadow.probability, shadow.error,
-        )  # fmt: skip
-    return True
+            shadows,
+        )
 
 
 def prediction_row(tx: Tx, prediction_id: str) -> LedgerRow | None:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -157,16 +157,15 @@ class Store:
             The disk is full; nothing of this call is stored.
         """
         stamp = now()
-        counts = {"stored": 0, "duplicate": 0, "pending": 0}
+        plain = [o for o in outcomes if isinstance(o, Outcome)]
+        by_prediction = [o for o in outcomes if isinstance(o, PredictionOutcome)]
         with self.db.write() as tx:
-            for o in outcomes:
-                if isinstance(o, PredictionOutcome):
-                    counts[add_prediction_outcome(tx, o, stamp, evaluation_share)] += 1
-                else:
-                    counts["stored" if insert_outcome(tx, o, stamp, evaluation_share) else "duplicate"] += 1
+            stored = insert_outcomes(tx, plain, stamp, evaluation_share)
+            joined, pending = add_prediction_outcomes(tx, by_prediction, stamp, evaluation_share)
             last = last_seq(tx)
         ids = tuple(o.prediction_id if isinstance(o, PredictionOutcome) else o.id for o in outcomes)
-        return AddResult(counts["stored"], counts["duplicate"], ids, last, counts["pending"])
+        new = stored + joined + pending
+        return AddResult(stored + joined, len(outcomes) - new, ids, last, pending)
 
     def stats(self) -> Stats:
         with self.db.read() as tx:
@@ -251,29 +250,38 @@ class Store:
         return [j for j in (decode_record(r[0]) for r in rows) if not j.final]
 
 
-def insert_outcome(tx: Tx, o: Outcome, stamp: str, share: float) -> int:
-    """Store ``o`` in ``tx``: 1 when new, 0 when stored before with the same content.
+def insert_outcomes(tx: Tx, outcomes: Sequence[Outcome], stamp: str, share: float) -> int:
+    """Store the new ones of ``outcomes`` in ``tx`` (in order); how many were new.
 
-    Raises OutcomeConflict when its id (or its prediction) is stored with other content.
+    One already stored (or earlier in the list) with the same content is skipped. Raises
+    OutcomeConflict when an id (or a prediction) is stored with other content.
     """
-    features = json.dumps(o.features, sort_keys=True)
-    cursor = tx.execute(
-        "INSERT INTO outcomes (id, features, outcome, evaluation, received_at, prediction_id) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        o.id, features, int(o.outcome), int(is_evaluation(o.id, share)), stamp, o.prediction_id,
-    )  # fmt: skip
-    if cursor.rowcount == 1:
-        return 1
-    same = tx.execute(
-        "SELECT 1 FROM outcomes WHERE id = ? AND features = ? AND outcome = ?", o.id, features, int(o.outcome)
-    ).fetchone()
-    if same is None:
-        what = f"prediction `{o.prediction_id}`'s outcome" if o.prediction_id else f"outcome `{o.id}`"
-        raise OutcomeConflict(
-            f"{what} is already stored with other features or another outcome; "
-            "a retry must send the same, a new outcome needs a new id"
+    found = {
+        oid: (features, bool(outcome))
+        for oid, features, outcome in select_in(
+            tx, "SELECT id, features, outcome FROM outcomes WHERE id IN", [o.id for o in outcomes]
         )
-    return 0
+    }
+    new = []
+    for o in outcomes:
+        features = json.dumps(o.features, sort_keys=True)
+        if o.id in found:
+            if found[o.id] != (features, o.outcome):
+                what = f"prediction `{o.prediction_id}`'s outcome" if o.prediction_id else f"outcome `{o.id}`"
+                raise OutcomeConflict(
+                    f"{what} is already stored with other features or another outcome; "
+                    "a retry must send the same, a new outcome needs a new id"
+                )
+            continue
+        found[o.id] = (features, o.outcome)
+        new.append((o.id, features, int(o.outcome), int(is_evaluation(o.id, share)), stamp, o.prediction_id))
+    if new:
+        tx.executemany(
+            "INSERT INTO outcomes (id, features, outcome, evaluation, received_at, prediction_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            new,
+        )
+    return len(new)
 
 
 def joined_outcome(row: LedgerRow, outcome: bool) -> Outcome:
@@ -281,29 +289,54 @@ def joined_outcome(row: LedgerRow, outcome: bool) -> Outcome:
     return Outcome(row.prediction_id, row.features, outcome, row.prediction_id)
 
 
-def add_prediction_outcome(tx: Tx, item: PredictionOutcome, stamp: str, share: float) -> str:
-    """Store an outcome by prediction id: ``"stored"``, ``"duplicate"`` or ``"pending"`` (kept until
-    its prediction arrives). Raises OutcomeConflict when the prediction has another outcome."""
-    found = tx.execute("SELECT row FROM predictions WHERE id = ?", item.prediction_id).fetchone()
-    if found is not None:
-        stored = insert_outcome(tx, joined_outcome(decode_row(found[0]), item.outcome), stamp, share)
-        return "stored" if stored else "duplicate"
-    cursor = tx.execute(
-        "INSERT INTO pending_outcomes (prediction_id, outcome, received_at) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        item.prediction_id, int(item.outcome), stamp,
-    )  # fmt: skip
-    if cursor.rowcount == 1:
-        return "pending"
-    (waiting,) = tx.execute(
-        "SELECT outcome FROM pending_outcomes WHERE prediction_id = ?", item.prediction_id
-    ).fetchone()
-    if bool(waiting) != item.outcome:
-        raise OutcomeConflict(
-            f"prediction `{item.prediction_id}` already has the outcome {bool(waiting)!s}; "
-            "a retry must send the same, and a prediction has one outcome"
+def add_prediction_outcomes(
+    tx: Tx, items: Sequence[PredictionOutcome], stamp: str, share: float
+) -> tuple[int, int]:
+    """Store outcomes by prediction id: joined to their ledger row now, or kept until it arrives.
+
+    Returns (joined, newly pending); a resend is neither. Raises OutcomeConflict when a prediction
+    already has another outcome.
+    """
+    if not items:
+        return 0, 0
+    ids = [i.prediction_id for i in items]
+    rows = dict(select_in(tx, "SELECT id, row FROM predictions WHERE id IN", ids))
+    joinable = [
+        joined_outcome(decode_row(rows[i.prediction_id]), i.outcome) for i in items if i.prediction_id in rows
+    ]
+    joined = insert_outcomes(tx, joinable, stamp, share)
+    waiting = {
+        pid: bool(o)
+        for pid, o in select_in(
+            tx, "SELECT prediction_id, outcome FROM pending_outcomes WHERE prediction_id IN", ids
         )
-    return "duplicate"
+    }
+    new = []
+    for item in items:
+        if item.prediction_id in rows:
+            continue
+        before = waiting.get(item.prediction_id)
+        if before is not None:
+            if before != item.outcome:
+                raise OutcomeConflict(
+                    f"prediction `{item.prediction_id}` already has the outcome {before!s}; "
+                    "a retry must send the same, and a prediction has one outcome"
+                )
+            continue
+        waiting[item.prediction_id] = item.outcome
+        new.append((item.prediction_id, int(item.outcome), stamp))
+    if new:
+        tx.executemany(
+            "INSERT INTO pending_outcomes (prediction_id, outcome, received_at) VALUES (?, ?, ?)", new
+        )
+    return joined, len(new)
+
+
+def select_in(tx: Tx, sql: str, keys: Sequence[str], chunk: int = 500) -> Iterator[Any]:
+    """The rows of ``sql ( ?, ?, ... )`` for ``keys``, a chunk of keys per statement."""
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        yield from tx.execute(f"{sql} ({', '.join('?' * len(part))})", *part).fetchall()
 
 
 def last_seq(tx: Tx) -> int:
