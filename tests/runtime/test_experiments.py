@@ -248,3 +248,30 @@ def test_a_failing_or_slow_shadow_never_fails_or_delays_an_answer(models: Path, 
         assert "ml_matching_shadow_rows_total" in metrics
 
 
+@pytest.mark.parametrize("explain", ["false", "true"])
+def test_a_candidate_that_raises_never_fails_an_answer(models: Path, explain: str) -> None:
+    """Control serves the candidate's units; the ledger says why (the controller's guardrail)."""
+    with _client(models, experiment(candidates=(Candidate("candidate", COPY, 10_000),))) as client:
+        captured = Captured(client)
+        (candidate,) = client.app.state.service.arms.candidates
+        object.__setattr__(candidate, "model", _Raising())
+        answers = [_predict(client, k, explain=explain) for k in KEYS[:20]]
+        assert {(a["arm"], a["modelVersion"]) for a in answers} == {("candidate", RF_VERSION)}
+        batch = client.post("/predict/batch", json={"instances": [SEED_ROW] * 3, "units": KEYS[:3]})
+        assert batch.status_code == 200 and {p["arm"] for p in batch.json()["predictions"]} == {"candidate"}
+        rows = captured.settled()
+        assert len(rows) == 23 and all(r.fallback and "raised RuntimeError" in (r.error or "") for r in rows)
+        assert (
+            'ml_matching_experiment_rows_total{arm="candidate",served_by="fallback"} 23.0'
+            in client.get("/metrics").text
+        )
+
+
+def test_ledger_rows_carry_how_long_the_serving_version_took(models: Path) -> None:
+    with _client(models, experiment(candidates=(Candidate("candidate", COPY, 10_000),))) as client:
+        captured = Captured(client)
+        (candidate,) = client.app.state.service.arms.candidates
+        object.__setattr__(candidate, "model", _Slow(candidate.model))
+        _predict(client, "brand-1")
+        (row,) = captured.settled()
+        assert row.ms is not None and row.ms >= 50 and not row.fallback

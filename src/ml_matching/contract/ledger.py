@@ -49,8 +49,10 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     ``version`` served it with ``probability`` (of success, 0 to 1). Under an experiment:
     ``experiment`` at its ``revision``, the unit's ``arm`` and that arm's ``weight`` (basis points), the
     ``unit`` as its salted SHA-256 (never the key itself) and the ``hash`` that assigned it;
-    ``fallback`` when the arm's version was refused and control served instead; ``shadow`` the
-    shadow versions' scores. ``features`` is the scored row, in the served version's feature set.
+    ``fallback`` when the arm's version did not serve and control did instead, ``error`` why (it
+    was refused, or it raised); ``ms`` how long the serving version took to score the row's group
+    (the operational guardrails read it); ``shadow`` the shadow versions' scores. ``features`` is
+    the scored row, in the served version's feature set.
     """
 
     prediction_id: PredictionId
@@ -65,6 +67,8 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     unit: UnitDigest | None = None
     hash: str | None = None
     fallback: bool = False
+    error: str | None = None
+    ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
     shadow: tuple[ShadowScore, ...] = ()
     source: Literal["runtime", "node"] = "runtime"
 

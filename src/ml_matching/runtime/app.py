@@ -111,9 +111,9 @@ def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | 
         if metrics is not None:
             metrics.shadow_rows.labels(version, result).inc(rows)
 
-    def count_arm(arm: str, rows: int) -> None:
+    def count_arm(arm: str, served_by: str, rows: int) -> None:
         if metrics is not None:
-            metrics.experiment_rows.labels(arm).inc(rows)
+            metrics.experiment_rows.labels(arm, served_by).inc(rows)
 
     if metrics is not None:
         ledger.on_drop = lambda n, _: metrics.ledger_dropped.inc(n)

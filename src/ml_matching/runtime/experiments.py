@@ -30,6 +30,7 @@ class Route:
     weight: int | None = None
     unit: str | None = None
     fallback: bool = False
+    error: str | None = None  # why the arm's own version did not serve (with fallback)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Arms:
     def id(self) -> str:
         return self.experiment.id
 
+    def to_control(self, route: Route, error: str) -> Route:
+        """``route`` served by control instead (its own version raised): same arm, marked fallback."""
+        return Route(self.control, route.experiment, route.arm, route.weight, route.unit, True, error[:200])
+
     def route(self, key: str) -> Route:
         """The arm of unit ``key`` and the scorer that serves it (raises InvalidInput for a bad key)."""
         exp = self.experiment
@@ -55,7 +60,8 @@ class Arms:
             return Route(self.control, exp.id, CONTROL, 10_000 - sum(exp.weights), unit)
         candidate, scorer = exp.candidates[k], self.candidates[k]
         if scorer is None:
-            return Route(self.control, exp.id, candidate.arm, candidate.weight, unit, fallback=True)
+            why = f"version {candidate.version} refused: {self.refused.get(candidate.version, '')}"[:200]
+            return Route(self.control, exp.id, candidate.arm, candidate.weight, unit, True, why)
         return Route(scorer, exp.id, candidate.arm, candidate.weight, unit)
 
 

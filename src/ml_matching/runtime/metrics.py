@@ -50,7 +50,11 @@ class ModelMetrics:
             ["feature"], reg, "mostrecent",
         )  # fmt: skip
         self.experiment_rows = Counter(
-            "experiment_rows", "Rows served under an experiment, by arm", ["arm"], namespace=ns, registry=reg
+            "experiment_rows",
+            "Rows served under an experiment, by arm and by whom: the arm's version, or control (fallback)",
+            ["arm", "served_by"],
+            namespace=ns,
+            registry=reg,
         )
         self.shadow_rows = Counter(
             "shadow_rows", "Rows given to shadows: scored, failed (it raised) or skipped (queue full)",

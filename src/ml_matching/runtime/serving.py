@@ -9,6 +9,8 @@ when the experiment has any. The answer never waits for the shadows or the ledge
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -23,8 +25,10 @@ from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_prediction_id
 from ml_matching.runtime.shadow import Shadows
 
-#: Told (arm, rows) for rows served under an experiment (the metrics).
-CountArm = Callable[[str, int], None]
+log = logging.getLogger("ml_matching")
+#: Told (arm, served_by, rows) for rows served under an experiment: ``arm`` (its own version) or
+#: ``fallback`` (control, because the arm's version was refused or raised). The metrics.
+CountArm = Callable[[str, str, int], None]
 
 
 def _tag(route: Route) -> Tag:
@@ -41,7 +45,13 @@ class Recorder:
         self._count_arm = count_arm
 
     def record(
-        self, routes: Sequence[Route], x: Rows32, p: Sequence[float], ids: Sequence[str], arms: Arms | None
+        self,
+        routes: Sequence[Route],
+        x: Rows32,
+        p: Sequence[float],
+        ids: Sequence[str],
+        arms: Arms | None,
+        ms: Sequence[float] | None = None,
     ) -> None:
         if self.mode == "off":
             return
@@ -50,11 +60,11 @@ class Recorder:
             return
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         revision = arms.experiment.revision if arms is not None else None
-        rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision) for i in keep]
+        rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep]
         if arms is not None:
             for route in (routes[i] for i in keep):
                 if route.arm is not None:
-                    self._count_arm(route.arm, 1)
+                    self._count_arm(route.arm, "fallback" if route.fallback else "arm", 1)
         in_experiment = [r for r in rows if r.experiment is not None]
         if arms is not None and arms.shadows and in_experiment:
             chosen = [i for i in keep if routes[i].experiment is not None]
@@ -65,15 +75,15 @@ class Recorder:
 
     @staticmethod
     def _row(
-        route: Route, x: Rows32, p: float, prediction_id: str, at: str, revision: int | None
+        route: Route, x: Rows32, p: float, prediction_id: str, at: str, revision: int | None, ms: float | None
     ) -> LedgerRow:
         names = route.scorer.model.feature_set.names
         features = dict(zip(names, x.tolist(), strict=True))
         if route.experiment is None:
-            return LedgerRow(prediction_id, at, route.scorer.version, p, features)
+            return LedgerRow(prediction_id, at, route.scorer.version, p, features, ms=ms)
         return LedgerRow(
             prediction_id, at, route.scorer.version, p, features, route.experiment, revision, route.arm,
-            route.weight, route.unit, HASH_VERSION, route.fallback,
+            route.weight, route.unit, HASH_VERSION, route.fallback, route.error, ms,
         )  # fmt: skip
 
 
@@ -102,8 +112,16 @@ class Serving:
         row = route.scorer.decode_row(body)
         if explain:
             prediction_id = new_prediction_id()
-            answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
-            self.recorder.record([route], x, [p], [prediction_id], arms)
+            started = time.perf_counter()
+            try:
+                answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
+            except Exception as exc:
+                if not _guarded(route, arms):
+                    raise
+                route = _fell_back(route, arms, exc)
+                answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
+            ms = [1000 * (time.perf_counter() - started)]
+            self.recorder.record([route], x, [p], [prediction_id], arms, ms)
             return answer
         return await self._coalescer.submit(route.scorer, (route, arms), row)
 
@@ -111,9 +129,19 @@ class Serving:
         self, scorer: Scorer, items: list[tuple[tuple[Route, Arms | None], tuple[float, ...]]]
     ) -> list[bytes]:
         routes = [route for (route, _), _ in items]
+        arms = items[0][0][1]
         ids = [new_prediction_id() for _ in items]
-        answers, x, p = scorer.answer_rows([row for _, row in items], ids, [_tag(r) for r in routes])
-        self.recorder.record(routes, x, p, ids, items[0][0][1])
+        rows = [row for _, row in items]
+        started = time.perf_counter()
+        try:
+            answers, x, p = scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
+        except Exception as exc:
+            if not _guarded(routes[0], arms):
+                raise
+            routes = [_fell_back(r, arms, exc) for r in routes]
+            answers, x, p = routes[0].scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
+        ms = [1000 * (time.perf_counter() - started)] * len(items)
+        self.recorder.record(routes, x, p, ids, arms, ms)
         return answers
 
     def predict_batch(self, body: bytes, explain: bool) -> bytes:
@@ -127,22 +155,56 @@ class Serving:
             groups[id(route.scorer)].append(i)
         predictions: list[Prediction | None] = [None] * len(x)
         p: list[float] = [0.0] * len(x)
-        explained = None
+        explained: tuple[float, str] | None = None
+        ms: list[float] = [0.0] * len(x)
         for rows in groups.values():
-            scorer = routes[rows[0]].scorer
-            xs = x[rows]
-            contributions = None
-            if explain:
-                contributions, base, scale = scorer.explanations(xs)
-                explained = (base, scale)
-            tags = [_tag(routes[i]) for i in rows] if units is not None and arms is not None else None
-            preds, ps = scorer.predictions(xs, [ids[i] for i in rows], tags, contributions)
+            started = time.perf_counter()
+            try:
+                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units, arms)
+            except Exception as exc:
+                if not _guarded(routes[rows[0]], arms):
+                    raise
+                for i in rows:
+                    routes[i] = _fell_back(routes[i], arms, exc)
+                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units, arms)
+            elapsed = 1000 * (time.perf_counter() - started)
             for i, pred, pv in zip(rows, preds, ps, strict=True):
-                predictions[i], p[i] = pred, pv
-        self.recorder.record(routes, x, p, ids, arms)
+                predictions[i], p[i], ms[i] = pred, pv, elapsed
+        self.recorder.record(routes, x, p, ids, arms, ms)
         experiment = arms.id if arms is not None and units is not None else None
         return control.scorer.encode_batch([q for q in predictions if q is not None], experiment, explained)
+
+    @staticmethod
+    def _score_rows(
+        routes: list[Route], rows: list[int], x: Rows32, ids: list[str], explain: bool,
+        units: list[str] | None, arms: Arms | None,
+    ) -> tuple[list[Prediction], list[float], tuple[float, str] | None]:  # fmt: skip
+        """One group of a batch (the rows one scorer serves): predictions, probabilities, explanation base."""
+        scorer = routes[rows[0]].scorer
+        xs = x[rows]
+        contributions = explained = None
+        if explain:
+            contributions, base, scale = scorer.explanations(xs)
+            explained = (base, scale)
+        tags = [_tag(routes[i]) for i in rows] if units is not None and arms is not None else None
+        preds, ps = scorer.predictions(xs, [ids[i] for i in rows], tags, contributions)
+        return preds, ps, explained
 
     def record_infer(self, route: Route, arms: Arms | None, x: Rows32, p: np.ndarray, ids: list[str]) -> None:
         """The ledger rows of an Open Inference Protocol request (scored by the v2 router)."""
         self.recorder.record([route] * len(x), x, p.astype(np.float64).tolist(), ids, arms)
+
+
+def _guarded(route: Route, arms: Arms | None) -> bool:
+    """Whether a failure of ``route``'s scorer falls back to control: an experiment arm's own
+    version, never control itself (its failure is the service's, answered as any other)."""
+    return arms is not None and route.arm is not None and route.scorer is not arms.control
+
+
+def _fell_back(route: Route, arms: Arms | None, exc: Exception) -> Route:
+    # A candidate that raises never fails an answer: control serves the unit, the ledger says why
+    # (the controller's error-rate guardrail reads it), and the log says it once per group.
+    assert arms is not None
+    why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
+    log.warning("experiment %s: %s; control served the rows", arms.id, why[:300])
+    return arms.to_control(route, why)
