@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runtime",
         "serve the artifact store over HTTP (Litestar + onnxruntime); settings from the environment",
     ),
+    "score": (
+        "runtime",
+        "score a file of rows (CSV, JSON Lines, Parquet) with one version, a chunk at a time or on Dask",
+    ),
     "trainer": (
         "trainer",
         "run the trainer service (outcomes, retraining, promotion); settings from the environment",
@@ -32,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("training", "write synthetic outcomes (the original service's /train JSON)"),
     "fit": ("training", "train, evaluate, export and publish versions"),
     "gate": ("trainer", "should VERSION replace another? exit 0 promote, 1 refuse, 2 bad input"),
+    "experiment": (
+        "trainer",
+        "start, list, show, pause, resume or stop experiments on a running trainer",
+    ),
     "list": ("training", "list the versions in a store"),
     "verify": ("training", "re-check a version: sha256, ONNX load, golden rows, every pinned file"),
     "card": (

@@ -81,6 +81,11 @@ class ArtifactCorrupt(MLMatchingError, ValueError):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
+        self._message = message
+
+    def __reduce__(self) -> tuple[type[ArtifactCorrupt], tuple[str, str]]:
+        # Rebuilt from both arguments: a worker process (Dask, joblib) that raises it can send it back.
+        return type(self), (self.check, self._message)
 
 
 class StorageFull(MLMatchingError, OSError):

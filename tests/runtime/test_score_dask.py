@@ -1,0 +1,143 @@
+"""``ml-matching score --dask``: a real LocalCluster (2 worker processes) gives the local output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ml_matching.cli import main
+from ml_matching.runtime.batch import SOME_REJECTED
+from tests.conftest import FEATURE_NAMES, RF_VERSION, SEED_ROW
+
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("dask.dataframe")
+pytest.importorskip("pandas")
+
+from ml_matching.runtime import dask_parts  # noqa: E402  # needs the dask extra, skipped above
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+def _score(*args: str | Path) -> int:
+    return main(["score", *map(str, args)])
+
+
+def _csv_input(path: Path) -> Path:
+    x = np.random.default_rng(11).uniform(size=(250, len(FEATURE_NAMES)))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["pairId", *FEATURE_NAMES])
+    for i, row in enumerate(x.tolist()):
+        writer.writerow([f"p{i}", *map(repr, row)])
+        if i % 60 == 7:  # a refused row now and then, in different partitions
+            writer.writerow([f"bad{i}", "1.5", *map(repr, row[1:])])
+    path.write_text(text.getvalue())
+    return path
+
+
+def _parts(folder: Path, header: bool) -> bytes:
+    """The part files in order, concatenated (a CSV part's header once)."""
+    parts = sorted(folder.iterdir())
+    assert len(parts) > 1, "the file was scored in several partitions"
+    chunks = [p.read_bytes() for p in parts]
+    if header:
+        chunks = [chunks[0]] + [c.split(b"\n", 1)[1] for c in chunks[1:]]
+    return b"".join(chunks)
+
+
+def test_csv_on_dask_is_the_local_output(tmp_path: Path, store: Path, cluster: Any) -> None:
+    src = _csv_input(tmp_path / "pairs.csv")
+    local, remote = tmp_path / "local.csv", tmp_path / "remote"
+    model = store / RF_VERSION
+    assert _score("--model", model, "--in", src, "--out", local) == SOME_REJECTED
+    args = ("--model", model, "--in", src, "--out", remote, "--chunk-rows", "40")
+    assert _score(*args, "--dask", cluster.scheduler_address) == SOME_REJECTED
+    assert _parts(remote, header=True) == local.read_bytes()
+    assert (tmp_path / "remote.rejects.jsonl").read_bytes() == (
+        tmp_path / "local.csv.rejects.jsonl"
+    ).read_bytes()
+    assert [json.loads(r)["line"] for r in (tmp_path / "remote.rejects.jsonl").read_text().splitlines()] == [
+        10, 71, 132, 193, 254,
+    ]  # fmt: skip
+    # Each worker that scored loaded and verified the version once, for all its partitions.
+    loads = cluster_loads(cluster)
+    assert all(n <= 1 for n in (w.count(str(model.resolve())) for w in loads.values()))
+    assert sum(w.count(str(model.resolve())) for w in loads.values()) >= 1
+    # A second run replaces the folder whole; nothing temporary is left beside it.
+    assert _score(*args, "--dask", cluster.scheduler_address) == SOME_REJECTED
+    assert _parts(remote, header=True) == local.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def cluster_loads(cluster: Any) -> dict[str, list[str]]:
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        loads: dict[str, list[str]] = client.run(lambda: list(dask_parts.LOADS))
+        return loads
+
+
+def test_jsonl_explained_and_parquet_on_dask(
+    tmp_path: Path, store: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {"pairId": f"p{i}", **{n: (i * 7 + j) % 10 / 10 for j, n in enumerate(FEATURE_NAMES)}}
+        for i in range(90)
+    ]
+    lines = [json.dumps(r) for r in rows] + ["not json", json.dumps({**SEED_ROW, "brandFit": None})]
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    address = cluster.scheduler_address
+    assert (
+        _score("--model", store, "--in", src, "--out", tmp_path / "local.jsonl", "--explain") == SOME_REJECTED
+    )
+    remote = tmp_path / "remote"
+    code = _score(
+        "--model", store, "--in", src, "--out", remote, "--explain", "--chunk-rows", "25", "--dask", address
+    )
+    assert code == SOME_REJECTED
+    assert _parts(remote, header=False) == (tmp_path / "local.jsonl").read_bytes()
+    assert (tmp_path / "remote.rejects.jsonl").read_bytes() == (
+        tmp_path / "local.jsonl.rejects.jsonl"
+    ).read_bytes()
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, tmp_path / "pairs.parquet", row_group_size=30)
+    assert (
+        _score("--model", store, "--in", tmp_path / "pairs.parquet", "--out", tmp_path / "local.parquet") == 0
+    )
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)  # the variable, as dask's own tools read it
+    assert _score("--model", store, "--in", tmp_path / "pairs.parquet", "--out", tmp_path / "parts") == 0
+    assert len(list((tmp_path / "parts").iterdir())) == 3  # a partition per row group
+    assert pq.read_table(tmp_path / "parts").equals(pq.read_table(tmp_path / "local.parquet"))
+
+
+def test_a_worker_refuses_a_version_other_than_the_clients(store: Path) -> None:
+    ref = dask_parts.ModelRef(str(store / RF_VERSION), "0" * 64, explain=False)
+    with pytest.raises(dask_parts.WorkerRefused, match="is the store shared"):
+        dask_parts.worker_scorer(ref)
+
+
+def test_dask_output_must_be_a_folder(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _csv_input(tmp_path / "pairs.csv")
+    (tmp_path / "out.csv").write_text("a file")
+    assert (
+        _score("--model", store, "--in", src, "--out", tmp_path / "out.csv", "--dask", "tcp://127.0.0.1:1")
+        == 2
+    )
+    assert "with --dask, --out is a folder of part files" in capsys.readouterr().err
