@@ -43,7 +43,13 @@ def row() -> dict[str, Any]:
 
 
 #: Folders and modules (relative to tests/) whose every test needs the train extra.
-NEED_TRAINING = ("training", "trainer", "reliability/test_faults.py", "reliability/test_experiment_flow.py")
+NEED_TRAINING = (
+    "training",
+    "trainer",
+    "reliability/test_faults.py",
+    "reliability/test_experiment_flow.py",
+    "reliability/test_rollout_flow.py",
+)
 HAVE_TRAIN_EXTRA = importlib.util.find_spec("sklearn") is not None
 collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)
 

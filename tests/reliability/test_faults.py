@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ml_matching.contract import list_versions, load_version, read_active, read_history, write_active
-from ml_matching.trainer.store import SqliteStore
+from ml_matching.trainer.store import Store
 from tests.conftest import FIXTURE_STORE, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.runtime.corrupt import CORRUPTIONS
 from tests.support import request, runtime_service
@@ -255,6 +255,6 @@ def test_the_trainer_on_a_full_disk_answers_507_and_keeps_what_it_acknowledged(t
             trainer.stop()
         assert 507 in statuses and acknowledged, statuses
         assert health == 200, "the trainer goes on"
-        with SqliteStore(store / "outcomes.sqlite") as db:
+        with Store(store / "outcomes.sqlite") as db:
             kept = {o.id for o in db.rows("all")}
         assert set(acknowledged) <= kept

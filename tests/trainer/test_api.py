@@ -37,7 +37,14 @@ def _finished(client: Client, job: str, seconds: float = 60) -> dict[str, Any]:
 def test_one_outcome_is_stored_and_a_retry_is_not(client: Client) -> None:
     (one,) = outcomes(1, seed=1)
     first = client.post("/outcomes", json=one).json()
-    assert first == {"stored": 1, "duplicates": 0, "total": 1, "untrained": 1, "ids": [one["id"]], "pending": 0}
+    assert first == {
+        "stored": 1,
+        "duplicates": 0,
+        "total": 1,
+        "untrained": 1,
+        "ids": [one["id"]],
+        "pending": 0,
+    }
     again = client.post("/outcomes", json=one).json()
     assert (again["stored"], again["duplicates"], again["total"]) == (0, 1, 1)
 
@@ -70,8 +77,14 @@ def test_the_same_id_with_other_content_is_a_conflict_and_stores_nothing(client:
             {"features": SEED_ROW, "outcome": "yes"},
             'field `outcome`: expected true or false (or 1 or 0), got a string "yes"',
         ),
-        ({"features": SEED_ROW, "outcome": 2}, "field `outcome`: expected true or false (or 1 or 0), got a number"),
-        ({"predictionId": "p-1", "outcome": True}, "field `predictionId`: expected a prediction id as the runtime"),
+        (
+            {"features": SEED_ROW, "outcome": 2},
+            "field `outcome`: expected true or false (or 1 or 0), got a number",
+        ),
+        (
+            {"predictionId": "p-1", "outcome": True},
+            "field `predictionId`: expected a prediction id as the runtime",
+        ),
         ({"predictionId": "0192f3a4-5b6c-7d8e-9f00-112233445566", "outcome": 1, "x": 2}, "unknown field `x`"),
         (
             {"features": SEED_ROW, "outcome": True, "score": 3},

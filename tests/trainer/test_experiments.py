@@ -74,7 +74,7 @@ def test_an_experiment_starts_on_active_and_is_published_to_the_store(client: Cl
     on_file = read_experiment(models)
     assert on_file is not None and on_file.id == view["id"] and on_file.salt == view["id"]
     assert on_file.horizon_days == 14 and on_file.shadow == (COPY,) and on_file.hash == HASH_VERSION
-    assert [e["kind"] for e in view["events"]] == ["created"]
+    assert [e["kind"] for e in view["decisions"]] == ["created"]
     assert client.get("/experiments").json()[0]["id"] == view["id"]
 
 
@@ -122,7 +122,7 @@ def test_one_experiment_at_a_time_and_its_life(client: Client, models: Path) -> 
     assert client.post(f"/experiments/{first['id']}/resume", headers=ADMIN).json()["state"] == "running"
     stopped = client.post(f"/experiments/{first['id']}/stop", headers=ADMIN).json()
     assert (stopped["state"], stopped["revision"]) == ("stopped", 4)
-    assert [e["kind"] for e in stopped["events"]] == ["created", "pause", "resume", "stop"]
+    assert [e["kind"] for e in stopped["decisions"]] == ["created", "pause", "resume", "stop"]
     assert _start(client).status_code == 201, "a stopped experiment leaves room for another"
     _error(client.get("/experiments/exp-nope"), 404, "experiment_not_found")
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.request import urlopen
 
 from ml_matching.contract import list_versions, read_active
-from ml_matching.trainer.store import SqliteStore
+from ml_matching.trainer.store import Store
 from tests.conftest import SEED_ROW
 from tests.prometheus import parse, value
 from tests.support import Service, request, runtime_service, until
@@ -106,7 +106,7 @@ def test_outcomes_retrain_and_every_replica_serves_each_promoted_version(
         served = sorted(seen, key=seen.__getitem__)
         assert served == [v for v in order if v in served], (served, order)
     assert watcher.failures == [] and watcher.predictions > 10
-    with SqliteStore(store / "outcomes.sqlite") as db:
+    with Store(store / "outcomes.sqlite") as db:
         assert db.stats().total == 200
 
 
@@ -202,7 +202,7 @@ def test_acknowledged_outcomes_survive_a_kill_9_of_the_trainer(
     for t in threads:
         t.join()
     assert len(acknowledged) >= 60
-    with SqliteStore(store / "outcomes.sqlite") as db:
+    with Store(store / "outcomes.sqlite") as db:
         kept = {o.id for o in db.rows("all")}
     assert set(acknowledged) <= kept
     trainer.start()  # and the trainer starts on the same store

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ml_matching.contract import read_active
-from ml_matching.trainer.store import Outcome, SqliteStore
+from ml_matching.trainer.store import Outcome, Store
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -86,7 +86,7 @@ def test_without_data_the_stores_evaluation_outcomes_are_used(store: tuple[Path,
     code, _, err = cli("gate", good, "--artifacts", root)
     assert code == 2 and "no rows to judge on: give --data FILE" in err
     body = _clean_rows(root)
-    with SqliteStore(root / "outcomes.sqlite") as db:
+    with Store(root / "outcomes.sqlite") as db:
         rows = zip(body["features"], body["outcomes"], strict=True)
         db.add([Outcome(f"e{i}", f, o) for i, (f, o) in enumerate(rows)], evaluation_share=0.5)
     code, out, _ = cli("gate", good, "--artifacts", root, "--json")

@@ -69,6 +69,7 @@ from ml_matching.trainer.responses import (
     job_view,
     train_answer,
 )
+from ml_matching.trainer.rollout import ACTIONS, Replayed
 from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.training.data import MIN_ROWS
@@ -82,6 +83,17 @@ def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
 
 
 FINAL_STATUS = {"succeeded": 200, "rejected": 422, "failed": 500}
+ACTION_HELP = {
+    "pause": "Serve everyone with control and record nothing, until resumed.",
+    "resume": "Assign units to their arms again.",
+    "stop": "End the experiment: everyone is served by control (ACTIVE is not changed).",
+    "advance": "A controlled experiment: go to the next ramp step now (recorded as a manual decision).",
+    "rollback": "A controlled experiment: the candidate's weight to 0, the experiment stopped, ACTIVE kept.",
+    "promote": "A controlled experiment: ACTIVE becomes the candidate, the experiment stops.",
+    "hold": "A controlled experiment: keep the weights; the controller advances no further until released "
+    "(it still rolls back on harm, a sample-ratio mismatch or a failed guardrail).",
+    "release": "A controlled experiment held by hand: the controller decides again.",
+}
 
 
 def create_app(settings: TrainerSettings | None = None) -> Litestar:
@@ -252,6 +264,7 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
             status_code=200,
             tags=["experiments"],
             summary=f"{name.capitalize()} an experiment",
+            description=ACTION_HELP[name],
             security=[{"bearer": []}],
             responses=error_responses(
                 Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict
@@ -260,12 +273,37 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
         )
         async def change(request: Request[Any, Any, Any], experiment_id: FromPath[str]) -> ExperimentView:
             authorize(request, token)
-            await anyio.to_thread.run_sync(trainer.experiments.transition, experiment_id, name)
+            if name in TRANSITIONS:
+                await anyio.to_thread.run_sync(trainer.experiments.transition, experiment_id, name)
+            else:
+                await anyio.to_thread.run_sync(trainer.rollouts.act, experiment_id, name)
             return await anyio.to_thread.run_sync(trainer.experiment_view, experiment_id)
 
         return change
 
-    return [create, listing, show, *(action(name) for name in TRANSITIONS)]
+    @get(
+        "/experiments/{experiment_id:str}/replay",
+        sync_to_thread=True,
+        tags=["experiments"],
+        summary="Every decision of the controller, recomputed from the ledger and the outcomes of its time",
+        responses=error_responses(ExperimentNotFound, ExperimentConflict),
+    )
+    def replay(experiment_id: FromPath[str]) -> list[Replayed]:
+        return trainer.rollouts.replay(experiment_id)
+
+    @get(
+        "/experiments/{experiment_id:str}/report",
+        sync_to_thread=True,
+        tags=["experiments"],
+        summary="The experiment's report: one HTML page with its figures inline (no request leaves it)",
+        media_type="text/html",
+        responses=error_responses(ExperimentNotFound),
+    )
+    def report(experiment_id: FromPath[str]) -> bytes:
+        return trainer.experiment_report(experiment_id)
+
+    actions = [action(name) for name in (*TRANSITIONS, *ACTIONS)]
+    return [create, listing, show, replay, report, *actions]
 
 
 def _training(trainer: Trainer) -> list[HTTPRouteHandler]:

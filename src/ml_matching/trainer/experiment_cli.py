@@ -13,10 +13,14 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.commandline import Handler
+from ml_matching.trainer.plan import parse_primary, parse_ramp
 
 DEFAULT_TRAINER = "http://localhost:8001"
 
@@ -33,7 +37,8 @@ def configure(p: argparse.ArgumentParser) -> Handler:
     start.add_argument("--name", required=True, help="a name for people (letters, digits, ._-)")
     start.add_argument(
         "--candidate", action="append", default=[], metavar="VERSION:WEIGHT",
-        help="a candidate version and its share of units in basis points (1000 = 10 %%); repeatable",
+        help="a candidate version and its share of units in basis points (1000 = 10 %%); repeatable "
+        "(with --ramp: VERSION alone)",
     )  # fmt: skip
     start.add_argument("--control", help="the control version (default: ACTIVE)")
     start.add_argument(
@@ -44,14 +49,34 @@ def configure(p: argparse.ArgumentParser) -> Handler:
     )
     start.add_argument("--salt", help="the assignment's salt (default: the experiment's id)")
     actions.add_parser("list", help="every experiment, newest first")
+    start.add_argument(
+        "--ramp", metavar="WEIGHT[:MIN_SECONDS[:MIN_OUTCOMES]],...",
+        help="hand the experiment to the controller: its ramp steps, e.g. "
+        "0:3600:200,500:86400:200,5000:0:1000 (weight 0 is a shadow step); then the candidate's weight "
+        "comes from the first step",
+    )  # fmt: skip
+    start.add_argument(
+        "--primary", metavar="METRIC[:TEST[:MARGIN[:ALPHA]]]",
+        help="with --ramp: the decision's metric (logLoss, brier, successRate), test (nonInferiority, "
+        "superiority), margin and alpha, e.g. logLoss:nonInferiority:0.02:0.05",
+    )  # fmt: skip
     for name, what in (
         ("show", "an experiment's state and per-arm counts"),
         ("pause", "serve everyone with control, record nothing, until resumed"),
         ("resume", "assign units again"),
         ("stop", "end it: everyone is served by control, for good"),
+        ("advance", "a ramp: go to the next step now"),
+        ("rollback", "a ramp: the candidate's weight to 0, the experiment stopped, ACTIVE kept"),
+        ("promote", "a ramp: ACTIVE becomes the candidate"),
+        ("hold", "a ramp: keep the weights until released (safety rollbacks still apply)"),
+        ("release", "a ramp held by hand: the controller decides again"),
+        ("replay", "recompute every decision of the controller from the ledger and the outcomes"),
+        ("report", "write the experiment's HTML report (--out FILE, default EXPERIMENT_ID.html)"),
     ):
         action = actions.add_parser(name, help=what)
         action.add_argument("id", help="the experiment's id (see `list`)")
+        if name == "report":
+            action.add_argument("--out", type=Path, help="where to write the page")
     return _run
 
 
@@ -63,6 +88,13 @@ def _run(args: argparse.Namespace) -> int:
         answer = _call("GET", f"{trainer}/experiments")
     elif args.action == "show":
         answer = _call("GET", f"{trainer}/experiments/{args.id}")
+    elif args.action == "replay":
+        return _replay(_call("GET", f"{trainer}/experiments/{args.id}/replay"), args.json)
+    elif args.action == "report":
+        out = args.out or Path(f"{args.id}.html")
+        out.write_bytes(_call("GET", f"{trainer}/experiments/{args.id}/report", raw=True))
+        print(f"wrote {out}")
+        return 0
     else:
         answer = _call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
     if args.json:
@@ -78,18 +110,37 @@ def _start_body(args: argparse.Namespace) -> dict[str, Any]:
     candidates = []
     for text in args.candidate:
         version, sep, weight = text.rpartition(":")
+        if args.ramp and not sep:  # with a ramp the weight comes from its first step
+            candidates.append({"version": text})
+            continue
         if not sep or not weight.isdigit():
             raise InvalidInput(f"--candidate {text}: expected VERSION:WEIGHT, e.g. 20260101_000000:1000")
         candidates.append({"version": version, "weight": int(weight)})
     body: dict[str, Any] = {"name": args.name, "candidates": candidates, "shadow": args.shadow}
     body["horizonDays"] = args.horizon_days
+    if args.ramp:
+        body["ramp"] = msgspec.to_builtins(parse_ramp(args.ramp))
+    if args.primary:
+        body["primary"] = msgspec.to_builtins(parse_primary(args.primary))
     for key, value in (("control", args.control), ("salt", args.salt)):
         if value is not None:
             body[key] = value
     return body
 
 
-def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+def _replay(rows: list[dict[str, Any]], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    for r in [] if as_json else rows:
+        verdict = "identical" if r["identical"] else f"DIFFERS (replayed: {r['replayed']})"
+        print(f"{r['seq']:>4}  {r['at']}  {r['kind']:<9} {verdict}")
+    same = all(r["identical"] for r in rows)
+    if not as_json:
+        print(f"{len(rows)} decisions, {'all identical' if same else 'some differ'}")
+    return 0 if same else 1
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None, raw: bool = False) -> Any:
     headers = {"Accept": "application/json"}
     token = os.environ.get("ML_SERVICE_ADMIN_TOKEN")
     if token:
@@ -100,8 +151,9 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data = response.read()
+            return data if raw else json.loads(data)
     except urllib.error.HTTPError as exc:
         raise _refusal(exc) from None
     except OSError as exc:
@@ -132,6 +184,8 @@ def _print_list(experiments: list[dict[str, Any]]) -> None:
 
 def _print_view(view: dict[str, Any]) -> None:
     state = f"{view['state']}, revision {view['revision']}, horizon {view['horizonDays']:g} days"
+    if view.get("phase"):
+        state += f"; {view['phase']} at step {view['step']}"
     print(f"{view['id']} ({view['name']}): {state}")
     columns = ("units", "rows", "outcomes", "successes", "matured")
     print(f"  {'arm':<14}{'version':<18}{'weight':>7}" + "".join(f"{c:>10}" for c in columns))

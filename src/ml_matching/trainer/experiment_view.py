@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import Any
 
 import msgspec
 from scipy import stats
 
 from ml_matching.contract.assignment import BUCKETS, CONTROL
 from ml_matching.contract.experiment import Experiment, State
+from ml_matching.trainer import observations as seen
+from ml_matching.trainer.controller import look
 from ml_matching.trainer.database import Tx
-from ml_matching.trainer.experiments import Event
+from ml_matching.trainer.experiments import Controlled, Event
+from ml_matching.trainer.online import ArmMetrics, arm_metrics
+from ml_matching.trainer.plan import Phase, Plan
 
 #: Below this many units in the current weights, the χ² test is not run (its approximation is poor).
 SRM_MIN_UNITS = 100
@@ -49,6 +54,7 @@ class ArmStats(_Counts):
     outcomes: int = 0
     successes: int = 0
     matured: int = 0
+    metrics: ArmMetrics | None = None  # over the matured predictions its own version served
 
 
 class ShadowStats(_Counts):
@@ -81,26 +87,48 @@ class ExperimentView(_Camel):
     srm: Srm
     join_rate: float | None
     pending: int
-    events: list[Event]
+    decisions: list[Event]
+    phase: Phase | None = None
+    step: int | None = None
+    plan: Plan | None = None
+    primary: dict[str, Any] | None = None  # the controller's statistics, as of now
 
 
 def experiment_view(
-    tx: Tx, experiment: Experiment, events: list[Event], at: dt.datetime | None = None
+    tx: Tx, controlled: Controlled, events: list[Event], at: dt.datetime | None = None
 ) -> ExperimentView:
-    """``experiment`` with its counts, as of ``at`` (now by default: the horizon moves with it)."""
+    """The experiment with its counts and metrics, as of ``at`` (now by default: the horizon moves)."""
+    experiment = controlled.experiment
     arms = _arms(experiment)
     by_name = {a.arm: a for a in arms}
     _assigned(tx, experiment.id, by_name)
     _outcomes(tx, experiment.id, by_name)
-    cutoff = (at or dt.datetime.now(dt.UTC)) - dt.timedelta(days=experiment.horizon_days)
+    moment = at or dt.datetime.now(dt.UTC)
+    cutoff = moment - dt.timedelta(days=experiment.horizon_days)
     _expired(tx, experiment.id, _instant(cutoff), by_name)
+    _metrics(tx, experiment, by_name, _instant(moment))
     joined, pending = _join_counts(tx)
     total = joined + pending
-    return ExperimentView(
+    view = ExperimentView(
         experiment.id, experiment.name, experiment.state, experiment.revision, experiment.control,
         experiment.created_at, experiment.horizon_days, experiment.salt, experiment.hash, arms,
         _shadows(tx, experiment), srm(tx, experiment), joined / total if total else None, pending, events,
     )  # fmt: skip
+    plan, progress = controlled.plan, controlled.progress
+    if plan is None or progress is None:
+        return view
+    primary = None
+    if progress.phase not in ("promoted", "rolled_back"):
+        primary = look(tx, experiment, plan, progress, _instant(moment)).details()
+    return msgspec.structs.replace(view, phase=progress.phase, step=progress.step, plan=plan, primary=primary)
+
+
+def _metrics(tx: Tx, experiment: Experiment, arms: dict[str, ArmStats], at: str) -> None:
+    """Each arm's metrics over the matured predictions its own version served."""
+    for candidate in experiment.candidates:
+        control, treated = seen.split(tx, experiment, candidate.arm, experiment.created_at, at)
+        arms[candidate.arm].metrics = arm_metrics(treated.p, treated.y)
+        arms[CONTROL].metrics = arm_metrics(control.p, control.y)
 
 
 def _arms(experiment: Experiment) -> list[ArmStats]:

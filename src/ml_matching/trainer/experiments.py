@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from ml_matching.contract.experiment import (
 )
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
+from ml_matching.trainer.plan import Guardrails, Plan, Primary, Progress, RampStep, initial
 
 log = logging.getLogger("ml_matching.trainer")
 
@@ -40,10 +42,11 @@ Basis = Annotated[int, msgspec.Meta(ge=0, le=BUCKETS, description="basis points 
 
 
 class CandidateBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """A candidate arm: its version, its share of units in basis points, a name (``candidate``)."""
+    """A candidate arm: its version, its share of units in basis points (with a ``ramp``: its first
+    step's), a name (``candidate``)."""
 
     version: str
-    weight: Basis
+    weight: Basis | None = None
     arm: ArmName | None = None
 
 
@@ -56,6 +59,28 @@ class ExperimentBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
     shadow: Annotated[list[str], msgspec.Meta(max_length=4)] = []
     horizon_days: Annotated[float, msgspec.Meta(gt=0, le=365)] = 30.0
     salt: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    ramp: Annotated[list[RampStep], msgspec.Meta(max_length=12)] | None = None
+    primary: Primary | None = None
+    guardrails: Guardrails | None = None
+
+    def plan(self) -> Plan | None:
+        """The controller's plan, when the body asks for one (a ``ramp``)."""
+        if self.ramp is None:
+            if self.primary is not None or self.guardrails is not None:
+                raise InvalidInput("`primary` and `guardrails` go with a `ramp` (the controller's plan)")
+            return None
+        plan = Plan(tuple(self.ramp), self.primary or Primary(), self.guardrails or Guardrails())
+        plan.check(len(self.candidates))
+        return plan
+
+
+@dataclass(frozen=True)
+class Controlled:
+    """An experiment with the controller's plan and progress (both None for a manual one)."""
+
+    experiment: Experiment
+    plan: Plan | None
+    progress: Progress | None
 
 
 class Event(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -76,6 +101,10 @@ Verify = Callable[[Path, str], Any]
 def _verify(root: Path, version: str) -> Any:
     return load_version(root, version, explain="off")
 
+
+FINAL = ("promoted", "rolled_back")
+_plan_decoder = msgspec.json.Decoder(Plan)
+_progress_decoder = msgspec.json.Decoder(Progress)
 
 TRANSITIONS: dict[str, tuple[tuple[State, ...], State]] = {
     "pause": (("running",), "paused"),
@@ -106,6 +135,30 @@ class ExperimentBook:
             raise ExperimentNotFound(f"experiment {experiment_id} not found (GET /experiments lists them)")
         return self._record.decode(row[0])
 
+    def controlled(self, tx: Tx, experiment_id: str) -> Controlled:
+        row = tx.execute(
+            "SELECT record, plan, progress FROM experiments WHERE id = ?", experiment_id
+        ).fetchone()
+        if row is None:
+            raise ExperimentNotFound(f"experiment {experiment_id} not found (GET /experiments lists them)")
+        return self._controlled(row)
+
+    def _controlled(self, row: tuple[str, str | None, str | None]) -> Controlled:
+        record, plan, progress = row
+        return Controlled(
+            self._record.decode(record),
+            None if plan is None else _plan_decoder.decode(plan),
+            None if progress is None else _progress_decoder.decode(progress),
+        )
+
+    def under_control(self, tx: Tx) -> list[Controlled]:
+        """The running experiments the controller drives (a plan, and not yet promoted or rolled back)."""
+        rows = tx.execute(
+            "SELECT record, plan, progress FROM experiments "
+            "WHERE state = 'running' AND plan IS NOT NULL ORDER BY id"
+        ).fetchall()
+        return [c for c in map(self._controlled, rows) if c.progress and c.progress.phase not in FINAL]
+
     def all(self) -> list[Experiment]:
         with self.db.read() as tx:
             rows = tx.execute("SELECT record FROM experiments ORDER BY created_at DESC, id DESC").fetchall()
@@ -118,9 +171,12 @@ class ExperimentBook:
 
     def events(self, experiment_id: str) -> list[Event]:
         with self.db.read() as tx:
-            rows = tx.execute(
-                "SELECT record FROM decisions WHERE experiment = ? ORDER BY seq", experiment_id
-            ).fetchall()
+            return self.events_in(tx, experiment_id)
+
+    def events_in(self, tx: Tx, experiment_id: str) -> list[Event]:
+        rows = tx.execute(
+            "SELECT record FROM decisions WHERE experiment = ? ORDER BY seq", experiment_id
+        ).fetchall()
         return [self._event.decode(r[0]) for r in rows]
 
     # --- changing --------------------------------------------------------------------------------
@@ -130,9 +186,15 @@ class ExperimentBook:
         control = body.control or read_active(self.root)
         if control is None:
             raise InvalidInput("`control` is not given and the store has no ACTIVE version to default to")
-        candidates = _candidates(body)
+        plan = body.plan()
+        candidates = _candidates(body, plan)
         versions = [control, *(c.version for c in candidates), *body.shadow]
         self._check_versions(versions)
+        shadow = tuple(body.shadow)
+        if (
+            plan is not None and plan.ramp[0].weight == 0
+        ):  # a shadow step first: the candidate scores beside control
+            shadow = (*shadow, candidates[0].version)
         created = now()
         experiment_id = (
             f"exp-{created[:19].replace('-', '').replace(':', '').replace('T', '-')}-{secrets.token_hex(2)}"
@@ -143,7 +205,7 @@ class ExperimentBook:
             state="running",
             control=control,
             candidates=candidates,
-            shadow=tuple(body.shadow),
+            shadow=shadow,
             salt=body.salt or experiment_id,
             horizon_days=body.horizon_days,
             created_at=created,
@@ -154,9 +216,10 @@ class ExperimentBook:
                 raise ExperimentConflict(
                     f"experiment {running.id} is {running.state}: stop it before starting another"
                 )
-            self._save(tx, experiment, insert=True)
-            self._log(tx, experiment.id, "created", by, details={"revision": 1})
-            self._publish(experiment)
+            progress = initial(plan, created) if plan is not None else None
+            self.save(tx, experiment, progress, insert=True, plan=plan)
+            self.log_event(tx, experiment.id, "created", by, details={"revision": 1})
+            self.publish(experiment)
         log.info("experiment %s (%s): created, control %s", experiment.id, experiment.name, control)
         return experiment
 
@@ -173,9 +236,9 @@ class ExperimentBook:
                     f"(only when {' or '.join(allowed)})"
                 )
             changed = msgspec.structs.replace(experiment, state=target, revision=experiment.revision + 1)
-            self._save(tx, changed)
-            self._log(tx, experiment_id, action, by, reason, {"revision": changed.revision})
-            self._publish(changed)
+            self.save(tx, changed)
+            self.log_event(tx, experiment_id, action, by, reason, {"revision": changed.revision})
+            self.publish(changed)
         log.info("experiment %s: %s (%s)", experiment_id, target, by)
         return changed
 
@@ -223,41 +286,53 @@ class ExperimentBook:
                     "every version of an experiment scores the same request"
                 )
 
-    def _save(self, tx: Tx, experiment: Experiment, insert: bool = False) -> None:
+    def save(
+        self, tx: Tx, experiment: Experiment, progress: Progress | None = None, insert: bool = False,
+        plan: Plan | None = None,
+    ) -> None:  # fmt: skip
+        """Keep ``experiment`` (and the controller's ``progress``, when given)."""
         record = msgspec.json.encode(experiment).decode()
+        moved = None if progress is None else msgspec.json.encode(progress).decode()
         if insert:
+            planned = None if plan is None else msgspec.json.encode(plan).decode()
             tx.execute(
-                "INSERT INTO experiments (id, state, record, created_at) VALUES (?, ?, ?, ?)",
-                experiment.id, experiment.state, record, experiment.created_at,
+                "INSERT INTO experiments (id, state, record, created_at, plan, progress) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                experiment.id, experiment.state, record, experiment.created_at, planned, moved,
             )  # fmt: skip
-        else:
+        elif moved is None:
             tx.execute(
                 "UPDATE experiments SET state = ?, record = ? WHERE id = ?",
                 experiment.state,
                 record,
                 experiment.id,
             )
+        else:
+            tx.execute(
+                "UPDATE experiments SET state = ?, record = ?, progress = ? WHERE id = ?",
+                experiment.state, record, moved, experiment.id,
+            )  # fmt: skip
 
-    def _log(
+    def log_event(
         self, tx: Tx, experiment_id: str, kind: str, by: str, reason: str | None = None,
-        details: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None, at: str | None = None,
     ) -> Event:  # fmt: skip
         (last,) = tx.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM decisions WHERE experiment = ?", experiment_id
         ).fetchone()
-        event = Event(int(last) + 1, now(), kind, by, reason, details)
+        event = Event(int(last) + 1, at or now(), kind, by, reason, details)
         tx.execute(
             "INSERT INTO decisions (experiment, seq, at, record) VALUES (?, ?, ?, ?)",
             experiment_id, event.seq, event.at, msgspec.json.encode(event).decode(),
         )  # fmt: skip
         return event
 
-    def _publish(self, experiment: Experiment) -> None:
+    def publish(self, experiment: Experiment) -> None:
         # Inside the writing transaction: a failure here (disk full) rolls the change back.
         write_experiment(self.root, experiment)
 
 
-def _candidates(body: ExperimentBody) -> tuple[Candidate, ...]:
+def _candidates(body: ExperimentBody, plan: Plan | None) -> tuple[Candidate, ...]:
     if not body.candidates and not body.shadow:
         raise InvalidInput("an experiment needs at least one candidate or one shadow version")
     n = len(body.candidates)
@@ -269,10 +344,20 @@ def _candidates(body: ExperimentBody) -> tuple[Candidate, ...]:
         raise InvalidInput(
             f"arm names must differ from each other and from `{CONTROL}`: got {', '.join(names)}"
         )
-    for i, c in enumerate(body.candidates):
-        if c.weight > region:
+    weights = [c.weight or 0 for c in body.candidates]
+    if plan is not None:
+        first = plan.ramp[0].weight
+        if body.candidates[0].weight not in (None, first):
             raise InvalidInput(
-                f"candidates[{i}] (`{names[i]}`): weight {c.weight} is more than {region}: with {n} "
+                f"the candidate's weight comes from the ramp's first step ({first}); leave it out"
+            )
+        weights = [first]
+    for i, weight in enumerate(weights):
+        if weight > region:
+            raise InvalidInput(
+                f"candidates[{i}] (`{names[i]}`): weight {weight} is more than {region}: with {n} "
                 f"candidates each may grow to {region} basis points (a fixed share of {BUCKETS:,} buckets)"
             )
-    return tuple(Candidate(name, c.version, c.weight) for name, c in zip(names, body.candidates, strict=True))
+    return tuple(
+        Candidate(name, c.version, w) for name, c, w in zip(names, body.candidates, weights, strict=True)
+    )

@@ -12,6 +12,7 @@ import datetime as dt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ml_matching.contract import GateDecision, Sidecar
+from ml_matching.trainer.experiment_view import ExperimentView
 from ml_matching.trainer.records import JobRecord
 from ml_matching.trainer.store import Stats
 
@@ -65,6 +66,50 @@ class TrainerMetrics:
             "gate_decisions", "Gate decisions by outcome (promoted or refused) and the rule that decided",
             ["decision", "reason"], namespace=ns, registry=reg,
         )  # fmt: skip
+        arm = ["arm"]
+        self.info = Gauge(
+            "experiment_info", "The running experiment (value 1): its id and the controller's phase",
+            ["experiment", "phase"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.arm_rows = Gauge(
+            "experiment_rows",
+            "Ledger rows of the running experiment, by arm",
+            arm,
+            namespace=ns,
+            registry=reg,
+        )
+        self.arm_outcomes = Gauge(
+            "experiment_matured",
+            "Matured predictions of the running experiment, by arm",
+            arm,
+            namespace=ns,
+            registry=reg,
+        )
+        self.arm_weight = Gauge(
+            "experiment_weight", "Each arm's weight (basis points)", arm, namespace=ns, registry=reg
+        )
+        self.arm_log_loss = Gauge(
+            "experiment_log_loss",
+            "Log loss over the matured predictions each arm served",
+            arm,
+            namespace=ns,
+            registry=reg,
+        )
+        self.srm_p = Gauge(
+            "experiment_srm_p", "The sample-ratio-mismatch p-value", namespace=ns, registry=reg
+        )
+        self.estimate = Gauge(
+            "experiment_primary_estimate",
+            "Candidate − control, the primary metric",
+            namespace=ns,
+            registry=reg,
+        )
+        self.lower = Gauge(
+            "experiment_primary_lower", "Its confidence sequence's lower bound", namespace=ns, registry=reg
+        )
+        self.upper = Gauge(
+            "experiment_primary_upper", "Its confidence sequence's upper bound", namespace=ns, registry=reg
+        )
         self.roc_auc = Gauge(
             "active_roc_auc", "Held-out ROC-AUC of the version ACTIVE names (the gate's, when it had one)",
             namespace=ns, registry=reg,
@@ -73,6 +118,26 @@ class TrainerMetrics:
     def stored(self, stored: int, duplicates: int) -> None:
         self.received.labels("stored").inc(stored)
         self.received.labels("duplicate").inc(duplicates)
+
+    def experiment(self, view: ExperimentView | None) -> None:
+        """The running experiment's gauges, one series per arm (no experiment id in the labels: the
+        series stay few however many experiments come and go; ``experiment_info`` names it)."""
+        for gauge in (self.arm_rows, self.arm_outcomes, self.arm_weight, self.arm_log_loss, self.info):
+            gauge.clear()
+        if view is None:
+            return
+        self.info.labels(view.id, view.phase or "manual").set(1)
+        for arm in view.arms:
+            self.arm_rows.labels(arm.arm).set(arm.rows)
+            self.arm_outcomes.labels(arm.arm).set(arm.matured)
+            self.arm_weight.labels(arm.arm).set(arm.weight)
+            if arm.metrics is not None and arm.metrics.log_loss is not None:
+                self.arm_log_loss.labels(arm.arm).set(arm.metrics.log_loss)
+        self.srm_p.set(view.srm.p_value if view.srm.p_value is not None else float("nan"))
+        primary = view.primary or {}
+        for name, gauge in (("estimate", self.estimate), ("lower", self.lower), ("upper", self.upper)):
+            value = primary.get(name)
+            gauge.set(float(value) if value is not None else float("nan"))
 
     def ledger(self, stored: int, duplicates: int, joined: int) -> None:
         self.ledger_rows.labels("stored").inc(stored)

@@ -47,11 +47,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     probability {real} NOT NULL,
     unit TEXT,
     fallback INTEGER NOT NULL,
+    error TEXT,
+    ms {real},
     row TEXT NOT NULL,
     received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS predictions_experiment ON predictions (experiment, arm);
 CREATE INDEX IF NOT EXISTS predictions_received ON predictions (received_at);
+CREATE INDEX IF NOT EXISTS predictions_experiment_received ON predictions (experiment, received_at);
 CREATE TABLE IF NOT EXISTS shadow_scores (
     prediction_id TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -68,7 +71,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
     record TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    plan TEXT,
+    progress TEXT
 );
 CREATE TABLE IF NOT EXISTS decisions (
     experiment TEXT NOT NULL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import msgspec
 
@@ -20,16 +20,20 @@ from ml_matching.contract import (
     load_feature_set,
     read_active,
     version_dir,
+    write_active,
 )
 from ml_matching.contract.ledger import LedgerBatch
 from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
+from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_view import ExperimentView, experiment_view
-from ml_matching.trainer.experiments import ExperimentBody, ExperimentBook
+from ml_matching.trainer.experiments import CandidateBody, ExperimentBody, ExperimentBook
 from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.ledger import add_predictions, prune
 from ml_matching.trainer.metrics import TrainerMetrics
+from ml_matching.trainer.plan import parse_primary, parse_ramp
 from ml_matching.trainer.records import JobRecord
 from ml_matching.trainer.responses import OutcomesStored, OutcomeStats, PredictionsStored
+from ml_matching.trainer.rollout import Rollouts
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.trainer.store import Store, now
 from ml_matching.trainer.worker import JobSpec
@@ -48,6 +52,7 @@ class Trainer:
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._book: ExperimentBook | None = None
+        self._rollouts: Rollouts | None = None
         self._ledger_decoder = msgspec.json.Decoder(LedgerBatch)
         self._stopping = threading.Event()
         self._decoder_lock = threading.Lock()
@@ -65,7 +70,10 @@ class Trainer:
         self._runner.recover()
         self._book = ExperimentBook(self._store.db, self.root)
         self._book.reconcile()
-        threading.Thread(target=self._prune_every, args=(3600.0,), name="ledger-prune", daemon=True).start()
+        self._rollouts = Rollouts(self._book, self.root)
+        self._every(3600.0, self.prune_ledger, "ledger-prune")
+        if self.settings.controller_seconds > 0:
+            self._every(self.settings.controller_seconds, self.rollouts.tick, "controller")
         log.info("trainer: outcomes in %s, versions in %s", self._store.where, self.root)
 
     def stop(self) -> None:
@@ -80,6 +88,12 @@ class Trainer:
         if self._store is None:
             raise MLMatchingError("the trainer has not started")
         return self._store
+
+    @property
+    def rollouts(self) -> Rollouts:
+        if self._rollouts is None:
+            raise MLMatchingError("the trainer has not started")
+        return self._rollouts
 
     @property
     def experiments(self) -> ExperimentBook:
@@ -158,13 +172,18 @@ class Trainer:
             log.info("ledger: %d predictions and %d waiting outcomes past retention removed", *removed)
         return removed
 
-    def _prune_every(self, seconds: float) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.prune_ledger()
-            except MLMatchingError as exc:
-                log.warning("ledger: pruning failed: %s", exc)
-            self._stopping.wait(seconds)
+    def _every(self, seconds: float, job: Callable[[], object], name: str) -> None:
+        """Run ``job`` now and then every ``seconds`` in a thread of its own, until the trainer stops."""
+
+        def loop() -> None:
+            while not self._stopping.is_set():
+                try:
+                    job()
+                except Exception:  # a failed pass is logged; the next one runs
+                    log.exception("%s: a pass failed", name)
+                self._stopping.wait(seconds)
+
+        threading.Thread(target=loop, name=name, daemon=True).start()
 
     # --- experiments -----------------------------------------------------------------------------
 
@@ -175,11 +194,19 @@ class Trainer:
             raise InvalidInput(str(exc)) from None
         return self.experiment_view(self.experiments.create(request).id)
 
-    def experiment_view(self, experiment_id: str) -> ExperimentView:
-        experiment = self.experiments.get(experiment_id)
-        events = self.experiments.events(experiment_id)
+    def experiment_report(self, experiment_id: str) -> bytes:
+        """The experiment's report page (see :mod:`.report`)."""
+        from ml_matching.trainer.report import report_page  # matplotlib: only when a report is asked for
+
         with self.store.db.read() as tx:
-            return experiment_view(tx, experiment, events)
+            controlled = self.experiments.controlled(tx, experiment_id)
+            view = experiment_view(tx, controlled, self.experiments.events_in(tx, experiment_id))
+            return report_page(tx, controlled, view, now())
+
+    def experiment_view(self, experiment_id: str) -> ExperimentView:
+        with self.store.db.read() as tx:
+            controlled = self.experiments.controlled(tx, experiment_id)
+            return experiment_view(tx, controlled, self.experiments.events_in(tx, experiment_id))
 
     def stats(self) -> OutcomeStats:
         s = self.store.stats()
@@ -225,13 +252,49 @@ class Trainer:
             min_evaluation_rows=s.min_evaluation_rows,
             config=str(s.train_config) if s.train_config else None,
             snapshot=None if body is not None else self.store.stats().last_seq,
+            activate=s.promotion == "gate",
             body=body,
         )
+
+    def _enter_experiment(self, version: str) -> None:
+        """PROMOTION=experiment: a version that passed the gate enters an experiment against ACTIVE.
+
+        One experiment at a time: a candidate that arrives while one runs is published but does not
+        enter (the next retrain after the experiment ends makes a fresh one, gated against the champion
+        of that time, rather than a stale one waiting in a queue).
+        """
+        s = self.settings
+        if self.active() is None:  # the store's first version: no champion to test it against
+            write_active(self.root, version)
+            log.info("version %s: the store's first version, ACTIVE at once", version)
+            return
+        body = ExperimentBody(
+            name=f"retrain-{version}",
+            candidates=[CandidateBody(version)],
+            ramp=list(parse_ramp(s.experiment_ramp, "EXPERIMENT_RAMP")),
+            primary=parse_primary(s.experiment_primary, "EXPERIMENT_PRIMARY"),
+        )
+        try:
+            experiment = self.experiments.create(body, by="trainer")
+        except ExperimentConflict as exc:
+            log.info("version %s passed the gate and did not enter an experiment: %s", version, exc)
+            return
+        log.info("version %s passed the gate: experiment %s", version, experiment.id)
 
     def refresh_metrics(self) -> None:
         """Before /metrics is read: the store's counts and the quality of the version ACTIVE names."""
         if self.metrics is not None and self._store is not None:
             self.metrics.refresh(self._store.stats(), self._active_sidecar(self.active()))
+            self.metrics.experiment(self._current_view())
+
+    def _current_view(self) -> ExperimentView | None:
+        """The running or paused experiment, as ``GET /experiments/{id}`` shows it (None: there is none)."""
+        with self.store.db.read() as tx:
+            current = self.experiments.current(tx)
+            if current is None:
+                return None
+            controlled = self.experiments.controlled(tx, current.id)
+            return experiment_view(tx, controlled, [])
 
     def _active_sidecar(self, active: str | None) -> Sidecar | None:
         if active is None:
@@ -245,6 +308,8 @@ class Trainer:
     def _finished(self, job: JobRecord) -> None:
         if self.metrics is not None:
             self.metrics.finished(job)
+        if job.result is not None and job.result.promoted and self.settings.promotion == "experiment":
+            self._enter_experiment(job.result.model_version)
         if job.result is not None:
             verdict = "promoted" if job.result.promoted else "not promoted"
             log.info("job %s: %s %s", job.id, job.result.model_version, verdict)

@@ -11,10 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ml_matching.contract.settings import integer, number, path, setting, text
+from ml_matching.contract.settings import choice, integer, number, path, setting, text
 from ml_matching.http import ServiceSettings
+from ml_matching.trainer.plan import parse_primary, parse_ramp
 
 OUTCOMES_FILE = "outcomes.sqlite"
+
+
+def ramp_text(value: str) -> str:
+    parse_ramp(value, "EXPERIMENT_RAMP")  # a bad ramp stops start-up, naming the variable
+    return value
+
+
+def primary_text(value: str) -> str:
+    parse_primary(value, "EXPERIMENT_PRIMARY")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,31 @@ class TrainerSettings(ServiceSettings):
         "The database of outcomes, ledger and experiments: a SQLite file, or a postgresql:// URL "
         "(unset: MODELS_DIR/outcomes.sqlite)",
         text,
+    )
+    promotion: str = setting(
+        "gate",
+        "PROMOTION",
+        "gate: a retrained version that passes the gate becomes ACTIVE at once; experiment: it enters an "
+        "experiment (EXPERIMENT_RAMP, EXPERIMENT_PRIMARY) and the controller promotes it or rolls it back",
+        choice(("gate", "experiment")),
+    )
+    experiment_ramp: str = setting(
+        "0:3600:200,1000:3600:300,5000:3600:1000",
+        "EXPERIMENT_RAMP",
+        "With PROMOTION=experiment: the ramp, as WEIGHT:MIN_SECONDS:MIN_OUTCOMES steps (weight 0: shadow)",
+        ramp_text,
+    )
+    experiment_primary: str = setting(
+        "logLoss:nonInferiority:0.02:0.05",
+        "EXPERIMENT_PRIMARY",
+        "With PROMOTION=experiment: METRIC:TEST:MARGIN:ALPHA of the decision",
+        primary_text,
+    )
+    controller_seconds: float = setting(
+        10.0,
+        "CONTROLLER_SECONDS",
+        "How often the controller looks at the experiments that have a ramp (0: never; then only by hand)",
+        number(0, 3600),
     )
     ledger_retention_days: float = setting(
         400.0,

@@ -156,10 +156,12 @@ class Store:
         StorageFull
             The disk is full; nothing of this call is stored.
         """
-        stamp = now()
         plain = [o for o in outcomes if isinstance(o, Outcome)]
         by_prediction = [o for o in outcomes if isinstance(o, PredictionOutcome)]
         with self.db.write() as tx:
+            # Stamped inside the transaction: writers are serialized, so received_at follows commit
+            # order and "everything received by T" is what a reader inside the lock at T saw.
+            stamp = now()
             stored = insert_outcomes(tx, plain, stamp, evaluation_share)
             joined, pending = add_prediction_outcomes(tx, by_prediction, stamp, evaluation_share)
             last = last_seq(tx)

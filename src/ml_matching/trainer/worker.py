@@ -57,6 +57,7 @@ class JobSpec:
     config: str | None = None
     snapshot: int | None = None  # stored outcomes up to this sequence number
     body: bytes | None = None  # or exactly the data POST /train sent
+    activate: bool = True  # PROMOTION=gate: a promoted version becomes ACTIVE; else the trainer decides
 
 
 def run(spec: JobSpec, conn: Connection) -> None:
@@ -105,7 +106,7 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     published = publish(root, candidate, progress)
     verdict = "promoted" if decision.promoted else "refused"
     progress(f"published {published.version}; gate: {verdict}: {decision.reason}")
-    if decision.promoted:
+    if decision.promoted and spec.activate:
         write_active(root, published.version)
     return answer(published, data.rows)
 

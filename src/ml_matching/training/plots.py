@@ -31,7 +31,7 @@ MODEL, BASELINE, BEFORE = "#1f6feb", "#8b949e", "#d4a72c"
 Vector = npt.NDArray[np.float64]
 
 
-def _svg(fig: Any) -> bytes:
+def svg(fig: Any) -> bytes:
     out = io.BytesIO()
     fig.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
@@ -48,7 +48,7 @@ def roc(y: Vector, model: Vector, baseline: Vector) -> bytes:
         ax.plot([0, 1], [0, 1], color="#d0d7de", linestyle="--", linewidth=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, held-out rows")
         ax.legend(loc="lower right")
-        return _svg(fig)
+        return svg(fig)
 
 
 def reliability(y: Vector, before: Vector, after: Vector, bins: int, method: str) -> bytes:
@@ -65,7 +65,7 @@ def reliability(y: Vector, before: Vector, after: Vector, bins: int, method: str
         ax.set(xlabel="mean predicted probability", ylabel="observed success rate", xlim=(0, 1), ylim=(0, 1))
         ax.set_title(f"Reliability, held-out rows ({bins} bins)")
         ax.legend(loc="upper left")
-        return _svg(fig)
+        return svg(fig)
 
 
 def _binned(y: Vector, p: Vector, bins: int) -> tuple[Vector, Vector]:
@@ -89,7 +89,7 @@ def importance(names: Sequence[str], imp: Importance) -> bytes:
         err = np.array([imp.permutation_std.get(n, 0.0) for n in names])
         right.barh(ys, perm, xerr=err, color=BEFORE)
         right.set(title="permutation (ROC-AUC lost, held-out rows)")
-        return _svg(fig)
+        return svg(fig)
 
 
 def folds(cv: CrossValidation) -> bytes:
@@ -102,7 +102,7 @@ def folds(cv: CrossValidation) -> bytes:
             ax.plot(x, values, marker=marker, label=f"{metric} (mean {getattr(cv.mean, metric):.3f})")
         ax.set(xlabel="fold", xticks=x, ylabel="score", title=f"{cv.folds}-fold cross-validation")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        return _svg(fig)
+        return svg(fig)
 
 
 def data(names: Sequence[str], training: TrainingData) -> bytes:
@@ -125,4 +125,4 @@ def data(names: Sequence[str], training: TrainingData) -> bytes:
             "(each feature's histogram, as the drift monitor bins it)"
         )
         fig.tight_layout()
-        return _svg(fig)
+        return svg(fig)
