@@ -49,6 +49,7 @@ NEED_TRAINING = (
     "reliability/test_faults.py",
     "reliability/test_experiment_flow.py",
     "reliability/test_rollout_flow.py",
+    "reliability/test_two_trainers.py",
 )
 HAVE_TRAIN_EXTRA = importlib.util.find_spec("sklearn") is not None
 collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)

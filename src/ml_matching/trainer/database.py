@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,7 @@ class PostgresDatabase:
         self.where = (
             f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
         )
+        self._url = url
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=30)
         self._pool.wait(timeout=30)
 
@@ -210,16 +212,28 @@ class PostgresDatabase:
             yield _PostgresTx(connection, self.where)
 
     @contextmanager
-    def session_lock(self, key: int) -> Iterator[bool]:
-        """Try to hold advisory lock ``key`` for the block (False: another session holds it)."""
-        with self._pool.connection() as connection:
-            row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            got = bool(row and row[0])
-            try:
-                yield bool(got)
-            finally:
-                if got:
-                    connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    def exclusive(
+        self, key: int, waiting: Callable[[], None], stopping: Callable[[], bool]
+    ) -> Iterator[bool]:
+        """Hold advisory lock ``key`` for the block, across every process on this database.
+
+        Waits (calling ``waiting`` once) while another session holds it; yields False if
+        ``stopping()`` turns true first. The lock is on a connection of its own, so it is released
+        when the block ends, or when this process dies (the server drops its session).
+        """
+        import psycopg
+
+        with psycopg.connect(self._url, autocommit=True) as connection:
+            told = False
+            while not _try_lock(connection, key):
+                if stopping():
+                    yield False
+                    return
+                if not told:
+                    waiting()
+                    told = True
+                time.sleep(0.5)
+            yield True
 
     def schema_version(self, tx: Tx) -> int:
         tx.execute("CREATE TABLE IF NOT EXISTS ml_matching_schema (version INTEGER NOT NULL)")
@@ -232,6 +246,11 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _try_lock(connection: Any, key: int) -> bool:
+    row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
 
 
 def run_statements(tx: Tx, script: str, params: Sequence[Any] = ()) -> None:

@@ -118,7 +118,27 @@ class JobRunner:
         return self.job(job_id)
 
     def _start(self, job: JobRecord, body: bytes | None) -> None:
-        spec = self._spec_for(job, body)
+        self._running = job
+        self._follower = threading.Thread(target=self._run, args=(job, body), daemon=True)
+        self._follower.start()
+
+    def _run(self, job: JobRecord, body: bytes | None) -> None:
+        """Take the training lock (other trainers on the database wait), run the worker, follow it."""
+
+        def waiting() -> None:
+            nonlocal job
+            job = self._save(job, progress=(*job.progress, "waiting for another trainer's job to finish"))
+
+        spec: JobSpec | None = None
+        final: Final = Failed("the trainer stopped while this job waited for its turn")
+        with self._store.training_lock(waiting, lambda: self._stopping) as got:
+            if got:
+                spec = self._spec_for(job, body)
+                job, final = self._launch(job, spec)
+        # After the lock is released: finishing may start the next job, which takes it again.
+        self._finish(job, final, spec)
+
+    def _launch(self, job: JobRecord, spec: JobSpec) -> tuple[JobRecord, Final]:
         job = self._save(job, state="running", started_at=now())
         self._running = job
         parent, child = self._context.Pipe(duplex=False)
@@ -128,10 +148,9 @@ class JobRunner:
         self._process = process
         child.close()
         log.info("job %s: started (%s, pid %s)", job.id, job.kind, process.pid)
-        self._follower = threading.Thread(target=self._follow, args=(job, process, parent, spec), daemon=True)
-        self._follower.start()
+        return self._follow(job, process, parent)
 
-    def _follow(self, job: JobRecord, process: Any, conn: Connection, spec: JobSpec) -> None:
+    def _follow(self, job: JobRecord, process: Any, conn: Connection) -> tuple[JobRecord, Final]:
         final: Final | None = None
         while final is None:
             try:
@@ -146,13 +165,13 @@ class JobRunner:
         if process.is_alive():  # a worker that does not exit after its answer is ended
             process.kill()
             process.join()
-        self._finish(job, final or Failed(_death(process.exitcode)), spec)
+        return job, final or Failed(_death(process.exitcode))
 
-    def _finish(self, job: JobRecord, final: Final, spec: JobSpec) -> None:
+    def _finish(self, job: JobRecord, final: Final, spec: JobSpec | None) -> None:
         job = self._save(ended(job, final, now()))
         reason = f": {job.reason}"[:300] if job.reason else ""
         log.info("job %s: %s%s", job.id, job.state, reason)
-        if job.state == "succeeded" and spec.snapshot is not None:
+        if job.state == "succeeded" and spec is not None and spec.snapshot is not None:
             self._store.mark_trained(spec.snapshot)
         self._on_finished(job)
         with self._lock:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -24,7 +25,7 @@ import msgspec
 
 from ml_matching.contract import FeatureSet
 from ml_matching.contract.ledger import LedgerRow
-from ml_matching.trainer.database import Database, Tx, open_database
+from ml_matching.trainer.database import TRAIN_LOCK, Database, PostgresDatabase, Tx, open_database
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, decode_record, encode
 from ml_matching.trainer.schema import migrate
@@ -229,6 +230,16 @@ class Store:
         return last
 
     # --- jobs ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def training_lock(self, waiting: Callable[[], None], stopping: Callable[[], bool]) -> Iterator[bool]:
+        """One training job at a time across every trainer on this database (PostgreSQL's advisory
+        lock; a SQLite file has one trainer). False: the trainer stopped while waiting."""
+        if isinstance(self.db, PostgresDatabase):
+            with self.db.exclusive(TRAIN_LOCK, waiting, stopping) as got:
+                yield got
+        else:
+            yield True
 
     def save_job(self, job: JobRecord) -> None:
         record = encode(job).decode()
