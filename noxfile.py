@@ -181,9 +181,10 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def docs_browser(session: nox.Session) -> None:
-    """Render /docs and /redoc in headless Chromium with every host but 127.0.0.1 unreachable."""
-    _sync(session)
+    """Render /docs, /redoc and every page of the built docs site in headless Chromium, offline."""
+    _sync(session, "--group", "docs")
     session.run("python", "scripts/docs_browser.py", *session.posargs)
+    session.run("python", "scripts/site_browser.py", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
