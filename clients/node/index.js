@@ -1,12 +1,21 @@
 /**
+ * @typedef {import('./lib/assignment.js').Assignment} Assignment
+ * @typedef {import('./lib/assignment.js').Experiment} Experiment
  * @typedef {import('./lib/client.js').Client} Client
  * @typedef {import('./lib/download.js').FetchOptions} FetchOptions
  * @typedef {import('./lib/options.js').ClientOptions} ClientOptions
  * @typedef {import('./lib/options.js').Logger} Logger
+ * @typedef {import('./lib/follow.js').FollowingModel} FollowingModel
+ * @typedef {import('./lib/follow.js').FollowOptions} FollowOptions
+ * @typedef {import('./lib/ledger.js').LedgerMode} LedgerMode
+ * @typedef {import('./lib/ledger.js').LedgerRow} LedgerRow
+ * @typedef {import('./lib/runtime-client.js').BatchOptions} BatchOptions
  * @typedef {import('./lib/runtime-client.js').Health} Health
  * @typedef {import('./lib/runtime-client.js').LoadResult} LoadResult
  * @typedef {import('./lib/runtime-client.js').LocalScorer} LocalScorer
  * @typedef {import('./lib/runtime-client.js').ModelSummary} ModelSummary
+ * @typedef {import('./lib/runtime-client.js').PredictOptions} PredictOptions
+ * @typedef {import('./lib/runtime-client.js').Served} Served
  * @typedef {import('./lib/runtime-client.js').Source} Source
  * @typedef {import('./lib/runtime-client.js').SourcedBatchPrediction} SourcedBatchPrediction
  * @typedef {import('./lib/runtime-client.js').SourcedPrediction} SourcedPrediction
@@ -23,11 +32,14 @@
  * @typedef {import('./lib/scorer.js').RowScore} RowScore
  * @typedef {import('./lib/sidecar.js').Feature} Feature
  * @typedef {import('./lib/sidecar.js').Sidecar} Sidecar
+ * @typedef {import('./lib/trainer-client.js').PredictionOutcomeResult} PredictionOutcomeResult
+ * @typedef {import('./lib/trainer-client.js').RecordResult} RecordResult
  * @typedef {import('./lib/validate.js').Row} Row
  * @typedef {import('./lib/weighted.js').WeightedModel} WeightedModel
  * @typedef {import('./lib/weighted.js').WeightedOptions} WeightedOptions
  */
 
+export {armOf, bucket} from './lib/assignment.js'
 export {createClient} from './lib/client.js'
 export {
   ArtifactCorruptError,

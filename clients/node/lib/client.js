@@ -13,21 +13,22 @@ import {Downloader} from './download.js'
 import {FollowingModel} from './follow.js'
 import {Service} from './http.js'
 import {readOptions} from './options.js'
-import {Outbox} from './outbox.js'
+import {LedgerQueue, Outbox, SpoolFile} from './outbox.js'
 import {RuntimeClient} from './runtime-client.js'
 import {TrainerClient} from './trainer-client.js'
 import {describe} from './sidecar.js'
 
-/** @import {ArtifactCorruptError, OutcomeQueueFullError, RequestRejectedError} from './errors.js' */
+/** @import {Experiment} from './assignment.js' */
+/** @import {ArtifactCorruptError, InvalidInputError, OutcomeQueueFullError, RequestRejectedError} from './errors.js' */
 /** @import {ExplanationUnavailableError, ServiceUnavailableError, SettingsError} from './errors.js' */
 /** @import {FetchOptions} from './download.js' */
 /** @import {FollowOptions} from './follow.js' */
 /** @import {OnnxModel} from './model.js' */
 /** @import {ClientOptions, Logger} from './options.js' */
-/** @import {Health, LoadResult, ModelSummary, SourcedBatchPrediction, SourcedPrediction} from './runtime-client.js' */
-/** @import {ScoreOptions} from './scorer.js' */
+/** @import {BatchOptions, Health, LoadResult, ModelSummary, PredictOptions, SourcedBatchPrediction, SourcedPrediction} from './runtime-client.js' */
 /** @import {Sidecar} from './sidecar.js' */
-/** @import {RecordResult, TrainOptions, TrainerStatus} from './trainer-client.js' */
+/** @import {PredictionOutcomeResult, RecordResult, TrainOptions, TrainerStatus} from './trainer-client.js' */
+/** @import {LedgerMode} from './ledger.js' */
 
 /**
  * @typedef Status
@@ -39,6 +40,8 @@ import {describe} from './sidecar.js'
  *   True while predictions come from the local model.
  * @property {string | null} localVersion
  * @property {number} outcomesWaiting
+ * @property {number} predictionsWaiting
+ *   Prediction-ledger rows (of in-process scoring) that wait for the trainer.
  */
 
 /**
@@ -61,6 +64,8 @@ export class Client {
   #downloads
   /** @type {Logger} */
   #logger
+  /** @type {LedgerMode} */
+  #ledgerMode
 
   /**
    * @param {ClientOptions} options
@@ -71,9 +76,13 @@ export class Client {
     const runtime = new Service(settings.runtimeUrl, settings.timeoutMs)
     const trainer = settings.trainerUrl ? new Service(settings.trainerUrl, settings.timeoutMs) : undefined
     this.#logger = settings.logger
+    this.#ledgerMode = settings.ledger
     this.#runtime = new RuntimeClient(runtime, settings)
     this.#downloads = new Downloader(runtime, settings.downloadTimeoutMs)
-    this.#trainer = new TrainerClient(trainer, new Outbox(settings.queueLimit, settings.spoolFile), settings)
+    const spool = new SpoolFile(settings.spoolFile)
+    const outbox = new Outbox(settings.queueLimit, spool)
+    const ledger = new LedgerQueue(settings.ledgerLimit, spool)
+    this.#trainer = new TrainerClient(trainer, outbox, ledger, settings)
   }
 
   /** True while the service is considered down and scoring is local. */
@@ -85,10 +94,15 @@ export class Client {
    * Score one match (`POST /predict`), locally if the service is unreachable.
    *
    * @param {Record<string, number>} row
-   * @param {ScoreOptions} [options]
+   * @param {PredictOptions} [options]
    *   `explain: true` asks for the row's contributions (`?explain=true`; locally, the version's
-   *   explainer graph).
+   *   explainer graph). `unit`: the unit the row is for (a brand id, a pair id), sent as
+   *   `ML-Unit-Key`: under an experiment it decides the arm (locally too, with `followModel`).
    * @returns {Promise<SourcedPrediction>}
+   *   The runtime's answer (with its `predictionId`, and `experiment` and `arm` when the row is in
+   *   one), and where it came from.
+   * @throws {InvalidInputError}
+   *   A `unit` the runtime refuses (empty, a lone surrogate, over 4096 UTF-8 bytes), before anything is sent.
    * @throws {RequestRejectedError}
    *   The service answered 4xx (e.g. 400 for a bad row, 409 `explanation_unavailable`); `.detail`
    *   is its message.
@@ -105,9 +119,11 @@ export class Client {
    * Score many matches (`POST /predict/batch`), locally if the service is unreachable.
    *
    * @param {ReadonlyArray<Record<string, number>>} rows
-   * @param {ScoreOptions} [options]
-   *   `explain: true` asks for each row's contributions, as {@link Client.predict}.
+   * @param {BatchOptions} [options]
+   *   `explain: true` asks for each row's contributions, as {@link Client.predict}. `units`: one
+   *   unit key per row, in order (the runtime's `"units"`).
    * @returns {Promise<SourcedBatchPrediction>}
+   * @throws {InvalidInputError} `units` that is not one valid key per row, before anything is sent.
    * @throws {RequestRejectedError}
    * @throws {ServiceUnavailableError}
    * @throws {ExplanationUnavailableError}
@@ -156,12 +172,24 @@ export class Client {
   }
 
   /**
-   * Record how a collaboration turned out (`POST /outcomes` on the trainer).
+   * Record how a collaboration turned out (`POST /outcomes` on the trainer): of a prediction, by
+   * the `predictionId` its answer carried (the trainer takes the features from its prediction
+   * ledger), or with the features.
    *
    * When the trainer cannot be reached (timeout, connection failure, 5xx) the outcome is queued
    * (and appended to `spoolFile`) and resent, with its id, once the trainer answers again; a 4xx
    * is the caller's mistake and is thrown.
    *
+   * @overload
+   * @param {{predictionId: string, outcome: boolean}} judged
+   * @returns {Promise<PredictionOutcomeResult>}
+   *   `state: 'pending'`: stored, and joined once the prediction's ledger row reaches the trainer.
+   * @throws {TypeError} `predictionId` is not a UUIDv7, or `outcome` not a boolean.
+   * @throws {RequestRejectedError} the trainer refused it (e.g. 409: another outcome for this prediction).
+   * @throws {OutcomeQueueFullError} the trainer is unreachable and `queueLimit` outcomes already wait.
+   */
+  /**
+   * @overload
    * @param {Record<string, number>} features
    * @param {boolean} outcome
    * @param {{id?: string}} [options]
@@ -170,13 +198,54 @@ export class Client {
    * @throws {RequestRejectedError} the trainer refused it (e.g. 400 naming the feature, 409 an id reused).
    * @throws {OutcomeQueueFullError} the trainer is unreachable and `queueLimit` outcomes already wait.
    */
-  recordOutcome(features, outcome, options) {
-    return this.#trainer.recordOutcome(features, outcome, options)
+  /**
+   * @param {any} first
+   * @param {boolean} [outcome]
+   * @param {{id?: string}} [options]
+   * @returns {Promise<RecordResult | PredictionOutcomeResult>}
+   */
+  recordOutcome(first, outcome, options) {
+    if (outcome === undefined && typeof first === 'object' && first !== null && 'predictionId' in first) {
+      return this.#trainer.recordPredictionOutcome(first)
+    }
+    return this.#trainer.recordOutcome(first, /** @type {boolean} */ (outcome), options)
   }
 
   /** How many outcomes wait for the trainer. */
   get outcomesWaiting() {
     return this.#trainer.outcomesWaiting
+  }
+
+  /** How many prediction-ledger rows (of in-process scoring) wait for the trainer. */
+  get predictionsWaiting() {
+    return this.#trainer.predictionsWaiting
+  }
+
+  /**
+   * How many prediction-ledger rows were dropped: `ledgerLimit` rows already waited, the trainer
+   * refused them (4xx), or there is no `trainerUrl`.
+   */
+  get predictionsDropped() {
+    return this.#trainer.predictionsDropped
+  }
+
+  /**
+   * Send the prediction-ledger rows that wait (`POST /predictions`), in batches. They are sent in
+   * the background anyway; await this before a process exits without a `spoolFile`. Never rejects.
+   *
+   * @returns {Promise<void>}
+   */
+  flushPredictions() {
+    return this.#trainer.flushPredictions()
+  }
+
+  /**
+   * The experiment the runtime follows (`GET /experiment`), or null when it follows none.
+   *
+   * @returns {Promise<Experiment | null>}
+   */
+  experiment() {
+    return this.#runtime.experiment()
   }
 
   /**
@@ -233,7 +302,8 @@ export class Client {
       trainer,
       fallback: this.#runtime.degraded || !runtime.reachable,
       localVersion: this.#runtime.local?.version ?? null,
-      outcomesWaiting: this.#trainer.outcomesWaiting
+      outcomesWaiting: this.#trainer.outcomesWaiting,
+      predictionsWaiting: this.#trainer.predictionsWaiting
     }
   }
 
@@ -266,15 +336,24 @@ export class Client {
   }
 
   /**
-   * A local model that follows the version the runtime serves (see `FollowingModel`); it becomes
-   * this client's fallback when none was given.
+   * A local model that follows the version the runtime serves and the experiment it follows (see
+   * `FollowingModel`); it becomes this client's fallback when none was given. Its answers carry a
+   * `predictionId`; the predictions the `ledger` option names are recorded in the trainer's
+   * prediction ledger.
    *
    * @param {FollowOptions} options
    * @returns {Promise<FollowingModel>}
+   *   Once the served version, and the experiment's versions, are loaded.
    */
   async followModel(options) {
     const model = await this.fetchModel(options)
-    const following = new FollowingModel(this, model, options, this.#logger)
+    const trainer = this.#trainer
+    const following = new FollowingModel(this, model, options, this.#logger, {
+      mode: this.#ledgerMode,
+      record: (rows, ready) => trainer.recordPredictions(rows, ready),
+      complete: (row) => trainer.completePrediction(row)
+    })
+    await following.check()
     this.#runtime.fallBackTo(following)
     return following
   }

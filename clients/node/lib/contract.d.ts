@@ -4,7 +4,7 @@
 export type Models = ModelSummary[];
 
 /**
- * The answers of the ml-matching runtime and the sidecar, by name.
+ * The answers of the ml-matching runtime, the sidecar, the experiment, the ledger and the trainer answers the client reads, by name.
  */
 export interface Contract {
   health: Health;
@@ -16,6 +16,10 @@ export interface Contract {
   drift: DriftView;
   error: ErrorBody;
   sidecar: Sidecar;
+  experiment: Experiment;
+  ledger: LedgerBatch;
+  ledgerStored: PredictionsStored;
+  outcomesStored: OutcomesStored;
 }
 /**
  * ``GET /health``: liveness; the version served (``null`` when none) and the one ACTIVE names.
@@ -23,6 +27,8 @@ export interface Contract {
  * When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
  * version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
  * earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
+ * ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none), and
+ * ``ledger`` its queue of prediction-ledger rows.
  */
 export interface Health {
   status: string;
@@ -33,6 +39,41 @@ export interface Health {
   activeVersion: string | null;
   activeRefused?: string | null;
   fallback?: string | null;
+  experiment?: ExperimentView | null;
+  experimentRefused?: string | null;
+  ledger?: LedgerView | null;
+}
+/**
+ * The experiment this replica follows (``GET /health``): its arms and shadows as loaded here.
+ */
+export interface ExperimentView {
+  id: string;
+  name: string;
+  state: string;
+  revision: number;
+  control: string;
+  arms: ArmView[];
+  shadow: ArmView[];
+}
+/**
+ * An arm as this replica serves it: its version, weight, and why control serves it instead.
+ */
+export interface ArmView {
+  arm: string;
+  version: string;
+  weight: number;
+  refused?: string | null;
+}
+/**
+ * The prediction ledger's queue on this replica: rows waiting, sent, dropped, and why it waits.
+ */
+export interface LedgerView {
+  mode: string;
+  queued: number;
+  sent: number;
+  dropped: number;
+  trainer?: string | null;
+  lastError?: string | null;
 }
 /**
  * ``GET /health/ready`` (200): a verified model is loaded.
@@ -94,6 +135,9 @@ export interface PredictResponse {
     [k: string]: number;
   };
   modelVersion: string;
+  predictionId: string;
+  experiment?: string | null;
+  arm?: string | null;
   contributions?: {
     [k: string]: number;
   } | null;
@@ -102,7 +146,9 @@ export interface PredictResponse {
 }
 /**
  * ``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
- * ``explanationScale`` once, with ``?explain=true``).
+ * ``explanationScale`` once, with ``?explain=true``). ``modelVersion`` is the version that
+ * serves rows outside an experiment (control); with ``units``, ``experiment`` names the
+ * experiment and each row its arm and version.
  */
 export interface BatchResponse {
   predictions: Prediction[];
@@ -110,16 +156,22 @@ export interface BatchResponse {
     [k: string]: number;
   };
   modelVersion: string;
+  experiment?: string | null;
   baseValue?: number | null;
   explanationScale?: string | null;
 }
 /**
- * One scored row (as in a batch); ``contributions`` only when explanations were asked for.
+ * One scored row (as in a batch): ``predictionId`` always (the id an outcome may name later);
+ * ``arm`` and ``modelVersion`` (the version that served it) when the row is in an experiment;
+ * ``contributions`` only when explanations were asked for.
  */
 export interface Prediction {
   score: number;
   confidence: number;
   successProbability: number;
+  predictionId?: string;
+  arm?: string | null;
+  modelVersion?: string | null;
   contributions?: {
     [k: string]: number;
   } | null;
@@ -407,4 +459,108 @@ export interface ExplanationParity {
   maxAbsDiff: number;
   sumMaxAbsDiff: number;
   tolerance: number;
+}
+/**
+ * One experiment: control, candidates and shadows, the salt their assignment is hashed with.
+ *
+ * ``state``: ``running`` assigns units to arms; ``paused`` and ``stopped`` serve everyone with
+ * control and record nothing. ``revision`` grows with every change a runtime must apply.
+ */
+export interface Experiment {
+  id: string;
+  name: string;
+  state: "paused" | "running" | "stopped";
+  control: string;
+  candidates: Candidate[];
+  shadow: string[];
+  salt: string;
+  horizonDays: number;
+  createdAt: string;
+  revision?: number;
+  hash?: string;
+}
+/**
+ * A candidate arm: its name, its version, and its weight in basis points of the units.
+ */
+export interface Candidate {
+  arm: string;
+  version: string;
+  weight: number;
+}
+/**
+ * ``POST /predictions``: rows to keep; sending the same rows again stores nothing twice.
+ */
+export interface LedgerBatch {
+  /**
+   * @minItems 1
+   * @maxItems 10000
+   */
+  rows: [LedgerRow, ...LedgerRow[]];
+}
+/**
+ * One prediction as it was served.
+ *
+ * ``version`` served it with ``probability`` (of success, 0 to 1). Under an experiment:
+ * ``experiment`` at its ``revision``, the unit's ``arm`` and that arm's ``weight`` (basis points), the
+ * ``unit`` as its salted SHA-256 (never the key itself) and the ``hash`` that assigned it;
+ * ``fallback`` when the arm's version did not serve and control did instead, ``error`` why (it
+ * was refused, or it raised); ``ms`` how long the serving version took to score the row's group
+ * (the operational guardrails read it); ``shadow`` the shadow versions' scores. ``features`` is
+ * the scored row, in the served version's feature set.
+ */
+export interface LedgerRow {
+  /**
+   * a UUIDv7, as the runtime answers it in `predictionId`
+   */
+  predictionId: string;
+  /**
+   * UTC, e.g. 2026-11-30T12:00:00.000Z
+   */
+  at: string;
+  version: string;
+  probability: number;
+  features: {
+    [k: string]: number;
+  };
+  experiment?: string | null;
+  revision?: number | null;
+  arm?: string | null;
+  weight?: number | null;
+  unit?: string | null;
+  hash?: string | null;
+  fallback?: boolean;
+  error?: string | null;
+  ms?: number | null;
+  shadow?: ShadowScore[];
+  source?: "node" | "runtime";
+}
+/**
+ * A shadow version's score of the same row: its probability, or why there is none.
+ */
+export interface ShadowScore {
+  version: string;
+  probability?: number | null;
+  error?: string | null;
+}
+/**
+ * ``POST /predictions``: ledger rows stored (a resent id is a duplicate, stored once), and the
+ * waiting outcomes they joined.
+ */
+export interface PredictionsStored {
+  stored: number;
+  duplicates: number;
+  joined: number;
+  job?: string | null;
+}
+/**
+ * ``POST /outcomes``: how many were stored (a retried id is a duplicate, stored once), the totals.
+ */
+export interface OutcomesStored {
+  stored: number;
+  duplicates: number;
+  total: number;
+  untrained: number;
+  ids: string[];
+  pending: number;
+  job?: string | null;
 }

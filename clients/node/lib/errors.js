@@ -3,7 +3,7 @@
  *
  * ```
  * MLMatchingError                  root of everything this package throws on purpose
- * ├── InvalidInputError            a row the caller must fix: `.field`, `.fields`, `.reason`, `.row`
+ * ├── InvalidInputError            a row (or unit key) the caller must fix: `.field`, `.fields`, `.reason`, `.row`
  * ├── ArtifactCorruptError         a version failed verification: `.check`
  * ├── RequestRejectedError         the service answered 4xx: `.status`, `.code`, `.detail`
  * ├── ServiceUnavailableError      timeout, connection failure or 5xx, and no local model
@@ -17,8 +17,8 @@
  */
 
 /**
- * @typedef {'missing' | 'unknown' | 'type' | 'non-finite' | 'range' | 'shape'} InvalidReason
- *   Why a row was rejected.
+ * @typedef {'missing' | 'unknown' | 'type' | 'non-finite' | 'range' | 'shape' | 'unit'} InvalidReason
+ *   Why a row was rejected (`unit`: its unit key).
  * @typedef {'sidecar' | 'sha256' | 'onnx' | 'input-width' | 'outputs' | 'golden-rows' | 'explain' | 'golden-explanations'} ArtifactCheck
  *   Which check a version failed (the same names as the Python runtime's `ArtifactCorrupt.check`).
  */

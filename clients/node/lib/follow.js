@@ -1,27 +1,91 @@
 /**
- * A local model that follows the version a runtime serves: every `followMs` it asks the runtime,
- * and when another version serves there, downloads it, verifies it (sha256, signature, golden
- * rows) and swaps. On any failure the model it has keeps scoring and the next check tries again.
+ * A local model that follows what a runtime serves: its version, and the experiment it follows.
+ *
+ * Every `followMs` it asks the runtime (`GET /health`): when another version serves there, it
+ * downloads it, verifies it (sha256, signature, golden rows) and swaps; when the runtime follows
+ * another experiment, or another revision of it, it reads it (`GET /experiment`), downloads and
+ * verifies every version it needs (control, candidates, shadows) and swaps them in whole. On any
+ * failure what it has keeps scoring and the next check tries again.
+ *
+ * Scoring mirrors the runtime's (`ml_matching.runtime.serving`): with a `unit`, the unit's arm
+ * serves (assigned exactly as the runtime assigns it); without one, or while the experiment is not
+ * running, control serves, outside the experiment. Every answer carries a `predictionId`; the
+ * predictions the `ledger` option names are recorded as ledger rows, queued (and spooled) before
+ * the answer returns, then sent to the trainer. Shadow versions score the rows served under the
+ * experiment after the answer has returned; a shadow that fails or hangs is recorded on the row
+ * (`{version, error}`) and never delays or fails an answer.
  */
 
+import {CONTROL, armIndex, bucketOf, checkUnit, checkUnits, unitDigest, BUCKETS} from './assignment.js'
+import {ArtifactCorruptError, InvalidInputError, RequestRejectedError} from './errors.js'
+import {newPredictionId} from './ids.js'
+import {featuresOf, ledgerRow, withShadow} from './ledger.js'
 import {describe} from './sidecar.js'
 
+/** @import {Experiment} from './assignment.js' */
 /** @import {Client} from './client.js' */
+/** @import {LedgerMode, LedgerRow, Route, ShadowScore} from './ledger.js' */
 /** @import {OnnxModel} from './model.js' */
-/** @import {BatchPrediction, Prediction} from './scorer.js' */
+/** @import {BatchOptions, PredictOptions, Served, ServedBatchPrediction, ServedRowScore} from './runtime-client.js' */
+/** @import {BatchPrediction, Prediction, RowScore} from './scorer.js' */
+/** @import {Values} from './validate.js' */
 
 /**
  * @typedef FollowOptions
  * @property {string} dir
  *   Where downloaded versions are kept (`<dir>/<version>/`).
  * @property {number} [followMs=30000]
- *   How often to ask the runtime which version it serves.
+ *   How often to ask the runtime which version it serves and which experiment it follows.
  * @property {number} [threads=1]
+ *
+ * @typedef LedgerSink
+ *   Where the rows go (the client's trainer side).
+ * @property {LedgerMode} mode
+ * @property {(rows: ReadonlyArray<LedgerRow>, ready: boolean) => void} record
+ * @property {(row: LedgerRow) => void} complete
+ *
+ * @typedef Arms
+ *   A followed experiment's models: control's, each candidate's (null: refused here, control
+ *   serves its units), each shadow's. Swapped in whole; a call reads it once.
+ * @property {Experiment} experiment
+ * @property {ReadonlyArray<number>} weights
+ * @property {number} controlWeight
+ * @property {OnnxModel} control
+ * @property {ReadonlyArray<OnnxModel | null>} candidates
+ * @property {ReadonlyArray<OnnxModel>} shadows
+ * @property {ReadonlyMap<string, string>} refused
+ *   Version → why it is not used.
+ * @property {boolean} retry
+ *   Some refusal may pass on a later try (a download, not a verification, failed): try again.
+ *
+ * @typedef Entry
+ *   One scored row, as the ledger records it.
+ * @property {Route} route
+ * @property {OnnxModel} model
+ * @property {Values} x
+ * @property {number} offset
+ *   The row's index in `x`.
+ * @property {number} p
+ * @property {string} id
+ * @property {Record<string, number>} input
+ *   The row as given (what the shadows score).
+ * @property {number} ms
+ *   How long its version took to score the row's group.
+ *
+ * @typedef ShadowWork
+ * @property {Arms} arms
+ * @property {Array<LedgerRow>} rows
+ * @property {Array<Record<string, number>>} inputs
  */
 
-/** Scores with the runtime's current version, in-process. Made by `client.followModel`. */
+/** How long a shadow version may take over the rows it scores before it is recorded as failed. */
+export const SHADOW_TIMEOUT_MS = 10_000
+/** Most queued batches the shadows score in one call. */
+const SHADOW_BATCHES = 64
+
+/** Scores with the runtime's current version (and experiment), in-process. Made by `client.followModel`. */
 export class FollowingModel {
-  /** @type {OnnxModel} */
+  /** @type {OnnxModel} the version the runtime serves (ACTIVE) */
   #model
   /** @type {Client} */
   #client
@@ -29,24 +93,40 @@ export class FollowingModel {
   #options
   /** @type {{warn: (m: string) => void, info: (m: string) => void}} */
   #logger
+  /** @type {LedgerSink} */
+  #ledger
   /** @type {ReturnType<typeof setInterval> | undefined} */
   #timer
-  /** @type {Map<OnnxModel, number>} calls in flight per model, so a replaced one closes when idle */
+  /** @type {Map<OnnxModel, number>} calls (and shadow work) in flight per model, so a retired one closes when idle */
   #busy = new Map()
+  /** @type {Map<string, OnnxModel>} every model held: the served one and the experiment's */
+  #loaded = new Map()
+  /** @type {Arms | undefined} */
+  #arms
   /** @type {Promise<boolean> | undefined} */
   #checking
+  /** @type {Array<ShadowWork>} */
+  #shadowQueue = []
+  #shadowing = false
+  /** @type {Map<string, {scored: number, failed: number}>} */
+  #shadowCounts = new Map()
+  /** @type {string | undefined} the last experiment warning, told once */
+  #warned
 
   /**
    * @param {Client} client
    * @param {OnnxModel} model
    * @param {FollowOptions} options
    * @param {{warn: (m: string) => void, info: (m: string) => void}} logger
+   * @param {LedgerSink} ledger
    */
-  constructor(client, model, options, logger) {
+  constructor(client, model, options, logger, ledger) {
     this.#client = client
     this.#model = model
+    this.#loaded.set(model.version, model)
     this.#options = options
     this.#logger = logger
+    this.#ledger = ledger
     this.#timer = setInterval(() => void this.check(), options.followMs ?? 30_000)
     this.#timer.unref()
   }
@@ -56,96 +136,567 @@ export class FollowingModel {
     return 'local'
   }
 
-  /** The version scoring now. */
+  /** The version the runtime serves (what scores outside an experiment). */
   get version() {
     return this.#model.version
   }
 
-  /** The model scoring now. */
+  /** The model of that version. */
   get model() {
     return this.#model
   }
 
-  /**
-   * @param {Record<string, number>} row
-   * @returns {Promise<Prediction>}
-   */
-  predict(row) {
-    return this.#use((model) => model.predict(row))
+  /** The experiment followed (as `GET /experiment` gave it), or null. */
+  get experiment() {
+    return this.#arms?.experiment ?? null
   }
 
   /**
-   * @param {ReadonlyArray<Record<string, number>>} rows
-   * @returns {Promise<BatchPrediction>}
-   */
-  predictBatch(rows) {
-    return this.#use((model) => model.predictBatch(rows))
-  }
-
-  /**
-   * Ask the runtime which version it serves; fetch, verify and swap to it if it is another.
-   * Concurrent calls share one check.
+   * Versions of the followed experiment not used here, and why (control serves a refused
+   * candidate's units; a refused shadow does not score).
    *
-   * @returns {Promise<boolean>} whether the model changed
+   * @returns {Record<string, string>}
+   */
+  get refused() {
+    return Object.fromEntries(this.#arms?.refused ?? [])
+  }
+
+  /**
+   * Rows each shadow version scored, and failed to score (it raised, or took longer than
+   * SHADOW_TIMEOUT_MS).
+   *
+   * @returns {Record<string, {scored: number, failed: number}>}
+   */
+  get shadowCounts() {
+    return Object.fromEntries([...this.#shadowCounts].map(([version, counts]) => [version, {...counts}]))
+  }
+
+  /**
+   * Score one row, by the unit's arm under a running experiment.
+   *
+   * @param {Record<string, number>} row
+   * @param {PredictOptions} [options]
+   * @returns {Promise<Prediction & Served & {predictionId: string}>}
+   * @throws {import('./errors.js').InvalidInputError} a bad row, or unit key.
+   */
+  async predict(row, options = {}) {
+    const unit = options.unit ?? undefined
+    if (unit !== undefined) checkUnit(unit)
+    const arms = this.#arms // one read: a swap during the call does not change its arms
+    const [chosen, first] = this.#route(arms, unit)
+    const explain = options.explain ? {explain: true} : {}
+    const scored = await this.#score(arms, chosen, [first], (m) => m.scoredOne(row, explain))
+    const {answer, p, x} = scored.result
+    const [route] = scored.routes
+    const id = newPredictionId()
+    this.#record(arms, [{route, model: scored.model, x, offset: 0, p, id, input: row, ms: scored.ms}])
+    return servedOne(answer, id, route)
+  }
+
+  /**
+   * Score many rows; with `units` under a running experiment, each by its unit's arm.
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @param {BatchOptions} [options]
+   * @returns {Promise<ServedBatchPrediction>}
+   * @throws {import('./errors.js').InvalidInputError} a bad row, or unit key.
+   */
+  async predictBatch(rows, options = {}) {
+    const units = options.units ?? undefined
+    if (units !== undefined) checkUnits(units, rows)
+    const explain = options.explain ? {explain: true} : {}
+    const arms = this.#arms
+    const running = arms?.experiment.state === 'running' ? arms : undefined
+    if (running === undefined || units === undefined) {
+      const model = running ? running.control : this.#model
+      const {result, ms} = await this.#score(undefined, model, [], (m) => m.scored(rows, explain))
+      const {answer, p, x} = result
+      const ids = rows.map(() => newPredictionId())
+      this.#record(
+        arms,
+        rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
+      )
+      return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
+    }
+    // Refused as the runtime refuses a batch: against control's feature set, naming the row.
+    running.control.checkRows(rows)
+    const routes = units.map((unit) => this.#route(running, unit))
+    /** @type {Map<OnnxModel, Array<number>>} rows by the model serving them, in order of first use */
+    const groups = new Map()
+    for (const [i, [model]] of routes.entries()) {
+      const group = groups.get(model)
+      if (group) group.push(i)
+      else groups.set(model, [i])
+    }
+    const ids = rows.map(() => newPredictionId())
+    /** @type {Array<ServedRowScore>} */
+    const predictions = new Array(rows.length)
+    /** @type {Array<Entry>} */
+    const entries = new Array(rows.length)
+    /** @type {{baseValue?: number | null, explanationScale?: string | null}} */
+    let explained = {}
+    for (const model of groups.keys()) this.#acquire(model) // none is closed before its turn
+    try {
+      for (const [chosen, group] of groups) {
+        const inputs = group.map((i) => rows[i])
+        const scored = await this.#score(
+          running,
+          chosen,
+          group.map((i) => routes[i][1]),
+          (m) => m.scored(inputs, explain)
+        )
+        const {answer, p, x} = scored.result
+        const model = scored.model
+        for (const [j, i] of group.entries()) {
+          const route = scored.routes[j]
+          predictions[i] = servedRow(answer.predictions[j], ids[i], route.arm, model.version)
+          entries[i] = {route, model, x, offset: j, p: p[j], id: ids[i], input: rows[i], ms: scored.ms}
+        }
+        // As the runtime answers: one baseValue, the last group's.
+        const {baseValue, explanationScale} = answer
+        if (baseValue !== undefined && explanationScale !== undefined)
+          explained = {baseValue, explanationScale}
+      }
+    } finally {
+      for (const model of groups.keys()) this.#release(model)
+    }
+    this.#record(running, entries)
+    return {
+      predictions,
+      featureImportance: running.control.importance,
+      modelVersion: running.control.version,
+      experiment: running.experiment.id,
+      ...explained
+    }
+  }
+
+  /**
+   * Score with `model`; when it is an arm's own version and it raises (but for a bad row, which
+   * is the caller's), control scores instead and the rows' routes say `fallback` and why, as the
+   * runtime does: an arm's version never fails an answer.
+   *
+   * @template T
+   * @param {Arms | undefined} arms
+   * @param {OnnxModel} model
+   * @param {ReadonlyArray<Route>} routes
+   *   The routes of the rows `call` scores.
+   * @param {(model: OnnxModel) => Promise<T>} call
+   * @returns {Promise<{result: T, model: OnnxModel, routes: ReadonlyArray<Route>, ms: number}>}
+   */
+  async #score(arms, model, routes, call) {
+    const started = performance.now()
+    const own = arms !== undefined && routes[0]?.arm !== undefined && model !== arms.control
+    if (own) this.#acquire(arms.control) // it may have to stand in
+    try {
+      const result = await this.#using(model, call)
+      return {result, model, routes, ms: performance.now() - started}
+    } catch (error) {
+      if (!own || error instanceof InvalidInputError) throw error
+      const why = `${model.version} raised ${error instanceof Error ? error.name : 'Error'}: ${describe(error)}`
+      this.#logger.warn(
+        `ml-matching: experiment ${arms.experiment.id}: ${why.slice(0, 300)}; control served the rows`
+      )
+      const result = await this.#using(arms.control, call)
+      const fell = routes.map((route) => ({...route, fallback: true, error: why.slice(0, 200)}))
+      return {result, model: arms.control, routes: fell, ms: performance.now() - started}
+    } finally {
+      if (own) this.#release(arms.control)
+    }
+  }
+
+  /**
+   * @template T
+   * @param {OnnxModel} model
+   * @param {(model: OnnxModel) => Promise<T>} call
+   * @returns {Promise<T>}
+   */
+  async #using(model, call) {
+    this.#acquire(model)
+    try {
+      return await call(model)
+    } finally {
+      this.#release(model)
+    }
+  }
+
+  /**
+   * Ask the runtime which version it serves and which experiment it follows; fetch, verify and
+   * swap to what changed. Concurrent calls share one check.
+   *
+   * @returns {Promise<boolean>} whether the served model or the experiment changed
    */
   check() {
     this.#checking ??= this.#check().finally(() => (this.#checking = undefined))
     return this.#checking
   }
 
-  /** Stop following and free the model's session. */
+  /** Stop following and free the models' sessions (a model still scoring is freed when it is done). */
   async close() {
     clearInterval(this.#timer)
     await this.#checking
-    await this.#model.close()
+    const models = [...this.#loaded.values()]
+    this.#loaded.clear()
+    this.#arms = undefined
+    for (const model of models) if (!this.#busy.get(model)) await model.close()
   }
 
   async #check() {
+    let changed = false
+    /** @type {string | null | undefined} */
     let served
+    /** @type {import('./runtime-client.js').Health | undefined} */
+    let health
     try {
-      served = (await this.#client.health()).modelVersion
-      if (!served || served === this.#model.version) return false
-      const next = await this.#client.fetchModel({
-        version: served,
-        dir: this.#options.dir,
-        ...(this.#options.threads === undefined ? {} : {threads: this.#options.threads})
-      })
-      const previous = this.#model
-      this.#model = next
-      this.#retire(previous)
-      this.#logger.info(`ml-matching: following the runtime, ${previous.version} -> ${next.version}`)
-      return true
+      health = await this.#client.health()
+      served = health.modelVersion
+      if (served && served !== this.#model.version) {
+        const next = this.#loaded.get(served) ?? (await this.#fetch(served))
+        const previous = this.#model
+        this.#loaded.set(served, next)
+        this.#model = next
+        this.#retire()
+        this.#logger.info(`ml-matching: following the runtime, ${previous.version} -> ${next.version}`)
+        changed = true
+      }
     } catch (error) {
       this.#logger.warn(
         `ml-matching: could not follow the runtime${served ? ` to ${served}` : ''} (${describe(error)}); ` +
           `still scoring with ${this.#model.version}`
       )
-      return false
+    }
+    // The runtime's health names the experiment it follows, with its revision: GET /experiment
+    // only when that changed (a runtime older than experiments names none).
+    if (health) changed = (await this.#followExperiment(health.experiment ?? null)) || changed
+    return changed
+  }
+
+  /**
+   * @param {{id: string, revision: number} | null} view
+   * @returns {Promise<boolean>} whether the experiment followed changed
+   */
+  async #followExperiment(view) {
+    const current = this.#arms
+    const same = (/** @type {{id: string, revision?: number}} */ e) =>
+      current !== undefined &&
+      !current.retry &&
+      current.experiment.id === e.id &&
+      current.experiment.revision === e.revision
+    if (view && same(view)) return false
+    /** @type {Experiment | null} */
+    let experiment = null
+    if (view) {
+      try {
+        experiment = await this.#client.experiment()
+      } catch (error) {
+        this.#warnOnce(`ml-matching: could not read the runtime's experiment ${view.id} (${describe(error)})`)
+        return false
+      }
+    }
+    if (!experiment || experiment.state === 'stopped') {
+      if (!current) return false
+      this.#arms = undefined
+      this.#retire()
+      this.#logger.info(
+        `ml-matching: experiment ${current.experiment.id} ended; scoring with ${this.#model.version} alone`
+      )
+      return true
+    }
+    if (same(experiment)) return false
+    const arms = await this.#load(experiment)
+    if (!arms) return false
+    this.#arms = arms
+    this.#retire()
+    this.#warned = undefined
+    for (const [version, why] of arms.refused) {
+      this.#logger.warn(
+        `ml-matching: experiment ${experiment.id}: version ${version} refused (control serves its units): ${why}`
+      )
+    }
+    const candidates = experiment.candidates.map((c) => `${c.arm} ${c.version} at ${c.weight / 100} %`)
+    this.#logger.info(
+      `ml-matching: experiment ${experiment.id} (revision ${experiment.revision}, ${experiment.state}): ` +
+        `control ${experiment.control}, ${candidates.join(', ') || '-'}; ` +
+        `shadow ${experiment.shadow.join(', ') || 'none'}`
+    )
+    return true
+  }
+
+  /**
+   * Every version of `experiment`, downloaded and verified (reusing those held).
+   *
+   * @param {Experiment} experiment
+   * @returns {Promise<Arms | undefined>} undefined when control cannot be loaded: not followed
+   */
+  async #load(experiment) {
+    /** @type {Map<string, string>} */
+    const refused = new Map()
+    let retry = false
+    const versions = [
+      ...new Set([experiment.control, ...experiment.candidates.map((c) => c.version), ...experiment.shadow])
+    ]
+    for (const version of versions) {
+      if (this.#loaded.has(version)) continue
+      try {
+        this.#loaded.set(version, await this.#fetch(version))
+      } catch (error) {
+        refused.set(version, describe(error))
+        if (!(error instanceof ArtifactCorruptError || error instanceof RequestRejectedError)) retry = true
+      }
+    }
+    const control = this.#loaded.get(experiment.control)
+    if (control) {
+      // Every arm scores the same request: a version of other features cannot serve them.
+      const features = control.features.join('\u0000')
+      for (const version of versions) {
+        const model = this.#loaded.get(version)
+        if (model && model.features.join('\u0000') !== features)
+          refused.set(version, `it scores other features than control ${experiment.control}`)
+      }
+    }
+    const usable = (/** @type {string} */ version) =>
+      refused.has(version) ? undefined : this.#loaded.get(version)
+    if (!control) {
+      this.#retire() // what was loaded for it
+      this.#warnOnce(
+        `ml-matching: experiment ${experiment.id} (revision ${experiment.revision}) not followed in-process: ` +
+          `control ${experiment.control}: ${refused.get(experiment.control)}`
+      )
+      return undefined
+    }
+    const weights = experiment.candidates.map((c) => c.weight)
+    return {
+      experiment,
+      weights,
+      controlWeight: BUCKETS - weights.reduce((a, b) => a + b, 0),
+      control,
+      candidates: experiment.candidates.map((c) => usable(c.version) ?? null),
+      shadows: experiment.shadow.flatMap((v) => usable(v) ?? []),
+      refused,
+      retry
+    }
+  }
+
+  /** @param {string} version */
+  #fetch(version) {
+    const {dir, threads} = this.#options
+    return this.#client.fetchModel({version, dir, ...(threads === undefined ? {} : {threads})})
+  }
+
+  /** @param {string} message */
+  #warnOnce(message) {
+    if (message === this.#warned) return
+    this.#warned = message
+    this.#logger.warn(message)
+  }
+
+  /**
+   * What serves a row with unit `key` (undefined: no key, so control, outside the experiment).
+   *
+   * @param {Arms | undefined} arms
+   * @param {string | undefined} key
+   * @returns {[OnnxModel, Route]}
+   */
+  #route(arms, key) {
+    if (arms === undefined || arms.experiment.state !== 'running') return [this.#model, {}]
+    if (key === undefined) return [arms.control, {}]
+    const exp = arms.experiment
+    const unit = unitDigest(exp.salt, key)
+    const k = armIndex(bucketOf(unit), arms.weights)
+    const base = {experiment: exp.id, revision: exp.revision ?? 1, unit}
+    if (k < 0) return [arms.control, {...base, arm: CONTROL, weight: arms.controlWeight}]
+    const {arm, version, weight} = exp.candidates[k]
+    const model = arms.candidates[k]
+    if (model) return [model, {...base, arm, weight}]
+    const error = `version ${version} refused: ${arms.refused.get(version) ?? ''}`.slice(0, 200)
+    return [arms.control, {...base, arm, weight, fallback: true, error}]
+  }
+
+  /**
+   * The ledger rows of scored rows, queued before the answer returns (never throws: a row that
+   * cannot be recorded is told, the answer stands). Rows under an experiment with shadows wait for
+   * the shadows' scores before they are sent.
+   *
+   * @param {Arms | undefined} arms
+   * @param {ReadonlyArray<Entry>} entries
+   */
+  #record(arms, entries) {
+    const mode = this.#ledger.mode
+    if (mode === 'off') return
+    try {
+      const keep = mode === 'all' ? entries : entries.filter((e) => e.route.experiment !== undefined)
+      if (keep.length === 0) return
+      const at = new Date().toISOString()
+      const shadows = arms?.shadows.length ? arms : undefined
+      /** @type {Array<LedgerRow>} */
+      const plain = []
+      /** @type {Array<LedgerRow>} */
+      const held = []
+      /** @type {Array<Record<string, number>>} */
+      const inputs = []
+      for (const e of keep) {
+        const names = e.model.features
+        const features = featuresOf(names, e.x, e.offset * names.length)
+        const row = ledgerRow(e.id, at, e.model.version, e.p, features, e.route, e.ms)
+        if (shadows && e.route.experiment !== undefined) {
+          held.push(row)
+          inputs.push(e.input)
+        } else plain.push(row)
+      }
+      if (plain.length > 0) this.#ledger.record(plain, true)
+      if (shadows && held.length > 0) {
+        this.#ledger.record(held, false)
+        this.#queueShadows({arms: shadows, rows: held, inputs})
+      }
+    } catch (error) {
+      this.#logger.warn(`ml-matching: prediction-ledger rows not recorded: ${describe(error)}`)
+    }
+  }
+
+  /** @param {ShadowWork} work */
+  #queueShadows(work) {
+    for (const shadow of work.arms.shadows) this.#acquire(shadow)
+    this.#shadowQueue.push(work)
+    if (this.#shadowing) return
+    this.#shadowing = true
+    setImmediate(() => void this.#runShadows()) // after the answer has returned
+  }
+
+  async #runShadows() {
+    try {
+      while (this.#shadowQueue.length > 0) {
+        const arms = this.#shadowQueue[0].arms
+        let n = 1
+        while (n < this.#shadowQueue.length && n < SHADOW_BATCHES && this.#shadowQueue[n].arms === arms) n++
+        const work = this.#shadowQueue.splice(0, n)
+        try {
+          await this.#scoreShadows(
+            arms,
+            work.flatMap((w) => w.rows),
+            work.flatMap((w) => w.inputs)
+          )
+        } finally {
+          for (const _ of work) for (const shadow of arms.shadows) this.#release(shadow)
+        }
+      }
+    } finally {
+      this.#shadowing = false
     }
   }
 
   /**
-   * @template T
-   * @param {(model: OnnxModel) => Promise<T>} call
-   * @returns {Promise<T>}
+   * @param {Arms} arms
+   * @param {Array<LedgerRow>} rows
+   * @param {Array<Record<string, number>>} inputs
    */
-  async #use(call) {
-    const model = this.#model // one read: a swap during the call does not change its model
-    this.#busy.set(model, (this.#busy.get(model) ?? 0) + 1)
-    try {
-      return await call(model)
-    } finally {
-      const left = /** @type {number} */ (this.#busy.get(model)) - 1
-      if (left > 0 || model === this.#model) this.#busy.set(model, left)
-      else {
-        this.#busy.delete(model)
-        if (model !== this.#model) await model.close()
+  async #scoreShadows(arms, rows, inputs) {
+    /** @type {Array<Array<ShadowScore>>} */
+    const scores = rows.map(() => [])
+    for (const shadow of arms.shadows) {
+      const counts = this.#shadowCounts.get(shadow.version) ?? {scored: 0, failed: 0}
+      this.#shadowCounts.set(shadow.version, counts)
+      try {
+        const p = await deadline(shadow.probabilities(inputs), SHADOW_TIMEOUT_MS)
+        for (const [i, s] of scores.entries()) s.push({version: shadow.version, probability: p[i]})
+        counts.scored += rows.length
+      } catch (error) {
+        // A shadow's failure is its own: recorded on the rows and counted, never the answer's.
+        const text = `${error instanceof Error ? error.name : 'Error'}: ${describe(error)}`.slice(0, 200)
+        for (const s of scores) s.push({version: shadow.version, error: text})
+        counts.failed += rows.length
       }
     }
+    for (const [i, row] of rows.entries()) this.#ledger.complete(withShadow(row, scores[i]))
   }
 
   /** @param {OnnxModel} model */
-  #retire(model) {
-    if (!this.#busy.get(model)) void model.close()
+  #acquire(model) {
+    this.#busy.set(model, (this.#busy.get(model) ?? 0) + 1)
   }
+
+  /** @param {OnnxModel} model */
+  #release(model) {
+    const left = (this.#busy.get(model) ?? 1) - 1
+    if (left > 0) {
+      this.#busy.set(model, left)
+      return
+    }
+    this.#busy.delete(model)
+    if (this.#loaded.get(model.version) !== model) void model.close()
+  }
+
+  /** Let go of every model neither served nor in the experiment: closed now, or when idle. */
+  #retire() {
+    const held = new Set([this.#model])
+    const arms = this.#arms
+    if (arms) {
+      held.add(arms.control)
+      for (const model of arms.candidates) if (model) held.add(model)
+      for (const model of arms.shadows) held.add(model)
+    }
+    for (const [version, model] of this.#loaded) {
+      if (held.has(model)) continue
+      this.#loaded.delete(version)
+      if (!this.#busy.get(model)) void model.close()
+    }
+  }
+}
+
+/**
+ * `predict`'s answer as the runtime gives it: the id, and the experiment and arm, after the version.
+ *
+ * @param {Prediction} answer
+ * @param {string} predictionId
+ * @param {Route} route
+ * @returns {Prediction & Served & {predictionId: string}}
+ */
+function servedOne(answer, predictionId, route) {
+  const {contributions, baseValue, explanationScale, ...plain} = answer
+  return {
+    ...plain,
+    predictionId,
+    ...(route.experiment === undefined ? {} : {experiment: route.experiment, arm: route.arm ?? null}),
+    ...(contributions === undefined ? {} : {contributions, baseValue, explanationScale})
+  }
+}
+
+/**
+ * One row of a batch as the runtime gives it: the id; under an experiment the arm and the version
+ * that served it.
+ *
+ * @param {RowScore} score
+ * @param {string} predictionId
+ * @param {string} [arm]
+ * @param {string} [version]
+ * @returns {ServedRowScore}
+ */
+function servedRow(score, predictionId, arm, version) {
+  const {contributions, ...plain} = score
+  return {
+    ...plain,
+    predictionId,
+    ...(version === undefined ? {} : {arm: arm ?? null, modelVersion: version}),
+    ...(contributions === undefined ? {} : {contributions})
+  }
+}
+
+/**
+ * `promise`, or a rejection (`TimeoutError`) once `ms` have passed.
+ *
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @returns {Promise<T>}
+ */
+function deadline(promise, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(`no answer within ${ms} ms`)
+      error.name = 'TimeoutError'
+      reject(error)
+    }, ms)
+    timer.unref()
+  })
+  return /** @type {Promise<T>} */ (Promise.race([promise, late])).finally(() => clearTimeout(timer))
 }

@@ -4,8 +4,10 @@
  */
 
 import {SettingsError} from './errors.js'
+import {LEDGER_MODES} from './ledger.js'
 
 /** @import {LocalScorer} from './runtime-client.js' */
+/** @import {LedgerMode} from './ledger.js' */
 
 /**
  * @typedef Logger
@@ -34,13 +36,20 @@ import {SettingsError} from './errors.js'
  * @property {string | URL} [trainerUrl]
  *   The trainer's address (`ml-matching trainer`), for `recordOutcome`, `train`, `status`.
  * @property {string} [spoolFile]
- *   A JSON Lines file keeping the outcomes that wait for the trainer, so a restart loses none.
+ *   A JSON Lines file keeping the outcomes and prediction-ledger rows that wait for the trainer,
+ *   so a restart loses none.
  * @property {number} [queueLimit=10000]
  *   Most outcomes kept while the trainer is unreachable; past it `recordOutcome` throws.
  * @property {number} [retryMs=5000]
  *   While outcomes wait, how often to try the trainer again.
  * @property {number} [trainTimeoutMs=330000]
  *   How long `train()` waits for the trainer's answer (it waits up to its TRAIN_WAIT_SECONDS, 300 s).
+ * @property {LedgerMode} [ledger='experiments']
+ *   Which predictions scored in-process (`followModel`) are recorded in the trainer's prediction
+ *   ledger: those under an experiment, all, or none (the runtime's `LEDGER`).
+ * @property {number} [ledgerLimit=100000]
+ *   Most ledger rows kept while the trainer is unreachable; past it new rows are dropped and
+ *   counted (`predictionsDropped`): scoring never waits on the trainer.
  *
  * @typedef Settings
  *   The options checked, with their defaults filled in.
@@ -57,6 +66,8 @@ import {SettingsError} from './errors.js'
  * @property {number} trainTimeoutMs
  * @property {number} queueLimit
  * @property {string | undefined} spoolFile
+ * @property {LedgerMode} ledger
+ * @property {number} ledgerLimit
  */
 
 /**
@@ -74,10 +85,12 @@ export function readOptions(options) {
   const trainerUrl = options.trainerUrl === undefined ? undefined : serviceUrl(options.trainerUrl)
   const retryMs = positive(options.retryMs ?? 5000, 'retryMs')
   const trainTimeoutMs = positive(options.trainTimeoutMs ?? 330_000, 'trainTimeoutMs')
-  const queueLimit = options.queueLimit ?? 10_000
-  if (!Number.isSafeInteger(queueLimit) || queueLimit < 1) {
-    throw new SettingsError(`queueLimit must be a positive integer, got ${queueLimit}`)
+  const queueLimit = count(options.queueLimit ?? 10_000, 'queueLimit')
+  const ledger = options.ledger ?? 'experiments'
+  if (!LEDGER_MODES.includes(ledger)) {
+    throw new SettingsError(`ledger must be one of ${LEDGER_MODES.join(', ')}, got ${JSON.stringify(ledger)}`)
   }
+  const ledgerLimit = count(options.ledgerLimit ?? 100_000, 'ledgerLimit')
   return {
     runtimeUrl,
     timeoutMs,
@@ -91,8 +104,21 @@ export function readOptions(options) {
     retryMs,
     trainTimeoutMs,
     queueLimit,
-    spoolFile: options.spoolFile
+    spoolFile: options.spoolFile,
+    ledger,
+    ledgerLimit
   }
+}
+
+/**
+ * @param {number} value
+ * @param {string} name
+ */
+function count(value, name) {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new SettingsError(`${name} must be a positive integer, got ${value}`)
+  }
+  return value
 }
 
 /**

@@ -1,39 +1,112 @@
 /**
- * Outcomes waiting for the trainer: a bounded in-memory queue, mirrored to a JSON Lines file when
- * one is given, so a Node restart loses nothing.
+ * What waits for the trainer: outcomes (`Outbox`) and prediction-ledger rows (`LedgerQueue`), each a
+ * bounded in-memory queue, both mirrored to one JSON Lines file when one is given (`SpoolFile`), so
+ * a Node restart loses nothing that was queued.
  *
- * Each outcome keeps the id it was first sent with: a resend of one the trainer already stored
- * (its answer was lost) is counted as a duplicate there, never stored twice. The file is appended
- * to as outcomes queue, and rewritten (to a temporary file, then renamed) once some are delivered.
+ * Each item keeps the id it was first sent with (an outcome's `id` or `predictionId`, a row's
+ * `predictionId`): a resend of one the trainer already stored (its answer was lost) is counted
+ * there as a duplicate, never stored twice. The file is appended to as items queue, and rewritten
+ * (to a temporary file, then renamed) once some are delivered: at once for outcomes; for ledger
+ * rows, which flow all the time, once the lines delivered outnumber those waiting (a row delivered
+ * but still in the file is resent after a restart, which is harmless).
  */
 
-import {appendFileSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync} from 'node:fs'
 import {OutcomeQueueFullError} from './errors.js'
 
 /**
- * @typedef PendingOutcome
+ * @typedef {{id: string, features: Record<string, number>, outcome: boolean}} FeatureOutcome
+ *   An outcome with its features.
+ * @typedef {{predictionId: string, outcome: boolean}} PredictionOutcome
+ *   An outcome of a prediction the trainer's ledger holds (or will: it waits there for its row).
+ * @typedef {FeatureOutcome | PredictionOutcome} PendingOutcome
+ *
+ * @typedef QueuedRow
+ *   A ledger row waiting for the trainer.
  * @property {string} id
- * @property {Record<string, number>} features
- * @property {boolean} outcome
+ *   Its `predictionId`.
+ * @property {string} json
+ *   The row as sent.
+ * @property {boolean} ready
+ *   False while its shadow versions still score it: it is not sent before they have.
  */
 
+/**
+ * The id an outcome is known by: its own, or its prediction's.
+ *
+ * @param {PendingOutcome} item
+ */
+export function outcomeKey(item) {
+  return 'id' in item ? item.id : item.predictionId
+}
+
+/** The JSON Lines file both queues are mirrored to. */
+export class SpoolFile {
+  /** @type {string | undefined} */
+  #path
+  /** @type {number | undefined} */
+  #fd
+  /** @type {Array<() => Iterable<string>>} each queue's lines, for a rewrite */
+  #lanes = []
+
+  /**
+   * @param {string | undefined} path
+   *   Without one, nothing is written (and nothing survives a restart).
+   */
+  constructor(path) {
+    this.#path = path
+    /**
+     * The file's lines when it was opened, parsed (a line cut short by a crash is skipped: it was
+     * never acknowledged as queued).
+     * @type {ReadonlyArray<any>}
+     */
+    this.initial = path ? readLines(path) : []
+  }
+
+  /** @param {() => Iterable<string>} lines a queue's current lines */
+  attach(lines) {
+    this.#lanes.push(lines)
+  }
+
+  /** @param {string} line ending with a newline */
+  append(line) {
+    if (!this.#path) return
+    this.#fd ??= openSync(this.#path, 'a')
+    writeSync(this.#fd, line)
+  }
+
+  /** Write what waits now, and nothing else. */
+  rewrite() {
+    if (!this.#path) return
+    const tmp = `${this.#path}.tmp-${process.pid}`
+    let text = ''
+    for (const lines of this.#lanes) for (const line of lines()) text += line
+    writeFileSync(tmp, text)
+    renameSync(tmp, this.#path)
+    if (this.#fd !== undefined) closeSync(this.#fd)
+    this.#fd = undefined
+  }
+}
+
+/** Outcomes waiting for the trainer, oldest first. */
 export class Outbox {
   /** @type {Array<PendingOutcome>} */
-  #items = []
-  /** @type {string | undefined} */
-  #file
+  #items
+  /** @type {SpoolFile} */
+  #spool
   /** @type {number} */
   #limit
 
   /**
    * @param {number} limit
-   * @param {string | undefined} file
-   *   JSON Lines; the outcomes a previous process left in it are queued again.
+   * @param {SpoolFile} spool
+   *   The outcomes a previous process left in it are queued again.
    */
-  constructor(limit, file) {
+  constructor(limit, spool) {
     this.#limit = limit
-    this.#file = file
-    if (file) this.#items = readSpool(file)
+    this.#spool = spool
+    this.#items = spool.initial.filter((item) => !('prediction' in item))
+    spool.attach(() => this.#items.map((item) => JSON.stringify(item) + '\n'))
   }
 
   get size() {
@@ -53,10 +126,10 @@ export class Outbox {
     if (this.#items.length >= this.#limit) {
       throw new OutcomeQueueFullError(
         `${this.#items.length} outcomes already wait for the trainer (queueLimit ${this.#limit}); ` +
-          `outcome ${item.id} was not queued`
+          `outcome ${outcomeKey(item)} was not queued`
       )
     }
-    if (this.#file) appendFileSync(this.#file, JSON.stringify(item) + '\n')
+    this.#spool.append(JSON.stringify(item) + '\n')
     this.#items.push(item)
   }
 
@@ -67,18 +140,124 @@ export class Outbox {
    */
   drop(count) {
     this.#items = this.#items.slice(count)
-    if (!this.#file) return
-    const tmp = `${this.#file}.tmp-${process.pid}`
-    writeFileSync(tmp, this.#items.map((item) => JSON.stringify(item) + '\n').join(''))
-    renameSync(tmp, this.#file)
+    this.#spool.rewrite()
+  }
+}
+
+/** Prediction-ledger rows waiting for the trainer (`POST /predictions`). */
+export class LedgerQueue {
+  /** @type {Map<string, QueuedRow>} oldest first */
+  #rows = new Map()
+  /** @type {SpoolFile} */
+  #spool
+  /** @type {number} */
+  #limit
+  /** Lines of the file that no longer wait (delivered, or replaced by a later line). */
+  #stale = 0
+  /** Rows waiting for their shadow scores. */
+  #held = 0
+  /** @type {Array<() => void>} told when no row waits for its shadow scores */
+  #settled = []
+
+  /**
+   * @param {number} limit
+   * @param {SpoolFile} spool
+   *   The rows a previous process left in it are queued again, ready (a row whose shadows had not
+   *   scored it goes without them).
+   */
+  constructor(limit, spool) {
+    this.#limit = limit
+    this.#spool = spool
+    for (const line of spool.initial) {
+      if (!('prediction' in line)) continue
+      const row = line.prediction
+      if (this.#rows.has(row.predictionId)) this.#stale++
+      this.#rows.set(row.predictionId, {id: row.predictionId, json: JSON.stringify(row), ready: true})
+    }
+    spool.attach(() => [...this.#rows.values()].map((row) => `{"prediction":${row.json}}\n`))
+  }
+
+  /** How many rows wait. */
+  get size() {
+    return this.#rows.size
+  }
+
+  /**
+   * Queue a row (written to the spool file before this returns).
+   *
+   * @param {{predictionId: string}} row
+   * @param {boolean} ready
+   *   False while shadow versions still score it: `complete` makes it ready.
+   * @returns {boolean} false when `limit` rows already wait: the row is not queued
+   */
+  add(row, ready) {
+    if (this.#rows.size >= this.#limit) return false
+    const json = JSON.stringify(row)
+    this.#spool.append(`{"prediction":${json}}\n`)
+    this.#rows.set(row.predictionId, {id: row.predictionId, json, ready})
+    if (!ready) this.#held++
+    return true
+  }
+
+  /**
+   * Resolves once no queued row waits for its shadow scores (at once when none does).
+   *
+   * @returns {Promise<void>}
+   */
+  settled() {
+    if (this.#held === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#settled.push(resolve))
+  }
+
+  /**
+   * Replace a row that waited for its shadow scores with the row that has them, ready to send.
+   *
+   * @param {{predictionId: string}} row
+   */
+  complete(row) {
+    const queued = this.#rows.get(row.predictionId)
+    if (!queued || queued.ready) return
+    queued.json = JSON.stringify(row)
+    queued.ready = true
+    this.#held--
+    if (this.#held === 0) for (const resolve of this.#settled.splice(0)) resolve()
+    this.#spool.append(`{"prediction":${queued.json}}\n`)
+    this.#stale++
+  }
+
+  /**
+   * @param {number} max
+   * @returns {Array<QueuedRow>} up to `max` rows ready to send, the oldest first
+   */
+  ready(max) {
+    const out = []
+    for (const row of this.#rows.values()) {
+      if (!row.ready) continue
+      out.push(row)
+      if (out.length === max) break
+    }
+    return out
+  }
+
+  /**
+   * Forget rows (delivered, or refused by the trainer).
+   *
+   * @param {ReadonlyArray<QueuedRow>} rows
+   */
+  remove(rows) {
+    for (const row of rows) if (this.#rows.delete(row.id)) this.#stale++
+    if (this.#rows.size === 0 || this.#stale >= Math.max(1000, this.#rows.size)) {
+      this.#spool.rewrite()
+      this.#stale = 0
+    }
   }
 }
 
 /**
  * @param {string} file
- * @returns {Array<PendingOutcome>}
+ * @returns {Array<any>}
  */
-function readSpool(file) {
+function readLines(file) {
   let text
   try {
     text = readFileSync(file, 'utf8')
@@ -86,7 +265,7 @@ function readSpool(file) {
     if (/** @type {{code?: string}} */ (error).code === 'ENOENT') return []
     throw error
   }
-  /** @type {Array<PendingOutcome>} */
+  /** @type {Array<any>} */
   const items = []
   for (const line of text.split('\n')) {
     if (!line.trim()) continue

@@ -7,9 +7,16 @@
  * again. A 4xx is the caller's mistake and is thrown, never hidden by the fallback.
  */
 
-import {ExplanationUnavailableError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {checkUnit, checkUnits} from './assignment.js'
+import {
+  ExplanationUnavailableError,
+  RequestRejectedError,
+  ServiceUnavailableError,
+  SettingsError
+} from './errors.js'
 
-/** @import {BatchPrediction, LocalSource, Prediction, RowScore, ScoreOptions} from './scorer.js' */
+/** @import {Experiment} from './assignment.js' */
+/** @import {BatchPrediction, LocalSource, Prediction, RowScore} from './scorer.js' */
 /** @import {Health as HealthAnswer, LoadResult as LoadAnswer, ModelSummary as ModelEntry} from './contract.js' */
 /** @import {Sidecar} from './sidecar.js' */
 /** @import {Service} from './http.js' */
@@ -19,16 +26,47 @@ import {ExplanationUnavailableError, ServiceUnavailableError, SettingsError} fro
  * @typedef {'remote' | LocalSource} Source
  *   Where a result came from.
  *
- * @typedef {Prediction & {source: Source}} SourcedPrediction
+ * @typedef PredictOptions
+ * @property {boolean} [explain=false]
+ *   Each feature's contribution (see `ScoreOptions`).
+ * @property {string} [unit]
+ *   The unit the row is for (a brand id, a pair id: your choice): under an experiment it decides
+ *   the arm, the same for every call with this key (`ML-Unit-Key`). Without it, control serves and
+ *   the prediction is not in the experiment.
  *
- * @typedef {BatchPrediction & {source: Source, predictions: Array<RowScore & {source: Source}>}} SourcedBatchPrediction
+ * @typedef BatchOptions
+ * @property {boolean} [explain=false]
+ * @property {ReadonlyArray<string>} [units]
+ *   One unit key per row, in order (the runtime's `"units"` beside `"instances"`).
+ *
+ * @typedef Served
+ *   What an answer of the runtime (or of `followModel`) adds to a model's.
+ * @property {string} [predictionId]
+ *   The prediction's id (a UUIDv7): `recordOutcome({predictionId, outcome})` names it later. A
+ *   model of `loadModel` or `weightedModel` answers none.
+ * @property {string | null} [experiment]
+ *   The experiment the prediction is in (with a `unit`, while one runs).
+ * @property {string | null} [arm]
+ *   Its arm there; `modelVersion` is the version that served it.
+ *
+ * @typedef {Prediction & Served & {source: Source}} SourcedPrediction
+ *
+ * @typedef {RowScore & {predictionId?: string, arm?: string | null, modelVersion?: string | null}} ServedRowScore
+ *   One row of a batch: with `units` under an experiment, also its `arm` and the `modelVersion`
+ *   that served it.
+ *
+ * @typedef {Omit<BatchPrediction, 'predictions'> & {experiment?: string | null, predictions: Array<ServedRowScore>}} ServedBatchPrediction
+ *   A batch's answer: with `units` under an experiment, also the `experiment`.
+ *
+ * @typedef {Omit<ServedBatchPrediction, 'predictions'> & {source: Source, predictions: Array<ServedRowScore & {source: Source}>}} SourcedBatchPrediction
  *
  * @typedef LocalScorer
- *   What the client falls back to: a model from `loadModel` or `weightedModel`.
+ *   What the client falls back to: a model from `loadModel` or `weightedModel` (which ignore
+ *   `unit`), or `followModel`'s, which follows the runtime's experiment too.
  * @property {LocalSource} source
  * @property {string} version
- * @property {(row: Record<string, number>, options?: ScoreOptions) => Promise<Prediction>} predict
- * @property {(rows: ReadonlyArray<Record<string, number>>, options?: ScoreOptions) => Promise<BatchPrediction>} predictBatch
+ * @property {(row: Record<string, number>, options?: PredictOptions) => Promise<Prediction & Served>} predict
+ * @property {(rows: ReadonlyArray<Record<string, number>>, options?: BatchOptions) => Promise<ServedBatchPrediction>} predictBatch
  *
  * @typedef {HealthAnswer} Health
  *   `GET /health` (its type is generated from the runtime's `schemas/health.response.schema.json`).
@@ -89,15 +127,21 @@ export class RuntimeClient {
 
   /**
    * @param {Record<string, number>} row
-   * @param {ScoreOptions} [options]
+   * @param {PredictOptions} [options]
    * @returns {Promise<SourcedPrediction>}
    */
   async predict(row, options = {}) {
     const explain = Boolean(options.explain)
     const path = explain ? '/predict?explain=true' : '/predict'
-    /** @type {[Prediction, Source]} */
-    const [result, source] = await this.#score(path, row, isPrediction, (local) =>
-      local.predict(row, {explain})
+    const unit = options.unit ?? undefined
+    const headers = unit === undefined ? undefined : {'ml-unit-key': unitHeader(unit)}
+    /** @type {[Prediction & Served, Source]} */
+    const [result, source] = await this.#score(
+      path,
+      row,
+      isPrediction,
+      (local) => local.predict(row, unit === undefined ? {explain} : {explain, unit}),
+      headers
     )
     if (explain) this.#requireExplained(result, path)
     return {...result, source}
@@ -105,15 +149,18 @@ export class RuntimeClient {
 
   /**
    * @param {ReadonlyArray<Record<string, number>>} rows
-   * @param {ScoreOptions} [options]
+   * @param {BatchOptions} [options]
    * @returns {Promise<SourcedBatchPrediction>}
    */
   async predictBatch(rows, options = {}) {
     const explain = Boolean(options.explain)
     const path = explain ? '/predict/batch?explain=true' : '/predict/batch'
-    /** @type {[BatchPrediction, Source]} */
-    const [result, source] = await this.#score(path, {instances: rows}, isBatch, (local) =>
-      local.predictBatch(rows, {explain})
+    const units = options.units ?? undefined
+    if (units !== undefined) checkUnits(units, rows)
+    const body = units === undefined ? {instances: rows} : {instances: rows, units}
+    /** @type {[ServedBatchPrediction, Source]} */
+    const [result, source] = await this.#score(path, body, isBatch, (local) =>
+      local.predictBatch(rows, units === undefined ? {explain} : {explain, units})
     )
     if (explain) this.#requireExplained(result, path)
     const predictions = result.predictions.map((item) => ({...item, source}))
@@ -155,16 +202,32 @@ export class RuntimeClient {
   }
 
   /**
+   * The experiment the runtime follows (`GET /experiment`), or null when it follows none (404,
+   * also from a runtime older than experiments).
+   *
+   * @returns {Promise<Experiment | null>}
+   */
+  async experiment() {
+    try {
+      return await this.#service.json('GET', '/experiment')
+    } catch (error) {
+      if (error instanceof RequestRejectedError && error.status === 404) return null
+      throw error
+    }
+  }
+
+  /**
    * @template T
    * @param {string} path
    * @param {unknown} body
    * @param {(answer: any) => boolean} expected
    *   Whether a 2xx answer has the contract's shape (one that has not counts as a failure).
    * @param {(local: LocalScorer) => Promise<T>} scoreLocally
+   * @param {Record<string, string>} [headers]
    * @returns {Promise<[T, Source]>}
    *   The answer, and where it came from.
    */
-  async #score(path, body, expected, scoreLocally) {
+  async #score(path, body, expected, scoreLocally, headers) {
     const local = this.#local
     // Degraded: score locally without waiting on the service, unless a probe says it is back.
     if (local && this.#degraded && !(await this.#probe())) {
@@ -173,7 +236,7 @@ export class RuntimeClient {
     const text = JSON.stringify(body) // outside the try: an unserialisable row is the caller's bug
     let result
     try {
-      result = await this.#service.json('POST', path, {body: text})
+      result = await this.#service.json('POST', path, headers ? {body: text, headers} : {body: text})
       if (!expected(result)) {
         throw new ServiceUnavailableError(
           `ml-matching service at ${this.#service.base} answered POST ${path} with a body outside the contract`
@@ -251,4 +314,19 @@ function isExplained(answer) {
 /** @param {any} answer */
 function isBatch(answer) {
   return typeof answer === 'object' && answer !== null && Array.isArray(answer.predictions)
+}
+
+/** A key sent as it is in the header: visible ASCII but `%` (HTTP strips a value's outer spaces). */
+const PLAIN_KEY = /^[\x21-\x24\x26-\x7e]+$/
+
+/**
+ * The `ML-Unit-Key` header of a key: the key, or its UTF-8 percent-encoded (which the runtime
+ * decodes) when it has anything but visible ASCII, or a `%`.
+ *
+ * @param {unknown} key
+ * @throws {InvalidInputError} (`reason: 'unit'`) a key the runtime refuses.
+ */
+export function unitHeader(key) {
+  const checked = checkUnit(key)
+  return PLAIN_KEY.test(checked) ? checked : encodeURIComponent(checked)
 }

@@ -11,13 +11,24 @@ import {compileSchema, readRow, readRows} from './validate.js'
  * @typedef {'local' | 'weighted'} LocalSource
  *   `local`: the ONNX model in-process; `weighted`: the sidecar's logistic baseline in pure JS.
  *
- * @typedef {import('./contract.js').Prediction} RowScore
+ * @typedef {Omit<import('./contract.js').Prediction, 'predictionId' | 'arm' | 'modelVersion'>} RowScore
  *   One row's score: `score` = `successProbability` = 100 · p; `confidence` = 100 · |2p − 1| · (1 − k/n),
  *   k of the n features lying outside the range seen in training.
- * @typedef {import('./contract.js').PredictResponse} Prediction
- *   The runtime's answer to `POST /predict`.
- * @typedef {import('./contract.js').BatchResponse} BatchPrediction
- *   The runtime's answer to `POST /predict/batch`.
+ * @typedef {Omit<import('./contract.js').PredictResponse, 'predictionId' | 'experiment' | 'arm'>} Prediction
+ *   The runtime's answer to `POST /predict`, but for what only a served prediction has (its
+ *   `predictionId`, the experiment and arm): a model's answer.
+ * @typedef {Omit<import('./contract.js').BatchResponse, 'predictions' | 'experiment'> & {predictions: Array<RowScore>}} BatchPrediction
+ *   The runtime's answer to `POST /predict/batch`, as a model gives it.
+ * @typedef Scored
+ *   A batch scored for the prediction ledger: the answer, each row's probability (0 to 1) and the
+ *   values the model saw (float32 for an ONNX model), row-major.
+ * @property {BatchPrediction} answer
+ * @property {ArrayLike<number>} p
+ * @property {Values} x
+ * @typedef ScoredOne
+ * @property {Prediction} answer
+ * @property {number} p
+ * @property {Values} x
  * @typedef ScoreOptions
  * @property {boolean} [explain=false]
  *   Add each feature's contribution to the row's output (`contributions`, with `baseValue` and
@@ -85,6 +96,11 @@ export class Scorer {
     this.features = this.#schema.names
   }
 
+  /** The normalised impurity importances every answer carries (`featureImportance`; frozen). */
+  get importance() {
+    return this.#importance
+  }
+
   /**
    * Score one match.
    *
@@ -101,7 +117,7 @@ export class Scorer {
     const x = new this.#ArrayType(this.#schema.names.length)
     readRow(this.#schema, row, x, 0, undefined)
     if (options.explain) {
-      const [score] = await this.#explained(x, 1)
+      const [[score]] = await this.#explained(x, 1)
       this.#window.add(x, 1) // after: a row refused an explanation is not observed
       const {score: s, confidence, successProbability, contributions} = score
       return {
@@ -141,22 +157,93 @@ export class Scorer {
    */
   async predictBatch(rows, options = {}) {
     const x = readRows(this.#schema, rows, this.#ArrayType)
+    return (await this.#scoreBatch(x, rows.length, options)).answer
+  }
+
+  /**
+   * Check rows as `predictBatch` does, without scoring them.
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @throws {import('./errors.js').InvalidInputError} naming the row, the feature and the reason.
+   */
+  checkRows(rows) {
+    readRows(this.#schema, rows, this.#ArrayType)
+  }
+
+  /**
+   * Score one row and keep what the prediction ledger records (see `Scored`): `predict`'s answer,
+   * the probability and the values the model saw.
+   *
+   * @param {Record<string, number>} row
+   * @param {ScoreOptions} [options]
+   * @returns {Promise<ScoredOne>}
+   */
+  async scoredOne(row, options = {}) {
+    const x = new this.#ArrayType(this.#schema.names.length)
+    readRow(this.#schema, row, x, 0, undefined)
     if (options.explain) {
-      const predictions = await this.#explained(x, rows.length)
-      this.#window.add(x, rows.length) // after: rows refused an explanation are not observed
-      return {
+      const [[score], p] = await this.#explained(x, 1)
+      this.#window.add(x, 1)
+      const {score: s, confidence, successProbability, contributions} = score
+      const answer = {
+        score: s,
+        confidence,
+        successProbability,
+        featureImportance: this.#importance,
+        modelVersion: this.version,
+        contributions,
+        ...this.#explanationHeader()
+      }
+      return {answer, p: p[0], x}
+    }
+    this.#window.add(x, 1)
+    const p = (await this.scoreMatrix(x, 1))[0]
+    const score = 100 * p
+    const answer = {
+      score,
+      confidence: this.#confidence(p, x, 0),
+      successProbability: score,
+      featureImportance: this.#importance,
+      modelVersion: this.version
+    }
+    return {answer, p, x}
+  }
+
+  /**
+   * Score many rows and keep what the prediction ledger records (see `Scored`).
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @param {ScoreOptions} [options]
+   * @returns {Promise<Scored>}
+   */
+  async scored(rows, options = {}) {
+    return this.#scoreBatch(readRows(this.#schema, rows, this.#ArrayType), rows.length, options)
+  }
+
+  /**
+   * @param {Values} x
+   * @param {number} rows
+   * @param {ScoreOptions} options
+   * @returns {Promise<Scored>}
+   */
+  async #scoreBatch(x, rows, options) {
+    if (options.explain) {
+      const [predictions, p] = await this.#explained(x, rows)
+      this.#window.add(x, rows) // after: rows refused an explanation are not observed
+      const answer = {
         predictions,
         featureImportance: this.#importance,
         modelVersion: this.version,
         ...this.#explanationHeader()
       }
+      return {answer, p, x}
     }
-    this.#window.add(x, rows.length)
-    const p = await this.scoreMatrix(x, rows.length)
+    this.#window.add(x, rows)
+    const p = await this.scoreMatrix(x, rows)
     const n = this.#schema.names.length
-    const predictions = new Array(rows.length)
-    for (let r = 0; r < rows.length; r++) predictions[r] = this.#rowScore(p[r], x, r * n)
-    return {predictions, featureImportance: this.#importance, modelVersion: this.version}
+    const predictions = new Array(rows)
+    for (let r = 0; r < rows; r++) predictions[r] = this.#rowScore(p[r], x, r * n)
+    return {answer: {predictions, featureImportance: this.#importance, modelVersion: this.version}, p, x}
   }
 
   /**
@@ -175,7 +262,8 @@ export class Scorer {
    *
    * @param {Values} x
    * @param {number} rows
-   * @returns {Promise<Array<RowScore & {contributions: Record<string, number>}>>}
+   * @returns {Promise<[Array<RowScore & {contributions: Record<string, number>}>, ArrayLike<number>]>}
+   *   The scores, and each row's probability.
    */
   async #explained(x, rows) {
     if (!this.sidecar.explanation) {
@@ -194,7 +282,7 @@ export class Scorer {
       for (let i = 0; i < n; i++) contributions[names[i]] = c[r * n + i]
       out[r] = {...this.#rowScore(p[r], x, r * n), contributions}
     }
-    return out
+    return [out, p]
   }
 
   #explanationHeader() {

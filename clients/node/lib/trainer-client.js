@@ -5,15 +5,25 @@
  * (and its spool file) and is resent, with the id it was first sent with, until the trainer has it:
  * the trainer counts a resend of an id it stored as a duplicate, so nothing is stored twice even
  * when an answer was lost on the way back. A 4xx is the caller's mistake and is thrown.
+ *
+ * Prediction-ledger rows (from in-process scoring, see follow.js) go the same way to
+ * `POST /predictions`, in the background and in batches: queued (and spooled) before the scoring
+ * call returns, sent until the trainer has them; a resend is harmless (idempotent by
+ * `predictionId`). Scoring never waits on the trainer: past `ledgerLimit` waiting rows new ones
+ * are dropped and counted.
  */
 
 import {randomUUID} from 'node:crypto'
 import {RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {isPredictionId} from './ids.js'
+import {outcomeKey} from './outbox.js'
 import {describe} from './sidecar.js'
+import {kind} from './validate.js'
 
 /** @import {Service} from './http.js' */
+/** @import {LedgerRow} from './ledger.js' */
 /** @import {Logger} from './options.js' */
-/** @import {Outbox} from './outbox.js' */
+/** @import {LedgerQueue, Outbox, PendingOutcome, QueuedRow} from './outbox.js' */
 
 /**
  * @typedef RecordResult
@@ -21,6 +31,14 @@ import {describe} from './sidecar.js'
  *   The outcome's id: the one given, or a new one. A resend with it is never stored twice.
  * @property {'stored' | 'duplicate' | 'queued'} state
  *   `queued`: the trainer could not be reached; the outcome waits (and is spooled) to be resent.
+ *
+ * @typedef PredictionOutcomeResult
+ * @property {string} predictionId
+ *   The prediction it judges: the trainer stores one outcome per prediction, so a resend is
+ *   never stored twice.
+ * @property {'stored' | 'pending' | 'duplicate' | 'queued'} state
+ *   `stored`: joined to its prediction; `pending`: stored, its prediction's ledger row has not reached
+ *   the trainer yet (it joins when it does); `queued`: the trainer could not be reached.
  *
  * @typedef {{reachable: boolean, outcomes: number | null, runningJob: string | null, error?: string}} TrainerStatus
  *   What the trainer's `GET /health` showed.
@@ -35,6 +53,15 @@ import {describe} from './sidecar.js'
 
 /** Most outcomes sent in one request when the outbox is emptied. */
 const BATCH = 500
+/** Most ledger rows sent in one `POST /predictions` (the runtime's batch; the trainer takes 10,000). */
+const LEDGER_BATCH = 1000
+/**
+ * Answers to `POST /predictions` that mean "not now" rather than "never": a trainer older than the
+ * ledger (404, 405), a timeout or a rate limit. The rows wait.
+ */
+const LEDGER_LATER = [404, 405, 408, 429]
+/** How long ledger rows gather before they are sent (the runtime's sender sends from its own thread). */
+const LEDGER_DELAY_MS = 100
 
 /** The trainer's endpoints, and the outcomes that wait for it. */
 export class TrainerClient {
@@ -50,31 +77,58 @@ export class TrainerClient {
   #trainTimeoutMs
   /** @type {string | undefined} */
   #adminToken
+  /** @type {LedgerQueue} */
+  #ledger
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retry
   /** @type {Promise<void> | undefined} */
   #flushing
+  /** @type {Promise<boolean> | undefined} */
+  #sending
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #sendSoon
+  /** Rows became ready while a pass was under way. */
+  #again = false
+  #dropped = 0
+  /** Whether the trainer's trouble with ledger rows was told (once, until it takes rows again). */
+  #ledgerWarned = false
+  /** Whether dropping ledger rows was told (once, until the trainer takes rows again). */
+  #dropWarned = false
 
   /**
    * @param {Service | undefined} service
-   *   The trainer; without it every call but `status` throws a `SettingsError`.
+   *   The trainer; without it every call but `status` throws a `SettingsError`, and ledger rows
+   *   are dropped (counted, with one warning).
    * @param {Outbox} outbox
    *   Outcomes a previous process spooled are in it already: their resend is scheduled here.
+   * @param {LedgerQueue} ledger
+   *   Ledger rows likewise.
    * @param {{logger: Logger, retryMs: number, trainTimeoutMs: number, adminToken: string | undefined}} settings
    */
-  constructor(service, outbox, settings) {
+  constructor(service, outbox, ledger, settings) {
     this.#service = service
     this.#outbox = outbox
+    this.#ledger = ledger
     this.#logger = settings.logger
     this.#retryMs = settings.retryMs
     this.#trainTimeoutMs = settings.trainTimeoutMs
     this.#adminToken = settings.adminToken
-    if (this.#outbox.size > 0) this.#scheduleRetry()
+    if (this.#outbox.size > 0 || this.#ledger.size > 0) this.#scheduleRetry()
   }
 
   /** How many outcomes wait for the trainer. */
   get outcomesWaiting() {
     return this.#outbox.size
+  }
+
+  /** How many prediction-ledger rows wait for the trainer. */
+  get predictionsWaiting() {
+    return this.#ledger.size
+  }
+
+  /** How many prediction-ledger rows were dropped: the queue was full, the trainer refused them, or there is no trainer. */
+  get predictionsDropped() {
+    return this.#dropped
   }
 
   /**
@@ -84,27 +138,237 @@ export class TrainerClient {
    * @returns {Promise<RecordResult>}
    */
   async recordOutcome(features, outcome, options = {}) {
-    const trainer = this.#need('recordOutcome')
+    this.#need('recordOutcome')
     if (typeof outcome !== 'boolean') {
       throw new TypeError(`recordOutcome: outcome must be true or false, got ${typeof outcome}`)
     }
     const item = {id: options.id ?? randomUUID(), features, outcome}
+    const state = await this.#record(item)
+    return {id: item.id, state: state === 'pending' ? 'stored' : state}
+  }
+
+  /**
+   * The outcome of a prediction the runtime (or `followModel`) answered: the trainer takes its
+   * features from the prediction ledger.
+   *
+   * @param {{predictionId: string, outcome: boolean}} judged
+   * @returns {Promise<PredictionOutcomeResult>}
+   */
+  async recordPredictionOutcome(judged) {
+    this.#need('recordOutcome')
+    const {predictionId, outcome} = judged
+    if (!isPredictionId(predictionId)) {
+      throw new TypeError(
+        `recordOutcome: predictionId must be the UUIDv7 an answer carried (e.g. 01a22c21-8b25-7000-a33b-2b5900000000), got ${kind(predictionId)}`
+      )
+    }
+    if (typeof outcome !== 'boolean') {
+      throw new TypeError(`recordOutcome: outcome must be true or false, got ${typeof outcome}`)
+    }
+    const state = await this.#record({predictionId, outcome})
+    return {predictionId, state}
+  }
+
+  /**
+   * Send one outcome, or queue it when the trainer cannot take it now.
+   *
+   * @param {PendingOutcome} item
+   * @returns {Promise<'stored' | 'pending' | 'duplicate' | 'queued'>}
+   */
+  async #record(item) {
+    const trainer = /** @type {Service} */ (this.#service)
+    const key = outcomeKey(item)
     if (this.#outbox.size > 0) {
       this.#outbox.add(item) // keep the order: it goes after those already waiting
       await this.flushOutcomes()
-      const waiting = this.#outbox.peek().some((queued) => queued.id === item.id)
-      return {id: item.id, state: waiting ? 'queued' : 'stored'}
+      const waiting = this.#outbox.peek().some((queued) => outcomeKey(queued) === key)
+      return waiting ? 'queued' : 'stored'
     }
     try {
       const answer = await trainer.json('POST', '/outcomes', {body: JSON.stringify(item)})
-      return {id: item.id, state: answer.stored === 1 ? 'stored' : 'duplicate'}
+      if (answer.pending > 0) return 'pending'
+      return answer.stored === 1 ? 'stored' : 'duplicate'
     } catch (error) {
       if (!(error instanceof ServiceUnavailableError)) throw error
       this.#outbox.add(item)
-      this.#logger.warn(`${error.message}; outcome ${item.id} queued (${this.#outbox.size} waiting)`)
+      this.#logger.warn(`${error.message}; outcome ${key} queued (${this.#outbox.size} waiting)`)
       this.#scheduleRetry()
-      return {id: item.id, state: 'queued'}
+      return 'queued'
     }
+  }
+
+  /**
+   * Queue ledger rows for the trainer (spooled before this returns) and have them sent soon.
+   * Never throws: a row that cannot be queued is dropped, counted and told.
+   *
+   * @param {ReadonlyArray<LedgerRow>} rows
+   * @param {boolean} ready
+   *   False while shadow versions still score them: `completePrediction` makes each ready.
+   */
+  recordPredictions(rows, ready) {
+    if (!this.#service) {
+      this.#drop(rows.length, 'no trainerUrl is configured (the trainer keeps the ledger)')
+      return
+    }
+    let queued = 0
+    try {
+      for (const row of rows) if (this.#ledger.add(row, ready)) queued++
+    } catch (error) {
+      this.#drop(rows.length - queued, `the spool file cannot be written (${describe(error)})`)
+      return
+    }
+    if (queued < rows.length)
+      this.#drop(rows.length - queued, `${this.#ledger.size} rows already wait (ledgerLimit)`)
+    if (ready) this.#sendPredictionsSoon()
+  }
+
+  /**
+   * A queued row, now with its shadow scores: ready to send.
+   *
+   * @param {LedgerRow} row
+   */
+  completePrediction(row) {
+    if (!this.#service) return
+    try {
+      this.#ledger.complete(row)
+    } catch (error) {
+      this.#logger.warn(`ml-matching: ledger row ${row.predictionId}: ${describe(error)}`)
+    }
+    this.#sendPredictionsSoon()
+  }
+
+  /**
+   * @param {number} count
+   * @param {string} why
+   */
+  #drop(count, why) {
+    if (count <= 0) return
+    if (!this.#dropWarned) {
+      this.#logger.warn(`ml-matching: ${count} prediction-ledger row(s) dropped: ${why}`)
+      this.#dropWarned = true
+    }
+    this.#dropped += count
+  }
+
+  #sendPredictionsSoon() {
+    if (this.#sending) {
+      this.#again = true // the pass under way may have looked already: another one after it
+      return
+    }
+    if (this.#sendSoon) return
+    // A moment's wait gathers the rows of many calls into one request.
+    this.#sendSoon = setTimeout(() => {
+      this.#sendSoon = undefined
+      void this.#sendWaiting()
+    }, LEDGER_DELAY_MS)
+    this.#sendSoon.unref() // waiting rows must not keep the process alive: the spool keeps them
+  }
+
+  /**
+   * Send the ledger rows that wait, in batches, once the shadows have scored those waiting for
+   * them; stops at the first unreachable answer. A row the trainer refuses (4xx) is dropped with a
+   * warning. Never rejects.
+   *
+   * @returns {Promise<void>}
+   */
+  async flushPredictions() {
+    await this.#ledger.settled()
+    while (this.#ledger.ready(1).length > 0) {
+      if (!(await this.#sendWaiting())) return // unreachable: the rest waits for the retry
+    }
+  }
+
+  /**
+   * Send the rows ready to go; concurrent calls share one pass. Never rejects.
+   *
+   * @returns {Promise<boolean>} false when the trainer could not be reached
+   */
+  #sendWaiting() {
+    this.#sending ??= this.#sendPredictions()
+      .catch((error) => {
+        this.#logger.warn(`ml-matching: sending ledger rows failed: ${describe(error)}`)
+        return false
+      })
+      .finally(() => {
+        this.#sending = undefined
+        if (!this.#again) return
+        this.#again = false
+        if (!this.#retry) this.#sendPredictionsSoon()
+      })
+    return this.#sending
+  }
+
+  /**
+   * One pass: full batches while a backlog lasts; rows that come meanwhile gather for the next.
+   *
+   * @returns {Promise<boolean>} false when the trainer could not be reached
+   */
+  async #sendPredictions() {
+    const trainer = this.#service
+    if (!trainer) return true
+    let sent = 0
+    for (;;) {
+      const batch = this.#ledger.ready(LEDGER_BATCH)
+      if (batch.length === 0) break
+      try {
+        await this.#postRows(trainer, batch)
+        this.#ledger.remove(batch)
+        sent += batch.length
+        if (batch.length < LEDGER_BATCH) break
+      } catch (error) {
+        if (error instanceof RequestRejectedError && !LEDGER_LATER.includes(error.status)) {
+          if (!(await this.#dropRefusedRows(batch, trainer))) return false
+          continue
+        }
+        if (!this.#ledgerWarned) {
+          this.#logger.warn(`${describe(error)}; ${this.#ledger.size} prediction-ledger row(s) wait`)
+          this.#ledgerWarned = true
+        }
+        this.#scheduleRetry()
+        return false
+      }
+    }
+    if (sent > 0) this.#dropWarned = false
+    if (sent > 0 && this.#ledgerWarned) {
+      this.#ledgerWarned = false
+      this.#logger.info(`ml-matching trainer at ${trainer.base} has every queued prediction-ledger row`)
+    }
+    return true
+  }
+
+  /**
+   * @param {Service} trainer
+   * @param {ReadonlyArray<QueuedRow>} rows
+   */
+  async #postRows(trainer, rows) {
+    const body = `{"rows":[${rows.map((row) => row.json).join(',')}]}`
+    return trainer.json('POST', '/predictions', {body})
+  }
+
+  /**
+   * A batch was refused: send its rows one by one, dropping, with a warning, each one refused.
+   *
+   * @param {ReadonlyArray<QueuedRow>} batch
+   * @param {Service} trainer
+   * @returns {Promise<boolean>} false when the trainer became unreachable (the rest wait)
+   */
+  async #dropRefusedRows(batch, trainer) {
+    for (const row of batch) {
+      try {
+        await this.#postRows(trainer, [row])
+      } catch (error) {
+        if (!(error instanceof RequestRejectedError) || LEDGER_LATER.includes(error.status)) {
+          this.#scheduleRetry()
+          return false
+        }
+        this.#dropped++
+        this.#logger.warn(
+          `ml-matching trainer refused prediction-ledger row ${row.id}: ${error.detail}; dropped`
+        )
+      }
+      this.#ledger.remove([row])
+    }
+    return true
   }
 
   /**
@@ -119,6 +383,7 @@ export class TrainerClient {
 
   async #flush() {
     const trainer = this.#need('flushOutcomes')
+    if (this.#ledger.size > 0) void this.#sendWaiting() // what the outcomes join
     while (this.#outbox.size > 0) {
       const batch = this.#outbox.peek().slice(0, BATCH)
       try {
@@ -140,7 +405,7 @@ export class TrainerClient {
    * A batch was refused (the trainer stores all of a batch or none): send its outcomes one by one,
    * dropping, with a warning, each one refused: resending cannot fix it.
    *
-   * @param {ReadonlyArray<{id: string}>} batch
+   * @param {ReadonlyArray<PendingOutcome>} batch
    * @param {Service} trainer
    */
   async #dropRefused(batch, trainer) {
@@ -149,7 +414,9 @@ export class TrainerClient {
         await trainer.json('POST', '/outcomes', {body: JSON.stringify(item)})
       } catch (error) {
         if (!(error instanceof RequestRejectedError)) throw error
-        this.#logger.warn(`ml-matching trainer refused queued outcome ${item.id}: ${error.detail}; dropped`)
+        this.#logger.warn(
+          `ml-matching trainer refused queued outcome ${outcomeKey(item)}: ${error.detail}; dropped`
+        )
       }
       this.#outbox.drop(1)
     }
@@ -159,11 +426,13 @@ export class TrainerClient {
     if (this.#retry || !this.#service) return
     this.#retry = setTimeout(() => {
       this.#retry = undefined
+      void this.#sendWaiting()
+      if (this.#outbox.size === 0) return
       void this.flushOutcomes().catch((error) =>
         this.#logger.warn(`ml-matching: resending outcomes failed: ${describe(error)}`)
       )
     }, this.#retryMs)
-    this.#retry.unref() // waiting outcomes must not keep the process alive: the spool keeps them
+    this.#retry.unref() // what waits must not keep the process alive: the spool keeps it
   }
 
   /**

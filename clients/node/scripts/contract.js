@@ -1,5 +1,6 @@
 /**
- * Write `lib/contract.d.ts`: the TypeScript types of the runtime's answers and of the sidecar,
+ * Write `lib/contract.d.ts`: the TypeScript types of the runtime's answers, of the sidecar, of the
+ * experiment a runtime follows, of the prediction ledger's rows and of the trainer's answers to them,
  * generated from the JSON Schemas the Python code generates (`../../schemas`), so the client
  * never types them a second time.
  *
@@ -24,7 +25,11 @@ const TYPES = {
   'predict-batch.response.schema.json': 'predictBatch',
   'drift.response.schema.json': 'drift',
   'error.schema.json': 'error',
-  'model.schema.json': 'sidecar'
+  'model.schema.json': 'sidecar',
+  'experiment.schema.json': 'experiment',
+  'predictions.request.schema.json': 'ledger',
+  'predictions.response.schema.json': 'ledgerStored',
+  'outcomes.response.schema.json': 'outcomesStored'
 }
 
 const BANNER =
@@ -50,7 +55,8 @@ async function generate() {
   }
   const contract = {
     title: 'Contract',
-    description: 'The answers of the ml-matching runtime and the sidecar, by name.',
+    description:
+      'The answers of the ml-matching runtime, the sidecar, the experiment, the ledger and the trainer answers the client reads, by name.',
     type: 'object',
     properties,
     required: Object.keys(properties),

@@ -13,6 +13,8 @@ test('the public surface is exactly this', () => {
     'RequestRejectedError',
     'ServiceUnavailableError',
     'SettingsError',
+    'armOf',
+    'bucket',
     'createClient',
     'loadModel',
     'readSidecar',

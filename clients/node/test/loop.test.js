@@ -145,7 +145,8 @@ describe('outcomes and the trainer', () => {
       trainer: {reachable: true, outcomes: 0, runningJob: null},
       fallback: false,
       localVersion: null,
-      outcomesWaiting: 0
+      outcomesWaiting: 0,
+      predictionsWaiting: 0
     })
     await runtime.stop()
     await trainer.stop()
@@ -189,12 +190,14 @@ describe('a model that follows the runtime', () => {
     try {
       assert.equal(model.version, RF)
       const row = uniformRow(model.model.features, 0.5)
-      const before = await model.predict(row)
+      const {predictionId, ...before} = await model.predict(row)
       runtime.served = GB // as after a loadVersion elsewhere
       runtime.mode = 'tampered'
       assert.equal(await model.check(), false)
       assert.equal(model.version, RF)
-      assert.deepEqual(await model.predict(row), before)
+      const {predictionId: next, ...after} = await model.predict(row)
+      assert.deepEqual(after, before)
+      assert.ok(next > predictionId, 'prediction ids grow')
       assert.match(
         logger.lines.at(-1)?.[1] ?? '',
         /could not follow the runtime to 20260102_000000 \(sha256: model\.onnx/

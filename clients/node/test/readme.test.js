@@ -29,6 +29,7 @@ import {
   STORE,
   copyVersion,
   exchange,
+  experimentOf,
   rowsOf,
   sidecarOf,
   tempDir,
@@ -407,6 +408,95 @@ const RUNS = {
       assert.equal(model.version, context.runtime.served)
       assert.equal(scored.modelVersion, context.runtime.served)
       await model.close()
+    }
+  },
+
+  Experiments: {
+    given: async () => ({row: EXAMPLE_ROW}),
+    imports: ['createClient'],
+    async setup(context) {
+      context.runtime.experiment = experimentOf()
+      context.runtime.posts = []
+      context.cleanup.push(async () => void (context.runtime.experiment = null))
+    },
+    exports: ['scored', 'batch', 'recorded', 'running'],
+    async check({scored, batch, recorded, running}, block, context) {
+      // POST /predict with ML-Unit-Key: brand-42
+      assert.equal(context.runtime.posts[0].headers['ml-unit-key'], 'brand-42')
+      assertShown(scored, commentAfter(block, 'const scored ='), 'scored')
+      assert.deepEqual(context.runtime.posts[1].body.units, ['brand-42', 'Café Müller GmbH'])
+      assertShown(batch, commentAfter(block, 'const batch ='), 'batch')
+      assert.deepEqual(
+        batch.predictions.map((/** @type {any} */ p) => [p.arm, p.modelVersion]),
+        [
+          ['control', RF],
+          ['gb', GB]
+        ]
+      )
+      assertShown(recorded, commentAfter(block, 'const recorded ='), 'recorded')
+      assert.deepEqual(
+        recorded,
+        {predictionId: scored.predictionId, state: 'pending'},
+        'the runtime sends its row'
+      )
+      assertShown(running, commentAfter(block, 'const running ='), 'running')
+      assert.deepEqual(running, experimentOf())
+    }
+  },
+
+  'Experiments #2': {
+    given: async () => ({running: experimentOf()}),
+    exports: ['b', 'assigned'],
+    async check({b, assigned}, block) {
+      assert.equal(b, Number(commentAfter(block, 'const b =').trim()))
+      assertShown(assigned, commentAfter(block, 'const assigned ='), 'assigned')
+      const vectors = JSON.parse(
+        await readFile(path.join(STORE, '../../../schemas/assignment-vectors.json'), 'utf8')
+      )
+      const cafe = vectors.vectors.find((/** @type {any} */ v) => v.key === 'Café Müller GmbH')
+      assert.equal(assigned.unit, cafe.sha256)
+    }
+  },
+
+  'In-process, by the same arms': {
+    given: async () => ({row: EXAMPLE_ROW}),
+    imports: ['createClient'],
+    async setup(context) {
+      context.runtime.experiment = experimentOf()
+      context.cleanup.push(async () => void (context.runtime.experiment = null))
+    },
+    exports: ['model', 'local', 'rows'],
+    async check({model, local, rows}, block, context) {
+      context.cleanup.push(() => model.close())
+      assertShown(local, commentAfter(block, 'const local ='), 'local')
+      assert.deepEqual(
+        rows.predictions.map((/** @type {any} */ p) => p.arm),
+        ['control', 'gb']
+      )
+      // The ledger row of `local`, as the JSON block after this one shows it.
+      const stored = context.trainer.predictions.get(local.predictionId)
+      const readme = blocks(await readFile(README, 'utf8')).find(
+        (b) => b.key === 'In-process, by the same arms #2' && b.lang === 'json'
+      )
+      const shown = JSON.parse(/** @type {Block} */ (readme).body)
+      assert.deepEqual(Object.keys(stored), Object.keys(shown))
+      for (const key of [
+        'version',
+        'probability',
+        'experiment',
+        'revision',
+        'arm',
+        'weight',
+        'unit',
+        'hash',
+        'source'
+      ])
+        assert.deepEqual(stored[key], shown[key], key)
+      for (const [name, value] of Object.entries(shown.features))
+        if (name !== '…') assert.equal(stored.features[name], value, name)
+      assert.deepEqual(stored.shadow, shown.shadow)
+      assert.equal(typeof stored.ms, 'number')
+      assert.equal(context.trainer.predictions.size, 3, 'local, and the batch of two')
     }
   },
 

@@ -8,26 +8,34 @@
  */
 
 import assert from 'node:assert/strict'
-import {cp, rm} from 'node:fs/promises'
+import {readFileSync} from 'node:fs'
+import {cp, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
-import {RequestRejectedError, createClient, loadModel} from '../index.js'
+import {RequestRejectedError, armOf, createClient, loadModel} from '../index.js'
+import {isPredictionId} from '../lib/ids.js'
+import {unitHeader} from '../lib/runtime-client.js'
 import {
   EXAMPLE_ROW,
   FakeRuntime,
+  FakeTrainer,
   GB,
   OTHER,
   PYTHON,
   PythonService,
+  REPO,
   RF,
   STORE,
   assertSameAnswer,
   exchange,
+  experimentOf,
   freePort,
+  memoryLogger,
   rowsOf,
   tempDir,
   uniformRow,
-  versionDir
+  versionDir,
+  waitFor
 } from './support.js'
 
 /** @import {OnnxModel, RowScore} from '../index.js' */
@@ -158,7 +166,11 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
         }
         // The runtime names its store (a copy) in a detail; the fake names the committed one.
         const expected = JSON.parse(JSON.stringify(real.body).replaceAll(store, STORE))
-        assertSameAnswer(mine.body, expected, {tolerance: TOLERANCE, loose: ['timestamp'], where: what})
+        assertSameAnswer(mine.body, expected, {
+          tolerance: TOLERANCE,
+          loose: ['timestamp', 'predictionId'],
+          where: what
+        })
       }
     } finally {
       await fake.close()
@@ -303,3 +315,264 @@ describe('against the Python runtime', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     assert.deepEqual(await quiet.predict(row), {...(await rf.predict(row)), source: 'local'})
   })
 })
+
+/**
+ * `count` random Unicode keys, seeded: ASCII, Latin-1, Greek and Cyrillic, CJK, Hangul, Arabic,
+ * emoji and other code points outside the BMP (never a lone surrogate), spaces and `%` included,
+ * 1 to 40 code points, and every 500th over 1 KB of UTF-8.
+ *
+ * @param {number} count
+ * @param {number} [seed]
+ */
+export function randomKeys(count, seed = 20261130) {
+  let state = seed >>> 0
+  const next = () => {
+    state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
+    return state / 2 ** 32
+  }
+  /** @type {Array<[number, number]>} */
+  const ranges = [
+    [0x20, 0x7e],
+    [0xa0, 0xff],
+    [0x370, 0x4ff],
+    [0x600, 0x6ff],
+    [0x4e00, 0x9fff],
+    [0xac00, 0xd7a3],
+    [0x1f300, 0x1faff],
+    [0x10000, 0x10ffff]
+  ]
+  return Array.from({length: count}, (_, i) => {
+    const length = i % 500 === 499 ? 400 : 1 + Math.floor(next() * 40)
+    let key = ''
+    for (let j = 0; j < length; j++) {
+      const [low, high] = ranges[Math.floor(next() * ranges.length)]
+      let cp = low + Math.floor(next() * (high - low + 1))
+      if (cp >= 0xd800 && cp <= 0xdfff) cp = 0x41
+      key += String.fromCodePoint(cp)
+    }
+    return key
+  })
+}
+
+describe(
+  'against the Python runtime following an experiment',
+  {skip: PYTHON ? false : 'ML_MATCHING_PYTHON is not set'},
+  () => {
+    // OTHER scores other features than control: the runtime refuses it as a shadow, as the client does.
+    const experiment = experimentOf({shadow: [GB, OTHER]})
+    /** @type {PythonService} */
+    let runtime
+    /** @type {string | undefined} */
+    let unavailable
+    /** The trainer the runtime sends its ledger rows to (and the client its own). */
+    const trainer = new FakeTrainer()
+    let work = ''
+    let dir = ''
+    /** @type {Record<string, string>} a key of each arm */
+    const arms = {}
+    for (let i = 0; Object.keys(arms).length < 2; i++)
+      arms[armOf(experiment, `brand-${i}`).arm] ??= `brand-${i}`
+    /** @type {Array<string>} */
+    const golden = JSON.parse(
+      readFileSync(path.join(REPO, 'schemas/assignment-vectors.json'), 'utf8')
+    ).vectors.map((/** @type {{key: string}} */ v) => v.key)
+
+    before(async () => {
+      work = await tempDir('runtime-experiment')
+      dir = path.join(work, 'models')
+      const store = path.join(work, 'store')
+      await cp(STORE, store, {recursive: true})
+      await writeFile(path.join(store, 'EXPERIMENT'), JSON.stringify(experiment) + '\n')
+      await trainer.start()
+      const port = await freePort()
+      runtime = new PythonService('runtime', {
+        port,
+        env: {
+          MODELS_DIR: store,
+          ML_SERVICE_HOST: '127.0.0.1',
+          ML_SERVICE_PORT: String(port),
+          ML_TRAINER_URL: trainer.baseUrl
+        },
+        readyPath: '/experiment',
+        readyTimeoutMs: READY_TIMEOUT_MS
+      })
+      try {
+        await runtime.start()
+      } catch (error) {
+        unavailable = /** @type {Error} */ (error).message
+      }
+    })
+
+    after(async () => {
+      await runtime?.stop()
+      await trainer.stop()
+      if (work) await rm(work, {recursive: true, force: true})
+    })
+
+    /**
+     * @param {string} name
+     * @param {(t: import('node:test').TestContext) => Promise<void>} body
+     */
+    function live(name, body) {
+      test(name, async (t) => {
+        if (unavailable) return t.skip(unavailable)
+        await body(t)
+      })
+    }
+
+    live('the fake runtime answers as the runtime does under an experiment', async () => {
+      const fake = new FakeRuntime({served: RF})
+      fake.experiment = experiment
+      await fake.start()
+      try {
+        const row = EXAMPLE_ROW
+        const header = (/** @type {string} */ key) => ({headers: {'ml-unit-key': key}, body: row})
+        /** @type {Array<[string, string, {body?: unknown, headers?: Record<string, string>}?]>} */
+        const requests = [
+          ['GET', '/experiment'],
+          ['GET', '/health'],
+          ['POST', '/predict', header(arms.control)],
+          ['POST', '/predict', header(arms.gb)],
+          ['POST', '/predict', header(unitHeader('Café Müller GmbH'))],
+          ['POST', '/predict', header(unitHeader(' brand / 42 ? '))],
+          ['POST', '/predict', header('%FF%FE')],
+          ['POST', '/predict', {body: row}],
+          ['POST', '/predict?explain=true', header(arms.gb)],
+          ['POST', '/predict', {headers: {'ml-unit-key': arms.gb}, body: {...row, brandFit: 2}}],
+          [
+            'POST',
+            '/predict/batch',
+            {body: {instances: [row, row, row], units: [arms.control, arms.gb, '株式会社サンプル']}}
+          ],
+          [
+            'POST',
+            '/predict/batch?explain=true',
+            {body: {instances: [row, row], units: [arms.gb, arms.control]}}
+          ],
+          ['POST', '/predict/batch', {body: {instances: [row, row], units: [arms.gb]}}],
+          ['POST', '/predict/batch', {body: {instances: [row, row]}}]
+        ]
+        for (const [method, where, options] of requests) {
+          const what = `${method} ${where} ${options?.headers?.['ml-unit-key'] ?? ''}`
+          const real = await exchange(runtime.url, method, where, options)
+          const mine = await exchange(fake.baseUrl, method, where, options)
+          assert.equal(mine.status, real.status, what)
+          assert.deepEqual(mine.headers, real.headers, what)
+          assertSameAnswer(mine.body, real.body, {
+            tolerance: TOLERANCE,
+            loose: ['timestamp', 'predictionId', 'ledger'],
+            where: what
+          })
+        }
+      } finally {
+        await fake.close()
+      }
+    })
+
+    live(
+      "in-process assignment is the runtime's: the golden keys in ML-Unit-Key, 10,000 random ones in units",
+      async () => {
+        const client = createClient({
+          baseUrl: runtime.url,
+          trainerUrl: trainer.baseUrl,
+          timeoutMs: 10_000,
+          logger: memoryLogger()
+        })
+        const model = await client.followModel({dir, followMs: 600_000})
+        try {
+          assert.deepEqual(model.experiment, experiment)
+          assert.deepEqual(model.refused, {[OTHER]: `it scores other features than control ${RF}`})
+          const row = EXAMPLE_ROW
+          for (const key of [...golden, ...randomKeys(200, 7)]) {
+            const remote = await client.predict(row, {unit: key})
+            const local = await model.predict(row, {unit: key})
+            const {arm, version} = armOf(experiment, key)
+            assert.deepEqual(
+              [remote.experiment, remote.arm, remote.modelVersion],
+              [experiment.id, arm, version],
+              key
+            )
+            assert.deepEqual(
+              [local.experiment, local.arm, local.modelVersion],
+              [experiment.id, arm, version],
+              key
+            )
+            assert.ok(Math.abs(remote.score - local.score) <= TOLERANCE, key)
+          }
+          const keys = randomKeys(10_000)
+          /** @type {Record<string, number>} */
+          const counts = {}
+          for (let start = 0; start < keys.length; start += 2000) {
+            const units = keys.slice(start, start + 2000)
+            const rows = units.map(() => row)
+            const remote = await client.predictBatch(rows, {units})
+            const local = await model.predictBatch(rows, {units})
+            assert.equal(remote.experiment, experiment.id)
+            for (const [i, unit] of units.entries()) {
+              const {arm} = armOf(experiment, unit)
+              assert.equal(remote.predictions[i].arm, arm, unit)
+              assert.equal(local.predictions[i].arm, arm, unit)
+              counts[arm] = (counts[arm] ?? 0) + 1
+            }
+          }
+          assert.ok(counts.control > 4700 && counts.gb > 4700, JSON.stringify(counts))
+        } finally {
+          await model.close()
+        }
+      }
+    )
+
+    live(
+      "in-process ledger rows are the runtime's rows, and a unit keeps its arm when the runtime stops",
+      async () => {
+        trainer.predictions.clear()
+        const client = createClient({
+          baseUrl: runtime.url,
+          trainerUrl: trainer.baseUrl,
+          timeoutMs: 5000,
+          logger: memoryLogger()
+        })
+        const model = await client.followModel({dir, followMs: 600_000})
+        try {
+          const row = rowsOf(model.model.features, 1, 4242)[0]
+          for (const unit of Object.values(arms)) {
+            const remote = await client.predict(row, {unit})
+            const local = await model.predict(row, {unit})
+            await client.flushPredictions()
+            const fromRuntime = await waitFor(
+              () => trainer.predictions.get(/** @type {string} */ (remote.predictionId)),
+              {
+                what: `the runtime's ledger row for ${unit}`
+              }
+            )
+            const fromNode = trainer.predictions.get(local.predictionId)
+            assert.ok(isPredictionId(remote.predictionId) && isPredictionId(local.predictionId))
+            const {source, ...rest} = fromNode
+            assert.equal(source, 'node')
+            assertSameAnswer(rest, fromRuntime, {
+              tolerance: TOLERANCE,
+              loose: ['predictionId', 'at', 'ms'],
+              where: unit
+            })
+            assert.deepEqual(
+              fromRuntime.shadow.map((/** @type {{version: string}} */ s) => s.version),
+              [GB]
+            )
+          }
+          const before = await Promise.all(golden.map((unit) => client.predict(row, {unit})))
+          await runtime.stop()
+          for (const [i, unit] of golden.entries()) {
+            const local = await client.predict(row, {unit})
+            assert.equal(local.source, 'local')
+            assert.deepEqual(
+              [local.experiment, local.arm, local.modelVersion],
+              [before[i].experiment, before[i].arm, before[i].modelVersion]
+            )
+          }
+        } finally {
+          await model.close()
+        }
+      }
+    )
+  }
+)

@@ -22,11 +22,13 @@ import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
 import {ExplanationUnavailableError, InvalidInputError, loadModel} from '../index.js'
-import {compileSchema, readRow} from '../lib/validate.js'
+import {BUCKETS, CONTROL, armOf} from '../lib/assignment.js'
+import {UUID7, isPredictionId, newPredictionId} from '../lib/ids.js'
+import {compileSchema, kind, readRow} from '../lib/validate.js'
 
 /** @import {ChildProcess} from 'node:child_process' */
 /** @import {TestContext} from 'node:test' */
-/** @import {OnnxModel, Sidecar} from '../index.js' */
+/** @import {Experiment, OnnxModel, Sidecar} from '../index.js' */
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -135,6 +137,50 @@ export async function editSidecar(dir, change) {
   const sidecar = JSON.parse(await readFile(file, 'utf8'))
   change(sidecar)
   await writeFile(file, JSON.stringify(sidecar, null, 2) + '\n')
+}
+
+/**
+ * An experiment as the trainer writes it to the store's `EXPERIMENT` (and the runtime answers it at
+ * `GET /experiment`): RF as control, GB as candidate `gb` on half the buckets and as a shadow (as
+ * in the trainer's shadow step of a ramp). OTHER scores other features: a runtime refuses it in an
+ * experiment of RF.
+ *
+ * @param {Partial<Experiment>} [changes]
+ * @returns {Experiment}
+ */
+export function experimentOf(changes = {}) {
+  return {
+    id: 'exp-gb-vs-rf',
+    name: 'gb-vs-rf',
+    state: 'running',
+    control: RF,
+    candidates: [{arm: 'gb', version: GB, weight: 5000}],
+    shadow: [GB],
+    salt: 'exp-golden',
+    horizonDays: 30,
+    createdAt: '2026-11-30T10:00:00.000Z',
+    revision: 1,
+    hash: 'sha256-v1',
+    ...changes
+  }
+}
+
+/**
+ * An answer without its prediction ids (on it and on each of its predictions), each checked to be
+ * a UUIDv7 first: what is left is what a model's answer for the same rows is.
+ *
+ * @param {any} answer
+ * @returns {any}
+ */
+export function withoutIds(answer) {
+  /** @param {any} item */
+  const strip = (item) => {
+    const {predictionId, ...rest} = item
+    assert.ok(isPredictionId(predictionId), `predictionId ${predictionId} is a UUIDv7`)
+    return rest
+  }
+  if (!Array.isArray(answer.predictions)) return strip(answer)
+  return {...answer, predictions: answer.predictions.map(strip)}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,6 +476,75 @@ const MEDIA_TYPES = /** @type {Record<string, string>} */ ({
   svg: 'image/svg+xml'
 })
 
+/** What the runtime answers `GET /experiment` when it follows none. */
+const NO_EXPERIMENT = 'this service follows no experiment (the store has no running one)'
+
+/**
+ * The `ML-Unit-Key` header's key, as the runtime decodes it (its `unit_key`): percent-encoded
+ * UTF-8 decoded; an empty key or bytes that are not UTF-8 are refused in its words.
+ *
+ * @param {string} raw
+ * @returns {string}
+ * @throws {InvalidInputError}
+ */
+function unitKey(raw) {
+  let key = raw
+  if (raw.includes('%')) {
+    // Python's unquote: each %XX a byte, anything else as it is (a `%` not followed by two hex digits too).
+    const bytes = []
+    for (let i = 0; i < raw.length; i++) {
+      const hex = raw.slice(i + 1, i + 3)
+      if (raw[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16))
+        i += 2
+      } else bytes.push(...Buffer.from(raw[i], 'utf8'))
+    }
+    try {
+      key = new TextDecoder('utf-8', {fatal: true}).decode(Uint8Array.from(bytes))
+    } catch {
+      throw new InvalidInputError(
+        'header `ML-Unit-Key`: not valid percent-encoded UTF-8 (encode non-ASCII keys as UTF-8, ' +
+          'then percent-encode the bytes)',
+        {reason: 'unit'}
+      )
+    }
+  }
+  if (!key) {
+    throw new InvalidInputError("header `ML-Unit-Key` is empty: send the unit's key, or no header at all", {
+      reason: 'unit'
+    })
+  }
+  return key
+}
+
+/**
+ * The experiment as `GET /health` shows it (the runtime's `ExperimentView`), every version loaded.
+ *
+ * @param {Experiment} experiment
+ */
+function experimentView(experiment) {
+  const weights = experiment.candidates.reduce((sum, c) => sum + c.weight, 0)
+  const refused = FakeRuntime.refused(experiment)
+  const why = (/** @type {string} */ version) => (refused.has(version) ? {refused: refused.get(version)} : {})
+  return {
+    id: experiment.id,
+    name: experiment.name,
+    state: experiment.state,
+    revision: experiment.revision,
+    control: experiment.control,
+    arms: [
+      {arm: CONTROL, version: experiment.control, weight: BUCKETS - weights},
+      ...experiment.candidates.map(({arm, version, weight}) => ({arm, version, weight, ...why(version)}))
+    ],
+    shadow: experiment.shadow.map((version, i) => ({
+      arm: `shadow-${i + 1}`,
+      version,
+      weight: 0,
+      ...why(version)
+    }))
+  }
+}
+
 /** `YYYY-MM-DDTHH:MM:SS+00:00`, as Python's `isoformat(timespec="seconds")` gives it. */
 function pythonNow() {
   return new Date().toISOString().slice(0, 19) + '+00:00'
@@ -450,6 +565,14 @@ export class FakeRuntime extends LocalServer {
    */
   mode = 'ok'
   slowMs = 5000
+  /**
+   * The store's `EXPERIMENT`: followed unless `stopped` (as the runtime follows it once its
+   * versions verified; `tampered` names versions whose `model.onnx` download is corrupted).
+   * @type {Experiment | null}
+   */
+  experiment = null
+  /** @type {Set<string>} versions whose `model.onnx` is changed in transit (as `mode: 'tampered'` does for all) */
+  tampered = new Set()
   /** @type {Array<{path: string, headers: http.IncomingHttpHeaders, body: any}>} */
   posts = []
   /** @type {Map<string, Promise<OnnxModel>>} */
@@ -494,6 +617,7 @@ export class FakeRuntime extends LocalServer {
     if (request.method === 'POST' && this.mode === 'off-contract')
       return send(response, 200, {hello: 'world'})
     const ready = this.mode !== 'no-model'
+    const experiment = this.#followed()
     if (route === 'GET /health') {
       return send(response, 200, {
         status: 'healthy',
@@ -501,12 +625,18 @@ export class FakeRuntime extends LocalServer {
         modelLoaded: ready,
         modelVersion: ready ? this.served : null,
         timestamp: pythonNow(),
-        activeVersion: this.served
+        activeVersion: this.served,
+        ...(experiment ? {experiment: experimentView(experiment)} : {}),
+        ledger: {mode: 'experiments', queued: 0, sent: 0, dropped: 0}
       })
     }
     if (route === 'GET /health/ready') {
       if (!ready) return fail(response, 503, 'model_not_ready', NO_MODEL)
       return send(response, 200, {status: 'ready', modelVersion: this.served})
+    }
+    if (route === 'GET /experiment') {
+      if (!experiment) return fail(response, 404, 'experiment_not_found', NO_EXPERIMENT)
+      return send(response, 200, experiment)
     }
     if (route === 'GET /models') return send(response, 200, await this.#listing())
     if (route === 'POST /predict' || route === 'POST /predict/batch') {
@@ -514,7 +644,8 @@ export class FakeRuntime extends LocalServer {
       if (!ready) return fail(response, 503, 'model_not_ready', NO_MODEL)
       const body = parse(text)
       if (body === undefined) return fail(response, 400, 'invalid_input', MALFORMED)
-      return this.#score(response, url, body)
+      const key = request.headers['ml-unit-key']
+      return this.#score(response, url, body, typeof key === 'string' ? key : undefined)
     }
     const load = /^POST \/models\/([^/]+)\/load$/.exec(route)
     if (load && !authorized(request, response, this.token)) return
@@ -540,26 +671,125 @@ export class FakeRuntime extends LocalServer {
     return fail(response, 404, 'not_found', `no route for ${request.method} ${url.pathname}`)
   }
 
+  /** The experiment the runtime follows (the store's, unless stopped), or null. */
+  #followed() {
+    return this.experiment && this.experiment.state !== 'stopped' ? this.experiment : null
+  }
+
   /**
-   * `POST /predict` or `/predict/batch`, scored by the served version; a bad row is refused in the
-   * runtime's words (the local model's words are the runtime's: runtime.test.js holds them equal).
+   * The versions of `experiment` the runtime does not use, and why: those scoring other features
+   * than control (every version of the fixture store verifies).
+   *
+   * @param {Experiment} experiment
+   * @returns {Map<string, string>}
+   */
+  static refused(experiment) {
+    const features = (/** @type {string} */ version) =>
+      JSON.parse(readFileSync(path.join(versionDir(version), 'model.json'), 'utf8'))
+        .features.map((/** @type {{name: string}} */ f) => f.name)
+        .join()
+    const control = features(experiment.control)
+    const refused = new Map()
+    for (const version of [...experiment.candidates.map((c) => c.version), ...experiment.shadow]) {
+      if (features(version) !== control)
+        refused.set(version, `it scores other features than control ${experiment.control}`)
+    }
+    return refused
+  }
+
+  /**
+   * What serves a row with unit `key` (the runtime's `Serving.route`): the version, and the
+   * answer's `experiment` and `arm` (none outside the experiment).
+   *
+   * @param {string | undefined} key
+   * @returns {{version: string, experiment?: string, arm?: string}}
+   */
+  #route(key) {
+    const experiment = this.#followed()
+    if (!experiment || experiment.state !== 'running') return {version: this.served}
+    if (key === undefined) return {version: experiment.control}
+    const {arm, version} = armOf(experiment, key)
+    const served = FakeRuntime.refused(experiment).has(version) ? experiment.control : version
+    return {version: served, experiment: experiment.id, arm}
+  }
+
+  /**
+   * `POST /predict` or `/predict/batch`, scored by the served version, or under a running
+   * experiment by the unit's arm; a bad row is refused in the runtime's words (the local model's
+   * words are the runtime's: runtime.test.js holds them equal).
    *
    * @param {http.ServerResponse} response
    * @param {URL} url
    * @param {any} body
+   * @param {string | undefined} header
+   *   `ML-Unit-Key`, as sent.
    */
-  async #score(response, url, body) {
+  async #score(response, url, body, header) {
     const asked = url.searchParams.getAll('explain')
     const explain = ['true', '1'].includes(asked[0]?.toLowerCase()) && this.mode !== 'before-explanations'
-    const model = await this.#model(this.served)
     try {
-      if (url.pathname === '/predict') return send(response, 200, await model.predict(body, {explain}))
+      if (url.pathname === '/predict') {
+        const key = header === undefined ? undefined : unitKey(header)
+        const route = this.#route(key)
+        const model = await this.#model(route.version)
+        const {contributions, baseValue, explanationScale, ...plain} = await model.predict(body, {explain})
+        return send(response, 200, {
+          ...plain,
+          predictionId: newPredictionId(),
+          ...(route.experiment ? {experiment: route.experiment, arm: route.arm} : {}),
+          ...(contributions ? {contributions, baseValue, explanationScale} : {})
+        })
+      }
       const rows = body?.instances
       if (Array.isArray(rows) && rows.length === 0) {
         return fail(response, 400, 'invalid_input', '`instances` is empty: send at least 1 row')
       }
-      const {predictions, ...shared} = await model.predictBatch(rows, {explain})
-      return send(response, 200, {predictions, ...shared})
+      const units = body?.units
+      if (Array.isArray(units) && Array.isArray(rows) && units.length !== rows.length) {
+        const detail = `\`units\` has ${units.length} keys for ${rows.length} instances: one per row, in order`
+        return fail(response, 400, 'invalid_input', detail)
+      }
+      const control = this.#route(undefined)
+      const model = await this.#model(control.version)
+      const checked = await model.predictBatch(rows, {explain}) // the runtime decodes with control's
+      const running = this.#followed()?.state === 'running'
+      if (!Array.isArray(units) || !running) {
+        const {predictions, ...shared} = checked
+        const served = predictions.map(({contributions, ...score}) => ({
+          ...score,
+          predictionId: newPredictionId(),
+          ...(contributions ? {contributions} : {})
+        }))
+        return send(response, 200, {predictions: served, ...shared})
+      }
+      /** @type {Array<any>} */
+      const predictions = []
+      /** @type {Map<string, unknown>} each version's explanation, by first use: the last one answers */
+      const explained = new Map()
+      for (const [i, row] of rows.entries()) {
+        const route = this.#route(unitKey(units[i]))
+        const answer = await (await this.#model(route.version)).predictBatch([row], {explain})
+        const {contributions, ...score} = answer.predictions[0]
+        predictions.push({
+          ...score,
+          predictionId: newPredictionId(),
+          arm: route.arm,
+          modelVersion: route.version,
+          ...(contributions ? {contributions} : {})
+        })
+        if (!explained.has(route.version))
+          explained.set(route.version, {
+            baseValue: answer.baseValue,
+            explanationScale: answer.explanationScale
+          })
+      }
+      return send(response, 200, {
+        predictions,
+        featureImportance: checked.featureImportance,
+        modelVersion: checked.modelVersion,
+        experiment: this.#followed()?.id,
+        ...(explain ? /** @type {object} */ ([...explained.values()].at(-1)) : {})
+      })
     } catch (error) {
       if (error instanceof InvalidInputError) return fail(response, 400, 'invalid_input', error.message)
       if (error instanceof ExplanationUnavailableError) {
@@ -615,7 +845,8 @@ export class FakeRuntime extends LocalServer {
     }
     let bytes = await readFile(path.join(versionDir(version), name))
     const digest = createHash('sha256').update(bytes).digest()
-    if (this.mode === 'tampered' && name === 'model.onnx') bytes = Buffer.concat([bytes, Buffer.from([0])])
+    const tampered = this.mode === 'tampered' || this.tampered.has(version)
+    if (tampered && name === 'model.onnx') bytes = Buffer.concat([bytes, Buffer.from([0])])
     const media =
       files[name]?.mediaType ?? MEDIA_TYPES[name.split('.').pop() ?? ''] ?? 'application/octet-stream'
     response.writeHead(200, {
@@ -649,12 +880,25 @@ const EVALUATION_SHARE = 0.2
  * content under a used id a conflict), split for evaluation by a hash of the id as the trainer
  * splits them, `/train` refusing too few rows or one class in its words. A training that may run
  * succeeds at once, with an answer of the trainer's shape (its numbers are made up).
+ *
+ * The prediction ledger (`POST /predictions`): rows stored once per `predictionId` (a resend is a
+ * duplicate, other content a conflict); an outcome sent as `{predictionId, outcome}` joins its row,
+ * or waits (`pending`) until the row arrives.
+ * trainer.test.js holds these answers to the real trainer's.
  */
 export class FakeTrainer extends LocalServer {
   /** @type {Map<string, {features: Record<string, number>, outcome: boolean}>} id → what was stored */
   stored = new Map()
+  /** @type {Map<string, any>} predictionId → the ledger row stored */
+  predictions = new Map()
+  /** @type {Map<string, boolean>} predictionId → an outcome whose row has not arrived */
+  pending = new Map()
   /** Answers to drop: the outcomes are stored, the connection cut before the answer. */
   loseAnswers = 0
+  /** `POST /predictions` answers to drop: the rows are stored, the connection cut before the answer. */
+  loseLedgerAnswers = 0
+  /** False: a trainer older than the ledger (`POST /predictions` is no route: 404). */
+  ledger = true
   /** @type {string | null} what ACTIVE names (a promoted training sets it) */
   activeVersion = null
   /** @type {Map<string, any>} id → job view */
@@ -693,6 +937,12 @@ export class FakeTrainer extends LocalServer {
       if (body === undefined) return fail(response, 400, 'invalid_input', MALFORMED)
       return this.#outcomes(response, body)
     }
+    if (route === 'POST /predictions' && this.ledger) {
+      if (!json(request, response)) return
+      const body = parse(text)
+      if (body === undefined) return fail(response, 400, 'invalid_input', MALFORMED)
+      return this.#predictions(response, body)
+    }
     if (route === 'POST /train') {
       if (!authorized(request, response, this.token)) return
       if (text.trim())
@@ -719,18 +969,36 @@ export class FakeTrainer extends LocalServer {
    */
   #outcomes(response, body) {
     const batch = Array.isArray(body?.outcomes)
-    /** @type {Array<{id: string, features: Record<string, number>, outcome: boolean}>} */
-    const items = (batch ? body.outcomes : [body]).map((/** @type {any} */ o) => ({
-      id: o.id ?? randomUUID().replaceAll('-', ''),
-      features: o.features,
-      outcome: o.outcome
-    }))
+    // An outcome by prediction may be 1 or 0, as the original write-up's callers send it.
+    /** @type {Array<{id: string, features?: Record<string, number>, predictionId?: string, outcome: boolean}>} */
+    const items = (batch ? body.outcomes : [body]).map((/** @type {any} */ o) =>
+      o?.predictionId === undefined
+        ? {id: o.id ?? randomUUID().replaceAll('-', ''), features: o.features, outcome: o.outcome}
+        : {
+            id: o.predictionId,
+            predictionId: o.predictionId,
+            outcome: o.outcome === 1 || o.outcome === 0 ? o.outcome === 1 : o.outcome
+          }
+    )
     // Every outcome is decoded (and refused) before any is compared with what is stored.
     for (const [i, item] of items.entries()) {
+      const where = batch ? `outcome ${i}: ` : ''
+      if (item.predictionId !== undefined) {
+        if (typeof item.outcome !== 'boolean') {
+          const detail = `${where}field \`outcome\`: expected true or false (or 1 or 0), got ${kind(item.outcome)}`
+          return fail(response, 400, 'invalid_input', detail)
+        }
+        if (!isPredictionId(item.predictionId)) {
+          const detail =
+            `${where}field \`predictionId\`: expected a prediction id as the runtime answers it (a UUIDv7), ` +
+            `got ${kind(item.predictionId)}`
+          return fail(response, 400, 'invalid_input', detail)
+        }
+        continue
+      }
       try {
         readRow(TRAINER_FEATURES, item.features, SCRATCH, 0, undefined)
       } catch (error) {
-        const where = batch ? `outcome ${i}: ` : ''
         return fail(
           response,
           400,
@@ -741,20 +1009,38 @@ export class FakeTrainer extends LocalServer {
     }
     for (const item of items) {
       const known = this.stored.get(item.id)
-      if (
-        known &&
-        JSON.stringify(known) !== JSON.stringify({features: item.features, outcome: item.outcome})
-      ) {
+      const waiting = this.pending.get(item.id)
+      if (waiting !== undefined && waiting !== item.outcome) {
         const detail =
-          `outcome \`${item.id}\` is already stored with other features or another outcome; ` +
+          `prediction \`${item.id}\` already has the outcome ${waiting ? 'True' : 'False'}; ` +
+          'a retry must send the same, and a prediction has one outcome'
+        return fail(response, 409, 'outcome_conflict', detail)
+      }
+      const other =
+        item.predictionId === undefined
+          ? known &&
+            JSON.stringify(known) !== JSON.stringify({features: item.features, outcome: item.outcome})
+          : known !== undefined && known.outcome !== item.outcome
+      if (other) {
+        const what =
+          item.predictionId === undefined ? `outcome \`${item.id}\`` : `prediction \`${item.id}\`'s outcome`
+        const detail =
+          `${what} is already stored with other features or another outcome; ` +
           'a retry must send the same, a new outcome needs a new id'
         return fail(response, 409, 'outcome_conflict', detail)
       }
     }
     let stored = 0
-    for (const {id, features, outcome} of items) {
-      if (this.stored.has(id)) continue
-      this.stored.set(id, {features, outcome})
+    let pending = 0
+    for (const {id, features, predictionId, outcome} of items) {
+      if (this.stored.has(id) || this.pending.has(id)) continue
+      if (predictionId !== undefined && !this.predictions.has(predictionId)) {
+        this.pending.set(predictionId, outcome)
+        pending++
+        continue
+      }
+      const row = predictionId === undefined ? features : this.predictions.get(predictionId).features
+      this.stored.set(id, {features: /** @type {Record<string, number>} */ (row), outcome})
       stored++
     }
     this.#untrained += stored
@@ -765,11 +1051,67 @@ export class FakeTrainer extends LocalServer {
     const ids = items.map((item) => item.id)
     send(response, 200, {
       stored,
-      duplicates: items.length - stored,
+      duplicates: items.length - stored - pending,
       total: this.stored.size,
       untrained: this.#untrained,
-      ids
+      ids,
+      pending
     })
+  }
+
+  /**
+   * `POST /predictions`: `{rows: [...]}` of ledger rows; all stored or none; pending outcomes join.
+   *
+   * @param {http.ServerResponse} response
+   * @param {any} body
+   */
+  #predictions(response, body) {
+    // Refused in msgspec's words, as the trainer refuses a LedgerBatch (the cases the tests send).
+    const rows = body?.rows
+    if (!Array.isArray(rows))
+      return fail(response, 400, 'invalid_input', 'Object missing required field `rows`')
+    if (rows.length === 0 || rows.length > 10_000) {
+      const bound = rows.length === 0 ? '>= 1' : '<= 10000'
+      return fail(response, 400, 'invalid_input', `Expected \`array\` of length ${bound} - at \`$.rows\``)
+    }
+    for (const [i, row] of rows.entries()) {
+      const missing = ['predictionId', 'at', 'version', 'probability', 'features'].find((k) => !(k in row))
+      if (missing) {
+        const detail = `Object missing required field \`${missing}\` - at \`$.rows[${i}]\``
+        return fail(response, 400, 'invalid_input', detail)
+      }
+      if (!isPredictionId(row.predictionId)) {
+        const detail = `Expected \`str\` matching regex '${UUID7.source}' - at \`$.rows[${i}].predictionId\``
+        return fail(response, 400, 'invalid_input', detail)
+      }
+    }
+    for (const row of rows) {
+      const known = this.predictions.get(row.predictionId)
+      if (known && JSON.stringify(known) !== JSON.stringify(row)) {
+        const detail =
+          `prediction \`${row.predictionId}\` is already stored with other content; a resend must ` +
+          'send the same row (prediction ids are unique: a new prediction needs a new id)'
+        return fail(response, 409, 'prediction_conflict', detail)
+      }
+    }
+    let stored = 0
+    let joined = 0
+    for (const row of rows) {
+      if (this.predictions.has(row.predictionId)) continue
+      this.predictions.set(row.predictionId, row)
+      stored++
+      const outcome = this.pending.get(row.predictionId)
+      if (outcome === undefined) continue
+      this.pending.delete(row.predictionId)
+      this.stored.set(row.predictionId, {features: row.features, outcome})
+      this.#untrained++
+      joined++
+    }
+    if (this.loseLedgerAnswers > 0) {
+      this.loseLedgerAnswers--
+      return response.destroy() // stored, but the client never hears so
+    }
+    send(response, 200, {stored, duplicates: rows.length - stored, joined})
   }
 
   /**

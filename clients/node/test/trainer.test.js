@@ -13,6 +13,7 @@ import {rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {createClient} from '../index.js'
+import {newPredictionId} from '../lib/ids.js'
 import {
   EXAMPLE_ROW,
   FakeTrainer,
@@ -132,6 +133,71 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
           ['GET', '/nope']
         ],
         {loose: ['timestamp', 'job']}
+      )
+    } finally {
+      await fake.stop()
+    }
+  })
+
+  test('the fake trainer answers ledger rows and outcomes by prediction as the trainer does', async (t) => {
+    if (unavailable) return t.skip(unavailable)
+    const fake = new FakeTrainer({token: TOKEN})
+    await fake.start()
+    try {
+      const [a, b, c, d] = Array.from({length: 4}, () => newPredictionId())
+      /** @param {string} predictionId */
+      const ledgerRow = (predictionId) => ({
+        predictionId,
+        at: '2026-11-30T11:05:25.543Z',
+        version: '20260101_000000',
+        probability: 0.8433451056480408,
+        features: row(7),
+        experiment: 'exp-gb-vs-rf',
+        revision: 1,
+        arm: 'control',
+        weight: 5000,
+        unit: 'c5f2f8ea841c8299013c6a6a11301eaed193a283b02e632e3a0d8e35093bbdb3',
+        hash: 'sha256-v1',
+        ms: 0.41,
+        shadow: [{version: '20260102_000000', probability: 0.8370679020881653}],
+        source: 'node'
+      })
+      const {at, ...noTime} = ledgerRow(a)
+      await sameAnswers(
+        fake,
+        [
+          ['POST', '/outcomes', {body: {predictionId: b, outcome: false}}],
+          ['POST', '/predictions', {body: {rows: [ledgerRow(a)]}}],
+          ['POST', '/predictions', {body: {rows: [ledgerRow(a)]}}],
+          ['POST', '/predictions', {body: {rows: [ledgerRow(b), ledgerRow(a)]}}],
+          ['POST', '/predictions', {body: {rows: [{...ledgerRow(a), probability: 0.5}]}}],
+          ['POST', '/predictions', {body: {rows: []}}],
+          ['POST', '/predictions', {body: {}}],
+          ['POST', '/predictions', {body: {rows: [{...ledgerRow(c), predictionId: 'collab-42'}]}}],
+          ['POST', '/predictions', {body: {rows: [noTime]}}],
+          ['POST', '/predictions', {body: {rows: [ledgerRow(c)]}, headers: {'content-type': 'text/plain'}}],
+          ['POST', '/outcomes', {body: {predictionId: a, outcome: true}}],
+          ['POST', '/outcomes', {body: {predictionId: a, outcome: true}}],
+          ['POST', '/outcomes', {body: {predictionId: a, outcome: false}}],
+          ['POST', '/outcomes', {body: {predictionId: c, outcome: true}}],
+          ['POST', '/outcomes', {body: {predictionId: c, outcome: false}}],
+          ['POST', '/outcomes', {body: {predictionId: 'collab-42', outcome: true}}],
+          ['POST', '/outcomes', {body: {predictionId: d, outcome: 'yes'}}],
+          ['POST', '/outcomes', {body: {predictionId: newPredictionId(), outcome: 1}}],
+          [
+            'POST',
+            '/outcomes',
+            {
+              body: {
+                outcomes: [
+                  {predictionId: d, outcome: false},
+                  {id: 'ledger-1', features: row(9), outcome: true}
+                ]
+              }
+            }
+          ]
+        ],
+        {loose: ['total', 'untrained']}
       )
     } finally {
       await fake.stop()

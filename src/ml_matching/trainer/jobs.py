@@ -118,6 +118,8 @@ class JobRunner:
         return self.job(job_id)
 
     def _start(self, job: JobRecord, body: bytes | None) -> None:
+        if not self._store.shared:  # no other trainer to wait for: running from the answer on
+            job = self._save(job, state="running", started_at=now())
         self._running = job
         self._follower = threading.Thread(target=self._run, args=(job, body), daemon=True)
         self._follower.start()
@@ -139,7 +141,8 @@ class JobRunner:
         self._finish(job, final, spec)
 
     def _launch(self, job: JobRecord, spec: JobSpec) -> tuple[JobRecord, Final]:
-        job = self._save(job, state="running", started_at=now())
+        if job.state != "running":
+            job = self._save(job, state="running", started_at=now())
         self._running = job
         parent, child = self._context.Pipe(duplex=False)
         # Not a daemon: a daemon process may not start children, and joblib then fits on one core.

@@ -134,6 +134,11 @@ class Store:
     def where(self) -> str:
         return self.db.where
 
+    @property
+    def shared(self) -> bool:
+        """Whether other trainers may use this database (PostgreSQL) and so hold its training lock."""
+        return isinstance(self.db, PostgresDatabase)
+
     def close(self) -> None:
         self.db.close()
 
@@ -235,7 +240,7 @@ class Store:
     def training_lock(self, waiting: Callable[[], None], stopping: Callable[[], bool]) -> Iterator[bool]:
         """One training job at a time across every trainer on this database (PostgreSQL's advisory
         lock; a SQLite file has one trainer). False: the trainer stopped while waiting."""
-        if isinstance(self.db, PostgresDatabase):
+        if isinstance(self.db, PostgresDatabase):  # (self.shared, spelled so that mypy narrows it)
             with self.db.exclusive(TRAIN_LOCK, waiting, stopping) as got:
                 yield got
         else:
