@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -40,6 +41,8 @@ from ml_matching.contract.ledger import LedgerRow, ShadowScore  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
 
 BATCH = 1000
+FIXTURE_STORE = ROOT / "tests" / "fixtures" / "store"  # two versions of the default features
+VERSIONS = {"control": "20260101_000000", "candidate": "20260102_000000"}
 
 
 def rows(n: int, seed: int = 1) -> list[LedgerRow]:
@@ -55,7 +58,7 @@ def rows(n: int, seed: int = 1) -> list[LedgerRow]:
             LedgerRow(
                 ids(),
                 "2026-11-30T12:00:00.000Z",
-                arm,
+                VERSIONS[arm],
                 rng.random(),
                 features,
                 "exp-bench",
@@ -80,7 +83,8 @@ def _post(port: int, path: str, body: bytes) -> dict[str, Any]:
 def _trainer(database: str, name: str) -> procs.Server:
     port = procs.free_port()
     store = WORK / f"store-{name}"
-    store.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(FIXTURE_STORE, store)  # the trainer checks each row against its version's features
     env = {
         **os.environ, "MODELS_DIR": str(store), "ML_TRAINER_PORT": str(port), "ML_TRAINER_HOST": "127.0.0.1",
         "LOG_LEVEL": "WARNING", "OUTCOMES_DB": database, "RETRAIN_EVERY": "0", "MAX_BATCH_ROWS": str(BATCH),

@@ -275,3 +275,16 @@ def test_ledger_rows_carry_how_long_the_serving_version_took(models: Path) -> No
         _predict(client, "brand-1")
         (row,) = captured.settled()
         assert row.ms is not None and row.ms >= 50 and not row.fallback
+
+
+@pytest.mark.parametrize(
+    ("units", "words"),
+    [
+        ([""], "`units` key 0: expected a non-empty text key"),
+        ([7], "`units` key 0: expected a non-empty text key (a brand id, a pair id), got a number"),
+        ("x", '`units` must be a list of unit keys, got a string "x"'),
+    ],
+)
+def test_bad_units_are_named(client: Client, units: Any, words: str) -> None:
+    response = client.post("/predict/batch", json={"instances": [SEED_ROW], "units": units})
+    assert response.status_code == 400 and words in response.json()["detail"]

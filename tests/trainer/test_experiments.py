@@ -257,3 +257,27 @@ def test_a_biased_assignment_is_flagged_by_the_srm_check(client: Client, models:
         _post_rows(client, rows[start : start + 5000])
     srm = client.get(f"/experiments/{experiment.id}").json()["srm"]
     assert srm["units"] == 25_000 and srm["pValue"] < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"features": {"a": 0.5}}, "rows[0] (prediction `"),
+        (
+            {"features": {**SEED_ROW, "brandFit": 1.5}},
+            "features: feature `brandFit`: value 1.5 is outside [0, 1]",
+        ),
+        ({"version": "20990101_000000"}, "version 20990101_000000 is not in the store"),
+    ],
+)
+def test_a_ledger_row_must_be_a_row_its_version_scores(
+    client: Client, models: Path, change: dict[str, Any], words: str
+) -> None:
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    row = msgspec.structs.replace(ledger_row(experiment, "brand-1"), **change)
+    assert words in _error(_post_rows(client, [row]), 400, "invalid_input")
+    assert client.get(f"/experiments/{experiment.id}").json()["arms"][0]["rows"] == 0, (
+        "nothing of the batch kept"
+    )

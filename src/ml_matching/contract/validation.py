@@ -24,6 +24,7 @@ import msgspec
 from ml_matching.contract.features import Feature, FeatureSet, number_text
 
 BATCH_KEY = "instances"
+UNITS_KEY = "units"  # one unit key per row, for an experiment's assignment
 _NOT_JSON_NUMBER = re.compile(rb"""(?<![\w"])(-?Infinity|NaN)(?![\w"])""")
 
 
@@ -107,9 +108,9 @@ def _wrapper_problem(data: Any, fs: FeatureSet, max_rows: int) -> str | None:
                 'or send it as {"instances": [row]}'
             )
         return f"{wanted}: missing field `{BATCH_KEY}`"
-    extra = sorted(k for k in data if k != BATCH_KEY)
+    extra = sorted(k for k in data if k not in (BATCH_KEY, UNITS_KEY))
     if extra:
-        return f"unknown field `{extra[0]}` ({wanted})"
+        return f'unknown field `{extra[0]}` ({wanted}, and "{UNITS_KEY}": [key, ...] under an experiment)'
     rows = data[BATCH_KEY]
     if not isinstance(rows, list):
         return f"`{BATCH_KEY}` must be a list of rows, got {kind(rows)}"
@@ -117,6 +118,21 @@ def _wrapper_problem(data: Any, fs: FeatureSet, max_rows: int) -> str | None:
         return f"`{BATCH_KEY}` is empty: send at least 1 row"
     if len(rows) > max_rows:
         return f"`{BATCH_KEY}` has {len(rows)} rows, more than MAX_BATCH_ROWS ({max_rows})"
+    return _units_problem(data.get(UNITS_KEY, None), len(rows))
+
+
+def _units_problem(units: Any, rows: int) -> str | None:
+    """``units`` (absent, or one non-empty text key per row) as ``/predict/batch`` takes it."""
+    if units is None:
+        return None
+    if not isinstance(units, list):
+        return f"`{UNITS_KEY}` must be a list of unit keys, got {kind(units)}"
+    for i, key in enumerate(units):
+        if not isinstance(key, str) or not key:
+            wanted = "a non-empty text key (a brand id, a pair id)"
+            return f"`{UNITS_KEY}` key {i}: expected {wanted}, got {kind(key)}"
+    if len(units) != rows:
+        return f"`{UNITS_KEY}` has {len(units)} keys for {rows} instances: one per row, in order"
     return None
 
 

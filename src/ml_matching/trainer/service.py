@@ -23,6 +23,7 @@ from ml_matching.contract import (
     write_active,
 )
 from ml_matching.contract.ledger import LedgerBatch
+from ml_matching.contract.validation import row_problem
 from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_view import ExperimentView, experiment_view
@@ -56,6 +57,7 @@ class Trainer:
         self._ledger_decoder = msgspec.json.Decoder(LedgerBatch)
         self._stopping = threading.Event()
         self._decoder_lock = threading.Lock()
+        self._features_of: dict[str, FeatureSet] = {}
         self._decoder_key: tuple[str | None, ...] | None = None
         self._decoder: OutcomeDecoder | None = None
         self._fallback = (
@@ -156,12 +158,33 @@ class Trainer:
             batch = self._ledger_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidInput(ledger_problem(body, exc)) from None
+        for i, row in enumerate(batch.rows):
+            # A joined outcome trains like any other: its features must be a row its version scores.
+            problem = row_problem(row.features, self._version_features(row.version))
+            if problem:
+                raise InvalidInput(f"rows[{i}] (prediction `{row.prediction_id}`): features: {problem}")
         with self.store.db.write() as tx:
             added = add_predictions(tx, batch.rows, now(), self.settings.evaluation_share)
         if self.metrics is not None:
             self.metrics.ledger(added.stored, added.duplicates, added.joined)
         job = self._retrain_if_due(added.joined)
         return PredictionsStored(added.stored, added.duplicates, added.joined, job)
+
+    def _version_features(self, version: str) -> FeatureSet:
+        """The feature set ``version`` scores (read from its sidecar once)."""
+        with self._decoder_lock:
+            found = self._features_of.get(version)
+        if found is not None:
+            return found
+        try:
+            sidecar = decode_sidecar((version_dir(self.root, version) / SIDECAR_FILE).read_bytes())
+        except (MLMatchingError, OSError):
+            raise InvalidInput(
+                f"version {version} is not in the store (a ledger row names the version that served)"
+            ) from None
+        with self._decoder_lock:
+            self._features_of[version] = FeatureSet(sidecar.features)
+            return self._features_of[version]
 
     def prune_ledger(self, at: dt.datetime | None = None) -> tuple[int, int]:
         """Forget ledger rows older than LEDGER_RETENTION_DAYS; (predictions, waiting outcomes) removed."""
