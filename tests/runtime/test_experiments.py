@@ -288,3 +288,16 @@ def test_ledger_rows_carry_how_long_the_serving_version_took(models: Path) -> No
 def test_bad_units_are_named(client: Client, units: Any, words: str) -> None:
     response = client.post("/predict/batch", json={"instances": [SEED_ROW], "units": units})
     assert response.status_code == 400 and words in response.json()["detail"]
+
+
+def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Client) -> None:
+    """Each row's contributions add up from its own version's base to its own output."""
+    body = {"instances": [SEED_ROW] * 40, "units": KEYS[:40]}
+    answer = client.post("/predict/batch?explain=true", json=body).json()
+    versions = {p["modelVersion"] for p in answer["predictions"]}
+    assert versions == {RF_VERSION, GB_VERSION}
+    assert answer["explanationScale"] == "log-odds"  # both fixture versions explain in log-odds
+    for p in answer["predictions"]:
+        total = p["baseValue"] + sum(p["contributions"].values())
+        probability = p["successProbability"] / 100
+        assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]

@@ -146,9 +146,9 @@ export interface PredictResponse {
 }
 /**
  * ``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
- * ``explanationScale`` once, with ``?explain=true``). ``modelVersion`` is the version that
- * serves rows outside an experiment (control); with ``units``, ``experiment`` names the
- * experiment and each row its arm and version.
+ * ``explanationScale`` once, with ``?explain=true``: control's). ``modelVersion`` is the version
+ * that serves rows outside an experiment (control); with ``units``, ``experiment`` names the
+ * experiment and each row its arm and version (and, explained, its own ``baseValue``).
  */
 export interface BatchResponse {
   predictions: Prediction[];
@@ -163,7 +163,8 @@ export interface BatchResponse {
 /**
  * One scored row (as in a batch): ``predictionId`` always (the id an outcome may name later);
  * ``arm`` and ``modelVersion`` (the version that served it) when the row is in an experiment;
- * ``contributions`` only when explanations were asked for.
+ * ``contributions`` only when explanations were asked for, and then, in an experiment, the
+ * ``baseValue`` they start from (the serving version's: arms differ).
  */
 export interface Prediction {
   score: number;
@@ -175,6 +176,7 @@ export interface Prediction {
   contributions?: {
     [k: string]: number;
   } | null;
+  baseValue?: number | null;
 }
 /**
  * ``GET /monitoring/drift``: the served version's recent rows against its training data.

@@ -233,8 +233,8 @@ export class FollowingModel {
     const predictions = new Array(rows.length)
     /** @type {Array<Entry>} */
     const entries = new Array(rows.length)
-    /** @type {{baseValue?: number | null, explanationScale?: string | null}} */
-    let explained = {}
+    /** @type {Map<string, {baseValue: number | null, explanationScale: string | null}>} */
+    const bases = new Map() // each version's explanation base: arms' versions differ
     for (const model of groups.keys()) this.#acquire(model) // none is closed before its turn
     try {
       for (const [chosen, group] of groups) {
@@ -247,15 +247,14 @@ export class FollowingModel {
         )
         const {answer, p, x} = scored.result
         const model = scored.model
+        const {baseValue, explanationScale} = answer
         for (const [j, i] of group.entries()) {
           const route = scored.routes[j]
-          predictions[i] = servedRow(answer.predictions[j], ids[i], route.arm, model.version)
+          predictions[i] = servedRow(answer.predictions[j], ids[i], route.arm, model.version, baseValue)
           entries[i] = {route, model, x, offset: j, p: p[j], id: ids[i], input: rows[i], ms: scored.ms}
         }
-        // As the runtime answers: one baseValue, the last group's.
-        const {baseValue, explanationScale} = answer
         if (baseValue !== undefined && explanationScale !== undefined)
-          explained = {baseValue, explanationScale}
+          bases.set(model.version, {baseValue, explanationScale})
       }
     } finally {
       for (const model of groups.keys()) this.#release(model)
@@ -266,7 +265,8 @@ export class FollowingModel {
       featureImportance: running.control.importance,
       modelVersion: running.control.version,
       experiment: running.experiment.id,
-      ...explained
+      // As the runtime answers: the batch's base is control's (each explained row has its own).
+      ...(bases.get(running.control.version) ?? [...bases.values()][0] ?? {})
     }
   }
 
@@ -661,22 +661,26 @@ function servedOne(answer, predictionId, route) {
 
 /**
  * One row of a batch as the runtime gives it: the id; under an experiment the arm and the version
- * that served it.
+ * that served it, and, explained, the base its contributions start from.
  *
  * @param {RowScore} score
  * @param {string} predictionId
  * @param {string} [arm]
  * @param {string} [version]
+ * @param {number | null} [baseValue]
  * @returns {ServedRowScore}
  */
-function servedRow(score, predictionId, arm, version) {
+function servedRow(score, predictionId, arm, version, baseValue) {
   const {contributions, ...plain} = score
-  return {
+  const row = {
     ...plain,
     predictionId,
-    ...(version === undefined ? {} : {arm: arm ?? null, modelVersion: version}),
-    ...(contributions === undefined ? {} : {contributions})
+    ...(version === undefined ? {} : {arm: arm ?? null, modelVersion: version})
   }
+  if (contributions === undefined) return row
+  return version === undefined || baseValue === undefined
+    ? {...row, contributions}
+    : {...row, contributions, baseValue}
 }
 
 /**

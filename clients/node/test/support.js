@@ -764,7 +764,7 @@ export class FakeRuntime extends LocalServer {
       }
       /** @type {Array<any>} */
       const predictions = []
-      /** @type {Map<string, unknown>} each version's explanation, by first use: the last one answers */
+      /** @type {Map<string, {baseValue: unknown, explanationScale: unknown}>} each version's explanation */
       const explained = new Map()
       for (const [i, row] of rows.entries()) {
         const route = this.#route(unitKey(units[i]))
@@ -775,7 +775,8 @@ export class FakeRuntime extends LocalServer {
           predictionId: newPredictionId(),
           arm: route.arm,
           modelVersion: route.version,
-          ...(contributions ? {contributions} : {})
+          // As the runtime answers: in an experiment each explained row has its version's base.
+          ...(contributions ? {contributions, baseValue: answer.baseValue} : {})
         })
         if (!explained.has(route.version))
           explained.set(route.version, {
@@ -783,12 +784,13 @@ export class FakeRuntime extends LocalServer {
             explanationScale: answer.explanationScale
           })
       }
+      const shared = explained.get(control.version) ?? [...explained.values()][0]
       return send(response, 200, {
         predictions,
         featureImportance: checked.featureImportance,
         modelVersion: checked.modelVersion,
         experiment: this.#followed()?.id,
-        ...(explain ? /** @type {object} */ ([...explained.values()].at(-1)) : {})
+        ...(explain ? /** @type {object} */ (shared) : {})
       })
     } catch (error) {
       if (error instanceof InvalidInputError) return fail(response, 400, 'invalid_input', error.message)
@@ -905,10 +907,43 @@ export class FakeTrainer extends LocalServer {
   jobs = new Map()
   #untrained = 0
 
-  /** @param {{token?: string}} [options] */
-  constructor({token = ADMIN_TOKEN} = {}) {
+  /** @type {Map<string, import('../lib/validate.js').Schema | null>} version → its features (null: not in the store) */
+  #schemas = new Map()
+
+  /** @param {{token?: string, store?: string}} [options] the store whose versions ledger rows name */
+  constructor({token = ADMIN_TOKEN, store = STORE} = {}) {
     super()
     this.token = token
+    this.store = store
+  }
+
+  /**
+   * What the trainer says of a ledger row's features: checked against its version's, as the runtime
+   * checks a row (the trainer joins outcomes to them and trains on them).
+   *
+   * @param {any} row
+   * @param {number} i
+   * @returns {string | null}
+   */
+  #rowProblem(row, i) {
+    if (!this.#schemas.has(row.version)) {
+      let schema = null
+      try {
+        const sidecar = JSON.parse(readFileSync(path.join(this.store, row.version, 'model.json'), 'utf8'))
+        schema = compileSchema(sidecar.features)
+      } catch {}
+      this.#schemas.set(row.version, schema)
+    }
+    const schema = this.#schemas.get(row.version)
+    if (!schema)
+      return `version ${row.version} is not in the store (a ledger row names the version that served)`
+    try {
+      readRow(schema, row.features, new Float64Array(schema.names.length), 0, undefined)
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error
+      return `rows[${i}] (prediction \`${row.predictionId}\`): features: ${error.message}`
+    }
+    return null
   }
 
   /**
@@ -1084,6 +1119,10 @@ export class FakeTrainer extends LocalServer {
         const detail = `Expected \`str\` matching regex '${UUID7.source}' - at \`$.rows[${i}].predictionId\``
         return fail(response, 400, 'invalid_input', detail)
       }
+    }
+    for (const [i, row] of rows.entries()) {
+      const problem = this.#rowProblem(row, i)
+      if (problem) return fail(response, 400, 'invalid_input', problem)
     }
     for (const row of rows) {
       const known = this.predictions.get(row.predictionId)

@@ -9,7 +9,7 @@
  */
 
 import assert from 'node:assert/strict'
-import {rm, writeFile} from 'node:fs/promises'
+import {cp, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {createClient} from '../index.js'
@@ -19,6 +19,7 @@ import {
   FakeTrainer,
   PYTHON,
   PythonService,
+  STORE,
   assertSameAnswer,
   exchange,
   freePort,
@@ -42,6 +43,11 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
 
   before(async () => {
     work = await tempDir('trainer')
+    // The versions ledger rows name, and no ACTIVE: the trainer starts as on an empty store.
+    await cp(STORE, path.join(work, 'store'), {
+      recursive: true,
+      filter: (source) => !path.basename(source).startsWith('ACTIVE')
+    })
     const config = path.join(work, 'fast.json')
     await writeFile(
       config,
@@ -175,6 +181,8 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
           ['POST', '/predictions', {body: {}}],
           ['POST', '/predictions', {body: {rows: [{...ledgerRow(c), predictionId: 'collab-42'}]}}],
           ['POST', '/predictions', {body: {rows: [noTime]}}],
+          ['POST', '/predictions', {body: {rows: [{...ledgerRow(c), features: {a: 0.5}}]}}],
+          ['POST', '/predictions', {body: {rows: [{...ledgerRow(c), version: '20990101_000000'}]}}],
           ['POST', '/predictions', {body: {rows: [ledgerRow(c)]}, headers: {'content-type': 'text/plain'}}],
           ['POST', '/outcomes', {body: {predictionId: a, outcome: true}}],
           ['POST', '/outcomes', {body: {predictionId: a, outcome: true}}],

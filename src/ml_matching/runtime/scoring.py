@@ -40,7 +40,8 @@ PLAIN = Tag()
 class Prediction(msgspec.Struct, rename="camel", omit_defaults=True):
     """One scored row (as in a batch): ``predictionId`` always (the id an outcome may name later);
     ``arm`` and ``modelVersion`` (the version that served it) when the row is in an experiment;
-    ``contributions`` only when explanations were asked for."""
+    ``contributions`` only when explanations were asked for, and then, in an experiment, the
+    ``baseValue`` they start from (the serving version's: arms differ)."""
 
     score: float
     confidence: float
@@ -49,6 +50,7 @@ class Prediction(msgspec.Struct, rename="camel", omit_defaults=True):
     arm: str | None = None
     model_version: str | None = None
     contributions: dict[str, float] | None = None
+    base_value: float | None = None
 
 
 class PredictResponse(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -74,9 +76,9 @@ class PredictResponse(msgspec.Struct, rename="camel", omit_defaults=True):
 
 class BatchResponse(msgspec.Struct, rename="camel", omit_defaults=True):
     """``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
-    ``explanationScale`` once, with ``?explain=true``). ``modelVersion`` is the version that
-    serves rows outside an experiment (control); with ``units``, ``experiment`` names the
-    experiment and each row its arm and version."""
+    ``explanationScale`` once, with ``?explain=true``: control's). ``modelVersion`` is the version
+    that serves rows outside an experiment (control); with ``units``, ``experiment`` names the
+    experiment and each row its arm and version (and, explained, its own ``baseValue``)."""
 
     predictions: list[Prediction]
     feature_importance: dict[str, float]

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+import msgspec
 import numpy as np
 
 from ml_matching.contract import Rows32
@@ -153,9 +154,9 @@ class Serving:
         groups: dict[int, list[int]] = defaultdict(list)
         for i, route in enumerate(routes):
             groups[id(route.scorer)].append(i)
-        predictions: list[Prediction | None] = [None] * len(x)
+        predictions: list[Prediction] = [Prediction(0.0, 0.0, 0.0)] * len(x)
         p: list[float] = [0.0] * len(x)
-        explained: tuple[float, str] | None = None
+        bases: dict[str, tuple[float, str]] = {}  # each version's explanation base and scale
         ms: list[float] = [0.0] * len(x)
         for rows in groups.values():
             started = time.perf_counter()
@@ -167,12 +168,21 @@ class Serving:
                 for i in rows:
                     routes[i] = _fell_back(routes[i], arms, exc)
                 preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units, arms)
+            if explained is not None:
+                bases[routes[rows[0]].scorer.version] = explained
             elapsed = 1000 * (time.perf_counter() - started)
             for i, pred, pv in zip(rows, preds, ps, strict=True):
                 predictions[i], p[i], ms[i] = pred, pv, elapsed
         self.recorder.record(routes, x, p, ids, arms, ms)
         experiment = arms.id if arms is not None and units is not None else None
-        return control.scorer.encode_batch([q for q in predictions if q is not None], experiment, explained)
+        if experiment is not None and bases:
+            # Arms' versions start their contributions from different bases: each row says its own.
+            predictions = [
+                msgspec.structs.replace(q, base_value=bases[r.scorer.version][0])
+                for q, r in zip(predictions, routes, strict=True)
+            ]
+        explained = bases.get(control.scorer.version) or next(iter(bases.values()), None)
+        return control.scorer.encode_batch(predictions, experiment, explained)
 
     @staticmethod
     def _score_rows(
