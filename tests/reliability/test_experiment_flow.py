@@ -26,8 +26,9 @@ import pytest
 
 from ml_matching.contract.experiment import read_experiment
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
-from tests.support import Service, request, runtime_service, until
-from tests.trainer.conftest import TOKEN, trainer_service
+from tests.reliability import fleet
+from tests.support import Service, request, until
+from tests.trainer.conftest import trainer_service
 from tests.trainer.test_experiments import COPY, copy_version
 from tests.training.conftest import FAST_CONFIG
 
@@ -54,30 +55,13 @@ def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
 
 @pytest.fixture
 def replicas(models: Path, trainer: Service) -> Iterator[list[Service]]:
-    env = {
-        "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
-        "MODEL_WATCH_SECONDS": "0.2",
-        "LOG_LEVEL": "INFO",
-    }
-    services = [runtime_service(models, **env).start() for _ in range(2)]
+    services = fleet.replicas(models, trainer)
     yield services
     for s in services:
         s.stop()
 
 
-def cli(trainer: Service, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
-        "ML_SERVICE_ADMIN_TOKEN": TOKEN,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ml_matching", "experiment", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+cli = fleet.experiment_cli
 
 
 def predict(service: Service, key: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ replicas, traffic from the synthetic generator with outcomes arriving later, and
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from ml_matching.training.synth import synthesize
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
-from tests.support import Service, request, runtime_service, until
-from tests.trainer.conftest import FS, TOKEN, trainer_service
+from tests.reliability import fleet
+from tests.support import Service, request, until
+from tests.trainer.conftest import FS, trainer_service
 from tests.training.conftest import FAST_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -81,26 +81,13 @@ def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
 
 @pytest.fixture
 def replicas(models: Path, trainer: Service) -> Iterator[list[Service]]:
-    env = {"ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}", "MODEL_WATCH_SECONDS": "0.2"}
-    services = [runtime_service(models, **env).start() for _ in range(2)]
+    services = fleet.replicas(models, trainer)
     yield services
     for s in services:
         s.stop()
 
 
-def cli(trainer: Service, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
-        "ML_SERVICE_ADMIN_TOKEN": TOKEN,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ml_matching", "experiment", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+cli = fleet.experiment_cli
 
 
 class Backend:
@@ -142,15 +129,14 @@ def follow_until_final(
             seen_revisions.add(view["revision"])
             if view["state"] != "stopped":
                 for r in replicas:
-                    until(
-                        lambda r=r: (
-                            request(r.port, "GET", "/experiment")[1].get("revision") == view["revision"]
-                        ),
-                        15,
-                    )
+                    until(lambda r=r, v=view["revision"]: _revision(r) == v, 15)
         if view["phase"] in ("promoted", "rolled_back"):
             return dict(view)
     raise AssertionError(f"the experiment did not end in time: {view['phase']} {view['primary']}")
+
+
+def _revision(replica: Service) -> Any:
+    return request(replica.port, "GET", "/experiment")[1].get("revision")
 
 
 def test_a_candidate_of_the_same_generator_is_promoted_through_the_ramp(
