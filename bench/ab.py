@@ -45,6 +45,14 @@ def _worktree(rev: str) -> Path:
     return path
 
 
+def _layout(tree: Path) -> tuple[Path, str]:
+    """Where a revision's runtime package is, and its module: ``src/ml_matching`` since the house
+    issue, the top-level ``runtime`` package before it."""
+    if (tree / "src" / "ml_matching").is_dir():
+        return tree / "src", "ml_matching.runtime"
+    return tree, "runtime"
+
+
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
@@ -92,11 +100,10 @@ def main() -> int:
         for name, rev, settings in sides if rep % 2 == 0 else sides[::-1]:
             tree = _worktree(rev)
             port = procs.free_port()
-            env = {"PYTHONPATH": str(tree), "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
+            path, module = _layout(tree)
+            env = {"PYTHONPATH": str(path), "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
             env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin", **settings}
-            server = procs.Server(
-                name, [sys.executable, "-m", "ml_matching.runtime"], env, port, WORK / f"{name}.log"
-            )
+            server = procs.Server(name, [sys.executable, "-m", module], env, port, WORK / f"{name}.log")
             procs.start(server, cwd=tree)
             try:
                 runs[name].append(_measure(server, script, args.seconds))
