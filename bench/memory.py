@@ -77,7 +77,14 @@ def _options(name: str) -> Any:
     return made
 
 
-SESSION_OPTIONS = ("default", "no-arena", "no-pattern", "no-arena-no-pattern", "shared-allocator", "no-prepacking")
+SESSION_OPTIONS = (
+    "default",
+    "no-arena",
+    "no-pattern",
+    "no-arena-no-pattern",
+    "shared-allocator",
+    "no-prepacking",
+)
 
 
 def child(root: Path, versions: list[str], options: str) -> dict[str, Any]:
@@ -123,9 +130,13 @@ def main() -> int:
         done = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ})
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     sizes = [(root / v / "model.onnx").stat().st_size / 1e6 for v in versions]
-    OUT.write_text(json.dumps({"versions": versions, "model_onnx_mb": sizes, "results": results}, indent=2) + "\n")
+    OUT.write_text(
+        json.dumps({"versions": versions, "model_onnx_mb": sizes, "results": results}, indent=2) + "\n"
+    )
     print(f"model.onnx: {', '.join(f'{s:.1f} MB' for s in sizes)} (RandomForest, {args.rows} rows)")
-    print("| session options | imported | 1 version | 2 versions | 3 versions | per further version | 1 row (µs) |")
+    print(
+        "| session options | imported | 1 version | 2 versions | 3 versions | per further version | 1 row (µs) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         one, two, three = r["loaded"]

@@ -13,9 +13,12 @@ import pytest
 
 from ml_matching.contract import default_feature_set, list_versions
 from ml_matching.training import calibration as cal
+from ml_matching.training import estimators as est
 from ml_matching.training import steps
-from ml_matching.training.config import RandomForestParams, TrainConfig
+from ml_matching.training.config import GradientBoostingParams, RandomForestParams, TrainConfig
 from ml_matching.training.data import Dataset, parse_dataset
+from ml_matching.training.evaluate import cross_validate
+from ml_matching.training.export import export_onnx
 from ml_matching.training.synth import synthesize
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -74,6 +77,31 @@ def test_calibration_keeps_one_forest(train: Callable[[str, str], Trained]) -> N
     plain = train("random_forest", "none")[1]
     calibrated = train("random_forest", "sigmoid")[1]
     assert plain.info.bytes <= calibrated.info.bytes <= 1.10 * plain.info.bytes
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("algorithm", ["random_forest", "gradient_boosting"])
+def test_calibrating_on_the_folds_predictions_is_what_calibrated_classifier_cv_fits(
+    synthetic: Dataset, algorithm: str, method: str
+) -> None:
+    # fit calibrates on the cross-validation's out-of-fold predictions instead of letting
+    # CalibratedClassifierCV fit the same folds again: the same model, to the bit.
+    config = TrainConfig(
+        folds=3,
+        random_forest=RandomForestParams(n_estimators=20, n_jobs=1),
+        gradient_boosting=GradientBoostingParams(n_estimators=20),
+    )
+    s = steps.split(synthetic, config)
+    model = est.make_estimator(algorithm, config)
+    crossed = cross_validate(
+        model, s.x_train, s.y_train, folds=3, seed=config.seed, threshold=0.5, n_jobs=1, label="",
+        progress=lambda _: None, refit=True,
+    )  # fmt: skip
+    ours = cal.calibrate(model, crossed.fitted, method, crossed.oof_response, s.y_train, 3, config.seed)
+    theirs = cal.calibrated(est.make_estimator(algorithm, config), method, 3, config.seed)
+    theirs.fit(s.x_train, s.y_train)
+    assert np.array_equal(ours.predict_proba(s.x_hold), theirs.predict_proba(s.x_hold))
+    assert export_onnx(ours, len(FS)).data == export_onnx(theirs, len(FS)).data
 
 
 def _gain(mean: float, se: float) -> cal.CrossValidatedBrier:

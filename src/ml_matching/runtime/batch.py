@@ -38,6 +38,7 @@ from ml_matching.contract import (
     read_active,
     version_dir,
 )
+from ml_matching.contract.scheduler import ENVIRONMENT, scheduler_address
 from ml_matching.runtime.files import (
     Chunk,
     CsvLayout,
@@ -240,12 +241,23 @@ def score_file(model: LoadedModel, job: Job, progress: Progress) -> Summary:
     return summary
 
 
+def _address(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """The scheduler of --dask, else of DASK_SCHEDULER_ADDRESS; checked as every command checks it."""
+    given, where = (flag, "--dask") if flag else (environ.get(ENVIRONMENT) or None, ENVIRONMENT)
+    if given is None:
+        return None
+    try:
+        return scheduler_address(given)
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
 def run_score(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """``ml-matching score``: 0 when every row scored, :data:`SOME_REJECTED` when some were refused."""
     out = args.out
     rejects = args.rejects or out.with_name(out.name + ".rejects.jsonl")
     job = Job(args.input, out, rejects, args.explain, args.chunk_rows)
-    address = args.dask or environ.get("DASK_SCHEDULER_ADDRESS") or None
+    address = _address(args.dask, environ)
     try:
         with _stopped_cleanly():
             summary = _score(args, job, address)

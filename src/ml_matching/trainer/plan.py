@@ -17,7 +17,7 @@ sequential sample-ratio-mismatch p-value.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -27,6 +27,8 @@ from ml_matching.contract.assignment import BUCKETS
 Phase = Literal["shadow", "ramp", "held", "promoted", "rolled_back"]
 Metric = Literal["logLoss", "brier", "successRate"]
 Test = Literal["nonInferiority", "superiority"]
+METRICS: tuple[str, ...] = get_args(Metric)
+TESTS: tuple[str, ...] = get_args(Test)
 Basis = Annotated[int, msgspec.Meta(ge=0, le=BUCKETS, description="basis points of the units (0 to 10,000)")]
 
 
@@ -124,6 +126,9 @@ def parse_primary(text: str, where: str = "--primary") -> Primary:
     if len(values) > 4:
         raise InvalidInput(f"{where}: expected METRIC[:TEST[:MARGIN[:ALPHA]]], got `{text}`")
     fields: dict[str, object] = dict(zip(("metric", "test"), values[:2], strict=False))
+    for key, allowed in (("metric", METRICS), ("test", TESTS)):
+        if key in fields and fields[key] not in allowed:
+            raise InvalidInput(f"{where}: {key} `{fields[key]}` is not one of {', '.join(allowed)}")
     fields.update(zip(("margin", "alpha"), (_number(v, where) for v in values[2:]), strict=False))
     try:
         return msgspec.convert(fields, Primary)

@@ -65,8 +65,13 @@ class Trainer:
         )
 
     def start(self) -> None:
-        """Open the store; mark the jobs a previous run left unfinished as failed; make the store's
-        EXPERIMENT agree with the database; prune the ledger now and then every hour."""
+        """Check the Dask extra when a scheduler is set; open the store; mark the jobs a previous run
+        left unfinished as failed; make the store's EXPERIMENT agree with the database; prune the
+        ledger now and then every hour."""
+        if self.settings.dask_scheduler:
+            from ml_matching.training.cluster import require_dask
+
+            require_dask()  # at start-up, not at the first training
         self._store = Store(self.settings.database)
         self._runner = JobRunner(self._store, self._spec, self._finished)
         self._runner.recover()
@@ -276,6 +281,7 @@ class Trainer:
             config=str(s.train_config) if s.train_config else None,
             snapshot=None if body is not None else self.store.stats().last_seq,
             activate=s.promotion == "gate",
+            dask=s.dask_scheduler,
             body=body,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ml_matching.contract.scheduler import ENVIRONMENT, scheduler_address
 from ml_matching.contract.settings import choice, integer, number, path, setting, text
 from ml_matching.http import ServiceSettings
 from ml_matching.trainer.plan import parse_primary, parse_ramp
@@ -61,6 +62,13 @@ class TrainerSettings(ServiceSettings):
         "EXPERIMENT_PRIMARY",
         "With PROMOTION=experiment: METRIC:TEST:MARGIN:ALPHA of the decision",
         primary_text,
+    )
+    dask_scheduler: str | None = setting(
+        None,
+        ENVIRONMENT,
+        "Dask scheduler the training jobs run their folds, trees and permutation importance on "
+        "(e.g. tcp://scheduler:8786; the dask extra); unset: this machine's cores",
+        scheduler_address,
     )
     controller_seconds: float = setting(
         10.0,

@@ -58,6 +58,7 @@ class JobSpec:
     snapshot: int | None = None  # stored outcomes up to this sequence number
     body: bytes | None = None  # or exactly the data POST /train sent
     activate: bool = True  # PROMOTION=gate: a promoted version becomes ACTIVE; else the trainer decides
+    dask: str | None = None  # a Dask scheduler to train on (DASK_SCHEDULER_ADDRESS)
 
 
 def run(spec: JobSpec, conn: Connection) -> None:
@@ -99,7 +100,8 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     finally:
         store.close()
     progress(f"training {spec.algorithm} on {data.rows} rows ({data.source})")
-    (candidate,) = train_candidates(data, fs, [spec.algorithm], load_config(spec.config), progress=progress)
+    config = load_config(spec.config)
+    (candidate,) = train_candidates(data, fs, [spec.algorithm], config, progress=progress, dask=spec.dask)
     candidate = judged(candidate, root, spec.tolerance, rows)
     decision = candidate.sidecar.gate
     assert decision is not None

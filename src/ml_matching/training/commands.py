@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,10 @@ from ml_matching.contract import (
     read_active,
     version_dir,
 )
-from ml_matching.contract.commandline import Command, Handler
+from ml_matching.contract.commandline import Command, Handler, environment_epilog
+from ml_matching.contract.scheduler import ENVIRONMENT
 from ml_matching.training import require_extra
+from ml_matching.training.cluster import FitSettings
 from ml_matching.training.config import CALIBRATIONS, DEFAULT_TOLERANCE, TrainConfig, load_config
 from ml_matching.training.data import MIN_ROWS, SUFFIXES
 
@@ -117,6 +120,14 @@ def _configure_fit(f: argparse.ArgumentParser) -> Handler:
     f.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="the gate's ROC-AUC tolerance")
     f.add_argument("--gate-data", type=Path, help="outcomes the gate judges on (default: the held-out rows)")
     f.add_argument("--json", action="store_true", help="print one JSON object describing what was written")
+    f.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help=f"run the folds, the forest's trees and permutation importance on the Dask scheduler at "
+        f"ADDRESS, e.g. tcp://scheduler:8786 (default: {ENVIRONMENT}, else this machine; needs the "
+        "dask extra); the same data, seed and config give the same model.onnx either way",
+    )
+    f.epilog = environment_epilog(FitSettings)
     return _fit
 
 
@@ -128,6 +139,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     fs = _features(args.features)
     config = load_config(args.config, folds=args.folds, seed=args.seed, calibrate=args.calibrate)
+    dask = args.dask or FitSettings.from_environ(os.environ).dask
     data = load_dataset(args.data, fs)
     algorithms = list(ALGORITHMS) if args.model == "all" else [args.model]
     gate = args.tolerance if args.gate or args.gate_data else None
@@ -145,6 +157,7 @@ def _fit(args: argparse.Namespace) -> int:
         gate=gate,
         gate_rows=rows,
         progress=progress,
+        dask=dask,
     )
     for r in results:
         for warning in r.sidecar.warnings:

@@ -5,7 +5,9 @@ Exception tree (the root and ``InvalidInput`` are :mod:`ml_matching.contract.err
     MLMatchingError
     ├── InvalidInput
     │   └── DataError                   invalid_data    outcomes that cannot be trained on
-    └── ParityError (ValueError)        parity_failed   ONNX disagrees with scikit-learn
+    ├── ParityError (ValueError)        parity_failed   ONNX disagrees with scikit-learn
+    └── ClusterUnavailable              cluster_unavailable  no Dask scheduler answers (fit --dask)
+        (ConnectionError)
 
 The command line exits with 2 on an ``InvalidInput`` and 1 on any other of these.
 """
@@ -29,3 +31,11 @@ class ParityError(MLMatchingError, ValueError):
     code = "parity_failed"
     when = "an exported model that onnxruntime scores differently from scikit-learn; nothing is published"
     example = "ONNX export differs from scikit-learn on row 3: p_sklearn=0.81234567, p_onnx=0.81200000"
+
+
+class ClusterUnavailable(MLMatchingError, ConnectionError):
+    """``fit --dask``: no Dask scheduler answers at the address; nothing was trained."""
+
+    code = "cluster_unavailable"
+    when = "training on a Dask cluster whose scheduler does not answer; nothing is trained or written"
+    example = "no Dask scheduler answers at tcp://scheduler:8786: Timed out trying to connect"

@@ -39,6 +39,20 @@ def is_multithreaded(algorithm: str, config: TrainConfig) -> bool:
     return algorithm == "random_forest" and config.random_forest.n_jobs != 1
 
 
+def in_tree_order(fitted: Any) -> Any:
+    """Make ``fitted`` predict the same bits on every call; return it.
+
+    A forest predicting on several threads adds its trees' probabilities in the order the threads
+    finish, so one row's probability can change in its last bit from one call to the next (and
+    with it a metric, or a calibrator fitted on those probabilities). With ``n_jobs=1`` it adds them
+    in tree order; predicting costs little next to fitting. What was fitted, and what the sidecar
+    records as hyperparameters, is unchanged.
+    """
+    if isinstance(fitted, RandomForestClassifier):
+        fitted.set_params(n_jobs=1)
+    return fitted
+
+
 def make_baseline(config: TrainConfig) -> Pipeline:
     """Standardised logistic regression; standardising keeps the solver well-conditioned."""
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=config.seed))

@@ -23,6 +23,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 
 from ml_matching.contract import CrossValidation, Metrics, Overfitting
+from ml_matching.training.estimators import in_tree_order
 
 Progress = Callable[[str], None]
 _FIELDS = Metrics.__struct_fields__
@@ -58,33 +59,55 @@ def cross_validate(
     n_jobs: int,
     label: str,
     progress: Progress,
+    refit: bool = False,
 ) -> CrossValidated:
-    """Stratified k-fold CV; one progress line per fold. ``n_jobs`` runs folds side by side."""
+    """Stratified k-fold CV; one progress line per fold. ``n_jobs`` runs folds side by side.
+
+    With ``refit``, the estimator is also fitted on every row, as one more task of the same batch:
+    it does not depend on the folds, so it need not wait for them (on 2 cores, 5 folds and the
+    final fit take 3 rounds instead of 4). It goes first, being the longest. The batch runs on
+    whatever joblib backend is active: local processes, or a Dask cluster (:mod:`training.cluster`).
+    """
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y)
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(clone(estimator), x, y, train, test) for train, test in splits
-    )
+    tasks = [delayed(_fit)(clone(estimator), x, y)] if refit else []
+    tasks += [delayed(_fold)(clone(estimator), x, y, train, test) for train, test in splits]
+    results = Parallel(n_jobs=n_jobs)(tasks)
+    fitted = results.pop(0) if refit else None
     oof = np.empty(len(y), dtype=np.float64)
+    response = np.empty(len(y), dtype=np.float64)
     per_fold = []
-    for i, (test, p) in enumerate(results, start=1):
-        oof[test] = p
+    for i, (test, p, r) in enumerate(results, start=1):
+        oof[test], response[test] = p, r
         m = metrics(y[test], p, threshold)
         per_fold.append(m)
         progress(f"{label}: fold {i}/{folds} roc_auc={m.roc_auc:.4f} accuracy={m.accuracy:.4f}")
-    return CrossValidated(summarise(tuple(per_fold)), oof)
+    return CrossValidated(summarise(tuple(per_fold)), oof, response, fitted)
 
 
 @dataclass(frozen=True)
 class CrossValidated:
-    """The folds' metrics, and every training row's probability from the fold that held it out."""
+    """The folds' metrics, and every training row's probability (``oof``) and decision function
+    (``oof_response``, the probability for a model without one: what scikit-learn's calibrator
+    reads) from the fold that held it out; ``fitted``: the estimator fitted on every row, when
+    asked for."""
 
     cv: CrossValidation
     oof: npt.NDArray[np.float64]
+    oof_response: npt.NDArray[np.float64]
+    fitted: Any = None
 
 
-def _fold(est: ClassifierMixin, x: Any, y: Any, train: Any, test: Any) -> tuple[Any, npt.NDArray[np.float64]]:
-    est.fit(x[train], y[train])
-    return test, positive_proba(est, x[test])
+def _fit(est: ClassifierMixin, x: Any, y: Any) -> ClassifierMixin:
+    return in_tree_order(est.fit(x, y))
+
+
+def _fold(
+    est: ClassifierMixin, x: Any, y: Any, train: Any, test: Any
+) -> tuple[Any, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    in_tree_order(est.fit(x[train], y[train]))
+    p = positive_proba(est, x[test])
+    decision = getattr(est, "decision_function", None)
+    return test, p, p if decision is None else np.asarray(decision(x[test]), dtype=np.float64)
 
 
 def summarise(per_fold: tuple[Metrics, ...]) -> CrossValidation:

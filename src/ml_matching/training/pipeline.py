@@ -28,7 +28,7 @@ from ml_matching.contract import (
     read_active,
     write_active,
 )
-from ml_matching.training import card, steps
+from ml_matching.training import card, cluster, steps
 from ml_matching.training.config import TrainConfig
 from ml_matching.training.data import Dataset
 from ml_matching.training.export import INPUT_NAME, PROBABILITIES_OUTPUT, onnx_session
@@ -70,24 +70,40 @@ def train_candidates(
     *,
     progress: Progress = lambda _: None,
     now: dt.datetime | None = None,
+    dask: str | None = None,
 ) -> list[Candidate]:
-    """Train, evaluate, export and check each algorithm on one split (the baseline fitted once)."""
+    """Train, evaluate, export and check each algorithm on one split (the baseline fitted once).
+
+    ``dask``: the address of a Dask scheduler to run the folds, the forest's trees and permutation
+    importance on (:mod:`training.cluster`; the sidecar records it); None: this machine's cores.
+    The candidates are the same either way, ``model.onnx`` to the bit.
+
+    Raises
+    ------
+    MissingDependency, ClusterUnavailable
+        ``dask`` is given but the ``dask`` extra is missing, or the scheduler does not answer.
+    """
     now = now or dt.datetime.now(dt.UTC)
-    s = steps.split(data, config)
-    baseline = steps.fit_baseline(fs, s, config, progress)
-    summary = steps.training_data(data, fs)  # the same for every algorithm: summarise once
-    out = []
-    for algorithm in algorithms:
-        model = steps.evaluate(algorithm, fs, s, config, progress)
-        checked = steps.export_and_check(model, fs, data, s, config, progress)
-        golden = steps.golden(model, baseline, fs, checked, config)
-        evaluation = card.evaluation_file(
-            s.y_hold, model.hold_after, model.hold_before, baseline.proba(s.x_hold)
-        )
-        files = {**steps.version_files(checked), card.EVALUATION: evaluation}
-        sidecar = steps.build_sidecar(model, baseline, checked, golden, summary, fs, config, now, files)
-        holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
-        out.append(Candidate(sidecar, files, holdout))
+    with cluster.compute(dask) as where:
+        if where.distributed:
+            progress(f"training on {where.describe()}")
+        s = steps.split(data, config)
+        baseline = steps.fit_baseline(fs, s, config, progress)
+        summary = steps.training_data(data, fs)  # the same for every algorithm: summarise once
+        out = []
+        for algorithm in algorithms:
+            model = steps.evaluate(algorithm, fs, s, config, progress, distributed=where.distributed)
+            checked = steps.export_and_check(model, fs, data, s, config, progress)
+            golden = steps.golden(model, baseline, fs, checked, config)
+            evaluation = card.evaluation_file(
+                s.y_hold, model.hold_after, model.hold_before, baseline.proba(s.x_hold)
+            )
+            files = {**steps.version_files(checked), card.EVALUATION: evaluation}
+            sidecar = steps.build_sidecar(
+                model, baseline, checked, golden, summary, fs, config, now, files, where.provenance
+            )
+            holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
+            out.append(Candidate(sidecar, files, holdout))
     return out
 
 
@@ -147,14 +163,16 @@ def fit_and_publish(
     gate_rows: EvalRows | None = None,
     progress: Progress = lambda _: None,
     now: dt.datetime | None = None,
+    dask: str | None = None,
 ) -> tuple[list[FitResult], str | None]:
     """Train each algorithm and publish one version each; return them and the version made active.
 
     With ``activate``, ``ACTIVE`` names the published version with the best mean CV ROC-AUC; with a
     ``gate`` tolerance, only among those the promotion gate lets through (judged on ``gate_rows``,
-    else on their held-out split, against the current ACTIVE; recorded in their sidecars).
+    else on their held-out split, against the current ACTIVE; recorded in their sidecars). ``dask``:
+    see :func:`train_candidates`.
     """
-    candidates = train_candidates(data, fs, algorithms, config, progress=progress, now=now)
+    candidates = train_candidates(data, fs, algorithms, config, progress=progress, now=now, dask=dask)
     if gate is not None:
         candidates = [judged(c, root, gate, gate_rows) for c in candidates]
         for c in candidates:

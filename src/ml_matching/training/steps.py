@@ -8,6 +8,7 @@ the store until a complete sidecar exists (see :mod:`training.pipeline`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import platform
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+from joblib import parallel_config
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import train_test_split
 
@@ -94,11 +96,11 @@ def split(data: Dataset, config: TrainConfig) -> Split:
 
 
 def _cross_validate(
-    model: Any, s: Split, config: TrainConfig, label: str, progress: Progress, jobs: int
+    model: Any, s: Split, config: TrainConfig, label: str, progress: Progress, jobs: int, refit: bool = False
 ) -> CrossValidated:
     return cross_validate(
         model, s.x_train, s.y_train, folds=config.folds, seed=config.seed,
-        threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress,
+        threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress, refit=refit,
     )  # fmt: skip
 
 
@@ -145,17 +147,31 @@ class Evaluated:
     hold_after: Rows64
 
 
-def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, progress: Progress) -> Evaluated:
-    """Cross-validate ``algorithm``, choose its calibration on the folds, refit it on the training
-    part, measure it on the held-out split."""
+def evaluate(
+    algorithm: str,
+    fs: FeatureSet,
+    s: Split,
+    config: TrainConfig,
+    progress: Progress,
+    *,
+    distributed: bool = False,
+) -> Evaluated:
+    """Cross-validate ``algorithm`` and fit it on the training part (one batch), choose its
+    calibration on the folds and fit the calibrator on their predictions, measure it on the
+    held-out split.
+
+    ``distributed``: joblib's active backend is a Dask cluster (:mod:`training.cluster`), so the
+    folds go there side by side whatever the estimator; locally they run one after another when
+    the estimator already uses every core.
+    """
     model = est.make_estimator(algorithm, config)
-    # Folds run side by side unless the estimator already uses every core.
-    jobs = 1 if est.is_multithreaded(algorithm, config) else -1
-    crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs)
+    jobs = -1 if distributed or not est.is_multithreaded(algorithm, config) else 1
+    crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=True)
     oof_brier = cal.cv_brier(algorithm, s.y_train, crossed.oof, config.folds, config.seed)
     choice = cal.choose(config.calibrate, oof_brier)
-    final = cal.calibrated(model, choice.method, config.folds, config.seed)
-    final.fit(s.x_train, s.y_train)
+    final = cal.calibrate(
+        model, crossed.fitted, choice.method, crossed.oof_response, s.y_train, config.folds, config.seed
+    )
     t = config.decision_threshold
     after = positive_proba(final, s.x_hold)
     before = positive_proba(cal.base_estimator(final), s.x_hold)
@@ -175,14 +191,19 @@ def evaluate(algorithm: str, fs: FeatureSet, s: Split, config: TrainConfig, prog
         train=train_m,
         overfitting=overfitting(train_m, crossed.cv, config.overfitting_threshold),
     )
-    importance = _importance(final, fs, s, config)
+    importance = _importance(final, fs, s, config, distributed)
     return Evaluated(algorithm, final, model_metrics, importance, calibration, before, after)
 
 
-def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig) -> Importance:
-    perm = permutation_importance(
-        model, s.x_hold, s.y_hold, scoring="roc_auc", n_repeats=5, random_state=config.seed
-    )
+def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig, distributed: bool) -> Importance:
+    # A task per feature: on the cluster, or on this machine's threads (trees predict without the
+    # GIL, and a thread needs no copy of the model, which a process would be sent for every
+    # feature). scikit-learn seeds every feature's shuffles alike: the result is that of one loop.
+    where = contextlib.nullcontext() if distributed else parallel_config(backend="threading")
+    with where:
+        perm = permutation_importance(
+            model, s.x_hold, s.y_hold, scoring="roc_auc", n_repeats=5, random_state=config.seed, n_jobs=-1
+        )
     impurity = cal.base_estimator(model).feature_importances_
     return Importance(
         impurity=dict(zip(fs.names, map(float, impurity), strict=True)),
@@ -320,8 +341,13 @@ def build_sidecar(
     config: TrainConfig,
     now: dt.datetime,
     files: dict[str, bytes],
+    provenance: dict[str, str] | None = None,
 ) -> Sidecar:
-    """The complete sidecar of a version trained at ``now`` (named after it; publishing may add ``-N``)."""
+    """The complete sidecar of a version trained at ``now`` (named after it; publishing may add ``-N``).
+
+    ``provenance``: more of what produced it, kept in ``libraries`` (where it ran: see
+    :class:`training.cluster.Compute`).
+    """
     return Sidecar(
         schema_version=SCHEMA_VERSION,
         version=version_stamp(now),
@@ -338,7 +364,7 @@ def build_sidecar(
         parity=checked.parity,
         golden_rows=golden_rows_,
         training_data=summary,
-        libraries=_libraries(),
+        libraries={**_libraries(), **(provenance or {})},
         warnings=warnings(model, baseline),
         files=file_infos(files),
         calibration=model.calibration,
