@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -54,8 +54,8 @@ class Recorder:
         arms: Arms | None,
         ms: Sequence[float] | None = None,
     ) -> None:
-        if self.mode == "off":
-            return
+        if self.mode == "off" or (arms is None and self.mode == "experiments"):
+            return  # the plain path pays nothing for the ledger
         keep = [i for i, r in enumerate(routes) if r.experiment is not None or self.mode == "all"]
         if not keep:
             return
@@ -63,9 +63,9 @@ class Recorder:
         revision = arms.experiment.revision if arms is not None else None
         rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep]
         if arms is not None:
-            for route in (routes[i] for i in keep):
-                if route.arm is not None:
-                    self._count_arm(route.arm, "fallback" if route.fallback else "arm", 1)
+            served = Counter((r.arm, "fallback" if r.fallback else "arm") for r in routes if r.arm)
+            for (arm, by), n in served.items():
+                self._count_arm(arm, by, n)
         in_experiment = [r for r in rows if r.experiment is not None]
         if arms is not None and arms.shadows and in_experiment:
             chosen = [i for i in keep if routes[i].experiment is not None]
