@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import jsonschema
 import msgspec
@@ -54,6 +55,21 @@ def test_descriptions_do_not_depend_on_how_a_library_formats_docstrings() -> Non
     normalised = schema.__globals__["_normalised"](as_older_msgspec)
     assert normalised["$defs"]["D"]["description"] == expected
     assert normalised["$defs"]["D"]["properties"]["x"]["description"] == expected
+
+
+def test_number_bounds_are_written_the_same_whichever_spelling_was_cached_first() -> None:
+    # typing caches Annotated[float, Meta(ge=0)] and Meta(ge=0.0) as one object (they are equal),
+    # so which spelling a struct gets depends on import order; the bytes must not.
+    class IntBounds(msgspec.Struct):
+        x: Annotated[float, msgspec.Meta(ge=0, lt=1)]
+
+    class FloatBounds(msgspec.Struct):
+        x: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
+
+    found = [schema("t", s)["$defs"][s.__name__]["properties"]["x"] for s in (IntBounds, FloatBounds)]
+    assert [json.dumps(x) for x in found] == [
+        '{"type": "number", "minimum": 0.0, "exclusiveMaximum": 1.0}'
+    ] * 2
 
 
 def test_default_features_are_the_19_in_onnx_order() -> None:

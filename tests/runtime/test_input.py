@@ -90,7 +90,10 @@ def test_batch_errors_name_the_row(client: Client, row: dict[str, Any]) -> None:
     [
         ({"instances": []}, "`instances` is empty: send at least 1 row"),
         ({"instances": [SEED_ROW] * 51}, "`instances` has 51 rows, more than MAX_BATCH_ROWS (50)"),
-        ({"instances": [SEED_ROW], "rows": 1}, 'unknown field `rows` (expected {"instances": [row, ...]})'),
+        (
+            {"instances": [SEED_ROW], "rows": 1},
+            'unknown field `rows` (expected {"instances": [row, ...]}, and "units": [key, ...] under an experiment)',
+        ),
         ({"instances": SEED_ROW}, "`instances` must be a list of rows, got an object"),
         ({"rows": [SEED_ROW]}, 'expected {"instances": [row, ...]}: missing field `instances`'),
     ],

@@ -28,12 +28,21 @@ def schema(title: str, struct: Any) -> dict[str, Any]:
     return {"$schema": DRAFT, "title": title, **_normalised(msgspec.json.schema(struct))}
 
 
+# Bounds of a ``number`` are written as floats. ``Annotated[float, Meta(ge=0)]`` and
+# ``Annotated[float, Meta(ge=0.0)]`` compare equal, so typing's cache hands out whichever was
+# built first: the bytes would depend on import order, which differs between test workers.
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
 def _normalised(node: Any) -> Any:
     if isinstance(node, dict):
-        return {
+        out = {
             k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _normalised(v)
             for k, v in node.items()
         }
+        if out.get("type") == "number":
+            out.update({k: float(out[k]) for k in _BOUNDS if k in out})
+        return out
     if isinstance(node, list):
         return [_normalised(v) for v in node]
     return node
