@@ -8,6 +8,7 @@ stderr; bad input exits with code 2 and one line naming the problem, any other r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,11 @@ def call(handler: Handler, args: argparse.Namespace) -> int:
     """Run ``handler``; an error ml-matching raised on purpose becomes one line and an exit code."""
     try:
         return int(handler(args))
+    except BrokenPipeError:
+        # The reader stopped early (``| head -1``): what it wanted was printed. Point stdout at
+        # /dev/null so the flush at exit does not raise again (the Python docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (InvalidInput, SettingsError, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
