@@ -22,6 +22,17 @@ RF_VERSION = "20260101_000000"
 GB_VERSION = "20260102_000000"
 # A RandomForest on another feature set (5 features, other ranges): see scripts/build_fixture.py.
 OTHER_VERSION = "20260103_000000"
+# Made by copy_version: a copy of the GradientBoosting version, a third version on the same features.
+COPY = "20260104_000000"
+
+
+def copy_version(store: Path, source: str, name: str) -> None:
+    """A copy of ``source`` in ``store`` under the version name ``name`` (its sidecar says so)."""
+    shutil.copytree(store / source, store / name)
+    sidecar = json.loads((store / name / "model.json").read_text())
+    (store / name / "model.json").write_text(json.dumps({**sidecar, "version": name}))
+
+
 FEATURE_NAMES = [
     f["name"] for f in json.loads((ROOT / "schemas" / "features.default.json").read_text())["features"]
 ]

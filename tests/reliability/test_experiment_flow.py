@@ -25,11 +25,10 @@ from typing import Any
 import pytest
 
 from ml_matching.contract.experiment import read_experiment
-from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
+from tests.conftest import COPY, GB_VERSION, RF_VERSION, SEED_ROW, copy_version
 from tests.reliability import fleet
 from tests.support import Service, request, until
 from tests.trainer.conftest import trainer_service
-from tests.trainer.test_experiments import COPY, copy_version
 from tests.training.conftest import FAST_CONFIG
 
 pytestmark = pytest.mark.slow

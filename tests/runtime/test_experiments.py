@@ -19,8 +19,7 @@ from ml_matching.contract.experiment import Candidate, Experiment, now, write_ex
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
-from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
-from tests.trainer.test_experiments import COPY, copy_version
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 
 Client = TestClient[Litestar]
 KEYS = [f"brand-{i}" for i in range(200)]

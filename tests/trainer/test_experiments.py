@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,11 @@ from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app
-from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 from tests.trainer.conftest import ADMIN
 
 Client = TestClient[Litestar]
-COPY = "20260104_000000"  # a copy of the GradientBoosting version: a third version of the same features
 ids = PredictionIds()
-
-
-def copy_version(store: Path, source: str, name: str) -> None:
-    shutil.copytree(store / source, store / name)
-    sidecar = json.loads((store / name / "model.json").read_text())
-    (store / name / "model.json").write_text(json.dumps({**sidecar, "version": name}))
 
 
 @pytest.fixture

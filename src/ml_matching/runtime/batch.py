@@ -191,8 +191,9 @@ class _Outputs:
 def _outputs(job: Job, model: LoadedModel, added: list[str]) -> Iterator[_Outputs]:
     fmt = job.format
     with contextlib.ExitStack() as stack:
-        out, out_tmp = stack.enter_context(replacing(job.out))
-        rejects, rejects_tmp = stack.enter_context(replacing(job.rejects))
+        with _signals_held():  # a kill now waits until both temporary files are the stack's to remove
+            out, out_tmp = stack.enter_context(replacing(job.out))
+            rejects, rejects_tmp = stack.enter_context(replacing(job.rejects))
         if fmt == "csv":
             writer: Any = CsvWriter(out, CsvLayout.read(job.input, model.feature_set, added).header, added)
         elif fmt == "jsonl":
@@ -295,6 +296,18 @@ def _stopped_cleanly() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait at the door of the block: delivered when it ends, never between a
+    temporary file being made and the code that removes it being registered."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _exit(signum: int, _: FrameType | None) -> None:
