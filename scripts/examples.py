@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,7 +226,9 @@ def _all(work: Path, only: list[str] | None, write: bool) -> int:
     problems: list[str] = []
     script, ran = readme_script(clone)
     print("### the READMEs", flush=True)
+    started = time.monotonic()
     done = _run(script, clone, newcomer_env())
+    print(f"### the READMEs: {time.monotonic() - started:.0f} s", flush=True)
     if done.returncode != 0:
         print(f"examples: the READMEs' commands failed in {clone}", file=sys.stderr)
         return done.returncode
@@ -246,7 +249,9 @@ def _all(work: Path, only: list[str] | None, write: bool) -> int:
         if not blocks_run:
             continue
         print(f"### docs/{page}", flush=True)
+        started = time.monotonic()
         done = _run(script, folder, newcomer_env(venv_bin))
+        print(f"### docs/{page}: {time.monotonic() - started:.0f} s", flush=True)
         if done.returncode != 0:
             problems.append(f"docs/{page}: the commands failed (exit code {done.returncode}) in {folder}")
             continue
