@@ -16,7 +16,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "oip", "node", "docs", "examples"]
+nox.options.sessions = ["lint", "typecheck", "tests", "runtime_only", "oip", "node", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -66,8 +66,11 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole pytest suite with every extra installed (train, postgres, dask, parquet), on every core."""
     _sync(session, "--all-extras", "--group", "test")
+    # One worker more than the cores: the docs' examples (tests/docs, one test of about four minutes
+    # that starts first) hold one worker while the others run the rest.
+    workers = str((os.cpu_count() or 1) + 1)
     # UV: the reference page of the runtime's packages is checked against `uv export`.
-    session.run("pytest", "-n", "auto", *session.posargs, env={"UV": _uv()})
+    session.run("pytest", "-n", workers, *session.posargs, env={"UV": _uv()})
 
 
 @nox.session(python=PYTHON)
@@ -116,9 +119,10 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=env)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, default=False)
 def examples(session: nox.Session) -> None:
-    """A newcomer's run: a fresh clone, the READMEs' commands, then every docs page's examples, as written."""
+    """A newcomer's run: a fresh clone, the READMEs' commands, then every docs page's examples, as written
+    (the tests session runs it too: tests/docs/test_examples.py)."""
     session.run("python", "scripts/examples.py", *session.posargs)
 
 

@@ -67,6 +67,9 @@ collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests marked ``first`` start before the rest: the longest go first, so that with several
+    # workers the others share the short tests meanwhile instead of waiting on them at the end.
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
     here = Path(__file__).parent
     for item in items:
         where = item.path.relative_to(here).as_posix()

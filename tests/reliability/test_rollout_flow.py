@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -38,20 +39,38 @@ pytestmark = pytest.mark.slow
 RAMP = "0:0:150,2000:0:300,5000:0:600"
 
 
-@pytest.fixture
-def models(store: Path, tmp_path: Path) -> Path:
-    """The fixture store, plus a RandomForest fitted on shuffled outcomes (it learnt nothing)."""
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RandomForest fitted on shuffled outcomes (it learnt nothing), fitted once per module."""
+    folder = tmp_path_factory.mktemp("shuffled")
     body = synthesize(600, FS, seed=3)
     outcomes = list(body["outcomes"])
     random.Random(4).shuffle(outcomes)
-    data = tmp_path / "shuffled.json"
+    data = folder / "shuffled.json"
     data.write_text(json.dumps({"features": body["features"], "outcomes": outcomes}))
-    config = tmp_path / "fast.json"
+    config = folder / "fast.json"
     config.write_text(json.dumps(FAST_CONFIG))
-    fit = [sys.executable, "-m", "ml_matching", "fit", "--data", str(data), "--artifacts", str(store)]
+    fit = [
+        sys.executable,
+        "-m",
+        "ml_matching",
+        "fit",
+        "--data",
+        str(data),
+        "--artifacts",
+        str(folder / "store"),
+    ]
     subprocess.run(
         [*fit, "--no-activate", "--config", str(config), "--json"], check=True, capture_output=True
     )
+    (version,) = (p for p in (folder / "store").iterdir() if p.is_dir())
+    return version
+
+
+@pytest.fixture
+def models(store: Path, shuffled: Path) -> Path:
+    """The fixture store, plus the shuffled RandomForest."""
+    shutil.copytree(shuffled, store / shuffled.name)
     return store
 
 

@@ -27,7 +27,7 @@ def fuzz() -> object:
 
 
 @pytest.mark.parametrize(
-    ("service", "examples"), [("runtime", 30), pytest.param("trainer", 50, marks=pytest.mark.train)]
+    ("service", "examples"), [("runtime", 30), pytest.param("trainer", 25, marks=pytest.mark.train)]
 )
 def test_generated_requests_get_documented_answers(
     fuzz: object, tmp_path: Path, service: str, examples: int

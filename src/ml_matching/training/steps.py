@@ -147,6 +147,11 @@ class Evaluated:
     hold_after: Rows64
 
 
+#: Folds run in worker processes from this many training rows. A worker costs about a second of
+#: CPU to start (it imports scikit-learn), which is more than a small fit's folds take here.
+PROCESS_FOLDS_FROM_ROWS = 2_000
+
+
 def evaluate(
     algorithm: str,
     fs: FeatureSet,
@@ -162,10 +167,11 @@ def evaluate(
 
     ``distributed``: joblib's active backend is a Dask cluster (:mod:`training.cluster`), so the
     folds go there side by side whatever the estimator; locally they run one after another when
-    the estimator already uses every core.
+    the estimator already uses every core, or when the fit is small.
     """
     model = est.make_estimator(algorithm, config)
-    jobs = -1 if distributed or not est.is_multithreaded(algorithm, config) else 1
+    side_by_side = len(s.y_train) >= PROCESS_FOLDS_FROM_ROWS and not est.is_multithreaded(algorithm, config)
+    jobs = -1 if distributed or side_by_side else 1
     crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=True)
     oof_brier = cal.cv_brier(algorithm, s.y_train, crossed.oof, config.folds, config.seed)
     choice = cal.choose(config.calibrate, oof_brier)
