@@ -170,6 +170,22 @@ def test_bad_data_exits_2_naming_the_problem_and_writes_nothing(
     assert not (tmp_path / "store").exists()
 
 
+def test_too_few_of_one_outcome_for_the_folds_is_refused_and_writes_nothing(
+    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
+) -> None:
+    # Three successes for three folds and a held-out part: one of them would have none, its ROC-AUC
+    # undefined, and the version's sidecar unreadable (schemathesis found this through POST /train).
+    trues = iter(range(3))
+    _rewrite(
+        data_file,
+        lambda b: {**b, "outcomes": [bool(o) and next(trues, None) is not None for o in b["outcomes"]]},
+    )
+    code, out, err = _fit(cli, data_file, tmp_path / "store", fast_config)
+    assert code == 2 and out == ""
+    assert "3 true outcomes are too few: each of the 3 cross-validation folds needs one" in err
+    assert not (tmp_path / "store").exists()
+
+
 def test_unreadable_file_exits_2(tmp_path: Path, cli: Cli, fast_config: Path) -> None:
     code, _, err = _fit(cli, tmp_path / "nope.csv", tmp_path / "store", fast_config)
     assert code == 2 and "nope.csv: cannot read" in err
@@ -230,7 +246,10 @@ def test_fit_help_describes_each_option_with_its_default(
         cli("fit", "--help")
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "the format is chosen by suffix: .json (the seed's /train body), .jsonl (JSON Lines)" in text
+    assert (
+        "the format is chosen by suffix: .json (the original service's /train body), .jsonl (JSON Lines)"
+        in text
+    )
     assert 'an outcome is true/false, 1/0 or "yes"/"no"' in text
     assert "what to train (default: random_forest)" in text and "(default: artifacts)" in text
     assert "cross-validation folds (default: 5, or the config's)" in text

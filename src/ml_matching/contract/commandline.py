@@ -33,6 +33,13 @@ class Command:
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option; descriptions and epilogs keep their line breaks."""
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # Not where it says nothing ("default: None", "default: False" of a flag) or where the
+        # help already words its default ("default: 5, or the config's").
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
 
 def parser(prog: str, description: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     """``prog COMMAND ...`` with one subparser per command."""

@@ -315,7 +315,8 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
         tags=["training"],
         summary="Train (on the body's data, or on the stored outcomes)",
         description=(
-            'With the seed\'s body `{"features": [...], "outcomes": [...]}` trains on exactly that data '
+            'With the original service\'s body `{"features": [...], "outcomes": [...]}` trains on exactly '
+            "that data "
             f"(at least {MIN_ROWS} rows, both outcomes); without a body, on every stored training outcome. "
             "Waits for the job (200 succeeded, 422 rejected, 500 failed) up to TRAIN_WAIT_SECONDS, then "
             "answers 202 with the job; `Prefer: respond-async` or `?wait=0` answers 202 at once."

@@ -160,6 +160,9 @@ class JobRunner:
                 message = decode_message(conn.recv_bytes())
             except (EOFError, OSError):
                 break
+            except msgspec.MsgspecError as exc:  # never leave a job running forever over one message
+                final = Failed(f"the worker's answer could not be read: {exc}")
+                break
             if isinstance(message, Progress):
                 job = self._save(job, progress=(*job.progress, message.line))
             else:

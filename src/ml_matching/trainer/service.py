@@ -262,7 +262,7 @@ class Trainer:
     # --- training --------------------------------------------------------------------------------
 
     def check_body(self, body: bytes) -> None:
-        """Validate the seed's /train body against the store's feature set (raises DataError)."""
+        """Validate the original service's /train body against the store's feature set (raises DataError)."""
         parse_dataset(
             body, ".json", self.decoder().feature_set, where="request body", source="POST /train body"
         )

@@ -20,7 +20,7 @@ DEFAULT_TOLERANCE = 0.01
 
 
 class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The seed's RandomForest: 100 trees, depth 10, min 5 samples per split, every core."""
+    """The original service's RandomForest: 100 trees, depth 10, min 5 samples per split, every core."""
 
     n_estimators: Positive = 100
     max_depth: Positive | None = 10
@@ -31,7 +31,7 @@ class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True
 
 
 class GradientBoostingParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The seed's GradientBoosting: 100 stages, learning rate 0.1, depth 5."""
+    """The original service's GradientBoosting: 100 stages, learning rate 0.1, depth 5."""
 
     n_estimators: Positive = 100
     learning_rate: Annotated[float, msgspec.Meta(gt=0.0)] = 0.1

@@ -2,7 +2,8 @@
 
 Three formats, chosen by suffix:
 
-- ``.json``: the seed's ``/train`` body: ``{"features": [{name: value, ...}], "outcomes": [true, ...]}``
+- ``.json``: the original service's ``/train`` body:
+  ``{"features": [{name: value, ...}], "outcomes": [true, ...]}``
 - ``.jsonl`` / ``.ndjson``: JSON Lines, one ``{...features, "outcome": bool}`` per line
 - ``.csv``: a header of the feature columns and ``outcome``
 
@@ -30,8 +31,13 @@ import numpy.typing as npt
 from ml_matching.contract import Feature, FeatureSet, number_text
 from ml_matching.training.errors import DataError
 
-MIN_ROWS = 50  # the seed's minimum before training
-SUFFIXES = {".json": "the seed's /train body", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines", ".csv": "CSV"}
+MIN_ROWS = 50  # the original service's minimum before training
+SUFFIXES = {
+    ".json": "the original service's /train body",
+    ".jsonl": "JSON Lines",
+    ".ndjson": "JSON Lines",
+    ".csv": "CSV",
+}
 OUTCOME = "outcome"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}

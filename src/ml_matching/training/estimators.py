@@ -1,4 +1,4 @@
-"""The estimators ml-matching trains, with the seed's defaults, and the logistic baseline."""
+"""The estimators ml-matching trains, with the original service's defaults, and the logistic baseline."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ from ml_matching.training import estimators as est
 from ml_matching.training import explain as xp
 from ml_matching.training.config import TrainConfig
 from ml_matching.training.data import Dataset
-from ml_matching.training.errors import ParityError
+from ml_matching.training.errors import DataError, ParityError
 from ml_matching.training.evaluate import CrossValidated, cross_validate, metrics, overfitting, positive_proba
 from ml_matching.training.export import (
     INPUT_NAME,
@@ -92,7 +92,20 @@ def split(data: Dataset, config: TrainConfig) -> Split:
     xt, xh, yt, yh = train_test_split(
         data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
     )
+    _enough_of_each_outcome(yt, yh, config.folds)
     return Split(xt, yt, xh, yh)
+
+
+def _enough_of_each_outcome(y_train: npt.NDArray[Any], y_hold: npt.NDArray[Any], folds: int) -> None:
+    """Every cross-validation fold and the held-out part must hold both outcomes: with one, ROC-AUC
+    is undefined, and a model would be published with metrics nobody can compare."""
+    for value, word in ((1, "true"), (0, "false")):
+        train, hold = int(np.sum(y_train == value)), int(np.sum(y_hold == value))
+        if train < folds or hold < 1:
+            raise DataError(
+                f"{train + hold} {word} outcomes are too few: each of the {folds} cross-validation folds "
+                f"needs one, and the held-out part another (the split gave them {train} and {hold})"
+            )
 
 
 def _cross_validate(
