@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("trainer", "should VERSION replace another? exit 0 promote, 1 refuse, 2 bad input"),
     "experiment": (
         "trainer",
-        "start, list, show, pause, resume or stop experiments on a running trainer",
+        "start, show, steer, report and replay experiments on a running trainer",
     ),
     "list": ("training", "list the versions in a store"),
     "verify": ("training", "re-check a version: sha256, ONNX load, golden rows, every pinned file"),

@@ -152,7 +152,7 @@ GATE = Command(
 )
 EXPERIMENT = Command(
     "experiment",
-    "start, list, show, pause, resume or stop experiments on a running trainer",
+    "start, show, steer, report and replay experiments on a running trainer",
     experiment_cli.configure,
     "Experiments through the trainer's API (--trainer, else ML_TRAINER_URL); changes need the admin "
     "token in ML_SERVICE_ADMIN_TOKEN. `ml-matching experiment ACTION --help` describes each action.",
