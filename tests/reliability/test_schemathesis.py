@@ -26,8 +26,10 @@ def fuzz() -> object:
     return module
 
 
+# Examples per operation: with schemathesis' coverage phase they make about 1,150 (runtime) and
+# 1,300 (trainer) cases.
 @pytest.mark.parametrize(
-    ("service", "examples"), [("runtime", 30), pytest.param("trainer", 25, marks=pytest.mark.train)]
+    ("service", "examples"), [("runtime", 18), pytest.param("trainer", 10, marks=pytest.mark.train)]
 )
 def test_generated_requests_get_documented_answers(
     fuzz: object, tmp_path: Path, service: str, examples: int
