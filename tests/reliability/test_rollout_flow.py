@@ -181,12 +181,20 @@ def test_a_candidate_of_the_same_generator_is_promoted_through_the_ramp(
     backend = Backend(trainer, replicas)
     view = follow_until_final(experiment_id, trainer, replicas, backend)
     assert view["phase"] == "promoted", view["decisions"]
-    assert [d["kind"] for d in view["decisions"]] == ["created", "advance", "advance", "promote"]
+    kinds = [d["kind"] for d in view["decisions"]]
+    # At the end of the ramp the controller holds when the interval is not yet decisive, and
+    # promotes at a later look: how many outcomes had matured by then depends on the machine's pace.
+    assert kinds in (
+        ["created", "advance", "advance", "promote"],
+        ["created", "advance", "advance", "hold", "promote"],
+    )
     assert read_active(models) == GB_VERSION and backend.failed == 0
     for r in replicas:  # the replicas serve the new champion through ACTIVE
         until(lambda r=r: request(r.port, "GET", "/health")[1]["modelVersion"] == GB_VERSION, 15)
     replay = cli(trainer, "replay", experiment_id)
-    assert replay.returncode == 0 and "3 decisions, all identical" in replay.stdout, replay.stdout
+    assert replay.returncode == 0 and f"{len(kinds) - 1} decisions, all identical" in replay.stdout, (
+        replay.stdout
+    )
     report = cli(trainer, "report", experiment_id, "--out", str(models.parent / "report.html"))
     assert (
         report.returncode == 0
