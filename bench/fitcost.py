@@ -23,7 +23,7 @@ def synth(rows: int, folder: Path, cwd: Path) -> Path:
         cmd = [
             sys.executable,
             "-m",
-            "training",
+            "ml_matching.training",
             "synth",
             "--rows",
             str(rows),
@@ -36,14 +36,16 @@ def synth(rows: int, folder: Path, cwd: Path) -> Path:
     return out
 
 
-def fit(data: Path, store: Path, cwd: Path, log: Path, model: str = "all") -> dict[str, Any]:
+def fit(
+    data: Path, store: Path, cwd: Path, log: Path, model: str = "all", calibrate: str = "auto"
+) -> dict[str, Any]:
     """Run ``fit --json`` into an empty ``store``; wall time, peak RSS, and the versions it wrote.
 
     ``max_rss_mb`` is the kernel's peak for the fit process (``wait4``); ``tree_peak_rss_mb`` is the
     largest sampled sum over the process and its children (joblib workers), every 50 ms.
     """
     cmd = [sys.executable, "-m", "ml_matching.training", "fit", "--data", str(data), "--model", model]
-    cmd += ["--artifacts", str(store), "--json"]
+    cmd += ["--artifacts", str(store), "--calibrate", calibrate, "--json"]
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.with_suffix(".json")
     with log.open("wb") as err, out.open("wb") as stdout:
