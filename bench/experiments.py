@@ -101,7 +101,7 @@ def _runtime(root: Path, name: str, trainer: str, **env: str) -> procs.Server:
     port = procs.free_port()
     environ = {
         **os.environ, "MODELS_DIR": str(root), "ML_SERVICE_PORT": str(port), "ML_SERVICE_HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING", "ML_TRAINER_URL": trainer, "MODEL_WATCH_SECONDS": "0", **env,
+        "LOG_LEVEL": "WARNING", "ML_TRAINER_URL": trainer, "MODEL_WATCH_SECONDS": "3600", **env,
     }  # fmt: skip
     cmd = [sys.executable, "-m", "ml_matching", "serve"]
     return procs.Server(name, cmd, environ, port, WORK / "logs" / f"{name}.log")
@@ -160,6 +160,7 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
                 server = _runtime(root, name, url, **env)
                 procs.start(server, ROOT)
                 try:
+                    _check_followed(server, exp)
                     loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)
                     cpu0 = procs.cpu_seconds(server.pid)
                     run = loadgen.run(
@@ -175,6 +176,13 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
         write_experiment(root, None)
         procs.stop(trainer)
     return {name: _median(runs) for name, runs in results.items()}
+
+
+def _check_followed(server: procs.Server, exp: Experiment | None) -> None:
+    """The runtime reads EXPERIMENT at start (and then hourly, so not during a run): make sure it did."""
+    followed = json.loads(procs.request(server.port, "GET", "/experiment")[1])
+    if (followed.get("id") if exp is not None else None) != (exp.id if exp is not None else None):
+        raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {exp}")
 
 
 def _fields(e: Experiment) -> dict[str, Any]:
