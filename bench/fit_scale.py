@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import fitcost
 from procs import children, cpu_seconds
 
 HERE = Path(__file__).resolve().parent
@@ -138,22 +139,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _synth(rows: int) -> Path:
-    out = WORK / f"synthetic_{rows}.json"
-    if not out.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "ml_matching",
-            "synth",
-            "--rows",
-            str(rows),
-            "--seed",
-            "42",
-            "--out",
-            str(out),
-        ]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-    return out
+    return fitcost.synth(rows, WORK, ROOT)
 
 
 def _checkout(rev: str) -> Path:

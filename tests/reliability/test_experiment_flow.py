@@ -52,14 +52,6 @@ def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
     service.stop()
 
 
-@pytest.fixture
-def replicas(models: Path, trainer: Service) -> Iterator[list[Service]]:
-    services = fleet.replicas(models, trainer)
-    yield services
-    for s in services:
-        s.stop()
-
-
 cli = fleet.experiment_cli
 
 
