@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import fleet
 from tests.support import Service
 
 
 @pytest.fixture
 def replicas(models: Path, trainer: Service) -> Iterator[list[Service]]:
     """Two runtime replicas on the module's store, sending their ledger to its trainer."""
+    from tests.reliability import fleet  # imports the trainer's side: not in the runtime-only session
+
     services = fleet.replicas(models, trainer)
     yield services
     for s in services:
