@@ -66,13 +66,13 @@ def markdown(r: Result) -> str:
     m = meta["machine"]
     kind = "QUICK run (short, for development; not for quoting)" if meta["quick"] else "full run"
     lines = [
-        f"# ml-matching benchmarks — {kind}",
+        f"### ml-matching benchmarks — {kind}",
         "",
         f"{meta['date']} · {m['cpu_model']} · {m['nproc']} cores · load avg {m['loadavg_start']} → "
         f"{m['loadavg_end']} · Python {meta['python']} · commit {meta['git']['commit'][:10]}"
         f"{' (dirty)' if meta['git']['dirty'] else ''}",
         "",
-        "## Targets (ratios from the same run)",
+        "#### Targets (ratios from the same run)",
         "",
         "| target | measured | goal | holds |",
         "| --- | ---: | ---: | :---: |",
@@ -98,7 +98,7 @@ def _skipped(section: Any) -> str | None:
 
 def _http(r: Result) -> list[str]:
     h = r.get("http")
-    out = ["", "## HTTP POST /predict (uvicorn, 1 worker, no access log; wrk)", ""]
+    out = ["", "#### HTTP POST /predict (uvicorn, 1 worker, no access log; wrk)", ""]
     if why := _skipped(h):
         return [*out, why]
     s = h["settings"]
@@ -122,7 +122,7 @@ def _http(r: Result) -> list[str]:
 
 def _inprocess(r: Result) -> list[str]:
     p = r.get("inprocess")
-    out = ["", "## In-process scoring (median of repetitions)", ""]
+    out = ["", "#### In-process scoring (median of repetitions)", ""]
     if why := _skipped(p):
         return [*out, why]
     rows: list[tuple[str, str, str | None]] = [
@@ -150,7 +150,7 @@ def _inprocess(r: Result) -> list[str]:
 
 def _node(r: Result) -> list[str]:
     n = r.get("node")
-    out = ["", "## Node in-process (clients/node)", ""]
+    out = ["", "#### Node in-process (clients/node)", ""]
     if why := _skipped(n):
         return [*out, why]
     return [
@@ -164,7 +164,7 @@ def _node(r: Result) -> list[str]:
 
 def _batch_table(r: Result) -> list[str]:
     b = r.get("batch")
-    out = ["", "## POST /predict/batch (runtime)", ""]
+    out = ["", "#### POST /predict/batch (runtime)", ""]
     if why := _skipped(b):
         return [*out, why]
     s = b["settings"]
@@ -184,7 +184,7 @@ def _batch_table(r: Result) -> list[str]:
 
 def _training(r: Result) -> list[str]:
     t = r.get("training")
-    out = ["", "## Training: `ml-matching fit --model all` (5-fold CV, export, parity)", ""]
+    out = ["", "#### Training: `ml-matching fit --model all` (5-fold CV, export, parity)", ""]
     if why := _skipped(t):
         return [*out, why]
     out += [
