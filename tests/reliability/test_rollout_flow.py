@@ -101,6 +101,13 @@ def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
 cli = fleet.experiment_cli
 
 
+def start(trainer: Service, name: str, candidate: str, ramp: str, *more: str) -> str:
+    """Start an experiment with the CLI, as an operator does; its id."""
+    started = cli(trainer, "--json", "start", "--name", name, "--candidate", candidate, "--ramp", ramp, *more)
+    assert started.returncode == 0, started.stderr
+    return str(json.loads(started.stdout)["id"])
+
+
 class Backend:
     """Scores new units on alternating replicas and reports each outcome ``delay`` predictions later."""
 
@@ -153,23 +160,8 @@ def _revision(replica: Service) -> Any:
 def test_a_candidate_of_the_same_generator_is_promoted_through_the_ramp(
     trainer: Service, replicas: list[Service], models: Path
 ) -> None:
-    started = cli(
-        trainer,
-        "--json",
-        "start",
-        "--name",
-        "gb",
-        "--candidate",
-        GB_VERSION,
-        "--ramp",
-        RAMP,
-        "--primary",
-        "logLoss:nonInferiority:0.1",
-        "--horizon-days",
-        "1",
-    )
-    assert started.returncode == 0, started.stderr
-    experiment_id = json.loads(started.stdout)["id"]
+    experiment_id = start(trainer, "gb", GB_VERSION, RAMP, "--primary", "logLoss:nonInferiority:0.1",
+                          "--horizon-days", "1")  # fmt: skip
     backend = Backend(trainer, replicas)
     view = follow_until_final(experiment_id, trainer, replicas, backend)
     assert view["phase"] == "promoted", view["decisions"]
@@ -198,21 +190,7 @@ def test_a_candidate_trained_on_shuffled_labels_is_rolled_back(
     trainer: Service, replicas: list[Service], models: Path
 ) -> None:
     bad = shuffled_version(models)
-    started = cli(
-        trainer,
-        "--json",
-        "start",
-        "--name",
-        "shuffled",
-        "--candidate",
-        bad,
-        "--ramp",
-        RAMP,
-        "--primary",
-        "logLoss:nonInferiority:0.02",
-    )
-    assert started.returncode == 0, started.stderr
-    experiment_id = json.loads(started.stdout)["id"]
+    experiment_id = start(trainer, "shuffled", bad, RAMP, "--primary", "logLoss:nonInferiority:0.02")
     backend = Backend(trainer, replicas)
     view = follow_until_final(experiment_id, trainer, replicas, backend)
     assert view["phase"] == "rolled_back" and "harm" in view["decisions"][-1]["reason"], view["decisions"]
@@ -225,18 +203,7 @@ def test_a_candidate_trained_on_shuffled_labels_is_rolled_back(
 def test_a_candidate_that_raises_is_rolled_back_within_60_s_with_no_failed_answer(
     trainer: Service, models: Path
 ) -> None:
-    started = cli(
-        trainer,
-        "--json",
-        "start",
-        "--name",
-        "raising",
-        "--candidate",
-        GB_VERSION,
-        "--ramp",
-        "5000:3600:100000",
-    )
-    experiment_id = json.loads(started.stdout)["id"]
+    experiment_id = start(trainer, "raising", GB_VERSION, "5000:3600:100000")
     settings = Settings(
         models_dir=models, trainer_url=f"http://127.0.0.1:{trainer.port}", model_watch_seconds=0.2
     )

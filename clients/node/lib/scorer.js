@@ -114,33 +114,7 @@ export class Scorer {
    *   (as a rejection) with `explain` when the version has no explainer.
    */
   async predict(row, options = {}) {
-    const x = new this.#ArrayType(this.#schema.names.length)
-    readRow(this.#schema, row, x, 0, undefined)
-    if (options.explain) {
-      const [[score]] = await this.#explained(x, 1)
-      this.#window.add(x, 1) // after: a row refused an explanation is not observed
-      const {score: s, confidence, successProbability, contributions} = score
-      return {
-        score: s,
-        confidence,
-        successProbability,
-        featureImportance: this.#importance,
-        modelVersion: this.version,
-        contributions,
-        ...this.#explanationHeader()
-      }
-    }
-    this.#window.add(x, 1)
-    const p = (await this.scoreMatrix(x, 1))[0]
-    const score = 100 * p
-    // A literal, not a spread of #rowScore: this is the hot path of one-row scoring.
-    return {
-      score,
-      confidence: this.#confidence(p, x, 0),
-      successProbability: score,
-      featureImportance: this.#importance,
-      modelVersion: this.version
-    }
+    return (await this.scoredOne(row, options)).answer
   }
 
   /**
