@@ -44,14 +44,22 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 10,
 ) -> tuple[int, Any]:
-    """One HTTP request on a fresh connection; returns (status, decoded JSON body)."""
+    """One HTTP request on a fresh connection; returns (status, decoded JSON body).
+
+    A server that goes away raises an OSError, whenever it goes: before the answer
+    (ConnectionRefusedError, RemoteDisconnected) or in the middle of it (http.client's
+    IncompleteRead, turned into a ConnectionError), so callers that kill servers catch one type.
+    """
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         conn.request(method, path, body=data, headers=hdrs)
         response = conn.getresponse()
-        raw = response.read()
+        try:
+            raw = response.read()
+        except http.client.IncompleteRead as exc:
+            raise ConnectionError(f"the server went away in the middle of its answer: {exc!r}") from exc
         try:
             return response.status, json.loads(raw or b"null")
         except ValueError:
