@@ -82,6 +82,7 @@ def _servers(store: Path, version: str, seed_joblib: Path, work: Path) -> list[p
         server("runtime", [py, "-m", "ml_matching.runtime"], runtime_env),
         server("seed", [py, str(BENCH / "baselines" / "seed_service.py")], seed_env),
         server("ceiling", [py, str(BENCH / "baselines" / "ceiling_service.py")], {}),
+        server("asgi", [py, str(BENCH / "baselines" / "asgi_service.py")], {}),
     ]
 
 

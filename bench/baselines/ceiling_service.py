@@ -14,38 +14,14 @@ Run: ``python bench/baselines/ceiling_service.py``.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import uvicorn
+from ceiling_parts import DECODER, JSON, MAX_BODY_BYTES, RESPONSE
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import RawBody
-
-JSON = "application/json"
-MAX_BODY_BYTES = 4 * 1024 * 1024  # the runtime's default MAX_BODY_BYTES
-FEATURE_NAMES = (
-    "nicheAlignment", "audienceMatch", "engagementRate", "brandFit", "locationMatch",
-    "budgetAlignment", "contentQuality", "responseRate", "accountAge", "activityScore",
-    "lastActiveScore", "connectionAcceptance", "profileCompletion", "portfolioQuality",
-    "networkStrength", "mutualConnections", "connectionDiversity", "postingConsistency",
-    "contentEngagement",
-)  # fmt: skip
-
-Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-PredictRequest = msgspec.defstruct(
-    "PredictRequest", [(name, Unit) for name in FEATURE_NAMES], forbid_unknown_fields=True
-)
-DECODER = msgspec.json.Decoder(PredictRequest)
-RESPONSE = msgspec.json.encode(
-    {
-        "score": 50.0,
-        "confidence": 0.0,
-        "successProbability": 50.0,
-        "featureImportance": {name: 1.0 / len(FEATURE_NAMES) for name in FEATURE_NAMES},
-        "modelVersion": "ceiling",
-    }
-)
 
 
 def _require_json(request: Request[Any, Any, Any]) -> None:

@@ -39,7 +39,7 @@ from ml_matching.http.openapi import (
     openapi_config,
     package_version,
 )
-from ml_matching.http.requests import authorize, require_json
+from ml_matching.http.requests import authorize, is_json, require_json
 from ml_matching.http.settings import ServiceSettings
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "error_body",
     "error_responses",
     "header_limit",
+    "is_json",
     "logging_config",
     "metrics_route",
     "openapi_config",

@@ -12,11 +12,17 @@ from ml_matching.http.errors import ManagementDisabled, Unauthorized, Unsupporte
 JSON = "application/json"
 
 
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type header declares JSON (``application/json``, any ``+json``, any parameters)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or media.endswith("+json")
+
+
 def require_json(request: Request[Any, Any, Any]) -> None:
     """Refuse a body not declared as JSON (415)."""
     raw = request.headers.get("content-type", "")
-    media = raw.split(";", 1)[0].strip().lower()
-    if media != JSON and not media.endswith("+json"):
+    if not is_json(raw):
+        media = raw.split(";", 1)[0].strip().lower()
         got = f"`{media}`" if media else "no content type"
         raise UnsupportedMediaType(f"expected a JSON body (Content-Type: application/json), got {got}")
 

@@ -28,6 +28,7 @@ from ml_matching.http import (
 )
 from ml_matching.http.metrics import mark_worker_dead
 from ml_matching.runtime.errors import RUNTIME_STATUSES
+from ml_matching.runtime.fastpath import predict_fast_path
 from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.metrics import ModelMetrics
 from ml_matching.runtime.routes import bad_path_part, build_routes, request_bodies
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.watch = watch  # None when the service does not follow ACTIVE
     app.state.serving = serving
     app.state.body_limit = settings.body_limit
-    return before_routing(app, *entry_middleware(settings.max_header_bytes, registry, settings.metrics))
+    fast = predict_fast_path(serving.predict, settings.body_limit, cors=bool(settings.allowed_origins))
+    return before_routing(app, *entry_middleware(settings.max_header_bytes, registry, settings.metrics), fast)
 
 
 def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | None) -> Serving:
