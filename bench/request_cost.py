@@ -1,0 +1,166 @@
+"""Where a ``POST /predict`` spends its CPU in Python: ASGI apps driven in-process, no sockets.
+
+    python bench/request_cost.py                 # the table (writes bench/results-request-cost.json)
+    python bench/request_cost.py --profile runtime   # cProfile of one variant, by own time
+
+Each variant answers the seed's row ``--requests`` times, ``--concurrency`` at a time in one event
+loop (16, as wrk's ``-c16``; one-row requests in the same turn are scored together), and is timed by
+the process's CPU time. uvicorn's own share (HTTP parsing, the socket) is left out, so these are the
+parts the runtime controls; wrk in ``bench/run.py`` gives the whole. Variants:
+
+- ``asgi``: the ceiling's work as a bare ASGI callable (``baselines/asgi_service.py``);
+- ``ceiling``: the same in Litestar (``baselines/ceiling_service.py``);
+- ``runtime``: as it ships, a plain request answered before Litestar's router;
+- ``runtime, Litestar route``: the same request to ``/predict/``, which Litestar routes to the same
+  handler and the fast path leaves alone (what every request paid before ``runtime/fastpath.py``);
+- ``runtime, METRICS=off``: without the request metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import json
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import payloads
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results-request-cost.json"
+BODY = payloads.seed_body()
+VARIANTS: dict[str, tuple[str, dict[str, str], str]] = {
+    "asgi": ("asgi_service", {}, "/predict"),
+    "ceiling": ("ceiling_service", {}, "/predict"),
+    "runtime": ("runtime", {}, "/predict"),
+    "runtime, Litestar route": ("runtime", {}, "/predict/"),
+    "runtime, METRICS=off": ("runtime", {"METRICS": "off"}, "/predict"),
+}
+
+
+def _scope(path: str) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(BODY)).encode())]  # fmt: skip
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000), "state": {},
+    }  # fmt: skip
+
+
+async def _request(app: Any, path: str, statuses: list[int]) -> None:
+    messages = [{"type": "http.request", "body": BODY, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)  # a client that stays connected
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(_scope(path), receive, send)
+
+
+async def _started(module: str, settings: dict[str, str], store: Path, version: str) -> Any:
+    if module != "runtime":
+        sys.path.insert(0, str(HERE / "baselines"))
+        spec = importlib.util.spec_from_file_location(module, HERE / "baselines" / f"{module}.py")
+        assert spec is not None and spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[module] = loaded  # Litestar resolves the handlers' annotations through it
+        spec.loader.exec_module(loaded)
+        return loaded.app
+    from ml_matching.runtime.app import create_app
+    from ml_matching.runtime.settings import Settings
+
+    env = {"MODELS_DIR": str(store), "MODEL_VERSION": version, "LOG_LEVEL": "WARNING", **settings}
+    app = create_app(Settings.from_environ(env))
+    started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await queue.put({"type": "lifespan.startup"})
+
+    async def send(message: dict[str, Any]) -> None:
+        if not started.done():
+            started.set_result(message)
+
+    asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send))
+    if (await started)["type"] != "lifespan.startup.complete":
+        raise RuntimeError("the runtime did not start (see its log)")
+    return app
+
+
+async def _measure(name: str, args: argparse.Namespace, profile: bool) -> dict[str, Any]:
+    module, settings, path = VARIANTS[name]
+    app = await _started(module, settings, args.store, args.version)
+    statuses: list[int] = []
+    for _ in range(2_000):  # warm-up: caches, the drift window, lazily built parts
+        await _request(app, path, statuses)
+    per_rep = []
+    profiler = cProfile.Profile() if profile else None
+    for _ in range(args.reps):
+        t0 = time.process_time()
+        if profiler:
+            profiler.enable()
+        for _ in range(args.requests // args.concurrency):
+            await asyncio.gather(*(_request(app, path, statuses) for _ in range(args.concurrency)))
+        if profiler:
+            profiler.disable()
+        per_rep.append((time.process_time() - t0) / args.requests * 1e6)
+    if set(statuses) != {200}:
+        raise RuntimeError(f"{name}: answered {sorted(set(statuses))}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return {"us_per_request": statistics.median(per_rep), "reps_us": per_rep}
+
+
+def _child(name: str, args: argparse.Namespace) -> None:
+    print(json.dumps(asyncio.run(_measure(name, args, args.profile is not None))))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--store", type=Path, default=HERE / ".work" / "stores" / "serve")
+    p.add_argument("--version", help="default: the store's ACTIVE")
+    p.add_argument("--requests", type=int, default=32_000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--profile", choices=list(VARIANTS), help="print one variant's profile instead")
+    p.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.version = args.version or (args.store / "ACTIVE").read_text().strip()
+    if args.child or args.profile:
+        _child(args.child or args.profile, args)
+        return 0
+    return _table(args)
+
+
+def _table(args: argparse.Namespace) -> int:
+    import subprocess
+
+    results = {}
+    for name in VARIANTS:  # each in a fresh process: imports and caches of one never help another
+        cmd = [sys.executable, __file__, "--child", name, "--store", str(args.store), "--version", args.version,
+               "--requests", str(args.requests), "--concurrency", str(args.concurrency), "--reps", str(args.reps)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+    ceiling = results["ceiling"]["us_per_request"]
+    print(f"CPU µs per POST /predict in Python, {args.concurrency} at a time (median of {args.reps})")
+    print("| variant | µs/request | × ceiling |\n| --- | ---: | ---: |")
+    for name, r in results.items():
+        print(f"| {name} | {r['us_per_request']:.1f} | {r['us_per_request'] / ceiling:.2f} |")
+    meta = {"version": args.version, "concurrency": args.concurrency, "requests": args.requests}
+    OUT.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
