@@ -74,7 +74,8 @@ async def _started(module: str, settings: dict[str, str], store: Path, version: 
     if module != "runtime":
         sys.path.insert(0, str(HERE / "baselines"))
         spec = importlib.util.spec_from_file_location(module, HERE / "baselines" / f"{module}.py")
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"no module {module} in bench/baselines")
         loaded = importlib.util.module_from_spec(spec)
         sys.modules[module] = loaded  # Litestar resolves the handlers' annotations through it
         spec.loader.exec_module(loaded)
@@ -92,9 +93,12 @@ async def _started(module: str, settings: dict[str, str], store: Path, version: 
         if not started.done():
             started.set_result(message)
 
-    asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send))
+    lifespan = asyncio.ensure_future(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send)
+    )
     if (await started)["type"] != "lifespan.startup.complete":
         raise RuntimeError("the runtime did not start (see its log)")
+    app.state.bench_lifespan = lifespan  # kept referenced: the loop holds tasks weakly
     return app
 
 
@@ -148,8 +152,9 @@ def _table(args: argparse.Namespace) -> int:
 
     results = {}
     for name in VARIANTS:  # each in a fresh process: imports and caches of one never help another
-        cmd = [sys.executable, __file__, "--child", name, "--store", str(args.store), "--version", args.version,
-               "--requests", str(args.requests), "--concurrency", str(args.concurrency), "--reps", str(args.reps)]  # fmt: skip
+        options = {"--store": args.store, "--version": args.version, "--requests": args.requests,
+                   "--concurrency": args.concurrency, "--reps": args.reps}  # fmt: skip
+        cmd = [sys.executable, __file__, "--child", name, *(str(x) for kv in options.items() for x in kv)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[name] = json.loads(out.strip().splitlines()[-1])
     ceiling = results["ceiling"]["us_per_request"]

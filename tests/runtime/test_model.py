@@ -92,3 +92,17 @@ def test_importance_is_normalised_and_clamped() -> None:
         "c": 0.5,
     }
     assert normalised_importance({}, ("a",)) == {"a": 0.0}
+
+
+def test_the_heap_a_load_freed_is_given_back(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once after the model's session, once after the explainer's (built at its first use)."""
+    from ml_matching.contract import sessions
+
+    if sessions._malloc_trim() is None:
+        pytest.skip("the C library has no malloc_trim (not glibc)")
+    calls: list[int] = []
+    monkeypatch.setattr(sessions, "_malloc_trim", lambda: calls.append)
+    model = load_version(store, GB_VERSION, explain="lazy")
+    assert calls == [0]
+    model.contributions(np.full((1, 19), 0.5, dtype=np.float32))
+    assert calls == [0, 0]

@@ -9,6 +9,7 @@ state. The trainer keeps the rest (outcomes, decisions) in its database.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +31,7 @@ class Candidate(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fiel
     weight: int
 
 
-class Experiment(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fields=True):
+class Experiment(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fields=True, dict=True):
     """One experiment: control, candidates and shadows, the salt their assignment is hashed with.
 
     ``state``: ``running`` assigns units to arms; ``paused`` and ``stopped`` serve everyone with
@@ -49,7 +50,7 @@ class Experiment(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fie
     revision: int = 1
     hash: str = HASH_VERSION
 
-    @property
+    @functools.cached_property  # read for every routed request: built once (``dict=True`` holds it)
     def weights(self) -> tuple[int, ...]:
         return tuple(c.weight for c in self.candidates)
 

@@ -24,7 +24,7 @@ import onnxruntime as ort
 
 from ml_matching.contract.compare import GOLDEN_TOLERANCE, compare
 from ml_matching.contract.errors import ArtifactCorrupt
-from ml_matching.contract.sessions import new_session, read_file
+from ml_matching.contract.sessions import new_session, read_file, release_freed_heap
 from ml_matching.contract.sidecar import Explanation, Sidecar
 
 ExplainLoad = Literal["lazy", "eager", "off"]
@@ -61,6 +61,8 @@ class Explainer:
                 except ArtifactCorrupt as exc:
                     self._refused = exc
                     raise
+                finally:
+                    release_freed_heap()
             return self._session
 
     def contributions(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -6,6 +6,7 @@ the sidecar and the runtime validates requests against the loaded model's set.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -74,12 +75,12 @@ def range_text(lo: float | None, hi: float | None) -> str:
     return f"outside [{number_text(lo)}, {number_text(hi)}]"
 
 
-class FeatureSet(msgspec.Struct, frozen=True):
+class FeatureSet(msgspec.Struct, frozen=True, dict=True):
     """An ordered tuple of features; the order is the ONNX input column order."""
 
     features: tuple[Feature, ...]
 
-    @property
+    @functools.cached_property  # read for every ledger row: built once (``dict=True`` holds it)
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime as ort
@@ -30,6 +33,26 @@ def new_session(data: bytes, threads: int, check: str, name: str) -> ort.Inferen
         return ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
         raise ArtifactCorrupt(check, f"onnxruntime cannot load {name}: {exc}") from None
+
+
+def release_freed_heap() -> None:
+    """Give back to the system the C heap that building sessions freed (glibc's ``malloc_trim``).
+
+    onnxruntime parses a graph into buffers it frees once the session is built; glibc keeps those
+    pages mapped, 8 MB of resident memory for the default forest (``bench/memory.py``). Called after
+    a load, which is rare, never on the scoring path. A no-op where the C library has no such call.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:  # the process's own symbols, the C library's among them
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
 
 
 def read_pinned(folder: Path, name: str, sha256: str, size: int, check: str) -> bytes:

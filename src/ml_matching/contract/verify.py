@@ -23,7 +23,7 @@ from ml_matching.contract.compare import GOLDEN_TOLERANCE, compare
 from ml_matching.contract.errors import ArtifactCorrupt
 from ml_matching.contract.explainer import Explainer, ExplainLoad
 from ml_matching.contract.features import FeatureSet
-from ml_matching.contract.sessions import new_session, read_file
+from ml_matching.contract.sessions import new_session, read_file, release_freed_heap
 from ml_matching.contract.sidecar import Sidecar, decode_sidecar
 from ml_matching.contract.store import MODEL_FILE, SIDECAR_FILE, version_dir
 
@@ -93,6 +93,7 @@ def load_dir(folder: Path, threads: int = 1, explain: ExplainLoad = "eager") -> 
     check_golden_rows(model)
     if explainer is not None and explain == "eager":
         explainer.load()
+    release_freed_heap()
     return model
 
 
