@@ -233,7 +233,15 @@ def test_the_report_is_one_page_with_its_figures_inline(client: Client, store: P
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     text = page.text
     assert text.count("data:image/svg+xml;base64,") == 3 and "http://" not in text and "https://" not in text
-    for words in ("Assignments per arm", "The primary metric", "Decisions", "advance", "logLoss"):
+    for words in (
+        "Assignments per arm",
+        "The primary metric",
+        "Candidate weight over time",
+        "Decision log",
+        "advance",
+        "logLoss",
+        "SRM p",
+    ):
         assert words in text, words
     metrics = parse(client.get("/metrics").text)
     view = _view(client, experiment_id)

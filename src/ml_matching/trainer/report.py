@@ -18,6 +18,7 @@ import base64
 import html
 from typing import Any
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,7 @@ def report_page(tx: Tx, controlled: Controlled, view: ExperimentView, at: str) -
     figures = {
         "Assignments per arm": _assignments(tx, controlled),
         "The primary metric, candidate − control": _primary(tx, controlled, at),
-        "Decisions": _timeline(view),
+        "Candidate weight over time": _timeline(view),
     }
     body = [
         f"<h1>Experiment {html.escape(view.name)} <small>({html.escape(view.id)})</small></h1>",
@@ -54,7 +55,7 @@ def report_page(tx: Tx, controlled: Controlled, view: ExperimentView, at: str) -
             for t, s in figures.items()
             if s
         ),
-        "<h2>Decisions</h2>",
+        "<h2>Decision log</h2>",
         _decisions(view),
     ]
     title = html.escape(f"ml-matching experiment {view.name}: report")
@@ -72,6 +73,8 @@ def _uri(data: bytes) -> str:
 def _summary(view: ExperimentView) -> str:
     phase = f", phase <b>{view.phase}</b>, step {view.step}" if view.phase else ""
     srm = f"SRM p {_num(view.srm.p_value)} over {view.srm.units} units"
+    if view.srm.note:  # why there is no p-value (too few units, one arm), or why it is 0
+        srm += f" ({html.escape(view.srm.note)})"
     lines = [
         f"<p>State <b>{view.state}</b>{phase} · revision {view.revision} · control "
         f"<code>{view.control}</code> · horizon {view.horizon_days:g} days · created {view.created_at} · "
@@ -255,8 +258,9 @@ def _timeline(view: ExperimentView) -> bytes | None:
             ax.annotate(
                 kind, (t, w / 100), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
             )
-        ax.set(ylabel="candidate weight (%)", title="Decisions", ylim=(-5, 110))
-        fig.autofmt_xdate()
+        ax.set(ylabel="candidate weight (%)", title="Candidate weight after each decision", ylim=(-5, 110))
+        # Decisions may be seconds or weeks apart: dates and times labelled only as finely as needed.
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
         return svg(fig)
 
 
