@@ -260,7 +260,7 @@ def _timeline(view: ExperimentView) -> bytes | None:
             )
         ax.set(ylabel="candidate weight (%)", title="Candidate weight after each decision", ylim=(-5, 110))
         # Decisions may be seconds or weeks apart: dates and times labelled only as finely as needed.
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))  # type: ignore[no-untyped-call]
         return svg(fig)
 
 
