@@ -11,11 +11,10 @@ Bench-only. Environment: ``BENCH_HOST``, ``BENCH_PORT``. Run: ``python bench/bas
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import msgspec
-import uvicorn
+from bench_server import serve
 from ceiling_parts import DECODER, MAX_BODY_BYTES, RESPONSE
 
 Send = Any
@@ -62,10 +61,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app,
-        host=os.environ.get("BENCH_HOST", "127.0.0.1"),
-        port=int(os.environ["BENCH_PORT"]),
-        log_level="info",
-        access_log=False,
-    )
+    serve(app)

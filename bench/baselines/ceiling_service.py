@@ -13,11 +13,10 @@ Run: ``python bench/baselines/ceiling_service.py``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import msgspec
-import uvicorn
+from bench_server import serve
 from ceiling_parts import DECODER, JSON, MAX_BODY_BYTES, RESPONSE
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
@@ -51,10 +50,4 @@ app = Litestar(route_handlers=[ready, predict], request_max_body_size=MAX_BODY_B
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app,
-        host=os.environ.get("BENCH_HOST", "127.0.0.1"),
-        port=int(os.environ["BENCH_PORT"]),
-        log_level="info",
-        access_log=False,
-    )
+    serve(app)

@@ -31,7 +31,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-import uvicorn
+from bench_server import serve
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
@@ -134,10 +134,4 @@ else:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app,
-        host=os.environ.get("BENCH_HOST", "127.0.0.1"),
-        port=int(os.environ["BENCH_PORT"]),
-        log_level="info",
-        access_log=False,
-    )
+    serve(app)
