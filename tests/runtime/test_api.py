@@ -268,3 +268,18 @@ def test_unrouted_paths_and_methods_answer_in_the_error_vocabulary(client: Clien
     wrong = client.get("/predict")
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
     assert "POST" in wrong.headers["allow"] and "allowed: POST" in wrong.json()["detail"]
+
+
+def test_a_served_app_freezes_its_start_up_heap_and_a_test_app_does_not(store: Path) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    with TestClient(create_app(Settings(models_dir=store))) as c:
+        assert c.get("/health/ready").status_code == 200
+        assert gc.get_freeze_count() == before
+    try:
+        with TestClient(create_app(Settings(models_dir=store), freeze_gc=True)) as c:
+            assert c.get("/health/ready").status_code == 200
+            assert gc.get_freeze_count() > before  # what a full collection no longer walks
+    finally:
+        gc.unfreeze()

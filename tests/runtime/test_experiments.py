@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from litestar import Litestar
@@ -16,8 +17,10 @@ from litestar.testing import TestClient
 
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
-from ml_matching.contract.ledger import LedgerRow
+from ml_matching.contract.ledger import LedgerBatch, LedgerRow
 from ml_matching.runtime import create_app
+from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.scoring import new_prediction_id
 from ml_matching.runtime.settings import Settings
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 
@@ -300,3 +303,18 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
         total = p["baseValue"] + sum(p["contributions"].values())
         probability = p["successProbability"] / 100
         assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]
+
+
+@pytest.mark.parametrize("n", [1, 99, 100, 101, 250])
+def test_a_batch_encoded_in_parts_is_the_batch(n: int) -> None:
+    """The sender encodes a batch ENCODE_ROWS rows at a time (to give up the GIL between them):
+    the body is byte for byte the batch msgspec would encode in one call."""
+    rows = [
+        LedgerRow(
+            new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, i / n, {"a": 0.5, "b": i * 1.5}
+        )
+        for i in range(n)
+    ]
+    body = LedgerSender("http://127.0.0.1:9", 10)._body(rows)
+    assert body == msgspec.json.encode(LedgerBatch(rows=rows))
+    assert msgspec.json.decode(body, type=LedgerBatch).rows == rows

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
 from tests.support import free_port, request, running_service
 
@@ -78,7 +80,8 @@ def test_hot_swap_under_load_loses_no_request(store: Path) -> None:
     assert len(requests) > clients * swaps
 
 
-def test_uvicorn_factory_serves_from_the_environment(store: Path) -> None:
+@pytest.mark.parametrize("factory", ["serving_app", "create_app"])
+def test_uvicorn_factory_serves_from_the_environment(store: Path, factory: str) -> None:
     port = free_port()
     env = {**os.environ, "MODELS_DIR": str(store), "LOG_LEVEL": "WARNING"}
     cmd = [
@@ -86,7 +89,7 @@ def test_uvicorn_factory_serves_from_the_environment(store: Path) -> None:
         "-m",
         "uvicorn",
         "--factory",
-        "ml_matching.runtime.app:create_app",
+        f"ml_matching.runtime.app:{factory}",
         "--port",
         str(port),
     ]

@@ -22,7 +22,7 @@ from ml_matching.contract.commandline import Command, Handler, environment_epilo
 from ml_matching.runtime.settings import Settings
 
 MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
-APP_FACTORY = "ml_matching.runtime.app:create_app"
+APP_FACTORY = "ml_matching.runtime.app:serving_app"
 
 
 def _serve(parser: argparse.ArgumentParser) -> Handler:
@@ -41,7 +41,7 @@ def serve(_: argparse.Namespace) -> int:
         else:
             from ml_matching.runtime.app import create_app
 
-            target = create_app(settings)
+            target = create_app(settings, freeze_gc=True)
         uvicorn.run(
             target,  # type: ignore[arg-type]
             factory=many,
