@@ -187,8 +187,8 @@ def _assignments(tx: Tx, controlled: Controlled) -> bytes | None:
             keep = _thin(len(times))
             ax.step(times[keep], np.cumsum(mine)[keep], where="post", color=color, label=arm)
         ax.set(ylabel="rows assigned", title="Assignments per arm")
+        _time_axis(ax)
         ax.legend(loc="upper left")
-        fig.autofmt_xdate()
         return svg(fig)
 
 
@@ -259,9 +259,13 @@ def _timeline(view: ExperimentView) -> bytes | None:
                 kind, (t, w / 100), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
             )
         ax.set(ylabel="candidate weight (%)", title="Candidate weight after each decision", ylim=(-5, 110))
-        # Decisions may be seconds or weeks apart: dates and times labelled only as finely as needed.
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))  # type: ignore[no-untyped-call]
+        _time_axis(ax)
         return svg(fig)
+
+
+def _time_axis(ax: Any) -> None:
+    """Times seconds or weeks apart, labelled only as finely as they need (no 56:46.210000 ticks)."""
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))  # type: ignore[no-untyped-call]
 
 
 def _weight_after(kind: str, detail: Any, view: ExperimentView) -> float:
