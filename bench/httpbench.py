@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import baseenv
 import loadgen
 import payloads
 import procs
@@ -44,7 +45,8 @@ def run(
         if "batch" in sections:
             results["batch"] = skipped
         return skipped if "http" in sections else None
-    servers = _servers(store, version, seed_joblib, work)
+    python, where = baseenv.base_python()
+    servers = _servers(store, version, seed_joblib, work, python)
     predict_script = loadgen.post_script(work / "wrk", "predict_1", payloads.seed_body())
     try:
         for s in servers:
@@ -53,6 +55,7 @@ def run(
         out: dict[str, Any] | None = None
         if "http" in sections:
             out = _predict_runs(plan, servers, predict_script)
+            out["settings"]["runtime_env"] = where
         runtime = servers[0]
         for s in servers[1:]:
             procs.stop(s)
@@ -66,9 +69,9 @@ def run(
             procs.stop(s)
 
 
-def _servers(store: Path, version: str, seed_joblib: Path, work: Path) -> list[procs.Server]:
+def _servers(store: Path, version: str, seed_joblib: Path, work: Path, py: str) -> list[procs.Server]:
+    """The servers, ``py`` running the runtime and the ceilings (a base install, see baseenv.py)."""
     base = {k: v for k, v in os.environ.items() if k not in RUNTIME_VARS}
-    py = sys.executable
 
     def server(name: str, cmd: list[str], env: dict[str, str]) -> procs.Server:
         port = procs.free_port()
@@ -80,7 +83,7 @@ def _servers(store: Path, version: str, seed_joblib: Path, work: Path) -> list[p
     seed_env = {"SEED_MODEL": str(seed_joblib), "SEED_HANDLER": SEED_HANDLER}
     return [
         server("runtime", [py, "-m", "ml_matching.runtime"], runtime_env),
-        server("seed", [py, str(BENCH / "baselines" / "seed_service.py")], seed_env),
+        server("seed", [sys.executable, str(BENCH / "baselines" / "seed_service.py")], seed_env),
         server("ceiling", [py, str(BENCH / "baselines" / "ceiling_service.py")], {}),
         server("asgi", [py, str(BENCH / "baselines" / "asgi_service.py")], {}),
     ]

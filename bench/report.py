@@ -104,7 +104,8 @@ def _http(r: Result) -> list[str]:
     s = h["settings"]
     out += [
         f"{s.get('uvicorn', 'uvicorn')}; {s['seconds']} s per run, median of {s['reps']} round-robin "
-        "repetitions; @1 = `wrk -t1 -c1`, @16 = `wrk -t2 -c16`.",
+        "repetitions; @1 = `wrk -t1 -c1`, @16 = `wrk -t2 -c16`. The runtime and the ceilings run from "
+        f"{s.get('runtime_env', 'the benchmark environment')}; the seed from the benchmark environment.",
         "",
         "| server | p50 @1 (ms) | p99 @1 (ms) | req/s @16 | p99 @16 (ms) | CPU ms/req @16 | RSS MB "
         "| ready (s) |",

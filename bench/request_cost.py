@@ -133,18 +133,27 @@ def _child(name: str, args: argparse.Namespace) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--store", type=Path, default=HERE / ".work" / "stores" / "serve")
-    p.add_argument("--version", help="default: the store's ACTIVE")
+    p.add_argument("--version", help="default: the store's newest RandomForest (what bench/run.py serves)")
     p.add_argument("--requests", type=int, default=32_000)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--profile", choices=list(VARIANTS), help="print one variant's profile instead")
     p.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = p.parse_args()
-    args.version = args.version or (args.store / "ACTIVE").read_text().strip()
+    args.version = args.version or _newest_forest(args.store)
     if args.child or args.profile:
         _child(args.child or args.profile, args)
         return 0
     return _table(args)
+
+
+def _newest_forest(store: Path) -> str:
+    from ml_matching.contract import list_versions, load_version
+
+    forests = [v for v in list_versions(store) if load_version(store, v).sidecar.algorithm == "random_forest"]
+    if not forests:
+        raise SystemExit(f"no RandomForest version in {store}: run python bench/run.py --only http first")
+    return max(forests)
 
 
 def _table(args: argparse.Namespace) -> int:
