@@ -95,7 +95,15 @@ class Traffic:
 def _start(client: Client, ramp: list[dict[str, Any]], **body: Any) -> str:
     answer = client.post(
         "/experiments",
-        json={"name": "ramp", "candidates": [{"version": GB_VERSION}], "ramp": ramp, **body},
+        # A fixed salt: the id, a random token, would salt the assignment, and which units fall in which
+        # arm would change from run to run, and with it every statistic (CI once saw a hold here).
+        json={
+            "name": "ramp",
+            "candidates": [{"version": GB_VERSION}],
+            "ramp": ramp,
+            "salt": "controller",
+            **body,
+        },
         headers=ADMIN,
     )
     assert answer.status_code == 201, answer.text
