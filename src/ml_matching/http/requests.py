@@ -12,9 +12,13 @@ from ml_matching.http.errors import ManagementDisabled, Unauthorized, Unsupporte
 JSON = "application/json"
 
 
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def is_json(content_type: str) -> bool:
     """Whether a Content-Type header declares JSON (``application/json``, any ``+json``, any parameters)."""
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media_type(content_type)
     return media == JSON or media.endswith("+json")
 
 
@@ -22,7 +26,7 @@ def require_json(request: Request[Any, Any, Any]) -> None:
     """Refuse a body not declared as JSON (415)."""
     raw = request.headers.get("content-type", "")
     if not is_json(raw):
-        media = raw.split(";", 1)[0].strip().lower()
+        media = _media_type(raw)
         got = f"`{media}`" if media else "no content type"
         raise UnsupportedMediaType(f"expected a JSON body (Content-Type: application/json), got {got}")
 

@@ -1,14 +1,14 @@
 """The plain ``POST /predict`` scored before Litestar's router: the service's hottest route, shortest.
 
-Profiled in-process at 16 concurrent requests (bench/), Litestar's routing, handler call, signature
-model and ``Response`` cost about 20 µs of the 28 µs its own ceiling service spends per request in
-Python: more than decoding, scoring (coalesced) and encoding one row together. A request that is
-plainly a score — ``POST /predict``, no query string, one JSON ``Content-Type``, a body within
-``MAX_BODY_BYTES``, no CORS ``Origin`` when CORS is on — is answered here, with the bytes and headers
-Litestar's handler sends. Anything else, and any request whose scoring raises, goes to the Litestar
-app unchanged with its body replayed: every refusal is Litestar's own answer (a malformed body is
-decoded twice, the price of answering errors in one place), and the route stays in the OpenAPI
-document, where its handler still serves ``?explain=true``.
+Litestar's routing, handler call, signature model and ``Response`` cost about 34 µs of CPU per
+request, in Python, at 16 requests at a time: more than decoding, scoring (coalesced) and encoding
+the row together (``python bench/request_cost.py``: the same request through the router and
+through this path). A request that is plainly a score — ``POST /predict``, no query string, one JSON
+``Content-Type``, a body within ``MAX_BODY_BYTES``, no CORS ``Origin`` when CORS is on — is
+answered here, with the bytes and headers Litestar's handler sends. Anything else, and any request
+whose scoring raises, goes to the Litestar app unchanged with its body replayed: every refusal is
+Litestar's own answer (a malformed body is decoded twice, the price of answering errors in one
+place), and the route stays in the OpenAPI document, where its handler still serves ``?explain=true``.
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ def predict_fast_path(predict: Predict, body_limit: int, cors: bool) -> Callable
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def entry(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP or scope["path"] != PATH or scope["method"] != "POST":
+            if (
+                scope["type"] != ScopeType.HTTP
+                or scope["path"] != PATH
+                or scope["method"] != "POST"
+                or scope["query_string"]
+            ):
                 await app(scope, receive, send)
                 return
             plain, key = _plain_headers(scope, body_limit, cors)
-            if not plain or scope["query_string"]:
+            if not plain:
                 await app(scope, receive, send)
                 return
             body, received = await _read_body(receive, body_limit)
