@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "trainer",
         "start, show, steer, report and replay experiments on a running trainer",
     ),
+    "holdout": ("trainer", "start, show and stop the long-lived holdout on a running trainer"),
     "list": ("training", "list the versions in a store"),
     "verify": ("training", "re-check a version: sha256, ONNX load, golden rows, every pinned file"),
     "card": (

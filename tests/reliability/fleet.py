@@ -23,10 +23,15 @@ def replicas(models: Path, trainer: Service, n: int = 2) -> list[Service]:
 
 def experiment_cli(trainer: Service, *args: str) -> subprocess.CompletedProcess[str]:
     """``ml-matching experiment ARGS`` against ``trainer``, with its admin token."""
+    return trainer_cli(trainer, "experiment", *args)
+
+
+def trainer_cli(trainer: Service, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ml-matching COMMAND ARGS`` against ``trainer``, with its admin token."""
     env = {
         **os.environ,
         "ML_TRAINER_URL": f"http://127.0.0.1:{trainer.port}",
         "ML_SERVICE_ADMIN_TOKEN": TOKEN,
     }
-    command = [sys.executable, "-m", "ml_matching", "experiment", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    line = [sys.executable, "-m", "ml_matching", command, *args]
+    return subprocess.run(line, env=env, capture_output=True, text=True, timeout=120)

@@ -18,38 +18,17 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ml_matching.contract.experiment import read_experiment
-from tests.conftest import COPY, GB_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.conftest import COPY, GB_VERSION, RF_VERSION, SEED_ROW
 from tests.reliability import fleet
 from tests.support import Service, request, until
-from tests.trainer.conftest import trainer_service
-from tests.training.conftest import FAST_CONFIG
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def models(store: Path) -> Path:
-    copy_version(store, GB_VERSION, COPY)
-    return store
-
-
-@pytest.fixture
-def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
-    config = tmp_path / "train.json"
-    config.write_text(json.dumps(FAST_CONFIG))
-    service = trainer_service(
-        models, config, tmp_path, RETRAIN_EVERY="0", OUTCOMES_DB=str(tmp_path / "o.sqlite")
-    )
-    service.start()
-    yield service
-    service.stop()
 
 
 cli = fleet.experiment_cli

@@ -146,3 +146,28 @@ def test_a_database_of_release_0_1_is_upgraded(tmp_path: Path) -> None:
     store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == SCHEMA_VERSION
+
+
+def test_a_database_of_the_previous_schema_keeps_its_ledger_when_upgraded(database_url: str) -> None:
+    """Schema 3 (release 0.3: the ledger, no holdout) gains the holdout column and table, rows intact."""
+    from ml_matching.trainer import schema
+    from ml_matching.trainer.database import open_database, run_statements
+
+    db = open_database(database_url)
+    with db.write() as tx:
+        assert db.schema_version(tx) == 0  # a new database (and, on PostgreSQL, the version's table)
+        run_statements(tx, schema._ddl(schema._V1, db.dialect))
+        run_statements(tx, schema._ddl(schema._V3, db.dialect))
+        tx.execute(
+            "INSERT INTO predictions (id, at, version, probability, fallback, row, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "p-1", "2026-11-30T12:00:00.000Z", "20260101_000000", 0.25, 0, "{}", "2026-11-30T12:00:01.000Z",
+        )  # fmt: skip
+        db.set_schema_version(tx, 3)
+    db.close()
+    with Store(database_url) as store, store.db.read() as tx:
+        assert store.db.schema_version(tx) == SCHEMA_VERSION == 4
+        assert tx.execute("SELECT id, probability, holdout FROM predictions").fetchall() == [
+            ("p-1", 0.25, None)
+        ]
+        assert tx.execute("SELECT COUNT(*) FROM holdouts").fetchone()[0] == 0

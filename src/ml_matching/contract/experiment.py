@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -94,3 +95,9 @@ def write_experiment(root: Path, experiment: Experiment | None) -> None:
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stamped_id(prefix: str, created: str) -> str:
+    """``prefix-YYYYMMDD-HHMMSS-xxxx``: readable, sorted by creation, unique by its random tail."""
+    stamp = created[:19].replace("-", "").replace(":", "").replace("T", "-")
+    return f"{prefix}-{stamp}-{secrets.token_hex(2)}"

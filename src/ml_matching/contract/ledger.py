@@ -52,7 +52,9 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     ``fallback`` when the arm's version did not serve and control did instead, ``error`` why (it
     was refused, or it raised); ``ms`` how long the serving version took to score the row's group
     (the operational guardrails read it); ``shadow`` the shadow versions' scores. ``features`` is
-    the scored row, in the served version's feature set.
+    the scored row, in the served version's feature set. ``holdout``: the long-lived holdout the
+    unit was placed by (:mod:`.holdout`): a held unit's row has ``arm`` ``holdout`` and no
+    ``experiment``; a live unit's has its experiment's fields, or ``arm`` ``live`` outside one.
     """
 
     prediction_id: PredictionId
@@ -71,6 +73,7 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
     shadow: tuple[ShadowScore, ...] = ()
     source: Literal["runtime", "node"] = "runtime"
+    holdout: str | None = None
 
 
 class LedgerBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -138,7 +138,7 @@ def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | 
         ledger.on_drop = lambda n, _: metrics.ledger_dropped.inc(n)
     shadows = Shadows(settings.shadow_queue, ledger.put, count_shadow)
     recorder = Recorder(settings.ledger, ledger, shadows, count_arm)
-    return Serving(lambda: service.scorer, lambda: service.arms, recorder)
+    return Serving(lambda: service.scorer, lambda: service.arms, recorder, lambda: service.held)
 
 
 def _cors(settings: Settings) -> CORSConfig | None:

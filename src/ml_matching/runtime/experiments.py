@@ -1,9 +1,10 @@
-"""The experiment this runtime follows: the versions it keeps loaded, and which one serves a unit.
+"""The experiment and the holdout this runtime follows: the versions it keeps loaded, and which one
+serves a unit.
 
-:class:`Arms` is an immutable snapshot, built off the request path when the store's
-``EXPERIMENT`` changes (every version verified like any load) and swapped in whole, like a hot
-swap: a request reads it once. A version that fails verification is not served: control serves
-its units (the ledger row says ``fallback``), and the refusal shows in ``/health``.
+:class:`Arms` (and :class:`Held`, the holdout's) is an immutable snapshot, built off the request
+path when the store's ``EXPERIMENT`` changes (every version verified like any load) and swapped in
+whole, like a hot swap: a request reads it once. A version that fails verification is not served:
+control serves its units (the ledger row says ``fallback``), and the refusal shows in ``/health``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, unit_digest
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.holdout import HOLDOUT, Holdout
 from ml_matching.runtime.scoring import Scorer
 
 #: Builds the verified scorer of a version (the service's own load), raising when it fails a check.
@@ -22,7 +24,10 @@ Build = Callable[[str], Scorer]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What serves one request: the scorer, and the experiment's record of it (None outside one)."""
+    """What serves one request: the scorer, and the experiment's record of it (None outside one).
+
+    ``holdout``: the holdout the unit was placed by (its arm is then ``holdout``, or the
+    experiment's, or ``live``)."""
 
     scorer: Scorer
     experiment: str | None = None
@@ -31,6 +36,7 @@ class Route:
     unit: str | None = None
     fallback: bool = False
     error: str | None = None  # why the arm's own version did not serve (with fallback)
+    holdout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,22 +53,38 @@ class Arms:
     def id(self) -> str:
         return self.experiment.id
 
-    def to_control(self, route: Route, error: str) -> Route:
-        """``route`` served by control instead (its own version raised): same arm, marked fallback."""
-        return Route(self.control, route.experiment, route.arm, route.weight, route.unit, True, error[:200])
-
-    def route(self, key: str) -> Route:
-        """The arm of unit ``key`` and the scorer that serves it (raises InvalidInput for a bad key)."""
+    def route(self, key: str, holdout: str | None = None) -> Route:
+        """The arm of unit ``key`` and the scorer that serves it (raises InvalidInput for a bad key);
+        ``holdout``: the holdout that placed the unit on the live side, if one is followed."""
         exp = self.experiment
         digest = unit_digest(exp.salt, key)
         k, unit = arm_index(bucket_of(digest), exp.weights), digest.hex()
         if k < 0:
-            return Route(self.control, exp.id, CONTROL, 10_000 - sum(exp.weights), unit)
+            return Route(self.control, exp.id, CONTROL, 10_000 - sum(exp.weights), unit, holdout=holdout)
         candidate, scorer = exp.candidates[k], self.candidates[k]
         if scorer is None:
             why = f"version {candidate.version} refused: {self.refused.get(candidate.version, '')}"[:200]
-            return Route(self.control, exp.id, candidate.arm, candidate.weight, unit, True, why)
-        return Route(scorer, exp.id, candidate.arm, candidate.weight, unit)
+            return Route(self.control, exp.id, candidate.arm, candidate.weight, unit, True, why, holdout)
+        return Route(scorer, exp.id, candidate.arm, candidate.weight, unit, holdout=holdout)
+
+
+@dataclass(frozen=True)
+class Held:
+    """The holdout this runtime follows, with its frozen version's verified scorer."""
+
+    holdout: Holdout
+    scorer: Scorer
+
+    @property
+    def id(self) -> str:
+        return self.holdout.id
+
+    def route(self, key: str) -> tuple[Route | None, str]:
+        """The route of a held unit (None: the unit is live) and the unit's holdout digest."""
+        inside, unit = self.holdout.place(key)
+        if not inside:
+            return None, unit
+        return Route(self.scorer, None, HOLDOUT, self.holdout.weight, unit, holdout=self.holdout.id), unit
 
 
 def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -> Arms:

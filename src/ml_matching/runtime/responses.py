@@ -35,6 +35,14 @@ class ExperimentView(_Camel):
     shadow: list[ArmView]
 
 
+class HoldoutView(_Camel):
+    """The holdout this replica follows (``GET /health``): its frozen version and share of the units."""
+
+    id: str
+    version: str
+    weight: int
+
+
 class LedgerView(_Camel):
     """The prediction ledger's queue on this replica: rows waiting, sent, dropped, and why it waits."""
 
@@ -52,8 +60,9 @@ class Health(_Camel):
     When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
     version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
     earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
-    ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none), and
-    ``ledger`` its queue of prediction-ledger rows.
+    ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none),
+    ``holdout`` the holdout (``holdoutRefused``: why it follows none), and ``ledger`` its queue of
+    prediction-ledger rows.
     """
 
     status: str
@@ -66,6 +75,8 @@ class Health(_Camel):
     fallback: str | None = None
     experiment: ExperimentView | None = None
     experiment_refused: str | None = None
+    holdout: HoldoutView | None = None
+    holdout_refused: str | None = None
     ledger: LedgerView | None = None
 
 

@@ -28,6 +28,7 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.assignment import CONTROL
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.holdout import Holdout
 from ml_matching.contract.validation import row_type
 from ml_matching.http import (
     Body,
@@ -41,7 +42,7 @@ from ml_matching.http import error_responses as _error_responses
 from ml_matching.http.openapi import file_operation, with_parameters
 from ml_matching.runtime.drift import DriftReport
 from ml_matching.runtime.errors import RUNTIME_STATUSES, NotExplainable
-from ml_matching.runtime.experiments import Arms, unit_key
+from ml_matching.runtime.experiments import Arms, Held, unit_key
 from ml_matching.runtime.oip import InferRequest
 from ml_matching.runtime.responses import (
     ArmView,
@@ -50,6 +51,7 @@ from ml_matching.runtime.responses import (
     ExperimentView,
     FeatureDriftView,
     Health,
+    HoldoutView,
     LedgerView,
     LoadResult,
     ModelSummary,
@@ -144,6 +146,8 @@ def _health_routes(
             fallback=service.fallback,
             experiment=_experiment_view(service.arms),
             experiment_refused=service.experiment_refused[2] if service.experiment_refused else None,
+            holdout=_holdout_view(service.held),
+            holdout_refused=service.holdout_refused[1] if service.holdout_refused else None,
             ledger=_ledger_view(serving, service.settings),
         )
 
@@ -174,7 +178,30 @@ def _health_routes(
             raise ExperimentNotFound("this service follows no experiment (the store has no running one)")
         return arms.experiment
 
-    return [health, ready, experiment]
+    @get(
+        "/holdout",
+        sync_to_thread=False,
+        tags=["experiments"],
+        summary="The long-lived holdout this service follows",
+        description=(
+            "The store's `HOLDOUT` as this service applied it: what a client that scores in-process "
+            "needs to place units exactly as the runtime does (`salt`, `weight`, the frozen `version`)."
+        ),
+        responses=error_responses(ExperimentNotFound),
+    )
+    def holdout() -> Holdout:
+        held = service.held
+        if held is None:
+            raise ExperimentNotFound("this service follows no holdout (the store has none, or it refused it)")
+        return held.holdout
+
+    return [health, ready, experiment, holdout]
+
+
+def _holdout_view(held: Held | None) -> HoldoutView | None:
+    if held is None:
+        return None
+    return HoldoutView(held.id, held.holdout.version, held.holdout.weight)
 
 
 def _experiment_view(arms: Arms | None) -> ExperimentView | None:

@@ -78,7 +78,8 @@ class BatchResponse(msgspec.Struct, rename="camel", omit_defaults=True):
     """``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
     ``explanationScale`` once, with ``?explain=true``: control's). ``modelVersion`` is the version
     that serves rows outside an experiment (control); with ``units``, ``experiment`` names the
-    experiment and each row its arm and version (and, explained, its own ``baseValue``)."""
+    experiment and each row its arm and version (and, explained, its own ``baseValue``); under the
+    holdout each row names its version (a held unit's has no arm)."""
 
     predictions: list[Prediction]
     feature_importance: dict[str, float]

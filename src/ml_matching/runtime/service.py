@@ -31,8 +31,9 @@ from ml_matching.contract import (
     write_active,
 )
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.holdout import Holdout
 from ml_matching.runtime.drift import DriftReport, DriftWindow
-from ml_matching.runtime.experiments import Arms, load_arms
+from ml_matching.runtime.experiments import Arms, Held, load_arms
 from ml_matching.runtime.metrics import ModelMetrics
 from ml_matching.runtime.scoring import Scorer
 from ml_matching.runtime.settings import Settings
@@ -86,6 +87,9 @@ class ModelService:
         self._arms: Arms | None = None
         #: (experiment id, revision, why) of the experiment this service could not follow.
         self.experiment_refused: tuple[str, int, str] | None = None
+        self._held: Held | None = None
+        #: (holdout id, why) of the holdout this service could not follow.
+        self.holdout_refused: tuple[str, str] | None = None
         #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
         self.fallback: str | None = None
         self._unready: str | None = None  # why nothing serves, when a start-up version was refused
@@ -108,6 +112,44 @@ class ModelService:
     def arms(self) -> Arms | None:
         """The running experiment's scorers, when this service follows one."""
         return self._arms
+
+    @property
+    def held(self) -> Held | None:
+        """The holdout this service follows, with its frozen version loaded."""
+        return self._held
+
+    def follow_holdout(self, holdout: Holdout | None) -> None:
+        """Apply the store's holdout when it changed: its version verified and loaded off the request
+        path, then swapped in whole. A version that cannot serve the served version's features is
+        refused (held units are then served live, and recorded as live). Blocking."""
+        current = self._held
+        if holdout is None:
+            if current is not None:
+                log.info("holdout %s: ended; its units are served live", current.id)
+                self._held = None
+                _return_freed_memory_soon()
+            self.holdout_refused = None
+            return
+        if current is not None and current.holdout == holdout:
+            return
+        if self.holdout_refused is not None and self.holdout_refused[0] == holdout.id:
+            return  # a holdout never changes; refused once is refused
+        with self._load_lock:
+            loaded = {s.version: s for s in self._loaded()}
+            try:
+                scorer = loaded.get(holdout.version) or self._build(holdout.version)
+                served = self._scorer
+                if served is not None and scorer.model.feature_set.names != served.model.feature_set.names:
+                    raise MLMatchingError(f"it scores other features than the served {served.version}")
+            except MLMatchingError as exc:
+                self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {exc}")
+                log.warning("holdout %s: not followed: %s", holdout.id, self.holdout_refused[1])
+                return
+            self._held, self.holdout_refused = Held(holdout, scorer), None
+        log.info(
+            "holdout %s: %s serves %g %% of the units (salt %s)",
+            holdout.id, holdout.version, holdout.weight / 100, holdout.salt,
+        )  # fmt: skip
 
     def follow(self, experiment: Experiment | None) -> None:
         """Apply the store's experiment when it changed: every version it needs verified and loaded
@@ -150,8 +192,10 @@ class ModelService:
         )  # fmt: skip
 
     def _loaded(self) -> list[Scorer]:
-        """Every scorer in memory now: the served one, and the experiment's."""
+        """Every scorer in memory now: the served one, the holdout's, and the experiment's."""
         out = [self._scorer] if self._scorer is not None else []
+        if self._held is not None:
+            out.append(self._held.scorer)
         arms = self._arms
         if arms is not None:
             out += [arms.control, *(s for s in arms.candidates if s is not None), *arms.shadows]

@@ -1,13 +1,15 @@
 """What one scoring request does: which version serves it, scoring (coalesced), and its ledger rows.
 
-:class:`Serving` routes a request to control, or, under an experiment and with a unit key, to the
-unit's arm; one-row requests are scored together per version at the end of the event-loop turn
-(:mod:`.coalesce`); :class:`Recorder` turns what was served into ledger rows, through the shadows
-when the experiment has any. The answer never waits for the shadows or the ledger.
+:class:`Serving` routes a request to control, or, with a unit key, to the holdout's frozen version
+when the unit is held out, else under an experiment to the unit's arm; one-row requests are scored
+together per version at the end of the event-loop turn (:mod:`.coalesce`); :class:`Recorder` turns
+what was served into ledger rows, through the shadows when the experiment has any. The answer
+never waits for the shadows or the ledger.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -18,10 +20,11 @@ import msgspec
 import numpy as np
 
 from ml_matching.contract import Rows32
-from ml_matching.contract.assignment import HASH_VERSION
+from ml_matching.contract.assignment import BUCKETS, HASH_VERSION
+from ml_matching.contract.holdout import LIVE
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime.coalesce import RowCoalescer
-from ml_matching.runtime.experiments import Arms, Route
+from ml_matching.runtime.experiments import Arms, Held, Route
 from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_prediction_id
 from ml_matching.runtime.shadow import Shadows
@@ -54,16 +57,19 @@ class Recorder:
         arms: Arms | None,
         ms: Sequence[float] | None = None,
     ) -> None:
-        if self.mode == "off" or (arms is None and self.mode == "experiments"):
-            return  # the plain path pays nothing for the ledger
-        keep = [i for i, r in enumerate(routes) if r.experiment is not None or self.mode == "all"]
+        if self.mode == "off" or (arms is None and self.mode == "experiments" and routes[0].holdout is None):
+            return  # the plain path pays nothing for the ledger (a batch's routes share one holdout)
+        every = self.mode == "all"
+        keep = [i for i, r in enumerate(routes) if every or r.experiment is not None or r.holdout is not None]
         if not keep:
             return
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         revision = arms.experiment.revision if arms is not None else None
         rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep]
         if arms is not None:
-            served = Counter((r.arm, "fallback" if r.fallback else "arm") for r in routes if r.arm)
+            served = Counter(
+                (r.arm, "fallback" if r.fallback else "arm") for r in routes if r.experiment and r.arm
+            )
             for (arm, by), n in served.items():
                 self._count_arm(arm, by, n)
         in_experiment = [r for r in rows if r.experiment is not None]
@@ -80,11 +86,12 @@ class Recorder:
     ) -> LedgerRow:
         names = route.scorer.model.feature_set.names
         features = dict(zip(names, x.tolist(), strict=True))
-        if route.experiment is None:
+        if route.experiment is None and route.holdout is None:
             return LedgerRow(prediction_id, at, route.scorer.version, p, features, ms=ms)
         return LedgerRow(
-            prediction_id, at, route.scorer.version, p, features, route.experiment, revision, route.arm,
-            route.weight, route.unit, HASH_VERSION, route.fallback, route.error, ms,
+            prediction_id, at, route.scorer.version, p, features, route.experiment,
+            revision if route.experiment is not None else None, route.arm, route.weight, route.unit,
+            HASH_VERSION, route.fallback, route.error, ms, holdout=route.holdout,
         )  # fmt: skip
 
 
@@ -92,21 +99,37 @@ class Serving:
     """Routes and scores the scoring requests of one service."""
 
     def __init__(
-        self, control: Callable[[], Scorer], arms: Callable[[], Arms | None], recorder: Recorder
+        self,
+        control: Callable[[], Scorer],
+        arms: Callable[[], Arms | None],
+        recorder: Recorder,
+        held: Callable[[], Held | None] = lambda: None,
     ) -> None:
         self._control = control
         self._arms = arms
+        self._held = held
         self.recorder = recorder
         self._coalescer: RowCoalescer[tuple[Route, Arms | None]] = RowCoalescer(self._score_group)
 
     def route(self, key: str | None) -> tuple[Route, Arms | None]:
-        """What serves a request with unit ``key`` (None: no key, so control, outside the experiment)."""
+        """What serves a request with unit ``key`` (None: no key, so control, outside the experiment
+        and the holdout)."""
         arms = self._arms()
-        if arms is None or arms.experiment.state != "running":
-            return Route(self._control()), None
+        running = arms if arms is not None and arms.experiment.state == "running" else None
         if key is None:
-            return Route(arms.control), arms
-        return arms.route(key), arms
+            return Route(running.control if running is not None else self._control()), running
+        return self._route_unit(key, running, self._held()), running
+
+    def _route_unit(self, key: str, running: Arms | None, held: Held | None) -> Route:
+        """The held-out version, else the experiment's arm, else control (live, when a holdout is on)."""
+        if held is None:
+            return running.route(key) if running is not None else Route(self._control())
+        route, unit = held.route(key)
+        if route is not None:
+            return route
+        if running is not None:
+            return running.route(key, held.id)
+        return Route(self._control(), None, LIVE, BUCKETS - held.holdout.weight, unit, holdout=held.id)
 
     async def predict(self, body: bytes, key: str | None, explain: bool) -> bytes:
         route, arms = self.route(key)
@@ -117,9 +140,9 @@ class Serving:
             try:
                 answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
             except Exception as exc:
-                if not _guarded(route, arms):
+                if not self._guarded(route, arms):
                     raise
-                route = _fell_back(route, arms, exc)
+                route = self._fell_back(route, arms, exc)
                 answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
             ms = [1000 * (time.perf_counter() - started)]
             self.recorder.record([route], x, [p], [prediction_id], arms, ms)
@@ -137,9 +160,9 @@ class Serving:
         try:
             answers, x, p = scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
         except Exception as exc:
-            if not _guarded(routes[0], arms):
+            if not self._guarded(routes[0], arms):
                 raise
-            routes = [_fell_back(r, arms, exc) for r in routes]
+            routes = [self._fell_back(r, arms, exc) for r in routes]
             answers, x, p = routes[0].scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
         ms = [1000 * (time.perf_counter() - started)] * len(items)
         self.recorder.record(routes, x, p, ids, arms, ms)
@@ -150,7 +173,8 @@ class Serving:
         control, arms = self.route(None)
         x, units = control.scorer.decode_batch(body)
         ids = [new_prediction_id() for _ in range(len(x))]
-        routes = [control] * len(x) if units is None or arms is None else [arms.route(u) for u in units]
+        held = self._held()
+        routes = [control] * len(x) if units is None else [self._route_unit(u, arms, held) for u in units]
         groups: dict[int, list[int]] = defaultdict(list)
         for i, route in enumerate(routes):
             groups[id(route.scorer)].append(i)
@@ -161,13 +185,13 @@ class Serving:
         for rows in groups.values():
             started = time.perf_counter()
             try:
-                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units, arms)
+                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units)
             except Exception as exc:
-                if not _guarded(routes[rows[0]], arms):
+                if not self._guarded(routes[rows[0]], arms):
                     raise
                 for i in rows:
-                    routes[i] = _fell_back(routes[i], arms, exc)
-                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units, arms)
+                    routes[i] = self._fell_back(routes[i], arms, exc)
+                preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units)
             if explained is not None:
                 bases[routes[rows[0]].scorer.version] = explained
             elapsed = 1000 * (time.perf_counter() - started)
@@ -175,7 +199,7 @@ class Serving:
                 predictions[i], p[i], ms[i] = pred, pv, elapsed
         self.recorder.record(routes, x, p, ids, arms, ms)
         experiment = arms.id if arms is not None and units is not None else None
-        if experiment is not None and bases:
+        if _mixed(routes, units) and bases:
             # Arms' versions start their contributions from different bases: each row says its own.
             predictions = [
                 msgspec.structs.replace(q, base_value=bases[r.scorer.version][0])
@@ -187,7 +211,7 @@ class Serving:
     @staticmethod
     def _score_rows(
         routes: list[Route], rows: list[int], x: Rows32, ids: list[str], explain: bool,
-        units: list[str] | None, arms: Arms | None,
+        units: list[str] | None,
     ) -> tuple[list[Prediction], list[float], tuple[float, str] | None]:  # fmt: skip
         """One group of a batch (the rows one scorer serves): predictions, probabilities, explanation base."""
         scorer = routes[rows[0]].scorer
@@ -196,7 +220,7 @@ class Serving:
         if explain:
             contributions, base, scale = scorer.explanations(xs)
             explained = (base, scale)
-        tags = [_tag(routes[i]) for i in rows] if units is not None and arms is not None else None
+        tags = [_tag(routes[i]) for i in rows] if _mixed(routes, units) else None
         preds, ps = scorer.predictions(xs, [ids[i] for i in rows], tags, contributions)
         return preds, ps, explained
 
@@ -204,17 +228,34 @@ class Serving:
         """The ledger rows of an Open Inference Protocol request (scored by the v2 router)."""
         self.recorder.record([route] * len(x), x, p.astype(np.float64).tolist(), ids, arms)
 
+    def _live(self, arms: Arms | None) -> Scorer:
+        """Control: the experiment's, else the served version."""
+        return arms.control if arms is not None else self._control()
 
-def _guarded(route: Route, arms: Arms | None) -> bool:
-    """Whether a failure of ``route``'s scorer falls back to control: an experiment arm's own
-    version, never control itself (its failure is the service's, answered as any other)."""
-    return arms is not None and route.arm is not None and route.scorer is not arms.control
+    def _guarded(self, route: Route, arms: Arms | None) -> bool:
+        """Whether a failure of ``route``'s scorer falls back to control: an experiment arm's or the
+        holdout's own version, never control itself (its failure is the service's, answered as any
+        other)."""
+        return route.arm is not None and route.scorer is not self._live(arms)
+
+    def _fell_back(self, route: Route, arms: Arms | None, exc: Exception) -> Route:
+        # A candidate (or the frozen holdout) that raises never fails an answer: control serves the
+        # unit, the ledger says why (the controller's error-rate guardrail reads it), and the log
+        # says it once per group.
+        why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
+        log.warning("%s %s: %s; control served the rows", *_owner(route), why[:300])
+        return dataclasses.replace(route, scorer=self._live(arms), fallback=True, error=why[:200])
 
 
-def _fell_back(route: Route, arms: Arms | None, exc: Exception) -> Route:
-    # A candidate that raises never fails an answer: control serves the unit, the ledger says why
-    # (the controller's error-rate guardrail reads it), and the log says it once per group.
-    assert arms is not None
-    why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
-    log.warning("experiment %s: %s; control served the rows", arms.id, why[:300])
-    return arms.to_control(route, why)
+def _mixed(routes: list[Route], units: list[str] | None) -> bool:
+    """Whether a batch's rows may be served by different versions (its units were placed by an
+    experiment or the holdout): each row then names its version."""
+    return (
+        units is not None
+        and bool(routes)
+        and (routes[0].experiment is not None or routes[0].holdout is not None)
+    )
+
+
+def _owner(route: Route) -> tuple[str, str | None]:
+    return ("experiment", route.experiment) if route.experiment is not None else ("holdout", route.holdout)

@@ -168,7 +168,7 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
         response, p = oip.answer(request, scorer.model, x, name)
         if scorer.observe is not None:
             scorer.observe(x, True)
-        if route.experiment is not None or serving.recorder.mode == "all":
+        if route.experiment is not None or route.holdout is not None or serving.recorder.mode == "all":
             ids = [new_prediction_id() for _ in range(len(x))]
             serving.record_infer(route, arms, x, p, ids)
             response = oip.with_predictions(response, ids, route.experiment, route.arm)

@@ -17,6 +17,7 @@ import anyio.to_thread
 
 from ml_matching.contract import MLMatchingError, read_active
 from ml_matching.contract.experiment import read_experiment
+from ml_matching.contract.holdout import read_holdout
 from ml_matching.runtime.service import ModelService
 
 log = logging.getLogger("ml_matching")
@@ -46,7 +47,9 @@ class ActiveWatch:
             await anyio.to_thread.run_sync(self.check)
 
     def check(self) -> None:
-        """Read ACTIVE and EXPERIMENT once; load what they name if it is new and not already refused."""
+        """Read ACTIVE, HOLDOUT and EXPERIMENT once; load what they name if it is new and not already
+        refused."""
+        self._follow_holdout()
         self._follow_experiment()
         try:
             active = read_active(self.service.root)
@@ -61,6 +64,14 @@ class ActiveWatch:
             self.service.load(active, persist=False, why="watch")
         except MLMatchingError as exc:  # logged by load(); the old model keeps serving
             self.refused = (active, str(exc))
+
+    def _follow_holdout(self) -> None:
+        try:
+            holdout = read_holdout(self.service.root)
+        except (MLMatchingError, OSError) as exc:
+            self._refuse("HOLDOUT", f"cannot be read: {exc}")
+            return
+        self.service.follow_holdout(holdout)
 
     def _follow_experiment(self) -> None:
         try:

@@ -58,6 +58,8 @@ from ml_matching.trainer.errors import (
 )
 from ml_matching.trainer.experiment_view import ExperimentView
 from ml_matching.trainer.experiments import TRANSITIONS, ExperimentBody
+from ml_matching.trainer.holdout_view import HoldoutView
+from ml_matching.trainer.holdouts import HoldoutRecord
 from ml_matching.trainer.metrics import NAMESPACE, TrainerMetrics
 from ml_matching.trainer.responses import (
     JobView,
@@ -103,7 +105,8 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
     registry = CollectorRegistry()
     trainer = Trainer(settings, TrainerMetrics(registry) if settings.metrics else None)
     docs = ApiDocs(_bodies(settings), lambda: (trainer.active(), trainer.decoder().feature_set))
-    routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer), *_experiments(trainer)]
+    routes = [*_health(trainer), *_outcomes(trainer), *_training(trainer)]
+    routes += [*_experiments(trainer), *_holdouts(trainer)]
     if settings.metrics:
         routes.append(metrics_route(registry, trainer.refresh_metrics))
     description = (
@@ -304,6 +307,66 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
 
     actions = [action(name) for name in (*TRANSITIONS, *ACTIONS)]
     return [create, listing, show, replay, report, *actions]
+
+
+def _holdouts(trainer: Trainer) -> list[HTTPRouteHandler]:
+    token = trainer.settings.admin_token
+
+    @post(
+        "/holdouts",
+        status_code=201,
+        tags=["experiments"],
+        summary="Start the long-lived holdout",
+        description=(
+            "A frozen version (ACTIVE's when `version` is absent) keeps serving the units whose bucket, "
+            "salted with the holdout's salt, is below `weight` (1 to 2,000 basis points); they never "
+            "enter an experiment. The version must verify and score ACTIVE's features; one holdout runs "
+            "at a time. Runtimes follow it within MODEL_WATCH_SECONDS."
+        ),
+        security=[{"bearer": []}],
+        responses=error_responses(
+            InvalidInput,
+            Unauthorized,
+            ManagementDisabled,
+            VersionNotFound,
+            ArtifactCorrupt,
+            ExperimentConflict,
+        ),
+    )
+    async def create(request: Request[Any, Any, Any], body: RawBody) -> HoldoutView:
+        authorize(request, token)
+        require_json(request)
+        return await anyio.to_thread.run_sync(trainer.create_holdout, bytes(body))
+
+    @get("/holdouts", sync_to_thread=True, tags=["experiments"], summary="Every holdout, newest first")
+    def listing() -> list[HoldoutRecord]:
+        return trainer.holdouts.all()
+
+    @get(
+        "/holdouts/{holdout_id:str}",
+        sync_to_thread=True,
+        tags=["experiments"],
+        summary="A holdout: what retraining has gained over its frozen version (live minus holdout)",
+        responses=error_responses(ExperimentNotFound),
+    )
+    def show(holdout_id: FromPath[str]) -> HoldoutView:
+        return trainer.holdout_view(holdout_id)
+
+    @post(
+        "/holdouts/{holdout_id:str}/stop",
+        status_code=200,
+        tags=["experiments"],
+        summary="Stop a holdout",
+        description="Its units are served live again; its record and ledger rows stay, and its figures.",
+        security=[{"bearer": []}],
+        responses=error_responses(Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict),
+    )
+    async def stop(request: Request[Any, Any, Any], holdout_id: FromPath[str]) -> HoldoutView:
+        authorize(request, token)
+        await anyio.to_thread.run_sync(trainer.holdouts.stop, holdout_id)
+        return await anyio.to_thread.run_sync(trainer.holdout_view, holdout_id)
+
+    return [create, listing, show, stop]
 
 
 def _training(trainer: Trainer) -> list[HTTPRouteHandler]:

@@ -26,7 +26,7 @@ from ml_matching.contract import (
     read_active,
 )
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
-from ml_matching.trainer import experiment_cli
+from ml_matching.trainer import experiment_cli, holdout_cli
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.training.config import DEFAULT_TOLERANCE
 from ml_matching.training.data import MIN_ROWS
@@ -157,4 +157,12 @@ EXPERIMENT = Command(
     "Experiments through the trainer's API (--trainer, else ML_TRAINER_URL); changes need the admin "
     "token in ML_SERVICE_ADMIN_TOKEN. `ml-matching experiment ACTION --help` describes each action.",
 )
-COMMANDS = (TRAINER, GATE, EXPERIMENT)
+HOLDOUT = Command(
+    "holdout",
+    "start, show and stop the long-lived holdout on a running trainer",
+    holdout_cli.configure,
+    "A frozen version keeps serving a small, fixed share of the units, outside every experiment, and "
+    "the trainer measures what retraining has gained over it (--trainer, else ML_TRAINER_URL; changes "
+    "need the admin token in ML_SERVICE_ADMIN_TOKEN).",
+)
+COMMANDS = (TRAINER, GATE, EXPERIMENT, HOLDOUT)

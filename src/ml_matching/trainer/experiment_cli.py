@@ -25,13 +25,18 @@ from ml_matching.trainer.plan import parse_primary, parse_ramp
 DEFAULT_TRAINER = "http://localhost:8001"
 
 
-def configure(p: argparse.ArgumentParser) -> Handler:
+def trainer_options(p: argparse.ArgumentParser) -> None:
+    """``--trainer`` and ``--json``, shared by every command that calls the trainer's API."""
     p.add_argument(
         "--trainer",
         default=os.environ.get("ML_TRAINER_URL", DEFAULT_TRAINER),
         help="the trainer's URL (ML_TRAINER_URL)",
     )
     p.add_argument("--json", action="store_true", help="print the trainer's JSON answer as it is")
+
+
+def configure(p: argparse.ArgumentParser) -> Handler:
+    trainer_options(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
     start = actions.add_parser("start", help="start an experiment (one runs at a time)")
     start.add_argument("--name", required=True, help="a name for people (letters, digits, ._-)")
@@ -83,20 +88,20 @@ def configure(p: argparse.ArgumentParser) -> Handler:
 def _run(args: argparse.Namespace) -> int:
     trainer = args.trainer.rstrip("/")
     if args.action == "start":
-        answer = _call("POST", f"{trainer}/experiments", _start_body(args))
+        answer = call("POST", f"{trainer}/experiments", _start_body(args))
     elif args.action == "list":
-        answer = _call("GET", f"{trainer}/experiments")
+        answer = call("GET", f"{trainer}/experiments")
     elif args.action == "show":
-        answer = _call("GET", f"{trainer}/experiments/{args.id}")
+        answer = call("GET", f"{trainer}/experiments/{args.id}")
     elif args.action == "replay":
-        return _replay(_call("GET", f"{trainer}/experiments/{args.id}/replay"), args.json)
+        return _replay(call("GET", f"{trainer}/experiments/{args.id}/replay"), args.json)
     elif args.action == "report":
         out = args.out or Path(f"{args.id}.html")
-        out.write_bytes(_call("GET", f"{trainer}/experiments/{args.id}/report", raw=True))
+        out.write_bytes(call("GET", f"{trainer}/experiments/{args.id}/report", raw=True))
         print(f"wrote {out}")
         return 0
     else:
-        answer = _call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
+        answer = call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.action == "list":
@@ -140,7 +145,8 @@ def _replay(rows: list[dict[str, Any]], as_json: bool) -> int:
     return 0 if same else 1
 
 
-def _call(method: str, url: str, body: dict[str, Any] | None = None, raw: bool = False) -> Any:
+def call(method: str, url: str, body: dict[str, Any] | None = None, raw: bool = False) -> Any:
+    """The trainer's JSON answer (``raw``: its bytes); an error answer raised as the trainer words it."""
     headers = {"Accept": "application/json"}
     token = os.environ.get("ML_SERVICE_ADMIN_TOKEN")
     if token:

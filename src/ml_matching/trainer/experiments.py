@@ -11,7 +11,6 @@ when the two disagree (a trainer killed between writing the file and committing)
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +27,17 @@ from ml_matching.contract.experiment import (
     State,
     now,
     read_experiment,
+    stamped_id,
     write_experiment,
 )
+from ml_matching.contract.holdout import HOLDOUT, LIVE
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.plan import Guardrails, Plan, Primary, Progress, RampStep, initial
 
 log = logging.getLogger("ml_matching.trainer")
+#: Arm names the ledger gives to other rows: an experiment's control, the holdout's two sides.
+RESERVED = frozenset((CONTROL, HOLDOUT, LIVE))
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 ArmName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
@@ -98,7 +101,7 @@ class Event(msgspec.Struct, rename="camel", omit_defaults=True):
 Verify = Callable[[Path, str], Any]
 
 
-def _verify(root: Path, version: str) -> Any:
+def verify_version(root: Path, version: str) -> Any:
     return load_version(root, version, explain="off")
 
 
@@ -116,7 +119,7 @@ TRANSITIONS: dict[str, tuple[tuple[State, ...], State]] = {
 class ExperimentBook:
     """The experiments of one store and database."""
 
-    def __init__(self, db: Database, root: Path, verify: Verify = _verify) -> None:
+    def __init__(self, db: Database, root: Path, verify: Verify = verify_version) -> None:
         self.db = db
         self.root = root
         self._verify = verify
@@ -196,9 +199,7 @@ class ExperimentBook:
         ):  # a shadow step first: the candidate scores beside control
             shadow = (*shadow, candidates[0].version)
         created = now()
-        experiment_id = (
-            f"exp-{created[:19].replace('-', '').replace(':', '').replace('T', '-')}-{secrets.token_hex(2)}"
-        )
+        experiment_id = stamped_id("exp", created)
         experiment = Experiment(
             id=experiment_id,
             name=body.name,
@@ -340,9 +341,10 @@ def _candidates(body: ExperimentBody, plan: Plan | None) -> tuple[Candidate, ...
     names = [
         c.arm or ("candidate" if n == 1 else f"candidate-{i + 1}") for i, c in enumerate(body.candidates)
     ]
-    if len(set(names)) != n or CONTROL in names:
+    if len(set(names)) != n or set(names) & RESERVED:
         raise InvalidInput(
-            f"arm names must differ from each other and from `{CONTROL}`: got {', '.join(names)}"
+            f"arm names must differ from each other and from `{CONTROL}`, `{HOLDOUT}` and `{LIVE}`: "
+            f"got {', '.join(names)}"
         )
     weights = [c.weight or 0 for c in body.candidates]
     if plan is not None:

@@ -68,7 +68,7 @@ def add_predictions(tx: Tx, rows: Sequence[LedgerRow], stamp: str, share: float)
 def _values(r: LedgerRow, text: str, stamp: str) -> tuple[object, ...]:
     return (
         r.prediction_id, r.at, r.experiment, r.revision, r.arm, r.weight, r.version, r.probability, r.unit,
-        int(r.fallback), r.error, r.ms, text, stamp,
+        int(r.fallback), r.error, r.ms, text, stamp, r.holdout,
     )  # fmt: skip
 
 
@@ -77,7 +77,8 @@ def _insert(tx: Tx, new: list[tuple[LedgerRow, str]], stamp: str) -> None:
         return
     tx.executemany(
         "INSERT INTO predictions (id, at, experiment, revision, arm, weight, version, probability, unit, "
-        "fallback, error, ms, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "fallback, error, ms, row, received_at, holdout) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_values(r, text, stamp) for r, text in new],
     )  # fmt: skip
     shadows = [(r.prediction_id, s.version, s.probability, s.error) for r, _ in new for s in r.shadow]

@@ -6,7 +6,9 @@ Schema versions (SQLite: ``PRAGMA user_version``; PostgreSQL: the ``ml_matching_
 2. job records typed (a result or a reason);
 3. the prediction ledger (``predictions``, ``shadow_scores``), outcomes joined by prediction id
    (``outcomes.prediction_id``, ``pending_outcomes`` for those whose prediction has not arrived),
-   experiments and their decision logs.
+   experiments and their decision logs;
+4. the long-lived holdout: ``predictions.holdout`` (the holdout that placed the unit) and
+   ``holdouts``.
 
 A migration runs in one writing transaction: a database is at one version or the next, never between.
 """
@@ -18,7 +20,7 @@ import json
 from ml_matching.contract import StorageFull
 from ml_matching.trainer.database import Database, Dialect, Tx, run_statements
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -84,6 +86,17 @@ CREATE TABLE IF NOT EXISTS decisions (
 )
 """
 
+_V4 = """
+ALTER TABLE predictions ADD COLUMN holdout TEXT;
+CREATE INDEX IF NOT EXISTS predictions_holdout ON predictions (holdout, arm);
+CREATE TABLE IF NOT EXISTS holdouts (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    ended_at TEXT
+)
+"""
+
 
 def migrate(db: Database) -> None:
     """Bring ``db`` to :data:`SCHEMA_VERSION`; a database newer than this release is refused."""
@@ -101,6 +114,8 @@ def migrate(db: Database) -> None:
             _type_jobs(tx)
         if version < 3:
             run_statements(tx, _ddl(_V3, db.dialect))
+        if version < 4:
+            run_statements(tx, _ddl(_V4, db.dialect))
         db.set_schema_version(tx, SCHEMA_VERSION)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.holdout import Holdout
 from ml_matching.contract.ledger import LedgerBatch
 from ml_matching.contract.schemas import error_table, schema
 from ml_matching.http import status_of
@@ -40,5 +41,6 @@ def trainer_schemas() -> dict[str, dict[str, Any]]:
             "the store's EXPERIMENT file (and a runtime's GET /experiment)", Experiment
         ),
         "experiment.request.schema.json": schema("POST /experiments request", ExperimentBody),
+        "holdout.schema.json": schema("the store's HOLDOUT file (and a runtime's GET /holdout)", Holdout),
         "experiment.response.schema.json": schema("GET /experiments/{id} response", ExperimentView),
     }

@@ -28,6 +28,8 @@ from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_view import ExperimentView, experiment_view
 from ml_matching.trainer.experiments import CandidateBody, ExperimentBody, ExperimentBook
+from ml_matching.trainer.holdout_view import HoldoutView, holdout_view
+from ml_matching.trainer.holdouts import HoldoutBody, HoldoutBook
 from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.ledger import add_predictions, prune
 from ml_matching.trainer.metrics import TrainerMetrics
@@ -53,6 +55,7 @@ class Trainer:
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._book: ExperimentBook | None = None
+        self._holdouts: HoldoutBook | None = None
         self._rollouts: Rollouts | None = None
         self._ledger_decoder = msgspec.json.Decoder(LedgerBatch)
         self._stopping = threading.Event()
@@ -66,8 +69,8 @@ class Trainer:
 
     def start(self) -> None:
         """Check the Dask extra when a scheduler is set; open the store; mark the jobs a previous run
-        left unfinished as failed; make the store's EXPERIMENT agree with the database; prune the
-        ledger now and then every hour."""
+        left unfinished as failed; make the store's EXPERIMENT and HOLDOUT agree with the database;
+        prune the ledger now and then every hour."""
         if self.settings.dask_scheduler:
             from ml_matching.training.cluster import require_dask
 
@@ -77,6 +80,8 @@ class Trainer:
         self._runner.recover()
         self._book = ExperimentBook(self._store.db, self.root)
         self._book.reconcile()
+        self._holdouts = HoldoutBook(self._store.db, self.root)
+        self._holdouts.reconcile()
         self._rollouts = Rollouts(self._book, self.root)
         self._every(3600.0, self.prune_ledger, "ledger-prune")
         if self.settings.controller_seconds > 0:
@@ -107,6 +112,12 @@ class Trainer:
         if self._book is None:
             raise MLMatchingError("the trainer has not started")
         return self._book
+
+    @property
+    def holdouts(self) -> HoldoutBook:
+        if self._holdouts is None:
+            raise MLMatchingError("the trainer has not started")
+        return self._holdouts
 
     @property
     def runner(self) -> JobRunner:
@@ -235,6 +246,19 @@ class Trainer:
         with self.store.db.read() as tx:
             controlled = self.experiments.controlled(tx, experiment_id)
             return experiment_view(tx, controlled, self.experiments.events_in(tx, experiment_id))
+
+    # --- the long-lived holdout ----------------------------------------------------------------
+
+    def create_holdout(self, body: bytes) -> HoldoutView:
+        try:
+            request = msgspec.json.decode(body, type=HoldoutBody)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(str(exc)) from None
+        return self.holdout_view(self.holdouts.create(request).id)
+
+    def holdout_view(self, holdout_id: str) -> HoldoutView:
+        with self.store.db.read() as tx:
+            return holdout_view(tx, self.holdouts.record(tx, holdout_id), now())
 
     def stats(self) -> OutcomeStats:
         s = self.store.stats()
