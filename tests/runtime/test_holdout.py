@@ -195,3 +195,11 @@ def test_the_held_share_is_within_binomial_bounds_and_grows_only_by_adding_units
         sd = (share * (1 - share) / len(keys)) ** 0.5
         assert abs(inside.mean() - share) < 4 * sd, inside.mean()
     assert not (in_small & ~in_large).any(), "widening the holdout never moves a held unit out"
+
+
+def test_a_holdout_whose_features_active_left_is_dropped(client: Client, models: Path) -> None:
+    (models / "ACTIVE").write_text(OTHER_VERSION + "\n")
+    client.app.state.watch.check()
+    health = client.get("/health").json()
+    assert health["modelVersion"] == OTHER_VERSION and "holdout" not in health
+    assert "other features" in health["holdoutRefused"]

@@ -131,6 +131,14 @@ class ModelService:
             self.holdout_refused = None
             return
         if current is not None and current.holdout == holdout:
+            if self._same_features(current.scorer):
+                return
+            self._held = None  # ACTIVE moved to other features: held units cannot send its requests
+            self.holdout_refused = (
+                holdout.id,
+                f"version {holdout.version} refused: {self._other_features()}",
+            )
+            log.warning("holdout %s: no longer followed: %s", holdout.id, self.holdout_refused[1])
             return
         if self.holdout_refused is not None and self.holdout_refused[0] == holdout.id:
             return  # a holdout never changes; refused once is refused
@@ -138,9 +146,8 @@ class ModelService:
             loaded = {s.version: s for s in self._loaded()}
             try:
                 scorer = loaded.get(holdout.version) or self._build(holdout.version)
-                served = self._scorer
-                if served is not None and scorer.model.feature_set.names != served.model.feature_set.names:
-                    raise MLMatchingError(f"it scores other features than the served {served.version}")
+                if not self._same_features(scorer):
+                    raise MLMatchingError(self._other_features())
             except MLMatchingError as exc:
                 self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {exc}")
                 log.warning("holdout %s: not followed: %s", holdout.id, self.holdout_refused[1])
@@ -150,6 +157,13 @@ class ModelService:
             "holdout %s: %s serves %g %% of the units (salt %s)",
             holdout.id, holdout.version, holdout.weight / 100, holdout.salt,
         )  # fmt: skip
+
+    def _same_features(self, scorer: Scorer) -> bool:
+        served = self._scorer
+        return served is None or scorer.model.feature_set.names == served.model.feature_set.names
+
+    def _other_features(self) -> str:
+        return f"it scores other features than the served {self.version}"
 
     def follow(self, experiment: Experiment | None) -> None:
         """Apply the store's experiment when it changed: every version it needs verified and loaded

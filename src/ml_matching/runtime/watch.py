@@ -48,9 +48,12 @@ class ActiveWatch:
 
     def check(self) -> None:
         """Read ACTIVE, HOLDOUT and EXPERIMENT once; load what they name if it is new and not already
-        refused."""
-        self._follow_holdout()
+        refused. The holdout last: it must score what the version ACTIVE names scores."""
         self._follow_experiment()
+        self._follow_active()
+        self._follow_holdout()
+
+    def _follow_active(self) -> None:
         try:
             active = read_active(self.service.root)
         except (MLMatchingError, OSError) as exc:
