@@ -7,6 +7,7 @@
  * @typedef {import('./lib/options.js').Logger} Logger
  * @typedef {import('./lib/follow.js').FollowingModel} FollowingModel
  * @typedef {import('./lib/follow.js').FollowOptions} FollowOptions
+ * @typedef {import('./lib/holdout.js').Holdout} Holdout
  * @typedef {import('./lib/ledger.js').LedgerMode} LedgerMode
  * @typedef {import('./lib/ledger.js').LedgerRow} LedgerRow
  * @typedef {import('./lib/runtime-client.js').BatchOptions} BatchOptions

@@ -197,9 +197,24 @@ def test_the_held_share_is_within_binomial_bounds_and_grows_only_by_adding_units
     assert not (in_small & ~in_large).any(), "widening the holdout never moves a held unit out"
 
 
-def test_a_holdout_whose_features_active_left_is_dropped(client: Client, models: Path) -> None:
+def test_a_holdout_whose_features_active_left_is_dropped_until_active_returns(
+    client: Client, models: Path
+) -> None:
     (models / "ACTIVE").write_text(OTHER_VERSION + "\n")
     client.app.state.watch.check()
     health = client.get("/health").json()
     assert health["modelVersion"] == OTHER_VERSION and "holdout" not in health
     assert "other features" in health["holdoutRefused"]
+    (models / "ACTIVE").write_text(RF_VERSION + "\n")
+    client.app.state.watch.check()
+    health = client.get("/health").json()
+    assert health["holdout"]["id"] == "holdout-test" and "holdoutRefused" not in health
+
+
+def test_a_refused_successor_leaves_no_holdout_followed(client: Client, models: Path) -> None:
+    """The store names holdout B (of other features) instead of A: A's salt no longer places units."""
+    write_holdout(models, holdout(id="holdout-b", version=OTHER_VERSION))
+    client.app.state.watch.check()
+    health = client.get("/health").json()
+    assert "holdout" not in health and health["holdoutRefused"].startswith(f"version {OTHER_VERSION} refused")
+    assert {_predict(client, k)["modelVersion"] for k in KEYS} == {RF_VERSION}

@@ -5,7 +5,8 @@
  * - `runtime-client.js`: scoring, with fallback to a local scorer and recovery; health, models.
  * - `trainer-client.js`: outcomes that are never lost, trainings, jobs.
  * - `download.js`: verified downloads of a version.
- * - `follow.js`: a local model that follows the version the runtime serves.
+ * - `follow.js`: a local model that follows the version the runtime serves (and its experiment and
+ *   holdout).
  * - `http.js`: the one request helper under all of them; `options.js`: the options, checked.
  */
 
@@ -19,6 +20,7 @@ import {TrainerClient} from './trainer-client.js'
 import {describe} from './sidecar.js'
 
 /** @import {Experiment} from './assignment.js' */
+/** @import {Holdout} from './holdout.js' */
 /** @import {ArtifactCorruptError, InvalidInputError, OutcomeQueueFullError, RequestRejectedError} from './errors.js' */
 /** @import {ExplanationUnavailableError, ServiceUnavailableError, SettingsError} from './errors.js' */
 /** @import {FetchOptions} from './download.js' */
@@ -249,6 +251,15 @@ export class Client {
   }
 
   /**
+   * The long-lived holdout the runtime follows (`GET /holdout`), or null when it follows none.
+   *
+   * @returns {Promise<Holdout | null>}
+   */
+  holdout() {
+    return this.#runtime.holdout()
+  }
+
+  /**
    * Send the outcomes that wait, oldest first, in batches; stops at the first unreachable answer.
    * An outcome the trainer refuses (4xx) is dropped with a warning: resending cannot fix it.
    *
@@ -336,14 +347,14 @@ export class Client {
   }
 
   /**
-   * A local model that follows the version the runtime serves and the experiment it follows (see
-   * `FollowingModel`); it becomes this client's fallback when none was given. Its answers carry a
+   * A local model that follows the version the runtime serves, and the experiment and the holdout
+   * it follows (see `FollowingModel`); it becomes this client's fallback when none was given. Its answers carry a
    * `predictionId`; the predictions the `ledger` option names are recorded in the trainer's
    * prediction ledger.
    *
    * @param {FollowOptions} options
    * @returns {Promise<FollowingModel>}
-   *   Once the served version, and the experiment's versions, are loaded.
+   *   Once the served version, and the experiment's and the holdout's versions, are loaded.
    */
   async followModel(options) {
     const model = await this.fetchModel(options)

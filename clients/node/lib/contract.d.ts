@@ -4,7 +4,7 @@
 export type Models = ModelSummary[];
 
 /**
- * The answers of the ml-matching runtime, the sidecar, the experiment, the ledger and the trainer answers the client reads, by name.
+ * The answers of the ml-matching runtime, the sidecar, the experiment, the holdout, the ledger and the trainer answers the client reads, by name.
  */
 export interface Contract {
   health: Health;
@@ -17,6 +17,7 @@ export interface Contract {
   error: ErrorBody;
   sidecar: Sidecar;
   experiment: Experiment;
+  holdout: Holdout;
   ledger: LedgerBatch;
   ledgerStored: PredictionsStored;
   outcomesStored: OutcomesStored;
@@ -27,8 +28,9 @@ export interface Contract {
  * When they differ the replica is catching up (within MODEL_WATCH_SECONDS), or refused the
  * version ACTIVE names: ``activeRefused`` then says why. ``fallback`` says why a replica serves an
  * earlier promoted version after ACTIVE's failed its checks at start-up (it is still ready).
- * ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none), and
- * ``ledger`` its queue of prediction-ledger rows.
+ * ``experiment`` is the experiment it follows (``experimentRefused``: why it follows none),
+ * ``holdout`` the holdout (``holdoutRefused``: why it follows none), and ``ledger`` its queue of
+ * prediction-ledger rows.
  */
 export interface Health {
   status: string;
@@ -41,6 +43,8 @@ export interface Health {
   fallback?: string | null;
   experiment?: ExperimentView | null;
   experimentRefused?: string | null;
+  holdout?: HoldoutView | null;
+  holdoutRefused?: string | null;
   ledger?: LedgerView | null;
 }
 /**
@@ -63,6 +67,14 @@ export interface ArmView {
   version: string;
   weight: number;
   refused?: string | null;
+}
+/**
+ * The holdout this replica follows (``GET /health``): its frozen version and share of the units.
+ */
+export interface HoldoutView {
+  id: string;
+  version: string;
+  weight: number;
 }
 /**
  * The prediction ledger's queue on this replica: rows waiting, sent, dropped, and why it waits.
@@ -148,7 +160,8 @@ export interface PredictResponse {
  * ``POST /predict/batch``: one Prediction per instance, in order (``baseValue`` and
  * ``explanationScale`` once, with ``?explain=true``: control's). ``modelVersion`` is the version
  * that serves rows outside an experiment (control); with ``units``, ``experiment`` names the
- * experiment and each row its arm and version (and, explained, its own ``baseValue``).
+ * experiment and each row its arm and version (and, explained, its own ``baseValue``); under the
+ * holdout each row names its version (a held unit's has no arm).
  */
 export interface BatchResponse {
   predictions: Prediction[];
@@ -490,6 +503,19 @@ export interface Candidate {
   weight: number;
 }
 /**
+ * A frozen ``version`` serving the units whose bucket, salted with ``salt``, is below ``weight``
+ * (basis points); ``horizonDays``: how long an outcome may take to arrive.
+ */
+export interface Holdout {
+  id: string;
+  version: string;
+  weight: number;
+  salt: string;
+  horizonDays: number;
+  createdAt: string;
+  hash?: string;
+}
+/**
  * ``POST /predictions``: rows to keep; sending the same rows again stores nothing twice.
  */
 export interface LedgerBatch {
@@ -508,7 +534,9 @@ export interface LedgerBatch {
  * ``fallback`` when the arm's version did not serve and control did instead, ``error`` why (it
  * was refused, or it raised); ``ms`` how long the serving version took to score the row's group
  * (the operational guardrails read it); ``shadow`` the shadow versions' scores. ``features`` is
- * the scored row, in the served version's feature set.
+ * the scored row, in the served version's feature set. ``holdout``: the long-lived holdout the
+ * unit was placed by (:mod:`.holdout`): a held unit's row has ``arm`` ``holdout`` and no
+ * ``experiment``; a live unit's has its experiment's fields, or ``arm`` ``live`` outside one.
  */
 export interface LedgerRow {
   /**
@@ -535,6 +563,7 @@ export interface LedgerRow {
   ms?: number | null;
   shadow?: ShadowScore[];
   source?: "node" | "runtime";
+  holdout?: string | null;
 }
 /**
  * A shadow version's score of the same row: its probability, or why there is none.

@@ -1,29 +1,35 @@
 /**
- * A local model that follows what a runtime serves: its version, and the experiment it follows.
+ * A local model that follows what a runtime serves: its version, and the experiment and the
+ * long-lived holdout it follows.
  *
  * Every `followMs` it asks the runtime (`GET /health`): when another version serves there, it
  * downloads it, verifies it (sha256, signature, golden rows) and swaps; when the runtime follows
  * another experiment, or another revision of it, it reads it (`GET /experiment`), downloads and
- * verifies every version it needs (control, candidates, shadows) and swaps them in whole. On any
- * failure what it has keeps scoring and the next check tries again.
+ * verifies every version it needs (control, candidates, shadows) and swaps them in whole; when it
+ * follows another holdout, it reads it (`GET /holdout`) and loads its frozen version the same way.
+ * On any failure what it has keeps scoring and the next check tries again.
  *
- * Scoring mirrors the runtime's (`ml_matching.runtime.serving`): with a `unit`, the unit's arm
- * serves (assigned exactly as the runtime assigns it); without one, or while the experiment is not
- * running, control serves, outside the experiment. Every answer carries a `predictionId`; the
- * predictions the `ledger` option names are recorded as ledger rows, queued (and spooled) before
- * the answer returns, then sent to the trainer. Shadow versions score the rows served under the
+ * Scoring mirrors the runtime's (`ml_matching.runtime.serving`): with a `unit`, the holdout places
+ * it first (a held unit is served by the frozen version, outside any experiment), then the unit's
+ * arm serves (assigned exactly as the runtime assigns it), else the served version; without a
+ * unit, or while the experiment is not running, control serves, outside the experiment and the
+ * holdout. Every answer carries a `predictionId`; the predictions the `ledger` option names (and,
+ * under the holdout, every keyed one, unless it is `off`) are recorded as ledger rows, queued (and spooled) before the
+ * answer returns, then sent to the trainer. Shadow versions score the rows served under the
  * experiment after the answer has returned; a shadow that fails or hangs is recorded on the row
  * (`{version, error}`) and never delays or fails an answer.
  */
 
 import {CONTROL, armIndex, bucketOf, checkUnit, checkUnits, unitDigest, BUCKETS} from './assignment.js'
 import {ArtifactCorruptError, InvalidInputError, RequestRejectedError} from './errors.js'
+import {HOLDOUT, LIVE, place} from './holdout.js'
 import {newPredictionId} from './ids.js'
 import {featuresOf, ledgerRow, withShadow} from './ledger.js'
 import {describe} from './sidecar.js'
 
 /** @import {Experiment} from './assignment.js' */
 /** @import {Client} from './client.js' */
+/** @import {Holdout} from './holdout.js' */
 /** @import {LedgerMode, LedgerRow, Route, ShadowScore} from './ledger.js' */
 /** @import {OnnxModel} from './model.js' */
 /** @import {BatchOptions, PredictOptions, Served, ServedBatchPrediction, ServedRowScore} from './runtime-client.js' */
@@ -57,6 +63,11 @@ import {describe} from './sidecar.js'
  *   Version → why it is not used.
  * @property {boolean} retry
  *   Some refusal may pass on a later try (a download, not a verification, failed): try again.
+ *
+ * @typedef Held
+ *   The followed holdout, with its frozen version's model. Swapped in whole; a call reads it once.
+ * @property {Holdout} holdout
+ * @property {OnnxModel} model
  *
  * @typedef Entry
  *   One scored row, as the ledger records it.
@@ -99,10 +110,17 @@ export class FollowingModel {
   #timer
   /** @type {Map<OnnxModel, number>} calls (and shadow work) in flight per model, so a retired one closes when idle */
   #busy = new Map()
-  /** @type {Map<string, OnnxModel>} every model held: the served one and the experiment's */
+  /** @type {Map<string, OnnxModel>} every model held: the served one, the experiment's and the holdout's */
   #loaded = new Map()
   /** @type {Arms | undefined} */
   #arms
+  /** @type {Held | undefined} */
+  #held
+  /**
+   * @type {string | undefined} the holdout refused here, with the served version then: a holdout never
+   *   changes, so it is asked again only when the served version does (as the runtime does)
+   */
+  #holdoutRefused
   /** @type {Promise<boolean> | undefined} */
   #checking
   /** @type {Array<ShadowWork>} */
@@ -110,8 +128,8 @@ export class FollowingModel {
   #shadowing = false
   /** @type {Map<string, {scored: number, failed: number}>} */
   #shadowCounts = new Map()
-  /** @type {string | undefined} the last experiment warning, told once */
-  #warned
+  /** @type {Map<'experiment' | 'holdout', string>} the last warning about each, told once */
+  #warned = new Map()
 
   /**
    * @param {Client} client
@@ -151,6 +169,11 @@ export class FollowingModel {
     return this.#arms?.experiment ?? null
   }
 
+  /** The long-lived holdout followed (as `GET /holdout` gave it), or null. */
+  get holdout() {
+    return this.#held?.holdout ?? null
+  }
+
   /**
    * Versions of the followed experiment not used here, and why (control serves a refused
    * candidate's units; a refused shadow does not score).
@@ -172,7 +195,8 @@ export class FollowingModel {
   }
 
   /**
-   * Score one row, by the unit's arm under a running experiment.
+   * Score one row: with a `unit`, by the holdout's frozen version when the unit is held out, else by
+   * its arm under a running experiment.
    *
    * @param {Record<string, number>} row
    * @param {PredictOptions} [options]
@@ -183,9 +207,10 @@ export class FollowingModel {
     const unit = options.unit ?? undefined
     if (unit !== undefined) checkUnit(unit)
     const arms = this.#arms // one read: a swap during the call does not change its arms
-    const [chosen, first] = this.#route(arms, unit)
+    const [chosen, first] = this.#route(arms, this.#held, unit)
     const explain = options.explain ? {explain: true} : {}
-    const scored = await this.#score(arms, chosen, [first], (m) => m.scoredOne(row, explain))
+    const live = this.#live(arms)
+    const scored = await this.#score(live, chosen, [first], (m) => m.scoredOne(row, explain))
     const {answer, p, x} = scored.result
     const [route] = scored.routes
     const id = newPredictionId()
@@ -194,7 +219,8 @@ export class FollowingModel {
   }
 
   /**
-   * Score many rows; with `units` under a running experiment, each by its unit's arm.
+   * Score many rows; with `units`, each by its unit's place: the holdout's frozen version, its arm
+   * under a running experiment, or the served version.
    *
    * @param {ReadonlyArray<Record<string, number>>} rows
    * @param {BatchOptions} [options]
@@ -206,21 +232,37 @@ export class FollowingModel {
     if (units !== undefined) checkUnits(units, rows)
     const explain = options.explain ? {explain: true} : {}
     const arms = this.#arms
+    const held = this.#held
     const running = arms?.experiment.state === 'running' ? arms : undefined
-    if (running === undefined || units === undefined) {
-      const model = running ? running.control : this.#model
-      const {result, ms} = await this.#score(undefined, model, [], (m) => m.scored(rows, explain))
-      const {answer, p, x} = result
-      const ids = rows.map(() => newPredictionId())
-      this.#record(
-        arms,
-        rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
-      )
-      return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
-    }
+    if (units !== undefined && (running !== undefined || held !== undefined))
+      return this.#batchByUnit(rows, units, explain, running, held)
+    const model = this.#live(running)
+    const {result, ms} = await this.#score(model, model, [], (m) => m.scored(rows, explain))
+    const {answer, p, x} = result
+    const ids = rows.map(() => newPredictionId())
+    this.#record(
+      arms,
+      rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
+    )
+    return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
+  }
+
+  /**
+   * A batch whose units are placed (by the holdout, the running experiment, or both): each row
+   * names the version that served it, and its arm when it is in the experiment.
+   *
+   * @param {ReadonlyArray<Record<string, number>>} rows
+   * @param {ReadonlyArray<string>} units
+   * @param {{explain?: boolean}} explain
+   * @param {Arms | undefined} running
+   * @param {Held | undefined} held
+   * @returns {Promise<ServedBatchPrediction>}
+   */
+  async #batchByUnit(rows, units, explain, running, held) {
+    const control = this.#live(running)
     // Refused as the runtime refuses a batch: against control's feature set, naming the row.
-    running.control.checkRows(rows)
-    const routes = units.map((unit) => this.#route(running, unit))
+    control.checkRows(rows)
+    const routes = units.map((unit) => this.#route(running, held, unit))
     /** @type {Map<OnnxModel, Array<number>>} rows by the model serving them, in order of first use */
     const groups = new Map()
     for (const [i, [model]] of routes.entries()) {
@@ -234,13 +276,13 @@ export class FollowingModel {
     /** @type {Array<Entry>} */
     const entries = new Array(rows.length)
     /** @type {Map<string, {baseValue: number | null, explanationScale: string | null}>} */
-    const bases = new Map() // each version's explanation base: arms' versions differ
+    const bases = new Map() // each version's explanation base: the versions differ
     for (const model of groups.keys()) this.#acquire(model) // none is closed before its turn
     try {
       for (const [chosen, group] of groups) {
         const inputs = group.map((i) => rows[i])
         const scored = await this.#score(
-          running,
+          control,
           chosen,
           group.map((i) => routes[i][1]),
           (m) => m.scored(inputs, explain)
@@ -250,7 +292,9 @@ export class FollowingModel {
         const {baseValue, explanationScale} = answer
         for (const [j, i] of group.entries()) {
           const route = scored.routes[j]
-          predictions[i] = servedRow(answer.predictions[j], ids[i], route.arm, model.version, baseValue)
+          // A held or live unit outside the experiment has no arm in the answer (as on the runtime).
+          const arm = route.experiment === undefined ? undefined : route.arm
+          predictions[i] = servedRow(answer.predictions[j], ids[i], arm, model.version, baseValue)
           entries[i] = {route, model, x, offset: j, p: p[j], id: ids[i], input: rows[i], ms: scored.ms}
         }
         if (baseValue !== undefined && explanationScale !== undefined)
@@ -262,46 +306,56 @@ export class FollowingModel {
     this.#record(running, entries)
     return {
       predictions,
-      featureImportance: running.control.importance,
-      modelVersion: running.control.version,
-      experiment: running.experiment.id,
+      featureImportance: control.importance,
+      modelVersion: control.version,
+      ...(running === undefined ? {} : {experiment: running.experiment.id}),
       // As the runtime answers: the batch's base is control's (each explained row has its own).
-      ...(bases.get(running.control.version) ?? [...bases.values()][0] ?? {})
+      ...(bases.get(control.version) ?? [...bases.values()][0] ?? {})
     }
   }
 
   /**
-   * Score with `model`; when it is an arm's own version and it raises (but for a bad row, which
-   * is the caller's), control scores instead and the rows' routes say `fallback` and why, as the
-   * runtime does: an arm's version never fails an answer.
+   * Score with `model`; when it is an arm's own version, or the holdout's frozen one, and it raises
+   * (but for a bad row, which is the caller's), `control` scores instead and the rows' routes say
+   * `fallback` and why, as the runtime does: such a version never fails an answer. Control's own
+   * failure is the answer's.
    *
    * @template T
-   * @param {Arms | undefined} arms
+   * @param {OnnxModel} control
+   *   What stands in: the running experiment's control, else the served version.
    * @param {OnnxModel} model
    * @param {ReadonlyArray<Route>} routes
    *   The routes of the rows `call` scores.
    * @param {(model: OnnxModel) => Promise<T>} call
    * @returns {Promise<{result: T, model: OnnxModel, routes: ReadonlyArray<Route>, ms: number}>}
    */
-  async #score(arms, model, routes, call) {
+  async #score(control, model, routes, call) {
     const started = performance.now()
-    const own = arms !== undefined && routes[0]?.arm !== undefined && model !== arms.control
-    if (own) this.#acquire(arms.control) // it may have to stand in
+    const own = routes[0]?.arm !== undefined && model !== control
+    if (own) this.#acquire(control) // it may have to stand in
     try {
       const result = await this.#using(model, call)
       return {result, model, routes, ms: performance.now() - started}
     } catch (error) {
       if (!own || error instanceof InvalidInputError) throw error
       const why = `${model.version} raised ${error instanceof Error ? error.name : 'Error'}: ${describe(error)}`
-      this.#logger.warn(
-        `ml-matching: experiment ${arms.experiment.id}: ${why.slice(0, 300)}; control served the rows`
-      )
-      const result = await this.#using(arms.control, call)
+      this.#logger.warn(`ml-matching: ${owner(routes[0])}: ${why.slice(0, 300)}; control served the rows`)
+      const result = await this.#using(control, call)
       const fell = routes.map((route) => ({...route, fallback: true, error: why.slice(0, 200)}))
-      return {result, model: arms.control, routes: fell, ms: performance.now() - started}
+      return {result, model: control, routes: fell, ms: performance.now() - started}
     } finally {
-      if (own) this.#release(arms.control)
+      if (own) this.#release(control)
     }
+  }
+
+  /**
+   * What stands in for a failing version, and serves units outside the experiment: the running
+   * experiment's control, else the served version.
+   *
+   * @param {Arms | undefined} arms
+   */
+  #live(arms) {
+    return arms?.experiment.state === 'running' ? arms.control : this.#model
   }
 
   /**
@@ -337,6 +391,7 @@ export class FollowingModel {
     const models = [...this.#loaded.values()]
     this.#loaded.clear()
     this.#arms = undefined
+    this.#held = undefined
     for (const model of models) if (!this.#busy.get(model)) await model.close()
   }
 
@@ -364,10 +419,120 @@ export class FollowingModel {
           `still scoring with ${this.#model.version}`
       )
     }
-    // The runtime's health names the experiment it follows, with its revision: GET /experiment
-    // only when that changed (a runtime older than experiments names none).
-    if (health) changed = (await this.#followExperiment(health.experiment ?? null)) || changed
-    return changed
+    if (!health) return changed
+    // The runtime's health names the experiment and the holdout it follows (the experiment with its
+    // revision): GET /experiment, GET /holdout only when that changed (a runtime older than them
+    // names none). The holdout last, as the runtime follows it: it must score what the served
+    // version scores.
+    changed = (await this.#followExperiment(health.experiment ?? null)) || changed
+    return (await this.#followHoldout(health.holdout ?? null)) || changed
+  }
+
+  /**
+   * @param {{id: string} | null} view
+   *   The holdout the runtime's health names.
+   * @returns {Promise<boolean>} whether the holdout followed changed
+   */
+  async #followHoldout(view) {
+    if (view === null) {
+      this.#holdoutRefused = undefined
+      return this.#endHoldout()
+    }
+    const held = this.#held
+    if (held?.holdout.id === view.id) {
+      // A holdout never changes once created (the same id is the same holdout), but the served
+      // version may have moved to other features: held units cannot send its rows to the frozen one.
+      if (sameFeatures(held.model, this.#model)) return false
+      return this.#refuseHoldout(held.holdout, this.#otherFeatures(), true)
+    }
+    if (this.#holdoutRefused === this.#attempt(view.id)) return false
+    /** @type {Holdout | null} */
+    let holdout
+    try {
+      holdout = await this.#client.holdout()
+    } catch (error) {
+      const why = `ml-matching: could not read the runtime's holdout ${view.id} (${describe(error)})`
+      this.#warnOnce(why, 'holdout')
+      return false
+    }
+    if (holdout === null) return this.#endHoldout() // it ended between the two requests
+    if (this.#held?.holdout.id === holdout.id) return false
+    const loaded = await this.#loadHoldout(holdout)
+    if ('why' in loaded) return this.#refuseHoldout(holdout, loaded.why, loaded.final)
+    this.#held = {holdout, model: loaded.model}
+    this.#holdoutRefused = undefined
+    this.#warned.delete('holdout')
+    this.#retire()
+    this.#logger.info(
+      `ml-matching: holdout ${holdout.id}: ${holdout.version} serves ${holdout.weight / 100} % of the units`
+    )
+    return true
+  }
+
+  /**
+   * The frozen version of `holdout`, downloaded and verified (or the model held of that version).
+   *
+   * @param {Holdout} holdout
+   * @returns {Promise<{model: OnnxModel} | {why: string, final: boolean}>}
+   *   `final`: a later try cannot pass (it failed verification, or scores other features).
+   */
+  async #loadHoldout(holdout) {
+    let model = this.#loaded.get(holdout.version)
+    if (!model) {
+      try {
+        model = await this.#fetch(holdout.version)
+      } catch (error) {
+        const final = error instanceof ArtifactCorruptError || error instanceof RequestRejectedError
+        return {why: describe(error), final}
+      }
+      this.#loaded.set(holdout.version, model)
+    }
+    // A held unit sends the row it would send live: a version of other features cannot score it.
+    if (!sameFeatures(model, this.#model)) return {why: this.#otherFeatures(), final: true}
+    return {model}
+  }
+
+  /** @param {string} id */
+  #attempt(id) {
+    return `${id} ${this.#model.version}`
+  }
+
+  #otherFeatures() {
+    return `it scores other features than the served ${this.#model.version}`
+  }
+
+  /**
+   * Follow no holdout, because `holdout`'s version is refused: its units are scored live here (the
+   * holdout followed before, which the runtime left, is not kept either). `final`: not asked again
+   * until the served version changes (a holdout never changes), so told once.
+   *
+   * @param {Holdout} holdout
+   * @param {string} why
+   * @param {boolean} final
+   * @returns {boolean} whether a holdout was followed until now
+   */
+  #refuseHoldout(holdout, why, final) {
+    const followed = this.#held !== undefined
+    this.#held = undefined
+    this.#retire() // what was loaded for it
+    const message =
+      `ml-matching: holdout ${holdout.id} not followed in-process (its units are scored live): ` +
+      `version ${holdout.version} refused: ${why}`
+    if (final) {
+      this.#holdoutRefused = this.#attempt(holdout.id)
+      this.#logger.warn(message)
+    } else this.#warnOnce(message, 'holdout')
+    return followed
+  }
+
+  /** @returns {boolean} whether a holdout was followed (its units are scored live from now on) */
+  #endHoldout() {
+    const current = this.#held
+    if (!current) return false
+    this.#held = undefined
+    this.#retire()
+    this.#logger.info(`ml-matching: holdout ${current.holdout.id} ended; its units are scored live`)
+    return true
   }
 
   /**
@@ -388,7 +553,10 @@ export class FollowingModel {
       try {
         experiment = await this.#client.experiment()
       } catch (error) {
-        this.#warnOnce(`ml-matching: could not read the runtime's experiment ${view.id} (${describe(error)})`)
+        this.#warnOnce(
+          `ml-matching: could not read the runtime's experiment ${view.id} (${describe(error)})`,
+          'experiment'
+        )
         return false
       }
     }
@@ -406,7 +574,7 @@ export class FollowingModel {
     if (!arms) return false
     this.#arms = arms
     this.#retire()
-    this.#warned = undefined
+    this.#warned.delete('experiment')
     for (const [version, why] of arms.refused) {
       this.#logger.warn(
         `ml-matching: experiment ${experiment.id}: version ${version} refused (control serves its units): ${why}`
@@ -459,7 +627,8 @@ export class FollowingModel {
       this.#retire() // what was loaded for it
       this.#warnOnce(
         `ml-matching: experiment ${experiment.id} (revision ${experiment.revision}) not followed in-process: ` +
-          `control ${experiment.control}: ${refused.get(experiment.control)}`
+          `control ${experiment.control}: ${refused.get(experiment.control)}`,
+        'experiment'
       )
       return undefined
     }
@@ -482,33 +651,38 @@ export class FollowingModel {
     return this.#client.fetchModel({version, dir, ...(threads === undefined ? {} : {threads})})
   }
 
-  /** @param {string} message */
-  #warnOnce(message) {
-    if (message === this.#warned) return
-    this.#warned = message
+  /**
+   * @param {string} message
+   * @param {'experiment' | 'holdout'} about
+   */
+  #warnOnce(message, about) {
+    if (message === this.#warned.get(about)) return
+    this.#warned.set(about, message)
     this.#logger.warn(message)
   }
 
   /**
-   * What serves a row with unit `key` (undefined: no key, so control, outside the experiment).
+   * What serves a row with unit `key` (undefined: no key, so control, outside the experiment and
+   * the holdout): the holdout's frozen version for a held unit, else the unit's arm under a running
+   * experiment, else the served version (the holdout's `live` side).
    *
    * @param {Arms | undefined} arms
+   * @param {Held | undefined} held
    * @param {string | undefined} key
    * @returns {[OnnxModel, Route]}
    */
-  #route(arms, key) {
-    if (arms === undefined || arms.experiment.state !== 'running') return [this.#model, {}]
-    if (key === undefined) return [arms.control, {}]
-    const exp = arms.experiment
-    const unit = unitDigest(exp.salt, key)
-    const k = armIndex(bucketOf(unit), arms.weights)
-    const base = {experiment: exp.id, revision: exp.revision ?? 1, unit}
-    if (k < 0) return [arms.control, {...base, arm: CONTROL, weight: arms.controlWeight}]
-    const {arm, version, weight} = exp.candidates[k]
-    const model = arms.candidates[k]
-    if (model) return [model, {...base, arm, weight}]
-    const error = `version ${version} refused: ${arms.refused.get(version) ?? ''}`.slice(0, 200)
-    return [arms.control, {...base, arm, weight, fallback: true, error}]
+  #route(arms, held, key) {
+    const running = arms?.experiment.state === 'running' ? arms : undefined
+    if (key === undefined || held === undefined) {
+      if (running === undefined) return [this.#model, {}]
+      return key === undefined ? [running.control, {}] : armRoute(running, key)
+    }
+    const {holdout, model} = held
+    const {held: inside, unit} = place(holdout, key)
+    const id = holdout.id
+    if (inside) return [model, {arm: HOLDOUT, weight: holdout.weight, unit, holdout: id}]
+    if (running !== undefined) return armRoute(running, key, id)
+    return [this.#model, {arm: LIVE, weight: BUCKETS - holdout.weight, unit, holdout: id}]
   }
 
   /**
@@ -523,14 +697,18 @@ export class FollowingModel {
     const mode = this.#ledger.mode
     if (mode === 'off') return
     try {
-      const keep = mode === 'all' ? entries : entries.filter((e) => e.route.experiment !== undefined)
+      // Under the holdout every keyed row is kept, on either side: the trainer compares the sides.
+      const keep =
+        mode === 'all'
+          ? entries
+          : entries.filter((e) => e.route.experiment !== undefined || e.route.holdout !== undefined)
       if (keep.length === 0) return
       const at = new Date().toISOString()
       const shadows = arms?.shadows.length ? arms : undefined
       /** @type {Array<LedgerRow>} */
       const plain = []
-      /** @type {Array<LedgerRow>} */
-      const held = []
+      /** @type {Array<LedgerRow>} rows waiting for their shadows' scores */
+      const shadowed = []
       /** @type {Array<Record<string, number>>} */
       const inputs = []
       for (const e of keep) {
@@ -538,14 +716,14 @@ export class FollowingModel {
         const features = featuresOf(names, e.x, e.offset * names.length)
         const row = ledgerRow(e.id, at, e.model.version, e.p, features, e.route, e.ms)
         if (shadows && e.route.experiment !== undefined) {
-          held.push(row)
+          shadowed.push(row)
           inputs.push(e.input)
         } else plain.push(row)
       }
       if (plain.length > 0) this.#ledger.record(plain, true)
-      if (shadows && held.length > 0) {
-        this.#ledger.record(held, false)
-        this.#queueShadows({arms: shadows, rows: held, inputs})
+      if (shadows && shadowed.length > 0) {
+        this.#ledger.record(shadowed, false)
+        this.#queueShadows({arms: shadows, rows: shadowed, inputs})
       }
     } catch (error) {
       this.#logger.warn(`ml-matching: prediction-ledger rows not recorded: ${describe(error)}`)
@@ -624,21 +802,64 @@ export class FollowingModel {
     if (this.#loaded.get(model.version) !== model) void model.close()
   }
 
-  /** Let go of every model neither served nor in the experiment: closed now, or when idle. */
+  /** Let go of every model neither served, nor in the experiment or the holdout: closed now, or when idle. */
   #retire() {
-    const held = new Set([this.#model])
+    const kept = new Set([this.#model])
     const arms = this.#arms
     if (arms) {
-      held.add(arms.control)
-      for (const model of arms.candidates) if (model) held.add(model)
-      for (const model of arms.shadows) held.add(model)
+      kept.add(arms.control)
+      for (const model of arms.candidates) if (model) kept.add(model)
+      for (const model of arms.shadows) kept.add(model)
     }
+    if (this.#held) kept.add(this.#held.model)
     for (const [version, model] of this.#loaded) {
-      if (held.has(model)) continue
+      if (kept.has(model)) continue
       this.#loaded.delete(version)
       if (!this.#busy.get(model)) void model.close()
     }
   }
+}
+
+/**
+ * The route of unit `key` under a running experiment: its arm, and the version that serves it
+ * (control, for a candidate refused here).
+ *
+ * @param {Arms} arms
+ * @param {string} key
+ * @param {string} [holdout]
+ *   The holdout that placed the unit on the live side, when one is followed.
+ * @returns {[OnnxModel, Route]}
+ */
+function armRoute(arms, key, holdout) {
+  const exp = arms.experiment
+  const unit = unitDigest(exp.salt, key)
+  const k = armIndex(bucketOf(unit), arms.weights)
+  const base = {experiment: exp.id, revision: exp.revision ?? 1, unit, ...(holdout ? {holdout} : {})}
+  if (k < 0) return [arms.control, {...base, arm: CONTROL, weight: arms.controlWeight}]
+  const {arm, version, weight} = exp.candidates[k]
+  const model = arms.candidates[k]
+  if (model) return [model, {...base, arm, weight}]
+  const error = `version ${version} refused: ${arms.refused.get(version) ?? ''}`.slice(0, 200)
+  return [arms.control, {...base, arm, weight, fallback: true, error}]
+}
+
+/**
+ * Whether two models score the same features (a request for one is a request for the other).
+ *
+ * @param {OnnxModel} a
+ * @param {OnnxModel} b
+ */
+function sameFeatures(a, b) {
+  return a.features.length === b.features.length && a.features.every((name, i) => name === b.features[i])
+}
+
+/**
+ * Whose version a route's is, for a log line: `experiment <id>` or `holdout <id>`.
+ *
+ * @param {Route | undefined} route
+ */
+function owner(route) {
+  return route?.experiment !== undefined ? `experiment ${route.experiment}` : `holdout ${route?.holdout}`
 }
 
 /**
@@ -660,8 +881,8 @@ function servedOne(answer, predictionId, route) {
 }
 
 /**
- * One row of a batch as the runtime gives it: the id; under an experiment the arm and the version
- * that served it, and, explained, the base its contributions start from.
+ * One row of a batch as the runtime gives it: the id; with placed units the version that served it
+ * (and the arm, in the experiment), and, explained, the base its contributions start from.
  *
  * @param {RowScore} score
  * @param {string} predictionId
@@ -675,7 +896,8 @@ function servedRow(score, predictionId, arm, version, baseValue) {
   const row = {
     ...plain,
     predictionId,
-    ...(version === undefined ? {} : {arm: arm ?? null, modelVersion: version})
+    ...(arm === undefined ? {} : {arm}),
+    ...(version === undefined ? {} : {modelVersion: version})
   }
   if (contributions === undefined) return row
   return version === undefined || baseValue === undefined

@@ -46,7 +46,8 @@ import {LEDGER_MODES} from './ledger.js'
  *   How long `train()` waits for the trainer's answer (it waits up to its TRAIN_WAIT_SECONDS, 300 s).
  * @property {LedgerMode} [ledger='experiments']
  *   Which predictions scored in-process (`followModel`) are recorded in the trainer's prediction
- *   ledger: those under an experiment, all, or none (the runtime's `LEDGER`).
+ *   ledger: those under an experiment or the holdout (every keyed one), all, or none (the
+ *   runtime's `LEDGER`).
  * @property {number} [ledgerLimit=100000]
  *   Most ledger rows kept while the trainer is unreachable; past it new rows are dropped and
  *   counted (`predictionsDropped`): scoring never waits on the trainer.

@@ -16,6 +16,7 @@ import {
 } from './errors.js'
 
 /** @import {Experiment} from './assignment.js' */
+/** @import {Holdout} from './holdout.js' */
 /** @import {BatchPrediction, LocalSource, Prediction, RowScore} from './scorer.js' */
 /** @import {Health as HealthAnswer, LoadResult as LoadAnswer, ModelSummary as ModelEntry} from './contract.js' */
 /** @import {Sidecar} from './sidecar.js' */
@@ -31,8 +32,9 @@ import {
  *   Each feature's contribution (see `ScoreOptions`).
  * @property {string} [unit]
  *   The unit the row is for (a brand id, a pair id: your choice): under an experiment it decides
- *   the arm, the same for every call with this key (`ML-Unit-Key`). Without it, control serves and
- *   the prediction is not in the experiment.
+ *   the arm, the same for every call with this key (`ML-Unit-Key`), and under the long-lived
+ *   holdout whether its frozen version serves the unit. Without it, control serves and the
+ *   prediction is in neither.
  *
  * @typedef BatchOptions
  * @property {boolean} [explain=false]
@@ -52,8 +54,8 @@ import {
  * @typedef {Prediction & Served & {source: Source}} SourcedPrediction
  *
  * @typedef {RowScore & {predictionId?: string, arm?: string | null, modelVersion?: string | null}} ServedRowScore
- *   One row of a batch: with `units` under an experiment, also its `arm` and the `modelVersion`
- *   that served it.
+ *   One row of a batch: with `units` under an experiment or the holdout, also the `modelVersion`
+ *   that served it, and its `arm` when the row is in the experiment.
  *
  * @typedef {Omit<BatchPrediction, 'predictions'> & {experiment?: string | null, predictions: Array<ServedRowScore>}} ServedBatchPrediction
  *   A batch's answer: with `units` under an experiment, also the `experiment`.
@@ -210,6 +212,21 @@ export class RuntimeClient {
   async experiment() {
     try {
       return await this.#service.json('GET', '/experiment')
+    } catch (error) {
+      if (error instanceof RequestRejectedError && error.status === 404) return null
+      throw error
+    }
+  }
+
+  /**
+   * The long-lived holdout the runtime follows (`GET /holdout`), or null when it follows none (404,
+   * also from a runtime older than holdouts).
+   *
+   * @returns {Promise<Holdout | null>}
+   */
+  async holdout() {
+    try {
+      return await this.#service.json('GET', '/holdout')
     } catch (error) {
       if (error instanceof RequestRejectedError && error.status === 404) return null
       throw error

@@ -1,6 +1,6 @@
 /**
  * Write `lib/contract.d.ts`: the TypeScript types of the runtime's answers, of the sidecar, of the
- * experiment a runtime follows, of the prediction ledger's rows and of the trainer's answers to them,
+ * experiment and the holdout a runtime follows, of the prediction ledger's rows and of the trainer's answers to them,
  * generated from the JSON Schemas the Python code generates (`../../schemas`), so the client
  * never types them a second time.
  *
@@ -27,6 +27,7 @@ const TYPES = {
   'error.schema.json': 'error',
   'model.schema.json': 'sidecar',
   'experiment.schema.json': 'experiment',
+  'holdout.schema.json': 'holdout',
   'predictions.request.schema.json': 'ledger',
   'predictions.response.schema.json': 'ledgerStored',
   'outcomes.response.schema.json': 'outcomesStored'
@@ -56,7 +57,7 @@ async function generate() {
   const contract = {
     title: 'Contract',
     description:
-      'The answers of the ml-matching runtime, the sidecar, the experiment, the ledger and the trainer answers the client reads, by name.',
+      'The answers of the ml-matching runtime, the sidecar, the experiment, the holdout, the ledger and the trainer answers the client reads, by name.',
     type: 'object',
     properties,
     required: Object.keys(properties),

@@ -90,6 +90,7 @@ class ModelService:
         self._held: Held | None = None
         #: (holdout id, why) of the holdout this service could not follow.
         self.holdout_refused: tuple[str, str] | None = None
+        self._holdout_tried: tuple[str, str | None] | None = None  # (holdout id, served version) refused
         #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
         self.fallback: str | None = None
         self._unready: str | None = None  # why nothing serves, when a start-up version was refused
@@ -120,50 +121,47 @@ class ModelService:
 
     def follow_holdout(self, holdout: Holdout | None) -> None:
         """Apply the store's holdout when it changed: its version verified and loaded off the request
-        path, then swapped in whole. A version that cannot serve the served version's features is
-        refused (held units are then served live, and recorded as live). Blocking."""
+        path, then swapped in whole. A version that fails a check, or does not score the served
+        version's features, is refused: no holdout is followed (every unit is served live) until
+        the store names another, or the served version changes. Blocking."""
         current = self._held
         if holdout is None:
             if current is not None:
                 log.info("holdout %s: ended; its units are served live", current.id)
-                self._held = None
-                _return_freed_memory_soon()
+                self._drop_holdout()
             self.holdout_refused = None
             return
-        if current is not None and current.holdout == holdout:
-            if self._same_features(current.scorer):
-                return
-            self._held = None  # ACTIVE moved to other features: held units cannot send its requests
-            self.holdout_refused = (
-                holdout.id,
-                f"version {holdout.version} refused: {self._other_features()}",
-            )
-            log.warning("holdout %s: no longer followed: %s", holdout.id, self.holdout_refused[1])
+        if current is not None and current.holdout == holdout and self._same_features(current.scorer):
             return
-        if self.holdout_refused is not None and self.holdout_refused[0] == holdout.id:
-            return  # a holdout never changes; refused once is refused
+        attempt = (holdout.id, self.version)
+        if self._holdout_tried == attempt:
+            return  # refused already; a version never changes, so only a new served version may help
         with self._load_lock:
             loaded = {s.version: s for s in self._loaded()}
             try:
                 scorer = loaded.get(holdout.version) or self._build(holdout.version)
                 if not self._same_features(scorer):
-                    raise MLMatchingError(self._other_features())
+                    raise MLMatchingError(f"it scores other features than the served {self.version}")
             except MLMatchingError as exc:
+                self._holdout_tried = attempt
                 self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {exc}")
                 log.warning("holdout %s: not followed: %s", holdout.id, self.holdout_refused[1])
+                self._drop_holdout()  # the store no longer names what was followed, or it cannot serve
                 return
-            self._held, self.holdout_refused = Held(holdout, scorer), None
+            self._held, self.holdout_refused, self._holdout_tried = Held(holdout, scorer), None, None
         log.info(
             "holdout %s: %s serves %g %% of the units (salt %s)",
             holdout.id, holdout.version, holdout.weight / 100, holdout.salt,
         )  # fmt: skip
 
+    def _drop_holdout(self) -> None:
+        if self._held is not None:
+            self._held = None
+            _return_freed_memory_soon()
+
     def _same_features(self, scorer: Scorer) -> bool:
         served = self._scorer
         return served is None or scorer.model.feature_set.names == served.model.feature_set.names
-
-    def _other_features(self) -> str:
-        return f"it scores other features than the served {self.version}"
 
     def follow(self, experiment: Experiment | None) -> None:
         """Apply the store's experiment when it changed: every version it needs verified and loaded

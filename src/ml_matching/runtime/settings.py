@@ -65,8 +65,8 @@ class Settings(ServiceSettings):
     model_watch_seconds: float = setting(
         5.0,
         "MODEL_WATCH_SECONDS",
-        "How often to read ACTIVE and EXPERIMENT and follow them (0: never: the version ACTIVE named "
-        "at start serves, and no experiment is followed)",
+        "How often to read ACTIVE, EXPERIMENT and HOLDOUT and follow them (0: never: the version "
+        "ACTIVE named at start serves, and no experiment or holdout is followed)",
         number(0, 86_400),
     )
     drift_window: int = setting(
