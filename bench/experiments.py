@@ -1,6 +1,6 @@
 """What an experiment costs the runtime: assignment µs, and /predict with and without one, in one run.
 
-    python bench/experiments.py                 # ~3 min: 3 reps × 5 configurations × 10 s of wrk
+    python bench/experiments.py                 # ~4 min: 3 reps × 5 configurations × 10 s of wrk
     python bench/experiments.py --seconds 3 --reps 1
 
 1. **Assignment** (in-process): the mean µs of the runtime's route for a unit key (SHA-256 of salt
@@ -11,7 +11,9 @@
    - ``plain``: no experiment (``LEDGER=experiments``: nothing recorded);
    - ``ledger-all``: no experiment, ``LEDGER=all`` (every prediction sent to the trainer);
    - ``experiment``: control and one candidate at 50 %, every row in the ledger;
-   - ``experiment+shadow``: the same plus one shadow version.
+   - ``experiment+shadow``: the same plus one shadow version;
+   - ``holdout``: no experiment, the candidate frozen for 2 % of the units by a long-lived holdout
+     (every keyed row in the ledger, on its side).
 
    A real trainer takes the ledger rows (on SQLite). The configurations are measured in turn,
    ``--reps`` times (the order rotates); the table gives medians and ratios to ``plain``.
@@ -39,6 +41,7 @@ import procs
 from ml_matching.contract import list_versions, read_active
 from ml_matching.contract.assignment import unit_digest
 from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
+from ml_matching.contract.holdout import Holdout, write_holdout
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -143,11 +146,13 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
         30,
         now(),
     )
-    configs: dict[str, tuple[Experiment | None, dict[str, str]]] = {
-        "plain": (None, {}),
-        "ledger-all": (None, {"LEDGER": "all"}),
-        "experiment": (experiment, {}),
-        "experiment+shadow": (Experiment(**{**_fields(experiment), "shadow": (shadow,)}), {}),
+    holdout = Holdout("holdout-bench", candidate, 200, "holdout-bench", 30.0, now())
+    configs: dict[str, tuple[Experiment | None, dict[str, str], Holdout | None]] = {
+        "plain": (None, {}, None),
+        "ledger-all": (None, {"LEDGER": "all"}, None),
+        "experiment": (experiment, {}, None),
+        "experiment+shadow": (Experiment(**{**_fields(experiment), "shadow": (shadow,)}), {}, None),
+        "holdout": (None, {}, holdout),
     }
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     try:
@@ -155,12 +160,13 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
             names = list(configs)
             names = names[rep % len(names) :] + names[: rep % len(names)]
             for name in names:
-                exp, env = configs[name]
+                exp, env, held = configs[name]
                 write_experiment(root, exp)
+                write_holdout(root, held)
                 server = _runtime(root, name, url, **env)
                 procs.start(server, ROOT)
                 try:
-                    _check_followed(server, exp)
+                    _check_followed(server, exp, held)
                     loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)
                     cpu0, trainer0 = procs.cpu_seconds(server.pid), procs.cpu_seconds(trainer.pid)
                     run = loadgen.run(
@@ -176,15 +182,20 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
                     procs.stop(server)
     finally:
         write_experiment(root, None)
+        write_holdout(root, None)
         procs.stop(trainer)
     return {name: _median(runs) for name, runs in results.items()}
 
 
-def _check_followed(server: procs.Server, exp: Experiment | None) -> None:
-    """The runtime reads EXPERIMENT at start (and then hourly, so not during a run): make sure it did."""
-    followed = json.loads(procs.request(server.port, "GET", "/experiment")[1])
-    if (followed.get("id") if exp is not None else None) != (exp.id if exp is not None else None):
-        raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {exp}")
+def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout | None) -> None:
+    """The runtime reads EXPERIMENT and HOLDOUT at start (and then hourly, so not during a run):
+    make sure it did."""
+    for path, wanted in (("/experiment", exp), ("/holdout", held)):
+        followed = json.loads(procs.request(server.port, "GET", path)[1])
+        if (followed.get("id") if wanted is not None else None) != (
+            wanted.id if wanted is not None else None
+        ):
+            raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {wanted}")
 
 
 def _fields(e: Experiment) -> dict[str, Any]:

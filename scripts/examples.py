@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
 def _all(work: Path, only: list[str] | None, write: bool) -> int:
     clone = work / "ml-matching"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    unknown = sorted(set(only or ()) - set(pages(clone)))
+    if unknown:  # a page named wrong would run nothing and pass
+        print(f"examples: no docs page {unknown} in mkdocs.yml's nav: {pages(clone)}", file=sys.stderr)
+        return 2
     problems: list[str] = []
     script, ran = readme_script(clone)
     print("### the READMEs", flush=True)
