@@ -17,8 +17,7 @@ from typing import Literal
 import msgspec
 
 from ml_matching.contract.assignment import CONTROL, HASH_VERSION, arm_index, bucket
-from ml_matching.contract.errors import ArtifactCorrupt
-from ml_matching.contract.store import atomic_write, writing
+from ml_matching.contract.store import read_published, write_published
 
 EXPERIMENT_FILE = "EXPERIMENT"
 State = Literal["running", "paused", "stopped"]
@@ -74,23 +73,12 @@ _decoder = msgspec.json.Decoder(Experiment)
 
 def read_experiment(root: Path) -> Experiment | None:
     """The experiment the store names, or None when there is none."""
-    try:
-        data = (root / EXPERIMENT_FILE).read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ArtifactCorrupt("experiment", f"{EXPERIMENT_FILE} cannot be read: {exc}") from None
+    return read_published(root, EXPERIMENT_FILE, _decoder)
 
 
 def write_experiment(root: Path, experiment: Experiment | None) -> None:
     """Publish ``experiment`` to every runtime (None: there is no experiment any more)."""
-    with writing(root, EXPERIMENT_FILE):
-        if experiment is None:
-            (root / EXPERIMENT_FILE).unlink(missing_ok=True)
-        else:
-            atomic_write(root / EXPERIMENT_FILE, msgspec.json.format(msgspec.json.encode(experiment)) + b"\n")
+    write_published(root, EXPERIMENT_FILE, experiment)
 
 
 def now() -> str:

@@ -19,8 +19,7 @@ from pathlib import Path
 import msgspec
 
 from ml_matching.contract.assignment import HASH_VERSION, bucket_of, unit_digest
-from ml_matching.contract.errors import ArtifactCorrupt
-from ml_matching.contract.store import atomic_write, writing
+from ml_matching.contract.store import read_published, write_published
 
 HOLDOUT_FILE = "HOLDOUT"
 #: The arm of held-out units in the ledger; units outside it are on the ``live`` side.
@@ -56,20 +55,9 @@ _decoder = msgspec.json.Decoder(Holdout)
 
 def read_holdout(root: Path) -> Holdout | None:
     """The holdout the store names, or None when there is none."""
-    try:
-        data = (root / HOLDOUT_FILE).read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ArtifactCorrupt("holdout", f"{HOLDOUT_FILE} cannot be read: {exc}") from None
+    return read_published(root, HOLDOUT_FILE, _decoder)
 
 
 def write_holdout(root: Path, holdout: Holdout | None) -> None:
     """Publish ``holdout`` to every runtime (None: the holdout ended; its units rejoin the live side)."""
-    with writing(root, HOLDOUT_FILE):
-        if holdout is None:
-            (root / HOLDOUT_FILE).unlink(missing_ok=True)
-        else:
-            atomic_write(root / HOLDOUT_FILE, msgspec.json.format(msgspec.json.encode(holdout)) + b"\n")
+    write_published(root, HOLDOUT_FILE, holdout)

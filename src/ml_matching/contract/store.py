@@ -26,10 +26,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
-from ml_matching.contract.errors import InvalidInput, StorageFull, VersionNotFound
+from ml_matching.contract.errors import ArtifactCorrupt, InvalidInput, StorageFull, VersionNotFound
 from ml_matching.contract.sidecar import FileInfo, Sidecar, encode_sidecar
 
 MODEL_FILE = "model.onnx"
@@ -41,6 +42,9 @@ _TMP_PREFIX = ".tmp-"
 _TMP_RE = re.compile(r"\.tmp-(\d+)-.*")
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
+
+
+T = TypeVar("T")
 
 
 def check_version_name(version: str) -> str:
@@ -165,6 +169,28 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_published(root: Path, name: str, decoder: msgspec.json.Decoder[T]) -> T | None:
+    """The JSON file ``name`` the trainer publishes to every runtime (``EXPERIMENT``, ``HOLDOUT``),
+    or None when there is none; raises ArtifactCorrupt when it cannot be read."""
+    try:
+        data = (root / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ArtifactCorrupt(name.lower(), f"{name} cannot be read: {exc}") from None
+
+
+def write_published(root: Path, name: str, content: msgspec.Struct | None) -> None:
+    """Publish ``content`` as ``name``, atomically (None: remove the file, there is none any more)."""
+    with writing(root, name):
+        if content is None:
+            (root / name).unlink(missing_ok=True)
+        else:
+            atomic_write(root / name, msgspec.json.format(msgspec.json.encode(content)) + b"\n")
 
 
 def amend_version(folder: Path, sidecar: Sidecar, files: Mapping[str, bytes]) -> None:

@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ml_matching.contract.commandline import Handler
 from ml_matching.trainer.plan import parse_primary, parse_ramp
 
 DEFAULT_TRAINER = "http://localhost:8001"
+Printer = Callable[[Any], None]
 
 
 def trainer_options(p: argparse.ArgumentParser) -> None:
@@ -102,12 +104,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     else:
         answer = call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
+    return show(answer, args, _print_list, _print_view)
+
+
+def show(answer: Any, args: argparse.Namespace, listing: Printer, view: Printer) -> int:
+    """Print the trainer's answer: as it is with ``--json``, else the list or the view for people."""
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.action == "list":
-        _print_list(answer)
+        listing(answer)
     else:
-        _print_view(answer)
+        view(answer)
     return 0
 
 

@@ -7,11 +7,10 @@ Like ``ml-matching experiment``, it talks HTTP to a running trainer (``--trainer
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from ml_matching.contract.commandline import Handler
-from ml_matching.trainer.experiment_cli import call, trainer_options
+from ml_matching.trainer.experiment_cli import call, show, trainer_options
 
 
 def configure(p: argparse.ArgumentParser) -> Handler:
@@ -47,13 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         answer = call("GET", f"{trainer}/holdouts/{args.id}")
     else:
         answer = call("POST", f"{trainer}/holdouts/{args.id}/stop")
-    if args.json:
-        print(json.dumps(answer, indent=2))
-    elif args.action == "list":
-        _print_list(answer)
-    else:
-        _print_view(answer)
-    return 0
+    return show(answer, args, _print_list, _print_view)
 
 
 def _print_list(records: list[dict[str, Any]]) -> None:
