@@ -59,6 +59,7 @@ NEED_TRAINING = (
     "trainer",
     "reliability/test_faults.py",
     "reliability/test_experiment_flow.py",
+    "reliability/test_holdout_flow.py",
     "reliability/test_rollout_flow.py",
     "reliability/test_two_trainers.py",
 )
