@@ -70,6 +70,9 @@ def _print_view(view: dict[str, Any]) -> None:
         print(f"  {s['side']:<10}{s['rows']:>8}{s['matured']:>9}{cells[0]:>10}{cells[1]:>8}{cells[2]:>9}")
     for g in view["gain"]:
         cs = g["cs"]
+        if cs["lower"] is None:  # too few matured outcomes on a side for a bound
+            print(f"  live - holdout, {g['metric']}: no bound yet ({cs['n']} matured outcomes)")
+            continue
         print(
             f"  live - holdout, {g['metric']}: {_num(cs['estimate'])} "
             f"[{_num(cs['lower'])}, {_num(cs['upper'])}] at {1 - cs['alpha']:.0%}, anytime-valid"
