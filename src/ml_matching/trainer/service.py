@@ -22,8 +22,8 @@ from ml_matching.contract import (
     version_dir,
     write_active,
 )
-from ml_matching.contract.ledger import LedgerBatch
-from ml_matching.contract.validation import row_problem
+from ml_matching.contract.ledger import LedgerBatch, LedgerRow
+from ml_matching.contract.validation import first_bad_row
 from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_view import ExperimentView, experiment_view
@@ -174,17 +174,34 @@ class Trainer:
             batch = self._ledger_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidInput(ledger_problem(body, exc)) from None
-        for i, row in enumerate(batch.rows):
-            # A joined outcome trains like any other: its features must be a row its version scores.
-            problem = row_problem(row.features, self._version_features(row.version))
-            if problem:
-                raise InvalidInput(f"rows[{i}] (prediction `{row.prediction_id}`): features: {problem}")
+        self._check_features(batch.rows)
         with self.store.db.write() as tx:
             added = add_predictions(tx, batch.rows, now(), self.settings.evaluation_share)
         if self.metrics is not None:
             self.metrics.ledger(added.stored, added.duplicates, added.joined)
         job = self._retrain_if_due(added.joined)
         return PredictionsStored(added.stored, added.duplicates, added.joined, job)
+
+    def _check_features(self, rows: list[LedgerRow]) -> None:
+        """A joined outcome trains like any other: each row's features must be a row its version
+        scores. Raises InvalidInput for the first row in the batch that is not (or names a version the
+        store does not hold)."""
+        by_version: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_version.setdefault(row.version, []).append(i)
+        failures: list[tuple[int, str]] = []
+        for version, where in by_version.items():
+            try:
+                fs = self._version_features(version)
+            except InvalidInput as exc:
+                failures.append((where[0], str(exc)))
+                continue
+            bad = first_bad_row([rows[i].features for i in where], fs)
+            if bad is not None:
+                i = where[bad[0]]
+                failures.append((i, f"rows[{i}] (prediction `{rows[i].prediction_id}`): features: {bad[1]}"))
+        if failures:
+            raise InvalidInput(min(failures)[1])
 
     def _version_features(self, version: str) -> FeatureSet:
         """The feature set ``version`` scores (read from its sidecar once)."""
