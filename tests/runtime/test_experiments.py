@@ -318,3 +318,11 @@ def test_a_batch_encoded_in_parts_is_the_batch(n: int) -> None:
     body = LedgerSender("http://127.0.0.1:9", 10)._body(rows)
     assert body == msgspec.json.encode(LedgerBatch(rows=rows))
     assert msgspec.json.decode(body, type=LedgerBatch).rows == rows
+
+
+def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) -> None:
+    """Applying this release's hash to it would put units in other arms than the trainer means."""
+    with _client(models, experiment(hash="sha256-v2")) as client:
+        health = client.get("/health").json()
+        assert "experiment" not in health and "upgrade this runtime" in health["experimentRefused"]
+        assert "arm" not in _predict(client, "brand-1")

@@ -218,3 +218,9 @@ def test_a_refused_successor_leaves_no_holdout_followed(client: Client, models: 
     health = client.get("/health").json()
     assert "holdout" not in health and health["holdoutRefused"].startswith(f"version {OTHER_VERSION} refused")
     assert {_predict(client, k)["modelVersion"] for k in KEYS} == {RF_VERSION}
+
+
+def test_a_holdout_placed_by_another_hash_is_refused(models: Path) -> None:
+    with _client(models, holdout(hash="sha256-v2")) as client:
+        health = client.get("/health").json()
+        assert "holdout" not in health and "hash `sha256-v2`" in health["holdoutRefused"]

@@ -19,13 +19,23 @@ from __future__ import annotations
 
 import hashlib
 
-from ml_matching.contract.errors import InvalidInput
+from ml_matching.contract.errors import InvalidInput, MLMatchingError
 
 BUCKETS = 10_000
 HASH_VERSION = "sha256-v1"
 #: The longest unit key, in UTF-8 bytes (a brand id or a pair id is far shorter).
 MAX_KEY_BYTES = 4096
 CONTROL = "control"
+
+
+def check_hash(name: str) -> None:
+    """Refuse an assignment made by another hash than this release's: applying ours to it would put
+    units in other arms than the trainer (or a newer runtime) means, without an error."""
+    if name != HASH_VERSION:
+        raise MLMatchingError(
+            f"it assigns units by hash `{name}`, which this release does not implement (it implements "
+            f"`{HASH_VERSION}`): upgrade this runtime"
+        )
 
 
 def unit_bytes(key: str) -> bytes:

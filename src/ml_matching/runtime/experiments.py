@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ml_matching.contract import InvalidInput, MLMatchingError
-from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, unit_digest
+from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, check_hash, unit_digest
 from ml_matching.contract.experiment import Experiment
 from ml_matching.contract.holdout import HOLDOUT, Holdout
 from ml_matching.runtime.scoring import Scorer
@@ -90,9 +90,10 @@ class Held:
 def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -> Arms:
     """Every version of ``experiment`` verified and loaded (reusing ``loaded`` ones).
 
-    Raises MLMatchingError when control itself cannot be loaded: an experiment without its control
-    is not followed (the service keeps serving ACTIVE alone).
+    Raises MLMatchingError when control itself cannot be loaded, or the experiment assigns by another
+    hash than this release's: such an experiment is not followed (the service serves ACTIVE alone).
     """
+    check_hash(experiment.hash)
     scorers = dict(loaded)
     refused: dict[str, str] = {}
     for version in experiment.versions():

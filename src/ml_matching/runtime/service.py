@@ -30,6 +30,7 @@ from ml_matching.contract import (
     read_history,
     write_active,
 )
+from ml_matching.contract.assignment import check_hash
 from ml_matching.contract.experiment import Experiment
 from ml_matching.contract.holdout import Holdout
 from ml_matching.runtime.drift import DriftReport, DriftWindow
@@ -139,6 +140,7 @@ class ModelService:
         with self._load_lock:
             loaded = {s.version: s for s in self._loaded()}
             try:
+                check_hash(holdout.hash)
                 scorer = loaded.get(holdout.version) or self._build(holdout.version)
                 if not self._same_features(scorer):
                     raise MLMatchingError(f"it scores other features than the served {self.version}")
