@@ -49,6 +49,13 @@ def store(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def models(store: Path) -> Path:
+    """The fixture store plus COPY: three versions of one feature set (control, candidate, shadow)."""
+    copy_version(store, GB_VERSION, COPY)
+    return store
+
+
+@pytest.fixture
 def row() -> dict[str, Any]:
     return dict(SEED_ROW)
 

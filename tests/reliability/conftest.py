@@ -14,14 +14,6 @@ from tests.support import Service
 
 
 @pytest.fixture
-def models(store: Path) -> Path:
-    from tests.conftest import COPY, GB_VERSION, copy_version
-
-    copy_version(store, GB_VERSION, COPY)
-    return store
-
-
-@pytest.fixture
 def trainer(models: Path, tmp_path: Path) -> Iterator[Service]:
     from tests.trainer.conftest import trainer_service  # the trainer's side: not in the runtime-only session
     from tests.training.conftest import FAST_CONFIG

@@ -22,7 +22,7 @@ from ml_matching.runtime import create_app
 from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import new_prediction_id
 from ml_matching.runtime.settings import Settings
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 
 Client = TestClient[Litestar]
 KEYS = [f"brand-{i}" for i in range(200)]
@@ -35,12 +35,6 @@ def experiment(**changes: Any) -> Experiment:
         horizon_days=30, created_at=now(),
     )  # fmt: skip
     return Experiment(**{**{f: getattr(base, f) for f in base.__struct_fields__}, **changes})
-
-
-@pytest.fixture
-def models(store: Path) -> Path:
-    copy_version(store, GB_VERSION, COPY)
-    return store
 
 
 def _client(models: Path, exp: Experiment | None, **settings: Any) -> Client:

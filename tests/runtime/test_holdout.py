@@ -18,7 +18,7 @@ from ml_matching.contract.experiment import Candidate, write_experiment
 from ml_matching.contract.holdout import HOLDOUT, LIVE, Holdout, read_holdout, write_holdout
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.runtime.test_experiments import Captured, _Raising, experiment
 from tests.runtime.test_v2 import FEATURE_NAMES, INFER, tensor
 
@@ -38,12 +38,6 @@ def holdout(**changes: Any) -> Holdout:
 def held(key: str, h: Holdout | None = None) -> bool:
     h = h or holdout()
     return bucket(h.salt, key) < h.weight
-
-
-@pytest.fixture
-def models(store: Path) -> Path:
-    copy_version(store, GB_VERSION, COPY)
-    return store
 
 
 def _client(models: Path, h: Holdout | None, **settings: Any) -> Client:

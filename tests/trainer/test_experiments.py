@@ -19,17 +19,11 @@ from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.trainer.conftest import ADMIN
 
 Client = TestClient[Litestar]
 ids = PredictionIds()
-
-
-@pytest.fixture
-def models(store: Path) -> Path:
-    copy_version(store, GB_VERSION, COPY)
-    return store
 
 
 @pytest.fixture

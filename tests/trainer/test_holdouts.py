@@ -20,18 +20,12 @@ from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.trainer import TrainerSettings, create_app
 from ml_matching.trainer.sequential import split_cs
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.trainer.conftest import ADMIN
 from tests.trainer.test_experiments import _error, _post_rows, _start
 
 Client = TestClient[Litestar]
 ids = PredictionIds()
-
-
-@pytest.fixture
-def models(store: Path) -> Path:
-    copy_version(store, GB_VERSION, COPY)
-    return store
 
 
 def _settings(models: Path, tmp_path: Path) -> TrainerSettings:

@@ -22,6 +22,7 @@ import {
   OTHER,
   REPO,
   RF,
+  breakScoring,
   experimentOf,
   memoryLogger,
   nextTurn,
@@ -349,25 +350,7 @@ describe('experiments', () => {
   test('a candidate that raises: control serves its rows, the rows say fallback and why', async (t) => {
     const c = client()
     const model = await follow(c)
-    const original = Scorer.prototype.scoredOne
-    t.mock.method(
-      Scorer.prototype,
-      'scoredOne',
-      /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
-        if (this.version === GB) throw new RangeError('the session is gone')
-        return original.call(this, row, options)
-      }
-    )
-    const originalBatch = Scorer.prototype.scored
-    t.mock.method(
-      Scorer.prototype,
-      'scored',
-      /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
-        if (this.version === GB && rows.length === 1)
-          return Promise.reject(new RangeError('the session is gone'))
-        return originalBatch.call(this, rows, options)
-      }
-    )
+    breakScoring(t, GB, (rows) => rows.length === 1)
     const row = uniformRow(names, 0.5)
     const answer = await model.predict(row, {unit: arms.gb})
     assert.deepEqual([answer.experiment, answer.arm, answer.modelVersion], [experiment.id, 'gb', RF])

@@ -19,7 +19,6 @@ import {after, before, describe, test} from 'node:test'
 import {armOf, createClient} from '../index.js'
 import {BUCKETS, HASH_VERSION, unitDigest} from '../lib/assignment.js'
 import {place} from '../lib/holdout.js'
-import {Scorer} from '../lib/scorer.js'
 import {
   FakeTrainer,
   GB,
@@ -30,6 +29,7 @@ import {
   RF,
   STORE,
   assertSameAnswer,
+  breakScoring,
   experimentOf,
   freePort,
   memoryLogger,
@@ -313,24 +313,7 @@ describe(
     live(
       'a frozen version that raises: the served version answers, the row says fallback and why',
       async (t) => {
-        const original = Scorer.prototype.scoredOne
-        t.mock.method(
-          Scorer.prototype,
-          'scoredOne',
-          /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
-            if (this.version === GB) throw new RangeError('the session is gone')
-            return original.call(this, row, options)
-          }
-        )
-        const originalBatch = Scorer.prototype.scored
-        t.mock.method(
-          Scorer.prototype,
-          'scored',
-          /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
-            if (this.version === GB) return Promise.reject(new RangeError('the session is gone'))
-            return originalBatch.call(this, rows, options)
-          }
-        )
+        breakScoring(t, GB)
         trainer.predictions.clear()
         const row = rowsOf(model.model.features, 1, 8)[0]
         const answer = await model.predict(row, {unit: HELD[0]})

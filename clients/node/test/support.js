@@ -24,6 +24,7 @@ import {fileURLToPath} from 'node:url'
 import {ExplanationUnavailableError, InvalidInputError, loadModel} from '../index.js'
 import {BUCKETS, CONTROL, armOf} from '../lib/assignment.js'
 import {UUID7, isPredictionId, newPredictionId} from '../lib/ids.js'
+import {Scorer} from '../lib/scorer.js'
 import {compileSchema, kind, readRow} from '../lib/validate.js'
 
 /** @import {ChildProcess} from 'node:child_process' */
@@ -65,6 +66,36 @@ export function versionDir(version) {
  */
 export async function sidecarOf(version) {
   return JSON.parse(await readFile(path.join(versionDir(version), 'model.json'), 'utf8'))
+}
+
+/**
+ * Make `version`'s in-process scoring throw for the rest of test `t`, as a lost onnxruntime session
+ * would: every one-row call, and the batches `batches` picks (all by default).
+ *
+ * @param {TestContext} t
+ * @param {string} version
+ * @param {(rows: unknown[]) => boolean} [batches]
+ */
+export function breakScoring(t, version, batches = () => true) {
+  const gone = () => new RangeError('the session is gone')
+  const one = Scorer.prototype.scoredOne
+  t.mock.method(
+    Scorer.prototype,
+    'scoredOne',
+    /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
+      if (this.version === version) throw gone()
+      return one.call(this, row, options)
+    }
+  )
+  const many = Scorer.prototype.scored
+  t.mock.method(
+    Scorer.prototype,
+    'scored',
+    /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
+      if (this.version === version && batches(rows)) return Promise.reject(gone())
+      return many.call(this, rows, options)
+    }
+  )
 }
 
 /**
