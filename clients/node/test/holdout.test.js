@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {cp, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
-import {after, before, describe, test} from 'node:test'
+import {after, before, describe} from 'node:test'
 import {armOf, createClient} from '../index.js'
 import {BUCKETS, HASH_VERSION, unitDigest} from '../lib/assignment.js'
 import {place} from '../lib/holdout.js'
@@ -35,6 +35,7 @@ import {
   memoryLogger,
   rowsOf,
   tempDir,
+  testWhen,
   waitFor,
   withoutIds
 } from './support.js'
@@ -150,16 +151,7 @@ describe(
       if (work) await rm(work, {recursive: true, force: true})
     })
 
-    /**
-     * @param {string} name
-     * @param {(t: import('node:test').TestContext) => Promise<void>} body
-     */
-    function live(name, body) {
-      test(name, async (t) => {
-        if (unavailable) return t.skip(unavailable)
-        await body(t)
-      })
-    }
+    const live = testWhen(() => unavailable)
 
     /**
      * The rows the runtime and this process sent for one prediction each, once both have arrived.

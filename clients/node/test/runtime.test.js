@@ -33,6 +33,7 @@ import {
   memoryLogger,
   rowsOf,
   tempDir,
+  testWhen,
   uniformRow,
   versionDir,
   waitFor
@@ -409,16 +410,7 @@ describe(
       if (work) await rm(work, {recursive: true, force: true})
     })
 
-    /**
-     * @param {string} name
-     * @param {(t: import('node:test').TestContext) => Promise<void>} body
-     */
-    function live(name, body) {
-      test(name, async (t) => {
-        if (unavailable) return t.skip(unavailable)
-        await body(t)
-      })
-    }
+    const live = testWhen(() => unavailable)
 
     live('the fake runtime answers as the runtime does under an experiment', async () => {
       const fake = new FakeRuntime({served: RF})

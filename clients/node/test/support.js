@@ -17,6 +17,7 @@ import {readFileSync} from 'node:fs'
 import {cp, mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
+import {test} from 'node:test'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -66,6 +67,22 @@ export function versionDir(version) {
  */
 export async function sidecarOf(version) {
   return JSON.parse(await readFile(path.join(versionDir(version), 'model.json'), 'utf8'))
+}
+
+/**
+ * `test`, skipped with the reason `unavailable()` gives when there is one (a Python runtime these
+ * tests need that could not start, say): for the tests of a suite that all need it.
+ *
+ * @param {() => string | undefined} unavailable
+ * @returns {(name: string, body: (t: TestContext) => Promise<void>) => void}
+ */
+export function testWhen(unavailable) {
+  return (name, body) =>
+    test(name, async (t) => {
+      const why = unavailable()
+      if (why) return t.skip(why)
+      await body(t)
+    })
 }
 
 /**

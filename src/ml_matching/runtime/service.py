@@ -7,10 +7,7 @@ failed load leaves the old model serving.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ from ml_matching.contract import (
 from ml_matching.contract.assignment import check_hash
 from ml_matching.contract.experiment import Experiment
 from ml_matching.contract.holdout import Holdout
+from ml_matching.contract.sessions import release_freed_heap
 from ml_matching.runtime.drift import DriftReport, DriftWindow
 from ml_matching.runtime.experiments import Arms, Held, load_arms
 from ml_matching.runtime.metrics import ModelMetrics
@@ -55,16 +53,9 @@ def _return_freed_memory_soon(delay: float = 1.0) -> None:
     glibc keeps what onnxruntime frees in its arenas: without this, RSS crept up ~15 % over 55 hot
     swaps in bench/soak.py; with it, 300 swaps in a row stay within ~2 MB.
     """
-    timer = threading.Timer(delay, _malloc_trim)
+    timer = threading.Timer(delay, release_freed_heap)
     timer.daemon = True
     timer.start()
-
-
-def _malloc_trim() -> None:
-    # Not glibc (e.g. musl): nothing to trim this way.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass(frozen=True)

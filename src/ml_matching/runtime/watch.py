@@ -12,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import anyio.to_thread
 
 from ml_matching.contract import MLMatchingError, read_active
-from ml_matching.contract.experiment import read_experiment
-from ml_matching.contract.holdout import read_holdout
+from ml_matching.contract.experiment import EXPERIMENT_FILE, read_experiment
+from ml_matching.contract.holdout import HOLDOUT_FILE, read_holdout
 from ml_matching.runtime.service import ModelService
 
 log = logging.getLogger("ml_matching")
+T = TypeVar("T")
 
 
 class ActiveWatch:
@@ -49,9 +53,9 @@ class ActiveWatch:
     def check(self) -> None:
         """Read ACTIVE, HOLDOUT and EXPERIMENT once; load what they name if it is new and not already
         refused. The holdout last: it must score what the version ACTIVE names scores."""
-        self._follow_experiment()
+        self._follow_published(EXPERIMENT_FILE, read_experiment, self.service.follow)
         self._follow_active()
-        self._follow_holdout()
+        self._follow_published(HOLDOUT_FILE, read_holdout, self.service.follow_holdout)
 
     def _follow_active(self) -> None:
         try:
@@ -68,21 +72,17 @@ class ActiveWatch:
         except MLMatchingError as exc:  # logged by load(); the old model keeps serving
             self.refused = (active, str(exc))
 
-    def _follow_holdout(self) -> None:
+    def _follow_published(
+        self, name: str, read: Callable[[Path], T | None], apply: Callable[[T | None], None]
+    ) -> None:
+        """Read the file ``name`` the trainer publishes and hand it to ``apply``; an unreadable file
+        is logged once and changes nothing (what is followed stays followed)."""
         try:
-            holdout = read_holdout(self.service.root)
+            content = read(self.service.root)
         except (MLMatchingError, OSError) as exc:
-            self._refuse("HOLDOUT", f"cannot be read: {exc}")
+            self._refuse(name, f"cannot be read: {exc}")
             return
-        self.service.follow_holdout(holdout)
-
-    def _follow_experiment(self) -> None:
-        try:
-            experiment = read_experiment(self.service.root)
-        except (MLMatchingError, OSError) as exc:
-            self._refuse("EXPERIMENT", f"cannot be read: {exc}")
-            return
-        self.service.follow(experiment)
+        apply(content)
 
     def _refuse(self, what: str, why: str) -> None:
         if self.refused != (what, why):

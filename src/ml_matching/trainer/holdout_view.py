@@ -19,9 +19,9 @@ is what retraining gained. It makes no decision: nothing acts on it.
 from __future__ import annotations
 
 import msgspec
-import numpy as np
 
 from ml_matching.contract.holdout import HOLDOUT, LIVE, Holdout
+from ml_matching.trainer import observations as seen
 from ml_matching.trainer.database import Tx
 from ml_matching.trainer.holdouts import HoldoutRecord
 from ml_matching.trainer.observations import horizon_cutoff
@@ -67,10 +67,16 @@ def holdout_view(tx: Tx, record: HoldoutRecord, at: str) -> HoldoutView:
     """The holdout's two sides and the gain, from what the trainer had received by ``at``."""
     h = record.holdout
     rows = _rows(tx, h, at)
-    sides = [_side(name, rows[name]) for name in (HOLDOUT, LIVE)]
-    held, live = (_matured(rows[name]) for name in (HOLDOUT, LIVE))
+    served = [r[:6] for r in rows if not r[6]]  # a fallback row is the holdout's unit, not its model
+    own = {name: seen.matured(served, name, h.horizon_days) for name in (HOLDOUT, LIVE)}
+    sides = [_side(name, [r for r in rows if r[0] == name], own[name]) for name in (HOLDOUT, LIVE)]
+    held, live = own[HOLDOUT], own[LIVE]
     gain = [
-        Gain(metric, lower, split_cs(unit_values(metric, *held), unit_values(metric, *live), ALPHA))
+        Gain(
+            metric,
+            lower,
+            split_cs(unit_values(metric, held.p, held.y), unit_values(metric, live.p, live.y), ALPHA),
+        )
         for metric, lower in LOWER_IS_BETTER.items()
     ]
     return HoldoutView(
@@ -79,39 +85,28 @@ def holdout_view(tx: Tx, record: HoldoutRecord, at: str) -> HoldoutView:
     )  # fmt: skip
 
 
-#: One ledger row of the holdout: probability, outcome (None: none yet), expired, fallback.
-_Row = tuple[float, int | None, bool, bool]
+#: One ledger row of the holdout: its side, then as :data:`~.observations.LedgerLook` reads it,
+#: then whether live served it because the frozen version failed.
+_Row = tuple[str, float, int | None, int, str, str | None, int]
 
 
-def _rows(tx: Tx, h: Holdout, at: str) -> dict[str, list[_Row]]:
+def _rows(tx: Tx, h: Holdout, at: str) -> list[_Row]:
     cutoff = horizon_cutoff(at, h.horizon_days)
-    found = tx.execute(
-        "SELECT p.arm = ? AND p.experiment IS NULL, p.probability, o.outcome, p.at < ?, p.fallback "
+    return tx.execute(
+        "SELECT CASE WHEN p.arm = ? AND p.experiment IS NULL THEN ? ELSE ? END, p.probability, o.outcome, "
+        "p.at < ?, p.at, o.received_at, p.fallback "
         "FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.id AND o.received_at <= ? "
         "WHERE p.holdout = ? AND p.received_at <= ? ORDER BY p.id",
-        HOLDOUT, cutoff, at, h.id, at,
+        HOLDOUT, HOLDOUT, LIVE, cutoff, at, h.id, at,
     ).fetchall()  # fmt: skip
-    out: dict[str, list[_Row]] = {HOLDOUT: [], LIVE: []}
-    for held, p, y, expired, fallback in found:
-        out[HOLDOUT if held else LIVE].append((p, y, bool(expired), bool(fallback)))
-    return out
 
 
-def _matured(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and outcomes of the matured rows the side's own version served."""
-    kept = [(p, 0 if y is None else y) for p, y, old, fell in rows if not fell and (y is not None or old)]
-    p = np.array([k[0] for k in kept], dtype=np.float64)
-    y = np.array([k[1] for k in kept], dtype=np.float64)
-    return p, y
-
-
-def _side(name: str, rows: list[_Row]) -> SideStats:
-    p, y = _matured(rows)
+def _side(name: str, rows: list[_Row], own: seen.Matured) -> SideStats:
     return SideStats(
         side=name,
         rows=len(rows),
-        fallback=sum(1 for r in rows if r[3]),
-        outcomes=sum(1 for r in rows if r[1] is not None),
-        matured=len(y),
-        metrics=arm_metrics(p, y) if len(y) else None,
+        fallback=sum(1 for r in rows if r[6]),
+        outcomes=sum(1 for r in rows if r[2] is not None),
+        matured=own.n,
+        metrics=arm_metrics(own.p, own.y) if own.n else None,
     )

@@ -19,7 +19,15 @@ from typing import Annotated
 
 import msgspec
 
-from ml_matching.contract import InvalidInput, check_version_name, read_active
+from ml_matching.contract import (
+    SIDECAR_FILE,
+    FeatureSet,
+    InvalidInput,
+    check_version_name,
+    decode_sidecar,
+    read_active,
+    version_dir,
+)
 from ml_matching.contract.errors import ExperimentNotFound
 from ml_matching.contract.experiment import now, stamped_id
 from ml_matching.contract.holdout import MAX_HOLDOUT_WEIGHT, Holdout, read_holdout, write_holdout
@@ -64,8 +72,9 @@ class HoldoutBook:
         check_version_name(version)
         model = self._verify(self.root, version)  # VersionNotFound, ArtifactCorrupt
         if active is not None and version != active:
-            served = self._verify(self.root, active)
-            if model.feature_set.names != served.feature_set.names:
+            # ACTIVE was verified when it was promoted: its sidecar's features are enough here.
+            served = decode_sidecar((version_dir(self.root, active) / SIDECAR_FILE).read_bytes())
+            if model.feature_set.names != FeatureSet(served.features).names:
                 raise InvalidInput(
                     f"version {version} scores other features than ACTIVE {active}: held and live units "
                     "send the same request"

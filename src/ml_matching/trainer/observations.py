@@ -78,12 +78,16 @@ def split(tx: Tx, experiment: Experiment, arm: str, since: str, at: str) -> tupl
         cutoff, at, experiment.id, at, since, CONTROL, arm,
     ).fetchall()  # fmt: skip
     days = experiment.horizon_days
-    return _matured(rows, CONTROL, days), _matured(rows, arm, days)
+    return matured(rows, CONTROL, days), matured(rows, arm, days)
 
 
-def _matured(
-    rows: list[tuple[str, float, int | None, int, str, str | None]], arm: str, days: float
-) -> Matured:
+#: A ledger row as :func:`matured` reads it: arm, probability, outcome (None: none yet), whether its
+#: horizon has passed, when it was made, when its outcome arrived.
+LedgerLook = tuple[str, float, int | None, int, str, str | None]
+
+
+def matured(rows: list[LedgerLook], arm: str, days: float) -> Matured:
+    """The matured rows of ``arm`` (an outcome arrived, or the horizon passed: then not a success)."""
     kept = [
         (p, 0 if y is None else y, t, received or shifted(t, days * 86_400))
         for a, p, y, expired, t, received in rows

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import msgspec
 
@@ -43,6 +44,7 @@ from ml_matching.trainer.worker import JobSpec
 from ml_matching.training.data import parse_dataset
 
 log = logging.getLogger("ml_matching.trainer")
+T = TypeVar("T")
 
 
 class Trainer:
@@ -244,11 +246,7 @@ class Trainer:
     # --- experiments -----------------------------------------------------------------------------
 
     def create_experiment(self, body: bytes) -> ExperimentView:
-        try:
-            request = msgspec.json.decode(body, type=ExperimentBody)
-        except msgspec.DecodeError as exc:
-            raise InvalidInput(str(exc)) from None
-        return self.experiment_view(self.experiments.create(request).id)
+        return self.experiment_view(self.experiments.create(_request(body, ExperimentBody)).id)
 
     def experiment_report(self, experiment_id: str) -> bytes:
         """The experiment's report page (see :mod:`.report`)."""
@@ -267,11 +265,7 @@ class Trainer:
     # --- the long-lived holdout ----------------------------------------------------------------
 
     def create_holdout(self, body: bytes) -> HoldoutView:
-        try:
-            request = msgspec.json.decode(body, type=HoldoutBody)
-        except msgspec.DecodeError as exc:
-            raise InvalidInput(str(exc)) from None
-        return self.holdout_view(self.holdouts.create(request).id)
+        return self.holdout_view(self.holdouts.create(_request(body, HoldoutBody)).id)
 
     def holdout_view(self, holdout_id: str) -> HoldoutView:
         with self.store.db.read() as tx:
@@ -383,3 +377,11 @@ class Trainer:
         if job.result is not None:
             verdict = "promoted" if job.result.promoted else "not promoted"
             log.info("job %s: %s %s", job.id, job.result.model_version, verdict)
+
+
+def _request(body: bytes, kind: type[T]) -> T:
+    """A management request's body as ``kind``; InvalidInput names what is wrong (msgspec's words)."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(str(exc)) from None
