@@ -95,7 +95,7 @@ def test_calibrating_on_the_folds_predictions_is_what_calibrated_classifier_cv_f
     model = est.make_estimator(algorithm, config)
     crossed = cross_validate(
         model, s.x_train, s.y_train, folds=3, seed=config.seed, threshold=0.5, n_jobs=1, label="",
-        progress=lambda _: None, refit=True,
+        progress=lambda _: None, final=(s.x_train, s.y_train),
     )  # fmt: skip
     ours = cal.calibrate(model, crossed.fitted, method, crossed.oof_response, s.y_train, 3, config.seed)
     theirs = cal.calibrated(est.make_estimator(algorithm, config), method, 3, config.seed)

@@ -62,6 +62,10 @@ def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config
     assert s["onnx"]["inputShape"] == [None, 19] and s["onnx"]["positiveClassIndex"] == 1
     assert s["hyperparameters"]["n_estimators"] == 10 and s["randomSeed"] == 42
     assert len(s["metrics"]["crossValidation"]["perFold"]) == 3
+    # 400 rows: 320 to train on, fewer than cv_rows, so the folds were drawn from all of them.
+    assert (
+        s["metrics"]["crossValidation"]["rows"] == s["baseline"]["metrics"]["crossValidation"]["rows"] == 320
+    )
     assert s["parity"]["rows"] >= 1000 + 80 and s["parity"]["maxAbsDiff"] <= 1e-5
     assert len(s["goldenRows"]) >= 8
     stats = s["trainingData"]["features"]["brandFit"]
@@ -70,7 +74,8 @@ def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config
         s["trainingData"]["rows"] == 400
         and s["trainingData"]["sha256"] == hashlib.sha256(data_file.read_bytes()).hexdigest()
     )
-    assert set(s["featureImportance"]) == {"impurity", "permutation", "permutationStd"}
+    assert set(s["featureImportance"]) == {"impurity", "permutation", "permutationStd", "permutationRows"}
+    assert s["featureImportance"]["permutationRows"] == 80  # the held-out rows, fewer than importance_rows
     assert set(s["baseline"]["coefficients"]) == set(s["trainingData"]["features"])
     assert {"scikit-learn", "skl2onnx", "onnxruntime", "python"} <= set(s["libraries"])
 

@@ -307,12 +307,16 @@ export interface ModelMetrics {
 }
 /**
  * Stratified k-fold results: one Metrics per fold, their mean and standard deviation.
+ *
+ * ``rows``: the training rows the folds were drawn from, a stratified sample when the training
+ * part had more than the config's ``cv_rows`` (None: written before it was recorded, all of them).
  */
 export interface CrossValidation {
   folds: number;
   perFold: Metrics[];
   mean: Metrics;
   std: Metrics;
+  rows?: number | null;
 }
 /**
  * Train-vs-CV gap on ``metric``; ``flagged`` when the gap exceeds ``threshold``.
@@ -326,7 +330,8 @@ export interface Overfitting {
   flagged: boolean;
 }
 /**
- * Global (whole-model) importances; permutation ones measured on the held-out split.
+ * Global (whole-model) importances; permutation ones measured on the held-out split, or on
+ * ``permutation_rows`` of it (a stratified sample; None: written before it was recorded, all).
  */
 export interface Importance {
   impurity: {
@@ -338,6 +343,7 @@ export interface Importance {
   permutationStd: {
     [k: string]: number;
   };
+  permutationRows?: number | null;
 }
 /**
  * Logistic regression on the raw features: p = sigmoid(intercept + sum(coef * x)).

@@ -36,12 +36,17 @@ class Metrics(_Camel, frozen=True):
 
 
 class CrossValidation(_Camel, frozen=True):
-    """Stratified k-fold results: one Metrics per fold, their mean and standard deviation."""
+    """Stratified k-fold results: one Metrics per fold, their mean and standard deviation.
+
+    ``rows``: the training rows the folds were drawn from, a stratified sample when the training
+    part had more than the config's ``cv_rows`` (None: written before it was recorded, all of them).
+    """
 
     folds: int
     per_fold: tuple[Metrics, ...]
     mean: Metrics
     std: Metrics
+    rows: int | None = None
 
 
 class Overfitting(_Camel, frozen=True):
@@ -81,11 +86,13 @@ class OnnxInfo(_Camel, frozen=True):
 
 
 class Importance(_Camel, frozen=True):
-    """Global (whole-model) importances; permutation ones measured on the held-out split."""
+    """Global (whole-model) importances; permutation ones measured on the held-out split, or on
+    ``permutation_rows`` of it (a stratified sample; None: written before it was recorded, all)."""
 
     impurity: dict[str, float]
     permutation: dict[str, float]
     permutation_std: dict[str, float]
+    permutation_rows: int | None = None
 
 
 class BaselineMetrics(_Camel, frozen=True):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -237,13 +238,24 @@ def _performance(s: Sidecar) -> str:
             "",
             "![ROC curve of the model and its logistic baseline on the held-out rows](roc.svg)",
             "",
-            f"Stratified {cv.folds}-fold cross-validation on the training part (before calibration):",
+            f"Stratified {cv.folds}-fold cross-validation on {_cv_rows(s)} (before calibration):",
             "",
             _table(METRIC_HEAD, [*folds, _metrics_row("mean", cv.mean), _metrics_row("std", cv.std)]),
             "",
             "![Each fold's ROC-AUC, accuracy and F1](folds.svg)",
         ]
     )
+
+
+def _cv_rows(s: Sidecar) -> str:
+    """Which rows the folds were drawn from: the training part, or a sample of it (a fold model is
+    then trained on fewer rows than the model, so its figures run a little low)."""
+    rows = s.metrics.cross_validation.rows
+    n = s.training_data.rows
+    training = n - math.ceil(n * s.metrics.holdout_fraction)  # how train_test_split sizes the parts
+    if rows is None or rows >= training:
+        return "the training part"
+    return f"a stratified sample of {rows:,} of the {training:,} training rows (`cv_rows`)"
 
 
 def _calibration(s: Sidecar) -> str:
@@ -286,6 +298,12 @@ def _drivers(s: Sidecar) -> str:
         "",
         "![Impurity and permutation importance of each feature](importance.svg)",
     ]
+    measured_on = s.feature_importance.permutation_rows
+    if measured_on is not None:
+        lines += [
+            "",
+            f"Permutation importance was measured on {measured_on:,} held-out rows (`importance_rows`).",
+        ]
     e = s.explanation
     if e is not None:
         lines += [

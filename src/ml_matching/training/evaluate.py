@@ -59,20 +59,21 @@ def cross_validate(
     n_jobs: int,
     label: str,
     progress: Progress,
-    refit: bool = False,
+    final: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None,
 ) -> CrossValidated:
-    """Stratified k-fold CV; one progress line per fold. ``n_jobs`` runs folds side by side.
+    """Stratified k-fold CV of ``x``, ``y``; one progress line per fold. ``n_jobs`` runs folds side by side.
 
-    With ``refit``, the estimator is also fitted on every row, as one more task of the same batch:
-    it does not depend on the folds, so it need not wait for them (on 2 cores, 5 folds and the
-    final fit take 3 rounds instead of 4). It goes first, being the longest. The batch runs on
-    whatever joblib backend is active: local processes, or a Dask cluster (:mod:`training.cluster`).
+    With ``final`` (rows and outcomes: every training row, of which ``x`` may be a sample), the
+    estimator is also fitted on them, as one more task of the same batch: it does not depend on
+    the folds, so it need not wait for them (on 2 cores, 5 folds and the final fit take 3 rounds
+    instead of 4). It goes first, being the longest. The batch runs on whatever joblib backend is
+    active: local processes, or a Dask cluster (:mod:`training.cluster`).
     """
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y)
-    tasks = [delayed(_fit)(clone(estimator), x, y)] if refit else []
+    tasks = [delayed(fit_final)(clone(estimator), *final)] if final is not None else []
     tasks += [delayed(_fold)(clone(estimator), x, y, train, test) for train, test in splits]
     results = Parallel(n_jobs=n_jobs)(tasks)
-    fitted = results.pop(0) if refit else None
+    fitted = results.pop(0) if final is not None else None
     oof = np.empty(len(y), dtype=np.float64)
     response = np.empty(len(y), dtype=np.float64)
     per_fold = []
@@ -81,7 +82,7 @@ def cross_validate(
         m = metrics(y[test], p, threshold)
         per_fold.append(m)
         progress(f"{label}: fold {i}/{folds} roc_auc={m.roc_auc:.4f} accuracy={m.accuracy:.4f}")
-    return CrossValidated(summarise(tuple(per_fold)), oof, response, fitted)
+    return CrossValidated(summarise(tuple(per_fold), len(y)), oof, response, fitted)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class CrossValidated:
     fitted: Any = None
 
 
-def _fit(est: ClassifierMixin, x: Any, y: Any) -> ClassifierMixin:
+def fit_final(est: ClassifierMixin, x: Any, y: Any) -> ClassifierMixin:
+    """``est`` fitted on ``x``, ``y``, predicting in tree order (see :func:`in_tree_order`)."""
     return in_tree_order(est.fit(x, y))
 
 
@@ -110,12 +112,12 @@ def _fold(
     return test, p, p if decision is None else np.asarray(decision(x[test]), dtype=np.float64)
 
 
-def summarise(per_fold: tuple[Metrics, ...]) -> CrossValidation:
-    """Mean and (population) standard deviation of each metric over the folds."""
+def summarise(per_fold: tuple[Metrics, ...], rows: int) -> CrossValidation:
+    """Mean and (population) standard deviation of each metric over the folds of ``rows`` rows."""
     table = np.array([[getattr(m, f) for f in _FIELDS] for m in per_fold])
     mean = Metrics(**dict(zip(_FIELDS, map(float, table.mean(axis=0)), strict=True)))
     std = Metrics(**dict(zip(_FIELDS, map(float, table.std(axis=0)), strict=True)))
-    return CrossValidation(folds=len(per_fold), per_fold=per_fold, mean=mean, std=std)
+    return CrossValidation(folds=len(per_fold), per_fold=per_fold, mean=mean, std=std, rows=rows)
 
 
 def overfitting(train: Metrics, cv: CrossValidation, threshold: float) -> Overfitting:

@@ -13,7 +13,8 @@ import datetime as dt
 import hashlib
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -52,7 +53,14 @@ from ml_matching.training import explain as xp
 from ml_matching.training.config import TrainConfig
 from ml_matching.training.data import Dataset
 from ml_matching.training.errors import DataError, ParityError
-from ml_matching.training.evaluate import CrossValidated, cross_validate, metrics, overfitting, positive_proba
+from ml_matching.training.evaluate import (
+    CrossValidated,
+    cross_validate,
+    fit_final,
+    metrics,
+    overfitting,
+    positive_proba,
+)
 from ml_matching.training.export import (
     INPUT_NAME,
     LABEL_OUTPUT,
@@ -79,21 +87,40 @@ _LIBRARIES = (
 
 @dataclass(frozen=True)
 class Split:
-    """The stratified held-out split; cross-validation runs on the training part."""
+    """The stratified held-out split, and the rows cross-validation runs on: the training part, or
+    a stratified sample of it (``config.cv_rows``)."""
 
     x_train: Rows64
     y_train: npt.NDArray[np.int64]
     x_hold: Rows64
     y_hold: npt.NDArray[np.int64]
+    x_cv: Rows64
+    y_cv: npt.NDArray[np.int64]
 
 
 def split(data: Dataset, config: TrainConfig) -> Split:
-    """Split off ``config.holdout_fraction`` of the rows, stratified by outcome."""
+    """Split off ``config.holdout_fraction`` of the rows, stratified by outcome; sample the
+    cross-validation's rows from the rest."""
     xt, xh, yt, yh = train_test_split(
         data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
     )
     _enough_of_each_outcome(yt, yh, config.folds)
-    return Split(xt, yt, xh, yh)
+    xc, yc = sample(xt, yt, config.cv_rows, config.seed)
+    if min(np.sum(yc == 1), np.sum(yc == 0)) < config.folds:  # a rare outcome the sample thinned out
+        xc, yc = xt, yt
+    return Split(xt, yt, xh, yh, xc, yc)
+
+
+def sample(x: Rows64, y: npt.NDArray[np.int64], rows: int, seed: int) -> tuple[Rows64, npt.NDArray[np.int64]]:
+    """A stratified sample of ``rows`` of ``x``, ``y``; all of them when there are no more (or ``rows`` is 0).
+
+    Why sample at all: cross-validation and permutation importance estimate figures whose noise
+    a sample of tens of thousands of rows already makes small, at a cost that grows with the rows.
+    """
+    if rows == 0 or len(y) <= rows:
+        return x, y
+    xs, _, ys, _ = train_test_split(x, y, train_size=rows, stratify=y, random_state=seed)
+    return xs, ys
 
 
 def _enough_of_each_outcome(y_train: npt.NDArray[Any], y_hold: npt.NDArray[Any], folds: int) -> None:
@@ -111,9 +138,11 @@ def _enough_of_each_outcome(y_train: npt.NDArray[Any], y_hold: npt.NDArray[Any],
 def _cross_validate(
     model: Any, s: Split, config: TrainConfig, label: str, progress: Progress, jobs: int, refit: bool = False
 ) -> CrossValidated:
+    """Cross-validate on the split's CV rows; with ``refit``, also fit on every training row."""
     return cross_validate(
-        model, s.x_train, s.y_train, folds=config.folds, seed=config.seed,
-        threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress, refit=refit,
+        model, s.x_cv, s.y_cv, folds=config.folds, seed=config.seed,
+        threshold=config.decision_threshold, n_jobs=jobs, label=label, progress=progress,
+        final=(s.x_train, s.y_train) if refit else None,
     )  # fmt: skip
 
 
@@ -173,6 +202,7 @@ def evaluate(
     progress: Progress,
     *,
     distributed: bool = False,
+    fitting: Future[Any] | None = None,
 ) -> Evaluated:
     """Cross-validate ``algorithm`` and fit it on the training part (one batch), choose its
     calibration on the folds and fit the calibrator on their predictions, measure it on the
@@ -180,16 +210,18 @@ def evaluate(
 
     ``distributed``: joblib's active backend is a Dask cluster (:mod:`training.cluster`), so the
     folds go there side by side whatever the estimator; locally they run one after another when
-    the estimator already uses every core, or when the fit is small.
+    the estimator already uses every core, or when the fit is small. ``fitting``: the fit on the
+    training part, already under way (:func:`fits_started`); else it joins the folds' batch.
     """
     model = est.make_estimator(algorithm, config)
     side_by_side = len(s.y_train) >= PROCESS_FOLDS_FROM_ROWS and not est.is_multithreaded(algorithm, config)
     jobs = -1 if distributed or side_by_side else 1
-    crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=True)
-    oof_brier = cal.cv_brier(algorithm, s.y_train, crossed.oof, config.folds, config.seed)
+    crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=fitting is None)
+    fitted = crossed.fitted if fitting is None else fitting.result()
+    oof_brier = cal.cv_brier(algorithm, s.y_cv, crossed.oof, config.folds, config.seed)
     choice = cal.choose(config.calibrate, oof_brier)
     final = cal.calibrate(
-        model, crossed.fitted, choice.method, crossed.oof_response, s.y_train, config.folds, config.seed
+        model, fitted, choice.method, crossed.oof_response, s.y_cv, config.folds, config.seed
     )
     t = config.decision_threshold
     after = positive_proba(final, s.x_hold)
@@ -218,17 +250,42 @@ def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig, distr
     # A task per feature: on the cluster, or on this machine's threads (trees predict without the
     # GIL, and a thread needs no copy of the model, which a process would be sent for every
     # feature). scikit-learn seeds every feature's shuffles alike: the result is that of one loop.
+    x, y = sample(s.x_hold, s.y_hold, config.importance_rows, config.seed)
     where = contextlib.nullcontext() if distributed else parallel_config(backend="threading")
     with where:
         perm = permutation_importance(
-            model, s.x_hold, s.y_hold, scoring="roc_auc", n_repeats=5, random_state=config.seed, n_jobs=-1
+            model, x, y, scoring="roc_auc", n_repeats=5, random_state=config.seed, n_jobs=-1
         )
     impurity = cal.base_estimator(model).feature_importances_
     return Importance(
         impurity=dict(zip(fs.names, map(float, impurity), strict=True)),
         permutation=dict(zip(fs.names, map(float, perm.importances_mean), strict=True)),
         permutation_std=dict(zip(fs.names, map(float, perm.importances_std), strict=True)),
+        permutation_rows=len(y),
     )
+
+
+@contextlib.contextmanager
+def fits_started(
+    algorithms: Sequence[str], s: Split, config: TrainConfig, distributed: bool
+) -> Iterator[dict[str, Future[Any]]]:
+    """Start, on threads of their own, the fit on the training part of each algorithm whose
+    estimator uses one core; yield them by algorithm (for :func:`evaluate`'s ``fitting``).
+
+    Such a fit depends on nothing but the split, and at 100k rows gradient boosting's takes over a
+    minute on one core, longer than the rest of its training on the other: started first, it
+    runs beside the forest's training, the folds and the checks. Threads suffice: the trees are
+    built without the GIL. Small fits, and fits on a cluster, stay in the folds' batch.
+    """
+    single = [a for a in algorithms if not est.is_multithreaded(a, config)]
+    if distributed or not single or len(s.y_train) < PROCESS_FOLDS_FROM_ROWS:
+        yield {}
+        return
+    pool = ThreadPoolExecutor(max_workers=len(single), thread_name_prefix="fit")
+    try:
+        yield {a: pool.submit(fit_final, est.make_estimator(a, config), s.x_train, s.y_train) for a in single}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a failed training need not wait for them
 
 
 @dataclass(frozen=True)
