@@ -91,9 +91,9 @@ def main() -> int:
                 local = _fit(data, model, None, [])
                 runs.append(local)
                 if old is not None:
-                    old["same_onnx_as_local"] = old["onnx_sha256"] == local["onnx_sha256"]
+                    old["same_onnx_as_local"] = _same(old, local)
                 on_dask = _fit(data, model, address, cluster_pids)
-                on_dask["same_onnx_as_local"] = on_dask["onnx_sha256"] == local["onnx_sha256"]
+                on_dask["same_onnx_as_local"] = _same(on_dask, local)
                 runs.append(on_dask)
     result = {
         "meta": _meta(args),
@@ -104,6 +104,15 @@ def main() -> int:
     _print(result)
     print(f"\nwrote {OUT.relative_to(ROOT)}")
     return 0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _same(run: dict[str, Any], local: dict[str, Any]) -> dict[str, bool]:
+    """Per algorithm, whether ``run`` wrote the same model.onnx bytes as the local fit."""
+    return {a: sha == local["onnx_sha256"].get(a) for a, sha in run["onnx_sha256"].items()}
 
 
 def _arguments() -> argparse.Namespace:
@@ -191,7 +200,7 @@ def _fit(
     fit_cpu = _children_cpu_delta()
     result = json.loads(out)
     versions = {v["algorithm"]: Path(v["path"]) for v in result["versions"]}
-    onnx = b"".join((versions[a] / "model.onnx").read_bytes() for a in sorted(versions))
+    onnx = {a: _sha256(versions[a] / "model.onnx") for a in sorted(versions)}
     run = {
         "rows": int(data.stem.rsplit("_", 1)[1]),
         "model": model,
@@ -200,7 +209,7 @@ def _fit(
         "cpu_s": round(fit_cpu + _cpu(cluster) - cluster_cpu, 2),
         "loadavg_before": load,
         "loadavg_after": _loadavg(),
-        "onnx_sha256": hashlib.sha256(onnx).hexdigest(),
+        "onnx_sha256": onnx,
         "phases_s": _phases(lines, wall),
         "cv_roc_auc": {v["algorithm"]: round(v["metrics"]["cv"]["rocAuc"], 6) for v in result["versions"]},
     }
@@ -304,6 +313,14 @@ def _cpu_model() -> str:
     return "unknown"
 
 
+def _same_cell(same: dict[str, bool] | bool | None) -> str:
+    if same is None:
+        return "—"
+    if isinstance(same, bool):  # results written before the comparison was per algorithm
+        return "yes" if same else "**no**"
+    return ", ".join(f"{a}: {'yes' if ok else '**no**'}" for a, ok in same.items())
+
+
 def _print(result: dict[str, Any]) -> None:
     runs = result["runs"]
     local = {(r["rows"], r["model"]): r for r in runs if r["where"] == "local"}
@@ -315,7 +332,7 @@ def _print(result: dict[str, Any]) -> None:
     for r in runs:
         base = local.get((r["rows"], r["model"]))
         ratio = f"{r['wall_s'] / base['wall_s']:.2f}" if base else "—"
-        same = {True: "yes", False: "**no**"}.get(r.get("same_onnx_as_local"), "—")
+        same = _same_cell(r.get("same_onnx_as_local"))
         print(
             f"| {r['rows']:,} | {r['model']} | {r['where']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {ratio} "
             f"| {same} | {r['loadavg_before']} |"
