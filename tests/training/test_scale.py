@@ -45,7 +45,7 @@ def test_the_folds_run_on_a_stratified_sample_and_the_sidecar_and_card_say_so(
     assert sidecar["baseline"]["metrics"]["crossValidation"]["rows"] == 150
     assert sidecar["featureImportance"]["permutationRows"] == 50
     card = (store / version / "card.md").read_text()
-    assert "3-fold cross-validation on a stratified sample of 150 of the 320 training rows" in card
+    assert "3-fold cross-validation on a sample of 150 of the 320 training rows, `cv_rows`" in card
     assert "Permutation importance was measured on 50 held-out rows" in card
 
 

@@ -238,7 +238,7 @@ def _performance(s: Sidecar) -> str:
             "",
             "![ROC curve of the model and its logistic baseline on the held-out rows](roc.svg)",
             "",
-            f"Stratified {cv.folds}-fold cross-validation on {_cv_rows(s)} (before calibration):",
+            f"Stratified {cv.folds}-fold cross-validation on {_cv_rows(s)}:",
             "",
             _table(METRIC_HEAD, [*folds, _metrics_row("mean", cv.mean), _metrics_row("std", cv.std)]),
             "",
@@ -254,8 +254,11 @@ def _cv_rows(s: Sidecar) -> str:
     n = s.training_data.rows
     training = n - math.ceil(n * s.metrics.holdout_fraction)  # how train_test_split sizes the parts
     if rows is None or rows >= training:
-        return "the training part"
-    return f"a stratified sample of {rows:,} of the {training:,} training rows (`cv_rows`)"
+        return "the training part (before calibration)"
+    return (
+        f"a sample of {rows:,} of the {training:,} training rows, `cv_rows` (before calibration); a "
+        "fold's model learns from fewer rows than this model, so these figures run a little low"
+    )
 
 
 def _calibration(s: Sidecar) -> str:
