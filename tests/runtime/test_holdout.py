@@ -162,7 +162,8 @@ def test_a_version_of_other_features_is_refused_and_units_are_served_live(models
     with _client(models, holdout(version=OTHER_VERSION)) as client:
         health = client.get("/health").json()
         assert "holdout" not in health and "other features" in health["holdoutRefused"]
-        assert client.get("/holdout").status_code == 404
+        answer = client.get("/holdout")
+        assert answer.status_code == 404 and answer.json()["error"] == "holdout_not_found"
         assert {_predict(client, k)["modelVersion"] for k in KEYS[:50]} == {RF_VERSION}
 
 

@@ -97,7 +97,10 @@ def test_one_holdout_at_a_time_and_its_end(client: Client, models: Path) -> None
     )
     assert client.get(f"/holdouts/{first['id']}").json()["state"] == "stopped", "its figures stay readable"
     assert _hold(client).status_code == 201, "a new holdout may start once the last one ended"
-    _error(client.get("/holdouts/holdout-nope"), 404, "experiment_not_found")
+    assert "GET /holdouts lists them" in _error(
+        client.get("/holdouts/holdout-nope"), 404, "holdout_not_found"
+    )
+    _error(client.post("/holdouts/holdout-nope/stop", headers=ADMIN), 404, "holdout_not_found")
 
 
 def test_holdout_and_experiment_are_independent(client: Client) -> None:

@@ -71,6 +71,14 @@ class ExperimentNotFound(MLMatchingError, LookupError):
     example = "experiment exp-20260101-000000-1a2b not found (GET /experiments lists them)"
 
 
+class HoldoutNotFound(MLMatchingError, LookupError):
+    """No holdout of that id (the trainer), or none followed (a runtime's ``GET /holdout``)."""
+
+    code = "holdout_not_found"
+    when = "a holdout id the trainer does not hold, or GET /holdout while none is followed"
+    example = "no holdout `holdout-20260101-000000-1a2b` (GET /holdouts lists them)"
+
+
 class ArtifactCorrupt(MLMatchingError, ValueError):
     """A version folder failed a check; ``check`` names which one."""
 

@@ -19,6 +19,7 @@ from ml_matching.contract import (
     ArtifactCorrupt,
     ExperimentNotFound,
     FileNotInVersion,
+    HoldoutNotFound,
     InvalidInput,
     MLMatchingError,
     ModelNotReady,
@@ -187,12 +188,12 @@ def _health_routes(
             "The store's `HOLDOUT` as this service applied it: what a client that scores in-process "
             "needs to place units exactly as the runtime does (`salt`, `weight`, the frozen `version`)."
         ),
-        responses=error_responses(ExperimentNotFound),
+        responses=error_responses(HoldoutNotFound),
     )
     def holdout() -> Holdout:
         held = service.held
         if held is None:
-            raise ExperimentNotFound("this service follows no holdout (the store has none, or it refused it)")
+            raise HoldoutNotFound("this service follows no holdout (the store has none, or it refused it)")
         return held.holdout
 
     return [health, ready, experiment, holdout]

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from ml_matching.contract import (
     ArtifactCorrupt,
     ExperimentNotFound,
+    HoldoutNotFound,
     InvalidInput,
     MLMatchingError,
     ModelNotReady,
@@ -347,7 +348,7 @@ def _holdouts(trainer: Trainer) -> list[HTTPRouteHandler]:
         sync_to_thread=True,
         tags=["experiments"],
         summary="A holdout: what retraining has gained over its frozen version (live minus holdout)",
-        responses=error_responses(ExperimentNotFound),
+        responses=error_responses(HoldoutNotFound),
     )
     def show(holdout_id: FromPath[str]) -> HoldoutView:
         return trainer.holdout_view(holdout_id)
@@ -359,7 +360,7 @@ def _holdouts(trainer: Trainer) -> list[HTTPRouteHandler]:
         summary="Stop a holdout",
         description="Its units are served live again; its record and ledger rows stay, and its figures.",
         security=[{"bearer": []}],
-        responses=error_responses(Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict),
+        responses=error_responses(Unauthorized, ManagementDisabled, HoldoutNotFound, ExperimentConflict),
     )
     async def stop(request: Request[Any, Any, Any], holdout_id: FromPath[str]) -> HoldoutView:
         authorize(request, token)

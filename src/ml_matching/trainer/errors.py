@@ -15,6 +15,7 @@ from __future__ import annotations
 from ml_matching.contract import (
     ArtifactCorrupt,
     ExperimentNotFound,
+    HoldoutNotFound,
     InvalidInput,
     MLMatchingError,
     StorageFull,
@@ -94,6 +95,7 @@ TRAINER_ERRORS: tuple[type[MLMatchingError], ...] = (
     ManagementDisabled,
     JobNotFound,
     ExperimentNotFound,
+    HoldoutNotFound,
     VersionNotFound,
     ArtifactCorrupt,
     OutcomeConflict,

@@ -28,7 +28,7 @@ from ml_matching.contract import (
     read_active,
     version_dir,
 )
-from ml_matching.contract.errors import ExperimentNotFound
+from ml_matching.contract.errors import HoldoutNotFound
 from ml_matching.contract.experiment import now, stamped_id
 from ml_matching.contract.holdout import MAX_HOLDOUT_WEIGHT, Holdout, read_holdout, write_holdout
 from ml_matching.trainer.database import Database, Tx
@@ -120,7 +120,7 @@ class HoldoutBook:
     def record(self, tx: Tx, holdout_id: str) -> HoldoutRecord:
         row = tx.execute("SELECT record, ended_at FROM holdouts WHERE id = ?", holdout_id).fetchone()
         if row is None:
-            raise ExperimentNotFound(f"no holdout `{holdout_id}`")
+            raise HoldoutNotFound(f"no holdout `{holdout_id}` (GET /holdouts lists them)")
         return HoldoutRecord(self._holdout.decode(row[0]), row[1])
 
     def current(self, tx: Tx) -> Holdout | None:
