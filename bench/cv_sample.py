@@ -7,8 +7,8 @@ as ``fit`` splits it (80,000 training rows, 20,000 held out), each algorithm is 
 all training rows and on stratified samples of 20,000 (the default ``cv_rows``) and 10,000. For
 each, it records the folds' mean ROC-AUC, what ``auto`` chose, and the held-out calibration error
 of the model fitted on all training rows with a sigmoid calibrator fitted on that CV's out-of-fold
-predictions. The held-out figures of the uncalibrated model are the same in every row: only the
-folds change.
+decision function (what ``fit`` fits it on). The held-out figures of the uncalibrated model are
+the same in every row: only the folds change.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import fitcost
-import numpy as np
-from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from ml_matching.contract import default_feature_set
 from ml_matching.training import calibration as cal
@@ -30,6 +27,8 @@ from ml_matching.training import estimators as est
 from ml_matching.training import steps
 from ml_matching.training.config import TrainConfig
 from ml_matching.training.data import load_dataset
+from ml_matching.training.evaluate import cross_validate, fit_final
+from ml_matching.training.rows import stratified_sample
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results-cv-sample.json"
@@ -42,57 +41,31 @@ def _one_core(algorithm: str, config: TrainConfig) -> Any:
     return model.set_params(n_jobs=1) if algorithm == "random_forest" else model
 
 
-def _fold(algorithm: str, config: TrainConfig, x: Any, y: Any, train: Any, test: Any) -> tuple[Any, Any]:
-    model = _one_core(algorithm, config).fit(x[train], y[train])
-    return test, model.predict_proba(x[test])[:, 1]
-
-
-def _final(algorithm: str, config: TrainConfig, x: Any, y: Any) -> Any:
-    return _one_core(algorithm, config).fit(x, y)
-
-
 def main() -> None:
     fs = default_feature_set()
     data = load_dataset(fitcost.synth(100_000, HERE / ".work" / "fit-scale", HERE.parent), fs)
     base = TrainConfig()
     s = steps.split(data, base)
-    finals = dict(
-        zip(
-            ALGORITHMS,
-            Parallel(n_jobs=2)(delayed(_final)(a, base, s.x_train, s.y_train) for a in ALGORITHMS),
-            strict=True,
-        )
-    )
     out: dict[str, Any] = {"command": "python bench/cv_sample.py", "rows": data.rows, "runs": []}
     for algorithm in ALGORITHMS:
+        model = _one_core(algorithm, base)
+        final = fit_final(model, s.x_train, s.y_train)
         for rows in SAMPLES:
-            xs, ys = steps.sample(s.x_train, s.y_train, rows, base.seed)
+            keep = stratified_sample(s.y_train, rows, base.seed)
+            xs, ys = s.x_train[keep], s.y_train[keep]
             t0 = time.perf_counter()
-            folds = StratifiedKFold(base.folds, shuffle=True, random_state=base.seed).split(xs, ys)
-            results = Parallel(n_jobs=2)(delayed(_fold)(algorithm, base, xs, ys, tr, te) for tr, te in folds)
-            oof = np.empty(len(ys))
-            aucs = []
-            for test, p in results:
-                oof[test] = p
-                aucs.append(roc_auc_score(ys[test], p))
-            choice = cal.choose("auto", cal.cv_brier(algorithm, ys, oof, base.folds, base.seed))
-            response = cal.score_input(algorithm, oof)
-            model = cal.calibrate(
-                est.make_estimator(algorithm, base),
-                finals[algorithm],
-                "sigmoid",
-                response,
-                ys,
-                base.folds,
-                base.seed,
-            )
-            before = finals[algorithm].predict_proba(s.x_hold)[:, 1]
-            after = model.predict_proba(s.x_hold)[:, 1]
+            crossed = cross_validate(
+                model, xs, ys, folds=base.folds, seed=base.seed, threshold=base.decision_threshold,
+                n_jobs=2, label=algorithm, progress=lambda _: None,
+            )  # fmt: skip
+            choice = cal.choose("auto", cal.cv_brier(algorithm, ys, crossed.oof, base.folds, base.seed))
+            sigmoid = cal.calibrate(model, final, "sigmoid", crossed.oof_response, ys, base.folds, base.seed)
+            before, after = final.predict_proba(s.x_hold)[:, 1], sigmoid.predict_proba(s.x_hold)[:, 1]
             run = {
                 "algorithm": algorithm,
                 "cv_rows": len(ys),
-                "cv_roc_auc": float(np.mean(aucs)),
-                "cv_roc_auc_std": float(np.std(aucs)),
+                "cv_roc_auc": crossed.cv.mean.roc_auc,
+                "cv_roc_auc_std": crossed.cv.std.roc_auc,
                 "auto_chose": choice.method,
                 "holdout_roc_auc": float(roc_auc_score(s.y_hold, before)),
                 "holdout_ece_uncalibrated": cal.figures(s.y_hold, before).ece,

@@ -45,10 +45,10 @@ def scheduler() -> Iterator[str]:
 def config(tmp_path: Path) -> Path:
     # The forest on every core (so its trees go through joblib too), and calibrated: the calibrator
     # is fitted on the folds' predictions, which must be the same bits wherever they were made.
-    # The folds and permutation importance on samples, which must be the same rows.
+    # The folds on a sample, which must be the same rows.
     path = tmp_path / "config.json"
     forest = {**FAST_CONFIG["random_forest"], "n_jobs": -1}
-    samples = {"cv_rows": 300, "importance_rows": 60}
+    samples = {"cv_rows": 300}
     path.write_text(json.dumps({**FAST_CONFIG, "random_forest": forest, "calibrate": "sigmoid", **samples}))
     return path
 
@@ -84,7 +84,6 @@ def test_a_dask_fit_gives_a_byte_identical_model_and_the_same_metrics(
             assert dask_sidecar[key] == sidecar[key], f"{algorithm}: {key} differs on Dask"
         assert sidecar["calibration"]["method"] == "sigmoid"
         assert sidecar["metrics"]["crossValidation"]["rows"] == 300
-        assert sidecar["featureImportance"]["permutationRows"] == 60
         # Where it ran is recorded: the scheme of the scheduler's address and the versions.
         libraries = dask_sidecar["libraries"]
         assert libraries["dask-scheduler"] == "tcp"

@@ -247,12 +247,18 @@ def _performance(s: Sidecar) -> str:
     )
 
 
+def _split_sizes(s: Sidecar) -> tuple[int, int]:
+    """Training and held-out rows, as ``train_test_split`` sizes them (held out: the fraction, rounded up)."""
+    n = s.training_data.rows
+    held = math.ceil(n * s.metrics.holdout_fraction)
+    return n - held, held
+
+
 def _cv_rows(s: Sidecar) -> str:
     """Which rows the folds were drawn from: the training part, or a sample of it (a fold model is
     then trained on fewer rows than the model, so its figures run a little low)."""
     rows = s.metrics.cross_validation.rows
-    n = s.training_data.rows
-    training = n - math.ceil(n * s.metrics.holdout_fraction)  # how train_test_split sizes the parts
+    training, _ = _split_sizes(s)
     if rows is None or rows >= training:
         return "the training part (before calibration)"
     return (
@@ -301,11 +307,12 @@ def _drivers(s: Sidecar) -> str:
         "",
         "![Impurity and permutation importance of each feature](importance.svg)",
     ]
-    measured_on = s.feature_importance.permutation_rows
-    if measured_on is not None:
+    measured_on, held = s.feature_importance.permutation_rows, _split_sizes(s)[1]
+    if measured_on is not None and measured_on < held:
         lines += [
             "",
-            f"Permutation importance was measured on {measured_on:,} held-out rows (`importance_rows`).",
+            f"Permutation importance was measured on a sample of {measured_on:,} of the {held:,} held-out "
+            "rows (`importance_rows`).",
         ]
     e = s.explanation
     if e is not None:

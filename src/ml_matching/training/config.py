@@ -50,13 +50,13 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     parity_tolerance: Annotated[float, msgspec.Meta(gt=0.0)] = 1e-5
     parity_random_rows: Annotated[int, msgspec.Meta(ge=1000)] = 2000
     golden_rows: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 16
-    #: Cross-validation runs on a stratified sample of at most this many training rows (0: all of
-    #: them); the final model is still fitted on every training row. At 100k rows, 5 folds of
-    #: gradient boosting on all 80k were three quarters of ``fit --model all``, and a 20k sample
-    #: moved the folds' mean ROC-AUC by -0.004 and kept the calibration (docs/evidence/training.md).
+    #: Cross-validation runs on a stratified sample of this many training rows (0: all of them;
+    #: each outcome keeps at least training.rows.MIN_PER_OUTCOME); the final model is still fitted
+    #: on every training row. At 100k rows, 5 folds of gradient boosting on all 80k were three
+    #: quarters of ``fit --model all``, and a 20k sample moved the folds' mean ROC-AUC by -0.004 and
+    #: kept the calibration (docs/guides/training.md, "Training at scale").
     cv_rows: Annotated[int, msgspec.Meta(ge=0)] = 20_000
-    #: Permutation importance is measured on a stratified sample of at most this many held-out rows
-    #: (0: all of them).
+    #: Permutation importance is measured on a stratified sample of this many held-out rows (0: all).
     importance_rows: Annotated[int, msgspec.Meta(ge=0)] = 5_000
     #: none, sigmoid, isotonic, or auto: sigmoid when it beats none's cross-validated Brier score by
     #: more than the folds' noise (training.calibration.choose), else none.

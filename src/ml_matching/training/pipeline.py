@@ -94,8 +94,8 @@ def train_candidates(
             progress(
                 f"cross-validation on a stratified sample of {len(s.y_cv)} of {len(s.y_train)} training rows"
             )
-        with steps.fits_started(algorithms, s, config, where.distributed) as fitting:
-            return _train_each(data, fs, s, algorithms, config, progress, now, where, fitting)
+        fitting = steps.start_fits(algorithms, s, config, where.distributed)
+        return _train_each(data, fs, s, algorithms, config, progress, now, where, fitting)
 
 
 def _train_each(

@@ -1,4 +1,5 @@
-"""Rows derived from the training data: per-feature statistics, random in-range rows, golden rows."""
+"""Rows derived from the training data: per-feature statistics, random in-range rows, golden rows,
+stratified samples."""
 
 from __future__ import annotations
 
@@ -8,6 +9,30 @@ import numpy.typing as npt
 from ml_matching.contract import FeatureSet, FeatureStats, GoldenRow, Histogram
 
 HISTOGRAM_BINS = 10
+#: A sample keeps at least this many rows of each outcome (all it has, when fewer): enough for every
+#: cross-validation fold and for a ROC-AUC, however rare the outcome.
+MIN_PER_OUTCOME = 100
+
+
+def stratified_sample(y: npt.NDArray[np.int64], rows: int, seed: int) -> npt.NDArray[np.intp]:
+    """Indices, in order, of a sample of about ``rows`` of ``y``'s rows with its outcome rate.
+
+    Each outcome gets its share of ``rows`` (largest remainders round), but at least
+    ``MIN_PER_OUTCOME`` rows, so the sample may exceed ``rows`` by that much; every row when ``rows``
+    is 0 or there are no more rows than ``rows``.
+    """
+    if rows == 0 or len(y) <= rows:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    outcomes, counts = np.unique(y, return_counts=True)
+    exact = rows * counts / len(y)
+    shares = np.floor(exact).astype(int)
+    shares[np.argsort(exact - shares)[::-1][: rows - shares.sum()]] += 1
+    chosen = [
+        rng.choice(np.flatnonzero(y == outcome), min(count, max(share, MIN_PER_OUTCOME)), replace=False)
+        for outcome, count, share in zip(outcomes, counts, shares, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
 
 
 def feature_bounds(

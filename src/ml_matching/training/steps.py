@@ -13,8 +13,9 @@ import datetime as dt
 import hashlib
 import platform
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -69,7 +70,13 @@ from ml_matching.training.export import (
     export_onnx,
     onnx_session,
 )
-from ml_matching.training.rows import feature_stats, golden_inputs, golden_rows, random_rows
+from ml_matching.training.rows import (
+    feature_stats,
+    golden_inputs,
+    golden_rows,
+    random_rows,
+    stratified_sample,
+)
 
 Progress = Callable[[str], None]
 ISOTONIC_TRAP = (
@@ -105,22 +112,8 @@ def split(data: Dataset, config: TrainConfig) -> Split:
         data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
     )
     _enough_of_each_outcome(yt, yh, config.folds)
-    xc, yc = sample(xt, yt, config.cv_rows, config.seed)
-    if min(np.sum(yc == 1), np.sum(yc == 0)) < config.folds:  # a rare outcome the sample thinned out
-        xc, yc = xt, yt
-    return Split(xt, yt, xh, yh, xc, yc)
-
-
-def sample(x: Rows64, y: npt.NDArray[np.int64], rows: int, seed: int) -> tuple[Rows64, npt.NDArray[np.int64]]:
-    """A stratified sample of ``rows`` of ``x``, ``y``; all of them when there are no more (or ``rows`` is 0).
-
-    Why sample at all: cross-validation and permutation importance estimate figures whose noise
-    a sample of tens of thousands of rows already makes small, at a cost that grows with the rows.
-    """
-    if rows == 0 or len(y) <= rows:
-        return x, y
-    xs, _, ys, _ = train_test_split(x, y, train_size=rows, stratify=y, random_state=seed)
-    return xs, ys
+    keep = stratified_sample(yt, config.cv_rows, config.seed)
+    return Split(xt, yt, xh, yh, xt[keep], yt[keep])
 
 
 def _enough_of_each_outcome(y_train: npt.NDArray[Any], y_hold: npt.NDArray[Any], folds: int) -> None:
@@ -187,6 +180,7 @@ class Evaluated:
     calibration: Calibration
     hold_before: Rows64
     hold_after: Rows64
+    train_rows: int
 
 
 #: Folds run in worker processes from this many training rows. A worker costs about a second of
@@ -211,10 +205,12 @@ def evaluate(
     ``distributed``: joblib's active backend is a Dask cluster (:mod:`training.cluster`), so the
     folds go there side by side whatever the estimator; locally they run one after another when
     the estimator already uses every core, or when the fit is small. ``fitting``: the fit on the
-    training part, already under way (:func:`fits_started`); else it joins the folds' batch.
+    training part, already under way (:func:`start_fits`); else it joins the folds' batch.
     """
     model = est.make_estimator(algorithm, config)
-    side_by_side = len(s.y_train) >= PROCESS_FOLDS_FROM_ROWS and not est.is_multithreaded(algorithm, config)
+    # The batch's largest fit: the final one when it is in the batch, else a fold of the CV rows.
+    largest = len(s.y_train) if fitting is None else len(s.y_cv)
+    side_by_side = largest >= PROCESS_FOLDS_FROM_ROWS and not est.is_multithreaded(algorithm, config)
     jobs = -1 if distributed or side_by_side else 1
     crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=fitting is None)
     fitted = crossed.fitted if fitting is None else fitting.result()
@@ -243,14 +239,15 @@ def evaluate(
         overfitting=overfitting(train_m, crossed.cv, config.overfitting_threshold),
     )
     importance = _importance(final, fs, s, config, distributed)
-    return Evaluated(algorithm, final, model_metrics, importance, calibration, before, after)
+    return Evaluated(algorithm, final, model_metrics, importance, calibration, before, after, len(s.y_train))
 
 
 def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig, distributed: bool) -> Importance:
     # A task per feature: on the cluster, or on this machine's threads (trees predict without the
     # GIL, and a thread needs no copy of the model, which a process would be sent for every
     # feature). scikit-learn seeds every feature's shuffles alike: the result is that of one loop.
-    x, y = sample(s.x_hold, s.y_hold, config.importance_rows, config.seed)
+    keep = stratified_sample(s.y_hold, config.importance_rows, config.seed)
+    x, y = s.x_hold[keep], s.y_hold[keep]
     where = contextlib.nullcontext() if distributed else parallel_config(backend="threading")
     with where:
         perm = permutation_importance(
@@ -265,12 +262,11 @@ def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig, distr
     )
 
 
-@contextlib.contextmanager
-def fits_started(
+def start_fits(
     algorithms: Sequence[str], s: Split, config: TrainConfig, distributed: bool
-) -> Iterator[dict[str, Future[Any]]]:
-    """Start, on threads of their own, the fit on the training part of each algorithm whose
-    estimator uses one core; yield them by algorithm (for :func:`evaluate`'s ``fitting``).
+) -> dict[str, Future[Any]]:
+    """Start, each on a thread of its own, the fit on the training part of every algorithm whose
+    estimator uses one core; return them by algorithm (for :func:`evaluate`'s ``fitting``).
 
     Such a fit depends on nothing but the split, and at 100k rows gradient boosting's takes over a
     minute on one core, longer than the rest of its training on the other: started first, it
@@ -278,14 +274,26 @@ def fits_started(
     built without the GIL. Small fits, and fits on a cluster, stay in the folds' batch.
     """
     single = [a for a in algorithms if not est.is_multithreaded(a, config)]
-    if distributed or not single or len(s.y_train) < PROCESS_FOLDS_FROM_ROWS:
-        yield {}
-        return
-    pool = ThreadPoolExecutor(max_workers=len(single), thread_name_prefix="fit")
-    try:
-        yield {a: pool.submit(fit_final, est.make_estimator(a, config), s.x_train, s.y_train) for a in single}
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a failed training need not wait for them
+    if distributed or len(s.y_train) < PROCESS_FOLDS_FROM_ROWS:
+        return {}
+    return {a: _in_background(fit_final, est.make_estimator(a, config), s.x_train, s.y_train) for a in single}
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``fn(*args)`` on a daemon thread. Not a thread pool's: Python joins those at exit, so a
+    training that failed meanwhile would not end (nor a trainer's job process) before the fit did,
+    and nothing is lost when an unwanted fit is cut short."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits for the fit
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="fit", daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)
@@ -389,6 +397,12 @@ def training_data(data: Dataset, fs: FeatureSet) -> TrainingData:
     )
 
 
+def _sampled(cv_rows: int | None, train_rows: int) -> str:
+    if cv_rows is None or cv_rows >= train_rows:
+        return ""
+    return f" (the folds learned from {cv_rows:,} of the {train_rows:,} training rows, which widens the gap)"
+
+
 def warnings(model: Evaluated, baseline: FittedBaseline) -> tuple[str, ...]:
     """One line per flag worth a person's attention; ``fit`` prints each, the sidecar keeps them."""
     out = []
@@ -397,6 +411,7 @@ def warnings(model: Evaluated, baseline: FittedBaseline) -> tuple[str, ...]:
         out.append(
             f"overfitting: train {o.metric} {o.train:.4f} is {o.gap:.4f} above cross-validated "
             f"{o.cv:.4f} (threshold {o.threshold:g}); more rows or a shallower model may help"
+            + _sampled(model.metrics.cross_validation.rows, model.train_rows)
         )
     mine, theirs = model.metrics.holdout.roc_auc, baseline.sidecar.metrics.holdout.roc_auc
     if theirs > mine:
