@@ -53,7 +53,7 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Cross-validation runs on a stratified sample of this many training rows (0: all of them;
     #: each outcome keeps at least training.rows.MIN_PER_OUTCOME); the final model is still fitted
     #: on every training row. At 100k rows, 5 folds of gradient boosting on all 80k were three
-    #: quarters of ``fit --model all``, and a 20k sample moved the folds' mean ROC-AUC by -0.004 and
+    #: quarters of ``fit --model all``, and a 20k sample moved the folds' mean ROC-AUC by -0.005 and
     #: kept the calibration (docs/guides/training.md, "Training at scale").
     cv_rows: Annotated[int, msgspec.Meta(ge=0)] = 20_000
     #: Permutation importance is measured on a stratified sample of this many held-out rows (0: all).
