@@ -183,6 +183,7 @@ describe('experiments', () => {
     assert.deepEqual(await c.experiment(), experiment)
     runtime.experiment = null
     assert.equal(await c.experiment(), null)
+    assert.equal(await c.holdout(), null, 'a runtime that follows no holdout answers 404 holdout_not_found')
   })
 
   test('in-process: the same arms and the same answers as the runtime, one ledger row each, sent once', async () => {

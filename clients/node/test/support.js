@@ -526,6 +526,7 @@ const MEDIA_TYPES = /** @type {Record<string, string>} */ ({
 
 /** What the runtime answers `GET /experiment` when it follows none. */
 const NO_EXPERIMENT = 'this service follows no experiment (the store has no running one)'
+const NO_HOLDOUT = 'this service follows no holdout (the store has none, or it refused it)'
 
 /**
  * The `ML-Unit-Key` header's key, as the runtime decodes it (its `unit_key`): percent-encoded
@@ -686,6 +687,8 @@ export class FakeRuntime extends LocalServer {
       if (!experiment) return fail(response, 404, 'experiment_not_found', NO_EXPERIMENT)
       return send(response, 200, experiment)
     }
+    // Like a runtime whose store has no HOLDOUT: this fake follows none.
+    if (route === 'GET /holdout') return fail(response, 404, 'holdout_not_found', NO_HOLDOUT)
     if (route === 'GET /models') return send(response, 200, await this.#listing())
     if (route === 'POST /predict' || route === 'POST /predict/batch') {
       if (!json(request, response)) return
