@@ -210,12 +210,7 @@ export class RuntimeClient {
    * @returns {Promise<Experiment | null>}
    */
   async experiment() {
-    try {
-      return await this.#service.json('GET', '/experiment')
-    } catch (error) {
-      if (error instanceof RequestRejectedError && error.status === 404) return null
-      throw error
-    }
+    return this.#followed('/experiment')
   }
 
   /**
@@ -225,8 +220,19 @@ export class RuntimeClient {
    * @returns {Promise<Holdout | null>}
    */
   async holdout() {
+    return this.#followed('/holdout')
+  }
+
+  /**
+   * What the runtime follows at `path`, or null when it follows none (404, also from a runtime
+   * older than that path).
+   *
+   * @param {string} path
+   * @returns {Promise<any>}
+   */
+  async #followed(path) {
     try {
-      return await this.#service.json('GET', '/holdout')
+      return await this.#service.json('GET', path)
     } catch (error) {
       if (error instanceof RequestRejectedError && error.status === 404) return null
       throw error

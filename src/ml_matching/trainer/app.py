@@ -80,6 +80,18 @@ from ml_matching.training.data import MIN_ROWS
 SERVICE = "ml-matching-trainer"
 
 
+#: What starting an experiment or a holdout may be refused with: the body, the token, the versions
+#: it names (unknown, or failing verification), or one already running.
+START_REFUSALS = (
+    InvalidInput,
+    Unauthorized,
+    ManagementDisabled,
+    VersionNotFound,
+    ArtifactCorrupt,
+    ExperimentConflict,
+)
+
+
 def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
     """The OpenAPI responses of a trainer route that can answer ``errors``."""
     return _error_responses(*errors, statuses=TRAINER_STATUSES)
@@ -234,14 +246,7 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
             "runs or is paused at a time. Runtimes follow it within MODEL_WATCH_SECONDS."
         ),
         security=[{"bearer": []}],
-        responses=error_responses(
-            InvalidInput,
-            Unauthorized,
-            ManagementDisabled,
-            VersionNotFound,
-            ArtifactCorrupt,
-            ExperimentConflict,
-        ),
+        responses=error_responses(*START_REFUSALS),
     )
     async def create(request: Request[Any, Any, Any], body: RawBody) -> ExperimentView:
         authorize(request, token)
@@ -325,14 +330,7 @@ def _holdouts(trainer: Trainer) -> list[HTTPRouteHandler]:
             "at a time. Runtimes follow it within MODEL_WATCH_SECONDS."
         ),
         security=[{"bearer": []}],
-        responses=error_responses(
-            InvalidInput,
-            Unauthorized,
-            ManagementDisabled,
-            VersionNotFound,
-            ArtifactCorrupt,
-            ExperimentConflict,
-        ),
+        responses=error_responses(*START_REFUSALS),
     )
     async def create(request: Request[Any, Any, Any], body: RawBody) -> HoldoutView:
         authorize(request, token)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -95,40 +93,31 @@ def train_candidates(
                 f"cross-validation on a stratified sample of {len(s.y_cv)} of {len(s.y_train)} training rows"
             )
         fitting = steps.start_fits(algorithms, s, config, where.distributed)
-        return _train_each(data, fs, s, algorithms, config, progress, now, where, fitting)
-
-
-def _train_each(
-    data: Dataset,
-    fs: FeatureSet,
-    s: steps.Split,
-    algorithms: Sequence[str],
-    config: TrainConfig,
-    progress: Progress,
-    now: dt.datetime,
-    where: cluster.Compute,
-    fitting: dict[str, Future[Any]],
-) -> list[Candidate]:
-    """:func:`train_candidates` once the split is made and the single-core fits are started."""
-    baseline = steps.fit_baseline(fs, s, config, progress)
-    summary = steps.training_data(data, fs)  # the same for every algorithm: summarise once
-    out = []
-    for algorithm in algorithms:
-        model = steps.evaluate(
-            algorithm, fs, s, config, progress, distributed=where.distributed, fitting=fitting.get(algorithm)
-        )
-        checked = steps.export_and_check(model, fs, data, s, config, progress)
-        golden = steps.golden(model, baseline, fs, checked, config)
-        evaluation = card.evaluation_file(
-            s.y_hold, model.hold_after, model.hold_before, baseline.proba(s.x_hold)
-        )
-        files = {**steps.version_files(checked), card.EVALUATION: evaluation}
-        sidecar = steps.build_sidecar(
-            model, baseline, checked, golden, summary, fs, config, now, files, where.provenance
-        )
-        holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
-        out.append(Candidate(sidecar, files, holdout))
-    return out
+        baseline = steps.fit_baseline(fs, s, config, progress)
+        summary = steps.training_data(data, fs)  # the same for every algorithm: summarise once
+        out = []
+        for algorithm in algorithms:
+            model = steps.evaluate(
+                algorithm,
+                fs,
+                s,
+                config,
+                progress,
+                distributed=where.distributed,
+                fitting=fitting.get(algorithm),
+            )
+            checked = steps.export_and_check(model, fs, data, s, config, progress)
+            golden = steps.golden(model, baseline, fs, checked, config)
+            evaluation = card.evaluation_file(
+                s.y_hold, model.hold_after, model.hold_before, baseline.proba(s.x_hold)
+            )
+            files = {**steps.version_files(checked), card.EVALUATION: evaluation}
+            sidecar = steps.build_sidecar(
+                model, baseline, checked, golden, summary, fs, config, now, files, where.provenance
+            )
+            holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
+            out.append(Candidate(sidecar, files, holdout))
+        return out
 
 
 def judged(candidate: Candidate, root: Path, tolerance: float, rows: EvalRows | None = None) -> Candidate:
