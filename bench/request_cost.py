@@ -44,9 +44,11 @@ VARIANTS: dict[str, tuple[str, dict[str, str], str]] = {
 }
 
 
-def _scope(path: str) -> dict[str, Any]:
+def _scope(path: str, key: str | None = None) -> dict[str, Any]:
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                (b"content-length", str(len(BODY)).encode())]  # fmt: skip
+    if key is not None:
+        headers.append((b"ml-unit-key", key.encode()))
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
@@ -54,7 +56,7 @@ def _scope(path: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _request(app: Any, path: str, statuses: list[int]) -> None:
+async def _request(app: Any, path: str, statuses: list[int], key: str | None = None) -> None:
     messages = [{"type": "http.request", "body": BODY, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
@@ -67,7 +69,7 @@ async def _request(app: Any, path: str, statuses: list[int]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    await app(_scope(path), receive, send)
+    await app(_scope(path, key), receive, send)
 
 
 def _app(module: str, settings: dict[str, str], store: Path, version: str) -> Any:

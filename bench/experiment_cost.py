@@ -1,0 +1,159 @@
+"""What an experiment costs the runtime's CPU per keyed ``POST /predict``, in-process, thread by thread.
+
+    python bench/experiment_cost.py          # ~1 min (writes bench/results-experiment-cost.json)
+
+``bench/experiments.py`` gives the whole under wrk; this takes it apart, without sockets (as
+``request_cost.py``: the runtime's ASGI app driven 16 requests at a time in one event loop, every
+request with a new ``ML-Unit-Key``). Each configuration runs in a fresh process on the store
+``experiments.py`` builds (a RandomForest control, a GradientBoosting candidate at 50 %, a copy of
+it as the shadow), with a real trainer process taking the ledger rows. The CPU is read per thread
+from ``/proc``: the event loop's, and the ledger sender's, which encodes and posts the rows.
+
+- ``plain``: no experiment (keys are sent, nothing is recorded);
+- ``experiment, LEDGER=off``: routing and scoring by arm, no ledger rows;
+- ``experiment, no trainer``: ledger rows made on the request path, then dropped (no sender);
+- ``experiment``: as served, rows sent to the trainer;
+- ``experiment+shadow``: the same, with the shadow scoring every row.
+
+The differences between neighbours are the parts' costs. Not a test: only figures from one run
+mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import experiments
+import procs
+from request_cost import _request
+
+from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
+from ml_matching.contract.holdout import write_holdout
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results-experiment-cost.json"
+#: name -> (experiment: None, "candidate" or "shadow"; the runtime's settings; whether a trainer takes rows)
+CONFIGS: dict[str, tuple[str | None, dict[str, str], bool]] = {
+    "plain": (None, {}, True),
+    "experiment, LEDGER=off": ("candidate", {"LEDGER": "off"}, True),
+    "experiment, no trainer": ("candidate", {}, False),
+    "experiment": ("candidate", {}, True),
+    "experiment+shadow": ("shadow", {}, True),
+}
+
+
+def _threads_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's threads, by Python thread name (``other``: not Python's)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = names.get(int(tid), "other")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def _timed(app: Any, requests: int, reps: int) -> dict[str, Any]:
+    import gc
+
+    keys = (f"brand-{i}" for i in itertools.count())
+    statuses: list[int] = []
+    for _ in range(2_000):  # warm-up: caches, the drift window, the ledger's connection
+        await _request(app, "/predict", statuses, next(keys))
+    gc.collect()
+    gc.freeze()  # as `ml-matching serve` does after its start-up
+    loop_thread = threading.current_thread().name
+    before, per_rep = _threads_cpu(), []
+    for _ in range(reps):
+        t0 = time.process_time()
+        for _ in range(requests // 16):
+            await asyncio.gather(*(_request(app, "/predict", statuses, next(keys)) for _ in range(16)))
+        per_rep.append((time.process_time() - t0) / requests * 1e6)
+    after = _threads_cpu()
+    if set(statuses) != {200}:
+        raise RuntimeError(f"answered {sorted(set(statuses))}")
+    n = reps * requests
+    threads = {
+        ("event loop" if name == loop_thread else name): 1e6 * (after[name] - before.get(name, 0.0)) / n
+        for name in after
+    }
+    return {"us_per_request": statistics.median(per_rep), "reps_us": per_rep,
+            "threads_us": {k: v for k, v in threads.items() if v > 0}}  # fmt: skip
+
+
+def _child(name: str, requests: int, reps: int) -> dict[str, Any]:
+    from litestar.testing import TestClient
+
+    from ml_matching.runtime.app import create_app
+    from ml_matching.runtime.settings import Settings
+
+    arms, settings, with_trainer = CONFIGS[name]
+    root, control, candidate, shadow = experiments.store(5000)
+    exp = Experiment("exp-cost", "cost", "running", control, (Candidate("candidate", candidate, 5000),),
+                     (shadow,) if arms == "shadow" else (), "exp-cost", 30, now())  # fmt: skip
+    write_experiment(root, exp if arms is not None else None)
+    write_holdout(root, None)
+    trainer = experiments._trainer(root) if with_trainer else None
+    if trainer is not None:
+        procs.start(trainer, experiments.ROOT)
+    env = {"MODELS_DIR": str(root), "LOG_LEVEL": "WARNING", "MODEL_WATCH_SECONDS": "3600", **settings}
+    if trainer is not None:
+        env["ML_TRAINER_URL"] = trainer.url
+    try:
+        app = create_app(Settings.from_environ(env))
+        with TestClient(app) as client:  # the app's start-up (loads) and shutdown (flushes the ledger)
+            result: dict[str, Any] = client.blocking_portal.call(_timed, app, requests, reps)
+            result["ledger"] = client.get("/health").json().get("ledger")
+        return result
+    finally:
+        write_experiment(root, None)
+        if trainer is not None:
+            procs.stop(trainer)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=32_000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--child", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.requests, args.reps)))
+        return 0
+    experiments.WORK.mkdir(parents=True, exist_ok=True)
+    experiments.store(5000)  # built once, before any timing
+    results = {}
+    for name in CONFIGS:  # each in a fresh process: nothing one loads or caches helps another
+        cmd = [sys.executable, __file__, "--child", name,
+               "--requests", str(args.requests), "--reps", str(args.reps)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+    base = results["plain"]["us_per_request"]
+    print(f"CPU µs per keyed POST /predict in-process, 16 at a time (median of {args.reps})")
+    print("| configuration | µs/request | + over plain | event loop | ledger thread |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, r in results.items():
+        threads = r["threads_us"]
+        print(f"| {name} | {r['us_per_request']:.1f} | {r['us_per_request'] - base:+.1f} "
+              f"| {threads.get('event loop', 0):.1f} | {threads.get('ledger', 0):.1f} |")  # fmt: skip
+    command = " ".join(["python", "bench/experiment_cost.py", *sys.argv[1:]])
+    meta = {"command": command, "requests": args.requests}
+    OUT.write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
