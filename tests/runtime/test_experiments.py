@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from litestar.testing import TestClient
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
 from ml_matching.contract.ledger import LedgerBatch, LedgerRow
-from ml_matching.runtime import create_app
+from ml_matching.runtime import create_app, ledger
 from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import new_prediction_id
 from ml_matching.runtime.settings import Settings
@@ -299,19 +300,46 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
         assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]
 
 
-@pytest.mark.parametrize("n", [1, 99, 100, 101, 250])
-def test_a_batch_encoded_in_parts_is_the_batch(n: int) -> None:
-    """The sender encodes a batch ENCODE_ROWS rows at a time (to give up the GIL between them):
-    the body is byte for byte the batch msgspec would encode in one call."""
+@pytest.mark.parametrize("n", [1, 999, 1000, 1001, 2500])
+def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
+    """The sender queues rows as JSON, in parts of at most BATCH_ROWS rows, and posts the parts at the
+    front of its queue that fit in one batch: each body is byte for byte the batch msgspec encodes in
+    one call, no body holds more than BATCH_ROWS rows, and together they hold every row once, in
+    order."""
     rows = [
         LedgerRow(
             new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, i / n, {"a": 0.5, "b": i * 1.5}
         )
         for i in range(n)
     ]
-    body = LedgerSender("http://127.0.0.1:9", 10)._body(rows)
-    assert body == msgspec.json.encode(LedgerBatch(rows=rows))
-    assert msgspec.json.decode(body, type=LedgerBatch).rows == rows
+    sender = LedgerSender("http://127.0.0.1:9", 10_000)
+    sender.put(rows[:7])  # a group of a few rows, then the rest in one put (a batch request's)
+    sender.put(rows[7:])
+    assert sender.counts.queued == n
+    queue, posted = deque(sender._rows), []
+    while queue:
+        batch = ledger._front(queue)
+        body = ledger.body(batch)
+        sent = msgspec.json.decode(body, type=LedgerBatch).rows
+        assert 1 <= len(sent) <= ledger.BATCH_ROWS
+        assert body == msgspec.json.encode(LedgerBatch(rows=list(sent)))
+        posted.extend(sent)
+        for _ in batch:
+            queue.popleft()
+    assert posted == rows
+
+
+def test_a_full_queue_keeps_the_rows_that_fit_and_counts_the_rest() -> None:
+    rows = [
+        LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, {"a": 0.5})
+        for _ in range(8)
+    ]
+    sender = LedgerSender("http://127.0.0.1:9", 5)
+    sender.put(rows[:3])
+    sender.put(rows[3:])
+    assert (sender.counts.queued, sender.counts.dropped) == (5, 3)
+    kept = msgspec.json.decode(ledger.body(list(sender._rows)), type=LedgerBatch).rows
+    assert list(kept) == rows[:5]
 
 
 def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) -> None:

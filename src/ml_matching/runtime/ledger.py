@@ -4,6 +4,11 @@
 ``POST /predictions`` in batches from a thread of its own, retrying with backoff while the trainer
 is unreachable; each row's ``predictionId`` makes a resend harmless. A full queue drops the newest
 rows and counts them (``/metrics``, ``/health``): the answer path never waits on the trainer.
+
+Rows are encoded to JSON as they are queued, by whoever queues them (the event loop, for a group of
+rows it just scored), and the queue holds the bytes. Encoded later by the sender, a row took 3.9 µs
+of CPU, its objects long gone from the cache, against 1.5 µs while they are still there; and the
+sender, encoding, held the GIL that the event loop was waiting for (``bench/experiment_cost.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +28,19 @@ import msgspec
 from ml_matching.contract.ledger import LedgerRow
 
 log = logging.getLogger("ml_matching")
+#: The most rows one POST carries (a queued part never holds more).
 BATCH_ROWS = 1000
 #: How long a batch may wait to fill before it is sent (at 5,000 rows/s: batches of about 500).
 LINGER_SECONDS = 0.1
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
-#: Rows encoded per hold of the GIL. msgspec encodes a batch in one C call that cannot be
-#: interrupted: 1,000 rows held the GIL for about 1.8 ms, and the event loop, waiting for it, added
-#: 4–5 ms to the p99 of /predict (bench/experiments.py). 100 rows hold it for about 0.2 ms.
-ENCODE_ROWS = 100
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Queued rows as JSON: the items of an array, without its brackets, and how many they are."""
+
+    items: bytes
+    rows: int
 
 
 @dataclass
@@ -55,7 +65,7 @@ class LedgerSender:
         self.timeout = timeout
         self.linger = linger
         self.counts = LedgerCounts()
-        self._rows: deque[LedgerRow] = deque()
+        self._rows: deque[Encoded] = deque()
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -64,20 +74,28 @@ class LedgerSender:
         self.on_drop: Callable[[int, str], None] = lambda n, why: None
 
     def put(self, rows: list[LedgerRow]) -> None:
-        """Queue ``rows`` (no wait); past the capacity the rest are dropped and counted."""
+        """Queue ``rows`` (no wait), encoded; past the capacity the rest are dropped and counted."""
         if self.url is None:
             self._drop(len(rows), "no trainer (ML_TRAINER_URL is not set)")
             return
+        parts = self.encode(rows)
         with self._wake:
-            room = self.capacity - len(self._rows)
-            kept = rows if room >= len(rows) else rows[: max(room, 0)]
+            room = self.capacity - self.counts.queued
+            if room < len(rows):  # rare: encode again only the rows that fit
+                parts = self.encode(rows[: max(room, 0)])
+            kept = sum(part.rows for part in parts)
             was_empty = not self._rows
-            self._rows.extend(kept)
-            self.counts.queued = len(self._rows)
-            if was_empty or len(self._rows) >= BATCH_ROWS:  # the sender waits for nothing else
+            self._rows.extend(parts)
+            self.counts.queued += kept
+            if was_empty or self.counts.queued >= BATCH_ROWS:  # the sender waits for nothing else
                 self._wake.notify()
-        if len(kept) < len(rows):
-            self._drop(len(rows) - len(kept), "the ledger queue is full")
+        if kept < len(rows):
+            self._drop(len(rows) - kept, "the ledger queue is full")
+
+    def encode(self, rows: list[LedgerRow]) -> list[Encoded]:
+        """``rows`` as JSON, in parts of at most BATCH_ROWS rows."""
+        parts = (rows[start : start + BATCH_ROWS] for start in range(0, len(rows), BATCH_ROWS))
+        return [Encoded(self._encode(part)[1:-1], len(part)) for part in parts]
 
     def _drop(self, n: int, why: str) -> None:
         self.counts.dropped += n
@@ -115,15 +133,16 @@ class LedgerSender:
                 # Linger for the batch to fill: sent as they come, rows went a few at a time, each
                 # POST a connection and a transaction, and that cost more than the scoring itself.
                 deadline = time.monotonic() + self.linger
-                while len(self._rows) < BATCH_ROWS and not self._stopping:
+                while self.counts.queued < BATCH_ROWS and not self._stopping:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._wake.wait(left)
                 if self._stopping:
                     return
-                batch = [self._rows[i] for i in range(min(len(self._rows), BATCH_ROWS))]
-            outcome = self._send(batch)
+                batch = _front(self._rows)
+            rows = sum(part.rows for part in batch)
+            outcome = self._send(batch, rows)
             if outcome == "retry":
                 time.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
@@ -132,35 +151,23 @@ class LedgerSender:
             with self._wake:
                 for _ in batch:  # the batch is still at the front: only put() appends, at the back
                     self._rows.popleft()
-                self.counts.queued = len(self._rows)
+                self.counts.queued -= rows
             if outcome == "sent":
-                self.counts.sent += len(batch)
+                self.counts.sent += rows
             else:
-                self.counts.refused += len(batch)
-                self._drop(len(batch), "the trainer refused the batch")
+                self.counts.refused += rows
+                self._drop(rows, "the trainer refused the batch")
 
-    def _body(self, batch: list[LedgerRow]) -> bytes:
-        """``LedgerBatch(rows=batch)`` as JSON, encoded ENCODE_ROWS rows at a time with the GIL
-        given up between them (``time.sleep(0)``), so that serving never waits long for it."""
-        parts = []
-        for start in range(0, len(batch), ENCODE_ROWS):
-            parts.append(self._encode(batch[start : start + ENCODE_ROWS])[1:-1])  # the array's items
-            time.sleep(0)
-        return b'{"rows":[' + b",".join(parts) + b"]}"
-
-    def _send(self, batch: list[LedgerRow]) -> str:
+    def _send(self, batch: list[Encoded], rows: int) -> str:
         assert self.url is not None
-        body = self._body(batch)
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        request = urllib.request.Request(self.url, body(batch), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                log.warning(
-                    "ledger: the trainer refused %d rows (%d %s); dropped", len(batch), exc.code, detail
-                )
+                log.warning("ledger: the trainer refused %d rows (%d %s); dropped", rows, exc.code, detail)
                 self.counts.last_error = f"{exc.code} {detail}"
                 return "refused"
             self.counts.last_error = f"{exc.code} {detail}"
@@ -176,6 +183,23 @@ class LedgerSender:
             log.info("ledger: the trainer at %s takes rows again", self.url)
         self.counts.last_error = None
         return "sent"
+
+
+def _front(queue: deque[Encoded]) -> list[Encoded]:
+    """The parts at the front of ``queue`` that make one POST: at least one, at most BATCH_ROWS rows."""
+    batch: list[Encoded] = []
+    rows = 0
+    for part in queue:
+        if batch and rows + part.rows > BATCH_ROWS:
+            break
+        batch.append(part)
+        rows += part.rows
+    return batch
+
+
+def body(batch: list[Encoded]) -> bytes:
+    """``POST /predictions``'s body (a ``LedgerBatch``) of the encoded parts."""
+    return b'{"rows":[' + b",".join(part.items for part in batch) + b"]}"
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:
