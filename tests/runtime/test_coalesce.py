@@ -84,3 +84,53 @@ def test_a_scoring_failure_reaches_every_waiting_request(scorers: tuple[Scorer, 
 
     results = asyncio.run(run())
     assert len(results) == 4 and all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_a_lone_request_is_scored_at_once_and_a_burst_is_coalesced_again(
+    scorers: tuple[Scorer, Scorer],
+) -> None:
+    """After a turn that scored one row, the next request does not wait for its turn to end; a
+    second request in that turn is queued, and the turn it ends puts the service back to coalescing."""
+    rf, _ = scorers
+    calls: list[int] = []
+    done_at_once: list[bool] = []
+
+    async def run() -> list[bytes]:
+        coalescer: RowCoalescer[str] = RowCoalescer(_score(calls))
+        answers = await _gather(coalescer, [(rf, _rows(1, 5)[0])])  # one request: a turn of one row
+        for row in _rows(2, 6):  # one at a time, each in a turn of its own, as one client sends them
+            await asyncio.sleep(0)
+            future = coalescer.submit(rf, "id-lone", row)
+            done_at_once.append(future.done())
+            answers.append(await future)
+        await asyncio.sleep(0)
+        answers += await _gather(coalescer, [(rf, row) for row in _rows(5, 7)])  # a burst in one turn
+        answers += await _gather(coalescer, [(rf, row) for row in _rows(3, 8)])  # load goes on
+        return answers
+
+    answers = asyncio.run(run())
+    assert done_at_once == [True, True]
+    assert calls == [1, 1, 1, 1, 4, 3]  # the burst: its first row at once, the other four together
+    assert [msgspec.json.decode(a)["predictionId"] for a in answers[1:3]] == ["id-lone", "id-lone"]
+    lone = _rows(2, 6)
+    assert answers[1:3] == [rf.answer_rows([row], ["id-lone"], [PLAIN])[0][0] for row in lone]
+
+
+def test_a_failure_of_a_row_scored_at_once_reaches_its_request(scorers: tuple[Scorer, Scorer]) -> None:
+    rf, _ = scorers
+    fail = [False]
+
+    def flaky(scorer: Scorer, items: list[tuple[str, Row]]) -> list[bytes]:
+        if fail[0]:
+            raise RuntimeError("onnxruntime failed")
+        return _score([])(scorer, items)  # type: ignore[no-any-return]
+
+    async def run() -> BaseException | bytes:
+        coalescer: RowCoalescer[str] = RowCoalescer(flaky)
+        await _gather(coalescer, [(rf, _rows(1, 9)[0])])
+        fail[0] = True
+        future = coalescer.submit(rf, "id", _rows(1, 10)[0])
+        assert future.done()
+        return (await asyncio.gather(future, return_exceptions=True))[0]
+
+    assert isinstance(asyncio.run(run()), RuntimeError)

@@ -7,6 +7,11 @@ hot. bench/ measured 0.120 → 0.091 ms of server CPU per request at 16 connecti
 loop turn (tens of microseconds) on each request's latency. Under an experiment the rows of each
 arm's version are scored together; rows queued across a hot swap stay with the version their
 request started on.
+
+That turn only pays off under load. When the last turn scored one row (one request at a time), a
+request is scored at once, without waiting for the turn to end: 70.1 → 64.8 µs of CPU for a lone
+request (``python bench/request_cost.py --concurrency 1``). A second request in the same turn is
+queued as before, and the turn it ends decides again.
 """
 
 from __future__ import annotations
@@ -28,18 +33,30 @@ class RowCoalescer(Generic[T]):
     def __init__(self, score: ScoreGroup) -> None:
         self._score = score
         self._pending: list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]] = []
+        self._alone = False  # the last turn scored one row: score the next at once
+        self._scored_at_once = False  # a row was scored at once in this turn
 
     def submit(self, scorer: Scorer, carried: T, row: tuple[float, ...]) -> asyncio.Future[bytes]:
-        """Queue ``row`` for ``scorer``; the future resolves to its encoded answer."""
+        """Queue ``row`` for ``scorer`` (or score it at once, when it is alone); the future resolves
+        to its encoded answer."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
+        if self._alone and not self._pending and not self._scored_at_once:
+            self._scored_at_once = True
+            loop.call_soon(self._turn_ended)  # a request before it runs came in the same turn
+            self._answer([(scorer, carried, row, future)])
+            return future
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append((scorer, carried, row, future))
         return future
 
+    def _turn_ended(self) -> None:
+        self._scored_at_once = False
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._alone = len(pending) == 1
         groups: dict[int, list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]]] = {}
         for item in pending:
             groups.setdefault(id(item[0]), []).append(item)
