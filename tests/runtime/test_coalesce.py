@@ -134,3 +134,20 @@ def test_a_failure_of_a_row_scored_at_once_reaches_its_request(scorers: tuple[Sc
         return (await asyncio.gather(future, return_exceptions=True))[0]
 
     assert isinstance(asyncio.run(run()), RuntimeError)
+
+
+def test_two_requests_a_turn_are_coalesced_after_a_lone_one(scorers: tuple[Scorer, Scorer]) -> None:
+    """A turn that scored one row at once and queued another scored two rows: the next turn of two
+    is scored in one call."""
+    rf, _ = scorers
+    calls: list[int] = []
+
+    async def run() -> None:
+        coalescer: RowCoalescer[str] = RowCoalescer(_score(calls))
+        await _gather(coalescer, [(rf, _rows(1, 11)[0])])  # a turn of one row
+        for seed in (12, 13, 14):
+            await asyncio.sleep(0)
+            await _gather(coalescer, [(rf, row) for row in _rows(2, seed)])
+
+    asyncio.run(run())
+    assert calls == [1, 1, 1, 2, 2]

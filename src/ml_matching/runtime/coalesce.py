@@ -28,13 +28,15 @@ ScoreGroup = Callable[[Scorer, list[tuple[Any, tuple[float, ...]]]], list[bytes]
 
 
 class RowCoalescer(Generic[T]):
-    """Collects decoded rows during one event-loop turn and scores them when it ends."""
+    """Collects decoded rows during one event-loop turn and scores them when it ends; scores a row
+    at once when the last turn scored one row."""
 
     def __init__(self, score: ScoreGroup) -> None:
         self._score = score
         self._pending: list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]] = []
         self._alone = False  # the last turn scored one row: score the next at once
         self._scored_at_once = False  # a row was scored at once in this turn
+        self._behind_one = False  # the rows queued now came in a turn that scored one at once
 
     def submit(self, scorer: Scorer, carried: T, row: tuple[float, ...]) -> asyncio.Future[bytes]:
         """Queue ``row`` for ``scorer`` (or score it at once, when it is alone); the future resolves
@@ -48,6 +50,7 @@ class RowCoalescer(Generic[T]):
             return future
         if not self._pending:
             loop.call_soon(self._flush)
+        self._behind_one = self._behind_one or self._scored_at_once
         self._pending.append((scorer, carried, row, future))
         return future
 
@@ -56,7 +59,10 @@ class RowCoalescer(Generic[T]):
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        self._alone = len(pending) == 1
+        # The turn scored its queued rows, and one more if one was scored at once (_turn_ended ran
+        # first, so _scored_at_once no longer says so).
+        self._alone = len(pending) == 1 and not self._behind_one
+        self._behind_one = False
         groups: dict[int, list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]]] = {}
         for item in pending:
             groups.setdefault(id(item[0]), []).append(item)
