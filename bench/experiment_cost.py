@@ -7,7 +7,8 @@
 request with a new ``ML-Unit-Key``). Each configuration runs in a fresh process on the store
 ``experiments.py`` builds (a RandomForest control, a GradientBoosting candidate at 50 %, a copy of
 it as the shadow), with a real trainer process taking the ledger rows. The CPU is read per thread
-from ``/proc``: the event loop's, and the ledger sender's, which encodes and posts the rows.
+from ``/proc``: the event loop's (which encodes the rows as it queues them), the ledger sender's
+(which posts them) and the shadow thread's.
 
 - ``plain``: no experiment (keys are sent, nothing is recorded);
 - ``experiment, LEDGER=off``: routing and scoring by arm, no ledger rows;

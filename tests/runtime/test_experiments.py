@@ -300,7 +300,7 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
         assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]
 
 
-@pytest.mark.parametrize("n", [1, 999, 1000, 1001, 2500])
+@pytest.mark.parametrize("n", [1, 99, 100, 101, 999, 1000, 1001, 2500])
 def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
     """The sender queues rows as JSON, in parts of at most BATCH_ROWS rows, and posts the parts at the
     front of its queue that fit in one batch: each body is byte for byte the batch msgspec encodes in
@@ -336,7 +336,8 @@ def test_a_full_queue_keeps_the_rows_that_fit_and_counts_the_rest() -> None:
     ]
     sender = LedgerSender("http://127.0.0.1:9", 5)
     sender.put(rows[:3])
-    sender.put(rows[3:])
+    sender.put(rows[3:6])
+    sender.put(rows[6:])  # the queue is full: nothing of it is kept
     assert (sender.counts.queued, sender.counts.dropped) == (5, 3)
     kept = msgspec.json.decode(ledger.body(list(sender._rows)), type=LedgerBatch).rows
     assert list(kept) == rows[:5]

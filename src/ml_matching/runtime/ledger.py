@@ -6,9 +6,10 @@ is unreachable; each row's ``predictionId`` makes a resend harmless. A full queu
 rows and counts them (``/metrics``, ``/health``): the answer path never waits on the trainer.
 
 Rows are encoded to JSON as they are queued, by whoever queues them (the event loop, for a group of
-rows it just scored), and the queue holds the bytes. Encoded later by the sender, a row took 3.9 µs
-of CPU, its objects long gone from the cache, against 1.5 µs while they are still there; and the
-sender, encoding, held the GIL that the event loop was waiting for (``bench/experiment_cost.py``).
+rows it just scored; the shadow thread, for rows it scored), and the queue holds the bytes. Encoded
+later by the sender, a row took 3.9 µs of CPU, its objects long gone from the cache, against 1.5 µs
+while they are still there (``bench/experiment_cost.py``). A full queue drops rows before they are
+encoded.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ BATCH_ROWS = 1000
 #: How long a batch may wait to fill before it is sent (at 5,000 rows/s: batches of about 500).
 LINGER_SECONDS = 0.1
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+#: Rows per call of the encoder. One msgspec call cannot be interrupted: 1,000 rows held the GIL for
+#: about 1.8 ms, and the event loop, waiting for it while another thread encoded, added 4–5 ms to
+#: the p99 of /predict (bench/experiments.py). 100 rows hold it for about 0.2 ms.
+ENCODE_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,14 @@ class LedgerSender:
         if self.url is None:
             self._drop(len(rows), "no trainer (ML_TRAINER_URL is not set)")
             return
-        parts = self.encode(rows)
+        room = self.capacity - self.counts.queued  # read unlocked: checked again below
+        parts = self.encode(rows if room >= len(rows) else rows[: max(room, 0)])  # never what it drops
         with self._wake:
             room = self.capacity - self.counts.queued
-            if room < len(rows):  # rare: encode again only the rows that fit
-                parts = self.encode(rows[: max(room, 0)])
             kept = sum(part.rows for part in parts)
+            if room < kept:  # rare: another thread queued rows meanwhile
+                parts = self.encode(rows[: max(room, 0)])
+                kept = sum(part.rows for part in parts)
             was_empty = not self._rows
             self._rows.extend(parts)
             self.counts.queued += kept
@@ -93,9 +100,13 @@ class LedgerSender:
             self._drop(len(rows) - kept, "the ledger queue is full")
 
     def encode(self, rows: list[LedgerRow]) -> list[Encoded]:
-        """``rows`` as JSON, in parts of at most BATCH_ROWS rows."""
-        parts = (rows[start : start + BATCH_ROWS] for start in range(0, len(rows), BATCH_ROWS))
-        return [Encoded(self._encode(part)[1:-1], len(part)) for part in parts]
+        """``rows`` as JSON, in parts of at most BATCH_ROWS rows, ENCODE_ROWS rows per call."""
+        parts = []
+        for start in range(0, len(rows), BATCH_ROWS):
+            part = rows[start : start + BATCH_ROWS]
+            items = [self._encode(part[i : i + ENCODE_ROWS])[1:-1] for i in range(0, len(part), ENCODE_ROWS)]
+            parts.append(Encoded(b",".join(items), len(part)))
+        return parts
 
     def _drop(self, n: int, why: str) -> None:
         self.counts.dropped += n
