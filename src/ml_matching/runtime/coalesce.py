@@ -10,8 +10,8 @@ request started on.
 
 That turn only pays off under load. When the last turn scored one row (one request at a time), a
 request is scored at once, without waiting for the turn to end: 70.1 → 64.8 µs of CPU for a lone
-request (``python bench/request_cost.py --concurrency 1``). A second request in the same turn is
-queued as before, and the turn it ends decides again.
+request (``python bench/request_cost.py --child runtime --concurrency 1 --requests 20000``). A
+second request in the same turn is queued as before, and the turn it ends decides again.
 """
 
 from __future__ import annotations

@@ -83,14 +83,13 @@ class LedgerSender:
         if self.url is None:
             self._drop(len(rows), "no trainer (ML_TRAINER_URL is not set)")
             return
-        room = self.capacity - self.counts.queued  # read unlocked: checked again below
-        parts = self.encode(rows if room >= len(rows) else rows[: max(room, 0)])  # never what it drops
+        kept = min(len(rows), max(self.capacity - self.counts.queued, 0))  # read unlocked: checked below
+        parts = self.encode(rows[:kept])  # never the rows it drops
         with self._wake:
-            room = self.capacity - self.counts.queued
-            kept = sum(part.rows for part in parts)
+            room = max(self.capacity - self.counts.queued, 0)
             if room < kept:  # rare: another thread queued rows meanwhile
-                parts = self.encode(rows[: max(room, 0)])
-                kept = sum(part.rows for part in parts)
+                kept = room
+                parts = self.encode(rows[:kept])
             was_empty = not self._rows
             self._rows.extend(parts)
             self.counts.queued += kept

@@ -3,9 +3,8 @@
 :class:`Serving` routes a request to control, or, with a unit key, to the holdout's frozen version
 when the unit is held out, else under an experiment to the unit's arm; one-row requests are scored
 together per version at the end of the event-loop turn, or at once when they come one at a time
-(:mod:`.coalesce`); :class:`Recorder` turns
-what was served into ledger rows, through the shadows when the experiment has any. The answer
-never waits for the shadows or the ledger.
+(:mod:`.coalesce`); :class:`Recorder` turns what was served into ledger rows, through the shadows
+when the experiment has any. The answer never waits for the shadows or the ledger.
 """
 
 from __future__ import annotations
