@@ -3,6 +3,8 @@ ledger rows it records, refused versions, and shadows that never delay or fail a
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import urllib.parse
 from collections import deque
@@ -349,3 +351,70 @@ def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) ->
         health = client.get("/health").json()
         assert "experiment" not in health and "upgrade this runtime" in health["experimentRefused"]
         assert "arm" not in _predict(client, "brand-1")
+
+
+class _TruncatingTrainer:
+    """A trainer's address whose first answer breaks off mid-body (a proxy or a trainer dying while
+    it answers: ``http.client.IncompleteRead``, which is not an ``OSError``); then it takes batches."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        first = True
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            with conn:
+                body = self._read(conn)
+                if first:
+                    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"stored":')
+                    first = False
+                    continue
+                self.bodies.append(body)
+                answer = b'{"stored":1,"duplicates":0}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             + f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)  # fmt: skip
+
+    @staticmethod
+    def _read(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
+        )
+        while len(body) < length:
+            body += conn.recv(65536)
+        return body
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending() -> None:
+    trainer = _TruncatingTrainer()
+    sender = LedgerSender(trainer.url, 100, linger=0.0)
+    rows = [
+        LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, {"a": 0.5})
+        for _ in range(3)
+    ]
+    try:
+        sender.start()
+        sender.put(rows[:2])
+        assert sender.wait_sent(10), sender.counts
+        sender.put(rows[2:])
+        assert sender.wait_sent(10), sender.counts
+    finally:
+        sender.stop(flush_seconds=0)
+        trainer.close()
+    posted = [r for b in trainer.bodies for r in msgspec.json.decode(b, type=LedgerBatch).rows]
+    assert posted == rows  # the broken batch again, then the next: none lost, the resend harmless
+    assert (sender.counts.sent, sender.counts.dropped, sender.counts.queued) == (3, 0, 0)

@@ -14,6 +14,7 @@ encoded.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -108,7 +109,8 @@ class LedgerSender:
         return parts
 
     def _drop(self, n: int, why: str) -> None:
-        self.counts.dropped += n
+        with self._wake:  # put() runs on the event loop and the shadow thread, refusals on the sender's
+            self.counts.dropped += n
         self.on_drop(n, why)
 
     def start(self) -> None:
@@ -182,7 +184,9 @@ class LedgerSender:
                 return "refused"
             self.counts.last_error = f"{exc.code} {detail}"
             return "retry"
-        except (OSError, TimeoutError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            # HTTPException: an answer that broke off (IncompleteRead) or was no HTTP at all; the
+            # batch may have been stored, and its ids make sending it again harmless.
             if self.counts.last_error is None:
                 log.warning(
                     "ledger: the trainer at %s is unreachable (%s); rows wait in the queue", self.url, exc
