@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from ml_matching.contract import MLMatchingError
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app
+from ml_matching.trainer.experiment_cli import call
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.trainer.conftest import ADMIN
 
@@ -267,3 +271,29 @@ def test_a_ledger_row_must_be_a_row_its_version_scores(
     assert client.get(f"/experiments/{experiment.id}").json()["arms"][0]["rows"] == 0, (
         "nothing of the batch kept"
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n<html>no"],
+    ids=["not-http", "not-json"],
+)
+def test_the_cli_names_an_address_that_is_not_the_trainer(answer: bytes) -> None:
+    """Pointed at another service, the CLI says so instead of failing with a traceback."""
+    server = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/experiments"
+
+    def answer_once() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MLMatchingError, match=r"did not answer as the trainer does .*ML_TRAINER_URL"):
+            call("GET", url)
+    finally:
+        thread.join(5)
+        server.close()

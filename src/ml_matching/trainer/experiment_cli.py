@@ -8,6 +8,7 @@ error answer is printed as the trainer words it, and exits 1 (2 for bad input).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -172,6 +173,11 @@ def call(method: str, url: str, body: dict[str, Any] | None = None, raw: bool = 
     except OSError as exc:
         raise MLMatchingError(
             f"cannot reach the trainer at {url}: {exc} (--trainer or ML_TRAINER_URL)"
+        ) from None
+    except (http.client.HTTPException, ValueError) as exc:  # not HTTP, cut short, or not JSON
+        raise MLMatchingError(
+            f"{url} did not answer as the trainer does ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+            "is --trainer or ML_TRAINER_URL the trainer's address?"
         ) from None
 
 
