@@ -18,13 +18,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from ml_matching.contract import load_version
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
 from ml_matching.contract.ledger import LedgerBatch, LedgerRow
 from ml_matching.runtime import create_app, ledger
 from ml_matching.runtime.ledger import LedgerSender
-from ml_matching.runtime.scoring import new_prediction_id
+from ml_matching.runtime.scoring import Scorer, new_prediction_id
 from ml_matching.runtime.settings import Settings
+from ml_matching.runtime.shadow import Shadows
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 
 Client = TestClient[Litestar]
@@ -418,3 +420,37 @@ def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending()
     posted = [r for b in trainer.bodies for r in msgspec.json.decode(b, type=LedgerBatch).rows]
     assert posted == rows  # the broken batch again, then the next: none lost, the resend harmless
     assert (sender.counts.sent, sender.counts.dropped, sender.counts.queued) == (3, 0, 0)
+
+
+def test_the_shadow_thread_goes_on_when_the_queue_fills_as_it_looks_ahead(models: Path) -> None:
+    """The shadow thread takes what waits behind a batch to score it together. When that is another
+    experiment's rows (a switch of experiment), it keeps them for its next turn: had it put them back
+    in a queue the request path had just filled, it would wait on itself for ever, and every row
+    after that would go to the ledger without shadow scores."""
+    gb, copy = (Scorer(load_version(models, v), 100) for v in (GB_VERSION, COPY))
+    delivered: list[LedgerRow] = []
+    shadows = Shadows(2, delivered.extend, lambda *_: None)
+    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
+    batches = [
+        [LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)]
+        for _ in range(4)
+    ]
+    shadows.submit((gb,), batches[0], x)
+    shadows.submit((copy,), batches[1], x)  # the experiment changed: other shadows
+    take, refilled = shadows._queue.get_nowait, list[bool]()
+
+    def look_ahead() -> Any:
+        item = take()
+        if not refilled:  # the request path, at that instant, fills the queue again
+            refilled.append(True)
+            shadows.submit((gb,), batches[2], x)
+            shadows.submit((gb,), batches[3], x)
+        return item
+
+    shadows._queue.get_nowait = look_ahead  # type: ignore[method-assign]
+    shadows.start()
+    assert shadows.wait_idle(10), "the shadow thread stopped taking rows"
+    shadows.stop()
+    scored_by = {r.prediction_id: [s.version for s in r.shadow if s.error is None] for r in delivered}
+    want = [GB_VERSION, COPY, GB_VERSION, GB_VERSION]
+    assert scored_by == {b[0].prediction_id: [v] for b, v in zip(batches, want, strict=True)}

@@ -67,32 +67,35 @@ class Shadows:
         return not self._queue.unfinished_tasks
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+        carried: list[Work | None] = []  # taken from the queue, not scored yet: a stop, or another
+        while True:  # experiment's rows
+            item = carried.pop() if carried else self._queue.get()
             if item is None:
                 self._queue.task_done()
                 return
-            items = [item, *self._more(item[0])]
+            items = self._with_more(item, carried)
             try:
                 self._score(items)
             finally:
                 for _ in items:
                     self._queue.task_done()
 
-    def _more(self, scorers: tuple[Scorer, ...]) -> list[Work]:
-        """What else waits for the same shadows, to score together (up to 64 batches)."""
-        more: list[Work] = []
-        while len(more) < 63:
+    def _with_more(self, item: Work, carried: list[Work | None]) -> list[Work]:
+        """``item`` and what waits behind it for the same shadows, to score together (up to 64
+        batches). What stops the look-ahead (a stop, or another experiment's rows) goes to
+        ``carried`` for the next turn, not back in the queue: the request path may have filled the
+        queue meanwhile, and a blocking put would then wait for this very thread."""
+        items = [item]
+        while len(items) < 64:
             try:
-                item = self._queue.get_nowait()
+                following = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is None or item[0] != scorers:
-                self._queue.put(item)  # a stop, or another experiment's shadows: their own turn
-                self._queue.task_done()
+            if following is None or following[0] != item[0]:
+                carried.append(following)
                 break
-            more.append(item)
-        return more
+            items.append(following)
+        return items
 
     def _score(self, items: list[Work]) -> None:
         scorers = items[0][0]
