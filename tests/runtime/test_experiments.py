@@ -3,11 +3,10 @@ ledger rows it records, refused versions, and shadows that never delay or fail a
 
 from __future__ import annotations
 
-import socket
+import http.server
 import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,33 +303,91 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
         assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]
 
 
-@pytest.mark.parametrize("n", [1, 99, 100, 101, 999, 1000, 1001, 2500])
-def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
-    """The sender queues rows as JSON, in parts of at most BATCH_ROWS rows, and posts the parts at the
-    front of its queue that fit in one batch: each body is byte for byte the batch msgspec encodes in
-    one call, no body holds more than BATCH_ROWS rows, and together they hold every row once, in
-    order."""
-    rows = [
+class _Trainer:
+    """``POST /predictions`` answered as the trainer answers it (200, ``{"stored", "duplicates",
+    "joined"}``), keeping each body it took. With ``break_first``, its first answer breaks off
+    mid-body, as from a trainer killed while it answers (``http.client.IncompleteRead``, which is
+    not an ``OSError``)."""
+
+    def __init__(self, break_first: bool = False) -> None:
+        self.bodies: list[bytes] = []
+        self._seen: set[str] = set()
+        self._break = break_first
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        trainer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if trainer._break:
+                    trainer._break = False
+                    self._answer(b'{"stored":', length=100)
+                    return
+                trainer.bodies.append(body)
+                ids = [r.prediction_id for r in msgspec.json.decode(body, type=LedgerBatch).rows]
+                new = set(ids) - trainer._seen
+                trainer._seen |= new
+                self._answer(
+                    msgspec.json.encode({"stored": len(new), "duplicates": len(ids) - len(new), "joined": 0})
+                )
+
+            def _answer(self, body: bytes, length: int | None = None) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _ledger_rows(n: int) -> list[LedgerRow]:
+    return [
         LedgerRow(
             new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, i / n, {"a": 0.5, "b": i * 1.5}
         )
         for i in range(n)
     ]
-    sender = LedgerSender("http://127.0.0.1:9", 10_000)
+
+
+@pytest.mark.parametrize("n", [1, 99, 100, 101, 999, 1000, 1001, 2500])
+def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
+    """The sender queues rows as JSON, in parts of at most BATCH_ROWS rows, and its thread posts the
+    parts at the front of its queue that fit in one batch: each body is byte for byte the batch
+    msgspec encodes in one call, no body holds more than BATCH_ROWS rows, and together they hold
+    every row once, in order."""
+    rows = _ledger_rows(n)
+    trainer = _Trainer()
+    sender = LedgerSender(trainer.url, 10_000, linger=0.0)
     sender.put(rows[:7])  # a group of a few rows, then the rest in one put (a batch request's)
     sender.put(rows[7:])
     assert sender.counts.queued == n
-    queue, posted = deque(sender._rows), []
-    while queue:
-        batch = ledger._front(queue)
-        body = ledger.body(batch)
+    try:
+        sender.start()
+        assert sender.wait_sent(30), sender.counts
+    finally:
+        sender.stop(flush_seconds=0)
+        trainer.close()
+    posted: list[LedgerRow] = []
+    for body in trainer.bodies:
         sent = msgspec.json.decode(body, type=LedgerBatch).rows
         assert 1 <= len(sent) <= ledger.BATCH_ROWS
         assert body == msgspec.json.encode(LedgerBatch(rows=list(sent)))
         posted.extend(sent)
-        for _ in batch:
-            queue.popleft()
     assert posted == rows
+    assert (sender.counts.sent, sender.counts.queued, sender.counts.dropped) == (n, 0, 0)
 
 
 def test_a_full_queue_keeps_the_rows_that_fit_and_counts_the_rest() -> None:
@@ -355,59 +412,10 @@ def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) ->
         assert "arm" not in _predict(client, "brand-1")
 
 
-class _TruncatingTrainer:
-    """A trainer's address whose first answer breaks off mid-body (a proxy or a trainer dying while
-    it answers: ``http.client.IncompleteRead``, which is not an ``OSError``); then it takes batches."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        first = True
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            with conn:
-                body = self._read(conn)
-                if first:
-                    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"stored":')
-                    first = False
-                    continue
-                self.bodies.append(body)
-                answer = b'{"stored":1,"duplicates":0}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                             + f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)  # fmt: skip
-
-    @staticmethod
-    def _read(conn: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = next(
-            int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
-        )
-        while len(body) < length:
-            body += conn.recv(65536)
-        return body
-
-    def close(self) -> None:
-        self._server.close()
-
-
 def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending() -> None:
-    trainer = _TruncatingTrainer()
+    trainer = _Trainer(break_first=True)
     sender = LedgerSender(trainer.url, 100, linger=0.0)
-    rows = [
-        LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, {"a": 0.5})
-        for _ in range(3)
-    ]
+    rows = _ledger_rows(3)
     try:
         sender.start()
         sender.put(rows[:2])
