@@ -24,6 +24,10 @@ from typing import Any
 import pytest
 
 from ml_matching.contract.experiment import read_experiment
+from ml_matching.contract.ids import PredictionIds
+from ml_matching.contract.ledger import LedgerRow
+from ml_matching.runtime import ledger
+from ml_matching.runtime.ledger import LedgerSender
 from tests.conftest import COPY, GB_VERSION, RF_VERSION, SEED_ROW
 from tests.reliability import fleet
 from tests.support import Service, request, until
@@ -164,3 +168,32 @@ def test_kill_9_of_the_trainer_loses_and_duplicates_no_ledger_row(
 
 def _rows(view: dict[str, Any]) -> int:
     return sum(int(a["rows"]) for a in view["arms"])
+
+
+def test_a_trainer_that_takes_smaller_bodies_than_a_batch_still_gets_every_row(
+    models: Path, tmp_path: Path
+) -> None:
+    """A trainer whose MAX_BODY_BYTES is below a full ledger batch answers 413 to each; the sender
+    then sends smaller batches instead of dropping rows that are not at fault."""
+    from tests.trainer.conftest import trainer_service
+    from tests.training.conftest import FAST_CONFIG
+
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps(FAST_CONFIG))
+    env = {"RETRAIN_EVERY": "0", "OUTCOMES_DB": str(tmp_path / "o.sqlite"), "MAX_BODY_BYTES": str(256 * 1024)}
+    trainer = trainer_service(models, config, tmp_path, **env).start()
+    ids = PredictionIds()
+    rows = [LedgerRow(ids(), "2026-12-01T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW) for _ in range(1500)]
+    sender = LedgerSender(f"http://127.0.0.1:{trainer.port}", 10_000, linger=0.0)
+    sender.put(rows)  # about 600 bytes a row: a batch of 1,000 is over twice the trainer's limit
+    try:
+        sender.start()
+        assert sender.wait_sent(60), sender.counts
+    finally:
+        sender.stop(flush_seconds=0)
+        trainer.stop()
+    assert (sender.counts.sent, sender.counts.dropped, sender.counts.refused) == (1500, 0, 0)
+    assert sender.batch_rows < ledger.BATCH_ROWS
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        stored = [row[0] for row in db.execute("SELECT id FROM predictions ORDER BY id")]
+    assert stored == sorted(r.prediction_id for r in rows)

@@ -71,6 +71,8 @@ class LedgerSender:
         self.timeout = timeout
         self.linger = linger
         self.counts = LedgerCounts()
+        #: The most rows one POST carries: BATCH_ROWS, halved each time the trainer answers 413.
+        self.batch_rows = BATCH_ROWS
         self._rows: deque[Encoded] = deque()
         self._wake = threading.Condition()
         self._stopping = False
@@ -152,9 +154,12 @@ class LedgerSender:
                     self._wake.wait(left)
                 if self._stopping:
                     return
-                batch = _front(self._rows)
+                batch = _front(self._rows, self.batch_rows)
             rows = sum(part.rows for part in batch)
             outcome = self._send(batch, rows)
+            if outcome == "too large" and rows > 1:
+                self._smaller_batches(rows)
+                continue
             if outcome == "retry":
                 time.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
@@ -170,6 +175,16 @@ class LedgerSender:
                 self.counts.refused += rows
                 self._drop(rows, "the trainer refused the batch")
 
+    def _smaller_batches(self, rows: int) -> None:
+        """Send at most half of ``rows`` a POST from now on: a trainer whose MAX_BODY_BYTES is smaller
+        than a batch refuses every one, and its rows are not at fault."""
+        self.batch_rows = max(rows // 2, 1)
+        log.warning(
+            "ledger: the trainer refused a batch of %d rows as too large (413); sending at most %d rows "
+            "a batch from now on (raise the trainer's MAX_BODY_BYTES to send bigger ones)",
+            rows, self.batch_rows,
+        )  # fmt: skip
+
     def _send(self, batch: list[Encoded], rows: int) -> str:
         assert self.url is not None
         request = urllib.request.Request(self.url, body(batch), {"Content-Type": "application/json"})
@@ -178,6 +193,9 @@ class LedgerSender:
                 response.read()
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
+            if exc.code == 413 and rows > 1:
+                self.counts.last_error = f"{exc.code} {detail}"
+                return "too large"
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
                 log.warning("ledger: the trainer refused %d rows (%d %s); dropped", rows, exc.code, detail)
                 self.counts.last_error = f"{exc.code} {detail}"
@@ -199,16 +217,28 @@ class LedgerSender:
         return "sent"
 
 
-def _front(queue: deque[Encoded]) -> list[Encoded]:
-    """The parts at the front of ``queue`` that make one POST: at least one, at most BATCH_ROWS rows."""
+def _front(queue: deque[Encoded], limit: int = BATCH_ROWS) -> list[Encoded]:
+    """The parts at the front of ``queue`` that make one POST of at least one row and at most
+    ``limit`` (a first part with more rows is split in the queue first)."""
+    if queue[0].rows > limit:
+        queue.extendleft(reversed(_split(queue.popleft(), limit)))
     batch: list[Encoded] = []
     rows = 0
     for part in queue:
-        if batch and rows + part.rows > BATCH_ROWS:
+        if batch and rows + part.rows > limit:
             break
         batch.append(part)
         rows += part.rows
     return batch
+
+
+def _split(part: Encoded, limit: int) -> list[Encoded]:
+    """``part`` as parts of at most ``limit`` rows, in order."""
+    items = msgspec.json.decode(b"[" + part.items + b"]", type=list[msgspec.Raw])
+    return [
+        Encoded(b",".join(bytes(item) for item in items[i : i + limit]), len(items[i : i + limit]))
+        for i in range(0, len(items), limit)
+    ]
 
 
 def body(batch: list[Encoded]) -> bytes:
