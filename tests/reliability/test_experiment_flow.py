@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from ml_matching.contract.experiment import read_experiment
@@ -197,3 +198,26 @@ def test_a_trainer_that_takes_smaller_bodies_than_a_batch_still_gets_every_row(
     with sqlite3.connect(tmp_path / "o.sqlite") as db:
         stored = [row[0] for row in db.execute("SELECT id FROM predictions ORDER BY id")]
     assert stored == sorted(r.prediction_id for r in rows)
+
+
+def test_one_row_the_trainer_refuses_does_not_lose_the_rest_of_its_batch(trainer: Service) -> None:
+    """The trainer stores all of a batch or none, so one bad row (a version it does not hold) got
+    the whole batch refused; the sender then sends it row by row and drops only that row."""
+    ids = PredictionIds()
+    rows = [LedgerRow(ids(), "2026-12-01T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW) for _ in range(40)]
+    bad = msgspec.structs.replace(rows[17], version="20990101_000000")
+    rows[17] = bad
+    sender = LedgerSender(f"http://127.0.0.1:{trainer.port}", 10_000, linger=0.0)
+    sender.put(rows[:25])
+    sender.put(rows[25:])
+    try:
+        sender.start()
+        assert sender.wait_sent(60), sender.counts
+        sender.put(rows[:3])  # after it, batches again (a resend of stored rows: stored once)
+        assert sender.wait_sent(60), sender.counts
+    finally:
+        sender.stop(flush_seconds=0)
+    assert (sender.counts.sent, sender.counts.refused, sender.counts.dropped) == (42, 1, 1)
+    with sqlite3.connect(trainer.env["OUTCOMES_DB"]) as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM predictions")}
+    assert stored == {r.prediction_id for r in rows} - {bad.prediction_id}

@@ -3,7 +3,9 @@
 :class:`LedgerSender` holds rows in a bounded queue and posts them to the trainer's
 ``POST /predictions`` in batches from a thread of its own, retrying with backoff while the trainer
 is unreachable; each row's ``predictionId`` makes a resend harmless. A full queue drops the newest
-rows and counts them (``/metrics``, ``/health``): the answer path never waits on the trainer.
+rows and counts them (``/metrics``, ``/health``): the answer path never waits on the trainer. A
+batch the trainer refuses is sent again in parts (halved when it was too large, row by row when
+its content was refused), so only the rows the trainer refuses on their own are dropped.
 
 Rows are encoded to JSON as they are queued, by whoever queues them (the event loop, for a group of
 rows it just scored; the shadow thread, for rows it scored), and the queue holds the bytes. Encoded
@@ -73,6 +75,7 @@ class LedgerSender:
         self.counts = LedgerCounts()
         #: The most rows one POST carries: BATCH_ROWS, halved each time the trainer answers 413.
         self.batch_rows = BATCH_ROWS
+        self._singles = 0  # rows at the front of the queue to send one a POST (a refused batch's)
         self._rows: deque[Encoded] = deque()
         self._wake = threading.Condition()
         self._stopping = False
@@ -140,49 +143,64 @@ class LedgerSender:
 
     def _run(self) -> None:
         failures = 0
-        while True:
-            with self._wake:
-                while not self._rows and not self._stopping:
-                    self._wake.wait()
-                # Linger for the batch to fill: sent as they come, rows went a few at a time, each
-                # POST a connection and a transaction, and that cost more than the scoring itself.
-                deadline = time.monotonic() + self.linger
-                while self.counts.queued < BATCH_ROWS and not self._stopping:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._wake.wait(left)
-                if self._stopping:
-                    return
-                batch = _front(self._rows, self.batch_rows)
+        while (batch := self._next_batch()) is not None:
             rows = sum(part.rows for part in batch)
             outcome = self._send(batch, rows)
-            if outcome == "too large" and rows > 1:
-                self._smaller_batches(rows)
-                continue
             if outcome == "retry":
                 time.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
                 continue
             failures = 0
+            if rows > 1 and outcome in ("too large", "refused"):
+                self._split_up(outcome, rows)
+                continue
             with self._wake:
                 for _ in batch:  # the batch is still at the front: only put() appends, at the back
                     self._rows.popleft()
                 self.counts.queued -= rows
+                self._singles = max(self._singles - rows, 0)
             if outcome == "sent":
                 self.counts.sent += rows
             else:
                 self.counts.refused += rows
-                self._drop(rows, "the trainer refused the batch")
+                self._drop(rows, "the trainer refused the row")
 
-    def _smaller_batches(self, rows: int) -> None:
-        """Send at most half of ``rows`` a POST from now on: a trainer whose MAX_BODY_BYTES is smaller
-        than a batch refuses every one, and its rows are not at fault."""
-        self.batch_rows = max(rows // 2, 1)
+    def _next_batch(self) -> list[Encoded] | None:
+        """The parts at the front of the queue that make the next POST, once there are rows (None:
+        the sender is stopping)."""
+        with self._wake:
+            while not self._rows and not self._stopping:
+                self._wake.wait()
+            # Linger for the batch to fill: sent as they come, rows went a few at a time, each
+            # POST a connection and a transaction, and that cost more than the scoring itself.
+            deadline = time.monotonic() + self.linger
+            while self.counts.queued < BATCH_ROWS and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            if self._stopping:
+                return None
+            return _front(self._rows, 1 if self._singles else self.batch_rows)
+
+    def _split_up(self, outcome: str, rows: int) -> None:
+        """The trainer refused a batch of ``rows``. Too large (413: its MAX_BODY_BYTES is smaller than
+        a batch): every later batch would be too, so send at most half as many rows a POST from now
+        on. Refused for its content (the trainer stores all of a batch or none): send its rows one
+        by one, so that one bad row does not lose the rest with it (as the Node client does)."""
+        if outcome == "too large":
+            self.batch_rows = max(rows // 2, 1)
+            log.warning(
+                "ledger: the trainer refused a batch of %d rows as too large (413); sending at most %d "
+                "rows a batch from now on (raise the trainer's MAX_BODY_BYTES to send bigger ones)",
+                rows, self.batch_rows,
+            )  # fmt: skip
+            return
+        self._singles = rows
         log.warning(
-            "ledger: the trainer refused a batch of %d rows as too large (413); sending at most %d rows "
-            "a batch from now on (raise the trainer's MAX_BODY_BYTES to send bigger ones)",
-            rows, self.batch_rows,
+            "ledger: the trainer refused a batch of %d rows (%s); sending them one by one to keep the "
+            "rows it takes",
+            rows, self.counts.last_error,
         )  # fmt: skip
 
     def _send(self, batch: list[Encoded], rows: int) -> str:
@@ -197,7 +215,8 @@ class LedgerSender:
                 self.counts.last_error = f"{exc.code} {detail}"
                 return "too large"
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                log.warning("ledger: the trainer refused %d rows (%d %s); dropped", rows, exc.code, detail)
+                if rows == 1:
+                    log.warning("ledger: the trainer refused a row (%d %s); dropped", exc.code, detail)
                 self.counts.last_error = f"{exc.code} {detail}"
                 return "refused"
             self.counts.last_error = f"{exc.code} {detail}"
