@@ -151,3 +151,24 @@ def test_two_requests_a_turn_are_coalesced_after_a_lone_one(scorers: tuple[Score
 
     asyncio.run(run())
     assert calls == [1, 1, 1, 2, 2]
+
+
+def test_rows_of_one_version_in_different_groups_are_scored_apart(scorers: tuple[Scorer, Scorer]) -> None:
+    """Rows routed by different experiments (one changed during the turn) share a version but not
+    how they are recorded: each group is scored in a call of its own."""
+    rf, _ = scorers
+    rows = _rows(6, 4)
+    calls: list[int] = []
+    coalescer: RowCoalescer[str] = RowCoalescer(_score(calls))
+
+    async def one_turn() -> list[bytes]:
+        groups = ["before", "after", "before", "after", "after", "before"]
+        futures = [
+            coalescer.submit(rf, f"id-{i}", row, g)
+            for i, (row, g) in enumerate(zip(rows, groups, strict=True))
+        ]
+        return list(await asyncio.gather(*futures))
+
+    together = asyncio.run(one_turn())
+    assert sorted(calls) == [3, 3]
+    assert together == [rf.answer_rows([row], [f"id-{i}"], [PLAIN])[0][0] for i, row in enumerate(rows)]

@@ -3,11 +3,13 @@ experiments, live units recorded as such, the ledger rows of both, refusals and 
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from litestar import Litestar
@@ -93,6 +95,23 @@ def test_a_request_without_a_key_is_outside_the_holdout(client: Client) -> None:
     captured = Captured(client)
     assert _predict(client, None)["modelVersion"] == RF_VERSION
     assert captured.settled() == [], "LEDGER=experiments records keyed rows only"
+
+
+def test_keyed_rows_scored_together_with_a_keyless_one_are_recorded(client: Client) -> None:
+    """Requests of one loop turn are scored together by version: a request without a key (outside
+    the holdout, not recorded) in the same group as live units' must not keep their rows out."""
+    captured = Captured(client)
+    serving = client.app.state.serving
+    live = [k for k in KEYS if not held(k)][:3]
+    body = msgspec.json.encode(SEED_ROW)
+
+    async def one_turn() -> list[bytes]:
+        keys = [None, *live]  # the keyless request first: its route led the group
+        return list(await asyncio.gather(*(serving.predict(body, k, False) for k in keys)))
+
+    answers = [msgspec.json.decode(a) for a in client.blocking_portal.call(one_turn)]
+    recorded = {r.prediction_id: r.arm for r in captured.settled()}
+    assert recorded == {a["predictionId"]: LIVE for a in answers[1:]}
 
 
 def test_held_units_never_enter_the_experiment_and_live_rows_name_both(models: Path) -> None:

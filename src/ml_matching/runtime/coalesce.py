@@ -17,7 +17,7 @@ second request in the same turn is queued as before, and the turn it ends decide
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from ml_matching.runtime.scoring import Scorer
@@ -25,6 +25,8 @@ from ml_matching.runtime.scoring import Scorer
 T = TypeVar("T")  # what a request carries besides its row: its route
 #: Scores one version's rows: (scorer, [(request's route, row)]) -> one answer per row, in order.
 ScoreGroup = Callable[[Scorer, list[tuple[Any, tuple[float, ...]]]], list[bytes]]
+#: A queued row: its scorer, what its request carries, the row, the request's future, its group.
+Item = tuple[Scorer, Any, tuple[float, ...], "asyncio.Future[bytes]", Hashable]
 
 
 class RowCoalescer(Generic[T]):
@@ -33,25 +35,28 @@ class RowCoalescer(Generic[T]):
 
     def __init__(self, score: ScoreGroup) -> None:
         self._score = score
-        self._pending: list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]] = []
+        self._pending: list[Item] = []
         self._alone = False  # the last turn scored one row: score the next at once
         self._scored_at_once = False  # a row was scored at once in this turn
         self._behind_one = False  # the rows queued now came in a turn that scored one at once
 
-    def submit(self, scorer: Scorer, carried: T, row: tuple[float, ...]) -> asyncio.Future[bytes]:
+    def submit(
+        self, scorer: Scorer, carried: T, row: tuple[float, ...], group: Hashable = None
+    ) -> asyncio.Future[bytes]:
         """Queue ``row`` for ``scorer`` (or score it at once, when it is alone); the future resolves
-        to its encoded answer."""
+        to its encoded answer. Rows are scored together when they have the same scorer and ``group``
+        (what else their scoring must share: the experiment they were routed by)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         if self._alone and not self._pending and not self._scored_at_once:
             self._scored_at_once = True
             loop.call_soon(self._turn_ended)  # a request before it runs came in the same turn
-            self._answer([(scorer, carried, row, future)])
+            self._answer([(scorer, carried, row, future, group)])
             return future
         if not self._pending:
             loop.call_soon(self._flush)
         self._behind_one = self._behind_one or self._scored_at_once
-        self._pending.append((scorer, carried, row, future))
+        self._pending.append((scorer, carried, row, future, group))
         return future
 
     def _turn_ended(self) -> None:
@@ -63,20 +68,20 @@ class RowCoalescer(Generic[T]):
         # first, so _scored_at_once no longer says so).
         self._alone = len(pending) == 1 and not self._behind_one
         self._behind_one = False
-        groups: dict[int, list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]]] = {}
+        groups: dict[tuple[int, Hashable], list[Item]] = {}
         for item in pending:
-            groups.setdefault(id(item[0]), []).append(item)
+            groups.setdefault((id(item[0]), item[4]), []).append(item)
         for items in groups.values():
             self._answer(items)
 
-    def _answer(self, items: list[tuple[Scorer, T, tuple[float, ...], asyncio.Future[bytes]]]) -> None:
+    def _answer(self, items: list[Item]) -> None:
         try:
-            outputs = self._score(items[0][0], [(carried, row) for _, carried, row, _ in items])
+            outputs = self._score(items[0][0], [(carried, row) for _, carried, row, _, _ in items])
         except Exception as exc:  # every waiting request gets it; the app's handlers answer it
-            for *_, future in items:
+            for *_, future, _ in items:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (*_, future), out in zip(items, outputs, strict=True):
+        for (*_, future, _), out in zip(items, outputs, strict=True):
             if not future.done():  # a request whose client went away was cancelled
                 future.set_result(out)

@@ -56,8 +56,10 @@ class Recorder:
         arms: Arms | None,
         ms: Sequence[float] | None = None,
     ) -> None:
-        if self.mode == "off" or (arms is None and self.mode == "experiments" and routes[0].holdout is None):
-            return  # the plain path pays nothing for the ledger (a batch's routes share one holdout)
+        if self.mode == "off" or (
+            arms is None and self.mode == "experiments" and all(r.holdout is None for r in routes)
+        ):
+            return  # the plain path pays nothing for the ledger (a keyless row has no holdout)
         every = self.mode == "all"
         keep = [i for i, r in enumerate(routes) if every or r.experiment is not None or r.holdout is not None]
         if not keep:
@@ -155,7 +157,8 @@ class Serving:
             ms = [1000 * (time.perf_counter() - started)]
             self.recorder.record([route], x, [p], [prediction_id], arms, ms)
             return answer
-        return await self._coalescer.submit(route.scorer, (route, arms), row)
+        # Grouped by the experiment too: a group's rows are recorded under one (it may change in a turn).
+        return await self._coalescer.submit(route.scorer, (route, arms), row, id(arms))
 
     def _score_group(
         self, scorer: Scorer, items: list[tuple[tuple[Route, Arms | None], tuple[float, ...]]]
