@@ -305,14 +305,14 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
 
 class _Trainer:
     """``POST /predictions`` answered as the trainer answers it (200, ``{"stored", "duplicates",
-    "joined"}``), keeping each body it took. With ``break_first``, its first answer breaks off
-    mid-body, as from a trainer killed while it answers (``http.client.IncompleteRead``, which is
-    not an ``OSError``)."""
+    "joined"}``), keeping each body it took. With ``break_first`` (a status), its first answer breaks off
+    mid-body, as from a trainer killed while it answers or a proxy's error page
+    (``http.client.IncompleteRead``, which is not an ``OSError``)."""
 
-    def __init__(self, break_first: bool = False) -> None:
+    def __init__(self, break_first: int | None = None) -> None:
         self.bodies: list[bytes] = []
         self._seen: set[str] = set()
-        self._break = break_first
+        self._break = break_first  # the status of the answer that breaks off
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -323,9 +323,9 @@ class _Trainer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if trainer._break:
-                    trainer._break = False
-                    self._answer(b'{"stored":', length=100)
+                if trainer._break is not None:
+                    status, trainer._break = trainer._break, None
+                    self._answer(b'{"detail":', length=100, status=status)
                     return
                 trainer.bodies.append(body)
                 ids = [r.prediction_id for r in msgspec.json.decode(body, type=LedgerBatch).rows]
@@ -335,8 +335,8 @@ class _Trainer:
                     msgspec.json.encode({"stored": len(new), "duplicates": len(ids) - len(new), "joined": 0})
                 )
 
-            def _answer(self, body: bytes, length: int | None = None) -> None:
-                self.send_response(200)
+            def _answer(self, body: bytes, length: int | None = None, status: int = 200) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body) if length is None else length))
                 self.end_headers()
@@ -412,8 +412,9 @@ def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) ->
         assert "arm" not in _predict(client, "brand-1")
 
 
-def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending() -> None:
-    trainer = _Trainer(break_first=True)
+@pytest.mark.parametrize("status", [200, 502], ids=["answer", "error-answer"])
+def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending(status: int) -> None:
+    trainer = _Trainer(break_first=status)
     sender = LedgerSender(trainer.url, 100, linger=0.0)
     rows = _ledger_rows(3)
     try:

@@ -145,7 +145,11 @@ class LedgerSender:
         failures = 0
         while (batch := self._next_batch()) is not None:
             rows = sum(part.rows for part in batch)
-            outcome = self._send(batch, rows)
+            try:
+                outcome = self._send(batch, rows)
+            except Exception:  # a failure _send does not know must not end the thread (rows would pile up)
+                log.exception("ledger: sending %d rows failed unexpectedly; they are sent again", rows)
+                outcome = "retry"
             if outcome == "retry":
                 time.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
@@ -268,5 +272,5 @@ def body(batch: list[Encoded]) -> bytes:
 def _detail(exc: urllib.error.HTTPError) -> str:
     try:
         return str(json.loads(exc.read()).get("detail", ""))[:300]
-    except (ValueError, AttributeError, OSError):
+    except (ValueError, AttributeError, OSError, http.client.HTTPException):  # no JSON, or cut short
         return exc.reason if isinstance(exc.reason, str) else ""
