@@ -96,8 +96,9 @@ class JobRunner:
 
         A waiting job stays queued, and is marked failed when the service starts again.
         """
-        self._stopping = True
-        process = self._process
+        with self._lock:  # a worker is started under the lock: after this, none is
+            self._stopping = True
+            process = self._process
         if process is not None and process.is_alive():
             process.terminate()
             process.join(10)
@@ -133,10 +134,14 @@ class JobRunner:
 
         spec: JobSpec | None = None
         final: Final = Failed("the trainer stopped while this job waited for its turn")
-        with self._store.training_lock(waiting, lambda: self._stopping) as got:
-            if got:
-                spec = self._spec_for(job, body)
-                job, final = self._launch(job, spec)
+        try:
+            with self._store.training_lock(waiting, lambda: self._stopping) as got:
+                if got:
+                    spec = self._spec_for(job, body)
+                    job, final = self._launch(job, spec)
+        except Exception as exc:  # the job fails, and the runner goes on to the next one
+            log.exception("job %s: could not be run", job.id)
+            final = Failed(f"the trainer could not run this job: {type(exc).__name__}: {exc}"[:300])
         # After the lock is released: finishing may start the next job, which takes it again.
         self._finish(job, final, spec)
 
@@ -147,8 +152,12 @@ class JobRunner:
         parent, child = self._context.Pipe(duplex=False)
         # Not a daemon: a daemon process may not start children, and joblib then fits on one core.
         process = self._context.Process(target=run, args=(spec, child), name=f"train-{job.id}")
-        process.start()
-        self._process = process
+        with self._lock:  # stop() either sees this worker, or it is never started
+            if self._stopping:
+                child.close()
+                return job, Failed("the trainer stopped before this job's worker started")
+            process.start()
+            self._process = process
         child.close()
         log.info("job %s: started (%s, pid %s)", job.id, job.kind, process.pid)
         return self._follow(job, process, parent)
@@ -174,15 +183,22 @@ class JobRunner:
         return job, final or Failed(_death(process.exitcode))
 
     def _finish(self, job: JobRecord, final: Final, spec: JobSpec | None) -> None:
-        job = self._save(ended(job, final, now()))
-        reason = f": {job.reason}"[:300] if job.reason else ""
-        log.info("job %s: %s%s", job.id, job.state, reason)
-        if job.state == "succeeded" and spec is not None and spec.snapshot is not None:
-            self._store.mark_trained(spec.snapshot)
-        self._on_finished(job)
+        try:
+            job = self._save(ended(job, final, now()))
+            reason = f": {job.reason}"[:300] if job.reason else ""
+            log.info("job %s: %s%s", job.id, job.state, reason)
+            if job.state == "succeeded" and spec is not None and spec.snapshot is not None:
+                self._store.mark_trained(spec.snapshot)
+            self._on_finished(job)
+        except Exception:  # what failed is logged; the runner must still take the next job
+            log.exception("job %s: finishing it failed", job.id)
+        self._next(job.id)
+
+    def _next(self, finished: str) -> None:
+        """Job ``finished`` is done: tell its waiters, and start the job that waits, if any."""
         with self._lock:
             self._running = None
-            self._finished.pop(job.id).set()
+            self._finished.pop(finished).set()
             if self._waiting is not None and not self._stopping:
                 waiting, body = self._waiting
                 self._waiting = None
