@@ -7,6 +7,7 @@ directly, as many rounds as wanted, with no time to wait for.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from pathlib import Path
@@ -105,3 +106,55 @@ def test_a_replica_that_does_not_follow_has_no_watch(store: Path, settings: dict
         write_active(store, GB_VERSION)
         health = client.get("/health").json()
         assert (health["modelVersion"], health["activeVersion"]) == (RF_VERSION, GB_VERSION)
+
+
+def test_a_refused_version_stays_refused_while_another_file_is_unreadable(store: Path) -> None:
+    """A version ACTIVE names that failed verification is not verified again at every look because
+    EXPERIMENT cannot be read: the two are remembered apart."""
+    service = ModelService(Settings(models_dir=store))
+    service.start()
+    watch = ActiveWatch(service, 5.0)
+    write_active(store, _bad_version(store))
+    (store / "EXPERIMENT").write_text("{not json")
+    loads: list[str] = []
+    build = service._build
+
+    def counted(version: str) -> Any:
+        loads.append(version)
+        return build(version)
+
+    service._build = counted  # type: ignore[method-assign]
+    for _ in range(5):
+        watch.check()
+    assert len(loads) == 1 and service.version == RF_VERSION
+
+
+def test_an_active_file_that_is_not_text_is_named_and_the_watch_goes_on(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(models_dir=store, model_watch_seconds=0.02))
+    with TestClient(app) as client, caplog.at_level(logging.WARNING, logger="ml_matching"):
+        (store / "ACTIVE").write_bytes(b"\xff\xfe2026")
+        until(lambda: any("ACTIVE is not UTF-8 text" in r.message for r in caplog.records))
+        assert client.get("/health").json()["modelVersion"] == RF_VERSION
+        write_active(store, GB_VERSION)
+        until(lambda: client.get("/health").json()["modelVersion"] == GB_VERSION)
+
+
+def test_the_watch_goes_on_after_a_look_that_raises_what_it_does_not_expect(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(models_dir=store, model_watch_seconds=0.02))
+    watch = app.state.watch
+    check, looks = watch.check, itertools.count()
+
+    def second_look_broken() -> None:  # the first is the start-up's
+        if next(looks) == 1:
+            raise RuntimeError("a bug in one look")
+        check()
+
+    watch.check = second_look_broken
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="ml_matching"):
+        until(lambda: any("watch: following the store failed" in r.message for r in caplog.records))
+        write_active(store, GB_VERSION)
+        until(lambda: client.get("/health").json()["modelVersion"] == GB_VERSION)

@@ -86,6 +86,8 @@ def read_active(root: Path) -> str | None:
         text = (root / ACTIVE_FILE).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{ACTIVE_FILE} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return check_version_name(text)
 
 

@@ -34,6 +34,7 @@ class ActiveWatch:
         self.service = service
         self.seconds = seconds
         self.refused: tuple[str, str] | None = None  # (version, why) of the last version refused
+        self._unreadable: dict[str, str] = {}  # file -> why, while it cannot be read (logged once)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,7 +49,10 @@ class ActiveWatch:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.seconds)
-            await anyio.to_thread.run_sync(self.check)
+            try:
+                await anyio.to_thread.run_sync(self.check)
+            except Exception:  # a look that fails in a way check() does not know must not end the watch
+                log.exception("watch: following the store failed; the next look is in %g s", self.seconds)
 
     def check(self) -> None:
         """Read ACTIVE, HOLDOUT and EXPERIMENT once; load what they name if it is new and not already
@@ -61,8 +65,9 @@ class ActiveWatch:
         try:
             active = read_active(self.service.root)
         except (MLMatchingError, OSError) as exc:
-            self._refuse("ACTIVE", f"cannot be read: {exc}")
+            self._unreadable_file("ACTIVE", f"cannot be read: {exc}")
             return
+        self._unreadable.pop("ACTIVE", None)
         if active is None or active == self.service.version:
             return
         if self.refused is not None and self.refused[0] == active:
@@ -80,11 +85,15 @@ class ActiveWatch:
         try:
             content = read(self.service.root)
         except (MLMatchingError, OSError) as exc:
-            self._refuse(name, f"cannot be read: {exc}")
+            self._unreadable_file(name, f"cannot be read: {exc}")
             return
+        self._unreadable.pop(name, None)
         apply(content)
 
-    def _refuse(self, what: str, why: str) -> None:
-        if self.refused != (what, why):
-            log.warning("watch: %s %s (still serving %s)", what, why, self.service.version)
-            self.refused = (what, why)
+    def _unreadable_file(self, name: str, why: str) -> None:
+        """Log once that the file ``name`` cannot be read (again after it could be). Kept apart from
+        ``refused``: a version refused is remembered while another file is unreadable, so it is not
+        verified again at every look."""
+        if self._unreadable.get(name) != why:
+            log.warning("watch: %s %s (still serving %s)", name, why, self.service.version)
+            self._unreadable[name] = why
