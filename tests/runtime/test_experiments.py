@@ -463,3 +463,26 @@ def test_the_shadow_thread_goes_on_when_the_queue_fills_as_it_looks_ahead(models
     scored_by = {r.prediction_id: [s.version for s in r.shadow if s.error is None] for r in delivered}
     want = [GB_VERSION, COPY, GB_VERSION, GB_VERSION]
     assert scored_by == {b[0].prediction_id: [v] for b, v in zip(batches, want, strict=True)}
+
+
+def test_the_shadow_thread_goes_on_after_a_failure_outside_a_shadow(models: Path) -> None:
+    gb = Scorer(load_version(models, GB_VERSION), 100)
+    delivered: list[LedgerRow] = []
+
+    def deliver(rows: list[LedgerRow]) -> None:  # the ledger's put, failing once
+        if not delivered:
+            delivered.append(rows[0])
+            raise RuntimeError("the ledger failed once")
+        delivered.extend(rows)
+
+    shadows = Shadows(10, deliver, lambda *_: None)
+    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
+    row = LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)
+    shadows.start()
+    shadows.submit((gb,), [row], x)
+    assert shadows.wait_idle(10)
+    later = msgspec.structs.replace(row, prediction_id=new_prediction_id())
+    shadows.submit((gb,), [later], x)
+    assert shadows.wait_idle(10), "the shadow thread ended"
+    shadows.stop()
+    assert [r.prediction_id for r in delivered] == [row.prediction_id, later.prediction_id]

@@ -44,7 +44,11 @@ class Shadows:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            try:
+                self._queue.put(None, timeout=10)  # behind what is queued: that is scored first
+            except queue.Full:
+                log.warning("shadow: the thread did not empty its queue in 10 s; stopping without it")
+                return
             self._thread.join(timeout=10)
 
     def submit(self, scorers: tuple[Scorer, ...], rows: list[LedgerRow], x: Rows32) -> None:
@@ -76,6 +80,8 @@ class Shadows:
             items = self._with_more(item, carried)
             try:
                 self._score(items)
+            except Exception:  # never seen; if it happens, these rows are lost but the thread goes on
+                log.exception("shadow: scoring %d batches failed; their rows are not recorded", len(items))
             finally:
                 for _ in items:
                     self._queue.task_done()
