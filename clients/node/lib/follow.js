@@ -20,7 +20,16 @@
  * (`{version, error}`) and never delays or fails an answer.
  */
 
-import {CONTROL, armIndex, bucketOf, checkUnit, checkUnits, unitDigest, BUCKETS} from './assignment.js'
+import {
+  CONTROL,
+  HASH_VERSION,
+  armIndex,
+  bucketOf,
+  checkUnit,
+  checkUnits,
+  unitDigest,
+  BUCKETS
+} from './assignment.js'
 import {ArtifactCorruptError, InvalidInputError, RequestRejectedError} from './errors.js'
 import {HOLDOUT, LIVE, place} from './holdout.js'
 import {newPredictionId} from './ids.js'
@@ -477,6 +486,10 @@ export class FollowingModel {
    *   `final`: a later try cannot pass (it failed verification, or scores other features).
    */
   async #loadHoldout(holdout) {
+    if (holdout.hash !== HASH_VERSION) {
+      const why = `it places units by hash \`${holdout.hash}\`, which this client does not implement (it implements \`${HASH_VERSION}\`): upgrade it`
+      return {why, final: true}
+    }
     let model = this.#loaded.get(holdout.version)
     if (!model) {
       try {
@@ -559,6 +572,15 @@ export class FollowingModel {
         )
         return false
       }
+    }
+    if (experiment && experiment.hash !== HASH_VERSION) {
+      // Applied with this client's hash, its units would land in other arms than the trainer means.
+      this.#warnOnce(
+        `ml-matching: experiment ${experiment.id} assigns units by hash \`${experiment.hash}\`, which this ` +
+          `client does not implement (it implements \`${HASH_VERSION}\`): upgrade it; not followed`,
+        'experiment'
+      )
+      experiment = null
     }
     if (!experiment || experiment.state === 'stopped') {
       if (!current) return false

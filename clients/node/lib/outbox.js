@@ -11,7 +11,7 @@
  * but still in the file is resent after a restart, which is harmless).
  */
 
-import {closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync} from 'node:fs'
+import {closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync} from 'node:fs'
 import {OutcomeQueueFullError} from './errors.js'
 
 /**
@@ -48,6 +48,8 @@ export class SpoolFile {
   #fd
   /** @type {Array<() => Iterable<string>>} each queue's lines, for a rewrite */
   #lanes = []
+  /** The file ends in a line cut short by a crash: the next append starts a line of its own. */
+  #cut = false
 
   /**
    * @param {string | undefined} path
@@ -55,12 +57,14 @@ export class SpoolFile {
    */
   constructor(path) {
     this.#path = path
+    const text = path ? readText(path) : ''
     /**
      * The file's lines when it was opened, parsed (a line cut short by a crash is skipped: it was
      * never acknowledged as queued).
      * @type {ReadonlyArray<any>}
      */
-    this.initial = path ? readLines(path) : []
+    this.initial = parseLines(text)
+    this.#cut = text.length > 0 && !text.endsWith('\n')
   }
 
   /** @param {() => Iterable<string>} lines a queue's current lines */
@@ -72,7 +76,8 @@ export class SpoolFile {
   append(line) {
     if (!this.#path) return
     this.#fd ??= openSync(this.#path, 'a')
-    writeSync(this.#fd, line)
+    writeAll(this.#fd, this.#cut ? `\n${line}` : line) // glued to a cut line, it would be lost with it
+    this.#cut = false
   }
 
   /** Write what waits now, and nothing else. */
@@ -81,10 +86,17 @@ export class SpoolFile {
     const tmp = `${this.#path}.tmp-${process.pid}`
     let text = ''
     for (const lines of this.#lanes) for (const line of lines()) text += line
-    writeFileSync(tmp, text)
+    const fd = openSync(tmp, 'w')
+    try {
+      writeAll(fd, text)
+      fsyncSync(fd) // on disk before the rename, or a power cut could leave an empty spool
+    } finally {
+      closeSync(fd)
+    }
     renameSync(tmp, this.#path)
     if (this.#fd !== undefined) closeSync(this.#fd)
     this.#fd = undefined
+    this.#cut = false
   }
 }
 
@@ -254,17 +266,34 @@ export class LedgerQueue {
 }
 
 /**
- * @param {string} file
- * @returns {Array<any>}
+ * Every byte of `text`: `writeSync` may write fewer than asked.
+ *
+ * @param {number} fd
+ * @param {string} text
  */
-function readLines(file) {
-  let text
+function writeAll(fd, text) {
+  const bytes = Buffer.from(text)
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done)
+}
+
+/**
+ * @param {string} file
+ * @returns {string} '' when there is no such file
+ */
+function readText(file) {
   try {
-    text = readFileSync(file, 'utf8')
+    return readFileSync(file, 'utf8')
   } catch (error) {
-    if (/** @type {{code?: string}} */ (error).code === 'ENOENT') return []
+    if (/** @type {{code?: string}} */ (error).code === 'ENOENT') return ''
     throw error
   }
+}
+
+/**
+ * @param {string} text
+ * @returns {Array<any>}
+ */
+function parseLines(text) {
   /** @type {Array<any>} */
   const items = []
   for (const line of text.split('\n')) {

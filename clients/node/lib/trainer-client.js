@@ -60,6 +60,20 @@ const LEDGER_BATCH = 1000
  * ledger (404, 405), a timeout or a rate limit. The rows wait.
  */
 const LEDGER_LATER = [404, 405, 408, 429]
+/** Answers to `POST /outcomes` that mean "not now": a timeout or a rate limit (a proxy's). The outcomes wait. */
+const OUTCOMES_LATER = [408, 429]
+
+/**
+ * Whether `error` is the trainer's refusal of what was sent (resending cannot fix it), as opposed
+ * to "not now" (`later`'s statuses, or no answer).
+ *
+ * @param {unknown} error
+ * @param {ReadonlyArray<number>} later
+ * @returns {error is RequestRejectedError}
+ */
+function refused(error, later) {
+  return error instanceof RequestRejectedError && !later.includes(error.status)
+}
 /** How long ledger rows gather before they are sent (the runtime's sender sends from its own thread). */
 const LEDGER_DELAY_MS = 100
 
@@ -178,18 +192,21 @@ export class TrainerClient {
   async #record(item) {
     const trainer = /** @type {Service} */ (this.#service)
     const key = outcomeKey(item)
+    // Those already waiting go first; if some still wait after that, this one queues behind them.
+    if (this.#outbox.size > 0) await this.flushOutcomes()
     if (this.#outbox.size > 0) {
-      this.#outbox.add(item) // keep the order: it goes after those already waiting
-      await this.flushOutcomes()
-      const waiting = this.#outbox.peek().some((queued) => outcomeKey(queued) === key)
-      return waiting ? 'queued' : 'stored'
+      this.#outbox.add(item)
+      return 'queued'
     }
     try {
       const answer = await trainer.json('POST', '/outcomes', {body: JSON.stringify(item)})
       if (answer.pending > 0) return 'pending'
       return answer.stored === 1 ? 'stored' : 'duplicate'
     } catch (error) {
-      if (!(error instanceof ServiceUnavailableError)) throw error
+      const later =
+        error instanceof ServiceUnavailableError ||
+        (error instanceof RequestRejectedError && OUTCOMES_LATER.includes(error.status))
+      if (!later) throw error
       this.#outbox.add(item)
       this.#logger.warn(`${error.message}; outcome ${key} queued (${this.#outbox.size} waiting)`)
       this.#scheduleRetry()
@@ -305,7 +322,7 @@ export class TrainerClient {
    */
   async #sendPredictions() {
     const trainer = this.#service
-    if (!trainer) return true
+    if (!trainer) return false // nothing can be sent (rows a spool holds wait for a client with a trainer)
     let sent = 0
     for (;;) {
       const batch = this.#ledger.ready(LEDGER_BATCH)
@@ -316,7 +333,7 @@ export class TrainerClient {
         sent += batch.length
         if (batch.length < LEDGER_BATCH) break
       } catch (error) {
-        if (error instanceof RequestRejectedError && !LEDGER_LATER.includes(error.status)) {
+        if (refused(error, LEDGER_LATER)) {
           if (!(await this.#dropRefusedRows(batch, trainer))) return false
           continue
         }
@@ -357,7 +374,7 @@ export class TrainerClient {
       try {
         await this.#postRows(trainer, [row])
       } catch (error) {
-        if (!(error instanceof RequestRejectedError) || LEDGER_LATER.includes(error.status)) {
+        if (!refused(error, LEDGER_LATER)) {
           this.#scheduleRetry()
           return false
         }
@@ -390,9 +407,9 @@ export class TrainerClient {
         await trainer.json('POST', '/outcomes', {body: JSON.stringify({outcomes: batch})})
         this.#outbox.drop(batch.length)
       } catch (error) {
-        if (error instanceof RequestRejectedError) {
-          await this.#dropRefused(batch, trainer)
-          continue
+        if (refused(error, OUTCOMES_LATER)) {
+          if (await this.#dropRefused(batch, trainer)) continue
+          return // unreachable meanwhile: a retry is scheduled
         }
         this.#scheduleRetry() // unreachable again: stop here, the rest keeps its order
         return
@@ -407,19 +424,24 @@ export class TrainerClient {
    *
    * @param {ReadonlyArray<PendingOutcome>} batch
    * @param {Service} trainer
+   * @returns {Promise<boolean>} false when the trainer became unreachable (a retry is scheduled)
    */
   async #dropRefused(batch, trainer) {
     for (const item of batch) {
       try {
         await trainer.json('POST', '/outcomes', {body: JSON.stringify(item)})
       } catch (error) {
-        if (!(error instanceof RequestRejectedError)) throw error
+        if (!refused(error, OUTCOMES_LATER)) {
+          this.#scheduleRetry()
+          return false
+        }
         this.#logger.warn(
           `ml-matching trainer refused queued outcome ${outcomeKey(item)}: ${error.detail}; dropped`
         )
       }
       this.#outbox.drop(1)
     }
+    return true
   }
 
   #scheduleRetry() {

@@ -281,6 +281,32 @@ describe('experiments', () => {
     assert.deepEqual([after.experiment, after.arm, after.modelVersion], [undefined, undefined, RF])
   })
 
+  test('an experiment assigned by a hash this client does not implement is not followed', async () => {
+    const logger = memoryLogger()
+    const c = client({logger})
+    const model = await follow(c)
+    runtime.experiment = experimentOf({revision: 2, hash: 'sha256-v2'})
+    assert.equal(await model.check(), true, 'the experiment followed until now is let go')
+    assert.equal(model.experiment, null)
+    const answer = await model.predict(uniformRow(names, 0.25), {unit: arms.control})
+    assert.deepEqual([answer.experiment, answer.arm, answer.modelVersion], [undefined, undefined, RF])
+    assert.ok(
+      logger.lines.some(([level, line]) => level === 'warn' && line.includes('by hash `sha256-v2`')),
+      'the warning names the hash'
+    )
+  })
+
+  test('ledger rows spooled by a client with a trainer wait, without a hang, in one without', async () => {
+    await trainer.stop()
+    const first = client()
+    const model = await follow(first)
+    await model.predict(uniformRow(names, 0.5), {unit: arms.control})
+    const second = createClient({baseUrl: runtime.baseUrl, spoolFile: path.join(dir, 'spool.jsonl')})
+    assert.equal(second.predictionsWaiting, 1)
+    await second.flushPredictions() // returned at once: nothing can be sent from here
+    assert.equal(second.predictionsWaiting, 1)
+  })
+
   test('no key, a paused experiment: control or the served version, outside the experiment; LEDGER decides what is kept', async () => {
     const row = uniformRow(names, 0.5)
     const c = client()

@@ -6,11 +6,30 @@
  */
 
 import assert from 'node:assert/strict'
-import {readFile, rm} from 'node:fs/promises'
+import {appendFile, readFile, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {after, afterEach, before, beforeEach, describe, test} from 'node:test'
 import {OutcomeQueueFullError, RequestRejectedError, SettingsError, createClient} from '../index.js'
-import {FakeRuntime, FakeTrainer, GB, RF, memoryLogger, sidecarOf, tempDir, uniformRow} from './support.js'
+import {
+  FakeRuntime,
+  FakeTrainer,
+  GB,
+  RF,
+  memoryLogger,
+  sidecarOf,
+  tempDir,
+  uniformRow,
+  waitFor
+} from './support.js'
+
+/** @param {string} text */
+const parse = (text) => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
 
 describe('outcomes and the trainer', () => {
   /** @type {FakeRuntime} */
@@ -135,6 +154,71 @@ describe('outcomes and the trainer', () => {
           level === 'warn' && line.startsWith('ml-matching trainer refused queued outcome e-1: ')
       )
     )
+  })
+
+  test('a resend interrupted by an outage goes on at the next retry, the refused one dropped', async () => {
+    const c = client({retryMs: 50})
+    await trainer.stop()
+    await c.recordOutcome(uniformRow(names, 0.5, {brandFit: 3}), true, {id: 'f-0'}) // refused: its batch too
+    await c.recordOutcome(uniformRow(names, 0.5), true, {id: 'f-1'})
+    await c.recordOutcome(uniformRow(names, 0.5), false, {id: 'f-2'})
+    let blips = 0
+    trainer.intercept = (route, body) => {
+      if (route !== 'POST /outcomes' || parse(body).id !== 'f-1' || blips++ > 0) return undefined
+      return [503, {statusCode: 503, error: 'service_unavailable', detail: 'restarting'}]
+    }
+    await trainer.start()
+    await c.flushOutcomes() // the batch is refused; one by one, f-0 is dropped, then f-1 meets the 503
+    assert.equal(c.outcomesWaiting, 2)
+    await waitFor(() => c.outcomesWaiting === 0, {what: 'the retry sent the rest'})
+    assert.deepEqual([...trainer.stored.keys()].sort(), ['f-1', 'f-2'])
+  })
+
+  test('a rate limit or a timeout on a resend keeps the outcomes', async () => {
+    const c = client()
+    await trainer.stop()
+    for (let i = 0; i < 3; i++) await c.recordOutcome(uniformRow(names, 0.5), true, {id: `g-${i}`})
+    trainer.intercept = () => [429, {statusCode: 429, error: 'too_many_requests', detail: 'slow down'}]
+    await trainer.start()
+    await c.flushOutcomes()
+    assert.equal(c.outcomesWaiting, 3, 'a 429 is "not now", not a refusal')
+    trainer.intercept = () => undefined
+    await c.flushOutcomes()
+    assert.deepEqual([...trainer.stored.keys()].sort(), ['g-0', 'g-1', 'g-2'])
+  })
+
+  test('while others wait, a new outcome the trainer refuses is thrown and a full queue empties first', async () => {
+    const c = client({queueLimit: 2})
+    await trainer.stop()
+    await c.recordOutcome(uniformRow(names, 0.5), true, {id: 'h-0'})
+    await c.recordOutcome(uniformRow(names, 0.5), true, {id: 'h-1'})
+    await trainer.start() // the queue is full, but the trainer is back: the next call sends them first
+    await assert.rejects(
+      c.recordOutcome(uniformRow(names, 0.5, {brandFit: 3}), true, {id: 'h-2'}),
+      (error) => {
+        assert.ok(error instanceof RequestRejectedError)
+        assert.match(error.detail, /brandFit/)
+        return true
+      }
+    )
+    assert.deepEqual(await c.recordOutcome(uniformRow(names, 0.5), true, {id: 'h-3'}), {
+      id: 'h-3',
+      state: 'stored'
+    })
+    assert.deepEqual([...trainer.stored.keys()].sort(), ['h-0', 'h-1', 'h-3'])
+  })
+
+  test('an outcome queued after a line a crash cut short survives the next restart', async () => {
+    const spool = path.join(dir, 'outcomes.jsonl')
+    await trainer.stop()
+    await client().recordOutcome(uniformRow(names, 0.5), true, {id: 'i-0'})
+    await appendFile(spool, '{"id":"i-1","feat') // the process died in the middle of an append
+    await client().recordOutcome(uniformRow(names, 0.5), true, {id: 'i-2'})
+    const restarted = client()
+    assert.deepEqual(restarted.outcomesWaiting, 2, 'i-0 and i-2 (i-1 was never acknowledged as queued)')
+    await trainer.start()
+    await restarted.flushOutcomes()
+    assert.deepEqual([...trainer.stored.keys()], ['i-0', 'i-2'])
   })
 
   test('status() says what answers, what serves and what waits', async () => {

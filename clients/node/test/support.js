@@ -952,6 +952,12 @@ export class FakeTrainer extends LocalServer {
   loseLedgerAnswers = 0
   /** False: a trainer older than the ledger (`POST /predictions` is no route: 404). */
   ledger = true
+  /**
+   * What a proxy in front of the trainer answers instead of it (a 503 while it restarts, a 429):
+   * called with each request's route and body; a `[status, body]` is answered, undefined passes.
+   * @type {(route: string, body: string) => [number, unknown] | undefined}
+   */
+  intercept = () => undefined
   /** @type {string | null} what ACTIVE names (a promoted training sets it) */
   activeVersion = null
   /** @type {Map<string, any>} id → job view */
@@ -1005,6 +1011,8 @@ export class FakeTrainer extends LocalServer {
   async handle(request, response, text) {
     const url = new URL(request.url ?? '/', 'http://fake')
     const route = `${request.method} ${url.pathname}`
+    const instead = this.intercept(route, text)
+    if (instead) return send(response, instead[0], instead[1])
     if (route === 'GET /health') {
       const running = [...this.jobs.values()].find((job) => job.state === 'running')
       return send(response, 200, {
