@@ -226,6 +226,38 @@ def test_bad_ledger_rows_are_refused(client: Client, rows: list[Any], words: str
     assert words in _error(client.post("/predictions", json={"rows": rows}), 400, "invalid_input")
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"at": "2026-11-30T99:00:00.000Z"}, "field `at`: 2026-11-30T99:00:00.000Z is no time"),
+        ({"shadow": (ShadowScore(COPY, 0.2), ShadowScore(COPY, 0.3))}, f"version {COPY} is scored twice"),
+        ({"error": "raised \x00"}, "NUL character"),
+    ],
+    ids=["impossible-time", "shadow-twice", "nul"],
+)
+def test_a_row_the_store_or_the_controller_cannot_use_is_refused_by_name(
+    client: Client, models: Path, change: dict[str, Any], words: str
+) -> None:
+    """Stored, such a row failed later: a 500 (which a runtime resends for ever, its queue stuck
+    behind it) or a controller whose every look raised. It is refused on arrival instead."""
+    _start(client, shadow=[COPY])
+    experiment = read_experiment(models)
+    assert experiment is not None
+    good, bad = (
+        ledger_row(experiment, "brand-1"),
+        msgspec.structs.replace(ledger_row(experiment, "brand-2"), **change),
+    )
+    detail = _error(_post_rows(client, [good, bad]), 400, "invalid_input")
+    assert detail.startswith(f"rows[1] (prediction `{bad.prediction_id}`): ") and words in detail
+    assert _post_rows(client, [good]).json()["stored"] == 1
+
+
+def test_json_nested_too_deeply_is_refused(client: Client) -> None:
+    body = '{"outcomes": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.post("/outcomes", content=body, headers={"Content-Type": "application/json"})
+    assert "nested too deeply" in _error(response, 400, "invalid_input")
+
+
 def test_a_biased_assignment_is_flagged_by_the_srm_check(client: Client, models: Path) -> None:
     """52/48 over 25,000 units where the design is 50/50: p far below 0.001."""
     _start(client)

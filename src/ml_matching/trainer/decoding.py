@@ -94,6 +94,8 @@ class OutcomeDecoder:
         except msgspec.DecodeError as exc:
             why = malformed(str(exc), body) if not isinstance(exc, msgspec.ValidationError) else None
             raise InvalidInput(why or self._explain(body) or str(exc)) from None
+        except RecursionError:  # msgspec's own limit, met skipping a deeply nested value
+            raise InvalidInput("malformed JSON: arrays or objects nested too deeply") from None
 
     def _item(self, raw: bytes | msgspec.Raw, keys: dict[str, msgspec.Raw] | None = None) -> Item:
         keys = keys if keys is not None else self._keys.decode(raw)

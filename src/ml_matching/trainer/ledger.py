@@ -10,7 +10,8 @@ order gives the same stored outcome, and each prediction has at most one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -28,6 +29,37 @@ class LedgerAdded:
     stored: int
     duplicates: int
     joined: int  # outcomes that were waiting for these predictions
+
+
+def row_problem(row: LedgerRow, nul: bool = True) -> str | None:
+    """What is wrong with ``row`` beyond its shape (None: nothing): a time that does not exist,
+    which the controller's horizon arithmetic would fail on later, a shadow version named twice,
+    or (when ``nul``: its batch's JSON held a ``\\u0000``) a NUL character, which no text column
+    of PostgreSQL can hold."""
+    try:
+        dt.datetime.fromisoformat(row.at)
+    except ValueError:
+        return f"field `at`: {row.at} is no time (expected UTC, e.g. 2026-11-30T12:00:00.000Z)"
+    versions = [s.version for s in row.shadow]
+    twice = sorted({v for v in versions if versions.count(v) > 1})
+    if twice:
+        return f"field `shadow`: version {twice[0]} is scored twice (one score per shadow version)"
+    if nul and any("\x00" in text for text in _texts(msgspec.to_builtins(row))):
+        return "a text field holds a NUL character (\\u0000), which cannot be stored"
+    return None
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every string in a JSON-like ``value``, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _texts(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _texts(v)
 
 
 def add_predictions(tx: Tx, rows: Sequence[LedgerRow], stamp: str, share: float) -> LedgerAdded:

@@ -32,7 +32,7 @@ from ml_matching.trainer.experiments import CandidateBody, ExperimentBody, Exper
 from ml_matching.trainer.holdout_view import HoldoutView, holdout_view
 from ml_matching.trainer.holdouts import HoldoutBody, HoldoutBook
 from ml_matching.trainer.jobs import JobRunner
-from ml_matching.trainer.ledger import add_predictions, prune
+from ml_matching.trainer.ledger import add_predictions, prune, row_problem
 from ml_matching.trainer.metrics import TrainerMetrics
 from ml_matching.trainer.plan import parse_primary, parse_ramp
 from ml_matching.trainer.records import JobRecord
@@ -176,7 +176,7 @@ class Trainer:
             batch = self._ledger_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidInput(ledger_problem(body, exc)) from None
-        self._check_features(batch.rows)
+        self._check_features(batch.rows, nul=b"\\u0000" in body)
         with self.store.db.write() as tx:
             added = add_predictions(tx, batch.rows, now(), self.settings.evaluation_share)
         if self.metrics is not None:
@@ -184,14 +184,17 @@ class Trainer:
         job = self._retrain_if_due(added.joined)
         return PredictionsStored(added.stored, added.duplicates, added.joined, job)
 
-    def _check_features(self, rows: list[LedgerRow]) -> None:
+    def _check_features(self, rows: list[LedgerRow], nul: bool = True) -> None:
         """A joined outcome trains like any other: each row's features must be a row its version
-        scores. Raises InvalidInput for the first row in the batch that is not (or names a version the
-        store does not hold)."""
+        scores, and the row must be one the store and the controller can use. Raises InvalidInput
+        for the first row in the batch that is not (or names a version the store does not hold)."""
         by_version: dict[str, list[int]] = {}
+        failures: list[tuple[int, str]] = []
         for i, row in enumerate(rows):
             by_version.setdefault(row.version, []).append(i)
-        failures: list[tuple[int, str]] = []
+            problem = row_problem(row, nul)
+            if problem is not None:
+                failures.append((i, f"rows[{i}] (prediction `{row.prediction_id}`): {problem}"))
         for version, where in by_version.items():
             try:
                 fs = self._version_features(version)
