@@ -292,3 +292,15 @@ def view_plan(view: dict[str, Any]) -> list[Any]:
     from ml_matching.trainer.plan import RampStep
 
     return [msgspec.convert(step, RampStep) for step in view["plan"]["ramp"]]
+
+
+def test_advancing_by_hand_ends_a_hold_by_hand(client: Client) -> None:
+    """Left in force, a hold by hand that was advanced past kept the controller from ever promoting
+    after its own hold at the end of the ramp."""
+    experiment_id = _start(client, [{"weight": 1000}, {"weight": 5000}])
+    held = client.post(f"/experiments/{experiment_id}/hold", headers=ADMIN)
+    assert held.status_code == 200 and held.json()["phase"] == "held"
+    advanced = client.post(f"/experiments/{experiment_id}/advance", headers=ADMIN)
+    assert advanced.status_code == 200 and advanced.json()["phase"] == "ramp"
+    released = client.post(f"/experiments/{experiment_id}/release", headers=ADMIN)
+    assert released.status_code == 409 and "not held by hand" in released.json()["detail"]

@@ -162,9 +162,12 @@ def after(kind: str, plan: Plan, progress: Progress, at: str) -> Progress:
         step = progress.step + 1
         phase = phase_of(plan.ramp[step])
         ramp_started = progress.ramp_started_at or (at if phase == "ramp" else None)
+        # Advancing out of a hold by hand ends that hold: left set, it would keep the controller from
+        # ever promoting after a hold of its own at the end of the ramp.
         return msgspec.structs.replace(
-            progress, phase=phase, step=step, step_started_at=at, ramp_started_at=ramp_started, srm_p=1.0
-        )
+            progress, phase=phase, step=step, step_started_at=at, ramp_started_at=ramp_started, srm_p=1.0,
+            manual_hold=False,
+        )  # fmt: skip
     if kind == "hold":
         return msgspec.structs.replace(progress, phase="held")
     if kind == "release":
