@@ -79,6 +79,29 @@ def test_split_cs_covers_when_a_small_arm_is_more_spread() -> None:
     assert misses <= _limit(STREAMS, ALPHA), misses
 
 
+def test_a_ramp_compared_step_by_step_is_not_fooled_by_a_drifting_success_rate() -> None:
+    """A/A over a ramp of two steps, the candidate at 5 % then 50 %, while the success rate falls from
+    0.40 to 0.15 between them. The controller compares each step on its own rows: streams whose
+    CS ever excludes Δ = 0 in any step stay within 2α (the union bound over the steps, measured).
+    The same rows pooled since the ramp began (the negative control) see the drift as a difference:
+    the candidate's rows come mostly from the later, lower step."""
+    rng = np.random.default_rng(46)
+    per_step = pooled = 0
+    half = LOOKS // 2
+    for _ in range(STREAMS):
+        arm = np.concatenate([rng.random(half) < 0.05, rng.random(half) < 0.5])
+        rate = np.concatenate([np.full(half, 0.40), np.full(half, 0.15)])
+        y = (rng.random(LOOKS) < rate).astype(np.float64)
+        per_step += any(
+            bool(np.any((lower > 0) | (upper < 0)))
+            for _, lower, upper in (_split_path(arm[s], y[s]) for s in (slice(0, half), slice(half, None)))
+        )
+        _, lower, upper = _split_path(arm, y)
+        pooled += bool(np.any((lower > 0) | (upper < 0)))
+    assert per_step <= _limit(STREAMS, 2 * ALPHA), per_step
+    assert pooled > STREAMS // 2, pooled  # the bias the per-step comparison avoids
+
+
 @pytest.mark.parametrize("weight", [0.10, 0.50])
 def test_split_cs_on_log_loss_of_a_calibrated_model(weight: float) -> None:
     """A/A on a continuous, skewed metric: each unit's log loss under the same calibrated model."""

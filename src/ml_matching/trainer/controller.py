@@ -80,8 +80,12 @@ def look(tx: Tx, experiment: Experiment, plan: Plan, progress: Progress, at: str
         cs = paired_cs(diff, BOUNDS[primary.metric], primary.alpha)
         step_outcomes, test, ops, srm_p = len(diff), "paired", None, progress.srm_p
     else:
-        since = progress.ramp_started_at or progress.step_started_at
-        control, treated = seen.split(tx, experiment, candidate.arm, since, at)
+        # Only this step's rows: pooled across steps of other splits, the candidate's rows would come
+        # mostly from later steps and control's from earlier ones, and any drift of the success rate
+        # over time would read as a difference of the models (Simpson's paradox). Each step's looks
+        # are anytime-valid at alpha; a ramp of k steps errs at most k * alpha (union bound, measured
+        # in tests/statistics/test_error_rates.py).
+        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at)
         cs = split_cs(
             unit_values(primary.metric, control.p, control.y),
             unit_values(primary.metric, treated.p, treated.y),

@@ -205,9 +205,9 @@ def _primary(tx: Tx, controlled: Controlled, at: str) -> bytes | None:
         estimate, lower, upper = paired_cs_from_sums(n, np.cumsum(d), np.cumsum(d * d), plan.primary.alpha)
         label = "paired (shadow − control)"
     else:
-        control, treated = seen.split(tx, experiment, candidate.arm, progress.ramp_started_at, at)
+        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at)
         estimate, lower, upper, n = _split_path(metric, control, treated, plan.primary.alpha)
-        label = "split (candidate − control)"
+        label = f"split (candidate − control), step {progress.step}"
     if len(n) == 0:
         return None
     keep = _thin(len(n))
