@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import MLMatchingError
+from ml_matching.contract import MLMatchingError, list_versions, read_active
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
@@ -24,7 +24,7 @@ from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app
 from ml_matching.trainer.experiment_cli import call
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
-from tests.trainer.conftest import ADMIN
+from tests.trainer.conftest import ADMIN, outcomes
 
 Client = TestClient[Litestar]
 ids = PredictionIds()
@@ -329,3 +329,24 @@ def test_the_cli_names_an_address_that_is_not_the_trainer(answer: bytes) -> None
     finally:
         thread.join(5)
         server.close()
+
+
+def test_a_retrain_that_passes_the_gate_leaves_active_to_the_running_experiment(
+    models: Path, tmp_path: Path, fast_config_file: Path
+) -> None:
+    """With PROMOTION=gate, a retrain during an experiment is published but not activated: the
+    experiment's promotion would overwrite it, and its rollback keep a version it never tested."""
+    settings = TrainerSettings(
+        models_dir=models, admin_token="trainer-token", outcomes_db=str(tmp_path / "o.sqlite"),
+        train_config=fast_config_file, promotion_tolerance=1.0, retrain_every=0,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        assert _start(client).status_code == 201
+        body = {"outcomes": outcomes(80, seed=11)}
+        assert client.post("/outcomes", json=body).status_code == 200
+        job = client.post("/train", headers=ADMIN).json()
+        assert job["status"] == "success" and job["promoted"] is True, job
+        assert job["modelVersion"] in list_versions(models)
+        assert read_active(models) == RF_VERSION
+        view = client.get(f"/train/{job['job']}").json()
+        assert any(line.startswith("not activated: experiment ") for line in view["progress"]), view

@@ -23,6 +23,7 @@ from typing import Any
 from joblib.externals.loky import get_reusable_executor
 
 from ml_matching.contract import FeatureSet, MLMatchingError, feature_set_from_obj, write_active
+from ml_matching.contract.experiment import read_experiment
 from ml_matching.trainer.evaluation import evaluation_rows
 from ml_matching.trainer.records import (
     Failed,
@@ -109,8 +110,20 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     verdict = "promoted" if decision.promoted else "refused"
     progress(f"published {published.version}; gate: {verdict}: {decision.reason}")
     if decision.promoted and spec.activate:
-        write_active(root, published.version)
+        _activate(root, published.version, progress)
     return answer(published, data.rows)
+
+
+def _activate(root: Path, version: str, progress: Lines) -> None:
+    """ACTIVE becomes ``version``, unless an experiment is under way: it decides what ACTIVE
+    becomes (its promotion would overwrite this version, and its rollback keep one it never tested)."""
+    current = read_experiment(root)
+    if current is not None and current.state != "stopped":
+        progress(
+            f"not activated: experiment {current.id} is {current.state}, and it decides what ACTIVE becomes"
+        )
+        return
+    write_active(root, version)
 
 
 def _dataset(spec: JobSpec, fs: FeatureSet, store: Store, progress: Lines) -> Dataset:
