@@ -195,6 +195,27 @@ def write_published(root: Path, name: str, content: msgspec.Struct | None) -> No
             atomic_write(root / name, msgspec.json.format(msgspec.json.encode(content)) + b"\n")
 
 
+@contextlib.contextmanager
+def restored_on_failure(root: Path, name: str) -> Iterator[None]:
+    """Around a writing transaction that publishes ``name``: when the block fails, its commit
+    included, the file is put back as it was, so it never runs ahead of the database (a runtime
+    would follow an experiment the trainer does not know, and could not stop)."""
+    path = root / name
+    try:
+        before: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        before = None
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):  # the disk may still be full: the first error is the one told
+            if before is None:
+                path.unlink(missing_ok=True)
+            elif not path.is_file() or path.read_bytes() != before:
+                atomic_write(path, before)
+        raise
+
+
 def amend_version(folder: Path, sidecar: Sidecar, files: Mapping[str, bytes]) -> None:
     """Add or replace ``files`` of a published version, then its sidecar.
 

@@ -22,6 +22,7 @@ from ml_matching.contract import InvalidInput, check_version_name, load_version,
 from ml_matching.contract.assignment import BUCKETS, CONTROL, region_size
 from ml_matching.contract.errors import ExperimentNotFound
 from ml_matching.contract.experiment import (
+    EXPERIMENT_FILE,
     Candidate,
     Experiment,
     State,
@@ -31,6 +32,7 @@ from ml_matching.contract.experiment import (
     write_experiment,
 )
 from ml_matching.contract.holdout import HOLDOUT, LIVE
+from ml_matching.contract.store import restored_on_failure
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.plan import Guardrails, Plan, Primary, Progress, RampStep, initial
@@ -211,7 +213,7 @@ class ExperimentBook:
             horizon_days=body.horizon_days,
             created_at=created,
         )
-        with self.db.write() as tx:
+        with restored_on_failure(self.root, EXPERIMENT_FILE), self.db.write() as tx:
             running = self.current(tx)
             if running is not None:
                 raise ExperimentConflict(
@@ -229,7 +231,7 @@ class ExperimentBook:
     ) -> Experiment:
         """``pause``, ``resume`` or ``stop`` the experiment; refused from a state that does not allow it."""
         allowed, target = TRANSITIONS[action]
-        with self.db.write() as tx:
+        with restored_on_failure(self.root, EXPERIMENT_FILE), self.db.write() as tx:
             experiment = self._get(tx, experiment_id)
             if experiment.state not in allowed:
                 raise ExperimentConflict(

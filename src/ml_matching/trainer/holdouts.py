@@ -30,7 +30,14 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.errors import HoldoutNotFound
 from ml_matching.contract.experiment import now, stamped_id
-from ml_matching.contract.holdout import MAX_HOLDOUT_WEIGHT, Holdout, read_holdout, write_holdout
+from ml_matching.contract.holdout import (
+    HOLDOUT_FILE,
+    MAX_HOLDOUT_WEIGHT,
+    Holdout,
+    read_holdout,
+    write_holdout,
+)
+from ml_matching.contract.store import restored_on_failure
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiments import Verify, verify_version
@@ -89,7 +96,7 @@ class HoldoutBook:
             horizon_days=body.horizon_days,
             created_at=created,
         )
-        with self.db.write() as tx:
+        with restored_on_failure(self.root, HOLDOUT_FILE), self.db.write() as tx:
             running = self.current(tx)
             if running is not None:
                 raise ExperimentConflict(f"holdout {running.id} is running: stop it before starting another")
@@ -105,7 +112,7 @@ class HoldoutBook:
 
     def stop(self, holdout_id: str) -> HoldoutRecord:
         """End the holdout: its units are served live again; its record and rows stay."""
-        with self.db.write() as tx:
+        with restored_on_failure(self.root, HOLDOUT_FILE), self.db.write() as tx:
             record = self.record(tx, holdout_id)
             if record.ended_at is not None:
                 raise ExperimentConflict(f"holdout {holdout_id} ended at {record.ended_at}")

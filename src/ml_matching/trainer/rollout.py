@@ -18,7 +18,8 @@ from typing import Any
 import msgspec
 
 from ml_matching.contract import write_active
-from ml_matching.contract.experiment import Experiment, now
+from ml_matching.contract.experiment import EXPERIMENT_FILE, Experiment, now
+from ml_matching.contract.store import restored_on_failure
 from ml_matching.trainer.controller import Decision, Look, after, decide, look, serving
 from ml_matching.trainer.database import Tx
 from ml_matching.trainer.errors import ExperimentConflict
@@ -49,7 +50,7 @@ class Rollouts:
     def tick(self) -> list[str]:
         """One look at every controlled experiment; the decisions taken, as ``id: kind``."""
         taken = []
-        with self.book.db.write() as tx:
+        with restored_on_failure(self.root, EXPERIMENT_FILE), self.book.db.write() as tx:
             at = now()
             for c in self.book.under_control(tx):
                 assert c.plan is not None
@@ -67,7 +68,7 @@ class Rollouts:
 
     def act(self, experiment_id: str, action: str, by: str = "api", reason: str | None = None) -> None:
         """A person's override, applied and recorded like a decision (with the statistics of now)."""
-        with self.book.db.write() as tx:
+        with restored_on_failure(self.root, EXPERIMENT_FILE), self.book.db.write() as tx:
             c = self.book.controlled(tx, experiment_id)
             if c.plan is None or c.progress is None:
                 raise ExperimentConflict(
