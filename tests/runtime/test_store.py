@@ -72,6 +72,19 @@ def test_failed_publish_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sidecar_that_would_not_read_back_is_never_published(tmp_path: Path) -> None:
+    """JSON writes a non-finite float as null, which the sidecar's reader refuses."""
+    fixture = _sidecar()
+    broken = msgspec.structs.replace(
+        fixture, parity=msgspec.structs.replace(fixture.parity, tolerance=float("inf"))
+    )
+    with pytest.raises(
+        ValueError, match=r"would not read back: Expected `float`, got `null` - at `\$.parity.tolerance`"
+    ):
+        publish_version(tmp_path, broken, {"model.onnx": b"onnx"})
+    assert list_versions(tmp_path) == []
+
+
 def test_the_sidecar_cannot_be_passed_as_a_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="written from the sidecar"):
         publish_version(tmp_path, _sidecar(), {SIDECAR_FILE: b"{}"})

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import jsonschema
 import pytest
 
 from ml_matching.contract import list_versions, read_active
+from tests.conftest import FIXTURE_STORE, GB_VERSION
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "model.schema.json").read_text())
 Cli = Callable[..., tuple[int, str, str]]
@@ -102,6 +104,26 @@ def test_no_activate_leaves_active(tmp_path: Path, cli: Cli, data_file: Path, fa
     first = read_active(store)
     assert _fit(cli, data_file, store, fast_config, "--no-activate")[0] == 0
     assert len(list_versions(store)) == 2 and read_active(store) == first
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1", "-0.1", "x"])
+def test_a_gate_tolerance_outside_0_to_1_is_refused(
+    tmp_path: Path, cli: Cli, data_file: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON writes a non-finite tolerance as null: the version published would be unreadable."""
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error
+        cli("fit", "--data", data_file, "--artifacts", tmp_path / "store", "--gate", "--tolerance", value)
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and "argument --tolerance:" in err and out == ""
+    assert not (tmp_path / "store").exists()
+
+
+def test_an_infinite_parity_tolerance_is_refused(tmp_path: Path, cli: Cli, data_file: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("parity_tolerance = inf\n")
+    code, out, err = _fit(cli, data_file, tmp_path / "store", path)
+    assert code == 2 and "Expected `float` < 1.0 - at `$.parity_tolerance`" in err and out == ""
+    assert not (tmp_path / "store").exists()
 
 
 @pytest.mark.parametrize(
@@ -208,7 +230,9 @@ def test_verify_refuses_a_tampered_version(
     onnx.write_bytes(bytes(data))
     code, _, err = cli("verify", store / version)
     assert code == 1 and "sha256" in err
-    assert cli("verify", tmp_path)[0] == 1
+    assert cli("verify", tmp_path)[0] == 1  # a folder, but no version
+    code, _, err = cli("verify", tmp_path / "nope")
+    assert code == 2 and "nope: no such folder" in err
 
 
 def test_module_entry_point(tmp_path: Path) -> None:
@@ -258,3 +282,15 @@ def test_fit_help_describes_each_option_with_its_default(
     assert 'an outcome is true/false, 1/0 or "yes"/"no"' in text
     assert "what to train (default: random_forest)" in text and "(default: artifacts)" in text
     assert "cross-validation folds (default: 5, or the config's)" in text
+
+
+def test_list_shows_every_version_when_one_sidecar_is_unreadable(tmp_path: Path, cli: Cli) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(FIXTURE_STORE, store)
+    (store / GB_VERSION / "model.json").write_text("{}")
+    code, out, _ = cli("list", "--artifacts", store)
+    lines = out.splitlines()[1:]
+    assert code == 1 and len(lines) == len(list_versions(FIXTURE_STORE))
+    (bad,) = [line for line in lines if GB_VERSION in line]
+    assert "unreadable: sidecar: model.json is unreadable or incomplete" in bad
+    assert sum("random_forest" in line for line in lines) >= 1

@@ -274,5 +274,14 @@ def decode_sidecar(data: bytes) -> Sidecar:
 
 
 def encode_sidecar(sidecar: Sidecar) -> bytes:
-    """Serialise a sidecar as indented JSON with a trailing newline."""
-    return msgspec.json.format(msgspec.json.encode(sidecar), indent=2) + b"\n"
+    """Serialise a sidecar as indented JSON with a trailing newline.
+
+    Raises ValueError when the result would not read back (msgspec writes a non-finite float as
+    ``null``, which the decoder refuses): no store is given a version that nothing can load.
+    """
+    data = msgspec.json.format(msgspec.json.encode(sidecar), indent=2) + b"\n"
+    try:
+        _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"this sidecar would not read back: {exc}") from None
+    return data

@@ -28,7 +28,7 @@ from ml_matching.contract import (
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
 from ml_matching.trainer import experiment_cli, holdout_cli
 from ml_matching.trainer.settings import TrainerSettings
-from ml_matching.training.config import DEFAULT_TOLERANCE
+from ml_matching.training.config import DEFAULT_TOLERANCE, gate_tolerance
 from ml_matching.training.data import MIN_ROWS
 
 if TYPE_CHECKING:  # scikit-learn is imported by the commands that train, not by --help
@@ -81,7 +81,10 @@ def _configure_gate(g: argparse.ArgumentParser) -> Handler:
         help="the trainer's outcome database (default: OUTCOMES_DB, else ARTIFACTS/outcomes.sqlite)",
     )
     g.add_argument(
-        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="ROC-AUC the candidate may trail by"
+        "--tolerance",
+        type=gate_tolerance,
+        default=DEFAULT_TOLERANCE,
+        help="ROC-AUC the candidate may trail by",
     )
     g.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="the artifact store")
     g.add_argument("--json", action="store_true", help="print the decision as JSON")
@@ -95,8 +98,6 @@ def gate(args: argparse.Namespace) -> int:
     from ml_matching.training.gate import judge_published
 
     root = args.artifacts
-    if not 0 <= args.tolerance < 1:
-        raise InvalidInput(f"--tolerance must be from 0 to 1, got {args.tolerance}")
     against = read_active(root) if args.against == "ACTIVE" else args.against
     try:
         fs = FeatureSet(decode_sidecar((root / args.version / SIDECAR_FILE).read_bytes()).features)

@@ -42,7 +42,13 @@ from ml_matching.contract.commandline import Command, Handler, environment_epilo
 from ml_matching.contract.scheduler import ENVIRONMENT
 from ml_matching.training import require_extra
 from ml_matching.training.cluster import FitSettings
-from ml_matching.training.config import CALIBRATIONS, DEFAULT_TOLERANCE, TrainConfig, load_config
+from ml_matching.training.config import (
+    CALIBRATIONS,
+    DEFAULT_TOLERANCE,
+    TrainConfig,
+    gate_tolerance,
+    load_config,
+)
 from ml_matching.training.data import MIN_ROWS, SUFFIXES
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -117,7 +123,9 @@ def _configure_fit(f: argparse.ArgumentParser) -> Handler:
         action="store_true",
         help="activate only a version not worse than the current ACTIVE on the held-out rows (see `gate`)",
     )
-    f.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="the gate's ROC-AUC tolerance")
+    f.add_argument(
+        "--tolerance", type=gate_tolerance, default=DEFAULT_TOLERANCE, help="the gate's ROC-AUC tolerance"
+    )
     f.add_argument("--gate-data", type=Path, help="outcomes the gate judges on (default: the held-out rows)")
     f.add_argument("--json", action="store_true", help="print one JSON object describing what was written")
     f.add_argument(
@@ -216,12 +224,18 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     active = read_active(args.artifacts)
     print(f"{'':2}{'version':<20}{'algorithm':<20}{'created':<22}{'cv roc_auc':>11}{'holdout acc':>13}")
+    unreadable = 0
     for v in versions:
-        s = decode_sidecar((args.artifacts / v / SIDECAR_FILE).read_bytes())
         mark = "* " if v == active else "  "
+        try:
+            s = decode_sidecar((args.artifacts / v / SIDECAR_FILE).read_bytes())
+        except (ArtifactCorrupt, OSError) as exc:  # one bad version does not hide the others
+            unreadable += 1
+            print(f"{mark}{v:<20}unreadable: {exc}")
+            continue
         cv, hold = s.metrics.cross_validation.mean, s.metrics.holdout
         print(f"{mark}{v:<20}{s.algorithm:<20}{s.created_at:<22}{cv.roc_auc:>11.4f}{hold.accuracy:>13.4f}")
-    return 0
+    return 1 if unreadable else 0
 
 
 def _configure_verify(v: argparse.ArgumentParser) -> Handler:
@@ -230,6 +244,10 @@ def _configure_verify(v: argparse.ArgumentParser) -> Handler:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if not args.path.is_dir():  # a mistyped path (exit 2), not a damaged version (exit 1)
+        raise InvalidInput(
+            f"{args.path}: no such folder (give a version folder, e.g. artifacts/20261126_143000)"
+        )
     if not (args.path / SIDECAR_FILE).is_file():
         raise ArtifactCorrupt("sidecar", f"{args.path} has no {SIDECAR_FILE}")
     model = load_dir(args.path)

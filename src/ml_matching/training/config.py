@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import tomllib
 from pathlib import Path
@@ -17,6 +18,17 @@ CALIBRATIONS: tuple[str, ...] = Calibrate.__args__  # type: ignore[attr-defined]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 #: ROC-AUC a candidate may trail its champion by and still be promoted (``gate``, ``fit --gate``).
 DEFAULT_TOLERANCE = 0.01
+
+
+def gate_tolerance(text: str) -> float:
+    """``--tolerance`` (an argparse type): the ROC-AUC a candidate may trail by, from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value < 1:  # NaN and infinities too
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1 (less than 1), got {text}")
+    return value
 
 
 class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -47,7 +59,7 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     holdout_fraction: Fraction = 0.2
     decision_threshold: Fraction = 0.5
     overfitting_threshold: Fraction = 0.10
-    parity_tolerance: Annotated[float, msgspec.Meta(gt=0.0)] = 1e-5
+    parity_tolerance: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 1e-5
     parity_random_rows: Annotated[int, msgspec.Meta(ge=1000)] = 2000
     golden_rows: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 16
     #: Cross-validation runs on a stratified sample of this many training rows (0: all of them;
