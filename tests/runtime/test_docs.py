@@ -10,6 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from ml_matching.contract.features import FLOAT32_MAX
 from ml_matching.http.openapi import ASSET_FILES, ASSETS_PATH
 from ml_matching.runtime import create_app
 from ml_matching.runtime.errors import RUNTIME_ERRORS
@@ -45,9 +46,9 @@ def test_the_document_follows_a_hot_swap_to_another_feature_set(
     body = _body_schema(spec, "/predict")
     assert list(body["properties"]) == OTHER_NAMES
     assert body["properties"]["pastCollaborations"]["maximum"] == 50
-    assert (
-        "maximum" not in body["properties"]["replyHours"] and "minimum" not in body["properties"]["sentiment"]
-    )
+    # Where a feature declares no bound, the document gives float32's: the model computes in float32.
+    assert body["properties"]["replyHours"]["maximum"] == FLOAT32_MAX
+    assert body["properties"]["sentiment"]["minimum"] == -FLOAT32_MAX
     assert "nicheAlignment" not in str(spec["paths"]["/predict/batch"])
     # The docs pages embed the same document.
     assert (

@@ -14,10 +14,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import number_text
+from ml_matching.contract import load_version, number_text
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
-from tests.conftest import FEATURE_NAMES, ROOT, SEED_ROW
+from tests.conftest import FEATURE_NAMES, FIXTURE_STORE, ROOT, SEED_ROW
 
 Client = TestClient[Litestar]
 JSON = {"content-type": "application/json"}
@@ -153,6 +153,20 @@ def test_another_feature_set_is_checked_with_its_own_ranges(client: Client, admi
     )
     row["replyHours"] = 1e6  # no maximum
     assert client.post("/predict", json=row).status_code == 200
+    # No bound but float32's: past it the model would score infinity, in every form of request.
+    too_big = (
+        "feature `sentiment`: value -1e+39 is not a finite number in float32, which the model computes in"
+    )
+    row["sentiment"] = -1e39
+    assert detail(client.post("/predict", json=row)) == too_big
+    assert detail(client.post("/predict/batch", json={"instances": [row]})) == f"row 0: {too_big}"
+    names = load_version(FIXTURE_STORE, OTHER_VERSION).feature_set.names  # the tensor's column order
+    tensor = {"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [row[n] for n in names]}
+    answer = client.post("/v2/models/ml-matching/infer", json={"inputs": [tensor]})
+    assert answer.status_code == 400
+    v2 = answer.json()["error"]  # the protocol's error shape
+    column = names.index("sentiment")
+    assert v2.endswith(f"row 0, column {column} (feature `sentiment`): {too_big.partition(': ')[2]}"), v2
     old = detail(client.post("/predict", json=dict(SEED_ROW)))
     assert old.startswith("unknown features `nicheAlignment`, `audienceMatch`")
     assert FEATURE_NAMES[0] == "nicheAlignment"

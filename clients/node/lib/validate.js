@@ -9,6 +9,9 @@
 
 import {InvalidInputError} from './errors.js'
 
+/** The largest float32: the model computes in float32, so a value beyond it is infinite there. */
+const FLOAT32_MAX = 3.4028234663852886e38
+
 /**
  * @typedef {Record<string, number>} Row
  *   One match: feature name -> value.
@@ -81,6 +84,12 @@ export function readRow(schema, row, out, offset, index) {
         field: names[i],
         row: index
       })
+    }
+    if (Math.abs(value) > FLOAT32_MAX) {
+      throw new InvalidInputError(
+        `feature \`${names[i]}\`: value ${value} is not a finite number in float32, which the model computes in`,
+        {reason: 'non-finite', field: names[i], row: index}
+      )
     }
     if (value < min[i] || value > max[i]) {
       throw new InvalidInputError(`feature \`${names[i]}\`: value ${value} is ${rangeText(min[i], max[i])}`, {

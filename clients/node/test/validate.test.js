@@ -265,7 +265,7 @@ describe('the same words as the Python runtime', async () => {
 })
 
 describe('validation without declared ranges', () => {
-  test('a feature with no min/max accepts any finite number', async () => {
+  test('a feature with no min/max accepts any number finite in float32, as the runtime does', async () => {
     const sidecar = await sidecarOf(RF)
     delete sidecar.features[0].min
     sidecar.features[1].max = null
@@ -276,6 +276,11 @@ describe('validation without declared ranges', () => {
     await assert.rejects(model.predict(uniformRow(model.features, 0.5, {[second]: -1})), {
       reason: 'range',
       message: `feature \`${second}\`: value -1 is below the minimum 0`
+    })
+    await model.predict(uniformRow(model.features, 0.5, {[second]: 3.4e38}))
+    await assert.rejects(model.predict(uniformRow(model.features, 0.5, {[second]: 1e39})), {
+      reason: 'non-finite',
+      message: `feature \`${second}\`: value 1e+39 is not a finite number in float32, which the model computes in`
     })
   })
 })

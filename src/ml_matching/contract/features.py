@@ -52,6 +52,10 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
         return f"value {number_text(value)} is {range_text(self.min, self.max)}"
 
 
+#: The largest float32: the model computes in float32, so a value beyond it is infinite there.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def number_text(value: float) -> str:
     """A number as JavaScript's ``String(value)`` writes it (``1`` not ``1.0``), for shared wording."""
     if math.isfinite(value) and value == int(value) and abs(value) < 1e21:

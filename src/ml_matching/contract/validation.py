@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from ml_matching.contract.features import Feature, FeatureSet, number_text
+from ml_matching.contract.features import FLOAT32_MAX, Feature, FeatureSet, number_text
 
 BATCH_KEY = "instances"
 UNITS_KEY = "units"  # one unit key per row, for an experiment's assignment
@@ -32,8 +32,8 @@ _NOT_JSON_NUMBER = re.compile(rb"""(?<![\w"])(-?Infinity|NaN)(?![\w"])""")
 def row_type(fs: FeatureSet, name: str = "PredictRequest") -> type[msgspec.Struct]:
     """A Struct with one float field per feature, bounded where the feature set declares bounds."""
     fields = [
-        (f.name, Annotated[float, msgspec.Meta(ge=f.min, le=f.max, description=f.description or None)])
-        for f in fs.features
+        (f.name, Annotated[float, msgspec.Meta(ge=lo, le=hi, description=f.description or None)])
+        for f, (lo, hi) in zip(fs.features, map(model_range, fs.features), strict=True)
     ]
     return msgspec.defstruct(name, fields, forbid_unknown_fields=True)
 
@@ -178,10 +178,9 @@ def first_bad_row(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[
 
 
 def _bounds(fs: FeatureSet) -> tuple[dict[str, float], dict[str, float]]:
-    """Each feature's bounds, in order (-inf / inf where it has none)."""
-    low = {f.name: -math.inf if f.min is None else f.min for f in fs.features}
-    high = {f.name: math.inf if f.max is None else f.max for f in fs.features}
-    return low, high
+    """Each feature's bounds, in order (float32's where it declares none)."""
+    ranges = {f.name: model_range(f) for f in fs.features}
+    return {n: r[0] for n, r in ranges.items()}, {n: r[1] for n, r in ranges.items()}
 
 
 def _first_problem(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[int, str] | None:
@@ -204,7 +203,16 @@ def value_problem(value: Any, feature: Feature) -> str | None:
         return f"number {value} is not finite (out of float range)"
     if not math.isfinite(number):
         return f"value {number_text(number)} is not a finite number"
+    if abs(number) > FLOAT32_MAX:
+        return f"value {number_text(number)} is not a finite number in float32, which the model computes in"
     return feature.range_problem(number)
+
+
+def model_range(feature: Feature) -> tuple[float, float]:
+    """The values ``feature`` may take: its declared range, within float32's."""
+    low = -FLOAT32_MAX if feature.min is None else max(feature.min, -FLOAT32_MAX)
+    high = FLOAT32_MAX if feature.max is None else min(feature.max, FLOAT32_MAX)
+    return low, high
 
 
 def _names(noun: str, names: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml_matching.contract import FeatureSet, InvalidInput, LoadedModel, Sidecar
+from ml_matching.contract.validation import model_range, value_problem
 
 DATATYPE = "FP32"
 OUTPUTS = ("probabilities", "label")
@@ -200,21 +201,16 @@ def _reason(exc: msgspec.ValidationError) -> str:
 
 
 def _check_values(where: str, x: npt.NDArray[np.float64], fs: FeatureSet) -> None:
-    """The first value that is not finite in float32 or outside its feature's range, named."""
-    with np.errstate(over="ignore"):
-        finite = np.isfinite(x.astype(np.float32))
-    lo = np.array([-np.inf if f.min is None else f.min for f in fs.features])
-    hi = np.array([np.inf if f.max is None else f.max for f in fs.features])
-    bad = ~finite | (x < lo) | (x > hi)
+    """The first value that is not finite in float32 or outside its feature's range, named as
+    /predict names it."""
+    lo, hi = np.array([model_range(f) for f in fs.features], dtype=np.float64).reshape(-1, 2).T
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (x < lo) | (x > hi)
     if not bad.any():
         return
     i, j = (int(k) for k in np.argwhere(bad)[0])
     feature = fs.features[j]
-    problem = (
-        f"value {x[i, j]!r} is not finite in float32 (the model's input type)"
-        if not finite[i, j]
-        else feature.range_problem(float(x[i, j]))
-    )
+    problem = value_problem(float(x[i, j]), feature)
     raise InvalidInput(f"{where}: row {i}, column {j} (feature `{feature.name}`): {problem}")
 
 
