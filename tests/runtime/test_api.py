@@ -223,6 +223,12 @@ def test_cors_allows_configured_origins_only(store: Path, row: dict[str, float])
         assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
         other = c.post("/predict", json=row, headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        preflight = {
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,ml-unit-key",  # a keyed request
+        }
+        assert c.options("/predict", headers=preflight).status_code == 204
 
 
 # --- version files ------------------------------------------------------------------------------

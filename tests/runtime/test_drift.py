@@ -105,6 +105,11 @@ def test_the_window_keeps_the_latest_rows_and_resets_on_a_swap(store: Path, admi
         report = drift(c)
         assert report["version"] == GB_VERSION and report["rows"] == 0
         assert not [k for k in scrape(c) if k[0] == "ml_matching_feature_psi"]
+        send(c, shifted)  # a reading again, then the same version loaded again: its window starts over
+        assert [k for k in scrape(c) if k[0] == "ml_matching_feature_psi"]
+        assert c.post(f"/models/{GB_VERSION}/load", headers=admin).status_code == 200
+        assert drift(c)["rows"] == 0
+        assert not [k for k in scrape(c) if k[0] == "ml_matching_feature_psi"]
 
 
 def test_drift_answers_503_while_nothing_serves(tmp_path: Path) -> None:

@@ -262,6 +262,7 @@ def test_refused_csv_rows_name_their_line(tmp_path: Path, store: Path, api: Clie
         ),
         (["--in", "{tmp}/in.csv", "--out", "{tmp}/in.csv"], "must be three different files"),
         (["--in", "{tmp}/nobrand.csv", "--out", "{tmp}/out.csv"], "no column for feature `brandFit`"),
+        (["--in", "{tmp}/in.csv", "--out", "{tmp}/folder.csv"], "folder.csv is a folder (a --dask run"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(
@@ -270,6 +271,7 @@ def test_bad_input_exits_2_and_writes_nothing(
     write_csv(tmp_path / "in.csv", rows(3))
     (tmp_path / "in.txt").write_text("x")
     write_csv(tmp_path / "nobrand.csv", [{k: v for k, v in r.items() if k != "brandFit"} for r in rows(3)])
+    (tmp_path / "folder.csv").mkdir()
     before = sorted(tmp_path.iterdir())
     code, err = cli("--model", store, *[a.format(tmp=tmp_path) for a in args])
     assert code == 2 and expected in err, err

@@ -147,5 +147,6 @@ def _cors(settings: Settings) -> CORSConfig | None:
     return CORSConfig(
         allow_origins=list(settings.allowed_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["content-type", "authorization"],
+        # The unit key of an experiment, and OIP's binary-extension header: a browser asks for each.
+        allow_headers=["content-type", "authorization", "ml-unit-key", "inference-header-content-length"],
     )

@@ -203,8 +203,13 @@ def _outputs(job: Job, model: LoadedModel, added: list[str]) -> Iterator[_Output
             stack.callback(writer.close)  # before the file is flushed and renamed
         outputs = _Outputs(writer, rejects, [(out_tmp, job.out), (rejects_tmp, job.rejects)])
         yield outputs
-    for tmp, path in outputs.staged:
-        commit(tmp, path)
+    try:
+        for tmp, path in outputs.staged:
+            commit(tmp, path)
+    except BaseException:
+        for tmp, _ in outputs.staged:  # none is left behind (those already renamed are gone)
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def check_job(job: Job) -> None:
@@ -221,6 +226,11 @@ def check_job(job: Job) -> None:
     paths = [p.resolve() for p in (job.input, job.out, job.rejects)]
     if len(set(paths)) < 3:
         raise InvalidInput("--in, --out and --rejects must be three different files")
+    for flag, path in (("--out", job.out), ("--rejects", job.rejects)):
+        if path.is_dir():  # found before scoring, not after: a --dask run writes a folder there
+            raise InvalidInput(
+                f"{flag} {path} is a folder (a --dask run's output?): name a file, or remove it"
+            )
 
 
 def score_file(model: LoadedModel, job: Job, progress: Progress) -> Summary:

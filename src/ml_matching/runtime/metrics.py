@@ -80,11 +80,12 @@ class ModelMetrics:
         self.loads.labels("loaded", "").inc()
         if previous is not None and previous != version:
             self.swaps.inc()
-            # The new version's window starts empty: no drift reading until it has DRIFT_MIN_ROWS.
-            features = [(f,) for f in self._features]
-            forget(self.psi, features, math.nan)
-            forget(self.out_of_range, features, math.nan)
-            self._features = set()
+        # A new scorer's drift window starts empty, a reload of the same version's too: no drift
+        # reading until it has DRIFT_MIN_ROWS (a stale one would contradict /monitoring/drift).
+        features = [(f,) for f in self._features]
+        forget(self.psi, features, math.nan)
+        forget(self.out_of_range, features, math.nan)
+        self._features = set()
 
     def refused(self, check: str) -> None:
         self.loads.labels("refused", check).inc()
