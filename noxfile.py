@@ -205,7 +205,10 @@ def serve(session: nox.Session) -> None:
     """Train a default model from synthetic data if the store is empty, then serve it on :8000."""
     _sync(session, "--extra", "train")
     store = os.environ.get("MODELS_DIR", "artifacts")
-    listing = session.run("ml-matching", "list", "--artifacts", store, silent=True) or ""
+    # 1: a version's sidecar is unreadable (listed as such): the store is not empty, serve it.
+    listing = (
+        session.run("ml-matching", "list", "--artifacts", store, silent=True, success_codes=[0, 1]) or ""
+    )
     if listing.startswith("no versions"):
         session.run("ml-matching", "synth", "--rows", "5000", "--out", "build/synthetic.json")
         session.run("ml-matching", "fit", "--data", "build/synthetic.json", "--artifacts", store)

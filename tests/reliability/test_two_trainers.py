@@ -124,7 +124,7 @@ def test_one_training_job_at_a_time_across_trainers(store: Path, tmp_path: Path,
     )
     try:
         jobs = []
-        for k in range(4):  # 4 × 60 outcomes, through one trainer then the other: a retraining each time
+        for k in range(3):  # 3 × 60 outcomes, through one trainer then the other: a retraining each time
             answer = request(
                 trainers[k % 2].port,
                 "POST",
