@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ml_matching.runtime.ledger import LedgerSender
+
 
 def until(check: Callable[[], object], seconds: float = 10.0, every: float = 0.02) -> float:
     """Seconds until ``check()`` is true; fails the test if it is not within ``seconds``."""
@@ -124,3 +126,13 @@ def running_service(store: Path, **env: str) -> Iterator[int]:
         yield service.port
     finally:
         service.stop()
+
+
+def send_queued(sender: LedgerSender, seconds: float = 60) -> None:
+    """Start ``sender``'s thread, wait until every row it holds is sent, and stop it (its counts
+    are final then)."""
+    try:
+        sender.start()
+        assert sender.wait_sent(seconds), sender.counts
+    finally:
+        sender.stop(flush_seconds=0)

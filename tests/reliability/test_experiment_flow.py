@@ -31,7 +31,7 @@ from ml_matching.runtime import ledger
 from ml_matching.runtime.ledger import LedgerSender
 from tests.conftest import COPY, GB_VERSION, RF_VERSION, SEED_ROW
 from tests.reliability import fleet
-from tests.support import Service, request, until
+from tests.support import Service, request, send_queued, until
 
 pytestmark = pytest.mark.slow
 
@@ -188,10 +188,8 @@ def test_a_trainer_that_takes_smaller_bodies_than_a_batch_still_gets_every_row(
     sender = LedgerSender(f"http://127.0.0.1:{trainer.port}", 10_000, linger=0.0)
     sender.put(rows)  # about 600 bytes a row: a batch of 1,000 is over twice the trainer's limit
     try:
-        sender.start()
-        assert sender.wait_sent(60), sender.counts
+        send_queued(sender)
     finally:
-        sender.stop(flush_seconds=0)
         trainer.stop()
     assert (sender.counts.sent, sender.counts.dropped, sender.counts.refused) == (1500, 0, 0)
     assert sender.batch_rows < ledger.BATCH_ROWS

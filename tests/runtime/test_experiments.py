@@ -27,6 +27,7 @@ from ml_matching.runtime.scoring import Scorer, new_prediction_id
 from ml_matching.runtime.settings import Settings
 from ml_matching.runtime.shadow import Shadows
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.support import send_queued
 
 Client = TestClient[Litestar]
 KEYS = [f"brand-{i}" for i in range(200)]
@@ -375,10 +376,8 @@ def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
     sender.put(rows[7:])
     assert sender.counts.queued == n
     try:
-        sender.start()
-        assert sender.wait_sent(30), sender.counts
+        send_queued(sender)
     finally:
-        sender.stop(flush_seconds=0)
         trainer.close()
     posted: list[LedgerRow] = []
     for body in trainer.bodies:
