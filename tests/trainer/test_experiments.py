@@ -7,6 +7,7 @@ import json
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app, database
+from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_cli import call
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.trainer.conftest import ADMIN, outcomes
@@ -374,3 +376,28 @@ def test_a_commit_that_fails_leaves_the_published_file_as_it_was(
     assert client.post(f"/experiments/{experiment_id}/pause", headers=ADMIN).status_code == 507
     on_file = read_experiment(models)
     assert on_file is not None and on_file.state == "running"
+
+
+def test_two_pauses_at_once_leave_the_file_as_the_database_says(client: Client, models: Path) -> None:
+    """Both wait for the write lock; the second is refused (already paused). Its refusal must not
+    put back a copy of EXPERIMENT older than the first one's commit."""
+    experiment_id = _start(client).json()["id"]
+    book = client.app.state.trainer._book
+    outcomes_of: list[str] = []
+
+    def pause() -> None:
+        try:
+            outcomes_of.append(book.transition(experiment_id, "pause").state)
+        except ExperimentConflict:
+            outcomes_of.append("refused")
+
+    with book.db._lock:  # another writer holds the lock while both requests arrive
+        threads = [threading.Thread(target=pause) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes_of) == ["paused", "refused"]
+    on_file = read_experiment(models)
+    assert on_file is not None and on_file.state == "paused" == book.get(experiment_id).state

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -195,24 +195,47 @@ def write_published(root: Path, name: str, content: msgspec.Struct | None) -> No
             atomic_write(root / name, msgspec.json.format(msgspec.json.encode(content)) + b"\n")
 
 
-@contextlib.contextmanager
-def restored_on_failure(root: Path, name: str) -> Iterator[None]:
-    """Around a writing transaction that publishes ``name``: when the block fails, its commit
-    included, the file is put back as it was, so it never runs ahead of the database (a runtime
-    would follow an experiment the trainer does not know, and could not stop)."""
-    path = root / name
-    try:
-        before: bytes | None = path.read_bytes()
-    except FileNotFoundError:
-        before = None
-    try:
-        yield
-    except BaseException:
+class Publication:
+    """The file ``name`` a writing transaction publishes, put back as it was if the transaction
+    fails after publishing it (its commit included), so it never runs ahead of the database.
+
+    Call it with the write, inside the transaction: the file is read just before the first write,
+    under the transaction's lock, so the copy put back is what the last committed writer left.
+    Nothing is put back when the transaction failed before publishing (a refusal)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.path = root / name
+        self._before: list[bytes | None] = []  # empty until the first write
+
+    def __call__(self, write: Callable[[], None]) -> None:
+        if not self._before:
+            try:
+                self._before.append(self.path.read_bytes())
+            except FileNotFoundError:
+                self._before.append(None)
+        write()
+
+    def restore(self) -> None:
+        """Put the file back as it was before the first write (nothing if there was none)."""
+        if not self._before:
+            return
+        before = self._before[0]
         with contextlib.suppress(OSError):  # the disk may still be full: the first error is the one told
             if before is None:
-                path.unlink(missing_ok=True)
-            elif not path.is_file() or path.read_bytes() != before:
-                atomic_write(path, before)
+                self.path.unlink(missing_ok=True)
+            elif not self.path.is_file() or self.path.read_bytes() != before:
+                atomic_write(self.path, before)
+
+
+@contextlib.contextmanager
+def publication(root: Path, name: str) -> Iterator[Publication]:
+    """Around a writing transaction (outside it, so that a failed commit is seen): the
+    :class:`Publication` of ``name``, restored when the block raises."""
+    published = Publication(root, name)
+    try:
+        yield published
+    except BaseException:
+        published.restore()
         raise
 
 

@@ -32,7 +32,7 @@ from ml_matching.contract.experiment import (
     write_experiment,
 )
 from ml_matching.contract.holdout import HOLDOUT, LIVE
-from ml_matching.contract.store import restored_on_failure
+from ml_matching.contract.store import Publication, publication
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.plan import Guardrails, Plan, Primary, Progress, RampStep, initial
@@ -213,7 +213,7 @@ class ExperimentBook:
             horizon_days=body.horizon_days,
             created_at=created,
         )
-        with restored_on_failure(self.root, EXPERIMENT_FILE), self.db.write() as tx:
+        with publication(self.root, EXPERIMENT_FILE) as published, self.db.write() as tx:
             running = self.current(tx)
             if running is not None:
                 raise ExperimentConflict(
@@ -222,7 +222,7 @@ class ExperimentBook:
             progress = initial(plan, created) if plan is not None else None
             self.save(tx, experiment, progress, insert=True, plan=plan)
             self.log_event(tx, experiment.id, "created", by, details={"revision": 1})
-            self.publish(experiment)
+            self.publish(experiment, published)
         log.info("experiment %s (%s): created, control %s", experiment.id, experiment.name, control)
         return experiment
 
@@ -231,7 +231,7 @@ class ExperimentBook:
     ) -> Experiment:
         """``pause``, ``resume`` or ``stop`` the experiment; refused from a state that does not allow it."""
         allowed, target = TRANSITIONS[action]
-        with restored_on_failure(self.root, EXPERIMENT_FILE), self.db.write() as tx:
+        with publication(self.root, EXPERIMENT_FILE) as published, self.db.write() as tx:
             experiment = self._get(tx, experiment_id)
             if experiment.state not in allowed:
                 raise ExperimentConflict(
@@ -241,7 +241,7 @@ class ExperimentBook:
             changed = msgspec.structs.replace(experiment, state=target, revision=experiment.revision + 1)
             self.save(tx, changed)
             self.log_event(tx, experiment_id, action, by, reason, {"revision": changed.revision})
-            self.publish(changed)
+            self.publish(changed, published)
         log.info("experiment %s: %s (%s)", experiment_id, target, by)
         return changed
 
@@ -330,9 +330,10 @@ class ExperimentBook:
         )  # fmt: skip
         return event
 
-    def publish(self, experiment: Experiment) -> None:
-        # Inside the writing transaction: a failure here (disk full) rolls the change back.
-        write_experiment(self.root, experiment)
+    def publish(self, experiment: Experiment, published: Publication) -> None:
+        # Inside the writing transaction: a failure here (disk full) rolls the change back, and a
+        # failure after it (the commit) puts the file back.
+        published(lambda: write_experiment(self.root, experiment))
 
 
 def _candidates(body: ExperimentBody, plan: Plan | None) -> tuple[Candidate, ...]:

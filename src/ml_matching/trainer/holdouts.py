@@ -37,7 +37,7 @@ from ml_matching.contract.holdout import (
     read_holdout,
     write_holdout,
 )
-from ml_matching.contract.store import restored_on_failure
+from ml_matching.contract.store import publication
 from ml_matching.trainer.database import Database, Tx
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiments import Verify, verify_version
@@ -96,7 +96,7 @@ class HoldoutBook:
             horizon_days=body.horizon_days,
             created_at=created,
         )
-        with restored_on_failure(self.root, HOLDOUT_FILE), self.db.write() as tx:
+        with publication(self.root, HOLDOUT_FILE) as published, self.db.write() as tx:
             running = self.current(tx)
             if running is not None:
                 raise ExperimentConflict(f"holdout {running.id} is running: stop it before starting another")
@@ -106,13 +106,13 @@ class HoldoutBook:
                 msgspec.json.encode(holdout).decode(),
                 created,
             )
-            write_holdout(self.root, holdout)
+            published(lambda: write_holdout(self.root, holdout))
         log.info("holdout %s: %s frozen for %g %% of the units", holdout.id, version, holdout.weight / 100)
         return holdout
 
     def stop(self, holdout_id: str) -> HoldoutRecord:
         """End the holdout: its units are served live again; its record and rows stay."""
-        with restored_on_failure(self.root, HOLDOUT_FILE), self.db.write() as tx:
+        with publication(self.root, HOLDOUT_FILE) as published, self.db.write() as tx:
             record = self.record(tx, holdout_id)
             if record.ended_at is not None:
                 raise ExperimentConflict(f"holdout {holdout_id} ended at {record.ended_at}")
@@ -120,7 +120,7 @@ class HoldoutBook:
             tx.execute("UPDATE holdouts SET ended_at = ? WHERE id = ?", ended, holdout_id)
             on_file = read_holdout(self.root)
             if on_file is not None and on_file.id == holdout_id:
-                write_holdout(self.root, None)
+                published(lambda: write_holdout(self.root, None))
         log.info("holdout %s: stopped", holdout_id)
         return HoldoutRecord(record.holdout, ended)
 

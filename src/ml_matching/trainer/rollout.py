@@ -19,7 +19,7 @@ import msgspec
 
 from ml_matching.contract import write_active
 from ml_matching.contract.experiment import EXPERIMENT_FILE, Experiment, now
-from ml_matching.contract.store import restored_on_failure
+from ml_matching.contract.store import Publication, publication
 from ml_matching.trainer.controller import Decision, Look, after, decide, look, serving
 from ml_matching.trainer.database import Tx
 from ml_matching.trainer.errors import ExperimentConflict
@@ -50,7 +50,7 @@ class Rollouts:
     def tick(self) -> list[str]:
         """One look at every controlled experiment; the decisions taken, as ``id: kind``."""
         taken = []
-        with restored_on_failure(self.root, EXPERIMENT_FILE), self.book.db.write() as tx:
+        with publication(self.root, EXPERIMENT_FILE) as published, self.book.db.write() as tx:
             at = now()
             for c in self.book.under_control(tx):
                 assert c.plan is not None
@@ -62,13 +62,15 @@ class Rollouts:
                     if progress != c.progress:
                         self.book.save(tx, c.experiment, progress)
                     continue
-                self._apply(tx, Controlled(c.experiment, c.plan, progress), decision, "controller", at)
+                self._apply(
+                    tx, published, Controlled(c.experiment, c.plan, progress), decision, "controller", at
+                )
                 taken.append(f"{c.experiment.id}: {decision.kind}")
         return taken
 
     def act(self, experiment_id: str, action: str, by: str = "api", reason: str | None = None) -> None:
         """A person's override, applied and recorded like a decision (with the statistics of now)."""
-        with restored_on_failure(self.root, EXPERIMENT_FILE), self.book.db.write() as tx:
+        with publication(self.root, EXPERIMENT_FILE) as published, self.book.db.write() as tx:
             c = self.book.controlled(tx, experiment_id)
             if c.plan is None or c.progress is None:
                 raise ExperimentConflict(
@@ -81,9 +83,11 @@ class Rollouts:
             _check_action(action, c.plan, c.progress)
             at = now()
             seen = look(tx, c.experiment, c.plan, c.progress, at)
-            self._apply(tx, c, Decision(action, reason or f"{action} by hand", seen), by, at)
+            self._apply(tx, published, c, Decision(action, reason or f"{action} by hand", seen), by, at)
 
-    def _apply(self, tx: Tx, c: Controlled, decision: Decision, by: str, at: str) -> None:
+    def _apply(
+        self, tx: Tx, published: Publication, c: Controlled, decision: Decision, by: str, at: str
+    ) -> None:
         assert c.plan is not None
         assert c.progress is not None
         progress = after(decision.kind, c.plan, c.progress, at)
@@ -102,7 +106,7 @@ class Rollouts:
         }
         self.book.log_event(tx, experiment.id, decision.kind, by, decision.reason, details, at=at)
         if changes_serving:
-            self.book.publish(experiment)  # inside the transaction: a failed write changes nothing
+            self.book.publish(experiment, published)  # inside the transaction: a failed write changes nothing
         if decision.kind == "promote":
             write_active(self.root, c.experiment.candidates[0].version)
         log.info("experiment %s: %s (%s): %s", experiment.id, decision.kind, by, decision.reason)
