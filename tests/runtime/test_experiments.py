@@ -308,12 +308,18 @@ class _Trainer:
     """``POST /predictions`` answered as the trainer answers it (200, ``{"stored", "duplicates",
     "joined"}``), keeping each body it took. With ``break_first`` (a status), its first answer breaks off
     mid-body, as from a trainer killed while it answers or a proxy's error page
-    (``http.client.IncompleteRead``, which is not an ``OSError``)."""
+    (``http.client.IncompleteRead``, which is not an ``OSError``). With ``max_body``, a larger body
+    gets the trainer's 413; with ``status``, every request gets that error (a proxy's 401, say)."""
 
-    def __init__(self, break_first: int | None = None) -> None:
+    def __init__(
+        self, break_first: int | None = None, max_body: int | None = None, status: int | None = None
+    ) -> None:
         self.bodies: list[bytes] = []
+        self.posts = 0
         self._seen: set[str] = set()
         self._break = break_first  # the status of the answer that breaks off
+        self._max_body = max_body
+        self._status = status
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -324,6 +330,14 @@ class _Trainer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                trainer.posts += 1
+                if trainer._status is not None:
+                    self._error(trainer._status, "unauthorized", "missing or wrong bearer token")
+                    return
+                if trainer._max_body is not None and len(body) > trainer._max_body:
+                    detail = f"request body is larger than MAX_BODY_BYTES ({trainer._max_body} bytes)"
+                    self._error(413, "request_entity_too_large", detail)
+                    return
                 if trainer._break is not None:
                     status, trainer._break = trainer._break, None
                     self._answer(b'{"detail":', length=100, status=status)
@@ -334,6 +348,12 @@ class _Trainer:
                 trainer._seen |= new
                 self._answer(
                     msgspec.json.encode({"stored": len(new), "duplicates": len(ids) - len(new), "joined": 0})
+                )
+
+            def _error(self, status: int, error: str, detail: str) -> None:
+                self._answer(
+                    msgspec.json.encode({"statusCode": status, "error": error, "detail": detail}),
+                    status=status,
                 )
 
             def _answer(self, body: bytes, length: int | None = None, status: int = 200) -> None:
@@ -409,6 +429,35 @@ def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) ->
         health = client.get("/health").json()
         assert "experiment" not in health and "upgrade this runtime" in health["experimentRefused"]
         assert "arm" not in _predict(client, "brand-1")
+
+
+def test_batches_halved_by_a_413_grow_back_once_the_oversized_row_is_gone() -> None:
+    """One row too large for the trainer's limit halves the batches down to that row alone (it is
+    dropped); then the batches double again every GROW_AFTER sends instead of staying at one row."""
+    rows = _ledger_rows(3000)
+    huge = msgspec.structs.replace(rows[0], error="x" * 30_000)  # one row over the trainer's 20 kB
+    trainer = _Trainer(max_body=20_000)
+    sender = LedgerSender(trainer.url, 10_000, linger=0.0)
+    sender.put([huge, *rows[1:]])
+    try:
+        send_queued(sender)
+    finally:
+        trainer.close()
+    assert (sender.counts.sent, sender.counts.refused) == (2999, 1)
+    assert sender.batch_rows >= 64 and trainer.posts < 200, (sender.batch_rows, trainer.posts)
+
+
+def test_a_refusal_that_is_not_about_the_rows_drops_the_batch_in_one_post() -> None:
+    """A 401 (a proxy asking for a token) refuses every row alike: the batch is dropped at once,
+    not sent again row by row."""
+    trainer = _Trainer(status=401)
+    sender = LedgerSender(trainer.url, 10_000, linger=0.0)
+    sender.put(_ledger_rows(50))
+    try:
+        send_queued(sender)
+    finally:
+        trainer.close()
+    assert (trainer.posts, sender.counts.refused, sender.counts.dropped) == (1, 50, 50)
 
 
 @pytest.mark.parametrize("status", [200, 502], ids=["answer", "error-answer"])

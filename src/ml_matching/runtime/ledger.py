@@ -37,6 +37,15 @@ BATCH_ROWS = 1000
 #: How long a batch may wait to fill before it is sent (at 5,000 rows/s: batches of about 500).
 LINGER_SECONDS = 0.1
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+#: Answers that mean "not now": a timeout, a rate limit, a trainer older than the ledger (404, 405,
+#: as the Node client reads them). The rows wait.
+LATER = (404, 405, 408, 429)
+#: Answers that refuse what a batch holds (the trainer stores all of a batch or none): its rows are
+#: sent again one by one, and only those refused on their own are dropped.
+CONTENT = (400, 409, 422)
+#: Batches sent at a size halved by a 413 before it is doubled again (the oversized row that caused
+#: it may be gone; a trainer whose limit stays costs one 413 in this many).
+GROW_AFTER = 10
 #: Rows per call of the encoder. One msgspec call cannot be interrupted: 1,000 rows held the GIL for
 #: about 1.8 ms, and the event loop, waiting for it while another thread encoded, added 4–5 ms to
 #: the p99 of /predict (bench/experiments.py). 100 rows hold it for about 0.2 ms.
@@ -76,6 +85,7 @@ class LedgerSender:
         #: The most rows one POST carries: BATCH_ROWS, halved each time the trainer answers 413.
         self.batch_rows = BATCH_ROWS
         self._singles = 0  # rows at the front of the queue to send one a POST (a refused batch's)
+        self._sent_at_size = 0  # batches sent since batch_rows last changed
         self._rows: deque[Encoded] = deque()
         self._wake = threading.Condition()
         self._stopping = False
@@ -126,7 +136,7 @@ class LedgerSender:
     def stop(self, flush_seconds: float = 5.0) -> None:
         """Stop the thread after trying, for up to ``flush_seconds``, to send what is queued."""
         deadline = time.monotonic() + flush_seconds
-        while self._rows and time.monotonic() < deadline and self.counts.last_error is None:
+        while self._rows and time.monotonic() < deadline and not self._unreachable():
             time.sleep(0.05)
         with self._wake:
             self._stopping = True
@@ -165,9 +175,10 @@ class LedgerSender:
                 self._singles = max(self._singles - rows, 0)
             if outcome == "sent":
                 self.counts.sent += rows
+                self._grow()
             else:
                 self.counts.refused += rows
-                self._drop(rows, "the trainer refused the row")
+                self._drop(rows, "the trainer refused the rows")
 
     def _next_batch(self) -> list[Encoded] | None:
         """The parts at the front of the queue that make the next POST, once there are rows (None:
@@ -178,14 +189,15 @@ class LedgerSender:
             # Linger for the batch to fill: sent as they come, rows went a few at a time, each
             # POST a connection and a transaction, and that cost more than the scoring itself.
             deadline = time.monotonic() + self.linger
-            while self.counts.queued < BATCH_ROWS and not self._stopping:
+            limit = 1 if self._singles else self.batch_rows
+            while self.counts.queued < limit and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._wake.wait(left)
             if self._stopping:
                 return None
-            return _front(self._rows, 1 if self._singles else self.batch_rows)
+            return _front(self._rows, limit)
 
     def _split_up(self, outcome: str, rows: int) -> None:
         """The trainer refused a batch of ``rows``. Too large (413: its MAX_BODY_BYTES is smaller than
@@ -194,6 +206,7 @@ class LedgerSender:
         by one, so that one bad row does not lose the rest with it (as the Node client does)."""
         if outcome == "too large":
             self.batch_rows = max(rows // 2, 1)
+            self._sent_at_size = 0
             log.warning(
                 "ledger: the trainer refused a batch of %d rows as too large (413); sending at most %d "
                 "rows a batch from now on (raise the trainer's MAX_BODY_BYTES to send bigger ones)",
@@ -207,6 +220,19 @@ class LedgerSender:
             rows, self.counts.last_error,
         )  # fmt: skip
 
+    def _grow(self) -> None:
+        """After GROW_AFTER batches sent at a size a 413 halved, double it again (up to BATCH_ROWS)."""
+        if self.batch_rows >= BATCH_ROWS:
+            return
+        self._sent_at_size += 1
+        if self._sent_at_size >= GROW_AFTER:
+            self.batch_rows = min(self.batch_rows * 2, BATCH_ROWS)
+            self._sent_at_size = 0
+
+    def _unreachable(self) -> bool:
+        error = self.counts.last_error
+        return error is not None and error.startswith("unreachable")
+
     def _send(self, batch: list[Encoded], rows: int) -> str:
         assert self.url is not None
         request = urllib.request.Request(self.url, body(batch), {"Content-Type": "application/json"})
@@ -215,15 +241,14 @@ class LedgerSender:
                 response.read()
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
-            if exc.code == 413 and rows > 1:
-                self.counts.last_error = f"{exc.code} {detail}"
-                return "too large"
-            if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                if rows == 1:
-                    log.warning("ledger: the trainer refused a row (%d %s); dropped", exc.code, detail)
-                self.counts.last_error = f"{exc.code} {detail}"
-                return "refused"
             self.counts.last_error = f"{exc.code} {detail}"
+            if exc.code == 413 and rows > 1:
+                return "too large"
+            if exc.code in CONTENT and rows > 1:
+                return "refused"  # sent again row by row
+            if 400 <= exc.code < 500 and exc.code not in LATER:
+                log.warning("ledger: the trainer refused %d rows (%d %s); dropped", rows, exc.code, detail)
+                return "rejected"
             return "retry"
         except (OSError, http.client.HTTPException) as exc:
             # HTTPException: an answer that broke off (IncompleteRead) or was no HTTP at all; the
