@@ -6,10 +6,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ml_matching.contract import ArtifactCorrupt
+from ml_matching.contract import ArtifactCorrupt, StorageFull
 from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.records import Failed, Final, JobRecord
 from ml_matching.trainer.store import Store
@@ -53,3 +54,20 @@ def test_a_job_that_raises_as_it_starts_or_ends_does_not_stop_the_next(tmp_path:
     assert (runner.running, runner.waiting) == (None, None)
     if where == "starting":
         assert "ArtifactCorrupt" in str(runner.job(first.id).reason)
+
+
+class FollowingFails(JobRunner):
+    """A runner whose following of its worker raises (a progress line that cannot be saved)."""
+
+    def _follow(self, job: JobRecord, process: Any, conn: Any) -> tuple[JobRecord, Final]:
+        self.worker = process
+        raise StorageFull("database or disk is full")
+
+
+def test_a_worker_whose_job_failed_while_it_ran_is_ended(tmp_path: Path) -> None:
+    """Left running, it would train beside the next job and might still publish a version."""
+    spec = JobSpec("j", str(tmp_path / "store"), str(tmp_path / "t.sqlite"), [], "random_forest", 0.01, 50)
+    runner = FollowingFails(Store(tmp_path / "t.sqlite"), lambda *_: spec, _quiet)
+    job = runner.submit("manual", b"{}")
+    assert runner.wait(job.id, 30).state == "failed"
+    assert not runner.worker.is_alive() and runner.worker.exitcode is not None

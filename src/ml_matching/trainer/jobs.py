@@ -152,15 +152,24 @@ class JobRunner:
         parent, child = self._context.Pipe(duplex=False)
         # Not a daemon: a daemon process may not start children, and joblib then fits on one core.
         process = self._context.Process(target=run, args=(spec, child), name=f"train-{job.id}")
-        with self._lock:  # stop() either sees this worker, or it is never started
-            if self._stopping:
-                child.close()
-                return job, Failed("the trainer stopped before this job's worker started")
-            process.start()
+        # Started outside the lock: with spawn, start() waits while the child reads the spec (a
+        # POST /train body of megabytes: seconds), and submit() takes the lock on the event loop.
+        process.start()
+        with self._lock:
             self._process = process
+            stopped = self._stopping  # stop() ran before this worker was seen: end it here
         child.close()
+        if stopped:
+            process.terminate()
+            process.join()
+            return job, Failed("the trainer stopped as this job's worker started")
         log.info("job %s: started (%s, pid %s)", job.id, job.kind, process.pid)
-        return self._follow(job, process, parent)
+        try:
+            return self._follow(job, process, parent)
+        except BaseException:  # the job fails; its worker must not go on training beside the next one
+            process.kill()
+            process.join()
+            raise
 
     def _follow(self, job: JobRecord, process: Any, conn: Connection) -> tuple[JobRecord, Final]:
         final: Final | None = None
