@@ -76,7 +76,9 @@ export class SpoolFile {
   append(line) {
     if (!this.#path) return
     this.#fd ??= openSync(this.#path, 'a')
-    writeAll(this.#fd, this.#cut ? `\n${line}` : line) // glued to a cut line, it would be lost with it
+    const text = this.#cut ? `\n${line}` : line // glued to a cut line, it would be lost with it
+    this.#cut = true // until the whole line is written: a write that fails partway cuts it too
+    writeAll(this.#fd, text)
     this.#cut = false
   }
 
