@@ -85,7 +85,8 @@ def look(tx: Tx, experiment: Experiment, plan: Plan, progress: Progress, at: str
         # over time would read as a difference of the models (Simpson's paradox). Each step's looks
         # are anytime-valid at alpha; a ramp of k steps errs at most k * alpha (union bound, measured
         # in tests/statistics/test_error_rates.py).
-        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at)
+        weight = plan.ramp[progress.step].weight
+        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at, weight)
         cs = split_cs(
             unit_values(primary.metric, control.p, control.y),
             unit_values(primary.metric, treated.p, treated.y),

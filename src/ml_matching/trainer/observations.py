@@ -66,16 +66,28 @@ def horizon_cutoff(at: str, horizon_days: float) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def split(tx: Tx, experiment: Experiment, arm: str, since: str, at: str) -> tuple[Matured, Matured]:
+def split(
+    tx: Tx, experiment: Experiment, arm: str, since: str, at: str, weight: int | None = None
+) -> tuple[Matured, Matured]:
     """Matured predictions of control and of candidate ``arm`` made since ``since`` (the arm's own
-    version serving: fallback rows are not the candidate's)."""
+    version serving: fallback rows are not the candidate's); with ``weight``, only those made while
+    ``arm`` served that many basis points. The weight each row records keeps out the rows a runtime
+    served under the previous step's split before it followed the new one, so that the arms are
+    compared under one allocation only."""
     cutoff = horizon_cutoff(at, experiment.horizon_days)
+    params: list[object]
+    if weight is None:
+        arms, params = "p.arm IN (?, ?)", [CONTROL, arm]
+    else:
+        arms, params = "((p.arm = ? AND p.weight = ?) OR (p.arm = ? AND p.weight = ?))", [
+            CONTROL, BUCKETS - weight, arm, weight,
+        ]  # fmt: skip
     rows = tx.execute(
         "SELECT p.arm, p.probability, o.outcome, p.at < ?, p.at, o.received_at FROM predictions p "
         "LEFT JOIN outcomes o ON o.prediction_id = p.id AND o.received_at <= ? "
-        "WHERE p.experiment = ? AND p.received_at <= ? AND p.at >= ? AND p.fallback = 0 AND p.arm IN (?, ?) "
+        f"WHERE p.experiment = ? AND p.received_at <= ? AND p.at >= ? AND p.fallback = 0 AND {arms} "
         "ORDER BY p.id",
-        cutoff, at, experiment.id, at, since, CONTROL, arm,
+        cutoff, at, experiment.id, at, since, *params,
     ).fetchall()  # fmt: skip
     days = experiment.horizon_days
     return matured(rows, CONTROL, days), matured(rows, arm, days)

@@ -205,7 +205,8 @@ def _primary(tx: Tx, controlled: Controlled, at: str) -> bytes | None:
         estimate, lower, upper = paired_cs_from_sums(n, np.cumsum(d), np.cumsum(d * d), plan.primary.alpha)
         label = "paired (shadow − control)"
     else:
-        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at)
+        weight = plan.ramp[progress.step].weight  # the step's: a finished experiment serves 0 now
+        control, treated = seen.split(tx, experiment, candidate.arm, progress.step_started_at, at, weight)
         estimate, lower, upper, n = _split_path(metric, control, treated, plan.primary.alpha)
         label = f"split (candidate − control), step {progress.step}"
     if len(n) == 0:
