@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import socket
@@ -22,7 +23,7 @@ from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Experiment, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
-from ml_matching.trainer import TrainerSettings, create_app, database
+from ml_matching.trainer import TrainerSettings, create_app, database, observations
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_cli import call
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
@@ -401,3 +402,26 @@ def test_two_pauses_at_once_leave_the_file_as_the_database_says(client: Client, 
     assert sorted(outcomes_of) == ["paused", "refused"]
     on_file = read_experiment(models)
     assert on_file is not None and on_file.state == "paused" == book.get(experiment_id).state
+
+
+def test_the_split_comparison_keeps_to_the_rows_served_under_one_weight(client: Client, models: Path) -> None:
+    """Rows a runtime served under the previous split (weight 1,000) after the step moved to 5,000
+    are left out of that step's comparison; without a weight, all count."""
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    rows = [ledger_row(experiment, f"brand-{i}") for i in range(40)]  # weight 5,000 each arm (40: no retrain)
+    stale = [msgspec.structs.replace(r, weight=1000 if r.arm == "candidate" else 9000) for r in rows[:10]]
+    rows = [*stale, *rows[10:]]
+    _post_rows(client, rows)
+    client.post(
+        "/outcomes", json={"outcomes": [{"predictionId": r.prediction_id, "outcome": 1} for r in rows]}
+    )
+    book = client.app.state.trainer._book
+    with book.db.read() as tx:
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        control, treated = observations.split(
+            tx, experiment, "candidate", "2026-01-01T00:00:00.000Z", at, 5000
+        )
+        every = observations.split(tx, experiment, "candidate", "2026-01-01T00:00:00.000Z", at)
+    assert control.n + treated.n == 30 and every[0].n + every[1].n == 40
