@@ -304,3 +304,14 @@ def test_advancing_by_hand_ends_a_hold_by_hand(client: Client) -> None:
     assert advanced.status_code == 200 and advanced.json()["phase"] == "ramp"
     released = client.post(f"/experiments/{experiment_id}/release", headers=ADMIN)
     assert released.status_code == 409 and "not held by hand" in released.json()["detail"]
+
+
+def test_an_advance_that_names_the_step_it_saw_is_never_applied_twice(client: Client) -> None:
+    """Its answer lost (a timeout), a retried advance would skip a step; with the step it saw, the
+    retry is refused instead."""
+    experiment_id = _start(client, [{"weight": 1000}, {"weight": 2000}, {"weight": 5000}])
+    first = client.post(f"/experiments/{experiment_id}/advance?step=0", headers=ADMIN)
+    assert first.status_code == 200 and first.json()["step"] == 1
+    again = client.post(f"/experiments/{experiment_id}/advance?step=0", headers=ADMIN)
+    assert again.status_code == 409 and "is at ramp step 1, not 0" in again.json()["detail"]
+    assert client.get(f"/experiments/{experiment_id}").json()["step"] == 1

@@ -7,14 +7,15 @@ strict decoding, OpenAPI with offline docs, health and readiness, the admin toke
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery, RawBody
+from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 from litestar.response import Stream
 from prometheus_client import CollectorRegistry
 
@@ -268,7 +269,7 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
         return trainer.experiment_view(experiment_id)
 
     def action(name: str) -> HTTPRouteHandler:
-        @post(
+        route = post(
             f"/experiments/{{experiment_id:str}}/{name}",
             status_code=200,
             tags=["experiments"],
@@ -280,15 +281,30 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
             ),
             name=f"experiment-{name}",
         )
-        async def change(request: Request[Any, Any, Any], experiment_id: FromPath[str]) -> ExperimentView:
+
+        async def transition(request: Request[Any, Any, Any], experiment_id: FromPath[str]) -> ExperimentView:
             authorize(request, token)
-            if name in TRANSITIONS:
-                await anyio.to_thread.run_sync(trainer.experiments.transition, experiment_id, name)
-            else:
-                await anyio.to_thread.run_sync(trainer.rollouts.act, experiment_id, name)
+            await anyio.to_thread.run_sync(trainer.experiments.transition, experiment_id, name)
             return await anyio.to_thread.run_sync(trainer.experiment_view, experiment_id)
 
-        return change
+        async def act(
+            request: Request[Any, Any, Any],
+            experiment_id: FromPath[str],
+            step: Annotated[
+                int | None,
+                QueryParameter(
+                    ge=0,
+                    description="The ramp step you saw: a 409 if it has moved since (so that a retried "
+                    "call never applies twice, and an advance never skips a step)",
+                ),
+            ] = None,
+        ) -> ExperimentView:  # fmt: skip
+            authorize(request, token)
+            run = functools.partial(trainer.rollouts.act, experiment_id, name, step=step)
+            await anyio.to_thread.run_sync(run)
+            return await anyio.to_thread.run_sync(trainer.experiment_view, experiment_id)
+
+        return route(transition if name in TRANSITIONS else act)
 
     @get(
         "/experiments/{experiment_id:str}/replay",

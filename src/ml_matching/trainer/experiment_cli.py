@@ -83,6 +83,12 @@ def configure(p: argparse.ArgumentParser) -> Handler:
     ):
         action = actions.add_parser(name, help=what)
         action.add_argument("id", help="the experiment's id (see `list`)")
+        if name in ("advance", "rollback", "promote", "hold", "release"):
+            action.add_argument(
+                "--step", type=int,
+                help="the ramp step you saw (`show`): refused if it has moved since, so that running "
+                "the command again never skips a step",
+            )  # fmt: skip
         if name == "report":
             action.add_argument("--out", type=Path, help="where to write the page")
     return _run
@@ -104,7 +110,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         return 0
     else:
-        answer = call("POST", f"{trainer}/experiments/{args.id}/{args.action}")
+        step = getattr(args, "step", None)
+        query = f"?step={step}" if step is not None else ""
+        answer = call("POST", f"{trainer}/experiments/{args.id}/{args.action}{query}")
     return show(answer, args, _print_list, _print_view)
 
 

@@ -68,8 +68,17 @@ class Rollouts:
                 taken.append(f"{c.experiment.id}: {decision.kind}")
         return taken
 
-    def act(self, experiment_id: str, action: str, by: str = "api", reason: str | None = None) -> None:
-        """A person's override, applied and recorded like a decision (with the statistics of now)."""
+    def act(
+        self,
+        experiment_id: str,
+        action: str,
+        by: str = "api",
+        reason: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        """A person's override, applied and recorded like a decision (with the statistics of now).
+        ``step``: the ramp step the caller saw; refused if the experiment has moved since (a retry of
+        an ``advance`` whose answer was lost would otherwise skip a step)."""
         with publication(self.root, EXPERIMENT_FILE) as published, self.book.db.write() as tx:
             c = self.book.controlled(tx, experiment_id)
             if c.plan is None or c.progress is None:
@@ -81,6 +90,11 @@ class Rollouts:
                     f"experiment {experiment_id} is over ({c.progress.phase}, {c.experiment.state})"
                 )
             _check_action(action, c.plan, c.progress)
+            if step is not None and step != c.progress.step:
+                raise ExperimentConflict(
+                    f"experiment {experiment_id} is at ramp step {c.progress.step}, not {step}: it moved "
+                    f"since (a retried {action}?); look again before you {action}"
+                )
             at = now()
             seen = look(tx, c.experiment, c.plan, c.progress, at)
             self._apply(tx, published, c, Decision(action, reason or f"{action} by hand", seen), by, at)
