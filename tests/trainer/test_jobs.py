@@ -12,9 +12,8 @@ import pytest
 
 from ml_matching.contract import ArtifactCorrupt, StorageFull
 from ml_matching.trainer.jobs import JobRunner
-from ml_matching.trainer.records import Failed, Final, JobRecord
+from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec
 from ml_matching.trainer.store import Store
-from ml_matching.trainer.worker import JobSpec
 
 
 class Instant(JobRunner):

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import msgspec
 
@@ -112,3 +113,21 @@ def decode_message(data: bytes) -> WorkerMessage:
 
 def decode_record(data: bytes | str) -> JobRecord:
     return _record.decode(data)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job trains on and how; plain data, so it crosses the process boundary as is."""
+
+    job_id: str
+    root: str
+    db: str
+    features: list[dict[str, Any]]
+    algorithm: str
+    tolerance: float
+    min_evaluation_rows: int
+    config: str | None = None
+    snapshot: int | None = None  # stored outcomes up to this sequence number
+    body: bytes | None = None  # or exactly the data POST /train sent
+    activate: bool = True  # PROMOTION=gate: a promoted version becomes ACTIVE; else the trainer decides
+    dask: str | None = None  # a Dask scheduler to train on (DASK_SCHEDULER_ADDRESS)

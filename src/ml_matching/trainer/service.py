@@ -35,12 +35,11 @@ from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.ledger import add_predictions, prune, row_problem
 from ml_matching.trainer.metrics import TrainerMetrics
 from ml_matching.trainer.plan import parse_primary, parse_ramp
-from ml_matching.trainer.records import JobRecord
+from ml_matching.trainer.records import JobRecord, JobSpec
 from ml_matching.trainer.responses import OutcomesStored, OutcomeStats, PredictionsStored
 from ml_matching.trainer.rollout import Rollouts
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.trainer.store import Store, now
-from ml_matching.trainer.worker import JobSpec
 from ml_matching.training.data import parse_dataset
 
 log = logging.getLogger("ml_matching.trainer")

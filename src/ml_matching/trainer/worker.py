@@ -15,10 +15,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from joblib.externals.loky import get_reusable_executor
 
@@ -27,6 +25,7 @@ from ml_matching.contract.experiment import read_experiment
 from ml_matching.trainer.evaluation import evaluation_rows
 from ml_matching.trainer.records import (
     Failed,
+    JobSpec,
     Progress,
     Published,
     Rejected,
@@ -42,24 +41,6 @@ from ml_matching.training.errors import DataError
 from ml_matching.training.pipeline import FitResult, judged, publish, train_candidates
 
 Lines = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job trains on and how; plain data, so it crosses the process boundary as is."""
-
-    job_id: str
-    root: str
-    db: str
-    features: list[dict[str, Any]]
-    algorithm: str
-    tolerance: float
-    min_evaluation_rows: int
-    config: str | None = None
-    snapshot: int | None = None  # stored outcomes up to this sequence number
-    body: bytes | None = None  # or exactly the data POST /train sent
-    activate: bool = True  # PROMOTION=gate: a promoted version becomes ACTIVE; else the trainer decides
-    dask: str | None = None  # a Dask scheduler to train on (DASK_SCHEDULER_ADDRESS)
 
 
 def run(spec: JobSpec, conn: Connection) -> None:
