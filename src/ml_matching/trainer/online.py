@@ -20,12 +20,12 @@ Only numpy, scipy and msgspec are imported, so the trainer can compute these wit
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Final, Literal
 
 import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 Metric = Literal["logLoss", "brier", "successRate"]
 
@@ -42,8 +42,9 @@ BOUNDS: Final[dict[str, float]] = {"logLoss": -math.log(LOSS_CLIP), "brier": 1.0
 #: Equal-width bins of the expected calibration error.
 ECE_BINS: Final = 10
 
-#: The two-sided normal quantile of the reported 95 % DeLong interval.
-_Z95: Final = float(stats.norm.ppf(0.975))
+#: The two-sided normal quantile of the reported 95 % DeLong interval (the standard library's: SciPy
+#: is imported where it is used, so that a trainer starts without it until it computes metrics).
+_Z95: Final = statistics.NormalDist().inv_cdf(0.975)
 
 
 class ArmMetrics(msgspec.Struct, rename="camel", frozen=True):
@@ -158,6 +159,8 @@ def roc_auc_delong(p: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[floa
     m, k = int(positive.sum()), int((~positive).sum())
     if m == 0 or k == 0:
         return None
+    from scipy import stats
+
     ranks = stats.rankdata(p)
     v10 = (ranks[positive] - stats.rankdata(p[positive])) / k
     v01 = 1.0 - (ranks[~positive] - stats.rankdata(p[~positive])) / m
