@@ -277,10 +277,11 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
             description=ACTION_HELP[name],
             security=[{"bearer": []}],
             responses=error_responses(
-                Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict
+                Unauthorized, ManagementDisabled, ExperimentNotFound, ExperimentConflict,
+                *(() if name in TRANSITIONS else (InvalidInput,)),  # a `step` that is no number
             ),
             name=f"experiment-{name}",
-        )
+        )  # fmt: skip
 
         async def transition(request: Request[Any, Any, Any], experiment_id: FromPath[str]) -> ExperimentView:
             authorize(request, token)
