@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from ml_matching.contract.features import FLOAT32_MAX, Feature, FeatureSet, number_text
 
@@ -163,9 +164,9 @@ def first_bad_row(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[
     each value cost it more than storing the rows); the reason comes from the loop, for that row only.
     """
     names = fs.names
-    low, high = _bounds(fs)
+    keys = dict.fromkeys(names).keys()
     try:
-        if any(row.keys() != low.keys() for row in rows):
+        if any(row.keys() != keys for row in rows):
             raise KeyError  # unknown or missing features: row_problem names them
         # Numbers only (numpy would read "0.5" and True as numbers): msgspec checks them in C.
         checked = msgspec.convert(rows, list[dict[str, float]], strict=True)
@@ -173,14 +174,9 @@ def first_bad_row(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[
     except (KeyError, msgspec.ValidationError):
         return _first_problem(rows, fs)
     x = x.reshape(len(rows), len(names))
-    ok = np.isfinite(x) & (x >= np.array(list(low.values()))) & (x <= np.array(list(high.values())))
+    low, high = model_bounds(fs)
+    ok = np.isfinite(x) & (x >= low) & (x <= high)
     return None if ok.all() else _first_problem(rows, fs)
-
-
-def _bounds(fs: FeatureSet) -> tuple[dict[str, float], dict[str, float]]:
-    """Each feature's bounds, in order (float32's where it declares none)."""
-    ranges = {f.name: model_range(f) for f in fs.features}
-    return {n: r[0] for n, r in ranges.items()}, {n: r[1] for n, r in ranges.items()}
 
 
 def _first_problem(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[int, str] | None:
@@ -206,6 +202,12 @@ def value_problem(value: Any, feature: Feature) -> str | None:
     if abs(number) > FLOAT32_MAX:
         return f"value {number_text(number)} is not a finite number in float32, which the model computes in"
     return feature.range_problem(number)
+
+
+def model_bounds(fs: FeatureSet) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Every feature's :func:`model_range`, in order, as two arrays (lows, highs) for bulk checks."""
+    low, high = np.array([model_range(f) for f in fs.features], dtype=np.float64).reshape(-1, 2).T
+    return low, high
 
 
 def model_range(feature: Feature) -> tuple[float, float]:

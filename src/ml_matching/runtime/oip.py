@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml_matching.contract import FeatureSet, InvalidInput, LoadedModel, Sidecar
-from ml_matching.contract.validation import model_range, value_problem
+from ml_matching.contract.validation import model_bounds, value_problem
 
 DATATYPE = "FP32"
 OUTPUTS = ("probabilities", "label")
@@ -203,7 +203,7 @@ def _reason(exc: msgspec.ValidationError) -> str:
 def _check_values(where: str, x: npt.NDArray[np.float64], fs: FeatureSet) -> None:
     """The first value that is not finite in float32 or outside its feature's range, named as
     /predict names it."""
-    lo, hi = np.array([model_range(f) for f in fs.features], dtype=np.float64).reshape(-1, 2).T
+    lo, hi = model_bounds(fs)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(x) | (x < lo) | (x > hi)
     if not bad.any():

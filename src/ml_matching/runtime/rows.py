@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml_matching.contract import FeatureSet
-from ml_matching.contract.validation import explain_row, malformed, model_range, row_problem
+from ml_matching.contract.validation import explain_row, malformed, model_bounds, row_problem
 
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -44,7 +44,7 @@ class Checked:
 
 def in_range(x: Floats, fs: FeatureSet) -> Mask:
     """Rows whose every value is finite and within its feature's declared range (and float32's)."""
-    lo, hi = np.array([model_range(f) for f in fs.features], dtype=np.float64).reshape(-1, 2).T
+    lo, hi = model_bounds(fs)
     with np.errstate(invalid="ignore"):
         good = np.isfinite(x).all(axis=1) & (x >= lo).all(axis=1) & (x <= hi).all(axis=1)
     return np.asarray(good, dtype=np.bool_)
