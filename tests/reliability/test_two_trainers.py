@@ -26,6 +26,7 @@ from ml_matching.contract.assignment import HASH_VERSION
 from ml_matching.contract.experiment import now
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow
+from ml_matching.trainer.database import TRAIN_LOCK
 from ml_matching.trainer.schema import SCHEMA_VERSION
 from ml_matching.trainer.store import Store
 from tests.conftest import RF_VERSION, SEED_ROW
@@ -152,6 +153,52 @@ def test_one_training_job_at_a_time_across_trainers(store: Path, tmp_path: Path,
     finally:
         for t in trainers:
             t.stop()
+
+
+def test_a_starting_trainer_leaves_a_live_trainers_job_and_reruns_a_dead_ones_retraining(
+    store: Path, tmp_path: Path, database: str
+) -> None:
+    """A job waits for the training lock (held here, as a long job of a third trainer would). A second
+    trainer starting must leave it alone; once its own trainer is killed, the next one to start marks
+    it failed and queues the retraining again: its outcomes were claimed, so no later count would."""
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps(FAST_CONFIG))
+    env = {
+        "OUTCOMES_DB": database,
+        "RETRAIN_EVERY": "50",
+        "CONTROLLER_SECONDS": "0",
+        "PROMOTION_TOLERANCE": "1",
+    }
+    first = trainer_service(store, config, tmp_path, **env).start()
+    second = trainer_service(store, config, tmp_path, **env)
+    with psycopg.connect(database, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (TRAIN_LOCK,))
+        job = request(first.port, "POST", "/outcomes", {"outcomes": outcomes(90, seed=7)})[1]["job"]
+        until(lambda: "waiting" in " ".join(first.get(f"/train/{job}")["progress"]), 30)
+        second.start()
+        try:
+            assert second.get(f"/train/{job}")["state"] == "queued", "a live trainer's job is left alone"
+            first.stop(signal.SIGKILL)
+            second.stop()
+            second.start()  # the first trainer is gone: its job is lost, and its retraining queued again
+            lost = second.get(f"/train/{job}")
+            assert (lost["state"], lost["result"]["reason"]) == (
+                "failed",
+                "the trainer stopped while this job was queued",
+            )
+            with psycopg.connect(database) as db:
+                records = [
+                    json.loads(r[0]) for r in db.execute("SELECT record FROM jobs ORDER BY created_at")
+                ]
+            assert [(r["kind"], r["state"]) for r in records] == [("auto", "failed"), ("auto", "queued")]
+            again = records[1]["id"]
+            holder.execute("SELECT pg_advisory_unlock(%s)", (TRAIN_LOCK,))
+            until(lambda: second.get(f"/train/{again}")["state"] != "queued", 60, every=0.5)
+            until(lambda: second.get(f"/train/{again}")["state"] in ("succeeded", "rejected", "failed"), 240)
+            assert second.get(f"/train/{again}")["state"] == "succeeded", second.log.read_text()[-3000:]
+        finally:
+            second.stop()
+            first.stop()
 
 
 def test_a_database_of_the_previous_schema_is_upgraded(database: str) -> None:

@@ -1,5 +1,6 @@
 """The job runner goes on to the next job whatever a job's start or end raises: a runner that
-stopped there would keep a job "running" and every later one queued, and refuse new ones as busy."""
+stopped there would keep a job "running" and every later one queued, and refuse new ones as busy.
+A starting trainer queues again a retraining the last one never finished."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from ml_matching.contract import ArtifactCorrupt, StorageFull
 from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec
-from ml_matching.trainer.store import Store
+from ml_matching.trainer.service import Trainer
+from ml_matching.trainer.settings import TrainerSettings
+from ml_matching.trainer.store import Store, now
 
 
 class Instant(JobRunner):
@@ -70,3 +73,34 @@ def test_a_worker_whose_job_failed_while_it_ran_is_ended(tmp_path: Path) -> None
     job = runner.submit("manual", b"{}")
     assert runner.wait(job.id, 30).state == "failed"
     assert not runner.worker.is_alive() and runner.worker.exitcode is not None
+
+
+@pytest.mark.parametrize("every", ["50", "0"])
+def test_a_retraining_the_last_trainer_never_finished_is_queued_again(
+    store: Path, tmp_path: Path, every: str
+) -> None:
+    """Its outcomes were claimed when it was queued, so no later count of new ones would retrain on
+    them: the starting trainer queues it again (when retraining is on); other lost jobs only fail."""
+    database = tmp_path / "t.sqlite"
+    with Store(database) as kept:
+        kept.save_job(JobRecord("lost-auto", "auto", "stored", "running", now()))
+        kept.save_job(JobRecord("lost-manual", "manual", "body", "queued", now()))
+    env = {
+        "MODELS_DIR": str(store),
+        "OUTCOMES_DB": str(database),
+        "RETRAIN_EVERY": every,
+        "CONTROLLER_SECONDS": "0",
+    }
+    trainer = Trainer(TrainerSettings.from_environ(env))
+    trainer.start()
+    try:
+        assert {trainer.runner.job(j).state for j in ("lost-auto", "lost-manual")} == {"failed"}
+        again = trainer.runner.running
+        if every == "0":
+            assert again is None
+            return
+        assert again is not None and trainer.runner.job(again).kind == "auto"
+        done = trainer.runner.wait(again, 120)  # no outcomes stored: the worker rejects the data
+        assert done.state == "rejected" and "training needs at least" in str(done.reason)
+    finally:
+        trainer.stop()

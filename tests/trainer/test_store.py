@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ml_matching.trainer.errors import OutcomeConflict
@@ -86,6 +87,36 @@ def test_concurrent_writers_with_retries_store_each_outcome_once(store: Store) -
         t.join()
     assert store.stats().total == 800
     assert len({o.id for o in store.rows("all")}) == 800
+
+
+def _failed(job: JobRecord) -> JobRecord:
+    return msgspec.structs.replace(job, state="failed", reason="lost")
+
+
+def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_url: str) -> None:
+    """On PostgreSQL several trainers share the jobs: one starting must not fail a job another live
+    trainer runs. A SQLite file has one trainer, so every unfinished job there is lost."""
+    live, gone, starting = Store(database_url), Store(database_url), Store(database_url)
+    try:
+        mine, theirs = live.claim_instance(), gone.claim_instance()
+        assert (mine is None) == (theirs is None) == (database_url.endswith(".sqlite"))
+        assert mine != theirs or mine is None
+        live.save_job(JobRecord("alive", "auto", "stored", "queued", now(), owner=mine))
+        live.save_job(JobRecord("orphan", "auto", "stored", "running", now(), owner=theirs))
+        live.save_job(JobRecord("old", "manual", "body", "running", now()))  # a release before owners
+        gone.close()  # its session, and so its instance lock, ends
+        starting.claim_instance()
+        ended = starting.end_lost_jobs(_failed)
+        shared = mine is not None
+        assert sorted(j.id for j in ended) == (["old", "orphan"] if shared else ["alive", "old", "orphan"])
+        assert all(live.job(j.id) == j for j in ended), "saved as ended"
+        assert [j.id for j in live.unfinished_jobs()] == (["alive"] if shared else [])
+        assert starting.end_lost_jobs(_failed) == [], "a job is ended once"
+        live.close()  # now the live trainer is gone too
+        assert [j.id for j in starting.end_lost_jobs(_failed)] == (["alive"] if shared else [])
+    finally:
+        for s in (live, gone, starting):
+            s.close()
 
 
 def test_jobs_are_kept_and_the_unfinished_found_again(database_url: str) -> None:

@@ -12,6 +12,7 @@ default ``synchronous_commit`` (flushed to the write-ahead log). Readers never w
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -27,6 +28,13 @@ from ml_matching.contract import MissingDependency, StorageFull
 WRITE_LOCK = 0x6D6C_6D61_7463_6800 >> 8  # "mlmatch"
 #: Held for the duration of a training job, so one job runs at a time across trainers.
 TRAIN_LOCK = WRITE_LOCK + 1
+#: The first key of the two-key advisory lock a trainer holds for its life, the second being its
+#: instance number (two-key locks are apart from the one-key locks above in PostgreSQL's lock space).
+INSTANCE_LOCK_CLASS = 0x6D6C6D
+#: A trainer's instance lock is released when its session ends: at once when the process dies, and
+#: when its machine dies once the server's keepalive probes have gone unanswered (about 60 s with
+#: these, against two hours with the kernel's defaults).
+_KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
 
 class Cursor(Protocol):
@@ -198,6 +206,36 @@ class PostgresDatabase:
         self._url = url
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=30)
         self._pool.wait(timeout=30)
+        self._instance: Any = None  # the connection holding this process's instance lock
+
+    def claim_instance(self) -> int:
+        """A number no live trainer on this database holds, held until :meth:`close` or this process
+        ends (on a connection of its own): what a job record names as its owner, so that another
+        trainer can tell a job whose trainer is gone from one still running (:meth:`instance_alive`)."""
+        import psycopg
+
+        if self._instance is None:
+            self._instance = psycopg.connect(self._url, autocommit=True)
+            for statement in _KEEPALIVES.split(";"):
+                self._instance.execute(statement)
+        while True:
+            number = secrets.randbelow(2**31 - 1) + 1
+            row = self._instance.execute(
+                "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (INSTANCE_LOCK_CLASS, number)
+            ).fetchone()
+            if row and row[0]:  # else a live trainer drew the same number: draw again
+                return number
+
+    def instance_alive(self, tx: Tx, number: int) -> bool:
+        """Whether the trainer that claimed ``number`` still holds it (its session is open)."""
+        row = tx.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = CAST(? AS oid) AND objid = CAST(? AS oid))",
+            INSTANCE_LOCK_CLASS,
+            number,
+        ).fetchone()
+        return bool(row[0])
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -245,6 +283,8 @@ class PostgresDatabase:
         tx.execute("INSERT INTO ml_matching_schema (version) VALUES (?)", version)
 
     def close(self) -> None:
+        if self._instance is not None:
+            self._instance.close()  # the instance lock goes with its session
         self._pool.close()
 
 

@@ -1,9 +1,11 @@
 """Training jobs: at most one runs (in a worker process) and at most one waits.
 
 A job's record (state, progress lines, result) is saved in the :class:`~ml_matching.trainer.store.JobStore`
-at every change, so ``GET /train/{job}`` reads it and a restarted service finds the jobs that were
-running when it stopped, and marks them failed. A job on the stored outcomes waiting for its turn
-absorbs later retrain triggers: when it starts, it takes every outcome stored by then.
+at every change, so ``GET /train/{job}`` reads it and a starting service finds the jobs a trainer
+left unfinished when it stopped, and marks them failed; on a shared database only the jobs whose
+trainer is gone (the record names its owner), never another live trainer's. A job on the stored
+outcomes waiting for its turn absorbs later retrain triggers: when it starts, it takes every outcome
+stored by then.
 """
 
 from __future__ import annotations
@@ -30,8 +32,15 @@ SpecFor = Callable[[JobRecord, bytes | None], JobSpec]
 class JobRunner:
     """Queues jobs, runs each in a ``spawn``-ed worker process, and keeps their records."""
 
-    def __init__(self, store: Store, spec_for: SpecFor, on_finished: Callable[[JobRecord], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spec_for: SpecFor,
+        on_finished: Callable[[JobRecord], None],
+        owner: int | None = None,
+    ) -> None:
         self._store = store
+        self._owner = owner  # this trainer's instance number on a shared database
         self._spec_for = spec_for
         self._on_finished = on_finished
         self._lock = threading.Lock()
@@ -45,12 +54,14 @@ class JobRunner:
         self._stopping = False
 
     def recover(self) -> list[JobRecord]:
-        """Mark the jobs a previous run left queued or running as failed; return them."""
-        failed = []
-        for job in self._store.unfinished_jobs():
-            reason = f"the trainer stopped while this job was {job.state}"
-            failed.append(self._save(ended(job, Failed(reason), now())))
-            log.warning("job %s: %s; marked failed", job.id, reason)
+        """Mark failed the jobs a trainer that is gone left queued or running; return them."""
+
+        def end(job: JobRecord) -> JobRecord:
+            return ended(job, Failed(f"the trainer stopped while this job was {job.state}"), now())
+
+        failed = self._store.end_lost_jobs(end)
+        for job in failed:
+            log.warning("job %s: %s; marked failed", job.id, job.reason)
         return failed
 
     @property
@@ -79,9 +90,8 @@ class JobRunner:
                     )
                 self._retrain_pending = True  # an auto retrain after the waiting body job
                 return waiting
-            job = JobRecord(
-                uuid.uuid4().hex[:16], kind, "body" if body is not None else "stored", "queued", now()
-            )
+            source = "body" if body is not None else "stored"
+            job = JobRecord(uuid.uuid4().hex[:16], kind, source, "queued", now(), owner=self._owner)
             self._store.save_job(job)
             self._finished[job.id] = threading.Event()
             if self._running is None:
@@ -216,7 +226,7 @@ class JobRunner:
                     self._queue_retrain_locked()
 
     def _queue_retrain_locked(self) -> None:
-        job = JobRecord(uuid.uuid4().hex[:16], "auto", "stored", "queued", now())
+        job = JobRecord(uuid.uuid4().hex[:16], "auto", "stored", "queued", now(), owner=self._owner)
         self._store.save_job(job)
         self._finished[job.id] = threading.Event()
         self._waiting = (job, None)

@@ -71,7 +71,8 @@ class JobRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     """A training job as kept: its state, what it trains on, its progress lines and its result.
 
     ``kind``: ``auto`` (every RETRAIN_EVERY outcomes) or ``manual`` (POST /train); ``source``:
-    ``stored`` (the stored outcomes) or ``body`` (the data POST /train sent).
+    ``stored`` (the stored outcomes) or ``body`` (the data POST /train sent); ``owner``: the
+    instance number of the trainer that runs it on a shared database (kept, never shown).
     """
 
     id: str
@@ -84,6 +85,7 @@ class JobRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     progress: tuple[str, ...] = ()
     result: TrainResult | None = None
     reason: str | None = None
+    owner: int | None = None
 
     @property
     def final(self) -> bool:

@@ -69,16 +69,16 @@ class Trainer:
         )
 
     def start(self) -> None:
-        """Check the Dask extra when a scheduler is set; open the store; mark the jobs a previous run
-        left unfinished as failed; make the store's EXPERIMENT and HOLDOUT agree with the database;
-        prune the ledger now and then every hour."""
+        """Check the Dask extra when a scheduler is set; open the store; mark the jobs a trainer that
+        is gone left unfinished as failed, and run again a retraining among them; make the store's
+        EXPERIMENT and HOLDOUT agree with the database; prune the ledger now and then every hour."""
         if self.settings.dask_scheduler:
             from ml_matching.training.cluster import require_dask
 
             require_dask()  # at start-up, not at the first training
         self._store = Store(self.settings.database)
-        self._runner = JobRunner(self._store, self._spec, self._finished)
-        self._runner.recover()
+        self._runner = JobRunner(self._store, self._spec, self._finished, self._store.claim_instance())
+        lost = self._runner.recover()
         self._book = ExperimentBook(self._store.db, self.root)
         self._book.reconcile()
         self._holdouts = HoldoutBook(self._store.db, self.root)
@@ -88,6 +88,14 @@ class Trainer:
         if self.settings.controller_seconds > 0:
             self._every(self.settings.controller_seconds, self.rollouts.tick, "controller")
         log.info("trainer: outcomes in %s, versions in %s", self._store.where, self.root)
+        self._retrain_lost([job.id for job in lost if job.kind == "auto"])
+
+    def _retrain_lost(self, lost: list[str]) -> None:
+        """Queue a retraining for automatic ones a stopped trainer never finished. Their outcomes were
+        claimed when they were queued, so no later count would trigger one for them."""
+        if lost and self.settings.retrain_every > 0:
+            job = self.runner.submit("auto")
+            log.warning("retraining %s: queued for the lost %s", job.id, ", ".join(lost))
 
     def stop(self) -> None:
         self._stopping.set()

@@ -96,6 +96,8 @@ class JobStore(Protocol):
     def save_job(self, job: JobRecord) -> None: ...
     def job(self, job_id: str) -> JobRecord | None: ...
     def unfinished_jobs(self) -> list[JobRecord]: ...
+    def claim_instance(self) -> int | None: ...
+    def end_lost_jobs(self, end: Callable[[JobRecord], JobRecord]) -> list[JobRecord]: ...
 
 
 def matching(rows: Iterable[StoredOutcome], fs: FeatureSet) -> tuple[list[StoredOutcome], int]:
@@ -264,8 +266,38 @@ class Store:
 
     def unfinished_jobs(self) -> list[JobRecord]:
         with self.db.read() as tx:
-            rows = tx.execute("SELECT record FROM jobs ORDER BY created_at").fetchall()
-        return [j for j in (decode_record(r[0]) for r in rows) if not j.final]
+            return _unfinished(tx)
+
+    def claim_instance(self) -> int | None:
+        """This trainer's instance number on a shared database, held while it runs (None on a SQLite
+        file, which has one trainer): its job records name it as their owner."""
+        return self.db.claim_instance() if isinstance(self.db, PostgresDatabase) else None
+
+    def end_lost_jobs(self, end: Callable[[JobRecord], JobRecord]) -> list[JobRecord]:
+        """Save ``end(job)`` for every unfinished job whose trainer is gone, in one transaction; return
+        them. On a SQLite file every unfinished job is lost (its one trainer is starting). On
+        PostgreSQL a job is lost when the instance that owns it no longer holds its lock, or when it
+        names no owner (a release before owners); another live trainer's job is left alone, and of
+        trainers starting at once only one ends a lost job."""
+        ended = []
+        with self.db.write() as tx:
+            for job in _unfinished(tx):
+                if self._owner_alive(tx, job.owner):
+                    continue
+                done = end(job)
+                tx.execute("UPDATE jobs SET record = ? WHERE id = ?", encode(done).decode(), job.id)
+                ended.append(done)
+        return ended
+
+    def _owner_alive(self, tx: Tx, owner: int | None) -> bool:
+        if owner is None or not isinstance(self.db, PostgresDatabase):
+            return False
+        return self.db.instance_alive(tx, owner)
+
+
+def _unfinished(tx: Tx) -> list[JobRecord]:
+    rows = tx.execute("SELECT record FROM jobs ORDER BY created_at").fetchall()
+    return [j for j in (decode_record(r[0]) for r in rows) if not j.final]
 
 
 def insert_outcomes(tx: Tx, outcomes: Sequence[Outcome], stamp: str, share: float) -> int:
