@@ -72,14 +72,20 @@ export class SpoolFile {
     this.#lanes.push(lines)
   }
 
-  /** @param {string} line ending with a newline */
-  append(line) {
+  /**
+   * @param {string} line ending with a newline
+   * @param {boolean} [durable] on disk before it returns (fsync), not only in the kernel's cache: an
+   *   outcome reported `queued` survives a power cut too. Ledger rows, which flow all the time and
+   *   would pay a disk flush each, survive a restart of the process, not of the machine.
+   */
+  append(line, durable = false) {
     if (!this.#path) return
     this.#fd ??= openSync(this.#path, 'a')
     const text = this.#cut ? `\n${line}` : line // glued to a cut line, it would be lost with it
     this.#cut = true // until the whole line is written: a write that fails partway cuts it too
     writeAll(this.#fd, text)
     this.#cut = false
+    if (durable) fsyncSync(this.#fd)
   }
 
   /** Write what waits now, and nothing else. */
@@ -143,7 +149,7 @@ export class Outbox {
           `outcome ${outcomeKey(item)} was not queued`
       )
     }
-    this.#spool.append(JSON.stringify(item) + '\n')
+    this.#spool.append(JSON.stringify(item) + '\n', true) // only while the trainer is away
     this.#items.push(item)
   }
 
