@@ -113,3 +113,24 @@ def test_fit_gate_publishes_a_worse_model_without_activating_it(
     decision = json.loads((root / version["version"] / "model.json").read_text())["gate"]
     assert decision["rowsSource"] == "held-out rows of this training" and decision["rows"] == 60
     assert again["active"] == (version["version"] if decision["promoted"] else None)
+
+
+def test_on_its_own_held_out_rows_the_champion_is_judged_by_its_own_held_out_figure(
+    store: tuple[Path, str], cli: Cli, data_file: Path, fast_config: Path
+) -> None:
+    """A retrain on the champion's own data: the new held-out split is mostly rows the champion was
+    trained on, where its ROC-AUC is inflated (a forest nearly memorises its training rows). Its
+    figure is the held-out ROC-AUC its sidecar recorded instead, and the reason says so."""
+    root, champion = store
+    args = ["--data", data_file, "--artifacts", root, "--config", fast_config, "--seed", "7", "--gate"]
+    (version,) = _fit_json(cli, *args)["versions"]
+    decision = json.loads((root / version["version"] / "model.json").read_text())["gate"]
+    recorded = json.loads((root / champion / "model.json").read_text())["metrics"]["holdout"]["rocAuc"]
+    assert decision["champion"] == champion and decision["championRocAuc"] == recorded
+    assert decision["rowsSource"] == "held-out rows of this training"
+    assert "the champion on its own held-out rows, as its sidecar records" in decision["reason"]
+    # On rows it was given, it is scored on them, as before: here its own training data, on which it
+    # looks better than it is (what the held-out split showed too, before).
+    _, out, _ = cli("gate", version["version"], "--artifacts", root, "--data", data_file, "--json")
+    given = json.loads(out)
+    assert given["rowsSource"] == f"rows of {data_file}" and given["championRocAuc"] > recorded + 0.05

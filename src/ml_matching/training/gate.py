@@ -6,8 +6,17 @@ older version, can be the champion) on the same rows; the candidate is promoted 
     candidate ROC-AUC >= champion ROC-AUC - tolerance
 
 and its parity gate passed (a candidate exists only once it did). An empty store's first version is
-promoted. A candidate that loses to its own logistic baseline on those rows gets a warning, not a
-refusal: on nearly linear data a forest can trail a line without having learned noise.
+promoted.
+
+Both are scored on rows neither trained on, when there are such rows (``--gate-data``, the
+trainer's evaluation outcomes). Without them the candidate is judged on its own held-out split,
+which is a fresh split of data the champion most likely learned from: a forest scored on its own
+training rows looks far better than it is (ROC-AUC 0.97 where the best any model can do is 0.92),
+and every good retrain was refused. So then each side is judged on its own held-out rows: the
+candidate on these, the champion by the held-out ROC-AUC its sidecar recorded when it was trained.
+
+A candidate that loses to its own logistic baseline on its rows gets a warning, not a refusal: on
+nearly linear data a forest can trail a line without having learned noise.
 """
 
 from __future__ import annotations
@@ -28,11 +37,14 @@ Proba = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
 
 @dataclass(frozen=True)
 class EvalRows:
-    """The rows a decision is made on: features in the candidate's column order, 0/1 outcomes."""
+    """The rows a decision is made on: features in the candidate's column order, 0/1 outcomes.
+    ``independent``: no model was trained on them (False for a training's own held-out split, which
+    the champion may have been trained on)."""
 
     x: npt.NDArray[np.float64]
     y: npt.NDArray[np.int64]
     source: str
+    independent: bool = True
 
     @property
     def usable(self) -> bool:
@@ -83,8 +95,15 @@ def judge(
         return decide(True, f"the champion {champion} cannot be scored ({exc}); the candidate replaces it")
     if model.feature_set.names != tuple(f.name for f in candidate.features):
         return decide(True, f"the champion {champion} scores other features; the candidate replaces it")
-    theirs = _auc(rows.y, model.predict_proba(x32).astype(np.float64))
-    where = f"on {len(rows.y)} {rows.source}"
+    if rows.independent:
+        theirs = _auc(rows.y, model.predict_proba(x32).astype(np.float64))
+        where = f"on {len(rows.y)} {rows.source}"
+    else:
+        theirs = model.sidecar.metrics.holdout.roc_auc
+        where = (
+            f"(the candidate on {len(rows.y)} {rows.source}, the champion on its own held-out rows, as "
+            "its sidecar records: it may have been trained on these)"
+        )
     if mine >= theirs - tolerance:
         return decide(
             True,

@@ -115,7 +115,7 @@ def train_candidates(
             sidecar = steps.build_sidecar(
                 model, baseline, checked, golden, summary, fs, config, now, files, where.provenance
             )
-            holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training")
+            holdout = EvalRows(s.x_hold, s.y_hold, "held-out rows of this training", independent=False)
             out.append(Candidate(sidecar, files, holdout))
         return out
 
