@@ -415,8 +415,11 @@ export interface FileInfo {
  * Champion / challenger: why this version was (or was not) made ``ACTIVE`` when it was trained.
  *
  * Promoted when the candidate's ROC-AUC is at least the champion's minus ``tolerance`` on the same
- * ``rows`` (``rows_source`` says which), and its parity gate passed. ``warnings`` notes what does not
- * refuse by itself, e.g. the candidate's own logistic baseline scoring better on those rows.
+ * ``rows`` (``rows_source`` says which), and its parity gate passed. When those rows are the
+ * training's own held-out split (which the champion may have learned from), the champion's figure
+ * is instead the held-out ROC-AUC of its own sidecar, and ``reason`` says so. ``warnings`` notes
+ * what does not refuse by itself, e.g. the candidate's own logistic baseline scoring better on
+ * those rows.
  */
 export interface GateDecision {
   promoted: boolean;
