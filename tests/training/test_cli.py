@@ -197,19 +197,22 @@ def test_bad_data_exits_2_naming_the_problem_and_writes_nothing(
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.parametrize("successes", [1, 3])
 def test_too_few_of_one_outcome_for_the_folds_is_refused_and_writes_nothing(
-    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
+    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path, successes: int
 ) -> None:
     # Three successes for three folds and a held-out part: one of them would have none, its ROC-AUC
     # undefined, and the version's sidecar unreadable (schemathesis found this through POST /train).
-    trues = iter(range(3))
+    # One success: the stratified split itself raised, a traceback and exit 1.
+    trues = iter(range(successes))
     _rewrite(
         data_file,
         lambda b: {**b, "outcomes": [bool(o) and next(trues, None) is not None for o in b["outcomes"]]},
     )
     code, out, err = _fit(cli, data_file, tmp_path / "store", fast_config)
-    assert code == 2 and out == ""
-    assert "3 true outcomes are too few: each of the 3 cross-validation folds needs one" in err
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    outcomes = "outcome is" if successes == 1 else "outcomes are"
+    assert f"{successes} true {outcomes} too few: each of the 3 cross-validation folds needs one" in err
     assert not (tmp_path / "store").exists()
 
 

@@ -144,3 +144,28 @@ def test_csv_missing_feature_column(tmp_path: Path, synth_body: dict[str, Any]) 
 
 def test_sha256_is_of_the_file_bytes(data_file: Path) -> None:
     assert load_dataset(data_file, FS).sha256 == hashlib.sha256(data_file.read_bytes()).hexdigest()
+
+
+def test_a_column_named_twice_is_refused(tmp_path: Path, synth_body: dict[str, Any]) -> None:
+    """Rows are read by column name: a second `brandFit` silently replaced the first."""
+    path = _write_formats(tmp_path, synth_body)["csv"]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",brandFit", *(line + ",0" for line in lines[1:])]) + "\n")
+    with pytest.raises(DataError, match="the header has `brandFit` more than once"):
+        load_dataset(path, FS)
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_integers_too_long_for_a_float_or_for_python_are_named(
+    tmp_path: Path, synth_body: dict[str, Any], suffix: str
+) -> None:
+    """Both raised out of the loader (OverflowError, ValueError): a traceback and exit 1."""
+    path = _write_formats(tmp_path, synth_body)[suffix]
+    text = path.read_text()
+    first = repr(synth_body["features"][0]["brandFit"])
+    path.write_text(text.replace(first, "1" + "0" * 400, 1))
+    with pytest.raises(DataError, match="row 1, feature `brandFit`: a 401-digit integer is beyond the range"):
+        load_dataset(path, FS)
+    path.write_text(text.replace(first, "9" * 5000, 1))
+    with pytest.raises(DataError, match=r"not valid JSON: Exceeds the limit \(4300 digits\)"):
+        load_dataset(path, FS)

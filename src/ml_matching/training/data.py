@@ -113,7 +113,7 @@ def _records(path: str, suffix: str, text: str) -> tuple[Records, str | None]:
         return _jsonl_records(path, text), None
     try:
         body = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # also an integer literal past Python's 4,300-digit conversion limit
         raise DataError(f"{path}: not valid JSON: {exc}") from None
     generator = body.get("generator") if isinstance(body, dict) else None
     return _body_records(path, body), generator if isinstance(generator, str) else None
@@ -137,7 +137,7 @@ def _jsonl_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any
     for i, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # as in _records
             raise DataError(f"{path}: row {i}: not valid JSON: {exc}") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
@@ -152,6 +152,9 @@ def _csv_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any],
     if not header:
         raise DataError(f"{path}: empty CSV (expected a header row)")
     header = [h.strip() for h in header]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:  # a row is read by column name: one copy would silently win
+        raise DataError(f"{path}: the header has {', '.join(f'`{h}`' for h in twice)} more than once")
     if OUTCOME not in header:
         raise DataError(f"{path}: missing column `{OUTCOME}`")
     at = header.index(OUTCOME)
@@ -200,7 +203,11 @@ def _value(path: str, i: int, feature: Feature, v: Any) -> float:
             raise DataError(f"{where}: expected a number, got {v!r}") from None
     elif isinstance(v, bool) or not isinstance(v, int | float):
         raise DataError(f"{where}: expected a number, got {json.dumps(v)}")
-    value = float(v)
+    try:
+        value = float(v)
+    except OverflowError:  # an integer literal of hundreds of digits
+        digits = len(str(abs(v)))
+        raise DataError(f"{where}: a {digits}-digit integer is beyond the range of a float") from None
     if not math.isfinite(value):
         raise DataError(f"{where}: value {number_text(value)} is not a finite number")
     problem = feature.range_problem(value)

@@ -108,6 +108,10 @@ class Split:
 def split(data: Dataset, config: TrainConfig) -> Split:
     """Split off ``config.holdout_fraction`` of the rows, stratified by outcome; sample the
     cross-validation's rows from the rest."""
+    for value, word in ((1, "true"), (0, "false")):  # before the split, which fails on a lone row
+        n = int(np.sum(data.y == value))
+        if n < config.folds + 1:
+            raise DataError(_too_few(n, word, config.folds, f"at least {config.folds + 1} are needed"))
     xt, xh, yt, yh = train_test_split(
         data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
     )
@@ -122,10 +126,14 @@ def _enough_of_each_outcome(y_train: npt.NDArray[Any], y_hold: npt.NDArray[Any],
     for value, word in ((1, "true"), (0, "false")):
         train, hold = int(np.sum(y_train == value)), int(np.sum(y_hold == value))
         if train < folds or hold < 1:
-            raise DataError(
-                f"{train + hold} {word} outcomes are too few: each of the {folds} cross-validation folds "
-                f"needs one, and the held-out part another (the split gave them {train} and {hold})"
-            )
+            raise DataError(_too_few(train + hold, word, folds, f"the split gave them {train} and {hold}"))
+
+
+def _too_few(n: int, word: str, folds: int, detail: str) -> str:
+    return (
+        f"{n} {word} outcome{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} too few: each of the "
+        f"{folds} cross-validation folds needs one, and the held-out part another ({detail})"
+    )
 
 
 def _cross_validate(
