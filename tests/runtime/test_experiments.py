@@ -209,6 +209,21 @@ class _Raising:
         raise RuntimeError("the shadow's session failed")
 
 
+class _FailingSession:
+    """A version whose session raises as it scores (its sidecar and feature set still read)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def predict_proba(self, x: np.ndarray) -> Any:
+        raise RuntimeError("the session failed")
+
+    probabilities = predict_proba
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 class _Slow:
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -266,6 +281,22 @@ def test_a_candidate_that_raises_never_fails_an_answer(models: Path, explain: st
             'ml_matching_experiment_rows_total{arm="candidate",served_by="fallback"} 23.0'
             in client.get("/metrics").text
         )
+
+
+def test_an_open_inference_request_falls_back_to_control_when_its_arm_raises(models: Path) -> None:
+    from tests.runtime.test_v2 import FEATURE_NAMES, INFER, tensor
+
+    with _client(models, experiment(candidates=(Candidate("candidate", COPY, 10_000),))) as client:
+        captured = Captured(client)
+        (candidate,) = client.app.state.service.arms.candidates
+        object.__setattr__(candidate, "model", _FailingSession(candidate.model))
+        request = {**tensor([SEED_ROW[f] for f in FEATURE_NAMES] * 2), "parameters": {"unit": "b-1"}}
+        response = client.post(INFER, json=request)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["model_version"] == RF_VERSION and answer["parameters"]["arm"] == "candidate"
+        rows = captured.settled()
+        assert len(rows) == 2 and all(r.fallback and "raised RuntimeError" in (r.error or "") for r in rows)
 
 
 def test_ledger_rows_carry_how_long_the_serving_version_took(models: Path) -> None:

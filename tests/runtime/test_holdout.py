@@ -21,7 +21,7 @@ from ml_matching.contract.holdout import HOLDOUT, LIVE, Holdout, read_holdout, w
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
-from tests.runtime.test_experiments import Captured, _Raising, experiment
+from tests.runtime.test_experiments import Captured, _FailingSession, _Raising, experiment
 from tests.runtime.test_v2 import FEATURE_NAMES, INFER, tensor
 
 Client = TestClient[Litestar]
@@ -166,6 +166,23 @@ def test_a_frozen_version_that_raises_never_fails_an_answer(client: Client) -> N
     rows = captured.settled()
     assert len(rows) == 10 and all(r.fallback and r.arm == HOLDOUT for r in rows)
     assert all(f"{GB_VERSION} raised RuntimeError" in (r.error or "") for r in rows)
+
+
+def test_an_open_inference_request_falls_back_to_control_when_the_frozen_version_raises(
+    client: Client,
+) -> None:
+    """As /predict does: before, OIP answered 500 and recorded nothing, out of the guardrail's sight."""
+    captured = Captured(client)
+    frozen = client.app.state.service.held.scorer
+    object.__setattr__(frozen, "model", _FailingSession(frozen.model))
+    key = next(k for k in KEYS if held(k))
+    request = {**tensor([SEED_ROW[f] for f in FEATURE_NAMES]), "parameters": {"unit": key}}
+    response = client.post(INFER, json=request)
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == RF_VERSION
+    (row,) = captured.settled()
+    assert (row.arm, row.version, row.fallback) == (HOLDOUT, RF_VERSION, True)
+    assert f"{GB_VERSION} raised RuntimeError" in (row.error or "")
 
 
 def test_health_and_get_holdout_show_what_is_followed(client: Client) -> None:

@@ -29,6 +29,8 @@ from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_pred
 from ml_matching.runtime.shadow import Shadows
 
 log = logging.getLogger("ml_matching")
+#: Seconds between two log lines for the same version failing in the same way (rows fall back).
+WARN_EVERY = 10.0
 #: Told (arm, served_by, rows) for rows served under an experiment: ``arm`` (its own version) or
 #: ``fallback`` (control, because the arm's version was refused or raised). The metrics.
 CountArm = Callable[[str, str, int], None]
@@ -119,6 +121,7 @@ class Serving:
         self._arms = arms
         self._held = held
         self.recorder = recorder
+        self._warned: dict[str, float] = {}  # fallback reasons logged lately, and when
         self._coalescer: RowCoalescer[tuple[Route, Arms | None]] = RowCoalescer(self._score_group)
 
     def route(self, key: str | None) -> tuple[Route, Arms | None]:
@@ -150,9 +153,7 @@ class Serving:
             try:
                 answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
             except Exception as exc:
-                if not self._guarded(route, arms):
-                    raise
-                route = self._fell_back(route, arms, exc)
+                route = self.fall_back(route, arms, exc)
                 answer, x, p = route.scorer.explain_one(row, prediction_id, _tag(route))
             ms = [1000 * (time.perf_counter() - started)]
             self.recorder.record([route], x, [p], [prediction_id], arms, ms)
@@ -171,9 +172,7 @@ class Serving:
         try:
             answers, x, p = scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
         except Exception as exc:
-            if not self._guarded(routes[0], arms):
-                raise
-            routes = [self._fell_back(r, arms, exc) for r in routes]
+            routes = [self.fall_back(r, arms, exc) for r in routes]
             answers, x, p = routes[0].scorer.answer_rows(rows, ids, [_tag(r) for r in routes])
         ms = [1000 * (time.perf_counter() - started)] * len(items)
         self.recorder.record(routes, x, p, ids, arms, ms)
@@ -198,10 +197,8 @@ class Serving:
             try:
                 preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units)
             except Exception as exc:
-                if not self._guarded(routes[rows[0]], arms):
-                    raise
                 for i in rows:
-                    routes[i] = self._fell_back(routes[i], arms, exc)
+                    routes[i] = self.fall_back(routes[i], arms, exc)
                 preds, ps, explained = self._score_rows(routes, rows, x, ids, explain, units)
             if explained is not None:
                 bases[routes[rows[0]].scorer.version] = explained
@@ -249,12 +246,23 @@ class Serving:
         other)."""
         return route.arm is not None and route.scorer is not self._live(arms)
 
-    def _fell_back(self, route: Route, arms: Arms | None, exc: Exception) -> Route:
-        # A candidate (or the frozen holdout) that raises never fails an answer: control serves the
-        # unit, the ledger says why (the controller's error-rate guardrail reads it), and the log
-        # says it once per group.
+    def fall_back(self, route: Route, arms: Arms | None, exc: Exception) -> Route:
+        """Control's route for a row whose version raised ``exc`` as it scored: an arm's or the frozen
+        holdout's version (``exc`` again when it was control's own, the service's failure).
+
+        A candidate (or the frozen holdout) that raises never fails an answer: control serves the
+        unit, the ledger says why (the controller's error-rate guardrail reads it), and the log says
+        it at most once every WARN_EVERY seconds for the same version and reason (every row of a
+        failing candidate would otherwise log a line)."""
+        if not self._guarded(route, arms):
+            raise exc
         why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
-        log.warning("%s %s: %s; control served the rows", *_owner(route), why[:300])
+        now = time.monotonic()
+        if self._warned.get(why, -WARN_EVERY) <= now - WARN_EVERY:
+            if len(self._warned) >= 64:  # bounded: reasons carry messages, which may vary
+                self._warned.clear()
+            self._warned[why] = now
+            log.warning("%s %s: %s; control served the rows", *_owner(route), why[:300])
         return msgspec.structs.replace(route, scorer=self._live(arms), fallback=True, error=why[:200])
 
 

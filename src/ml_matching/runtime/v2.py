@@ -163,9 +163,15 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
             route, arms = Route(served(version)), None
         else:
             route, arms = serving.route(oip.unit(request))
-        scorer = route.scorer  # one read: a swap during this request does not change its model
-        x = oip.matrix(request, scorer.model, scorer.max_batch_rows)
-        response, p = oip.answer(request, scorer.model, x, name)
+        x = oip.matrix(request, route.scorer.model, route.scorer.max_batch_rows)  # one read of the route
+        try:
+            response, p = oip.answer(request, route.scorer.model, x, name)
+        except InvalidInput:
+            raise
+        except Exception as exc:  # an arm's or the holdout's version that raises: control answers
+            route = serving.fall_back(route, arms, exc)
+            response, p = oip.answer(request, route.scorer.model, x, name)
+        scorer = route.scorer
         if scorer.observe is not None:
             scorer.observe(x, True)
         if route.experiment is not None or route.holdout is not None or serving.recorder.mode == "all":
