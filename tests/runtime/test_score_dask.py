@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ml_matching.cli import main
-from ml_matching.runtime.batch import SOME_REJECTED
+from ml_matching.runtime.batch import SOME_REJECTED, Job
 from tests.conftest import FEATURE_NAMES, RF_VERSION, SEED_ROW
 
 distributed = pytest.importorskip("distributed")
@@ -21,6 +21,7 @@ pytest.importorskip("dask.dataframe")
 pytest.importorskip("pandas")
 
 from ml_matching.runtime import dask_parts  # noqa: E402  # needs the dask extra, skipped above
+from ml_matching.runtime.batch_dask import check_dask_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,27 @@ def test_dask_output_must_be_a_folder(
         == 2
     )
     assert "with --dask, --out is a folder of part files" in capsys.readouterr().err
+
+
+def test_dask_never_replaces_a_folder_that_holds_more_than_part_files(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run puts its folder in place of --out and removes the old one: a folder holding the input
+    (or anything else) lost it, with the run's exit code the only sign."""
+    data = tmp_path / "data"
+    data.mkdir()
+    src = _csv_input(data / "pairs.csv")
+    (data / "notes.txt").write_text("mine")
+    dask = ("--dask", "tcp://127.0.0.1:1")  # refused before any cluster is reached
+    assert _score("--model", store, "--in", src, "--out", data, *dask) == 2
+    assert f"--in {src} is inside --out {data}, which a --dask run replaces whole" in capsys.readouterr().err
+    outside = _csv_input(tmp_path / "pairs.csv")
+    assert _score("--model", store, "--in", outside, "--out", data, *dask) == 2
+    err = capsys.readouterr().err
+    assert "holds more than an earlier run's part files (notes.txt, pairs.csv)" in err
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt", "pairs.csv"], "nothing removed"
+    (data / "notes.txt").unlink()
+    src.unlink()
+    (data / "part-00000.csv").write_text("an earlier run's")
+    job = Job(outside, data, tmp_path / "rejects.csv")
+    check_dask_job(job)  # an earlier run's folder is replaced

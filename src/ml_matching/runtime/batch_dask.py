@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +43,8 @@ from ml_matching.runtime.files import CsvLayout, Format, commit, file_format, re
 from ml_matching.runtime.parquet import parquet_schema, pyarrow
 
 SAMPLE_BYTES = 1 << 20  # read to estimate the bytes of a line, hence of a block
+#: What a run writes in ``--out`` (dask_parts.write_part): an earlier run's folder may be replaced.
+PART = re.compile(r"part-\d{5,}\.(csv|jsonl|parquet)")
 
 
 def _dask() -> tuple[Any, Any, Any]:
@@ -68,6 +71,25 @@ def check_dask_job(job: Job) -> None:
         )
     if len({p.resolve() for p in (job.input, job.out, job.rejects)}) < 3:
         raise InvalidInput("--in, --out and --rejects must be three different paths")
+    out = job.out.resolve()
+    for option, path in (("--in", job.input), ("--rejects", job.rejects)):
+        if path.resolve().is_relative_to(out):
+            why = "which a --dask run replaces whole"
+            raise InvalidInput(f"{option} {path} is inside --out {job.out}, {why}")
+    if job.out.is_dir():
+        _only_parts(job.out)
+
+
+def _only_parts(folder: Path) -> None:
+    """Refuse to replace a folder that holds anything but an earlier run's part files: a run puts its
+    own folder in place of ``--out`` and removes the old one, with whatever it held."""
+    others = sorted(p.name for p in folder.iterdir() if not PART.fullmatch(p.name))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise InvalidInput(
+            f"--out {folder}: a --dask run replaces this folder whole, and it holds more than an earlier "
+            f"run's part files ({shown}): give a new folder"
+        )
 
 
 def text_parts(path: Path, start: int, first_line: int, chunk_rows: int) -> list[Part]:
