@@ -219,7 +219,7 @@ def test_refused_csv_rows_name_their_line(tmp_path: Path, store: Path, api: Clie
     writer.writerow(["plain", *seed])  # 2
     writer.writerow(["two\nlines, quoted", *seed])  # 3-4
     writer.writerow(["abc", "abc", *seed[1:]])  # 5: refused
-    text.write("\n")  # 6: blank
+    text.write("   \n")  # 6: blank, spaces or not (a reject when a quote was near, a gap when not)
     writer.writerow(["short", "0.5"])  # 7: refused
     writer.writerow(["empty", *seed[:3], "", *seed[4:]])  # 8: refused
     writer.writerow(["range", *seed[:3], "1.5", *seed[4:]])  # 9: refused

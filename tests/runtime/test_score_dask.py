@@ -166,3 +166,88 @@ def test_dask_never_replaces_a_folder_that_holds_more_than_part_files(
     (data / "part-00000.csv").write_text("an earlier run's")
     job = Job(outside, data, tmp_path / "rejects.csv")
     check_dask_job(job)  # an earlier run's folder is replaced
+
+
+def _jsonl(row: dict[str, Any]) -> bytes:
+    return json.dumps(row).encode()
+
+
+_ROW = {"pairId": "p", **SEED_ROW}
+_CSV_HEADER = ",".join(["pairId", *FEATURE_NAMES]).encode() + b"\n"
+_CSV_ROW = ",".join(["p", *(repr(SEED_ROW[n]) for n in FEATURE_NAMES)]).encode() + b"\n"
+EDGES = {
+    # a byte-order mark at the start of the file: the first row is a row, not a reject
+    "bom.jsonl": b"\xef\xbb\xbf" + b"\n".join([_jsonl(_ROW)] * 4) + b"\n",
+    # a lone \r between two fields is JSON whitespace, not the end of a line
+    "cr.jsonl": _jsonl(_ROW)
+    + b"\n"
+    + _jsonl(_ROW).replace(b", ", b",\r", 1)
+    + b"\nnot json\n"
+    + _jsonl(_ROW)
+    + b"\n",
+    # a line of spaces is a blank line, no row, with or without a quoted field near it
+    "blank.csv": _CSV_HEADER + _CSV_ROW + b"   \n" + _CSV_ROW.replace(b"p,", b'"p,q",', 1) + _CSV_ROW,
+    "blank-unquoted.csv": _CSV_HEADER + _CSV_ROW + b"   \n" + _CSV_ROW,
+    "header-only.csv": _CSV_HEADER,
+    "empty.jsonl": b"",
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES))
+def test_edge_files_on_dask_are_the_local_output(
+    tmp_path: Path, store: Path, cluster: Any, name: str
+) -> None:
+    """Each once gave another output on Dask: a reject, a row split in two, a traceback (exit 1)."""
+    src = tmp_path / name
+    src.write_bytes(EDGES[name])
+    local, remote = tmp_path / f"local-{name}", tmp_path / "remote"
+    expected = _score("--model", store, "--in", src, "--out", local)
+    assert (
+        _score("--model", store, "--in", src, "--out", remote, "--dask", cluster.scheduler_address)
+        == expected
+    )
+    chunks = [p.read_bytes() for p in sorted(remote.iterdir())]
+    if name.endswith(".csv"):
+        chunks = [chunks[0]] + [c.split(b"\n", 1)[1] for c in chunks[1:]]
+    assert b"".join(chunks) == local.read_bytes()
+    local_rejects = tmp_path / f"local-{name}.rejects.jsonl"
+    assert (tmp_path / "remote.rejects.jsonl").read_bytes() == local_rejects.read_bytes()
+
+
+def test_a_parquet_files_pandas_index_is_kept_on_dask(tmp_path: Path, store: Path, cluster: Any) -> None:
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    frame = pd.DataFrame([{**SEED_ROW, "pairId": f"p{i}"} for i in range(20)]).set_index("pairId")
+    frame.to_parquet(tmp_path / "pairs.parquet")  # the index is stored as a column with pandas metadata
+    assert (
+        _score("--model", store, "--in", tmp_path / "pairs.parquet", "--out", tmp_path / "local.parquet") == 0
+    )
+    remote = tmp_path / "remote"
+    assert (
+        _score(
+            "--model",
+            store,
+            "--in",
+            tmp_path / "pairs.parquet",
+            "--out",
+            remote,
+            "--dask",
+            cluster.scheduler_address,
+        )
+        == 0
+    )
+    local = pq.read_table(tmp_path / "local.parquet")
+    assert "pairId" in local.column_names
+    assert pq.read_table(remote).select(local.column_names).equals(local)
+
+
+@pytest.mark.parametrize("column", ["__line__", "__misfit__"])
+def test_a_column_named_like_the_dask_paths_own_is_refused(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str], column: str
+) -> None:
+    src = tmp_path / "pairs.csv"
+    src.write_bytes(_CSV_HEADER.replace(b"pairId", column.encode()) + _CSV_ROW)
+    assert (
+        _score("--model", store, "--in", src, "--out", tmp_path / "parts", "--dask", "tcp://127.0.0.1:1") == 2
+    )
+    assert f"the column `{column}` has a name --dask uses for a column of its own" in capsys.readouterr().err

@@ -31,6 +31,8 @@ from ml_matching.contract import FeatureSet, InvalidInput, LoadedModel, MissingD
 from ml_matching.runtime.batch import Job, Progress, Summary, added_columns
 from ml_matching.runtime.dask_parts import (
     DASK_HINT,
+    LINE,
+    MISFIT,
     ModelRef,
     Part,
     Task,
@@ -108,7 +110,7 @@ def text_parts(path: Path, start: int, first_line: int, chunk_rows: int) -> list
             fh.seek(at)
             parts.append(Part(len(parts), line, at, end))
             at, line = end, line + _count_lines(fh, end - at)
-    return parts
+    return parts or [Part(0, first_line, start, start)]  # no rows: one empty part (a header alone)
 
 
 def _count_lines(fh: BinaryIO, size: int) -> int:
@@ -125,6 +127,8 @@ def parquet_parts(path: Path) -> tuple[list[Part], list[int]]:
     metadata = pq.ParquetFile(path).metadata
     sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     firsts = itertools.accumulate([1, *sizes[:-1]])
+    if not sizes:  # one empty partition: the output is the schema's, as the local one
+        return [Part(0, 1)], [0]
     return [Part(i, first, row_group=i) for i, first in enumerate(firsts)], sizes
 
 
@@ -134,18 +138,30 @@ def plan(
     """The task, its partitions, and each partition's share of the work (bytes, or Parquet rows)."""
     fmt: Format = file_format(job.input, "--in")
     if fmt == "parquet":
-        parquet_schema(job.input, fs, added)
+        _own_columns(job.input, list(parquet_schema(job.input, fs, added).names))
         parts, sizes = parquet_parts(job.input)
         return Task(str(job.input), fmt, str(out), ref), parts, sizes
     if fmt == "jsonl":
         task, start, first = Task(str(job.input), fmt, str(out), ref), 0, 1
     else:
         layout = CsvLayout.read(job.input, fs, added)
+        _own_columns(job.input, [h.strip() for h in layout.header])
         task = Task(str(job.input), fmt, str(out), ref, tuple(layout.header), tuple(layout.at))
         with open(job.input, "rb") as fh:
             start, first = len(fh.readline()), 2  # the header is line 1
     parts = text_parts(job.input, start, first, job.chunk_rows)
     return task, parts, [p.end - p.start for p in parts]
+
+
+def _own_columns(path: Path, names: list[str]) -> None:
+    """Refuse a column named like one a partition adds to its rows (each row's line; a CSV record
+    that does not fit the header): its values would be overwritten."""
+    taken = [n for n in (LINE, MISFIT) if n in names]
+    if taken:
+        raise InvalidInput(
+            f"--in {path}: the column `{taken[0]}` has a name --dask uses for a column of its own (its "
+            "values would be lost): rename it, or score without --dask"
+        )
 
 
 def score_on_dask(address: str, folder: Path, model: LoadedModel, job: Job, progress: Progress) -> Summary:

@@ -13,6 +13,7 @@ session then serves every partition that process scores. pandas is imported here
 
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def meta(task: Task, schema: Any = None) -> Any:
     pd = pandas()
     line = pd.Series([], dtype=np.int64)
     if task.format == "parquet":
-        frame = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+        frame = _pandas(schema.empty_table())
         frame[LINE] = line
         return frame
     if task.format == "jsonl":
@@ -130,15 +131,28 @@ def read_part(part: Part, task: Task) -> Any:
     pd = pandas()
     if task.format == "parquet":
         _, pq = pyarrow()
-        frame = pq.ParquetFile(task.path).read_row_group(part.row_group).to_pandas(types_mapper=pd.ArrowDtype)
+        source = pq.ParquetFile(task.path)
+        table = (
+            source.read_row_group(part.row_group)
+            if part.row_group >= 0
+            else source.schema_arrow.empty_table()
+        )
+        frame = _pandas(table)
         frame[LINE] = np.arange(part.first_line, part.first_line + len(frame), dtype=np.int64)
         return frame
     with open(task.path, "rb") as fh:
         fh.seek(part.start)
         block = fh.read(part.end - part.start)
-    lines = list(zip(itertools.count(part.first_line), block.splitlines(keepends=True), strict=False))
+    # Lines end at b"\n" only, as the local reader's (bytes.splitlines also cut at a lone \r, which
+    # JSON reads as a space and a CSV field may hold).
+    lines = list(zip(itertools.count(part.first_line), io.BytesIO(block), strict=False))
     if task.format == "jsonl":
-        rows = [(n, raw.decode(errors="replace")) for n, raw in lines if raw.strip()]
+        bom = b"\xef\xbb\xbf"  # at the start of the file, as the local reader strips it
+        rows = [
+            (n, (raw.removeprefix(bom) if n == 1 else raw).decode(errors="replace"))
+            for n, raw in lines
+            if raw.strip()
+        ]
         return pd.DataFrame({JSON: [r for _, r in rows], LINE: [n for n, _ in rows]}, columns=[JSON, LINE])
     width = len(task.header)
     records = csv_records(lines, iter(())) if lines else []
@@ -150,6 +164,13 @@ def read_part(part: Part, task: Task) -> Any:
     frame[LINE] = np.array([n for n, _ in records], dtype=np.int64)
     frame[MISFIT] = pd.Series([None if len(c) == width else c for _, c in records], dtype=object)
     return frame
+
+
+def _pandas(table: Any) -> Any:
+    """A Parquet table as a DataFrame of Arrow types, every column a column: a pandas index saved
+    in the file (``df.to_parquet()`` of an indexed frame) would otherwise become the frame's index,
+    and be dropped from the part the local output keeps it in."""
+    return table.to_pandas(types_mapper=pandas().ArrowDtype, ignore_metadata=True)
 
 
 def score_part(frame: Any, task: Task, partition_info: dict[str, Any] | None = None) -> Any:

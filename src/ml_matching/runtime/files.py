@@ -172,7 +172,7 @@ def csv_records(lines: Lines, more: Iterator[tuple[int, bytes]]) -> list[tuple[i
     reader = csv.reader(feed())
     out, seen, first = [], 0, lines[0][0]
     for cells in reader:
-        if cells:
+        if cells and not (len(cells) == 1 and not cells[0].strip()):  # a blank line, spaces or not
             out.append((first + seen, cells))
         seen = reader.line_num
         if consumed >= len(lines):  # the chunk's last record ended; a field open there went on
