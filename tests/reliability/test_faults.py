@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ml_matching.contract import list_versions, load_version, read_active, read_history, write_active
+from ml_matching.contract.store import temp_prefix
 from ml_matching.trainer.store import Store
 from tests.conftest import FIXTURE_STORE, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.runtime.corrupt import CORRUPTIONS
@@ -93,13 +93,14 @@ def test_fit_killed_at_random_points_never_leaves_a_partial_version(
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    (store / f".tmp-{gone.stdout.strip()}-abc").mkdir(parents=True)
-    live = store / f".tmp-{os.getpid()}-in-progress"  # a writer still at work is left alone
+    dead = f"{temp_prefix(int(gone.stdout))}abc"
+    (store / dead).mkdir(parents=True)
+    live = store / f"{temp_prefix()}in-progress"  # a writer still at work is left alone
     live.mkdir()
     code, _, err = Fit(*data, store).finish()
     assert code == 0, err
     assert [p.name for p in store.iterdir() if p.name.startswith(".tmp-")] == [live.name]
-    assert f".tmp-{gone.stdout.strip()}-abc" in err and "left by interrupted writers" in err
+    assert dead in err and "left by interrupted writers" in err
     _store_is_valid(store)
 
 

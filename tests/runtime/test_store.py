@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -23,6 +26,7 @@ from ml_matching.contract import (
     version_stamp,
     write_active,
 )
+from ml_matching.contract.store import FOREIGN_LEFTOVER_SECONDS, clean_leftovers, temp_prefix
 from tests.conftest import FIXTURE_STORE, RF_VERSION
 
 
@@ -135,3 +139,23 @@ def test_incomplete_folders_are_not_versions(tmp_path: Path) -> None:
     with pytest.raises(VersionNotFound):
         version_dir(tmp_path, "20260101_000000")
     assert list_versions(tmp_path / "missing") == []
+
+
+def test_leftovers_of_writers_elsewhere_are_removed_only_once_stale(tmp_path: Path) -> None:
+    """A pid means a process only in its own PID namespace: a container sharing the store has its
+    own, and a live writer there could have a pid that is free here. Its entry is judged by age."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    pid = int(dead.stdout)
+    mine_dead = tmp_path / f"{temp_prefix(pid)}a"
+    mine_live = tmp_path / f"{temp_prefix()}b"
+    elsewhere = tmp_path / f".tmp-{pid}-0badf00d-c"  # another host or namespace, its pid dead here
+    untagged = tmp_path / f".tmp-{pid}-d"  # an earlier release's: no place
+    stale = tmp_path / f".tmp-{os.getpid()}-0badf00d-e"  # elsewhere, untouched for two hours
+    for entry in (mine_dead, mine_live, elsewhere, untagged, stale):
+        entry.mkdir()
+    hours_ago = time.time() - 2 * FOREIGN_LEFTOVER_SECONDS
+    os.utime(stale, (hours_ago, hours_ago))
+    assert clean_leftovers(tmp_path) == sorted([mine_dead.name, stale.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [mine_live.name, elsewhere.name, untagged.name]
+    )

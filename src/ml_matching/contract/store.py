@@ -8,22 +8,27 @@
         model.json          the sidecar
       ACTIVE                the version served by default, replaced atomically
       ACTIVE.log            every version ever made ACTIVE, one JSON line each, oldest first
-      .tmp-<pid>-…          a version or file being written by process <pid>; never read
+      .tmp-<pid>-<where>-…  a version or file being written by process <pid>; never read
 
-A writer killed mid-way leaves a ``.tmp-<pid>-…`` entry behind; readers ignore it, and the next
-writer removes those whose process is gone (:func:`clean_leftovers`).
+A writer killed mid-way leaves a ``.tmp-<pid>-<where>-…`` entry behind; readers ignore it, and the
+next writer removes those whose process is gone (:func:`clean_leftovers`). ``where`` names the host
+and PID namespace the pid belongs to: the entry of a writer in another container sharing the store
+is removed only once it has been left untouched for an hour.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -39,7 +44,13 @@ ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "ACTIVE.log"
 _VERSION_RE = re.compile(r"\d{8}_\d{6}(?:-[1-9]\d{0,5})?")
 _TMP_PREFIX = ".tmp-"
-_TMP_RE = re.compile(r"\.tmp-(\d+)-.*")
+#: A writer's temporary entry: ``.tmp-<pid>-<where>-…``, ``where`` naming the host and PID namespace
+#: the pid belongs to (entries of earlier releases have no ``where``).
+_TMP_RE = re.compile(r"\.tmp-(\d+)-(?:([0-9a-f]{8})-)?.*")
+#: A temporary entry whose writer cannot be asked whether it lives (another container or host shares
+#: the store, where its pid means another process) is removed once untouched this long: a version
+#: is written in seconds.
+FOREIGN_LEFTOVER_SECONDS = 3600.0
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
 
@@ -126,7 +137,7 @@ def clean_leftovers(root: Path) -> list[str]:
     removed = []
     for entry in root.iterdir():
         match = _TMP_RE.fullmatch(entry.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or not _writer_gone(entry, int(match.group(1)), match.group(2)):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
@@ -134,6 +145,33 @@ def clean_leftovers(root: Path) -> list[str]:
             entry.unlink(missing_ok=True)
         removed.append(entry.name)
     return sorted(removed)
+
+
+def _writer_gone(entry: Path, pid: int, where: str | None) -> bool:
+    """Whether the writer of ``entry`` is gone: its pid, when it is one of this PID namespace, else
+    how long the entry has been left untouched."""
+    if where == writer_place():
+        return not _alive(pid)
+    try:
+        return entry.lstat().st_mtime < time.time() - FOREIGN_LEFTOVER_SECONDS
+    except FileNotFoundError:  # its writer renamed it meanwhile
+        return False
+
+
+@functools.cache
+def writer_place() -> str:
+    """This process's host and PID namespace, hashed: only there does a writer's pid name it (a
+    container sharing the store has other pids, and may reuse this one)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
+
+
+def temp_prefix(pid: int | None = None) -> str:
+    """The start of the name of a temporary entry this process (or ``pid``, here) writes."""
+    return f"{_TMP_PREFIX}{os.getpid() if pid is None else pid}-{writer_place()}-"
 
 
 def _alive(pid: int) -> bool:
@@ -155,12 +193,8 @@ def writing(root: Path, what: str) -> Iterator[None]:
         raise StorageFull(f"{root}: cannot write {what}: {exc.strerror or exc}") from exc
 
 
-def _tmp_prefix() -> str:
-    return f"{_TMP_PREFIX}{os.getpid()}-"
-
-
 def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -313,7 +347,7 @@ def free_version_name(root: Path, version: str) -> str:
 
 def _rename_into_place(root: Path, name: str, files: Mapping[str, bytes]) -> bool:
     """Write ``files`` to a temporary folder and rename it to ``root/name``; False if the name was taken."""
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=_tmp_prefix()))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=temp_prefix()))
     try:
         tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the runtime may run as another user
         _write_files(tmp, files)
