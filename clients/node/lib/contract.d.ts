@@ -283,6 +283,10 @@ export interface Feature {
 }
 /**
  * How to call model.onnx, and the hash that pins its bytes.
+ *
+ * ``label_output`` is the converter's label: the class of highest probability, a cut at 0.5
+ * whatever the version's ``decision_threshold``. This project's services and clients label by the
+ * threshold on ``probabilities_output``; any other server of the raw ONNX should do the same.
  */
 export interface OnnxInfo {
   file: string;
