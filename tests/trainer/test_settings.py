@@ -15,8 +15,15 @@ from ml_matching.trainer import TrainerSettings
         ("DASK_SCHEDULER_ADDRESS", "tcp://:8786", "expected a Dask scheduler address"),
         ("EXPERIMENT_RAMP", "0:60:10,banana", "`banana` is not a number"),
         ("EXPERIMENT_RAMP", "20000", "<= 10000"),
+        # Checked whole, or the first promotion into an experiment failed, with only a log line:
+        ("EXPERIMENT_RAMP", "0", "the last ramp step must serve the candidate"),
+        ("EXPERIMENT_RAMP", "5000,1000", "ramp weights must not go down"),
+        ("EXPERIMENT_RAMP", "inf", "`inf` is not a finite number"),  # an OverflowError traceback
+        ("EXPERIMENT_RAMP", "1000.9", "weight 1000.9 is not a whole number"),  # was cut to 1000
         ("EXPERIMENT_PRIMARY", "accuracy", "metric `accuracy` is not one of logLoss, brier, successRate"),
         ("PROMOTION", "yolo", "gate"),
+        # Every training failed (a manual one with a 500) while the trainer answered ready:
+        ("TRAIN_CONFIG", "/nonexistent/train.toml", "cannot read config"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, words: str) -> None:

@@ -17,6 +17,7 @@ sequential sample-ratio-mismatch p-value.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, get_args
 
 import msgspec
@@ -108,11 +109,13 @@ def parse_ramp(text: str, where: str = "--ramp") -> tuple[RampStep, ...]:
         values = [_number(v, where) for v in part.strip().split(":")]
         if not 1 <= len(values) <= 3:
             raise InvalidInput(f"{where}: step `{part}`: expected WEIGHT[:MIN_SECONDS[:MIN_OUTCOMES]]")
-        kinds = (int, float, int)
-        fields = {
-            k: kind(v)
-            for k, kind, v in zip(("weight", "minSeconds", "minOutcomes"), kinds, values, strict=False)
-        }
+        fields: dict[str, float] = {}
+        for key, whole, v in zip(
+            ("weight", "minSeconds", "minOutcomes"), (True, False, True), values, strict=False
+        ):
+            if whole and not v.is_integer():  # int() would cut 1000.9 to 1000 without a word
+                raise InvalidInput(f"{where}: step `{part}`: {key} {v:g} is not a whole number")
+            fields[key] = int(v) if whole else v
         try:
             steps.append(msgspec.convert(fields, RampStep))
         except msgspec.ValidationError as exc:
@@ -138,6 +141,9 @@ def parse_primary(text: str, where: str = "--primary") -> Primary:
 
 def _number(text: str, where: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise InvalidInput(f"{where}: `{text}` is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{where}: `{text}` is not a finite number")
+    return value

@@ -14,14 +14,25 @@ from typing import ClassVar
 from ml_matching.contract.scheduler import ENVIRONMENT, scheduler_address
 from ml_matching.contract.settings import choice, integer, number, path, setting, text
 from ml_matching.http import ServiceSettings
-from ml_matching.trainer.plan import parse_primary, parse_ramp
+from ml_matching.trainer.plan import Plan, parse_primary, parse_ramp
 
 OUTCOMES_FILE = "outcomes.sqlite"
 
 
 def ramp_text(value: str) -> str:
-    parse_ramp(value, "EXPERIMENT_RAMP")  # a bad ramp stops start-up, naming the variable
+    """A ramp that can drive a retrained version's experiment: a bad one stops start-up, naming the
+    variable (checked whole here, or the first promotion would fail, with only a log line)."""
+    Plan(ramp=parse_ramp(value, "EXPERIMENT_RAMP")).check(candidates=1)
     return value
+
+
+def config_file(value: str) -> Path:
+    """A training config every job can read: a missing file, an unknown key or a bad value stops
+    start-up (each job reads it again when it starts, so a later edit is taken, and checked then)."""
+    from ml_matching.training.config import load_config  # light: no scikit-learn
+
+    load_config(value)
+    return Path(value)
 
 
 def primary_text(value: str) -> str:
@@ -114,7 +125,7 @@ class TrainerSettings(ServiceSettings):
         integer(2, 1_000_000),
     )
     train_config: Path | None = setting(
-        None, "TRAIN_CONFIG", "TOML or JSON file of training settings for every job", path
+        None, "TRAIN_CONFIG", "TOML or JSON file of training settings for every job", config_file
     )
     features_file: Path | None = setting(
         None, "TRAIN_FEATURES", "Feature-set file used while the store has no ACTIVE version", path
