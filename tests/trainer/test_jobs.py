@@ -5,6 +5,7 @@ A starting trainer queues again a retraining the last one never finished."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,32 @@ def test_a_retraining_the_last_trainer_never_finished_is_queued_again(
         assert done.state == "rejected" and "training needs at least" in str(done.reason)
     finally:
         trainer.stop()
+
+
+class Gated(JobRunner):
+    """A runner whose jobs each wait for the test to let them finish, in the order they launched."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.launched: list[str] = []
+        self.go = threading.Semaphore(0)
+
+    def _launch(self, job: JobRecord, spec: JobSpec) -> tuple[JobRecord, Final]:
+        self.launched.append(job.id)
+        self.go.acquire()
+        return job, Failed("a stand-in worker's answer")
+
+
+def test_a_training_on_the_stored_outcomes_never_answers_with_another_callers_job(tmp_path: Path) -> None:
+    """Behind a waiting job with a body, a job on the stored outcomes was answered with that body
+    job: the caller followed another client's training on other data, and its own ran unseen."""
+    runner = Gated(Store(tmp_path / "t.sqlite"), _quiet, _quiet)
+    first = runner.submit("manual", b"{}")
+    theirs = runner.submit("manual", b"{}")  # waits, with its own data
+    mine = runner.submit("manual")
+    assert mine.id not in (first.id, theirs.id) and (mine.source, mine.state) == ("stored", "queued")
+    assert runner.submit("auto").id == mine.id, "a later one on the stored outcomes joins it"
+    for _ in range(3):
+        runner.go.release()
+    assert runner.wait(mine.id, 10).state == "failed"
+    assert runner.launched == [first.id, theirs.id, mine.id]

@@ -169,3 +169,12 @@ def test_integers_too_long_for_a_float_or_for_python_are_named(
     path.write_text(text.replace(first, "9" * 5000, 1))
     with pytest.raises(DataError, match=r"not valid JSON: Exceeds the limit \(4300 digits\)"):
         load_dataset(path, FS)
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_json_nested_too_deep_is_named(tmp_path: Path, suffix: str) -> None:
+    """json's decoder recursed out: through the trainer's POST /train, a 500."""
+    path = tmp_path / f"deep.{suffix}"
+    path.write_text('{"features": ' + "[" * 100_000)
+    with pytest.raises(DataError, match="not valid JSON: nested too deep"):
+        load_dataset(path, FS)

@@ -46,7 +46,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._running: JobRecord | None = None
         self._waiting: tuple[JobRecord, bytes | None] | None = None
-        self._retrain_pending = False
+        self._after: JobRecord | None = None  # a job on the stored outcomes, behind a waiting body job
         self._finished: dict[str, threading.Event] = {}
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
@@ -75,25 +75,24 @@ class JobRunner:
     def submit(self, kind: str, body: bytes | None = None) -> JobRecord:
         """Queue a job (``body``: train on exactly that data; None: on the stored outcomes).
 
-        A job on the stored outcomes joins one already waiting. Raises TrainingBusy when a job with
-        a body cannot queue because another waits.
+        A job on the stored outcomes joins one already waiting (it will take every outcome stored by
+        the time it starts); behind a waiting job with a body, it is queued after it, and later ones
+        join it. Raises TrainingBusy when a job with a body cannot queue because another waits.
         """
         with self._lock:
             if self._waiting is not None:
                 waiting, _ = self._waiting
-                if body is None and waiting.source == "stored":
-                    return waiting
                 if body is not None:
                     raise TrainingBusy(
                         f"a training ({waiting.id}) already waits for its turn behind {self.running}; "
                         "retry when it has started"
                     )
-                self._retrain_pending = True  # an auto retrain after the waiting body job
-                return waiting
-            source = "body" if body is not None else "stored"
-            job = JobRecord(uuid.uuid4().hex[:16], kind, source, "queued", now(), owner=self._owner)
-            self._store.save_job(job)
-            self._finished[job.id] = threading.Event()
+                if waiting.source == "stored":
+                    return waiting
+                if self._after is None:  # never another caller's job, trained on other data
+                    self._after = self._new_job(kind, "stored")
+                return self._after
+            job = self._new_job(kind, "body" if body is not None else "stored")
             if self._running is None:
                 self._start(job, body)
             else:
@@ -221,15 +220,15 @@ class JobRunner:
                 waiting, body = self._waiting
                 self._waiting = None
                 self._start(waiting, body)
-                if self._retrain_pending:
-                    self._retrain_pending = False
-                    self._queue_retrain_locked()
+                if self._after is not None:
+                    self._waiting, self._after = (self._after, None), None
 
-    def _queue_retrain_locked(self) -> None:
-        job = JobRecord(uuid.uuid4().hex[:16], "auto", "stored", "queued", now(), owner=self._owner)
+    def _new_job(self, kind: str, source: str) -> JobRecord:
+        """A queued job's record, saved, with the event its waiters wait on."""
+        job = JobRecord(uuid.uuid4().hex[:16], kind, source, "queued", now(), owner=self._owner)
         self._store.save_job(job)
         self._finished[job.id] = threading.Event()
-        self._waiting = (job, None)
+        return job
 
     def _save(self, job: JobRecord, **changes: Any) -> JobRecord:
         job = msgspec.structs.replace(job, **changes) if changes else job

@@ -115,6 +115,8 @@ def _records(path: str, suffix: str, text: str) -> tuple[Records, str | None]:
         body = json.loads(text)
     except ValueError as exc:  # also an integer literal past Python's 4,300-digit conversion limit
         raise DataError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses per level
+        raise DataError(f"{path}: not valid JSON: nested too deep") from None
     generator = body.get("generator") if isinstance(body, dict) else None
     return _body_records(path, body), generator if isinstance(generator, str) else None
 
@@ -139,6 +141,8 @@ def _jsonl_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any
             row = json.loads(line)
         except ValueError as exc:  # as in _records
             raise DataError(f"{path}: row {i}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise DataError(f"{path}: row {i}: not valid JSON: nested too deep") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
         if OUTCOME not in row:
