@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import anyio.to_thread
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 from litestar.response import Stream
 from prometheus_client import CollectorRegistry
@@ -68,6 +69,7 @@ from ml_matching.trainer.responses import (
     OutcomesStored,
     OutcomeStats,
     PredictionsStored,
+    TrainAnswer,
     TrainerHealth,
     TrainerReady,
     job_view,
@@ -401,11 +403,17 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
             "answers 202 with the job; `Prefer: respond-async` or `?wait=0` answers 202 at once."
         ),
         security=[{"bearer": []}],
-        responses=error_responses(InvalidInput, Unauthorized, ManagementDisabled, TrainingBusy),
+        status_code=200,
+        responses={
+            202: ResponseSpec(JobView, description="still running: the job (follow `Location`)"),
+            **error_responses(InvalidInput, Unauthorized, ManagementDisabled, TrainingBusy),
+            422: ResponseSpec(TrainAnswer, description="rejected: the data cannot be trained on (`reason`)"),
+            500: ResponseSpec(TrainAnswer, description="failed: the job broke (`reason`)"),
+        },
     )
     async def train(
         request: Request[Any, Any, Any], body: RawBody, wait: FromQuery[int] = 1
-    ) -> Response[Any]:
+    ) -> Response[TrainAnswer]:
         authorize(request, token)
         data = bytes(body) if body.strip() else None
         if data is not None:
@@ -421,7 +429,7 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
         headers = {"Location": f"/train/{job.id}"}
         if asynchronous:
             headers["Preference-Applied"] = "respond-async"
-        return Response(job_view(job), status_code=202, headers=headers)
+        return cast("Response[TrainAnswer]", Response(job_view(job), status_code=202, headers=headers))
 
     @get(
         "/train/{job:str}",
