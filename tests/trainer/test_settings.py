@@ -35,3 +35,27 @@ def test_a_bad_value_names_its_variable(name: str, value: str, words: str) -> No
 def test_the_trainer_takes_a_dask_scheduler() -> None:
     settings = TrainerSettings.from_environ({"DASK_SCHEDULER_ADDRESS": "tcp://scheduler:8786"})
     assert settings.dask_scheduler == "tcp://scheduler:8786"
+
+
+def test_an_admin_token_no_header_can_carry_stops_start_up_without_showing_it() -> None:
+    """A service reads a header's bytes as Latin-1: a non-ASCII token could never match, and every
+    admin call answered 401. The error must not print the secret."""
+    with pytest.raises(SettingsError, match="printable ASCII") as caught:
+        TrainerSettings.from_environ({"ML_SERVICE_ADMIN_TOKEN": "sécret-tøken"})
+    assert "tøken" not in str(caught.value) and "not shown" in str(caught.value)
+    assert TrainerSettings.from_environ({"ML_SERVICE_ADMIN_TOKEN": "tok\n"}).admin_token == "tok"
+
+
+def test_the_experiment_command_strips_the_token_and_never_prints_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A token mounted from a file ends in a line break: the command sent it as is, failed, and
+    printed it in an error blaming the trainer's address."""
+    from ml_matching.cli import main
+
+    for value, words in (("s3cr3t\n", "cannot reach the trainer"), ("s3cr3tø", "printable ASCII")):
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("ML_SERVICE_ADMIN_TOKEN", value)
+            assert main(["experiment", "--trainer", "http://127.0.0.1:9", "pause", "exp-1"]) != 0
+        err = capsys.readouterr().err
+        assert words in err and value.strip() not in err

@@ -55,7 +55,8 @@ def read_settings(cls: type[S], environ: Mapping[str, str]) -> S:
         try:
             values[field.name] = variable.parse(text)
         except (ValueError, InvalidInput) as exc:
-            raise SettingsError(f"{variable.name}={text!r}: {exc}") from None
+            shown = "(a secret, not shown)" if variable.parse is token else repr(text)
+            raise SettingsError(f"{variable.name}={shown}: {exc}") from None
     return cls(**values)
 
 
@@ -107,6 +108,15 @@ def boolean(text: str) -> bool:
 
 
 def text(value: str) -> str:
+    return value
+
+
+def token(value: str) -> str:
+    """A bearer token: printable ASCII without spaces, as an HTTP header carries it (a service reads
+    a header's bytes as Latin-1, so a token of other characters could never match; a line break in
+    a header is refused by any client). Never echoed in an error."""
+    if not (value.isascii() and value.isprintable() and " " not in value):
+        raise ValueError("a bearer token must be printable ASCII without spaces")
     return value
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 from ml_matching.contract import ALGORITHMS
-from ml_matching.contract.settings import boolean, choice, integer, path, read_settings, setting, text
+from ml_matching.contract.settings import boolean, choice, integer, path, read_settings, setting, token
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -41,7 +41,7 @@ class ServiceSettings:
         None,
         "ML_SERVICE_ADMIN_TOKEN",
         "Bearer token of the admin calls (loading a version, training, experiments); unset: they answer 403",
-        text,
+        token,
     )
     max_batch_rows: int = setting(
         10_000, "MAX_BATCH_ROWS", "Most rows (or outcomes) in one request", integer(1, 1_000_000)

@@ -22,6 +22,7 @@ import msgspec
 
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.commandline import Handler
+from ml_matching.contract.settings import token as bearer_token
 from ml_matching.trainer.plan import parse_primary, parse_ramp
 
 DEFAULT_TRAINER = "http://localhost:8001"
@@ -164,9 +165,12 @@ def _replay(rows: list[dict[str, Any]], as_json: bool) -> int:
 def call(method: str, url: str, body: dict[str, Any] | None = None, raw: bool = False) -> Any:
     """The trainer's JSON answer (``raw``: its bytes); an error answer raised as the trainer words it."""
     headers = {"Accept": "application/json"}
-    token = os.environ.get("ML_SERVICE_ADMIN_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    token = os.environ.get("ML_SERVICE_ADMIN_TOKEN", "").strip()  # as the services read it: a secret
+    if token:  # mounted from a file often ends in a line break
+        try:
+            headers["Authorization"] = f"Bearer {bearer_token(token)}"
+        except ValueError as exc:  # the message never holds the token itself
+            raise MLMatchingError(f"ML_SERVICE_ADMIN_TOKEN: {exc}") from None
     data = None
     if body is not None or method == "POST":
         data = json.dumps(body or {}).encode()
