@@ -44,7 +44,11 @@ class ServiceSettings:
         token,
     )
     max_batch_rows: int = setting(
-        10_000, "MAX_BATCH_ROWS", "Most rows (or outcomes) in one request", integer(1, 1_000_000)
+        10_000,
+        "MAX_BATCH_ROWS",
+        "Most rows (or outcomes) in one request; not the trainer's POST /predictions, whose ledger batches "
+        "take up to 10,000 rows whatever it is (runtimes and the Node client send at most 1,000)",
+        integer(1, 1_000_000),
     )
     max_body_bytes: int | None = setting(
         None,
