@@ -111,7 +111,7 @@ class Settings(ServiceSettings):
         "SHADOW_QUEUE",
         "Batches of served rows waiting for the shadow versions; past it they are recorded unshadowed. "
         "A batch is one scoring turn's rows, or one /predict/batch request's (up to MAX_BATCH_ROWS, about "
-        "2 KB a row while it waits): with shadows and large batches, leave memory for a full queue",
+        "1.4 KB a row while it waits): with shadows and large batches, leave memory for a full queue",
         integer(1, 1_000_000),
     )
     metrics_dir: Path | None = setting(
