@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 import pytest
 
 from ml_matching.contract import ArtifactCorrupt, StorageFull
+from ml_matching.trainer import service
 from ml_matching.trainer.jobs import JobRunner
-from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec
+from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec, decode_record
 from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.trainer.store import Store, now
+from tests.support import until
 
 
 class Instant(JobRunner):
@@ -134,3 +137,39 @@ def test_a_training_on_the_stored_outcomes_never_answers_with_another_callers_jo
         runner.go.release()
     assert runner.wait(mine.id, 10).state == "failed"
     assert runner.launched == [first.id, theirs.id, mine.id]
+
+
+def test_a_running_trainer_on_a_shared_database_takes_up_what_a_dead_one_left(
+    store: Path, postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without looking again while it runs, a trainer would leave the job of one that died after it
+    started 'queued' until some trainer restarted, and its claimed retraining unrun."""
+    pytest.importorskip("psycopg")
+    monkeypatch.setattr(service, "JOB_RECOVERY_SECONDS", 0.2)
+    database = str(postgres.database())
+    other = Store(database)
+    other.save_job(JobRecord("theirs", "auto", "stored", "queued", now(), owner=other.claim_instance()))
+    env = {
+        "MODELS_DIR": str(store),
+        "OUTCOMES_DB": database,
+        "RETRAIN_EVERY": "50",
+        "CONTROLLER_SECONDS": "0",
+    }
+    trainer = Trainer(TrainerSettings.from_environ(env))
+    trainer.start()
+    try:
+        time.sleep(0.5)
+        assert trainer.runner.job("theirs").state == "queued", "a live trainer's job is left alone"
+        other.close()  # that trainer dies
+        until(lambda: trainer.runner.job("theirs").state == "failed", 15)
+
+        def jobs() -> list[tuple[str, str]]:
+            with trainer.store.db.read() as tx:
+                records = [decode_record(r[0]) for r in tx.execute("SELECT record FROM jobs").fetchall()]
+            return sorted((j.id, j.kind) for j in records)
+
+        until(lambda: len(jobs()) == 2, 15)  # the claimed retraining, queued again
+        assert [kind for job, kind in jobs() if job != "theirs"] == ["auto"]
+    finally:
+        trainer.stop()
+        other.close()

@@ -10,10 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from ml_matching.trainer.database import PostgresDatabase
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
 from ml_matching.trainer.schema import SCHEMA_VERSION
 from ml_matching.trainer.store import Outcome, Store, is_evaluation, now
+from tests.support import until
 
 
 def _outcome(i: int, outcome: bool = True) -> Outcome:
@@ -93,6 +95,21 @@ def _failed(job: JobRecord) -> JobRecord:
     return msgspec.structs.replace(job, state="failed", reason="lost")
 
 
+def _released(store: Store, number: int | None) -> None:
+    """Wait for the server to end a closed connection's session (its backend exits after the client
+    has gone, not at once), and so release its instance lock."""
+    if number is None:
+        return
+    db = store.db
+    assert isinstance(db, PostgresDatabase)
+
+    def released() -> bool:
+        with db.read() as tx:
+            return not db.instance_alive(tx, number)
+
+    until(released, 10)
+
+
 def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_url: str) -> None:
     """On PostgreSQL several trainers share the jobs: one starting must not fail a job another live
     trainer runs. A SQLite file has one trainer, so every unfinished job there is lost."""
@@ -105,6 +122,7 @@ def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_ur
         live.save_job(JobRecord("orphan", "auto", "stored", "running", now(), owner=theirs))
         live.save_job(JobRecord("old", "manual", "body", "running", now()))  # a release before owners
         gone.close()  # its session, and so its instance lock, ends
+        _released(starting, theirs)
         starting.claim_instance()
         ended = starting.end_lost_jobs(_failed)
         shared = mine is not None
@@ -113,6 +131,7 @@ def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_ur
         assert [j.id for j in live.unfinished_jobs()] == (["alive"] if shared else [])
         assert starting.end_lost_jobs(_failed) == [], "a job is ended once"
         live.close()  # now the live trainer is gone too
+        _released(starting, mine)
         assert [j.id for j in starting.end_lost_jobs(_failed)] == (["alive"] if shared else [])
     finally:
         for s in (live, gone, starting):

@@ -43,6 +43,8 @@ from ml_matching.trainer.store import Store, now
 from ml_matching.training.data import parse_dataset
 
 log = logging.getLogger("ml_matching.trainer")
+#: How often a trainer on a shared database looks for jobs another trainer left when it died.
+JOB_RECOVERY_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -70,7 +72,8 @@ class Trainer:
 
     def start(self) -> None:
         """Check the Dask extra when a scheduler is set; open the store; mark the jobs a trainer that
-        is gone left unfinished as failed, and run again a retraining among them; make the store's
+        is gone left unfinished as failed, and run again a retraining among them (on a shared
+        database, again every minute: another trainer may die meanwhile); make the store's
         EXPERIMENT and HOLDOUT agree with the database; prune the ledger now and then every hour."""
         if self.settings.dask_scheduler:
             from ml_matching.training.cluster import require_dask
@@ -88,14 +91,20 @@ class Trainer:
         if self.settings.controller_seconds > 0:
             self._every(self.settings.controller_seconds, self.rollouts.tick, "controller")
         log.info("trainer: outcomes in %s, versions in %s", self._store.where, self.root)
-        self._retrain_lost([job.id for job in lost if job.kind == "auto"])
+        self._retrain_lost(lost)
+        if self._store.shared:  # another trainer on the database may die while this one runs
+            self._every(JOB_RECOVERY_SECONDS, self._recover, "job-recovery")
 
-    def _retrain_lost(self, lost: list[str]) -> None:
+    def _recover(self) -> None:
+        self._retrain_lost(self.runner.recover())
+
+    def _retrain_lost(self, lost: list[JobRecord]) -> None:
         """Queue a retraining for automatic ones a stopped trainer never finished. Their outcomes were
         claimed when they were queued, so no later count would trigger one for them."""
-        if lost and self.settings.retrain_every > 0:
+        auto = [job.id for job in lost if job.kind == "auto"]
+        if auto and self.settings.retrain_every > 0:
             job = self.runner.submit("auto")
-            log.warning("retraining %s: queued for the lost %s", job.id, ", ".join(lost))
+            log.warning("retraining %s: queued for the lost %s", job.id, ", ".join(auto))
 
     def stop(self) -> None:
         self._stopping.set()
