@@ -145,7 +145,7 @@ def plan(
         task, start, first = Task(str(job.input), fmt, str(out), ref), 0, 1
     else:
         layout = CsvLayout.read(job.input, fs, added)
-        _own_columns(job.input, [h.strip() for h in layout.header])
+        _own_columns(job.input, list(layout.header))  # the frame's columns, as the header names them
         task = Task(str(job.input), fmt, str(out), ref, tuple(layout.header), tuple(layout.at))
         with open(job.input, "rb") as fh:
             start, first = len(fh.readline()), 2  # the header is line 1

@@ -93,7 +93,7 @@ class Trainer:
         log.info("trainer: outcomes in %s, versions in %s", self._store.where, self.root)
         self._retrain_lost(lost)
         if self._store.shared:  # another trainer on the database may die while this one runs
-            self._every(JOB_RECOVERY_SECONDS, self._recover, "job-recovery")
+            self._every(JOB_RECOVERY_SECONDS, self._recover, "job-recovery", first_now=False)
 
     def _recover(self) -> None:
         self._retrain_lost(self.runner.recover())
@@ -249,10 +249,13 @@ class Trainer:
             log.info("ledger: %d predictions and %d waiting outcomes past retention removed", *removed)
         return removed
 
-    def _every(self, seconds: float, job: Callable[[], object], name: str) -> None:
-        """Run ``job`` now and then every ``seconds`` in a thread of its own, until the trainer stops."""
+    def _every(self, seconds: float, job: Callable[[], object], name: str, first_now: bool = True) -> None:
+        """Run ``job`` now (or after ``seconds``, with ``first_now`` False: start-up just ran it) and
+        then every ``seconds`` in a thread of its own, until the trainer stops."""
 
         def loop() -> None:
+            if not first_now:
+                self._stopping.wait(seconds)
             while not self._stopping.is_set():
                 try:
                     job()

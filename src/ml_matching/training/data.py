@@ -111,14 +111,19 @@ def _records(path: str, suffix: str, text: str) -> tuple[Records, str | None]:
         return _csv_records(path, text), None
     if suffix in (".jsonl", ".ndjson"):
         return _jsonl_records(path, text), None
-    try:
-        body = json.loads(text)
-    except ValueError as exc:  # also an integer literal past Python's 4,300-digit conversion limit
-        raise DataError(f"{path}: not valid JSON: {exc}") from None
-    except RecursionError:  # json's decoder recurses per level
-        raise DataError(f"{path}: not valid JSON: nested too deep") from None
+    body = _loads(text, path)
     generator = body.get("generator") if isinstance(body, dict) else None
     return _body_records(path, body), generator if isinstance(generator, str) else None
+
+
+def _loads(text: str, where: str) -> Any:
+    """JSON ``text``, or DataError naming ``where`` and what is wrong."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # also an integer literal past Python's 4,300-digit conversion limit
+        raise DataError(f"{where}: not valid JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses per level
+        raise DataError(f"{where}: not valid JSON: nested too deep") from None
 
 
 def _body_records(path: str, body: Any) -> Records:
@@ -137,12 +142,7 @@ def _body_records(path: str, body: Any) -> Records:
 
 def _jsonl_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     for i, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
-        try:
-            row = json.loads(line)
-        except ValueError as exc:  # as in _records
-            raise DataError(f"{path}: row {i}: not valid JSON: {exc}") from None
-        except RecursionError:
-            raise DataError(f"{path}: row {i}: not valid JSON: nested too deep") from None
+        row = _loads(line, f"{path}: row {i}")
         if not isinstance(row, dict):
             raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
         if OUTCOME not in row:
