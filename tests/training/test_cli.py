@@ -54,6 +54,14 @@ def test_end_to_end_synth_fit_verify_list(tmp_path: Path, cli: Cli, fast_config:
     assert f"* {best['version']}" in out
 
 
+def test_synth_refuses_a_name_fit_would_read_as_another_format(tmp_path: Path, cli: Cli) -> None:
+    """`synth --out d.csv` wrote JSON under a CSV name; `fit` then read its one line as a header of
+    thousands of columns, and named them all (400 KB) after 90 s."""
+    code, out, err = cli("synth", "--rows", "300", "--out", tmp_path / "d.csv")
+    assert code == 2 and out == "" and "--out: synth writes the /train JSON body" in err
+    assert "must end in .json, got `.csv`" in err and not (tmp_path / "d.csv").exists()
+
+
 def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:
     store = tmp_path / "store"
     assert _fit(cli, data_file, store, fast_config)[0] == 0

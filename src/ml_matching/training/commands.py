@@ -40,6 +40,7 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
 from ml_matching.contract.scheduler import ENVIRONMENT
+from ml_matching.contract.store import atomic_write
 from ml_matching.training import require_extra
 from ml_matching.training.cluster import FitSettings
 from ml_matching.training.config import (
@@ -87,13 +88,16 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.rows < 2:
         raise InvalidInput(f"--rows must be at least 2, got {args.rows}")
+    if args.out.suffix.lower() != ".json":  # fit reads a file by its suffix: JSON named .csv fails there
+        got = f"`{args.out.suffix}`" if args.out.suffix else "no suffix"
+        raise InvalidInput(f"--out: synth writes the /train JSON body, so its name must end in .json, got {got}")
     try:
         body = synthesize(args.rows, _features(args.features), seed=args.seed)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     bayes = body.pop("bayes")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(msgspec.json.encode(body))
+    atomic_write(args.out, msgspec.json.encode(body))
     print(f"wrote {args.rows} rows to {args.out}")
     print(f"bayes-optimal on this sample: accuracy={bayes['accuracy']:.4f} roc_auc={bayes['rocAuc']:.4f}")
     return 0

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ SUFFIXES = {
     ".csv": "CSV",
 }
 OUTCOME = "outcome"
+NAMES_SHOWN = 10  # column names an error lists before "and N more"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -155,10 +157,12 @@ def _csv_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any],
     header = next(reader, None)
     if not header:
         raise DataError(f"{path}: empty CSV (expected a header row)")
+    if header[0].lstrip().startswith(("{", "[")):  # e.g. `synth`'s JSON saved under a .csv name
+        raise DataError(f"{path}: the file holds JSON, not CSV: name it .json (the /train body) or .jsonl")
     header = [h.strip() for h in header]
-    twice = sorted({h for h in header if header.count(h) > 1})
+    twice = sorted(name for name, n in Counter(header).items() if n > 1)
     if twice:  # a row is read by column name: one copy would silently win
-        raise DataError(f"{path}: the header has {', '.join(f'`{h}`' for h in twice)} more than once")
+        raise DataError(f"{path}: the header names more than once: {_quoted(twice)}")
     if OUTCOME not in header:
         raise DataError(f"{path}: missing column `{OUTCOME}`")
     at = header.index(OUTCOME)
@@ -185,7 +189,8 @@ def _to_arrays(
 
 
 def _raise_columns(path: str, i: int, row: Mapping[str, Any], names: tuple[str, ...]) -> None:
-    unknown = [k for k in row if k not in set(names)]
+    known = set(names)
+    unknown = [k for k in row if k not in known]
     if unknown:
         raise DataError(f"{path}: row {i}: unknown {_listed(unknown)} (the feature set has {len(names)})")
     missing = [n for n in names if n not in row]
@@ -195,7 +200,15 @@ def _raise_columns(path: str, i: int, row: Mapping[str, Any], names: tuple[str, 
 
 
 def _listed(names: list[str]) -> str:
-    return f"feature{'s' if len(names) > 1 else ''} " + ", ".join(f"`{n}`" for n in names)
+    return f"feature{'s' if len(names) > 1 else ''} " + _quoted(names)
+
+
+def _quoted(names: list[str]) -> str:
+    """The first NAMES_SHOWN names, quoted, and how many more: a malformed file may have thousands,
+    and an error is read by a person."""
+    shown = ", ".join(f"`{n}`" for n in names[:NAMES_SHOWN])
+    more = len(names) - NAMES_SHOWN
+    return f"{shown} and {more:,} more" if more > 0 else shown
 
 
 def _value(path: str, i: int, feature: Feature, v: Any) -> float:
