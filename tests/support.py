@@ -32,6 +32,33 @@ def until(check: Callable[[], object], seconds: float = 10.0, every: float = 0.0
     return time.monotonic() - start
 
 
+def instance_released(store: Any, number: int) -> None:
+    """Wait for the server to end the session that held a trainer's instance number (a closed
+    connection's backend exits after the client has gone, not at once), and so release it."""
+    db = store.db
+
+    def released() -> bool:
+        with db.read() as tx:
+            return not db.instance_alive(tx, number)
+
+    until(released, 10)
+
+
+def drop_instance_session(store: Any, number: int) -> None:
+    """End, from the server's side, the session holding instance ``number``: what a database restart
+    or a dropped connection does to a live trainer. Waits until its lock is gone."""
+    from ml_matching.trainer.database import INSTANCE_LOCK_CLASS
+
+    with store.db.write() as tx:
+        tx.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = CAST(? AS oid) AND objid = CAST(? AS oid)",
+            INSTANCE_LOCK_CLASS,
+            number,
+        )
+    instance_released(store, number)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

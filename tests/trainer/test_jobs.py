@@ -20,7 +20,7 @@ from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec, decod
 from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.trainer.store import Store, now
-from tests.support import until
+from tests.support import drop_instance_session, instance_released, until
 
 
 class Instant(JobRunner):
@@ -137,6 +137,30 @@ def test_a_training_on_the_stored_outcomes_never_answers_with_another_callers_jo
         runner.go.release()
     assert runner.wait(mine.id, 10).state == "failed"
     assert runner.launched == [first.id, theirs.id, mine.id]
+
+
+def test_a_periodic_look_ends_a_lost_job_only_if_the_next_look_finds_it_lost_too(postgres: Any) -> None:
+    """A database restart ends every trainer's instance session at once, and each takes its number
+    again within seconds: a look in between must not fail their running jobs. A job whose trainer
+    really died is ended one look later; a starting trainer (not patient) ends it at once."""
+    pytest.importorskip("psycopg")
+    database = str(postgres.database())
+    with Store(database) as mine, Store(database) as dead, Store(database) as restarted:
+        runner = Instant(mine, _quiet, _quiet, mine.claim_instance())
+        gone = dead.claim_instance()
+        dead.save_job(JobRecord("dead", "auto", "stored", "running", now(), owner=gone))
+        number = restarted.claim_instance()
+        assert number is not None and gone is not None
+        restarted.save_job(JobRecord("back", "manual", "stored", "running", now(), owner=number))
+        drop_instance_session(mine, number)
+        dead.close()
+        instance_released(mine, gone)
+        assert runner.recover(patient=True) == [], "first seen lost: left for the next look"
+        assert restarted.hold_instance()
+        assert [j.id for j in runner.recover(patient=True)] == ["dead"]
+        assert mine.job("back").state == "running", "its trainer took its number again"
+        drop_instance_session(mine, number)
+        assert [j.id for j in runner.recover()] == ["back"], "a starting trainer does not wait"
 
 
 def test_a_running_trainer_on_a_shared_database_takes_up_what_a_dead_one_left(

@@ -10,12 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ml_matching.trainer.database import PostgresDatabase
+from ml_matching.trainer.database import INSTANCE_LOCK_CLASS
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
 from ml_matching.trainer.schema import SCHEMA_VERSION
 from ml_matching.trainer.store import Outcome, Store, is_evaluation, now
-from tests.support import until
+from tests.support import drop_instance_session, instance_released
 
 
 def _outcome(i: int, outcome: bool = True) -> Outcome:
@@ -96,18 +96,8 @@ def _failed(job: JobRecord) -> JobRecord:
 
 
 def _released(store: Store, number: int | None) -> None:
-    """Wait for the server to end a closed connection's session (its backend exits after the client
-    has gone, not at once), and so release its instance lock."""
-    if number is None:
-        return
-    db = store.db
-    assert isinstance(db, PostgresDatabase)
-
-    def released() -> bool:
-        with db.read() as tx:
-            return not db.instance_alive(tx, number)
-
-    until(released, 10)
+    if number is not None:
+        instance_released(store, number)
 
 
 def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_url: str) -> None:
@@ -136,6 +126,34 @@ def test_a_starting_trainer_ends_only_the_jobs_whose_trainer_is_gone(database_ur
     finally:
         for s in (live, gone, starting):
             s.close()
+
+
+def test_a_trainer_whose_session_dropped_takes_its_instance_number_again(database_url: str) -> None:
+    """A database restart ends the session holding a trainer's instance lock; until it takes the same
+    number again, another trainer takes its running jobs for a dead trainer's. While the old session
+    lingers on the server (a dropped network path), the number stays taken, and is retaken after."""
+    with Store(database_url) as mine, Store(database_url) as other:
+        number = mine.claim_instance()
+        if number is None:  # a SQLite file: one trainer, no instance lock to lose
+            assert mine.hold_instance()
+            return
+        assert mine.hold_instance(), "held: nothing to do"
+        drop_instance_session(other, number)
+        with other.db.read() as tx:
+            assert not other.db.instance_alive(tx, number)
+        assert mine.hold_instance(), "taken again on a new session"
+        with other.db.read() as tx:
+            assert other.db.instance_alive(tx, number)
+
+        drop_instance_session(other, number)
+        import psycopg  # a session of the old connection's that the server has not ended yet
+
+        with psycopg.connect(database_url, autocommit=True) as lingering:
+            lingering.execute("SELECT pg_advisory_lock(%s::int4, %s::int4)", (INSTANCE_LOCK_CLASS, number))
+            assert not mine.hold_instance(), "not held while another session holds it"
+        _released(other, number)
+        assert mine.hold_instance(), "taken at the next look once that session has ended"
+        assert mine.hold_instance()
 
 
 def test_jobs_are_kept_and_the_unfinished_found_again(database_url: str) -> None:

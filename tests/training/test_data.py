@@ -151,7 +151,7 @@ def test_a_column_named_twice_is_refused(tmp_path: Path, synth_body: dict[str, A
     path = _write_formats(tmp_path, synth_body)["csv"]
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0] + ",brandFit", *(line + ",0" for line in lines[1:])]) + "\n")
-    with pytest.raises(DataError, match="the header names more than once: `brandFit`$"):
+    with pytest.raises(DataError, match=r"the header names more than once: `brandFit`$"):
         load_dataset(path, FS)
 
 

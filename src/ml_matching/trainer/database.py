@@ -207,24 +207,52 @@ class PostgresDatabase:
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=30)
         self._pool.wait(timeout=30)
         self._instance: Any = None  # the connection holding this process's instance lock
+        self._number: int | None = None  # the instance number it holds
+        self._held = False  # whether that session holds it, as last seen
 
     def claim_instance(self) -> int:
         """A number no live trainer on this database holds, held until :meth:`close` or this process
         ends (on a connection of its own): what a job record names as its owner, so that another
         trainer can tell a job whose trainer is gone from one still running (:meth:`instance_alive`)."""
-        import psycopg
-
         if self._instance is None:
-            self._instance = psycopg.connect(self._url, autocommit=True)
-            for statement in _KEEPALIVES.split(";"):
-                self._instance.execute(statement)
+            self._instance = self._instance_session()
         while True:
             number = secrets.randbelow(2**31 - 1) + 1
-            row = self._instance.execute(
-                "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (INSTANCE_LOCK_CLASS, number)
-            ).fetchone()
-            if row and row[0]:  # else a live trainer drew the same number: draw again
+            if _try_instance_lock(self._instance, number):  # else a live trainer drew it: draw again
+                self._number, self._held = number, True
                 return number
+
+    def hold_instance(self) -> bool:
+        """Whether this process still holds its instance number; when the session holding it has
+        gone (the server restarted, the connection dropped), take the same number again on a new
+        one, so that its jobs are not taken for a dead trainer's. False while it cannot: the old
+        session has not ended yet on the server (it does within its keepalives' minute)."""
+        import psycopg
+
+        if self._number is None:
+            return True
+        if self._held:
+            try:
+                self._instance.execute("SELECT 1")
+                return True
+            except psycopg.OperationalError:  # the session has gone, and the lock with it
+                self._held = False
+                self._instance.close()
+        try:
+            if self._instance.closed:
+                self._instance = self._instance_session()
+            self._held = _try_instance_lock(self._instance, self._number)
+        except psycopg.OperationalError:  # the server is not back yet: the next look tries again
+            self._instance.close()
+        return self._held
+
+    def _instance_session(self) -> Any:
+        import psycopg
+
+        session = psycopg.connect(self._url, autocommit=True)
+        for statement in _KEEPALIVES.split(";"):
+            session.execute(statement)
+        return session
 
     def instance_alive(self, tx: Tx, number: int) -> bool:
         """Whether the trainer that claimed ``number`` still holds it (its session is open)."""
@@ -286,6 +314,13 @@ class PostgresDatabase:
         if self._instance is not None:
             self._instance.close()  # the instance lock goes with its session
         self._pool.close()
+
+
+def _try_instance_lock(connection: Any, number: int) -> bool:
+    row = connection.execute(
+        "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (INSTANCE_LOCK_CLASS, number)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _try_lock(connection: Any, key: int) -> bool:

@@ -52,14 +52,26 @@ class JobRunner:
         self._process: Any = None
         self._follower: threading.Thread | None = None
         self._stopping = False
+        self._lost_before: set[str] = set()  # the jobs the last patient look found lost
 
-    def recover(self) -> list[JobRecord]:
-        """Mark failed the jobs a trainer that is gone left queued or running; return them."""
+    def recover(self, patient: bool = False) -> list[JobRecord]:
+        """Mark failed the jobs a trainer that is gone left queued or running; return them.
+
+        ``patient`` (the periodic look of a running trainer): a job seen lost for the first time is
+        ended only if the next look still finds it lost. When the database restarts every trainer
+        loses its instance lock at once, and takes it again within seconds (``Store.hold_instance``);
+        a look in between would fail their running jobs."""
+        seen: set[str] = set()
 
         def end(job: JobRecord) -> JobRecord:
             return ended(job, Failed(f"the trainer stopped while this job was {job.state}"), now())
 
-        failed = self._store.end_lost_jobs(end)
+        def spare(job: JobRecord) -> bool:
+            seen.add(job.id)
+            return job.id not in self._lost_before
+
+        failed = self._store.end_lost_jobs(end, spare if patient else None)
+        self._lost_before = seen
         for job in failed:
             log.warning("job %s: %s; marked failed", job.id, job.reason)
         return failed

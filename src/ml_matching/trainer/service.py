@@ -45,6 +45,8 @@ from ml_matching.training.data import parse_dataset
 log = logging.getLogger("ml_matching.trainer")
 #: How often a trainer on a shared database looks for jobs another trainer left when it died.
 JOB_RECOVERY_SECONDS = 60.0
+#: How often it checks that it still holds its instance number (see Store.hold_instance).
+INSTANCE_CHECK_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -62,6 +64,7 @@ class Trainer:
         self._rollouts: Rollouts | None = None
         self._ledger_decoder = msgspec.json.Decoder(LedgerBatch)
         self._stopping = threading.Event()
+        self._instance_held = True  # as the last check found (Store.hold_instance)
         self._decoder_lock = threading.Lock()
         self._features_of: dict[str, FeatureSet] = {}
         self._decoder_key: tuple[str | None, ...] | None = None
@@ -94,9 +97,22 @@ class Trainer:
         self._retrain_lost(lost)
         if self._store.shared:  # another trainer on the database may die while this one runs
             self._every(JOB_RECOVERY_SECONDS, self._recover, "job-recovery", first_now=False)
+            self._every(INSTANCE_CHECK_SECONDS, self._hold_instance, "instance", first_now=False)
 
     def _recover(self) -> None:
-        self._retrain_lost(self.runner.recover())
+        self._retrain_lost(self.runner.recover(patient=True))
+
+    def _hold_instance(self) -> None:
+        held = self.store.hold_instance()
+        if held != self._instance_held:
+            if held:
+                log.info("trainer: instance number taken again; its jobs are known to be alive")
+            else:
+                log.warning(
+                    "trainer: the database session holding this trainer's instance number has gone; "
+                    "taking it again (until then another trainer starting may take its jobs for lost)"
+                )
+            self._instance_held = held
 
     def _retrain_lost(self, lost: list[JobRecord]) -> None:
         """Queue a retraining for automatic ones a stopped trainer never finished. Their outcomes were

@@ -97,7 +97,10 @@ class JobStore(Protocol):
     def job(self, job_id: str) -> JobRecord | None: ...
     def unfinished_jobs(self) -> list[JobRecord]: ...
     def claim_instance(self) -> int | None: ...
-    def end_lost_jobs(self, end: Callable[[JobRecord], JobRecord]) -> list[JobRecord]: ...
+    def hold_instance(self) -> bool: ...
+    def end_lost_jobs(
+        self, end: Callable[[JobRecord], JobRecord], spare: Callable[[JobRecord], bool] | None = None
+    ) -> list[JobRecord]: ...
 
 
 def matching(rows: Iterable[StoredOutcome], fs: FeatureSet) -> tuple[list[StoredOutcome], int]:
@@ -273,16 +276,24 @@ class Store:
         file, which has one trainer): its job records name it as their owner."""
         return self.db.claim_instance() if isinstance(self.db, PostgresDatabase) else None
 
-    def end_lost_jobs(self, end: Callable[[JobRecord], JobRecord]) -> list[JobRecord]:
+    def hold_instance(self) -> bool:
+        """Whether this trainer still holds its instance number (taking it again after its session
+        dropped); always on a SQLite file."""
+        return self.db.hold_instance() if isinstance(self.db, PostgresDatabase) else True
+
+    def end_lost_jobs(
+        self, end: Callable[[JobRecord], JobRecord], spare: Callable[[JobRecord], bool] | None = None
+    ) -> list[JobRecord]:
         """Save ``end(job)`` for every unfinished job whose trainer is gone, in one transaction; return
         them. On a SQLite file every unfinished job is lost (its one trainer is starting). On
         PostgreSQL a job is lost when the instance that owns it no longer holds its lock, or when it
         names no owner (a release before owners); another live trainer's job is left alone, and of
-        trainers starting at once only one ends a lost job."""
+        trainers starting at once only one ends a lost job. A lost job for which ``spare`` is true is
+        left for a later look."""
         ended = []
         with self.db.write() as tx:
             for job in _unfinished(tx):
-                if self._owner_alive(tx, job.owner):
+                if self._owner_alive(tx, job.owner) or (spare is not None and spare(job)):
                     continue
                 done = end(job)
                 tx.execute("UPDATE jobs SET record = ? WHERE id = ?", encode(done).decode(), job.id)

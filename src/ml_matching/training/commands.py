@@ -90,7 +90,9 @@ def _synth(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--rows must be at least 2, got {args.rows}")
     if args.out.suffix.lower() != ".json":  # fit reads a file by its suffix: JSON named .csv fails there
         got = f"`{args.out.suffix}`" if args.out.suffix else "no suffix"
-        raise InvalidInput(f"--out: synth writes the /train JSON body, so its name must end in .json, got {got}")
+        raise InvalidInput(
+            f"--out: synth writes the /train JSON body, so its name must end in .json, got {got}"
+        )
     try:
         body = synthesize(args.rows, _features(args.features), seed=args.seed)
     except ValueError as exc:
