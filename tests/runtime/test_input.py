@@ -64,6 +64,23 @@ def test_malformed_bodies(client: Client, body: bytes, expected: str) -> None:
     assert expected in detail(client.post("/predict", content=body, headers=JSON))
 
 
+@pytest.mark.parametrize(
+    ("key", "in_header", "in_units"),
+    [
+        ("", "header `ML-Unit-Key` is empty", "`units` key 0: expected a non-empty text key"),
+        ("k" * 5000, "the unit key is 5000 bytes in UTF-8, more than 4096", "more than 4096"),
+        ("Müller".encode(), "header `ML-Unit-Key` holds bytes outside ASCII", None),  # JSON has no bytes
+    ],
+)
+def test_a_bad_unit_key_is_refused_with_no_experiment_running(
+    client: Client, key: str | bytes, in_header: str, in_units: str | None
+) -> None:
+    """As under an experiment: a client learns of its bad keys before one starts, not when it does."""
+    assert in_header in detail(client.post("/predict", json=SEED_ROW, headers={"ML-Unit-Key": key}))
+    if in_units is not None:
+        assert in_units in detail(client.post("/predict/batch", json={"instances": [SEED_ROW], "units": [key]}))
+
+
 def test_overflowing_numbers_are_not_finite(client: Client, row: dict[str, float]) -> None:
     text = json.dumps(row).replace('"brandFit": 0.8', '"brandFit": 1e999')
     got = detail(client.post("/predict", content=text, headers=JSON))

@@ -127,10 +127,16 @@ def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -
 def unit_key(raw: str | None) -> str | None:
     """The ``ML-Unit-Key`` header's key: percent-encoded UTF-8 decoded, None when absent.
 
-    Raises InvalidInput for an empty key or one that is not valid percent-encoded UTF-8.
+    Raises InvalidInput for an empty key, a byte outside ASCII, or one that is not valid
+    percent-encoded UTF-8.
     """
     if raw is None:
         return None
+    if not raw.isascii():  # raw UTF-8 arrives as Latin-1: hashed so, it would place the unit elsewhere
+        raise InvalidInput(
+            "header `ML-Unit-Key` holds bytes outside ASCII: send a non-ASCII key as its UTF-8 bytes, "
+            "percent-encoded (`ü` is `%C3%BC`)"
+        )
     if "%" not in raw:
         key = raw
     else:

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 
 from ml_matching.contract import Rows32
-from ml_matching.contract.assignment import BUCKETS, HASH_VERSION
+from ml_matching.contract.assignment import BUCKETS, HASH_VERSION, unit_bytes
 from ml_matching.contract.holdout import LIVE
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime.coalesce import RowCoalescer
@@ -136,7 +136,10 @@ class Serving:
     def _route_unit(self, key: str, running: Arms | None, held: Held | None) -> Route:
         """The held-out version, else the experiment's arm, else control (live, when a holdout is on)."""
         if held is None:
-            return running.route(key) if running is not None else Route(self._control())
+            if running is None:
+                unit_bytes(key)  # refused alike with no experiment: the client learns before one starts
+                return Route(self._control())
+            return running.route(key)
         route, unit = held.route(key)
         if route is not None:
             return route
