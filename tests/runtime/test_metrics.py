@@ -21,7 +21,7 @@ def scrape(client: Client) -> Samples:
     """Every sample of ``/metrics``, parsed by prometheus-client's own parser."""
     response = client.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert response.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8", "one charset"
     return parse(response.text)
 
 

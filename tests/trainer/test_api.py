@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,15 @@ def test_train_answers_at_once_when_asked_and_the_job_tells_the_rest(client: Cli
     assert value(m, "ml_matching_trainer_job_duration_seconds_count", state="rejected") == 2
     assert value(m, "ml_matching_trainer_untrained_outcomes") == 30
     assert not [k for k in m if k[0] == "ml_matching_trainer_gate_decisions_total"]
+
+
+def test_with_no_experiment_its_gauges_read_unknown_not_zero(client: Client) -> None:
+    """A restarted trainer with no experiment said `experiment_srm_p 0.0`: an alert on p < 0.001 fired."""
+    response = client.get("/metrics")
+    assert response.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8", "one charset"
+    m = parse(response.text)
+    for name in ("srm_p", "primary_estimate", "primary_lower", "primary_upper"):
+        assert math.isnan(value(m, f"ml_matching_trainer_experiment_{name}")), name
 
 
 def test_every_fifty_outcomes_queue_a_training_that_publishes_and_promotes(

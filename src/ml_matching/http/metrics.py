@@ -125,10 +125,16 @@ def metrics_route(registry: CollectorRegistry, before: Callable[[], None] = lamb
         if multiprocess():
             collected = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
-            return Response(generate_latest(collected), media_type=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            return _exposition(generate_latest(collected))
+        return _exposition(generate_latest(registry))
 
     return metrics
+
+
+def _exposition(body: bytes) -> Response[bytes]:
+    # As a header, not a media type: Litestar appends a charset to text/ media types, and prometheus'
+    # type already has one (`charset=utf-8; charset=utf-8`).
+    return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 def mark_worker_dead() -> None:

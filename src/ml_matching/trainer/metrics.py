@@ -124,7 +124,9 @@ class TrainerMetrics:
         series stay few however many experiments come and go; ``experiment_info`` names it)."""
         for gauge in (self.arm_rows, self.arm_outcomes, self.arm_weight, self.arm_log_loss, self.info):
             gauge.clear()
-        if view is None:
+        if view is None:  # no p-value, no estimate: a gauge left at 0 would read as an alarm
+            for gauge in (self.srm_p, self.estimate, self.lower, self.upper):
+                gauge.set(float("nan"))
             return
         self.info.labels(view.id, view.phase or "manual").set(1)
         for arm in view.arms:
