@@ -58,10 +58,16 @@ def test_bad_rows_are_refused_in_the_shared_words(client: Client, case: dict[str
         (b"{", "malformed JSON: "),
         (b"", "malformed JSON: "),
         (b"[1, 2]", "expected an object of features, got an array"),
+        (b'{"a":', "malformed JSON: Input data was truncated"),  # not "unknown field `a`"
     ],
 )
 def test_malformed_bodies(client: Client, body: bytes, expected: str) -> None:
     assert expected in detail(client.post("/predict", content=body, headers=JSON))
+
+
+def test_a_batch_cut_off_after_an_unknown_field_is_malformed_json(client: Client) -> None:
+    answer = detail(client.post("/predict/batch", content=b'{"instances": [{"a":', headers=JSON))
+    assert answer == "malformed JSON: Input data was truncated"
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,21 @@ def explain_batch(body: bytes, fs: FeatureSet, max_rows: int) -> str | None:
     return None
 
 
+def not_json(body: bytes) -> str | None:
+    """The "malformed JSON" message when ``body`` is not JSON at all, else None. Decoding into a
+    schema stops at the first problem it meets: ``{"a":`` is refused for its unknown field, not for
+    being cut off, unless this is asked first."""
+    try:
+        msgspec.json.decode(body)
+    except msgspec.ValidationError:  # JSON, only a number out of range: the walk words it
+        return None
+    except msgspec.DecodeError as exc:
+        return malformed(str(exc), body)
+    except RecursionError:  # nested past msgspec's depth: the schema's message will do
+        return None
+    return None
+
+
 def malformed(message: str, body: bytes) -> str:
     """msgspec's "JSON is malformed" message, with a hint where the body holds NaN or Infinity."""
     text = f"malformed JSON: {message.removeprefix('JSON is malformed: ')}"

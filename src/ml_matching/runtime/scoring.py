@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ml_matching.contract import ArtifactCorrupt, InvalidInput, LoadedModel, Rows32
 from ml_matching.contract.ids import PredictionIds
-from ml_matching.contract.validation import explain_batch, explain_row, malformed, row_type
+from ml_matching.contract.validation import explain_batch, explain_row, malformed, not_json, row_type
 from ml_matching.runtime.drift import DriftWindow
 from ml_matching.runtime.errors import NotExplainable
 
@@ -292,6 +292,7 @@ class Scorer:
             return InvalidInput(malformed(str(exc), body))
         fs = self.model.feature_set
         why = explain_batch(body, fs, self.max_batch_rows) if batch else explain_row(body, fs)
+        why = why or not_json(body)
         # msgspec's "Number out of range" is how an overflowing literal such as 1e999 shows up.
         return InvalidInput(
             why or str(exc).replace("Number out of range", "Number is not finite (out of float range)")
