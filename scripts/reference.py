@@ -139,8 +139,9 @@ def http_api() -> str:
             "From the services' own OpenAPI documents (`GET /schema/openapi.json`; `/docs` and `/redoc` "
             "render them). The request bodies that depend on the model are shown for the default 19 "
             "features; a running service documents the fields of the version it serves. Every error "
-            'answer is an `ErrorBody` (the Open Inference Protocol paths: `{"error": ...}`), with the '
-            "codes of [Errors](errors.md).\n\n",
+            'answer is an `ErrorBody` (the Open Inference Protocol routes: `{"error": ...}`; a path or '
+            "method no route has is answered with an `ErrorBody`, under `/v2` too), with the codes of "
+            "[Errors](errors.md).\n\n",
             "## The runtime (`ml-matching serve`, :8000)\n\n",
             _document(runtime, "runtime"),
             "## The trainer (`ml-matching trainer`, :8001)\n\n",

@@ -95,6 +95,8 @@ def test_error_answers_are_documented_with_their_codes(client: Client) -> None:
     codes = [e["value"]["error"] for e in files["content"]["application/json"]["examples"].values()]
     assert codes == ["version_not_found", "file_not_found"]
     assert {e.code for e in RUNTIME_ERRORS} >= set(codes)
+    for path in ("/predict", "/predict/batch"):  # every body may be too large or not JSON
+        assert {"400", "409", "413", "415", "503"} <= set(spec["paths"][path]["post"]["responses"]), path
 
 
 def test_docs_pages_load_only_the_services_own_assets(client: Client) -> None:

@@ -58,6 +58,8 @@ def test_an_experiment_starts_on_active_and_is_published_to_the_store(client: Cl
     answer = _start(client, shadow=[COPY], horizonDays=14)
     assert answer.status_code == 201, answer.text
     view = answer.json()
+    assert answer.headers["location"] == f"/experiments/{view['id']}", "201: the URL of what was created"
+    assert client.get(answer.headers["location"]).json()["id"] == view["id"]
     assert view["state"] == "running" and view["control"] == RF_VERSION and view["revision"] == 1
     assert [(a["arm"], a["version"], a["weight"]) for a in view["arms"]] == [
         ("control", RF_VERSION, 5000),

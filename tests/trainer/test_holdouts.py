@@ -48,6 +48,7 @@ def test_a_holdout_freezes_active_by_default_and_is_published(client: Client, mo
     answer = _hold(client, horizonDays=14)
     assert answer.status_code == 201, answer.text
     view = answer.json()
+    assert answer.headers["location"] == f"/holdouts/{view['id']}", "201: the URL of what was created"
     assert (view["state"], view["version"], view["weight"], view["horizonDays"]) == (
         "running",
         RF_VERSION,

@@ -125,6 +125,7 @@ class Body:
 
     description: str
     struct: Callable[[FeatureSet], Any]
+    required: bool = True
 
 
 class ApiDocs:
@@ -161,7 +162,7 @@ class ApiDocs:
             schemas = [_inline_schema(t) for t in (made if isinstance(made, tuple) else (made,))]
             schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
             operation["requestBody"] = {
-                "required": True,
+                "required": body.required,
                 "description": body.description,
                 "content": {"application/json": {"schema": schema}},
             }

@@ -33,6 +33,7 @@ from ml_matching.contract.holdout import Holdout
 from ml_matching.contract.validation import row_type
 from ml_matching.http import (
     Body,
+    BodyTooLarge,
     ManagementDisabled,
     Unauthorized,
     UnsupportedMediaType,
@@ -80,7 +81,9 @@ def error_responses(*errors: type[MLMatchingError]) -> dict[int, Any]:
     return _error_responses(*errors, statuses=RUNTIME_STATUSES)
 
 
-SCORING_ERRORS = error_responses(InvalidInput, UnsupportedMediaType, NotExplainable, ModelNotReady)
+SCORING_ERRORS = error_responses(
+    InvalidInput, UnsupportedMediaType, BodyTooLarge, NotExplainable, ModelNotReady
+)
 EXPERIMENT_DOC = (
     "Every answer has a `predictionId`, the id an outcome may name later (`POST /outcomes` on the "
     "trainer). Under an experiment, with the `ML-Unit-Key` header, it also has `experiment` and `arm`, "

@@ -35,6 +35,7 @@ from ml_matching.contract.ledger import LedgerBatch
 from ml_matching.http import (
     ApiDocs,
     Body,
+    BodyTooLarge,
     Failures,
     ManagementDisabled,
     Unauthorized,
@@ -50,7 +51,7 @@ from ml_matching.http import (
     require_json,
 )
 from ml_matching.http import error_responses as _error_responses
-from ml_matching.trainer.decoding import ByPrediction, outcome_type, outcomes_type
+from ml_matching.trainer.decoding import ByPrediction, outcome_type, outcomes_type, train_body_type
 from ml_matching.trainer.errors import (
     TRAINER_STATUSES,
     ExperimentConflict,
@@ -62,7 +63,7 @@ from ml_matching.trainer.errors import (
 from ml_matching.trainer.experiment_view import ExperimentView
 from ml_matching.trainer.experiments import TRANSITIONS, ExperimentBody
 from ml_matching.trainer.holdout_view import HoldoutView
-from ml_matching.trainer.holdouts import HoldoutRecord
+from ml_matching.trainer.holdouts import HoldoutBody, HoldoutRecord
 from ml_matching.trainer.metrics import NAMESPACE, TrainerMetrics
 from ml_matching.trainer.responses import (
     JobView,
@@ -79,6 +80,7 @@ from ml_matching.trainer.rollout import ACTIONS, Replayed
 from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.training.data import MIN_ROWS
+from ml_matching.training.errors import DataError
 
 SERVICE = "ml-matching-trainer"
 
@@ -87,6 +89,8 @@ SERVICE = "ml-matching-trainer"
 #: it names (unknown, or failing verification), or one already running.
 START_REFUSALS = (
     InvalidInput,
+    UnsupportedMediaType,
+    BodyTooLarge,
     Unauthorized,
     ManagementDisabled,
     VersionNotFound,
@@ -154,6 +158,12 @@ def _bodies(settings: TrainerSettings) -> dict[str, Body]:
         ),
         "/predictions": Body('{"rows": [ledger row, ...]}', lambda _: LedgerBatch),
         "/experiments": Body("the experiment", lambda _: ExperimentBody),
+        "/holdouts": Body("the holdout", lambda _: HoldoutBody),
+        "/train": Body(
+            "the original service's body: train on exactly these rows (none: on the stored outcomes)",
+            train_body_type,
+            required=False,
+        ),
     }
 
 
@@ -196,7 +206,9 @@ def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
         tags=["outcomes"],
         summary="Record collaboration outcomes",
         description="Stored durably before the answer. A retry with the same `id` stores nothing twice.",
-        responses=error_responses(InvalidInput, UnsupportedMediaType, OutcomeConflict, StorageFull),
+        responses=error_responses(
+            InvalidInput, UnsupportedMediaType, BodyTooLarge, OutcomeConflict, StorageFull
+        ),
     )
     async def record(request: Request[Any, Any, Any], body: RawBody) -> OutcomesStored:
         require_json(request)
@@ -226,7 +238,9 @@ def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
             'Body `{"rows": [...]}` of ledger rows, stored durably before the answer. A resent '
             "`predictionId` stores nothing twice; outcomes that were waiting for a row are joined to it."
         ),
-        responses=error_responses(InvalidInput, UnsupportedMediaType, PredictionConflict, StorageFull),
+        responses=error_responses(
+            InvalidInput, UnsupportedMediaType, BodyTooLarge, PredictionConflict, StorageFull
+        ),
     )
     async def predictions(request: Request[Any, Any, Any], body: RawBody) -> PredictionsStored:
         require_json(request)
@@ -251,10 +265,11 @@ def _experiments(trainer: Trainer) -> list[HTTPRouteHandler]:
         security=[{"bearer": []}],
         responses=error_responses(*START_REFUSALS),
     )
-    async def create(request: Request[Any, Any, Any], body: RawBody) -> ExperimentView:
+    async def create(request: Request[Any, Any, Any], body: RawBody) -> Response[ExperimentView]:
         authorize(request, token)
         require_json(request)
-        return await anyio.to_thread.run_sync(trainer.create_experiment, bytes(body))
+        view = await anyio.to_thread.run_sync(trainer.create_experiment, bytes(body))
+        return Response(view, status_code=201, headers={"Location": f"/experiments/{view.id}"})
 
     @get("/experiments", sync_to_thread=True, tags=["experiments"], summary="Every experiment, newest first")
     def listing() -> list[Experiment]:
@@ -351,10 +366,11 @@ def _holdouts(trainer: Trainer) -> list[HTTPRouteHandler]:
         security=[{"bearer": []}],
         responses=error_responses(*START_REFUSALS),
     )
-    async def create(request: Request[Any, Any, Any], body: RawBody) -> HoldoutView:
+    async def create(request: Request[Any, Any, Any], body: RawBody) -> Response[HoldoutView]:
         authorize(request, token)
         require_json(request)
-        return await anyio.to_thread.run_sync(trainer.create_holdout, bytes(body))
+        view = await anyio.to_thread.run_sync(trainer.create_holdout, bytes(body))
+        return Response(view, status_code=201, headers={"Location": f"/holdouts/{view.id}"})
 
     @get("/holdouts", sync_to_thread=True, tags=["experiments"], summary="Every holdout, newest first")
     def listing() -> list[HoldoutRecord]:
@@ -406,7 +422,15 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
         status_code=200,
         responses={
             202: ResponseSpec(JobView, description="still running: the job (follow `Location`)"),
-            **error_responses(InvalidInput, Unauthorized, ManagementDisabled, TrainingBusy),
+            **error_responses(
+                InvalidInput,
+                DataError,
+                UnsupportedMediaType,
+                BodyTooLarge,
+                Unauthorized,
+                ManagementDisabled,
+                TrainingBusy,
+            ),
             422: ResponseSpec(TrainAnswer, description="rejected: the data cannot be trained on (`reason`)"),
             500: ResponseSpec(TrainAnswer, description="failed: the job broke (`reason`)"),
         },

@@ -21,11 +21,14 @@ from ml_matching.contract import FeatureSet, InvalidInput
 from ml_matching.contract.ledger import PredictionId
 from ml_matching.contract.validation import kind, malformed, row_problem, row_type
 from ml_matching.trainer.store import Outcome, PredictionOutcome
+from ml_matching.training.data import MIN_ROWS
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 _FIELDS = ("id", "features", "outcome")
 #: ``true``/``false``, or ``1``/``0`` as the original write-up's callers send it.
 OutcomeValue = bool | Literal[0, 1]
+#: An outcome as ``POST /train``'s body may also give it (as the original service's callers did).
+TrainOutcomeText = Literal["true", "false", "1", "0", "yes", "no"]
 Item = Outcome | PredictionOutcome
 
 
@@ -55,6 +58,15 @@ def outcome_type(fs: FeatureSet) -> type[msgspec.Struct]:
         ],
         forbid_unknown_fields=True,
     )
+
+
+def train_body_type(fs: FeatureSet) -> type[msgspec.Struct]:
+    """The original service's ``POST /train`` body for ``fs``, for the OpenAPI document: the body
+    itself is read by the training data's parser, which names the row of a problem and also takes
+    outcomes as "true"/"false"/"yes"/"no" in any case."""
+    rows = Annotated[list[row_type(fs, "TrainFeatures")], msgspec.Meta(min_length=MIN_ROWS)]  # type: ignore[valid-type,misc]  # built at run time
+    outcomes = Annotated[list[OutcomeValue | TrainOutcomeText], msgspec.Meta(min_length=MIN_ROWS)]
+    return msgspec.defstruct("TrainBody", [("features", rows), ("outcomes", outcomes)])
 
 
 def outcomes_type(fs: FeatureSet, max_rows: int) -> type[msgspec.Struct]:

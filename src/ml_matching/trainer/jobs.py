@@ -1,4 +1,5 @@
-"""Training jobs: at most one runs (in a worker process) and at most one waits.
+"""Training jobs: at most one runs (in a worker process); behind it wait at most one with a body and
+one on the stored outcomes.
 
 A job's record (state, progress lines, result) is saved in the :class:`~ml_matching.trainer.store.JobStore`
 at every change, so ``GET /train/{job}`` reads it and a starting service finds the jobs a trainer
