@@ -85,9 +85,12 @@ SCORING_ERRORS = error_responses(
     InvalidInput, UnsupportedMediaType, BodyTooLarge, NotExplainable, ModelNotReady
 )
 EXPERIMENT_DOC = (
-    "Every answer has a `predictionId`, the id an outcome may name later (`POST /outcomes` on the "
-    "trainer). Under an experiment, with the `ML-Unit-Key` header, it also has `experiment` and `arm`, "
-    "and `modelVersion` is the version that served it."
+    "Every answer has a `predictionId`. An outcome may name it alone later (`POST /outcomes` on the "
+    "trainer) when the prediction was recorded in the ledger: under an experiment or the holdout, or "
+    "every one with `LEDGER=all`; otherwise send the outcome with its features (an outcome whose "
+    "prediction never arrives waits, counted as pending, until LEDGER_RETENTION_DAYS). Under an "
+    "experiment, with the `ML-Unit-Key` header, the answer also has `experiment` and `arm`, and "
+    "`modelVersion` is the version that served it."
 )
 EXPLAIN_DOC = (
     "With `explain=true`, each row also gets `contributions`: how much each feature moved this "

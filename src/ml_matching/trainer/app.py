@@ -205,7 +205,13 @@ def _outcomes(trainer: Trainer) -> list[HTTPRouteHandler]:
         status_code=200,
         tags=["outcomes"],
         summary="Record collaboration outcomes",
-        description="Stored durably before the answer. A retry with the same `id` stores nothing twice.",
+        description=(
+            "Stored durably before the answer. A retry with the same `id` stores nothing twice. An outcome "
+            "that names only a `predictionId` whose ledger row has not arrived is kept, counted in "
+            "`pending`, and joined when the row arrives; runtimes record rows under an experiment or the "
+            "holdout (all of them with LEDGER=all), so for any other prediction send the features. It "
+            "waits at most LEDGER_RETENTION_DAYS."
+        ),
         responses=error_responses(
             InvalidInput, UnsupportedMediaType, BodyTooLarge, OutcomeConflict, StorageFull
         ),
