@@ -193,6 +193,15 @@ def test_ledger_rows_are_kept_once_and_outcomes_join_in_either_order(client: Cli
     assert view["shadow"] == [{"version": COPY, "rows": 400, "failed": 100}]
     assert view["joinRate"] == 1.0 and view["pending"] == 0
     assert view["srm"]["units"] == 400 and view["srm"]["pValue"] > 0.001
+    client.post(f"/experiments/{experiment.id}/stop", headers=ADMIN)
+    _start(client)  # the next experiment counts none of the last one's outcomes, joined or waiting
+    unknown = ids()
+    assert client.post("/outcomes", json={"predictionId": unknown, "outcome": 1}).json()["pending"] == 1
+    following = read_experiment(models)
+    assert following is not None and following.id != experiment.id
+    view = client.get(f"/experiments/{following.id}").json()
+    assert (view["pending"], view["joinRate"]) == (1, 0.0)
+    assert client.get(f"/experiments/{experiment.id}").json()["pending"] == 1, "received after it started"
     stats = client.get("/outcomes/stats").json()
     assert stats["total"] == 400, "joined outcomes are stored outcomes: they train like any other"
 
