@@ -5,6 +5,7 @@ A starting trainer queues again a retraining the last one never finished."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.trainer.store import Store, now
 from tests.support import drop_instance_session, instance_released, until
+from tests.trainer.conftest import outcomes
 
 
 class Instant(JobRunner):
@@ -106,6 +108,24 @@ def test_a_retraining_the_last_trainer_never_finished_is_queued_again(
         assert again is not None and trainer.runner.job(again).kind == "auto"
         done = trainer.runner.wait(again, 120)  # no outcomes stored: the worker rejects the data
         assert done.state == "rejected" and "training needs at least" in str(done.reason)
+    finally:
+        trainer.stop()
+
+
+@pytest.mark.parametrize("failing", ["claim_retrain", "save_job"])
+def test_outcomes_stored_are_answered_as_stored_when_their_retraining_cannot_be_queued(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The disk filled between the outcomes' commit and the retraining's claim or job: the caller was
+    told 507 for outcomes that were stored, and would resend them (stored twice, without ids)."""
+    env = {"MODELS_DIR": str(store), "OUTCOMES_DB": str(tmp_path / "t.sqlite"), "RETRAIN_EVERY": "50"}
+    trainer = Trainer(TrainerSettings.from_environ({**env, "CONTROLLER_SECONDS": "0"}))
+    trainer.start()
+    try:
+        monkeypatch.setattr(trainer.store, failing, _raising_once(StorageFull("the disk is full")))
+        body = json.dumps({"outcomes": [{k: v for k, v in o.items() if k != "id"} for o in outcomes(60, seed=7)]})
+        answer = trainer.add_outcomes(body.encode())
+        assert (answer.stored, answer.total, answer.job) == (60, 60, None)
     finally:
         trainer.stop()
 

@@ -16,6 +16,7 @@ from ml_matching.contract import (
     InvalidInput,
     MLMatchingError,
     Sidecar,
+    StorageFull,
     decode_sidecar,
     default_feature_set,
     load_feature_set,
@@ -196,8 +197,14 @@ class Trainer:
         )
 
     def _retrain_if_due(self, stored: int) -> str | None:
-        if stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
-            return self.runner.submit("auto").id
+        """The retraining ``stored`` new outcomes queued, if they made one due. Called once they are
+        committed: a store that cannot be written now is logged, not answered, or a caller told 507
+        would resend outcomes that were stored."""
+        try:
+            if stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
+                return self.runner.submit("auto").id
+        except StorageFull as exc:
+            log.error("retraining not queued after storing %d outcomes: %s", stored, exc)
         return None
 
     # --- the prediction ledger -------------------------------------------------------------------
