@@ -210,6 +210,7 @@ def test_train_answers_at_once_when_asked_and_the_job_tells_the_rest(client: Cli
         or "rows; training needs at least 50" in view["result"]["reason"]
     )
     assert client.get("/outcomes/stats").json()["untrained"] == 30, "a rejected job used nothing"
+    assert "wait" in _error(client.post("/train?wait=-1", headers=ADMIN), 400, "invalid_input")
     waited = client.post("/train?wait=1", headers=ADMIN)
     assert waited.status_code == 422 and waited.json()["status"] == "rejected"
     m = parse(client.get("/metrics").text)

@@ -442,7 +442,7 @@ def _training(trainer: Trainer) -> list[HTTPRouteHandler]:
         },
     )
     async def train(
-        request: Request[Any, Any, Any], body: RawBody, wait: FromQuery[int] = 1
+        request: Request[Any, Any, Any], body: RawBody, wait: FromQuery[Literal[0, 1]] = 1
     ) -> Response[TrainAnswer]:
         authorize(request, token)
         data = bytes(body) if body.strip() else None
