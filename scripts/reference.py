@@ -108,7 +108,9 @@ def cli() -> str:
         "One command, `ml-matching`, with a subcommand per job; `python -m ml_matching.runtime` (serve), "
         "`python -m ml_matching.training COMMAND` and `python -m ml_matching.trainer` run the same. "
         "Bad input exits with 2 and one line naming the problem; a refusal (a failed check, a gate "
-        "that refuses) with 1.\n\n",
+        "that refuses) or a path the command could not use (a file where a folder goes, no "
+        "permission, a full disk) with 1 and one line; Ctrl-C with 130, after the command has removed "
+        "what it had half-written.\n\n",
         "```text\n",
         _help(
             parser("ml-matching", top.DESCRIPTION, [top._listed(n, h) for n, (_, h) in top.COMMANDS.items()])

@@ -113,7 +113,9 @@ def test_bad_keys_are_refused_with_their_reason(client: Client, header: str, wor
 
 
 @pytest.mark.parametrize("params", [{}, {"explain": "true"}])
-def test_a_key_sent_as_raw_utf8_is_refused_not_hashed_as_latin_1(client: Client, params: dict[str, str]) -> None:
+def test_a_key_sent_as_raw_utf8_is_refused_not_hashed_as_latin_1(
+    client: Client, params: dict[str, str]
+) -> None:
     """Header bytes reach the app as Latin-1: `ü` sent raw was hashed as `Ã¼`, another unit than the
     Node client's and the percent-encoded key's, in another arm, with no error."""
     raw = "Müller".encode()

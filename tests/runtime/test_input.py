@@ -84,7 +84,9 @@ def test_a_bad_unit_key_is_refused_with_no_experiment_running(
     """As under an experiment: a client learns of its bad keys before one starts, not when it does."""
     assert in_header in detail(client.post("/predict", json=SEED_ROW, headers={"ML-Unit-Key": key}))
     if in_units is not None:
-        assert in_units in detail(client.post("/predict/batch", json={"instances": [SEED_ROW], "units": [key]}))
+        assert in_units in detail(
+            client.post("/predict/batch", json={"instances": [SEED_ROW], "units": [key]})
+        )
 
 
 def test_overflowing_numbers_are_not_finite(client: Client, row: dict[str, float]) -> None:

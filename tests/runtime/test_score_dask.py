@@ -83,6 +83,32 @@ def test_csv_on_dask_is_the_local_output(tmp_path: Path, store: Path, cluster: A
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_relative_paths_are_the_callers_not_the_workers(
+    tmp_path: Path, store: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers opened a relative --in in their own working folder: a file of that name there was
+    scored instead, with no warning (a relative --out failed as it was written)."""
+    src = _csv_input(tmp_path / "pairs.csv")
+    assert (
+        _score("--model", store / RF_VERSION, "--in", src, "--out", tmp_path / "local.csv") == SOME_REJECTED
+    )
+    monkeypatch.chdir(tmp_path)  # the workers' folder stays the one the cluster started in
+    args = ("--model", store / RF_VERSION, "--in", "pairs.csv", "--out", "remote", "--chunk-rows", "100")
+    assert _score(*args, "--dask", cluster.scheduler_address) == SOME_REJECTED
+    assert _parts(tmp_path / "remote", header=True) == (tmp_path / "local.csv").read_bytes()
+    assert (tmp_path / "remote.rejects.jsonl").is_file()
+
+
+def test_a_scheduler_address_without_a_port_is_refused_at_once(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It failed after 60 s of retries, with a traceback."""
+    src = _csv_input(tmp_path / "pairs.csv")
+    code = _score("--model", store / RF_VERSION, "--in", src, "--out", tmp_path / "o", "--dask", "scheduler")
+    assert code == 2 and not (tmp_path / "o").exists()
+    assert "error: --dask: expected a Dask scheduler address with its port" in capsys.readouterr().err
+
+
 def cluster_loads(cluster: Any) -> dict[str, list[str]]:
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         loads: dict[str, list[str]] = client.run(lambda: list(dask_parts.LOADS))
@@ -212,6 +238,23 @@ def test_edge_files_on_dask_are_the_local_output(
     assert b"".join(chunks) == local.read_bytes()
     local_rejects = tmp_path / f"local-{name}.rejects.jsonl"
     assert (tmp_path / "remote.rejects.jsonl").read_bytes() == local_rejects.read_bytes()
+
+
+def test_quoted_fields_that_hold_line_breaks_are_kept_whole_on_dask(
+    tmp_path: Path, store: Path, cluster: Any
+) -> None:
+    """Blocks were cut at any line end: a record whose quoted field held a line break was scored in
+    two halves, "scored 3, rejected 3", with the truncated field written out."""
+    long = b"x" * 2000  # the break falls after the block's size: a cut there would split the record
+    rows = [_CSV_ROW.replace(b"p,", b'"%s\nline ""quoted"" %d",' % (long, i), 1) for i in range(5)]
+    src = tmp_path / "multiline.csv"
+    src.write_bytes(_CSV_HEADER + b"".join(rows) + _CSV_ROW.rstrip(b"\n"))  # the last line has no \n
+    local, remote = tmp_path / "local.csv", tmp_path / "remote"
+    assert _score("--model", store, "--in", src, "--out", local) == 0
+    args = ("--model", store, "--in", src, "--out", remote, "--chunk-rows", "1")
+    assert _score(*args, "--dask", cluster.scheduler_address) == 0
+    assert _parts(remote, header=True) == local.read_bytes()
+    assert len(list(remote.iterdir())) == 6, "a block per record, none cut inside one"
 
 
 def test_a_parquet_files_pandas_index_is_kept_on_dask(tmp_path: Path, store: Path, cluster: Any) -> None:

@@ -123,7 +123,9 @@ def test_outcomes_stored_are_answered_as_stored_when_their_retraining_cannot_be_
     trainer.start()
     try:
         monkeypatch.setattr(trainer.store, failing, _raising_once(StorageFull("the disk is full")))
-        body = json.dumps({"outcomes": [{k: v for k, v in o.items() if k != "id"} for o in outcomes(60, seed=7)]})
+        body = json.dumps(
+            {"outcomes": [{k: v for k, v in o.items() if k != "id"} for o in outcomes(60, seed=7)]}
+        )
         answer = trainer.add_outcomes(body.encode())
         assert (answer.stored, answer.total, answer.job) == (60, 60, None)
     finally:

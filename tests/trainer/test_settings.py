@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ml_matching.contract import SettingsError
+from ml_matching.runtime.settings import Settings
 from ml_matching.trainer import TrainerSettings
 
 
@@ -59,3 +62,13 @@ def test_the_experiment_command_strips_the_token_and_never_prints_it(
             assert main(["experiment", "--trainer", "http://127.0.0.1:9", "pause", "exp-1"]) != 0
         err = capsys.readouterr().err
         assert words in err and value.strip() not in err
+
+
+def test_a_store_that_is_a_file_stops_start_up(tmp_path: Path) -> None:
+    """A traceback from inside the server's start-up (FileExistsError); the runtime refuses a file
+    too. (A read-only store: tests/reliability/test_faults.py, which can mount one.)"""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for settings in (TrainerSettings, Settings):
+        with pytest.raises(SettingsError, match=r"MODELS_DIR=.*: a file, not a folder"):
+            settings.from_environ({"MODELS_DIR": str(afile)})

@@ -305,3 +305,28 @@ def test_list_shows_every_version_when_one_sidecar_is_unreadable(tmp_path: Path,
     (bad,) = [line for line in lines if GB_VERSION in line]
     assert "unreadable: sidecar: model.json is unreadable or incomplete" in bad
     assert sum("random_forest" in line for line in lines) >= 1
+
+
+def test_list_and_verify_name_a_mistyped_path_instead_of_misreading_it(tmp_path: Path, cli: Cli) -> None:
+    """A missing store was listed as an empty one (exit 0); a store given to verify was called a
+    version without a sidecar (exit 1), and a file "no such folder"."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    code, out, err = cli("list", "--artifacts", tmp_path / "nothere")
+    assert (code, out) == (2, "") and "--artifacts" in err and "nothere: no such folder" in err
+    assert cli("list", "--artifacts", afile)[2].endswith("afile: a file, not a folder\n")
+    code, _, err = cli("verify", FIXTURE_STORE)
+    assert code == 2 and f"{FIXTURE_STORE} is a store, not a version: give one of its version folders" in err
+    assert cli("verify", afile)[:3:2] == (2, f"error: {afile}: a file, not a folder (give a version folder, "
+                                             "e.g. artifacts/20261126_143000)\n")  # fmt: skip
+
+
+def test_fit_refuses_a_store_it_cannot_write_before_training(
+    tmp_path: Path, cli: Cli, data_file: Path
+) -> None:
+    """It trained for the whole run, then failed to publish: "cannot write version …: File exists"."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    code, out, err = cli("fit", "--data", data_file, "--artifacts", afile / "store")
+    assert (code, out) == (2, "") and f"cannot write there ({afile} is a file, not a folder)" in err
+    assert len(err.splitlines()) == 1, "refused before training (no fold lines)"

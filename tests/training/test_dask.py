@@ -92,7 +92,7 @@ def test_a_dask_fit_gives_a_byte_identical_model_and_the_same_metrics(
         assert not {"dask", "distributed", "dask-scheduler"} & set(sidecar["libraries"])
 
 
-@pytest.mark.parametrize("address", ["http://scheduler:8786", "tcp://", "tcp://scheduler:port"])
+@pytest.mark.parametrize("address", ["http://scheduler:8786", "tcp://", "tcp://scheduler:port", "scheduler"])
 def test_a_bad_address_is_refused_naming_it(
     tmp_path: Path,
     cli: Cli,

@@ -12,6 +12,7 @@ import pytest
 
 from ml_matching.contract import read_active
 from ml_matching.trainer.store import Outcome, Store
+from tests.support import free_port
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -79,6 +80,29 @@ def test_bad_input_exits_2(store: tuple[Path, str], cli: Cli, args: list[str], m
     root, _ = store
     code, _, err = cli("gate", *args, "--artifacts", root, "--data", root / "nothing.json")
     assert code == 2 and message in err
+
+
+def test_a_champion_named_by_mistake_is_bad_input_not_a_promotion(store: tuple[Path, str], cli: Cli) -> None:
+    """`--against` a version the store lacks said "promote … the candidate replaces it", exit 0: in
+    CI, a typo promoted anything."""
+    root, good = store
+    code, out, err = cli("gate", good, "--against", "20990101_000000", "--artifacts", root)
+    assert (code, out) == (2, "") and "error: --against: version 20990101_000000 not found in" in err
+
+
+def test_the_outcome_database_may_be_a_postgresql_url(
+    store: tuple[Path, str], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Path collapsed the URL's `//`: it was looked for as a file, and reported missing."""
+    pytest.importorskip("psycopg_pool")
+    from ml_matching.trainer import database
+
+    monkeypatch.setattr(database, "CONNECT_SECONDS", 1)
+    root, good = store
+    port = free_port()  # nothing listens: the error names the server, not a missing file
+    code, _, err = cli("gate", good, "--artifacts", root, "--outcomes-db", f"postgresql://127.0.0.1:{port}/x")
+    assert code == 1 and f"postgresql://127.0.0.1:{port}/x: no connection within" in err
+    assert "refused" in err and len(err.strip().splitlines()) == 1
 
 
 def test_without_data_the_stores_evaluation_outcomes_are_used(store: tuple[Path, str], cli: Cli) -> None:

@@ -86,6 +86,19 @@ def call(handler: Handler, args: argparse.Namespace) -> int:
     except MLMatchingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the command's own cleanup ran on the way out
+        print("interrupted", file=sys.stderr)
+        return 130  # as a shell reports a process ended by SIGINT
+    except OSError as exc:  # a path it could not use: a file where a folder goes, no permission, …
+        print(f"error: {os_problem(exc)}", file=sys.stderr)
+        return 1
+
+
+def os_problem(exc: OSError) -> str:
+    """An operating-system error as one line naming the path(s) and what was wrong with them."""
+    paths = " → ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or str(exc)
+    return f"{paths}: {what}" if paths else what
 
 
 def environment_epilog(settings: type[Any]) -> str:

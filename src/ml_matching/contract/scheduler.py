@@ -30,8 +30,8 @@ def scheduler_address(text: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
         parts = parts._replace(netloc="")
-    if not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError("expected a Dask scheduler address such as tcp://scheduler:8786")
+    if not parts.hostname or parts.port is None or parts.path not in ("", "/"):
+        raise ValueError("expected a Dask scheduler address with its port, such as tcp://scheduler:8786")
     return text
 
 

@@ -122,3 +122,12 @@ def token(value: str) -> str:
 
 def path(value: str) -> Path:
     return Path(value)
+
+
+def folder(value: str) -> Path:
+    """A folder's path (made when missing): refused at start-up when a file is there, rather than at
+    the first read or write as a traceback."""
+    given = Path(value)
+    if given.exists() and not given.is_dir():
+        raise ValueError("a file, not a folder")
+    return given

@@ -193,6 +193,21 @@ def writing(root: Path, what: str) -> Iterator[None]:
         raise StorageFull(f"{root}: cannot write {what}: {exc.strerror or exc}") from exc
 
 
+def check_writable(root: Path, what: str) -> None:
+    """Raise InvalidInput naming ``what`` (the option or variable that gave the store) unless a file
+    can be written in ``root``, or, while it is missing, in the folder it would be made in: before an
+    hour of work, not after. Nothing is left behind."""
+    there = root
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    if not there.is_dir():
+        raise InvalidInput(f"{what}={root}: cannot write there ({there} is a file, not a folder)")
+    try:
+        tempfile.TemporaryFile(dir=there).close()
+    except OSError as exc:
+        raise InvalidInput(f"{what}={root}: cannot write there ({exc.strerror or exc})") from None
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix())
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 from ml_matching.contract import ALGORITHMS
-from ml_matching.contract.settings import boolean, choice, integer, path, read_settings, setting, token
+from ml_matching.contract.settings import boolean, choice, folder, integer, read_settings, setting, token
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -29,7 +29,7 @@ class ServiceSettings:
         "INFO", "LOG_LEVEL", "Log level of the service's own lines", choice(LOG_LEVELS, upper=True)
     )
     models_dir: Path = setting(
-        Path("artifacts"), "MODELS_DIR", "The artifact store: one folder per version, and ACTIVE", path
+        Path("artifacts"), "MODELS_DIR", "The artifact store: one folder per version, and ACTIVE", folder
     )
     model_type: str = setting(
         "random_forest",

@@ -20,6 +20,7 @@ dask and pandas are imported only here: the runtime's image has neither.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -94,8 +95,13 @@ def _only_parts(folder: Path) -> None:
         )
 
 
-def text_parts(path: Path, start: int, first_line: int, chunk_rows: int) -> list[Part]:
-    """Blocks of about ``chunk_rows`` whole lines from byte ``start``, each with its first line."""
+def text_parts(path: Path, start: int, first_line: int, chunk_rows: int, quoted: bool = False) -> list[Part]:
+    """Blocks of about ``chunk_rows`` whole lines from byte ``start``, each with its first line.
+
+    ``quoted`` (CSV): a block never ends inside a quoted field. Such a field may hold line breaks,
+    and a record cut there was scored in two halves on two workers; quotes come in pairs outside a
+    field and doubled inside one, so an odd count since ``start`` means the line goes on.
+    """
     size = path.stat().st_size
     parts: list[Part] = []
     with open(path, "rb") as fh:
@@ -108,17 +114,29 @@ def text_parts(path: Path, start: int, first_line: int, chunk_rows: int) -> list
             fh.readline()  # on to the end of the line the block ends in
             end = min(fh.tell(), size)
             fh.seek(at)
+            lines, quotes = _count(fh, end - at)
+            while quoted and quotes % 2 and end < size:  # the record goes on: so does the block
+                more = fh.readline()
+                end, lines, quotes = end + len(more), lines + more.count(b"\n"), quotes + more.count(b'"')
+            if end == size and not _ends_line(fh, end):
+                lines += 1  # a last line without its newline
             parts.append(Part(len(parts), line, at, end))
-            at, line = end, line + _count_lines(fh, end - at)
+            at, line = end, line + lines
     return parts or [Part(0, first_line, start, start)]  # no rows: one empty part (a header alone)
 
 
-def _count_lines(fh: BinaryIO, size: int) -> int:
-    count, left, last = 0, size, b"\n"
-    while left > 0:
-        data = fh.read(min(left, 8 << 20))
-        count, left, last = count + data.count(b"\n"), left - len(data), data[-1:] or last
-    return count + (last != b"\n")  # a last line without its newline
+def _count(fh: BinaryIO, size: int) -> tuple[int, int]:
+    """The line breaks and double quotes in the next ``size`` bytes of ``fh``."""
+    breaks = quotes = 0
+    while size > 0:
+        data = fh.read(min(size, 8 << 20))
+        breaks, quotes, size = breaks + data.count(b"\n"), quotes + data.count(b'"'), size - len(data)
+    return breaks, quotes
+
+
+def _ends_line(fh: BinaryIO, end: int) -> bool:
+    fh.seek(end - 1)
+    return fh.read(1) == b"\n"
 
 
 def parquet_parts(path: Path) -> tuple[list[Part], list[int]]:
@@ -149,7 +167,7 @@ def plan(
         task = Task(str(job.input), fmt, str(out), ref, tuple(layout.header), tuple(layout.at))
         with open(job.input, "rb") as fh:
             start, first = len(fh.readline()), 2  # the header is line 1
-    parts = text_parts(job.input, start, first, job.chunk_rows)
+    parts = text_parts(job.input, start, first, job.chunk_rows, quoted=fmt == "csv")
     return task, parts, [p.end - p.start for p in parts]
 
 
@@ -168,6 +186,11 @@ def score_on_dask(address: str, folder: Path, model: LoadedModel, job: Job, prog
     """Score ``job`` on the Dask scheduler at ``address`` with ``model``, loaded from ``folder``
     (each worker loads and verifies it again); see the module's docstring."""
     dask, dd, distributed = _dask()
+    # Workers open these paths in their own working folder, which need not be ours: a relative --in
+    # scored whatever file of that name sat there.
+    job = dataclasses.replace(
+        job, input=job.input.absolute(), out=job.out.absolute(), rejects=job.rejects.absolute()
+    )
     added = added_columns(model, job.explain)
     ref = ModelRef(str(folder.resolve()), model.sidecar.onnx.sha256, job.explain)
     tmp = temporary(job.out, folder=True)

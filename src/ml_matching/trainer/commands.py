@@ -20,12 +20,15 @@ from ml_matching.contract import (
     SIDECAR_FILE,
     FeatureSet,
     InvalidInput,
+    SettingsError,
     VersionNotFound,
     decode_sidecar,
     load_feature_set,
     read_active,
+    version_dir,
 )
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
+from ml_matching.contract.store import check_writable
 from ml_matching.trainer import experiment_cli, holdout_cli
 from ml_matching.trainer.settings import TrainerSettings
 from ml_matching.training.config import DEFAULT_TOLERANCE, gate_tolerance
@@ -56,6 +59,10 @@ def serve(args: argparse.Namespace) -> int:
 
     require_extra()
     settings = TrainerSettings.from_environ(os.environ)
+    try:  # it publishes every version there, and keeps its outcomes there unless OUTCOMES_DB says otherwise
+        check_writable(settings.models_dir, "MODELS_DIR")
+    except InvalidInput as exc:
+        raise SettingsError(str(exc)) from None
     if args.features is not None:
         load_feature_set(args.features)  # fail now, naming the file, not at the first request
         settings = dataclasses.replace(settings, features_file=args.features)
@@ -76,9 +83,9 @@ def _configure_gate(g: argparse.ArgumentParser) -> Handler:
         "--data", type=Path, help="outcomes to judge on (default: the trainer's evaluation outcomes)"
     )
     g.add_argument(
-        "--outcomes-db",
-        type=Path,
-        help="the trainer's outcome database (default: OUTCOMES_DB, else ARTIFACTS/outcomes.sqlite)",
+        "--outcomes-db",  # text, not a Path: Path("postgresql://h/db") collapses the // of a URL
+        help="the trainer's outcome database: a SQLite file or a postgresql:// URL (default: OUTCOMES_DB, "
+        "else ARTIFACTS/outcomes.sqlite)",
     )
     g.add_argument(
         "--tolerance",
@@ -99,6 +106,13 @@ def gate(args: argparse.Namespace) -> int:
 
     root = args.artifacts
     against = read_active(root) if args.against == "ACTIVE" else args.against
+    if args.against != "ACTIVE":
+        # Named on purpose: a typo must not read as "nothing to beat, promote" (ACTIVE's version
+        # missing is the first-version case the gate promotes).
+        try:
+            version_dir(root, args.against)
+        except (InvalidInput, VersionNotFound) as exc:
+            raise InvalidInput(f"--against: {exc}") from None
     try:
         fs = FeatureSet(decode_sidecar((root / args.version / SIDECAR_FILE).read_bytes()).features)
         rows = _gate_rows(args, fs)

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ml_matching.contract import MissingDependency, StorageFull
+from ml_matching.contract import MissingDependency, MLMatchingError, StorageFull
 
 #: The advisory lock every writing transaction takes on PostgreSQL (a constant of this project).
 WRITE_LOCK = 0x6D6C_6D61_7463_6800 >> 8  # "mlmatch"
 #: Held for the duration of a training job, so one job runs at a time across trainers.
 TRAIN_LOCK = WRITE_LOCK + 1
+#: How long opening a PostgreSQL database waits for its first connection.
+CONNECT_SECONDS = 30
 #: The first key of the two-key advisory lock a trainer holds for its life, the second being its
 #: instance number (two-key locks are apart from the one-key locks above in PostgreSQL's lock space).
 INSTANCE_LOCK_CLASS = 0x6D6C6D
@@ -205,7 +207,13 @@ class PostgresDatabase:
         )
         self._url = url
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=30)
-        self._pool.wait(timeout=30)
+        try:
+            self._pool.wait(timeout=CONNECT_SECONDS)
+        except psycopg_pool.PoolTimeout:
+            self._pool.close()
+            raise MLMatchingError(
+                f"{self.where}: no connection within {CONNECT_SECONDS} s ({_connect_problem(url)})"
+            ) from None
         self._instance: Any = None  # the connection holding this process's instance lock
         self._number: int | None = None  # the instance number it holds
         self._held = False  # whether that session holds it, as last seen
@@ -314,6 +322,18 @@ class PostgresDatabase:
         if self._instance is not None:
             self._instance.close()  # the instance lock goes with its session
         self._pool.close()
+
+
+def _connect_problem(url: str) -> str:
+    """Why a connection to ``url`` fails, in the server's or the socket's words (the pool only says
+    that it timed out)."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return "it answers now"
 
 
 def _try_instance_lock(connection: Any, number: int) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ml_matching.contract import (
+    ACTIVE_FILE,
     ALGORITHMS,
     SIDECAR_FILE,
     ArtifactCorrupt,
@@ -40,7 +41,7 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.commandline import Command, Handler, environment_epilog
 from ml_matching.contract.scheduler import ENVIRONMENT
-from ml_matching.contract.store import atomic_write
+from ml_matching.contract.store import atomic_write, check_writable
 from ml_matching.training import require_extra
 from ml_matching.training.cluster import FitSettings
 from ml_matching.training.config import (
@@ -155,6 +156,7 @@ def _fit(args: argparse.Namespace) -> int:
     config = load_config(args.config, folds=args.folds, seed=args.seed, calibrate=args.calibrate)
     dask = args.dask or FitSettings.from_environ(os.environ).dask
     data = load_dataset(args.data, fs)
+    check_writable(args.artifacts, "--artifacts")  # now, not after the training
     algorithms = list(ALGORITHMS) if args.model == "all" else [args.model]
     gate = args.tolerance if args.gate or args.gate_data else None
     rows = None
@@ -224,6 +226,9 @@ def _configure_list(ls: argparse.ArgumentParser) -> Handler:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if not args.artifacts.is_dir():  # a mistyped store is not an empty one
+        what = "a file, not a folder" if args.artifacts.exists() else "no such folder"
+        raise InvalidInput(f"--artifacts {args.artifacts}: {what}")
     versions = list_versions(args.artifacts)
     if not versions:
         print(f"no versions in {args.artifacts}")
@@ -251,8 +256,12 @@ def _configure_verify(v: argparse.ArgumentParser) -> Handler:
 
 def _verify(args: argparse.Namespace) -> int:
     if not args.path.is_dir():  # a mistyped path (exit 2), not a damaged version (exit 1)
+        what = "a file, not a folder" if args.path.exists() else "no such folder"
+        raise InvalidInput(f"{args.path}: {what} (give a version folder, e.g. artifacts/20261126_143000)")
+    if (args.path / ACTIVE_FILE).is_file() or list_versions(args.path):
         raise InvalidInput(
-            f"{args.path}: no such folder (give a version folder, e.g. artifacts/20261126_143000)"
+            f"{args.path} is a store, not a version: give one of its version folders "
+            f"(ml-matching list --artifacts {args.path})"
         )
     if not (args.path / SIDECAR_FILE).is_file():
         raise ArtifactCorrupt("sidecar", f"{args.path} has no {SIDECAR_FILE}")
