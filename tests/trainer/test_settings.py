@@ -72,3 +72,33 @@ def test_a_store_that_is_a_file_stops_start_up(tmp_path: Path) -> None:
     for settings in (TrainerSettings, Settings):
         with pytest.raises(SettingsError, match=r"MODELS_DIR=.*: a file, not a folder"):
             settings.from_environ({"MODELS_DIR": str(afile)})
+
+
+@pytest.mark.parametrize("command", ["experiment", "holdout"])
+def test_a_trainer_address_that_is_not_a_url_is_refused_naming_it(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib's "unknown url type" was a traceback."""
+    from ml_matching.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--trainer", "notaurl", "list"])
+    assert exited.value.code == 2
+    assert "--trainer: expected the trainer's http(s) URL" in capsys.readouterr().err
+    monkeypatch.setenv("ML_TRAINER_URL", "localhost:8001")  # no scheme: the variable, checked alike
+    with pytest.raises(SystemExit):
+        main([command, "list"])
+    assert "(--trainer, else ML_TRAINER_URL)" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_an_outcome_database_is_named(tmp_path: Path) -> None:
+    """sqlite's "file is not a database" was a traceback (gate --outcomes-db, the trainer)."""
+    from ml_matching.contract import MLMatchingError
+    from ml_matching.trainer.store import Store
+
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("junk " * 100)
+    with pytest.raises(
+        MLMatchingError, match=r"junk.sqlite: not an outcome database \(file is not a database\)"
+    ):
+        Store(junk)

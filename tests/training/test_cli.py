@@ -60,6 +60,8 @@ def test_synth_refuses_a_name_fit_would_read_as_another_format(tmp_path: Path, c
     code, out, err = cli("synth", "--rows", "300", "--out", tmp_path / "d.csv")
     assert code == 2 and out == "" and "--out: synth writes the /train JSON body" in err
     assert "must end in .json, got `.csv`" in err and not (tmp_path / "d.csv").exists()
+    code, _, err = cli("synth", "--rows", "100000000000", "--out", tmp_path / "d.json")  # a MemoryError
+    assert code == 2 and "--rows must be from 2 to 2,000,000, got 100,000,000,000" in err
 
 
 def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:

@@ -131,7 +131,11 @@ class SqliteDatabase:
         self.where = str(path)
         self._lock = threading.Lock()
         self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:  # another kind of file under this name
+            self.connection.close()
+            raise MLMatchingError(f"{path}: not an outcome database ({exc})") from None
         self.connection.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
 
     @contextmanager

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ import msgspec
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.commandline import Handler
 from ml_matching.contract.settings import token as bearer_token
+from ml_matching.contract.store import atomic_write
 from ml_matching.trainer.plan import parse_primary, parse_ramp
 
 DEFAULT_TRAINER = "http://localhost:8001"
@@ -33,10 +35,21 @@ def trainer_options(p: argparse.ArgumentParser) -> None:
     """``--trainer`` and ``--json``, shared by every command that calls the trainer's API."""
     p.add_argument(
         "--trainer",
-        default=os.environ.get("ML_TRAINER_URL", DEFAULT_TRAINER),
+        type=trainer_url,
+        default=os.environ.get("ML_TRAINER_URL", DEFAULT_TRAINER),  # argparse checks a default too
         help="the trainer's URL (ML_TRAINER_URL)",
     )
     p.add_argument("--json", action="store_true", help="print the trainer's JSON answer as it is")
+
+
+def trainer_url(text: str) -> str:
+    """An http(s) URL with a host (urllib's "unknown url type" was a traceback)."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"expected the trainer's http(s) URL (--trainer, else ML_TRAINER_URL), such as {DEFAULT_TRAINER}"
+        )
+    return text.rstrip("/")
 
 
 def configure(p: argparse.ArgumentParser) -> Handler:
@@ -107,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         return _replay(call("GET", f"{trainer}/experiments/{args.id}/replay"), args.json)
     elif args.action == "report":
         out = args.out or Path(f"{args.id}.html")
-        out.write_bytes(call("GET", f"{trainer}/experiments/{args.id}/report", raw=True))
+        atomic_write(out, call("GET", f"{trainer}/experiments/{args.id}/report", raw=True))
         print(f"wrote {out}")
         return 0
     else:
