@@ -114,6 +114,9 @@ def test_no_activate_leaves_active(tmp_path: Path, cli: Cli, data_file: Path, fa
     first = read_active(store)
     assert _fit(cli, data_file, store, fast_config, "--no-activate")[0] == 0
     assert len(list_versions(store)) == 2 and read_active(store) == first
+    code, _, err = _fit(cli, data_file, store, fast_config, "--no-activate", "--gate")
+    assert code == 0 and read_active(store) == first
+    assert "gate: promote (not activated: --no-activate): " in err, "a promotion nobody made was logged"
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "1", "-0.1", "x"])

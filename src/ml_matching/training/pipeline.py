@@ -191,7 +191,8 @@ def fit_and_publish(
         for c in candidates:
             assert c.sidecar.gate is not None
             verdict = "promote" if c.sidecar.gate.promoted else "refuse"
-            progress(f"{c.algorithm}: gate: {verdict}: {c.sidecar.gate.reason}")
+            kept = "" if activate or not c.sidecar.gate.promoted else " (not activated: --no-activate)"
+            progress(f"{c.algorithm}: gate: {verdict}{kept}: {c.sidecar.gate.reason}")
     results = [publish(root, c, progress) for c in candidates]
     eligible = [r for r in results if r.sidecar.gate is None or r.sidecar.gate.promoted]
     if not activate or not eligible:
