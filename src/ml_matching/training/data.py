@@ -40,7 +40,7 @@ SUFFIXES = {
     ".csv": "CSV",
 }
 OUTCOME = "outcome"
-NAMES_SHOWN = 10  # column names an error lists before "and N more"
+NAMES_SHOWN = 20  # column names an error lists before "and N more" (a feature set of 19 is listed whole)
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
