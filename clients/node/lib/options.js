@@ -79,11 +79,33 @@ import {LEDGER_MODES} from './ledger.js'
  * @throws {SettingsError} an option that cannot be used, named.
  */
 export function readOptions(options) {
-  const runtimeUrl = serviceUrl(options.baseUrl)
+  if (options === null || typeof options !== 'object') {
+    throw new SettingsError(
+      `createClient needs an options object with at least baseUrl, got ${describe(options)}`
+    )
+  }
+  const unknown = Object.keys(options).filter((key) => !OPTIONS.includes(key))
+  if (unknown.length > 0) {
+    // Plain JavaScript has no type checker: `timeout` for `timeoutMs` would be ignored for good.
+    throw new SettingsError(`unknown option ${unknown.join(', ')} (the options are ${OPTIONS.join(', ')})`)
+  }
+  const runtimeUrl = serviceUrl(options.baseUrl, 'baseUrl')
   const timeoutMs = positive(options.timeoutMs ?? 2000, 'timeoutMs')
   const healthIntervalMs = positive(options.healthIntervalMs ?? 5000, 'healthIntervalMs')
   const downloadTimeoutMs = positive(options.downloadTimeoutMs ?? 60_000, 'downloadTimeoutMs')
-  const trainerUrl = options.trainerUrl === undefined ? undefined : serviceUrl(options.trainerUrl)
+  const trainerUrl =
+    options.trainerUrl === undefined ? undefined : serviceUrl(options.trainerUrl, 'trainerUrl')
+  const spoolFile = options.spoolFile
+  if (spoolFile !== undefined && (typeof spoolFile !== 'string' || spoolFile === '')) {
+    throw new SettingsError(`spoolFile must be a file's path, got ${describe(spoolFile)}`)
+  }
+  checkShape(options.logger, 'logger', ['warn', 'info'], 'console, or an object with warn and info methods')
+  checkShape(
+    options.local,
+    'local',
+    ['predict', 'predictBatch'],
+    'a model from loadModel, weightedModel or followModel'
+  )
   const retryMs = positive(options.retryMs ?? 5000, 'retryMs')
   const trainTimeoutMs = positive(options.trainTimeoutMs ?? 330_000, 'trainTimeoutMs')
   const queueLimit = count(options.queueLimit ?? 10_000, 'queueLimit')
@@ -105,48 +127,101 @@ export function readOptions(options) {
     retryMs,
     trainTimeoutMs,
     queueLimit,
-    spoolFile: options.spoolFile,
+    spoolFile,
     ledger,
     ledgerLimit
   }
 }
 
+/** Every option `createClient` takes (ClientOptions). */
+const OPTIONS = [
+  'baseUrl',
+  'timeoutMs',
+  'adminToken',
+  'local',
+  'healthIntervalMs',
+  'downloadTimeoutMs',
+  'logger',
+  'now',
+  'trainerUrl',
+  'spoolFile',
+  'queueLimit',
+  'retryMs',
+  'trainTimeoutMs',
+  'ledger',
+  'ledgerLimit'
+]
+
 /**
- * @param {number} value
+ * @param {unknown} value
  * @param {string} name
  */
 function count(value, name) {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new SettingsError(`${name} must be a positive integer, got ${value}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new SettingsError(`${name} must be a positive integer, got ${describe(value)}`)
   }
   return value
 }
 
 /**
- * @param {number} value
+ * @param {unknown} value
  * @param {string} name
  */
 function positive(value, name) {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new SettingsError(`${name} must be a positive number of milliseconds, got ${value}`)
+    throw new SettingsError(`${name} must be a positive number of milliseconds, got ${describe(value)}`)
   }
   return value
 }
 
 /**
+ * An object option the client calls methods of: checked now, or a typo fails at the first outage.
+ *
+ * @param {unknown} value
+ * @param {string} name
+ * @param {string[]} methods
+ * @param {string} expected
+ */
+function checkShape(value, name, methods, expected) {
+  if (value === undefined) return
+  const missing =
+    value === null || typeof value !== 'object'
+      ? methods
+      : methods.filter((m) => typeof (/** @type {any} */ (value)[m]) !== 'function')
+  if (missing.length > 0) {
+    throw new SettingsError(
+      `${name} must be ${expected}; got ${describe(value)} without ${missing.join(', ')}`
+    )
+  }
+}
+
+/**
  * @param {string | URL} value
+ * @param {string} name the option that gave it
  * @returns {string} the URL without trailing slashes
  */
-function serviceUrl(value) {
+function serviceUrl(value, name) {
   let url
   try {
     url = new URL(String(value))
   } catch {
-    // A bad trainerUrl is reported under the name baseUrl too, as it always was.
-    throw new SettingsError(`baseUrl must be an http(s) URL, got ${JSON.stringify(String(value))}`)
+    throw new SettingsError(`${name} must be an http(s) URL, got ${describe(value)}`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new SettingsError(`baseUrl must be an http(s) URL, got ${url.href}`)
+    throw new SettingsError(
+      `${name} must be an http(s) URL such as http://ml-matching:8000, got ${describe(value)}`
+    )
   }
   return url.href.replace(/\/+$/, '')
+}
+
+/**
+ * A value as an error names it: its text and, where that could mislead, its type.
+ *
+ * @param {unknown} value
+ */
+function describe(value) {
+  if (typeof value === 'string') return `${JSON.stringify(value)} (a string)`
+  if (value === null || value === undefined || typeof value !== 'object') return String(value)
+  return value.constructor?.name ? `an object (${value.constructor.name})` : 'an object'
 }

@@ -12,7 +12,7 @@
  */
 
 import {closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync} from 'node:fs'
-import {OutcomeQueueFullError} from './errors.js'
+import {OutcomeQueueFullError, SettingsError} from './errors.js'
 
 /**
  * @typedef {{id: string, features: Record<string, number>, outcome: boolean}} FeatureOutcome
@@ -57,6 +57,17 @@ export class SpoolFile {
    */
   constructor(path) {
     this.#path = path
+    if (path) {
+      try {
+        // Opened now: a folder that is missing or not writable refuses the client, not the first
+        // outcome of an outage (which was then neither sent nor queued).
+        this.#fd = openSync(path, 'a')
+      } catch (error) {
+        throw new SettingsError(
+          `spoolFile ${path}: cannot append to it (${/** @type {Error} */ (error).message})`
+        )
+      }
+    }
     const text = path ? readText(path) : ''
     /**
      * The file's lines when it was opened, parsed (a line cut short by a crash is skipped: it was

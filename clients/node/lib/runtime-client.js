@@ -8,6 +8,7 @@
  */
 
 import {checkUnit, checkUnits} from './assignment.js'
+import {checkJsonRow} from './validate.js'
 import {
   ExplanationUnavailableError,
   RequestRejectedError,
@@ -137,6 +138,7 @@ export class RuntimeClient {
     const path = explain ? '/predict?explain=true' : '/predict'
     const unit = options.unit ?? undefined
     const headers = unit === undefined ? undefined : {'ml-unit-key': unitHeader(unit)}
+    checkJsonRow(row)
     /** @type {[Prediction & Served, Source]} */
     const [result, source] = await this.#score(
       path,
@@ -159,6 +161,7 @@ export class RuntimeClient {
     const path = explain ? '/predict/batch?explain=true' : '/predict/batch'
     const units = options.units ?? undefined
     if (units !== undefined) checkUnits(units, rows)
+    if (Array.isArray(rows)) rows.forEach((row, i) => checkJsonRow(row, i))
     const body = units === undefined ? {instances: rows} : {instances: rows, units}
     /** @type {[ServedBatchPrediction, Source]} */
     const [result, source] = await this.#score(path, body, isBatch, (local) =>

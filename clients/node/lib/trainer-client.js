@@ -14,7 +14,7 @@
  */
 
 import {randomUUID} from 'node:crypto'
-import {RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
+import {InvalidInputError, RequestRejectedError, ServiceUnavailableError, SettingsError} from './errors.js'
 import {isPredictionId} from './ids.js'
 import {outcomeKey} from './outbox.js'
 import {describe} from './sidecar.js'
@@ -77,6 +77,58 @@ function refused(error, later) {
 /** How long ledger rows gather before they are sent (the runtime's sender sends from its own thread). */
 const LEDGER_DELAY_MS = 100
 
+/** An outcome's own id, as the trainer takes it (its `ID_PATTERN`). */
+const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/
+
+/**
+ * Refuse here what the trainer would refuse: while it is down such an outcome was reported
+ * `queued`, then dropped when the trainer refused it.
+ *
+ * @param {unknown} outcome
+ */
+function checkOutcome(outcome) {
+  if (typeof outcome !== 'boolean') {
+    throw new InvalidInputError(`recordOutcome: outcome must be true or false, got ${kind(outcome)}`, {
+      reason: 'type',
+      field: 'outcome'
+    })
+  }
+}
+
+/**
+ * The features of an outcome: an object of finite numbers (their names are the trainer's to check:
+ * it knows the feature set).
+ *
+ * @param {unknown} features
+ */
+function checkFeatures(features) {
+  if (typeof features !== 'object' || features === null || Array.isArray(features)) {
+    throw new InvalidInputError(`recordOutcome: expected an object of features, got ${kind(features)}`, {
+      reason: 'shape'
+    })
+  }
+  for (const [name, value] of Object.entries(features)) {
+    if (typeof value !== 'number') {
+      throw new InvalidInputError(
+        `recordOutcome: feature \`${name}\`: expected a number, got ${kind(value)}`,
+        {
+          reason: 'type',
+          field: name
+        }
+      )
+    }
+    if (!Number.isFinite(value)) {
+      throw new InvalidInputError(
+        `recordOutcome: feature \`${name}\`: value ${value} is not a finite number`,
+        {
+          reason: 'non-finite',
+          field: name
+        }
+      )
+    }
+  }
+}
+
 /** The trainer's endpoints, and the outcomes that wait for it. */
 export class TrainerClient {
   /** @type {Service | undefined} */
@@ -108,6 +160,8 @@ export class TrainerClient {
   #ledgerWarned = false
   /** Whether dropping ledger rows was told (once, until the trainer takes rows again). */
   #dropWarned = false
+  /** Whether queuing outcomes was told (once, until every queued one is delivered). */
+  #outcomesWarned = false
 
   /**
    * @param {Service | undefined} service
@@ -153,9 +207,14 @@ export class TrainerClient {
    */
   async recordOutcome(features, outcome, options = {}) {
     this.#need('recordOutcome')
-    if (typeof outcome !== 'boolean') {
-      throw new TypeError(`recordOutcome: outcome must be true or false, got ${typeof outcome}`)
+    checkOutcome(outcome)
+    if (options.id !== undefined && !(typeof options.id === 'string' && OUTCOME_ID.test(options.id))) {
+      throw new InvalidInputError(
+        `recordOutcome: field \`id\`: expected 1 to 128 letters, digits or ._:@/- (starting with a letter or digit), got ${kind(options.id)}`,
+        {reason: 'type', field: 'id'}
+      )
     }
+    checkFeatures(features)
     const item = {id: options.id ?? randomUUID(), features, outcome}
     const state = await this.#record(item)
     return {id: item.id, state: state === 'pending' ? 'stored' : state}
@@ -172,13 +231,12 @@ export class TrainerClient {
     this.#need('recordOutcome')
     const {predictionId, outcome} = judged
     if (!isPredictionId(predictionId)) {
-      throw new TypeError(
-        `recordOutcome: predictionId must be the UUIDv7 an answer carried (e.g. 01a22c21-8b25-7000-a33b-2b5900000000), got ${kind(predictionId)}`
+      throw new InvalidInputError(
+        `recordOutcome: predictionId must be the UUIDv7 an answer carried (e.g. 01a22c21-8b25-7000-a33b-2b5900000000), got ${kind(predictionId)}`,
+        {reason: 'type', field: 'predictionId'}
       )
     }
-    if (typeof outcome !== 'boolean') {
-      throw new TypeError(`recordOutcome: outcome must be true or false, got ${typeof outcome}`)
-    }
+    checkOutcome(outcome)
     const state = await this.#record({predictionId, outcome})
     return {predictionId, state}
   }
@@ -208,7 +266,11 @@ export class TrainerClient {
         (error instanceof RequestRejectedError && OUTCOMES_LATER.includes(error.status))
       if (!later) throw error
       this.#outbox.add(item)
-      this.#logger.warn(`${error.message}; outcome ${key} queued (${this.#outbox.size} waiting)`)
+      if (!this.#outcomesWarned) {
+        // Once per outage, as predict tells its fallback: a line per outcome flooded the log.
+        this.#logger.warn(`${error.message}; outcome ${key} queued, and the next ones until it answers`)
+        this.#outcomesWarned = true
+      }
       this.#scheduleRetry()
       return 'queued'
     }
@@ -416,6 +478,7 @@ export class TrainerClient {
       }
     }
     this.#logger.info(`ml-matching trainer at ${trainer.base} has every queued outcome`)
+    this.#outcomesWarned = false
   }
 
   /**

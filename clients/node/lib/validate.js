@@ -55,7 +55,7 @@ export function compileSchema(features) {
  * @throws {InvalidInputError}
  */
 export function readRow(schema, row, out, offset, index) {
-  if (!isPlainObject(row)) {
+  if (!isRowObject(row)) {
     throw new InvalidInputError(`expected an object of features, got ${kind(row)}`, {
       reason: 'shape',
       row: index
@@ -164,6 +164,49 @@ function listed(names) {
     .join(', ')
   const more = names.length > 10 ? ` and ${names.length - 10} more` : ''
   return `feature${names.length > 1 ? 's' : ''} ${shown}${more}`
+}
+
+/**
+ * A row as the runtime receives it: any object but an array, its own enumerable properties (what
+ * JSON.stringify sends). A class instance (a NestJS DTO) was scored remotely and refused locally.
+ *
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isRowObject(value) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  // Built-ins whose content JSON does not send as fields (a Map goes as `{}`): named as the wrong shape.
+  return !(NOT_ROWS.some((type) => value instanceof type) || ArrayBuffer.isView(value))
+}
+
+const NOT_ROWS = [Map, Set, WeakMap, WeakSet, Date, RegExp, Number, String, Boolean, Promise, Error]
+
+/**
+ * Refuse, in the local scorer's words, the values a row loses on its way to the runtime as JSON:
+ * `NaN` and `±Infinity` become `null`, `undefined` disappears (the runtime then said "got null" or
+ * "missing"), a `bigint` cannot be written at all (a TypeError).
+ *
+ * @param {unknown} row
+ * @param {number | undefined} [index]
+ * @throws {InvalidInputError}
+ */
+export function checkJsonRow(row, index) {
+  if (!isRowObject(row)) return // the runtime answers the shape, in its words
+  for (const name of Object.keys(row)) {
+    const value = row[name]
+    if (
+      typeof value === 'number'
+        ? Number.isFinite(value)
+        : typeof value !== 'undefined' && typeof value !== 'bigint'
+    )
+      continue
+    const reason = typeof value === 'number' ? 'non-finite' : 'type'
+    const text =
+      reason === 'non-finite'
+        ? `value ${value} is not a finite number`
+        : `expected a number, got ${kind(value)}`
+    throw new InvalidInputError(`feature \`${name}\`: ${text}`, {reason, field: name, row: index})
+  }
 }
 
 /**

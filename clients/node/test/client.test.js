@@ -393,16 +393,36 @@ describe('createClient', () => {
 
   test('options are checked, naming the option', () => {
     for (const [options, message] of /** @type {const} */ ([
-      [{baseUrl: 'not a url'}, /^baseUrl must be an http\(s\) URL, got "not a url"$/],
-      [{baseUrl: 'ftp://host'}, /^baseUrl must be an http\(s\) URL, got ftp:\/\/host\/$/],
+      [{baseUrl: 'not a url'}, /^baseUrl must be an http\(s\) URL, got "not a url" \(a string\)$/],
+      [
+        {baseUrl: 'ftp://host'},
+        /^baseUrl must be an http\(s\) URL such as .*, got "ftp:\/\/host" \(a string\)$/
+      ],
       [
         {baseUrl: server.baseUrl, timeoutMs: 0},
         /^timeoutMs must be a positive number of milliseconds, got 0$/
       ],
-      [{baseUrl: server.baseUrl, healthIntervalMs: -1}, /^healthIntervalMs must be a positive/]
+      [{baseUrl: server.baseUrl, healthIntervalMs: -1}, /^healthIntervalMs must be a positive/],
+      // Each of these was accepted, and failed later (an outage, a first outcome) or not at all:
+      [{baseUrl: server.baseUrl, trainerUrl: 'localhost:8001'}, /^trainerUrl must be an http\(s\) URL/],
+      [{baseUrl: server.baseUrl, timeoutMs: '500'}, /^timeoutMs must be .*, got "500" \(a string\)$/],
+      [
+        {baseUrl: server.baseUrl, timeout: 500},
+        /^unknown option timeout \(the options are baseUrl, timeoutMs, /
+      ],
+      [
+        {baseUrl: server.baseUrl, logger: {}},
+        /^logger must be console, or an object with warn and info methods; got an object \(Object\) without warn, info$/
+      ],
+      [
+        {baseUrl: server.baseUrl, local: 'models/x'},
+        /^local must be a model from loadModel, weightedModel or followModel; got "models\/x" \(a string\) without predict, predictBatch$/
+      ],
+      [{baseUrl: server.baseUrl, spoolFile: 42}, /^spoolFile must be a file's path, got 42$/],
+      [undefined, /^createClient needs an options object with at least baseUrl, got undefined$/]
     ])) {
       assert.throws(
-        () => createClient(options),
+        () => createClient(/** @type {any} */ (options)),
         (error) => {
           assert.ok(error instanceof SettingsError)
           assert.equal(error.code, 'invalid_settings')
@@ -465,9 +485,35 @@ describe('createClient', () => {
     assert.deepEqual(await readdir(dir), [GB])
   })
 
+  test('a class instance (a NestJS DTO) is a row locally as it is remotely', async () => {
+    // JSON.stringify sends its own fields, and the runtime scored it; the local scorer refused it
+    // ("expected an object of features, got an object (Dto)"), so only a degraded client failed.
+    class Dto {}
+    const plain = uniformRow(local.features, 0.5)
+    const dto = Object.assign(new Dto(), plain)
+    assert.equal((await local.predict(dto)).score, (await local.predict(plain)).score)
+    assert.equal(
+      (await local.predictBatch([dto, plain])).predictions[0].score,
+      (await local.predict(plain)).score
+    )
+  })
+
   test('a row JSON cannot carry is the caller’s error, not a service failure', async () => {
     const client = createClient({baseUrl: server.baseUrl, local})
-    await assert.rejects(client.predict(uniformRow(local.features, 0.5, {brandFit: 1n})), TypeError)
+    // In the local scorer's words: NaN reached the runtime as null ("got null"), a bigint was a
+    // TypeError, undefined went missing.
+    const row = uniformRow(local.features, 0.5)
+    for (const [value, reason, words] of /** @type {const} */ ([
+      [1n, 'type', 'feature `brandFit`: expected a number, got a bigint'],
+      [NaN, 'non-finite', 'feature `brandFit`: value NaN is not a finite number'],
+      [-Infinity, 'non-finite', 'feature `brandFit`: value -Infinity is not a finite number'],
+      [undefined, 'type', 'feature `brandFit`: expected a number, got undefined']
+    ])) {
+      const bad = {...row, brandFit: /** @type {any} */ (value)}
+      await assert.rejects(client.predict(bad), {name: 'InvalidInputError', reason, message: words})
+      await assert.rejects(local.predict(bad), {name: 'InvalidInputError', reason, message: words})
+      await assert.rejects(client.predictBatch([row, bad]), {message: `row 1: ${words}`})
+    }
     assert.equal(client.degraded, false)
     assert.deepEqual(server.requests, [])
   })

@@ -592,12 +592,13 @@ describe('experiments', () => {
     assert.equal(trainer.pending.get(remote.predictionId), true, 'it joins once the runtime sends its row')
 
     await assert.rejects(c.recordOutcome({predictionId: 'collab-42', outcome: true}), {
-      name: 'TypeError',
+      name: 'InvalidInputError',
+      code: 'invalid_input',
       message: /^recordOutcome: predictionId must be the UUIDv7 an answer carried/
     })
     await assert.rejects(
       c.recordOutcome({predictionId: first.predictionId, outcome: /** @type {any} */ (1)}),
-      TypeError
+      {name: 'InvalidInputError', message: 'recordOutcome: outcome must be true or false, got a number'}
     )
     assert.deepEqual(await c.recordOutcome(row, true, {id: 'with-features'}), {
       id: 'with-features',

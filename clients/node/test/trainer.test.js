@@ -9,7 +9,8 @@
  */
 
 import assert from 'node:assert/strict'
-import {cp, rm, writeFile} from 'node:fs/promises'
+import {cp, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {createClient} from '../index.js'
@@ -283,5 +284,74 @@ describe('against the Python trainer', {skip: PYTHON ? false : 'ML_MATCHING_PYTH
     } finally {
       await fake.stop()
     }
+  })
+})
+
+describe('what the trainer would refuse is refused before it waits for the trainer', () => {
+  const down = 'http://127.0.0.1:9' // nothing listens: every outcome would be queued
+  const quiet = {warn() {}, info() {}}
+
+  test('a spool file the client cannot append to is refused at construction', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ml-matching-spool-'))
+    try {
+      // It was accepted, and the first outcome of an outage was neither sent nor queued (ENOENT).
+      assert.throws(
+        () =>
+          createClient({baseUrl: down, trainerUrl: down, spoolFile: path.join(dir, 'missing', 'x.jsonl')}),
+        {name: 'SettingsError', message: /^spoolFile .*missing\/x\.jsonl: cannot append to it \(ENOENT/}
+      )
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  test('a bad id, outcome or feature value throws at once instead of queuing, then being dropped', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ml-matching-spool-'))
+    const spoolFile = path.join(dir, 'spool.jsonl')
+    try {
+      const client = createClient({baseUrl: down, trainerUrl: down, spoolFile, timeoutMs: 500, logger: quiet})
+      const row = Object.fromEntries(NAMES.map((n) => [n, 0.5]))
+      for (const [call, words] of /** @type {const} */ ([
+        [
+          () => client.recordOutcome(row, true, {id: 'down-😀'}),
+          /^recordOutcome: field `id`: expected 1 to 128 letters/
+        ],
+        [
+          () => client.recordOutcome({...row, brandFit: NaN}, true),
+          /^recordOutcome: feature `brandFit`: value NaN is not/
+        ],
+        [
+          () => client.recordOutcome({...row, brandFit: /** @type {any} */ ('0.5')}, true),
+          /^recordOutcome: feature `brandFit`: expected a number, got a string/
+        ],
+        [
+          () => client.recordOutcome(/** @type {any} */ ([0.5]), true),
+          /^recordOutcome: expected an object of features, got an array$/
+        ],
+        [
+          () => client.recordOutcome(row, /** @type {any} */ ('true')),
+          /^recordOutcome: outcome must be true or false, got a string "true"$/
+        ]
+      ])) {
+        await assert.rejects(call(), {name: 'InvalidInputError', code: 'invalid_input', message: words})
+      }
+      assert.equal(client.outcomesWaiting, 0)
+      assert.equal(await readFile(spoolFile, 'utf8'), '', 'nothing spooled')
+      assert.equal((await client.recordOutcome(row, true, {id: 'fine-1'})).state, 'queued')
+      assert.equal(client.outcomesWaiting, 1)
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  test('an outage is told once, not once per queued outcome', async () => {
+    /** @type {string[]} */
+    const warned = []
+    const logger = {warn: (/** @type {string} */ m) => void warned.push(m), info() {}}
+    const client = createClient({baseUrl: down, trainerUrl: down, timeoutMs: 500, retryMs: 60_000, logger})
+    const row = Object.fromEntries(NAMES.map((n) => [n, 0.5]))
+    for (let i = 0; i < 5; i++) assert.equal((await client.recordOutcome(row, true)).state, 'queued')
+    assert.equal(warned.length, 1, warned.join('\n'))
+    assert.match(warned[0], /queued, and the next ones until it answers$/)
   })
 })
