@@ -3,11 +3,11 @@
  */
 
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {readdir, readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
-import {ArtifactCorruptError, MLMatchingError} from './errors.js'
+import {ArtifactCorruptError, MLMatchingError, SettingsError} from './errors.js'
 import {Scorer} from './scorer.js'
-import {describe, readSidecar, worstGoldenRow} from './sidecar.js'
+import {describe, readSidecar, SIDECAR_FILE, worstGoldenRow} from './sidecar.js'
 
 /** @import {InferenceSession} from 'onnxruntime-node' */
 /** @import {Sidecar} from './sidecar.js' */
@@ -87,8 +87,9 @@ function whyNoOnnxruntime(error) {
 export async function loadModel(versionDir, options = {}) {
   const threads = options.threads ?? 1
   if (!Number.isSafeInteger(threads) || threads < 1) {
-    throw new RangeError(`threads must be a positive integer, got ${threads}`)
+    throw new SettingsError(`loadModel: threads must be a positive integer, got ${threads}`)
   }
+  await checkVersionFolder(versionDir)
   const ort = await onnxruntime()
   const sidecar = await readSidecar(versionDir)
   const bytes = await readOnnx(versionDir, sidecar)
@@ -106,6 +107,40 @@ export async function loadModel(versionDir, options = {}) {
     await explainer?.release()
     await session.release()
     throw error
+  }
+}
+
+/** A version's folder name, as the store makes it (`YYYYMMDD_HHMMSS`, and `-N` past the first). */
+const VERSION_NAME = /^\d{8}_\d{6}(?:-[1-9]\d{0,5})?$/
+
+/**
+ * A mistaken path is the caller's, not a damaged version: a missing folder, a file, or a whole store
+ * were each reported as a corrupt sidecar.
+ *
+ * @param {unknown} versionDir
+ * @throws {SettingsError}
+ */
+async function checkVersionFolder(versionDir) {
+  const hint = 'give a version folder, e.g. models/20261126_143000'
+  if (typeof versionDir !== 'string' || versionDir === '') {
+    throw new SettingsError(
+      `loadModel: expected a version folder's path, got ${String(versionDir)} (${hint})`
+    )
+  }
+  const found = await stat(versionDir).catch(() => undefined)
+  if (!found?.isDirectory()) {
+    throw new SettingsError(
+      `loadModel: ${versionDir}: ${found ? 'a file, not a folder' : 'no such folder'} (${hint})`
+    )
+  }
+  const inside = await readdir(versionDir)
+  if (
+    !inside.includes(SIDECAR_FILE) &&
+    (inside.includes('ACTIVE') || inside.some((n) => VERSION_NAME.test(n)))
+  ) {
+    throw new SettingsError(
+      `loadModel: ${versionDir} is a store, not a version: give one of its version folders`
+    )
   }
 }
 

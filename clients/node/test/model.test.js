@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {readFile, writeFile} from 'node:fs/promises'
+import {readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {ArtifactCorruptError, ExplanationUnavailableError, loadModel, weightedModel} from '../index.js'
@@ -129,7 +129,19 @@ describe('loadModel with options', () => {
 
   test('threads must be a positive integer', async () => {
     for (const threads of [0, -1, 1.5, Number.NaN]) {
-      await assert.rejects(loadModel(versionDir(RF), {threads}), RangeError)
+      await assert.rejects(loadModel(versionDir(RF), {threads}), {name: 'SettingsError', message: /threads/})
+    }
+  })
+
+  test('a path that is not a version folder is named as such, not as a corrupt sidecar', async () => {
+    const store = path.dirname(versionDir(RF))
+    for (const [given, words] of /** @type {const} */ ([
+      [path.join(store, 'nope'), /nope: no such folder \(give a version folder/],
+      [path.join(versionDir(RF), 'model.json'), /model\.json: a file, not a folder/],
+      [store, /is a store, not a version: give one of its version folders$/],
+      [undefined, /expected a version folder's path, got undefined/]
+    ])) {
+      await assert.rejects(loadModel(/** @type {any} */ (given)), {name: 'SettingsError', message: words})
     }
   })
 })
@@ -339,10 +351,7 @@ describe('loadModel refuses a bad version', () => {
   })
 
   test('a folder without model.json', async () => {
-    await assert.rejects(
-      loadModel(path.join(versionDir(RF), 'nope')),
-      (/** @type {any} */ error) => error.check === 'sidecar' && /cannot read model\.json/.test(error.message)
-    )
+    await refused((dir) => rm(path.join(dir, 'model.json')), 'sidecar', /cannot read model\.json/)
   })
 
   test('explain.onnx with one byte changed', async () => {
