@@ -526,6 +526,11 @@ export class TrainerClient {
    */
   async train(options = {}) {
     const trainer = this.#need('train')
+    const unknown = Object.keys(options).filter((key) => key !== 'data' && key !== 'wait')
+    if (unknown.length > 0) {
+      // `{wiat: false}` waited for a whole training, and promoted it.
+      throw new SettingsError(`train: unknown option ${unknown.join(', ')} (the options are data, wait)`)
+    }
     if (!this.#adminToken)
       throw new SettingsError('train needs the adminToken option (the ML_SERVICE_ADMIN_TOKEN)')
     const headers = {

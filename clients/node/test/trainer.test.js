@@ -344,6 +344,14 @@ describe('what the trainer would refuse is refused before it waits for the train
     }
   })
 
+  test('train refuses an option it does not know', async () => {
+    const client = createClient({baseUrl: down, trainerUrl: down, adminToken: 't', logger: quiet})
+    await assert.rejects(client.train(/** @type {any} */ ({wiat: false})), {
+      name: 'SettingsError',
+      message: 'train: unknown option wiat (the options are data, wait)'
+    })
+  })
+
   test('an outage is told once, not once per queued outcome', async () => {
     /** @type {string[]} */
     const warned = []
