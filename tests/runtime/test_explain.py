@@ -133,6 +133,21 @@ def test_an_explainer_tampered_after_load_is_refused_before_it_answers(
     assert 'ml_matching_model_loads_total{check="explain",result="refused"} 1.0' in metrics
 
 
+def test_an_explainer_that_could_not_be_read_is_read_again_once_it_is_back(
+    store: Path, client: Client, row: dict[str, Any]
+) -> None:
+    """A file that fails its checks is refused for good; one that could not be read (the folder was
+    moved, a volume not mounted yet) was refused for good too, until the version was loaded again."""
+    assert client.post(f"/models/{GB_VERSION}/load", headers=ADMIN).status_code == 200
+    explainer = store / GB_VERSION / "explain.onnx"
+    explainer.rename(explainer.with_suffix(".away"))
+    refused = client.post("/predict?explain=true", json=row)
+    assert refused.status_code == 409 and "cannot read explain.onnx" in refused.json()["detail"]
+    explainer.with_suffix(".away").rename(explainer)
+    answer = client.post("/predict?explain=true", json=row)
+    assert answer.status_code == 200 and len(answer.json()["contributions"]) == len(row)
+
+
 def test_explain_load_eager_and_off(store: Path, row: dict[str, Any]) -> None:
     eager = Settings(models_dir=store, admin_token=TOKEN, explain_load="eager")
     CORRUPTIONS["tampered-explainer"][0](store / GB_VERSION)

@@ -59,8 +59,9 @@ class Explainer:
                 try:
                     self._session = self._verified()
                 except ArtifactCorrupt as exc:
-                    self._refused = exc
-                    raise
+                    if (self.folder / self.explanation.file).is_file():
+                        self._refused = exc  # it failed its checks: refused for good
+                    raise  # it could not be read (its folder moved away): read again next time
                 finally:
                     release_freed_heap()
             return self._session
