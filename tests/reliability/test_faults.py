@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -21,7 +20,7 @@ from ml_matching.contract.store import temp_prefix
 from ml_matching.trainer.store import Store
 from tests.conftest import FIXTURE_STORE, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 from tests.runtime.corrupt import CORRUPTIONS
-from tests.support import free_port, request, runtime_service
+from tests.support import request, runtime_service
 from tests.trainer.conftest import outcomes, trainer_service
 from tests.training.conftest import FAST_CONFIG
 
@@ -218,18 +217,16 @@ def test_a_read_only_store_serves_and_swaps_without_persisting(tmp_path: Path) -
         assert "could not write ACTIVE" in replica.log.read_text()
 
 
-def test_a_trainer_on_a_read_only_store_stops_in_one_line(tmp_path: Path) -> None:
+def test_a_trainer_on_a_read_only_store_stops_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """It failed inside the server's start-up with sqlite's "unable to open database file" traceback."""
+    from ml_matching.cli import main
+
     with _fixture_store(tmp_path) as store, _mounted("ro", tmp_path / "ro", store) as ro:
-        done = subprocess.run(
-            [sys.executable, "-m", "ml_matching.trainer"],
-            env={**os.environ, "MODELS_DIR": str(ro), "ML_TRAINER_PORT": str(free_port())},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr == f"error: MODELS_DIR={ro}: cannot write there (Read-only file system)\n"
+        monkeypatch.setenv("MODELS_DIR", str(ro))
+        assert main(["trainer"]) == 2  # before any server starts
+    assert capsys.readouterr().err == f"error: MODELS_DIR={ro}: cannot write there (Read-only file system)\n"
 
 
 def test_fit_on_a_full_disk_says_so_and_leaves_nothing(tmp_path: Path, data: tuple[Path, Path]) -> None:
