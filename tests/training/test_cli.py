@@ -62,6 +62,21 @@ def test_synth_refuses_a_name_fit_would_read_as_another_format(tmp_path: Path, c
     assert "must end in .json, got `.csv`" in err and not (tmp_path / "d.csv").exists()
     code, _, err = cli("synth", "--rows", "100000000000", "--out", tmp_path / "d.json")  # a MemoryError
     assert code == 2 and "--rows must be from 2 to 2,000,000, got 100,000,000,000" in err
+    code, _, err = cli("synth", "--rows", "300", "--seed", "-1", "--out", tmp_path / "d.json")
+    assert code == 2 and "--seed must be from 0 to 4,294,967,295, got -1" in err
+
+
+def test_a_config_that_is_neither_toml_nor_json_is_named_so(
+    tmp_path: Path, cli: Cli, data_file: Path
+) -> None:
+    """A YAML file was read as JSON: "cannot read config: Expecting value: line 1 column 1"."""
+    config = tmp_path / "c.yaml"
+    config.write_text("folds: 3\n")
+    code, _, err = cli("fit", "--data", data_file, "--artifacts", tmp_path / "s", "--config", config)
+    assert (
+        code == 2
+        and "c.yaml: a config is TOML (.toml) or JSON (.json), chosen by its suffix; got `.yaml`" in err
+    )
 
 
 def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:

@@ -91,6 +91,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     if not 2 <= args.rows <= MAX_SYNTH_ROWS:
         raise InvalidInput(f"--rows must be from 2 to {MAX_SYNTH_ROWS:,}, got {args.rows:,}")
+    if not 0 <= args.seed < 2**32:  # numpy's words did not name the option
+        raise InvalidInput(f"--seed must be from 0 to {2**32 - 1:,}, got {args.seed:,}")
     if args.out.suffix.lower() != ".json":  # fit reads a file by its suffix: JSON named .csv fails there
         got = f"`{args.out.suffix}`" if args.out.suffix else "no suffix"
         raise InvalidInput(

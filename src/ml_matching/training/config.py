@@ -95,9 +95,14 @@ def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() not in (".toml", ".json"):  # a YAML file was "Expecting value: line 1"
+        got = f"`{path.suffix}`" if path.suffix else "no suffix"
+        raise InvalidInput(
+            f"{path}: a config is TOML (.toml) or JSON (.json), chosen by its suffix; got {got}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"{path}: cannot read config: {exc}") from None
     if not isinstance(data, dict):
