@@ -163,7 +163,7 @@ def test_json_under_a_csv_name_is_named_as_such(tmp_path: Path, synth_body: dict
 
 
 def test_a_header_of_many_repeated_names_lists_ten_of_them(tmp_path: Path) -> None:
-    """Counted once, not per column (quadratic: 50,000 columns took 90 s), and twenty listed."""
+    """Counted once, not per column (quadratic: a header of 100,001 fields took 90 s), and twenty listed."""
     path = tmp_path / "d.csv"
     path.write_text(",".join(f"c{i % 20_000}" for i in range(60_000)) + "\n")
     with pytest.raises(DataError) as raised:

@@ -18,7 +18,7 @@ import {InvalidInputError, RequestRejectedError, ServiceUnavailableError, Settin
 import {isPredictionId} from './ids.js'
 import {outcomeKey} from './outbox.js'
 import {describe} from './sidecar.js'
-import {kind} from './validate.js'
+import {kind, valueError} from './validate.js'
 
 /** @import {Service} from './http.js' */
 /** @import {LedgerRow} from './ledger.js' */
@@ -108,23 +108,8 @@ function checkFeatures(features) {
     })
   }
   for (const [name, value] of Object.entries(features)) {
-    if (typeof value !== 'number') {
-      throw new InvalidInputError(
-        `recordOutcome: feature \`${name}\`: expected a number, got ${kind(value)}`,
-        {
-          reason: 'type',
-          field: name
-        }
-      )
-    }
-    if (!Number.isFinite(value)) {
-      throw new InvalidInputError(
-        `recordOutcome: feature \`${name}\`: value ${value} is not a finite number`,
-        {
-          reason: 'non-finite',
-          field: name
-        }
-      )
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      throw valueError(name, value, undefined, 'recordOutcome: ')
     }
   }
 }

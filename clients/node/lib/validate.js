@@ -71,20 +71,7 @@ export function readRow(schema, row, out, offset, index) {
 
   for (let i = 0; i < n; i++) {
     const value = row[names[i]]
-    if (typeof value !== 'number') {
-      throw new InvalidInputError(`feature \`${names[i]}\`: expected a number, got ${kind(value)}`, {
-        reason: 'type',
-        field: names[i],
-        row: index
-      })
-    }
-    if (!Number.isFinite(value)) {
-      throw new InvalidInputError(`feature \`${names[i]}\`: value ${value} is not a finite number`, {
-        reason: 'non-finite',
-        field: names[i],
-        row: index
-      })
-    }
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw valueError(names[i], value, index)
     if (Math.abs(value) > FLOAT32_MAX) {
       throw new InvalidInputError(
         `feature \`${names[i]}\`: value ${value} is not a finite number in float32, which the model computes in`,
@@ -194,19 +181,28 @@ export function checkJsonRow(row, index) {
   if (!isRowObject(row)) return // the runtime answers the shape, in its words
   for (const name of Object.keys(row)) {
     const value = row[name]
-    if (
-      typeof value === 'number'
-        ? Number.isFinite(value)
-        : typeof value !== 'undefined' && typeof value !== 'bigint'
-    )
-      continue
-    const reason = typeof value === 'number' ? 'non-finite' : 'type'
-    const text =
-      reason === 'non-finite'
-        ? `value ${value} is not a finite number`
-        : `expected a number, got ${kind(value)}`
-    throw new InvalidInputError(`feature \`${name}\`: ${text}`, {reason, field: name, row: index})
+    const lost =
+      typeof value === 'number' ? !Number.isFinite(value) : value === undefined || typeof value === 'bigint'
+    if (lost) throw valueError(name, value, index)
   }
+}
+
+/**
+ * A feature's value that is not a finite number, refused in the Python runtime's words.
+ *
+ * @param {string} name
+ * @param {unknown} value
+ * @param {number | undefined} [index] the row's, in a batch
+ * @param {string} [prefix] the call's name, where the message starts with it
+ */
+export function valueError(name, value, index, prefix = '') {
+  const notNumber = typeof value !== 'number'
+  const text = notNumber ? `expected a number, got ${kind(value)}` : `value ${value} is not a finite number`
+  return new InvalidInputError(`${prefix}feature \`${name}\`: ${text}`, {
+    reason: notNumber ? 'type' : 'non-finite',
+    field: name,
+    row: index
+  })
 }
 
 /**

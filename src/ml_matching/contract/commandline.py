@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ml_matching.contract.errors import InvalidInput, MissingDependency, MLMatchingError, SettingsError
@@ -92,6 +93,11 @@ def call(handler: Handler, args: argparse.Namespace) -> int:
     except OSError as exc:  # a path it could not use: a file where a folder goes, no permission, …
         print(f"error: {os_problem(exc)}", file=sys.stderr)
         return 1
+
+
+def suffix_shown(path: Path) -> str:
+    """A path's suffix as an error names it: the format of a file is chosen by it."""
+    return f"`{path.suffix}`" if path.suffix else "no suffix"
 
 
 def os_problem(exc: OSError) -> str:

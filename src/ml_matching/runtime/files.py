@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 
 from ml_matching.contract import FeatureSet, InvalidInput
+from ml_matching.contract.commandline import suffix_shown
 from ml_matching.runtime.rows import Checked, Floats, JsonRows, check_csv, check_floats, taken
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -61,7 +62,7 @@ def file_format(path: Path, option: str) -> Format:
     """The format of ``path`` by its suffix; InvalidInput naming ``option`` when it has none we read."""
     found = SUFFIXES.get(path.suffix.lower())
     if found is None:
-        got = f"`{path.suffix}`" if path.suffix else "no suffix"
+        got = suffix_shown(path)
         raise InvalidInput(
             f"{option} {path}: the format is chosen by the suffix, got {got}; expected {', '.join(SUFFIXES)}"
         )

@@ -106,7 +106,8 @@ def experiment_view(
     cutoff = moment - dt.timedelta(days=experiment.horizon_days)
     _expired(tx, experiment.id, _instant(cutoff), by_name)
     _metrics(tx, experiment, by_name, _instant(moment))
-    joined, pending = _join_counts(tx, experiment)
+    joined = sum(a.outcomes for a in arms)  # the outcomes joined to this experiment's predictions
+    pending = _pending(tx, experiment)
     total = joined + pending
     view = ExperimentView(
         experiment.id, experiment.name, experiment.state, experiment.revision, experiment.control,
@@ -173,19 +174,15 @@ def _expired(tx: Tx, experiment_id: str, cutoff: str, arms: dict[str, ArmStats])
             arms[arm].matured += int(n)
 
 
-def _join_counts(tx: Tx, experiment: Experiment) -> tuple[int, int]:
-    """Outcomes sent by prediction id joined to a prediction of this experiment, and those received
-    since it started still waiting for their prediction: which experiment a waiting outcome belongs to
-    is known only when its prediction arrives, but none received before the experiment can be one of
-    its own (its predictions' ids did not exist yet)."""
-    (joined,) = tx.execute(
-        "SELECT COUNT(*) FROM outcomes o JOIN predictions p ON o.prediction_id = p.id WHERE p.experiment = ?",
-        experiment.id,
-    ).fetchone()
+def _pending(tx: Tx, experiment: Experiment) -> int:
+    """Outcomes sent by prediction id since the experiment started that still wait for their
+    prediction: which experiment a waiting outcome belongs to is known only when its prediction
+    arrives, but none received before the experiment can be one of its own (its predictions' ids did
+    not exist yet)."""
     (pending,) = tx.execute(
         "SELECT COUNT(*) FROM pending_outcomes WHERE received_at >= ?", experiment.created_at
     ).fetchone()
-    return int(joined), int(pending)
+    return int(pending)
 
 
 def _shadows(tx: Tx, experiment: Experiment) -> list[ShadowStats]:

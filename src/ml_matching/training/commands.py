@@ -39,7 +39,7 @@ from ml_matching.contract import (
     read_active,
     version_dir,
 )
-from ml_matching.contract.commandline import Command, Handler, environment_epilog
+from ml_matching.contract.commandline import Command, Handler, environment_epilog, suffix_shown
 from ml_matching.contract.scheduler import ENVIRONMENT
 from ml_matching.contract.store import atomic_write, check_writable
 from ml_matching.training import require_extra
@@ -94,7 +94,7 @@ def _synth(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**32:  # numpy's words did not name the option
         raise InvalidInput(f"--seed must be from 0 to {2**32 - 1:,}, got {args.seed:,}")
     if args.out.suffix.lower() != ".json":  # fit reads a file by its suffix: JSON named .csv fails there
-        got = f"`{args.out.suffix}`" if args.out.suffix else "no suffix"
+        got = suffix_shown(args.out)
         raise InvalidInput(
             f"--out: synth writes the /train JSON body, so its name must end in .json, got {got}"
         )
@@ -229,10 +229,14 @@ def _configure_list(ls: argparse.ArgumentParser) -> Handler:
     return _list
 
 
+def _not_a_folder(path: Path) -> str:
+    """What is wrong with a path that is not a folder."""
+    return "a file, not a folder" if path.exists() else "no such folder"
+
+
 def _list(args: argparse.Namespace) -> int:
     if not args.artifacts.is_dir():  # a mistyped store is not an empty one
-        what = "a file, not a folder" if args.artifacts.exists() else "no such folder"
-        raise InvalidInput(f"--artifacts {args.artifacts}: {what}")
+        raise InvalidInput(f"--artifacts {args.artifacts}: {_not_a_folder(args.artifacts)}")
     versions = list_versions(args.artifacts)
     if not versions:
         print(f"no versions in {args.artifacts}")
@@ -260,8 +264,9 @@ def _configure_verify(v: argparse.ArgumentParser) -> Handler:
 
 def _verify(args: argparse.Namespace) -> int:
     if not args.path.is_dir():  # a mistyped path (exit 2), not a damaged version (exit 1)
-        what = "a file, not a folder" if args.path.exists() else "no such folder"
-        raise InvalidInput(f"{args.path}: {what} (give a version folder, e.g. artifacts/20261126_143000)")
+        raise InvalidInput(
+            f"{args.path}: {_not_a_folder(args.path)} (give a version folder, e.g. artifacts/20261126_143000)"
+        )
     if (args.path / ACTIVE_FILE).is_file() or list_versions(args.path):
         raise InvalidInput(
             f"{args.path} is a store, not a version: give one of its version folders "

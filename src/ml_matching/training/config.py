@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ml_matching.contract import InvalidInput
+from ml_matching.contract.commandline import suffix_shown
 
 Fraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
 Calibrate = Literal["auto", "none", "sigmoid", "isotonic"]
@@ -96,7 +97,7 @@ def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
 
 def _read(path: Path) -> dict[str, Any]:
     if path.suffix.lower() not in (".toml", ".json"):  # a YAML file was "Expecting value: line 1"
-        got = f"`{path.suffix}`" if path.suffix else "no suffix"
+        got = suffix_shown(path)
         raise InvalidInput(
             f"{path}: a config is TOML (.toml) or JSON (.json), chosen by its suffix; got {got}"
         )

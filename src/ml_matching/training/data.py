@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml_matching.contract import Feature, FeatureSet, number_text
+from ml_matching.contract.commandline import suffix_shown
 from ml_matching.training.errors import DataError
 
 MIN_ROWS = 50  # the original service's minimum before training
@@ -75,7 +76,7 @@ def load_dataset(path: str | Path, feature_set: FeatureSet) -> Dataset:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         known = ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items())
-        got = f"`{path.suffix}`" if path.suffix else "no suffix"
+        got = suffix_shown(path)
         raise DataError(
             f"{path}: the data format is chosen by the file's suffix, got {got}; expected {known}"
         )
