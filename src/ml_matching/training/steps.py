@@ -191,9 +191,9 @@ class Evaluated:
     train_rows: int
 
 
-#: Folds run in worker processes from this many training rows. A worker costs about a second of
-#: CPU to start (it imports scikit-learn), which is more than a small fit's folds take here.
-PROCESS_FOLDS_FROM_ROWS = 2_000
+#: Folds of a one-core estimator run side by side (on threads) from this many training rows;
+#: smaller ones run one after another, as when the folds ran in processes that cost a second each.
+SIDE_BY_SIDE_FROM_ROWS = 2_000
 
 
 def evaluate(
@@ -218,7 +218,7 @@ def evaluate(
     model = est.make_estimator(algorithm, config)
     # The batch's largest fit: the final one when it is in the batch, else a fold of the CV rows.
     largest = len(s.y_train) if fitting is None else len(s.y_cv)
-    side_by_side = largest >= PROCESS_FOLDS_FROM_ROWS and not est.is_multithreaded(algorithm, config)
+    side_by_side = largest >= SIDE_BY_SIDE_FROM_ROWS and not est.is_multithreaded(algorithm, config)
     jobs = -1 if distributed or side_by_side else 1
     crossed = _cross_validate(model, s, config, algorithm, progress, jobs=jobs, refit=fitting is None)
     fitted = crossed.fitted if fitting is None else fitting.result()
@@ -282,7 +282,7 @@ def start_fits(
     built without the GIL. Small fits, and fits on a cluster, stay in the folds' batch.
     """
     single = [a for a in algorithms if not est.is_multithreaded(a, config)]
-    if distributed or len(s.y_train) < PROCESS_FOLDS_FROM_ROWS:
+    if distributed or len(s.y_train) < SIDE_BY_SIDE_FROM_ROWS:
         return {}
     return {a: _in_background(fit_final, est.make_estimator(a, config), s.x_train, s.y_train) for a in single}
 
