@@ -4,13 +4,21 @@ Every test that needs the ``train`` extra carries the ``train`` marker: those in
 modules of :data:`NEED_TRAINING` get it here, others are marked where they are written. The
 runtime-only session runs ``pytest -m "not train"`` in an install without the extra, where those
 folders and modules (which import scikit-learn) are not even collected.
+
+The runtime's own tests (tests/runtime) belong to that base install, which is what the runtime
+ships as. ``nox`` runs them there only: its tests session sets ``ML_MATCHING_RUNTIME_TESTS=runtime_only``
+and leaves out those of them that the runtime-only session runs (all but the ``train`` ones and
+the ``extras`` ones, which need an optional extra such as dask or parquet). So that none runs
+nowhere, a runtime test that skips in the runtime-only session fails it instead, naming the marker.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +78,51 @@ NEED_TRAINING = (
     "reliability/test_rollout_flow.py",
     "reliability/test_two_trainers.py",
 )
+#: Modules (relative to tests/) whose every test needs an optional extra other than train.
+NEED_EXTRAS = ("runtime/test_score_dask.py",)
 HAVE_TRAIN_EXTRA = importlib.util.find_spec("sklearn") is not None
+RUNTIME_ONLY = bool(os.environ.get("ML_MATCHING_RUNTIME_ONLY"))
 collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)
+collect_ignore += list(NEED_EXTRAS) if RUNTIME_ONLY else []
+HERE = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _within(item: pytest.Item | pytest.Collector, places: tuple[str, ...]) -> bool:
+    where = item.path.relative_to(HERE).as_posix()
+    return any(where == n or where.startswith(f"{n}/") for n in places)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tests marked ``first`` start before the rest: the longest go first, so that with several
     # workers the others share the short tests meanwhile instead of waiting on them at the end.
     items.sort(key=lambda item: item.get_closest_marker("first") is None)
-    here = Path(__file__).parent
     for item in items:
-        where = item.path.relative_to(here).as_posix()
-        if any(where == n or where.startswith(f"{n}/") for n in NEED_TRAINING):
+        if _within(item, NEED_TRAINING):
             item.add_marker(pytest.mark.train)
+        if _within(item, NEED_EXTRAS):
+            item.add_marker(pytest.mark.extras)
+    if os.environ.get("ML_MATCHING_RUNTIME_TESTS") == "runtime_only":
+        elsewhere = [i for i in items if _runs_in_runtime_only(i)]
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [i for i in items if not _runs_in_runtime_only(i)]
+
+
+def _runs_in_runtime_only(item: pytest.Item) -> bool:
+    extra = item.get_closest_marker("train") or item.get_closest_marker("extras")
+    return _within(item, ("runtime",)) and extra is None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if RUNTIME_ONLY and report.skipped and _runs_in_runtime_only(item):
+        why = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} skipped ({why}) in the runtime-only session, the one session that runs"
+            " it: mark it `extras` if it needs an optional extra, so that the tests session runs it"
+        )
 
 
 @pytest.fixture(scope="session")

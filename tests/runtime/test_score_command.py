@@ -145,6 +145,7 @@ def test_jsonl_explained_gives_the_apis_contributions(
     assert np.abs(1 / (1 + np.exp(-(base + np.sum(contributions, axis=1)))) - p).max() <= 1e-5
 
 
+@pytest.mark.extras
 def test_parquet_round_trip(tmp_path: Path, store: Path, api: Client, cli: Cli) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
