@@ -107,23 +107,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if not _runs_in_runtime_only(i)]
 
 
-_PRIORITY = {"lowered": False}
-
-
-@pytest.fixture(autouse=True)
-def _behind_the_longest(request: pytest.FixtureRequest) -> None:
-    """Under xdist, a worker lowers its CPU priority (nice 5) before its first test not marked
-    ``first``: the longest test (the docs' examples, about a third of the suite's CPU time, on one worker)
-    then gets the cores it needs, and ends about when the other workers' tests do instead of a
-    minute after. Its worker lowers itself only once it is done with it; processes a test starts
-    inherit the priority."""
-    if _PRIORITY["lowered"] or "PYTEST_XDIST_WORKER" not in os.environ:
-        return
-    if request.node.get_closest_marker("first") is None:
-        os.nice(5)
-        _PRIORITY["lowered"] = True
-
-
 def _runs_in_runtime_only(item: pytest.Item) -> bool:
     extra = item.get_closest_marker("train") or item.get_closest_marker("extras")
     return _within(item, ("runtime",)) and extra is None
