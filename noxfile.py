@@ -79,7 +79,8 @@ def tests(session: nox.Session) -> None:
     # UV: the reference page of the runtime's packages is checked against `uv export`. The runtime's
     # tests that runtime_only runs are left to it (tests/conftest.py): the runtime ships as that install.
     env = {"UV": _uv(), "ML_MATCHING_RUNTIME_TESTS": "runtime_only"}
-    session.run("pytest", "-n", workers, *session.posargs, env=env)
+    # --durations: each CI log names the longest tests, which set how long the suite takes.
+    session.run("pytest", "-n", workers, "--durations=12", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)
