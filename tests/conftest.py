@@ -81,13 +81,13 @@ NEED_TRAINING = (
 #: Modules (relative to tests/) whose every test needs an optional extra other than train.
 NEED_EXTRAS = ("runtime/test_score_dask.py",)
 HAVE_TRAIN_EXTRA = importlib.util.find_spec("sklearn") is not None
-RUNTIME_ONLY = bool(os.environ.get("ML_MATCHING_RUNTIME_ONLY"))
+RUNTIME_ONLY = bool(os.environ.get("ML_MATCHING_RUNTIME_ONLY"))  # set by `nox -s runtime_only`
 collect_ignore = [] if HAVE_TRAIN_EXTRA else list(NEED_TRAINING)
 collect_ignore += list(NEED_EXTRAS) if RUNTIME_ONLY else []
 HERE = Path(__file__).parent
 
 
-def _within(item: pytest.Item | pytest.Collector, places: tuple[str, ...]) -> bool:
+def _within(item: pytest.Item, places: tuple[str, ...]) -> bool:
     where = item.path.relative_to(HERE).as_posix()
     return any(where == n or where.startswith(f"{n}/") for n in places)
 
@@ -102,9 +102,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _within(item, NEED_EXTRAS):
             item.add_marker(pytest.mark.extras)
     if os.environ.get("ML_MATCHING_RUNTIME_TESTS") == "runtime_only":
-        elsewhere = [i for i in items if _runs_in_runtime_only(i)]
+        kept, elsewhere = [], []
+        for item in items:
+            (elsewhere if _runs_in_runtime_only(item) else kept).append(item)
         config.hook.pytest_deselected(items=elsewhere)
-        items[:] = [i for i in items if not _runs_in_runtime_only(i)]
+        items[:] = kept
 
 
 def _runs_in_runtime_only(item: pytest.Item) -> bool:

@@ -9,7 +9,6 @@ says how to install them.
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,12 @@ from pathlib import Path
 import pytest
 
 import ml_matching.runtime
-from tests.conftest import FIXTURE_STORE
+from tests.conftest import FIXTURE_STORE, RUNTIME_ONLY
 
 RUNTIME = Path(ml_matching.runtime.__file__).parent
 TRAINING_LIBS = {"sklearn", "skl2onnx", "joblib"}
-# Set by `nox -s runtime_only`, whose environment has only the base package installed.
-runtime_only = pytest.mark.skipif(
-    not os.environ.get("ML_MATCHING_RUNTIME_ONLY"), reason="only in the runtime-only environment"
-)
+# RUNTIME_ONLY: in `nox -s runtime_only`, whose environment has only the base package installed.
+runtime_only = pytest.mark.skipif(not RUNTIME_ONLY, reason="only in the runtime-only environment")
 
 
 @pytest.mark.parametrize("path", sorted(RUNTIME.rglob("*.py")), ids=lambda p: p.name)

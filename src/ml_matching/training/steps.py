@@ -191,8 +191,8 @@ class Evaluated:
     train_rows: int
 
 
-#: Folds of a one-core estimator run side by side (on threads) from this many training rows;
-#: smaller ones run one after another, as when the folds ran in processes that cost a second each.
+#: Folds of a one-core estimator run side by side (on threads) from this many training rows, and
+#: its final fit starts beside them (:func:`start_fits`); smaller fits run one after another.
 SIDE_BY_SIDE_FROM_ROWS = 2_000
 
 
