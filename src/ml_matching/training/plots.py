@@ -31,9 +31,10 @@ MODEL, BASELINE, BEFORE = "#1f6feb", "#8b949e", "#d4a72c"
 Vector = npt.NDArray[np.float64]
 
 
-def svg(fig: Any) -> bytes:
+def svg(fig: Any, tight: bool = True) -> bytes:
+    """The figure as SVG; ``tight`` crops it to what is drawn (which costs matplotlib a second draw)."""
     out = io.BytesIO()
-    fig.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(out, format="svg", metadata={"Date": None}, **({"bbox_inches": "tight"} if tight else {}))
     plt.close(fig)
     return out.getvalue()
 
@@ -106,23 +107,35 @@ def folds(cv: CrossValidation) -> bytes:
 
 
 def data(names: Sequence[str], training: TrainingData) -> bytes:
-    """Each feature's training histogram (the bins the drift monitor compares against)."""
+    """Each feature's training histogram (the bins the drift monitor compares against).
+
+    Without ticks, the range in each title, on a fixed grid: every fit draws this figure, and with
+    tick labels fitted by ``tight_layout`` and a tight crop its 19 axes took 0.45 s of CPU (0.17 s so,
+    a small fit takes about 9 s).
+    """
     cols = 4
     rows = -(-len(names) // cols)
+    height = 1.3 * rows + 0.6  # inches: 0.5 for the title above the grid, 0.1 below it
+    grid = {
+        "left": 0.01,
+        "right": 0.99,
+        "top": 1 - 0.5 / height,
+        "bottom": 0.1 / height,
+        "hspace": 0.5,
+        "wspace": 0.06,
+    }
     with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig, axes = plt.subplots(rows, cols, figsize=(9, 1.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(9, height), squeeze=False, gridspec_kw=grid)
         for ax, name in zip(axes.flat, names, strict=False):
             hist = training.features[name].histogram
             ax.stairs(hist.counts, hist.edges, fill=True, color=MODEL)  # one path, not a bar each
-            ax.set_title(name, fontsize=8)
-            ax.set_yticks([])  # the shape is what matters; the rows are in the title
-            ax.locator_params(axis="x", nbins=3)
-            ax.tick_params(labelsize=7)
+            ax.set_title(f"{name} ({hist.edges[0]:g} to {hist.edges[-1]:g})", fontsize=8)
+            ax.set_xticks([])  # the range is in the title, and the shape is what matters
+            ax.set_yticks([])
         for ax in list(axes.flat)[len(names) :]:
             ax.axis("off")
         fig.suptitle(
             f"Training data: {training.rows:,} rows, {training.positive_rate:.1%} successes "
             "(each feature's histogram, as the drift monitor bins it)"
         )
-        fig.tight_layout()
-        return svg(fig)
+        return svg(fig, tight=False)
