@@ -253,7 +253,9 @@ def _type(schema: dict[str, Any], prefix: str) -> str:
 
 
 def _answer(response: dict[str, Any], prefix: str) -> str:
-    description = " ".join(response.get("description", "").split())
+    # A status with several error codes has a paragraph for each: one line each in the table cell.
+    paragraphs = response.get("description", "").split("\n\n")
+    description = "<br>".join(" ".join(p.split()) for p in paragraphs if p.strip())
     content = response.get("content", {})
     kinds = []
     for media, body in content.items():
