@@ -359,6 +359,44 @@ def test_a_terminated_run_leaves_nothing_behind(tmp_path: Path, store: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "store"]
 
 
+# The kill reaches a thread other than the main one (the process has onnxruntime's and numpy's) just
+# after the output's temporary file is made: Python runs the handler in the main thread, whatever
+# that thread's signal mask, so masking SIGTERM there left the file behind (seen once in CI).
+KILLED_FROM_ANOTHER_THREAD = """
+import signal, sys, threading, time
+from ml_matching.cli import main
+from ml_matching.runtime import files
+
+made, made_temporary = threading.Event(), files.temporary
+
+def temporary(path, folder=False):
+    tmp = made_temporary(path, folder)
+    made.set()
+    time.sleep(0.3)  # the kill arrives here, before the code that removes the file is registered
+    return tmp
+
+def kill():
+    made.wait()
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread, which masks nothing
+
+files.temporary = temporary
+threading.Thread(target=kill, daemon=True).start()
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_kill_that_reaches_another_thread_as_the_output_is_made_leaves_nothing_behind(
+    tmp_path: Path, store: Path
+) -> None:
+    src = write_csv(tmp_path / "in.csv", rows(100))
+    cmd = ["score", "--model", str(store), "--in", str(src), "--out", str(tmp_path / "out.csv")]
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_FROM_ANOTHER_THREAD, *cmd], capture_output=True, timeout=60
+    )
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "store"]
+
+
 # --- chunks, progress, the command ------------------------------------------------------------------
 
 _cells = st.one_of(

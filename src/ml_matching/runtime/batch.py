@@ -174,6 +174,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+#: The signals that end a run (a container stopping, Ctrl-C).
+HELD = (signal.SIGTERM, signal.SIGINT)
+
+
 @dataclass
 class _Outputs:
     """The output and rejects files being written (temporary names until :meth:`commit`)."""
@@ -310,14 +314,26 @@ def _stopped_cleanly() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGTERM and SIGINT wait at the door of the block: delivered when it ends, never between a
-    temporary file being made and the code that removes it being registered."""
-    held = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """SIGTERM and SIGINT wait at the door of the block: acted on when it ends, never between a
+    temporary file being made and the code that removes it being registered.
+
+    Deferred by handlers of the block's own, not masked: a signal sent to the process reaches any of
+    its threads that does not mask it (onnxruntime's, numpy's), and Python then runs the handler in
+    the main thread, masked or not: with a mask, a kill that reached another thread left a temporary
+    file behind (once in CI). Outside the main thread no handler interrupts the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: arrived.append(signum)) for s in HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in arrived:  # again, to the handlers now in place (SystemExit, KeyboardInterrupt)
+            signal.raise_signal(s)
 
 
 def _exit(signum: int, _: FrameType | None) -> None:
