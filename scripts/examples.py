@@ -80,7 +80,8 @@ def _run_line(block: Block, index: int) -> str:
 
 def readme_script(root: Path) -> tuple[str, list[tuple[str, Block]]]:
     """One bash script of the READMEs' marked blocks, and the blocks it runs (with their file)."""
-    parts = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
+    # wait: the server it started is gone (its port free for the pages, its CPU counted) at the end.
+    parts = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT"]
     ran: list[tuple[str, Block]] = []
     for readme in READMES:
         for block in blocks((root / readme).read_text(encoding="utf-8")):
