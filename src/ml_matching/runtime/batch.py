@@ -332,8 +332,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for s in arrived:  # again, to the handlers now in place (SystemExit, KeyboardInterrupt)
-            signal.raise_signal(s)
+        for signum in arrived:  # again, to the handlers now in place (SystemExit, KeyboardInterrupt)
+            signal.raise_signal(signum)
 
 
 def _exit(signum: int, _: FrameType | None) -> None:
