@@ -140,11 +140,8 @@ def test_isotonic_is_refused_with_the_reason_and_nothing_written(
     assert not store.exists() or (list_versions(store) == [] and not any(os.scandir(store)))
 
 
-def test_the_sidecar_keeps_the_choice_and_the_figures(
-    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
-) -> None:
-    store = tmp_path / "store"
-    assert cli("fit", "--data", data_file, "--artifacts", store, "--config", fast_config)[0] == 0
+def test_the_sidecar_keeps_the_choice_and_the_figures(fitted_copy: Path) -> None:
+    store = fitted_copy
     (version,) = list_versions(store)
     doc: dict[str, Any] = json.loads((store / version / "model.json").read_text())
     c = doc["calibration"]

@@ -19,11 +19,9 @@ CARD_FILES = {card.CARD_MD, card.CARD_HTML, *card.FIGURES}
 
 
 @pytest.fixture
-def version(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> Path:
-    store = tmp_path / "store"
-    assert cli("fit", "--data", data_file, "--artifacts", store, "--config", fast_config)[0] == 0
-    (name,) = list_versions(store)
-    return store / name
+def version(fitted_copy: Path) -> Path:
+    (name,) = list_versions(fitted_copy)
+    return fitted_copy / name
 
 
 def _sidecar(folder: Path) -> dict[str, Any]:

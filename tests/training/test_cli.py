@@ -79,9 +79,8 @@ def test_a_config_that_is_neither_toml_nor_json_is_named_so(
     )
 
 
-def test_sidecar_contents(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> None:
-    store = tmp_path / "store"
-    assert _fit(cli, data_file, store, fast_config)[0] == 0
+def test_sidecar_contents(fitted_copy: Path, data_file: Path) -> None:
+    store = fitted_copy  # data_file: the same bytes it was fitted on
     (version,) = list_versions(store)
     s = json.loads((store / version / "model.json").read_text())
     onnx = (store / version / "model.onnx").read_bytes()
@@ -249,11 +248,8 @@ def test_unreadable_file_exits_2(tmp_path: Path, cli: Cli, fast_config: Path) ->
     assert code == 2 and "nope.csv: cannot read" in err
 
 
-def test_verify_refuses_a_tampered_version(
-    tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path
-) -> None:
-    store = tmp_path / "store"
-    assert _fit(cli, data_file, store, fast_config)[0] == 0
+def test_verify_refuses_a_tampered_version(tmp_path: Path, cli: Cli, fitted_copy: Path) -> None:
+    store = fitted_copy
     (version,) = list_versions(store)
     onnx = store / version / "model.onnx"
     data = bytearray(onnx.read_bytes())

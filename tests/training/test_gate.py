@@ -30,12 +30,11 @@ def shuffled(tmp_path: Path, synth_body: dict[str, Any]) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path, cli: Cli, data_file: Path, fast_config: Path) -> tuple[Path, str]:
+def store(fitted_copy: Path) -> tuple[Path, str]:
     """A store whose ACTIVE is a model of the clean data."""
-    root = tmp_path / "store"
-    code, out, err = cli("fit", "--data", data_file, "--artifacts", root, "--config", fast_config, "--json")
-    assert code == 0, err
-    return root, json.loads(out)["active"]
+    active = read_active(fitted_copy)
+    assert active is not None
+    return fitted_copy, active
 
 
 def _fit_json(cli: Cli, *args: Any) -> dict[str, Any]:
