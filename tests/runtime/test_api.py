@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ml_matching.runtime.settings import Settings
 from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
 from tests.runtime.conftest import TOKEN
 from tests.runtime.corrupt import CORRUPTIONS, EXPLAINER_CORRUPTIONS, MODEL_CORRUPTIONS
+from tests.support import running_service
 
 Client = TestClient[Litestar]
 
@@ -246,6 +248,31 @@ def test_a_versions_files_can_be_downloaded_with_their_hash(client: Client, stor
     meta = client.get(f"/models/{RF_VERSION}/files/model.json")
     assert meta.content == (store / RF_VERSION / "model.json").read_bytes()
     assert meta.headers["etag"] == f'"{hashlib.sha256(meta.content).hexdigest()}"'
+
+
+def test_head_gives_a_files_headers_without_its_bytes(store: Path) -> None:
+    """On one kept-alive connection to a real server: a body sent after a HEAD would be read as the
+    start of the next answer."""
+    paths = [f"/models/{RF_VERSION}/files/model.onnx", f"/models/{RF_VERSION}/card"]
+    with running_service(store) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for path in paths:
+                conn.request("HEAD", path)
+                head = conn.getresponse()
+                head.read()
+                conn.request("GET", path)
+                got = conn.getresponse()
+                body = got.read()
+                assert head.status == got.status == 200
+                for name in ("content-type", "content-length", "etag", "repr-digest"):
+                    assert head.getheader(name) == got.getheader(name), name
+                assert int(got.getheader("content-length", "-1")) == len(body) > 0
+            conn.request("HEAD", f"/models/{RF_VERSION}/files/notes.txt")
+            missing = conn.getresponse()
+            assert missing.status == 404 and missing.read() == b""
+        finally:
+            conn.close()
 
 
 @pytest.mark.parametrize(

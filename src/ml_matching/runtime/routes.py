@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any, Literal
 
 import anyio.to_thread
-from litestar import Request, Response, get, post
+from litestar import HttpMethod, Request, Response, get, post, route
 from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIType, Parameter, Schema
@@ -308,6 +308,11 @@ def _scoring_routes(serving: Serving) -> list[HTTPRouteHandler]:
     return [predict, predict_batch]
 
 
+#: A file's size, type and hash without its bytes (``curl -I``, caches, download managers); the
+#: server sends the headers of the GET and no body.
+HEAD_TOO = [HttpMethod.GET, HttpMethod.HEAD]
+
+
 def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
     token = service.settings.admin_token
 
@@ -325,8 +330,9 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
     def model_sidecar(version: FromPath[str]) -> Response[dict[str, Any]]:
         return _json(service.versions.sidecar_bytes(check_version_name(version)))
 
-    @get(
+    @route(
         "/models/{version:str}/files/{name:str}",
+        http_method=HEAD_TOO,
         sync_to_thread=False,
         tags=["models"],
         summary="Download a file of a version (model.onnx, model.json, ...)",
@@ -337,8 +343,9 @@ def _model_routes(service: ModelService) -> list[HTTPRouteHandler]:
     def model_file(version: FromPath[str], name: FromPath[str]) -> File:
         return _file(service.versions.version_file(check_version_name(version), name), name)
 
-    @get(
+    @route(
         "/models/{version:str}/card",
+        http_method=HEAD_TOO,
         sync_to_thread=False,
         tags=["models"],
         summary="A version's model card",
