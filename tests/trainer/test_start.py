@@ -4,30 +4,48 @@ CPU and 180 MB it kept for its whole life."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import importlib.metadata
 from pathlib import Path
 
+import pytest
+from packaging.requirements import Requirement
+
 from ml_matching.training import EXTRA_PACKAGES
+from tests.trainer.conftest import trainer_service
 
-# What `ml-matching trainer` does before uvicorn serves the app (trainer/commands.py's serve).
-START = """
-import sys
-from ml_matching.trainer.app import create_app
-from ml_matching.trainer.settings import TrainerSettings
-from ml_matching.training import EXTRA_PACKAGES, require_extra
-
-require_extra()
-create_app(TrainerSettings.from_environ({"MODELS_DIR": sys.argv[1]}))
-print(" ".join(m for m in EXTRA_PACKAGES if m in sys.modules))
-"""
+MAPS = Path("/proc/self/maps")
+# Packages whose import maps compiled libraries of their own into the process (skl2onnx imports
+# sklearn and onnx). SciPy is left out: the experiments' statistics (trainer/sequential.py) use it.
+COMPILED = ("sklearn", "matplotlib", "onnx")
 
 
-def test_the_trainer_checks_the_train_extra_without_importing_it(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", START, str(tmp_path / "store")], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    # SciPy is the web process's own: the experiments' statistics (trainer/sequential.py) use it.
-    assert done.stdout.split() == ["scipy"], f"imported at start: {done.stdout}"
-    assert "sklearn" in EXTRA_PACKAGES and "matplotlib" in EXTRA_PACKAGES  # the check covers them
+@pytest.mark.skipif(not MAPS.exists(), reason="reads the process's memory map in /proc (Linux)")
+def test_the_trainer_starts_without_the_training_libraries(tmp_path: Path) -> None:
+    config = tmp_path / "train.json"
+    config.write_text("{}")
+    trainer = trainer_service(tmp_path / "store", config).start()  # `ml-matching trainer`, as served
+    try:
+        assert trainer.proc is not None
+        mapped = Path(f"/proc/{trainer.proc.pid}/maps").read_text()
+    finally:
+        trainer.stop()
+    loaded = [p for p in COMPILED if f"/site-packages/{p}/" in mapped]
+    assert loaded == [], f"the trainer's web process loaded {loaded} at start"
+    assert "/site-packages/numpy/" in mapped  # what it does load shows in the map
+
+
+def test_the_extra_check_names_every_package_of_the_train_extra() -> None:
+    """require_extra looks packages up by import name; each distribution of pyproject.toml's
+    `train` extra must provide one of them, or a missing one goes unnoticed until it is used."""
+    extra = [Requirement(r) for r in importlib.metadata.requires("ml-matching") or ()]
+    train = {r.name for r in extra if r.marker and _only_with(r, "train")}
+    provides = importlib.metadata.packages_distributions()
+    named = {dist.lower() for module in EXTRA_PACKAGES for dist in provides.get(module, ())}
+    assert train and {d.lower() for d in train} <= named, sorted(train)
+
+
+def _only_with(requirement: Requirement, extra: str) -> bool:
+    """Whether ``requirement`` is installed with ``extra`` and not without it (not uvloop's platform rule)."""
+    marker = requirement.marker
+    assert marker is not None
+    return marker.evaluate({"extra": extra}) and not marker.evaluate({"extra": ""})
