@@ -80,12 +80,14 @@ def _servers(store: Path, version: str, seed_joblib: Path, work: Path, py: str) 
         return procs.Server(name, cmd, env, port, work / "logs" / f"{name}.log")
 
     runtime_env = {"MODELS_DIR": str(store), "MODEL_VERSION": version, "ML_SERVICE_HOST": procs.HOST}
+    scoring_env = {"SCORING_MODEL": str(store / version)}
     seed_env = {"SEED_MODEL": str(seed_joblib), "SEED_HANDLER": SEED_HANDLER}
     return [
         server("runtime", [py, "-m", "ml_matching.runtime"], runtime_env),
         server("seed", [sys.executable, str(BENCH / "baselines" / "seed_service.py")], seed_env),
         server("ceiling", [py, str(BENCH / "baselines" / "ceiling_service.py")], {}),
         server("asgi", [py, str(BENCH / "baselines" / "asgi_service.py")], {}),
+        server("scoring-ceiling", [py, str(BENCH / "baselines" / "scoring_ceiling_service.py")], scoring_env),
     ]
 
 
@@ -112,11 +114,14 @@ def _start_and_warm(s: procs.Server, plan: Plan, script: Path) -> None:
 
 
 def _check_same_model(servers: list[procs.Server]) -> None:
-    # The runtime (ONNX, float32) and the seed (scikit-learn, float64, rounded to 2 decimals) serve one
-    # forest: their scores for the seed row must agree.
-    runtime, seed = (s.extra["seed_row_answer"]["score"] for s in servers[:2])  # type: ignore[index]
-    if abs(runtime - seed) > 0.01:
-        raise RuntimeError(f"runtime and seed baseline disagree on the seed row: {runtime} vs {seed}")
+    # The runtime (ONNX, float32), the seed (scikit-learn, float64, rounded to 2 decimals) and the
+    # scoring ceiling (the runtime's model.onnx) serve one forest: their scores for the seed row agree.
+    score = {s.name: s.extra["seed_row_answer"]["score"] for s in servers}  # type: ignore[index]
+    for other, tolerance in (("seed", 0.01), ("scoring-ceiling", 1e-9)):
+        if other in score and abs(score["runtime"] - score[other]) > tolerance:
+            raise RuntimeError(
+                f"runtime and {other} disagree on the seed row: {score['runtime']} vs {score[other]}"
+            )
 
 
 def _measured(

@@ -10,6 +10,8 @@ parts the runtime controls; wrk in ``bench/run.py`` gives the whole. Variants:
 
 - ``asgi``: the ceiling's work as a bare ASGI callable (``baselines/asgi_service.py``);
 - ``ceiling``: the same in Litestar (``baselines/ceiling_service.py``);
+- ``scoring ceiling``: the ceiling scoring the row with the same forest, nothing else
+  (``baselines/scoring_ceiling_service.py``);
 - ``runtime``: as it ships, a plain request answered before Litestar's router;
 - ``runtime, Litestar route``: the same request to ``/predict/``, which Litestar routes to the same
   handler and the fast path leaves alone (what every request paid before ``runtime/fastpath.py``);
@@ -23,6 +25,7 @@ import asyncio
 import cProfile
 import importlib.util
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -38,6 +41,7 @@ BODY = payloads.seed_body()
 VARIANTS: dict[str, tuple[str, dict[str, str], str]] = {
     "asgi": ("asgi_service", {}, "/predict"),
     "ceiling": ("ceiling_service", {}, "/predict"),
+    "scoring ceiling": ("scoring_ceiling_service", {}, "/predict"),
     "runtime": ("runtime", {}, "/predict"),
     "runtime, Litestar route": ("runtime", {}, "/predict/"),
     "runtime, METRICS=off": ("runtime", {"METRICS": "off"}, "/predict"),
@@ -74,6 +78,7 @@ async def _request(app: Any, path: str, statuses: list[int], key: str | None = N
 
 def _app(module: str, settings: dict[str, str], store: Path, version: str) -> Any:
     if module != "runtime":
+        os.environ["SCORING_MODEL"] = str(store / version)  # the forest the scoring ceiling scores
         sys.path.insert(0, str(HERE / "baselines"))
         spec = importlib.util.spec_from_file_location(module, HERE / "baselines" / f"{module}.py")
         if spec is None or spec.loader is None:
