@@ -1,6 +1,6 @@
 """What an experiment costs the runtime: assignment µs, and /predict with and without one, in one run.
 
-    python bench/experiments.py                 # ~4 min: 3 reps × 5 configurations × 10 s of wrk
+    python bench/experiments.py                 # ~6 min: 3 reps × 7 configurations × 10 s of wrk
     python bench/experiments.py --seconds 3 --reps 1
 
 1. **Assignment** (in-process): the mean µs of the runtime's route for a unit key (SHA-256 of salt
@@ -10,6 +10,9 @@
 
    - ``plain``: no experiment (``LEDGER=experiments``: nothing recorded);
    - ``ledger-all``: no experiment, ``LEDGER=all`` (every prediction sent to the trainer);
+   - ``experiment, LEDGER=off``: control and one candidate at 50 %, no ledger (routing by arm only);
+   - ``experiment, no trainer``: the same with every row made into a ledger row, then dropped
+     (``ML_TRAINER_URL`` unset): the runtime's own cost without the sending and the trainer's;
    - ``experiment``: control and one candidate at 50 %, every row in the ledger;
    - ``experiment+shadow``: the same plus one shadow version;
    - ``holdout``: no experiment, the candidate frozen for 2 % of the units by a long-lived holdout
@@ -127,14 +130,14 @@ def _trainer(root: Path) -> procs.Server:
     )
 
 
-def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int, reps: int) -> dict[str, Any]:
+def measure(
+    root: Path, control: str, candidate: str, shadow: str, seconds: int, reps: int,
+    only: list[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     body = (WORK / "row.json").resolve()
     body.write_text(json.dumps(json.loads((ROOT / "schemas/examples/predict.request.json").read_text())))
     script = WORK / "keyed.lua"
     script.write_text(LUA.format(body=body) + loadgen._LUA.split("\n\n", 1)[1].format(mark=loadgen.MARK))
-    trainer = _trainer(root)
-    procs.start(trainer, ROOT)
-    url = trainer.url
     experiment = Experiment(
         "exp-bench",
         "bench",
@@ -150,11 +153,20 @@ def measure(root: Path, control: str, candidate: str, shadow: str, seconds: int,
     configs: dict[str, tuple[Experiment | None, dict[str, str], Holdout | None]] = {
         "plain": (None, {}, None),
         "ledger-all": (None, {"LEDGER": "all"}, None),
+        "experiment, LEDGER=off": (experiment, {"LEDGER": "off"}, None),
+        "experiment, no trainer": (experiment, {"ML_TRAINER_URL": ""}, None),
         "experiment": (experiment, {}, None),
         "experiment+shadow": (Experiment(**{**_fields(experiment), "shadow": (shadow,)}), {}, None),
         "holdout": (None, {}, holdout),
     }
+    unknown = sorted(set(only or ()) - set(configs))
+    if unknown:
+        raise SystemExit(f"--only: no configuration {unknown[0]!r} (there are: {', '.join(configs)})")
+    configs = {name: c for name, c in configs.items() if only is None or name == "plain" or name in only}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+    trainer = _trainer(root)
+    procs.start(trainer, ROOT)
+    url = trainer.url
     try:
         for rep in range(reps):
             names = list(configs)
@@ -219,14 +231,14 @@ def table(result: dict[str, Any]) -> str:
         f"{result['assignment']['hash_us']:.2f} µs), mean over 200,000 distinct keys.",
         "",
         "| /predict, wrk -t2 -c16 | req/s | × plain | p50 ms | p99 ms | p99 added ms | runtime CPU ms/req "
-        "| trainer CPU ms/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| × plain | trainer CPU ms/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in http.items():
         lines.append(
             f"| {name} | {r['rps']:,.0f} | {r['rps'] / base['rps']:.2f} | {r['p50_ms']:.2f} "
             f"| {r['p99_ms']:.2f} | {r['p99_ms'] - base['p99_ms']:+.2f} | {r['cpu_ms']:.3f} "
-            f"| {r['trainer_cpu_ms']:.3f} |"
+            f"| {r['cpu_ms'] / base['cpu_ms']:.2f} | {r['trainer_cpu_ms']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -237,6 +249,7 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--rows", type=int, default=5000, help="synthetic rows the served models are fitted on")
     p.add_argument("--out", type=Path, default=HERE / "results-experiments.json")
+    p.add_argument("--only", action="append", metavar="CONFIG", help="measure this configuration (and plain)")
     args = p.parse_args()
     if loadgen.wrk_path() is None:
         print(loadgen.INSTALL_HINT, file=sys.stderr)
@@ -246,7 +259,7 @@ def main() -> int:
     result = {
         "command": " ".join(["python", "bench/experiments.py", *sys.argv[1:]]),
         "assignment": assignment_us(),
-        "http": measure(root, control, candidate, shadow, args.seconds, args.reps),
+        "http": measure(root, control, candidate, shadow, args.seconds, args.reps, args.only),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
