@@ -37,7 +37,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 sys.path.insert(0, str(ROOT))
 
 from ml_matching.contract import default_feature_set  # noqa: E402  (after the path above)
-from ml_matching.trainer.store import Outcome, SqliteStore  # noqa: E402
+from ml_matching.trainer.store import Outcome, Store  # noqa: E402
 from ml_matching.training.synth import synthesize  # noqa: E402
 
 FS = default_feature_set()
@@ -81,7 +81,7 @@ def time_to_learn(n: int, reps: int) -> dict[str, Any]:
     store = WORK / f"store-{n}"
     subprocess.run(["rm", "-rf", str(store)], check=True)
     store.mkdir(parents=True)
-    with SqliteStore(store / "outcomes.sqlite") as db:
+    with Store(store / "outcomes.sqlite") as db:
         rows = _outcomes(n, seed=1)
         db.add([Outcome(r["id"], r["features"], r["outcome"]) for r in rows], evaluation_share=0.2)
         db.claim_retrain(1)  # the stored outcomes do not trigger a retraining by themselves
@@ -184,7 +184,7 @@ def predict_while_training(seconds: int, rows: int) -> dict[str, Any]:
     store = WORK / "store-busy"
     subprocess.run(["rm", "-rf", str(store)], check=True)
     store.mkdir(parents=True)
-    with SqliteStore(store / "outcomes.sqlite") as db:
+    with Store(store / "outcomes.sqlite") as db:
         data = _outcomes(rows, seed=9)
         db.add([Outcome(r["id"], r["features"], r["outcome"]) for r in data], evaluation_share=0.2)
     trainer = _trainer(store, RETRAIN_EVERY="0")
