@@ -78,7 +78,8 @@ async def _request(app: Any, path: str, statuses: list[int], key: str | None = N
 
 def _app(module: str, settings: dict[str, str], store: Path, version: str) -> Any:
     if module != "runtime":
-        os.environ["SCORING_MODEL"] = str(store / version)  # the forest the scoring ceiling scores
+        if module == "scoring_ceiling_service":
+            os.environ["SCORING_MODEL"] = str(store / version)  # the forest it scores
         sys.path.insert(0, str(HERE / "baselines"))
         spec = importlib.util.spec_from_file_location(module, HERE / "baselines" / f"{module}.py")
         if spec is None or spec.loader is None:

@@ -2,14 +2,14 @@
 
 The constant-answer ceiling never imports onnxruntime or walks a forest, so two of issue 17's goals
 measured against it are out of reach for any service that scores: its RSS (43 MB here) is less than
-Python with Litestar, msgspec and uvicorn (38 MB) plus onnxruntime and NumPy (36 MB) before a model
-is loaded, and its p50 at one connection has no forest walk in it (14 µs of a 107 µs p50 for the
-default RandomForest at one row). This service is that ceiling with the walk added and nothing else:
-the same Litestar app (``ceiling_app.py``) and validation, then one onnxruntime session of the
-served version's ``model.onnx`` (the runtime's session options: both walk the forest the same way)
-scoring the decoded row, and the answer of the seed's shape encoded per request. No sidecar checks,
-no sha256, no calibration, no metrics: a lower bound on what serving this model with Litestar
-costs, which the runtime's ratios to it put in proportion.
+Python with Litestar, msgspec and uvicorn and then onnxruntime and NumPy imported in one process
+(36 + 32 = 68 MB) before a model is loaded, and its p50 at one connection has no forest walk in it
+(14 µs of a 107 µs p50 for the default RandomForest at one row). This service is that ceiling with
+the walk added and nothing else: the same Litestar app (``ceiling_app.py``) and validation, then
+one onnxruntime session of the served version's ``model.onnx`` (the runtime's session options: both
+walk the forest the same way) scoring the decoded row, and the answer of the seed's shape encoded
+per request. No sidecar checks, no sha256, no calibration, no metrics: a lower bound on what
+serving this model with Litestar costs, which the runtime's ratios to it put in proportion.
 
 Bench-only. Environment: ``SCORING_MODEL`` (a version folder: ``model.json`` and ``model.onnx``),
 ``BENCH_HOST``, ``BENCH_PORT``. Run: ``python bench/baselines/scoring_ceiling_service.py``.
