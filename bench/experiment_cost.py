@@ -4,9 +4,10 @@
 
 ``bench/experiments.py`` gives the whole under wrk; this takes it apart, without sockets (as
 ``request_cost.py``: the runtime's ASGI app driven 16 requests at a time in one event loop, every
-request with a new ``ML-Unit-Key``). Each configuration runs in a fresh process on the store
-``experiments.py`` builds (a RandomForest control, a GradientBoosting candidate at 50 %, a copy of
-it as the shadow), with a real trainer process taking the ledger rows. The CPU is read per thread
+request with a new ``ML-Unit-Key``). Each configuration of ``experiments.py`` named below runs in
+a fresh process on the store it builds (the candidate at 50 % and the shadow are copies of control,
+but in ``experiment, other model``), with a real trainer process taking the ledger rows. The CPU is
+read per thread
 from ``/proc``: the event loop's (which encodes the rows as it queues them), the ledger sender's
 (which posts them) and the shadow thread's.
 
@@ -14,10 +15,12 @@ from ``/proc``: the event loop's (which encodes the rows as it queues them), the
 - ``experiment, LEDGER=off``: routing and scoring by arm, no ledger rows;
 - ``experiment, no trainer``: ledger rows made on the request path, then dropped (no sender);
 - ``experiment``: as served, rows sent to the trainer;
-- ``experiment+shadow``: the same, with the shadow scoring every row.
+- ``experiment+shadow``: the same, with the shadow scoring every row;
+- ``experiment, other model``: ``experiment`` with the other algorithm as the candidate.
 
-The differences between neighbours are the parts' costs. Not a test: only figures from one run
-mean anything on a shared machine.
+Each configuration runs between two runs of ``plain`` (its "+" is over their mean: the machine
+drifts by more than a part costs, within a minute). The differences between neighbours are the
+parts' costs. Not a test: only figures from one run mean anything on a shared machine.
 """
 
 from __future__ import annotations
@@ -39,19 +42,20 @@ import experiments
 import procs
 from request_cost import _request
 
-from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
+from ml_matching.contract.experiment import write_experiment
 from ml_matching.contract.holdout import write_holdout
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results-experiment-cost.json"
-#: name -> (experiment: None, "candidate" or "shadow"; the runtime's settings; whether a trainer takes rows)
-CONFIGS: dict[str, tuple[str | None, dict[str, str], bool]] = {
-    "plain": (None, {}, True),
-    "experiment, LEDGER=off": ("candidate", {"LEDGER": "off"}, True),
-    "experiment, no trainer": ("candidate", {}, False),
-    "experiment": ("candidate", {}, True),
-    "experiment+shadow": ("shadow", {}, True),
-}
+#: The configurations of ``experiments.py`` measured here (each, there, with its settings).
+CONFIGS = (
+    "plain",
+    "experiment, LEDGER=off",
+    "experiment, no trainer",
+    "experiment",
+    "experiment+shadow",
+    "experiment, other model",
+)
 
 
 def _threads_cpu() -> dict[str, float]:
@@ -101,16 +105,15 @@ def _child(name: str, requests: int, reps: int) -> dict[str, Any]:
     from ml_matching.runtime.app import create_app
     from ml_matching.runtime.settings import Settings
 
-    arms, settings, with_trainer = CONFIGS[name]
-    root, control, candidate, shadow = experiments.store(5000)
-    exp = Experiment("exp-cost", "cost", "running", control, (Candidate("candidate", candidate, 5000),),
-                     (shadow,) if arms == "shadow" else (), "exp-cost", 30, now())  # fmt: skip
-    write_experiment(root, exp if arms is not None else None)
-    write_holdout(root, None)
-    trainer = experiments._trainer(root) if with_trainer else None
+    served = experiments.store(5000)
+    exp, settings, held = experiments.configurations(served)[name]
+    write_experiment(served.root, exp)
+    write_holdout(served.root, held)
+    with_trainer = settings.get("ML_TRAINER_URL") != ""
+    trainer = experiments._trainer(served.root) if with_trainer else None
     if trainer is not None:
         procs.start(trainer, experiments.ROOT)
-    env = {"MODELS_DIR": str(root), "LOG_LEVEL": "WARNING", "MODEL_WATCH_SECONDS": "3600", **settings}
+    env = {"MODELS_DIR": str(served.root), "LOG_LEVEL": "WARNING", "MODEL_WATCH_SECONDS": "3600", **settings}
     if trainer is not None:
         env["ML_TRAINER_URL"] = trainer.url
     try:
@@ -120,7 +123,7 @@ def _child(name: str, requests: int, reps: int) -> dict[str, Any]:
             result["ledger"] = client.get("/health").json().get("ledger")
         return result
     finally:
-        write_experiment(root, None)
+        write_experiment(served.root, None)
         if trainer is not None:
             procs.stop(trainer)
 
@@ -136,19 +139,28 @@ def main() -> int:
         return 0
     experiments.WORK.mkdir(parents=True, exist_ok=True)
     experiments.store(5000)  # built once, before any timing
-    results = {}
-    for name in CONFIGS:  # each in a fresh process: nothing one loads or caches helps another
+
+    def child(name: str) -> dict[str, Any]:  # each in a fresh process: nothing one loads helps another
         cmd = [sys.executable, __file__, "--child", name,
                "--requests", str(args.requests), "--reps", str(args.reps)]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        results[name] = json.loads(out.strip().splitlines()[-1])
-    base = results["plain"]["us_per_request"]
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    # Each configuration between two runs of plain: the machine drifts by more than a part costs.
+    plains = [child("plain")]
+    results: dict[str, Any] = {}
+    for name in CONFIGS[1:]:
+        results[name] = child(name)
+        plains.append(child("plain"))
+        around = (plains[-2]["us_per_request"] + plains[-1]["us_per_request"]) / 2
+        results[name]["plain_around_us"] = around
+    results = {"plain": {**plains[0], "runs_us": [r["us_per_request"] for r in plains]}, **results}
     print(f"CPU µs per keyed POST /predict in-process, 16 at a time (median of {args.reps})")
-    print("| configuration | µs/request | + over plain | event loop | ledger thread |")
+    print("| configuration | µs/request | + over the plain runs around it | event loop | ledger thread |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
-        threads = r["threads_us"]
-        print(f"| {name} | {r['us_per_request']:.1f} | {r['us_per_request'] - base:+.1f} "
+        threads, added = r["threads_us"], r["us_per_request"] - r.get("plain_around_us", r["us_per_request"])
+        print(f"| {name} | {r['us_per_request']:.1f} | {added:+.1f} "
               f"| {threads.get('event loop', 0):.1f} | {threads.get('ledger', 0):.1f} |")  # fmt: skip
     command = " ".join(["python", "bench/experiment_cost.py", *sys.argv[1:]])
     meta = {"command": command, "requests": args.requests}

@@ -1,6 +1,6 @@
 """What an experiment costs the runtime: assignment µs, and /predict with and without one, in one run.
 
-    python bench/experiments.py                 # ~6 min: 3 reps × 7 configurations × 10 s of wrk
+    python bench/experiments.py                 # ~13 min: 3 reps × 15 runs × 10 s of wrk
     python bench/experiments.py --seconds 3 --reps 1
 
 1. **Assignment** (in-process): the mean µs of the runtime's route for a unit key (SHA-256 of salt
@@ -15,11 +15,19 @@
      (``ML_TRAINER_URL`` unset): the runtime's own cost without the sending and the trainer's;
    - ``experiment``: control and one candidate at 50 %, every row in the ledger;
    - ``experiment+shadow``: the same plus one shadow version;
+   - ``experiment, other model``: ``experiment`` with the other algorithm as the candidate;
    - ``holdout``: no experiment, the candidate frozen for 2 % of the units by a long-lived holdout
      (every keyed row in the ledger, on its side).
 
-   A real trainer takes the ledger rows (on SQLite). The configurations are measured in turn,
-   ``--reps`` times (the order rotates); the table gives medians and ratios to ``plain``.
+   The candidate, the shadow and the held version are copies of control under names of their own
+   (but in ``experiment, other model``): the same model loaded again, so a configuration's cost is
+   the experiment's, not that of a model that scores slower. ``fit --model all`` promotes one of
+   the RandomForest and the GradientBoosting, whose costs differ.
+
+   A real trainer takes the ledger rows (on SQLite). Each configuration runs between two runs of
+   ``plain``, ``--reps`` times (the order rotates): its "× plain" and "p99 added" are against the mean
+   of those two, and the table gives their medians. The machine drifts by more than an experiment
+   costs, within minutes; a ratio to the runs beside it cancels most of the drift.
 
 Writes ``bench/results-experiments.json`` and prints a Markdown table. Not a test: only ratios from
 one run mean anything on a shared machine.
@@ -35,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +72,23 @@ end
 """
 
 
-def store(rows: int) -> tuple[Path, str, str, str]:
-    """A store with a RandomForest (control), a GradientBoosting (candidate) and a copy of it (shadow)."""
+@dataclass(frozen=True)
+class Served:
+    """The versions the configurations serve: ``control`` (ACTIVE), ``twin`` and ``shadow`` (copies
+    of control under names of their own: a candidate and a shadow that cost exactly what control
+    costs to score, so that a configuration's cost is the experiment's, not a model's) and ``other``
+    (the other algorithm ``fit`` trained: what an experiment against a different model adds)."""
+
+    root: Path
+    control: str
+    twin: str
+    shadow: str
+    other: str
+
+
+def store(rows: int) -> Served:
+    """A store with the RandomForest and the GradientBoosting ``fit --model all`` trains (the one it
+    promotes is control) and two copies of control."""
     root = WORK / f"store-{rows}"
     if not (root / "ACTIVE").exists():
         shutil.rmtree(root, ignore_errors=True)
@@ -77,13 +101,26 @@ def store(rows: int) -> tuple[Path, str, str, str]:
         subprocess.run(fit, check=True, stdout=subprocess.DEVNULL)
     control = read_active(root)
     assert control is not None
-    candidate = next(v for v in list_versions(root) if v != control and not v.endswith("-9"))
-    shadow = f"{candidate.split('-')[0]}-9"  # a copy of the candidate, under a name of its own
-    if not (root / shadow).exists():
-        shutil.copytree(root / candidate, root / shadow)
-        sidecar = json.loads((root / shadow / "model.json").read_text())
-        (root / shadow / "model.json").write_text(json.dumps({**sidecar, "version": shadow}))
-    return root, control, candidate, shadow
+    algorithm = _algorithm(root, control)
+    other = next(v for v in list_versions(root) if _algorithm(root, v) != algorithm)
+    base = control.split("-")[0]
+    return Served(root, control, _copy(root, control, f"{base}-7"), _copy(root, control, f"{base}-8"), other)
+
+
+def _algorithm(root: Path, version: str) -> str:
+    return str(json.loads((root / version / "model.json").read_text())["algorithm"])
+
+
+def _copy(root: Path, version: str, name: str) -> str:
+    """``version`` copied as version ``name`` (once): the same model, loaded as a version of its own."""
+    if not (root / name).exists():
+        work = root / f".{name}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(root / version, work)
+        sidecar = json.loads((work / "model.json").read_text())
+        (work / "model.json").write_text(json.dumps({**sidecar, "version": name}))
+        work.rename(root / name)
+    return name
 
 
 def assignment_us(n: int = 200_000) -> dict[str, float]:
@@ -130,73 +167,98 @@ def _trainer(root: Path) -> procs.Server:
     )
 
 
-def measure(
-    root: Path, control: str, candidate: str, shadow: str, seconds: int, reps: int,
-    only: list[str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+#: A configuration: the experiment the runtime follows, its settings, and the holdout it follows.
+Config = tuple[Experiment | None, dict[str, str], Holdout | None]
+
+
+def configurations(served: Served) -> dict[str, Config]:
+    """The configurations measured, by name: candidates and shadows are copies of control (the
+    experiment's own cost), but in ``experiment, other model``."""
+
+    def experiment(candidate: str, shadow: tuple[str, ...] = ()) -> Experiment:
+        arms = (Candidate("candidate", candidate, 5000),)
+        control = served.control
+        return Experiment("exp-bench", "bench", "running", control, arms, shadow, "exp-bench", 30, now())
+
+    twin = experiment(served.twin)
+    return {
+        "plain": (None, {}, None),
+        "ledger-all": (None, {"LEDGER": "all"}, None),
+        "experiment, LEDGER=off": (twin, {"LEDGER": "off"}, None),
+        "experiment, no trainer": (twin, {"ML_TRAINER_URL": ""}, None),
+        "experiment": (twin, {}, None),
+        "experiment+shadow": (experiment(served.twin, (served.shadow,)), {}, None),
+        "experiment, other model": (experiment(served.other), {}, None),
+        "holdout": (None, {}, Holdout("holdout-bench", served.twin, 200, "holdout-bench", 30.0, now())),
+    }
+
+
+def measure(served: Served, seconds: int, reps: int, only: list[str] | None = None) -> dict[str, Any]:
     body = (WORK / "row.json").resolve()
     body.write_text(json.dumps(json.loads((ROOT / "schemas/examples/predict.request.json").read_text())))
     script = WORK / "keyed.lua"
     script.write_text(LUA.format(body=body) + loadgen._LUA.split("\n\n", 1)[1].format(mark=loadgen.MARK))
-    experiment = Experiment(
-        "exp-bench",
-        "bench",
-        "running",
-        control,
-        (Candidate("candidate", candidate, 5000),),
-        (),
-        "exp-bench",
-        30,
-        now(),
-    )
-    holdout = Holdout("holdout-bench", candidate, 200, "holdout-bench", 30.0, now())
-    configs: dict[str, tuple[Experiment | None, dict[str, str], Holdout | None]] = {
-        "plain": (None, {}, None),
-        "ledger-all": (None, {"LEDGER": "all"}, None),
-        "experiment, LEDGER=off": (experiment, {"LEDGER": "off"}, None),
-        "experiment, no trainer": (experiment, {"ML_TRAINER_URL": ""}, None),
-        "experiment": (experiment, {}, None),
-        "experiment+shadow": (Experiment(**{**_fields(experiment), "shadow": (shadow,)}), {}, None),
-        "holdout": (None, {}, holdout),
-    }
+    configs = configurations(served)
     unknown = sorted(set(only or ()) - set(configs))
     if unknown:
         raise SystemExit(f"--only: no configuration {unknown[0]!r} (there are: {', '.join(configs)})")
     configs = {name: c for name, c in configs.items() if only is None or name == "plain" or name in only}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
-    trainer = _trainer(root)
+    trainer = _trainer(served.root)
     procs.start(trainer, ROOT)
-    url = trainer.url
     try:
         for rep in range(reps):
-            names = list(configs)
-            names = names[rep % len(names) :] + names[: rep % len(names)]
-            for name in names:
-                exp, env, held = configs[name]
-                write_experiment(root, exp)
-                write_holdout(root, held)
-                server = _runtime(root, name, url, **env)
-                procs.start(server, ROOT)
-                try:
-                    _check_followed(server, exp, held)
-                    loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)
-                    cpu0, trainer0 = procs.cpu_seconds(server.pid), procs.cpu_seconds(trainer.pid)
-                    run = loadgen.run(
-                        server.url + "/predict", script, threads=2, connections=16, seconds=seconds
-                    )
-                    n = max(run["requests"], 1)
-                    run["cpu_ms"] = 1000 * (procs.cpu_seconds(server.pid) - cpu0) / n
-                    run["trainer_cpu_ms"] = 1000 * (procs.cpu_seconds(trainer.pid) - trainer0) / n
-                    health = json.loads(procs.request(server.port, "GET", "/health")[1])
-                    run["ledger"] = health.get("ledger")
-                    results[name].append(run)
-                finally:
-                    procs.stop(server)
+            others = [name for name in configs if name != "plain"]
+            others = others[rep % max(len(others), 1) :] + others[: rep % max(len(others), 1)]
+            before = _run(served, configs["plain"], script, seconds, trainer)
+            results["plain"].append(before)
+            for name in others:
+                run = _run(served, configs[name], script, seconds, trainer)
+                after = _run(served, configs["plain"], script, seconds, trainer)
+                results["plain"].append(after)
+                results[name].append({**run, **_paired(run, before, after)})
+                before = after
     finally:
-        write_experiment(root, None)
-        write_holdout(root, None)
+        write_experiment(served.root, None)
+        write_holdout(served.root, None)
         procs.stop(trainer)
     return {name: _median(runs) for name, runs in results.items()}
+
+
+def _run(served: Served, config: Config, script: Path, seconds: int, trainer: procs.Server) -> dict[str, Any]:
+    """One wrk run of a fresh runtime serving ``config``: its figures, CPU per request, ledger state."""
+    exp, env, held = config
+    write_experiment(served.root, exp)
+    write_holdout(served.root, held)
+    server = _runtime(served.root, "runtime", trainer.url, **env)
+    procs.start(server, ROOT)
+    try:
+        _check_followed(server, exp, held)
+        loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)
+        cpu0, trainer0 = procs.cpu_seconds(server.pid), procs.cpu_seconds(trainer.pid)
+        run = loadgen.run(server.url + "/predict", script, threads=2, connections=16, seconds=seconds)
+        n = max(run["requests"], 1)
+        run["cpu_ms"] = 1000 * (procs.cpu_seconds(server.pid) - cpu0) / n
+        run["trainer_cpu_ms"] = 1000 * (procs.cpu_seconds(trainer.pid) - trainer0) / n
+        run["ledger"] = json.loads(procs.request(server.port, "GET", "/health")[1]).get("ledger")
+        return run
+    finally:
+        procs.stop(server)
+
+
+def _paired(run: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """``run`` against the plain runs just before and just after it: the machine's speed drifts by
+    more than a configuration costs (plain moved from 5,100 to 9,200 req/s within minutes), and a
+    neighbour's drift cancels out of a ratio to the mean of its two neighbours."""
+
+    def plain(key: str) -> float:
+        return float(before[key] + after[key]) / 2
+
+    return {
+        "x_plain_rps": run["rps"] / plain("rps"),
+        "x_plain_cpu": run["cpu_ms"] / plain("cpu_ms"),
+        "p99_added_ms": run["p99_ms"] - plain("p99_ms"),
+    }
 
 
 def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout | None) -> None:
@@ -210,12 +272,9 @@ def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout 
             raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {wanted}")
 
 
-def _fields(e: Experiment) -> dict[str, Any]:
-    return {f: getattr(e, f) for f in e.__struct_fields__}
-
-
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("rps", "p50_ms", "p99_ms", "cpu_ms", "trainer_cpu_ms")
+    keys = ["rps", "p50_ms", "p99_ms", "cpu_ms", "trainer_cpu_ms"]
+    keys += [k for k in ("x_plain_rps", "x_plain_cpu", "p99_added_ms") if k in runs[0]]
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["ok"] = all(r["ok"] for r in runs)
     out["ledger"] = runs[-1]["ledger"]
@@ -225,7 +284,6 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     http = result["http"]
-    base = http["plain"]
     lines = [
         f"Assignment in Python: {result['assignment']['assign_us']:.2f} µs per key (SHA-256 alone "
         f"{result['assignment']['hash_us']:.2f} µs), mean over 200,000 distinct keys.",
@@ -235,10 +293,10 @@ def table(result: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in http.items():
+        x_rps, x_cpu, added = r.get("x_plain_rps", 1.0), r.get("x_plain_cpu", 1.0), r.get("p99_added_ms", 0.0)
         lines.append(
-            f"| {name} | {r['rps']:,.0f} | {r['rps'] / base['rps']:.2f} | {r['p50_ms']:.2f} "
-            f"| {r['p99_ms']:.2f} | {r['p99_ms'] - base['p99_ms']:+.2f} | {r['cpu_ms']:.3f} "
-            f"| {r['cpu_ms'] / base['cpu_ms']:.2f} | {r['trainer_cpu_ms']:.3f} |"
+            f"| {name} | {r['rps']:,.0f} | {x_rps:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {added:+.2f} | {r['cpu_ms']:.3f} | {x_cpu:.2f} | {r['trainer_cpu_ms']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -255,11 +313,17 @@ def main() -> int:
         print(loadgen.INSTALL_HINT, file=sys.stderr)
         return 1
     WORK.mkdir(parents=True, exist_ok=True)
-    root, control, candidate, shadow = store(args.rows)
+    served = store(args.rows)
     result = {
         "command": " ".join(["python", "bench/experiments.py", *sys.argv[1:]]),
+        "served": {
+            "control": served.control,
+            "algorithm": _algorithm(served.root, served.control),
+            "other": served.other,
+            "other algorithm": _algorithm(served.root, served.other),
+        },
         "assignment": assignment_us(),
-        "http": measure(root, control, candidate, shadow, args.seconds, args.reps, args.only),
+        "http": measure(served, args.seconds, args.reps, args.only),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
