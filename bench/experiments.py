@@ -1,12 +1,15 @@
 """What an experiment costs the runtime: assignment µs, and /predict with and without one, in one run.
 
-    python bench/experiments.py                 # ~13 min: 3 reps × 15 runs × 10 s of wrk
+    python bench/experiments.py                 # ~18 min: 3 reps × 15 runtimes × 2 × 10 s of wrk
     python bench/experiments.py --seconds 3 --reps 1
 
 1. **Assignment** (in-process): the mean µs of the runtime's route for a unit key (SHA-256 of salt
    and key, bucket, arm) over 200,000 distinct keys; and the hash alone.
 2. **/predict at 16 connections** (``wrk -t2 -c16``; every request carries ``ML-Unit-Key``, a new
-   key per request): the same store served by one runtime process each time, as
+   key per request), saturated, then paced at about a sixth of plain's rate (``PACE_MS``): at
+   saturation a request's latency is mostly its wait in the queue, so its p99 moves with the
+   throughput; paced, it is the request's own. The same store is served by one runtime process
+   each time, as
 
    - ``plain``: no experiment (``LEDGER=experiments``: nothing recorded);
    - ``ledger-all``: no experiment, ``LEDGER=all`` (every prediction sent to the trainer);
@@ -63,13 +66,23 @@ LUA = """\
 local f = assert(io.open("{body}", "rb"))
 local body = f:read("*a")
 f:close()
+local threads = 0
+setup = function(thread)
+  thread:set("prefix", "t" .. threads .. "-brand-")  -- each wrk thread a key space of its own
+  threads = threads + 1
+end
 local i = 0
 request = function()
   i = i + 1
-  local headers = {{["Content-Type"] = "application/json", ["ML-Unit-Key"] = "brand-" .. i}}
+  local headers = {{["Content-Type"] = "application/json", ["ML-Unit-Key"] = prefix .. i}}
   return wrk.format("POST", nil, headers, body)
 end
 """
+#: The paced run: each of the 16 connections waits this long on average before each request (wrk's
+#: ``delay``; drawn from 0 to twice it, so that the connections' requests do not arrive together),
+#: about 1,700 requests/s here: a sixth of plain's saturated rate, below what every configuration
+#: serves. Latency there is a request's own, not the queue of a saturated server.
+PACE_MS = 8
 
 
 @dataclass(frozen=True)
@@ -196,8 +209,11 @@ def configurations(served: Served) -> dict[str, Config]:
 def measure(served: Served, seconds: int, reps: int, only: list[str] | None = None) -> dict[str, Any]:
     body = (WORK / "row.json").resolve()
     body.write_text(json.dumps(json.loads((ROOT / "schemas/examples/predict.request.json").read_text())))
-    script = WORK / "keyed.lua"
-    script.write_text(LUA.format(body=body) + loadgen._LUA.split("\n\n", 1)[1].format(mark=loadgen.MARK))
+    lua = LUA.format(body=body) + loadgen._LUA.split("\n\n", 1)[1].format(mark=loadgen.MARK)
+    script, paced = WORK / "keyed.lua", WORK / "keyed-paced.lua"
+    script.write_text(lua)
+    paced.write_text(lua + f"delay = function() return math.random(0, {2 * PACE_MS}) end\n")
+    scripts = (script, paced)
     configs = configurations(served)
     unknown = sorted(set(only or ()) - set(configs))
     if unknown:
@@ -210,11 +226,11 @@ def measure(served: Served, seconds: int, reps: int, only: list[str] | None = No
         for rep in range(reps):
             others = [name for name in configs if name != "plain"]
             others = others[rep % max(len(others), 1) :] + others[: rep % max(len(others), 1)]
-            before = _run(served, configs["plain"], script, seconds, trainer)
+            before = _run(served, configs["plain"], scripts, seconds, trainer)
             results["plain"].append(before)
             for name in others:
-                run = _run(served, configs[name], script, seconds, trainer)
-                after = _run(served, configs["plain"], script, seconds, trainer)
+                run = _run(served, configs[name], scripts, seconds, trainer)
+                after = _run(served, configs["plain"], scripts, seconds, trainer)
                 results["plain"].append(after)
                 results[name].append({**run, **_paired(run, before, after)})
                 before = after
@@ -225,21 +241,28 @@ def measure(served: Served, seconds: int, reps: int, only: list[str] | None = No
     return {name: _median(runs) for name, runs in results.items()}
 
 
-def _run(served: Served, config: Config, script: Path, seconds: int, trainer: procs.Server) -> dict[str, Any]:
-    """One wrk run of a fresh runtime serving ``config``: its figures, CPU per request, ledger state."""
+def _run(
+    served: Served, config: Config, scripts: tuple[Path, Path], seconds: int, trainer: procs.Server
+) -> dict[str, Any]:
+    """One fresh runtime serving ``config``: a saturating wrk run (its figures, CPU per request,
+    ledger state), then a paced one (``paced``: its rate and latency)."""
     exp, env, held = config
     write_experiment(served.root, exp)
     write_holdout(served.root, held)
     server = _runtime(served.root, "runtime", trainer.url, **env)
     procs.start(server, ROOT)
+    url = server.url + "/predict"
     try:
         _check_followed(server, exp, held)
-        loadgen.run(server.url + "/predict", script, threads=1, connections=4, seconds=1)
+        loadgen.run(url, scripts[0], threads=1, connections=4, seconds=1)
         cpu0, trainer0 = procs.cpu_seconds(server.pid), procs.cpu_seconds(trainer.pid)
-        run = loadgen.run(server.url + "/predict", script, threads=2, connections=16, seconds=seconds)
+        run = loadgen.run(url, scripts[0], threads=2, connections=16, seconds=seconds)
         n = max(run["requests"], 1)
         run["cpu_ms"] = 1000 * (procs.cpu_seconds(server.pid) - cpu0) / n
         run["trainer_cpu_ms"] = 1000 * (procs.cpu_seconds(trainer.pid) - trainer0) / n
+        paced = loadgen.run(url, scripts[1], threads=2, connections=16, seconds=seconds)
+        run["paced"] = {k: paced[k] for k in ("rps", "p50_ms", "p99_ms", "ok")}
+        run["ok"] = run["ok"] and paced["ok"]
         run["ledger"] = json.loads(procs.request(server.port, "GET", "/health")[1]).get("ledger")
         return run
     finally:
@@ -258,6 +281,10 @@ def _paired(run: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) 
         "x_plain_rps": run["rps"] / plain("rps"),
         "x_plain_cpu": run["cpu_ms"] / plain("cpu_ms"),
         "p99_added_ms": run["p99_ms"] - plain("p99_ms"),
+        "paced_p50_added_ms": run["paced"]["p50_ms"]
+        - (before["paced"]["p50_ms"] + after["paced"]["p50_ms"]) / 2,
+        "paced_p99_added_ms": run["paced"]["p99_ms"]
+        - (before["paced"]["p99_ms"] + after["paced"]["p99_ms"]) / 2,
     }
 
 
@@ -274,8 +301,10 @@ def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ["rps", "p50_ms", "p99_ms", "cpu_ms", "trainer_cpu_ms"]
-    keys += [k for k in ("x_plain_rps", "x_plain_cpu", "p99_added_ms") if k in runs[0]]
+    paired = ("x_plain_rps", "x_plain_cpu", "p99_added_ms", "paced_p50_added_ms", "paced_p99_added_ms")
+    keys += [k for k in paired if k in runs[0]]
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["paced"] = {k: statistics.median(r["paced"][k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
     out["ok"] = all(r["ok"] for r in runs)
     out["ledger"] = runs[-1]["ledger"]
     out["runs"] = runs
@@ -288,15 +317,20 @@ def table(result: dict[str, Any]) -> str:
         f"Assignment in Python: {result['assignment']['assign_us']:.2f} µs per key (SHA-256 alone "
         f"{result['assignment']['hash_us']:.2f} µs), mean over 200,000 distinct keys.",
         "",
-        "| /predict, wrk -t2 -c16 | req/s | × plain | p50 ms | p99 ms | p99 added ms | runtime CPU ms/req "
-        "| × plain | trainer CPU ms/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"Saturated: wrk -t2 -c16. Paced: the same, {PACE_MS} ms on average before each request "
+        f"(plain {http['plain']['paced']['rps']:,.0f} req/s).",
+        "",
+        "| /predict | req/s | × plain | p50 ms | p99 ms | p99 added ms | runtime CPU ms/req | × plain "
+        "| trainer CPU ms/req | paced: p50 added ms | paced: p99 added ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in http.items():
         x_rps, x_cpu, added = r.get("x_plain_rps", 1.0), r.get("x_plain_cpu", 1.0), r.get("p99_added_ms", 0.0)
+        p50, p99 = r.get("paced_p50_added_ms", 0.0), r.get("paced_p99_added_ms", 0.0)
         lines.append(
             f"| {name} | {r['rps']:,.0f} | {x_rps:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-            f"| {added:+.2f} | {r['cpu_ms']:.3f} | {x_cpu:.2f} | {r['trainer_cpu_ms']:.3f} |"
+            f"| {added:+.2f} | {r['cpu_ms']:.3f} | {x_cpu:.2f} | {r['trainer_cpu_ms']:.3f} "
+            f"| {p50:+.2f} | {p99:+.2f} |"
         )
     return "\n".join(lines)
 
