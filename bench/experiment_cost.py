@@ -6,7 +6,7 @@
 ``request_cost.py``: the runtime's ASGI app driven 16 requests at a time in one event loop, every
 request with a new ``ML-Unit-Key``). Each configuration of ``experiments.py`` named below runs in
 a fresh process on the store it builds (the candidate at 50 % and the shadow are copies of control,
-but in ``experiment, other model``), with a real trainer process taking the ledger rows. The CPU is
+except in ``experiment, other model``), with a real trainer process taking the ledger rows. The CPU is
 read per thread
 from ``/proc``: the event loop's (which encodes the rows as it queues them), the ledger sender's
 (which posts them) and the shadow thread's.
