@@ -53,7 +53,14 @@ from typing import Any
 import loadgen
 import procs
 
-from ml_matching.contract import list_versions, read_active
+from ml_matching.contract import (
+    SIDECAR_FILE,
+    Sidecar,
+    decode_sidecar,
+    list_versions,
+    publish_version,
+    read_active,
+)
 from ml_matching.contract.assignment import unit_digest
 from ml_matching.contract.experiment import Candidate, Experiment, now, write_experiment
 from ml_matching.contract.holdout import Holdout, write_holdout
@@ -116,24 +123,29 @@ def store(rows: int) -> Served:
     assert control is not None
     algorithm = _algorithm(root, control)
     other = next(v for v in list_versions(root) if _algorithm(root, v) != algorithm)
-    base = control.split("-")[0]
-    return Served(root, control, _copy(root, control, f"{base}-7"), _copy(root, control, f"{base}-8"), other)
+    twin, shadow = _copies(root, control, 2)
+    return Served(root, control, twin, shadow, other)
+
+
+def _sidecar(root: Path, version: str) -> Sidecar:
+    return decode_sidecar((root / version / SIDECAR_FILE).read_bytes())
 
 
 def _algorithm(root: Path, version: str) -> str:
-    return str(json.loads((root / version / "model.json").read_text())["algorithm"])
+    return _sidecar(root, version).algorithm
 
 
-def _copy(root: Path, version: str, name: str) -> str:
-    """``version`` copied as version ``name`` (once): the same model, loaded as a version of its own."""
-    if not (root / name).exists():
-        work = root / f".{name}.partial"
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(root / version, work)
-        sidecar = json.loads((work / "model.json").read_text())
-        (work / "model.json").write_text(json.dumps({**sidecar, "version": name}))
-        work.rename(root / name)
-    return name
+def _copies(root: Path, version: str, n: int) -> list[str]:
+    """``n`` versions holding ``version``'s model under names of their own: published once, and
+    found again by the model's sha256."""
+    sidecar = _sidecar(root, version)
+    model = sidecar.onnx.sha256
+    found = [v for v in list_versions(root) if v != version and _sidecar(root, v).onnx.sha256 == model]
+    if len(found) < n:
+        folder = root / version
+        files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != SIDECAR_FILE}
+        found += [publish_version(root, sidecar, files).version for _ in range(n - len(found))]
+    return found[:n]
 
 
 def assignment_us(n: int = 200_000) -> dict[str, float]:
@@ -289,13 +301,18 @@ def _paired(run: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) 
 
 def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout | None) -> None:
     """The runtime reads EXPERIMENT and HOLDOUT at start (and then hourly, so not during a run):
-    make sure it did."""
+    make sure it did, with every version loaded (a refused one leaves control serving its units,
+    and the run would measure plain under another name)."""
     for path, wanted in (("/experiment", exp), ("/holdout", held)):
         followed = json.loads(procs.request(server.port, "GET", path)[1])
         if (followed.get("id") if wanted is not None else None) != (
             wanted.id if wanted is not None else None
         ):
             raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {wanted}")
+    loaded = json.loads(procs.request(server.port, "GET", "/health")[1]).get("experiment") or {}
+    refused = [arm for arm in loaded.get("arms", []) + loaded.get("shadow", []) if arm.get("refused")]
+    if refused:
+        raise RuntimeError(f"{server.name}: the runtime refused {refused}")
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,25 +17,22 @@ Bench-only. Environment: ``SCORING_MODEL`` (a version folder: ``model.json`` and
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
-import onnxruntime as ort
 from bench_server import serve
 from ceiling_app import make_app
 from ceiling_parts import FEATURE_NAMES
 
-from ml_matching.contract.sessions import session_options
+from ml_matching.contract.sessions import new_session
+from ml_matching.contract.sidecar import decode_sidecar
 
 FOLDER = Path(os.environ["SCORING_MODEL"])
-ONNX = json.loads((FOLDER / "model.json").read_text())["onnx"]
-SESSION = ort.InferenceSession(
-    str(FOLDER / ONNX["file"]), session_options(1), providers=["CPUExecutionProvider"]
-)
+ONNX = decode_sidecar((FOLDER / "model.json").read_bytes()).onnx
+SESSION = new_session((FOLDER / ONNX.file).read_bytes(), 1, "onnx", ONNX.file)  # the runtime's own
 IMPORTANCE = {name: 1.0 / len(FEATURE_NAMES) for name in FEATURE_NAMES}
 ENCODE = msgspec.json.Encoder().encode
 
@@ -43,8 +40,8 @@ ENCODE = msgspec.json.Encoder().encode
 def score(row: Any) -> bytes:
     """The row's answer: its positive-class probability from the session, in the seed's shape."""
     x = np.array([msgspec.structs.astuple(row)], dtype=np.float32)
-    (proba,) = SESSION.run([ONNX["probabilitiesOutput"]], {ONNX["inputName"]: x})
-    p = float(proba[0, ONNX["positiveClassIndex"]])
+    (proba,) = SESSION.run([ONNX.probabilities_output], {ONNX.input_name: x})
+    p = float(proba[0, ONNX.positive_class_index])
     answer = {"score": 100.0 * p, "confidence": 100.0 * abs(2.0 * p - 1.0), "successProbability": 100.0 * p,
               "featureImportance": IMPORTANCE, "modelVersion": FOLDER.name}  # fmt: skip
     return ENCODE(answer)
