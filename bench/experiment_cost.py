@@ -119,6 +119,7 @@ def _child(name: str, requests: int, reps: int) -> dict[str, Any]:
     try:
         app = create_app(Settings.from_environ(env))
         with TestClient(app) as client:  # the app's start-up (loads) and shutdown (flushes the ledger)
+            experiments.check_loaded(client.get("/health").json(), name)
             result: dict[str, Any] = client.blocking_portal.call(_timed, app, requests, reps)
             result["ledger"] = client.get("/health").json().get("ledger")
         return result

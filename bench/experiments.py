@@ -309,10 +309,15 @@ def _check_followed(server: procs.Server, exp: Experiment | None, held: Holdout 
             wanted.id if wanted is not None else None
         ):
             raise RuntimeError(f"{server.name}: the runtime follows {followed}, not {wanted}")
-    loaded = json.loads(procs.request(server.port, "GET", "/health")[1]).get("experiment") or {}
+    check_loaded(json.loads(procs.request(server.port, "GET", "/health")[1]), server.name)
+
+
+def check_loaded(health: dict[str, Any], name: str) -> None:
+    """Raise when a runtime's ``/health`` shows a version of its experiment refused."""
+    loaded = health.get("experiment") or {}
     refused = [arm for arm in loaded.get("arms", []) + loaded.get("shadow", []) if arm.get("refused")]
     if refused:
-        raise RuntimeError(f"{server.name}: the runtime refused {refused}")
+        raise RuntimeError(f"{name}: the runtime refused {refused}")
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
