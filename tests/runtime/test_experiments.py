@@ -577,3 +577,45 @@ def test_the_shadow_thread_goes_on_after_a_failure_outside_a_shadow(models: Path
     assert shadows.wait_idle(10), "the shadow thread ended"
     shadows.stop()
     assert [r.prediction_id for r in delivered] == [row.prediction_id, later.prediction_id]
+
+
+def _shadow_rows(n: int) -> list[LedgerRow]:
+    return [
+        LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)
+        for _ in range(n)
+    ]
+
+
+def test_the_shadow_thread_scores_what_came_during_its_linger_in_one_call(models: Path) -> None:
+    """Woken for each event-loop turn's rows, the thread scored one or two rows a call and took the
+    GIL from the event loop each time: it lingers, then scores everything queued together."""
+    gb = Scorer(load_version(models, GB_VERSION), 100)
+    calls: list[tuple[str, int]] = []
+    delivered: list[LedgerRow] = []
+    shadows = Shadows(100, delivered.extend, lambda _v, what, n: calls.append((what, n)), linger=0.5)
+    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
+    shadows.start()
+    shadows.submit((gb,), _shadow_rows(1), x)
+    time.sleep(0.1)  # the thread took the first batch and lingers
+    for _ in range(4):
+        shadows.submit((gb,), _shadow_rows(1), x)
+    assert shadows.wait_idle(10)
+    shadows.stop()
+    assert calls == [("scored", 5)] and len(delivered) == 5
+    assert all(r.shadow[0].probability is not None for r in delivered)
+
+
+def test_a_half_full_shadow_queue_ends_the_linger(models: Path) -> None:
+    """The linger must not fill the queue: rows past it would be recorded without shadow scores."""
+    gb = Scorer(load_version(models, GB_VERSION), 100)
+    calls: list[tuple[str, int]] = []
+    shadows = Shadows(8, lambda rows: None, lambda _v, what, n: calls.append((what, n)), linger=60.0)
+    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
+    shadows.start()
+    shadows.submit((gb,), _shadow_rows(1), x)
+    time.sleep(0.1)  # the thread took it and lingers, for a minute unless the queue fills
+    for _ in range(4):  # half of the 8
+        shadows.submit((gb,), _shadow_rows(1), x)
+    assert shadows.wait_idle(10), "the thread lingered on with a half-full queue"
+    shadows.stop()
+    assert calls == [("scored", 5)]

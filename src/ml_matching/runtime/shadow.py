@@ -1,8 +1,11 @@
 """Shadow scoring: the experiment's shadow versions score the rows the arms served, off the answer's path.
 
 The request path only hands the scored rows to a bounded queue (no wait); a thread of its own
-takes them, several batches at a time, scores them with each shadow version, and passes the rows,
-now with the shadows' probabilities, to the ledger. A shadow that raises or is slow never delays
+takes them, scores them with each shadow version, and passes the rows, now with the shadows'
+probabilities, to the ledger. The thread lingers before it takes what waits (:data:`LINGER_SECONDS`),
+as the ledger's sender does: woken for each batch, it scored the one or two rows of an event-loop
+turn at a time, and each wake took the GIL from the event loop. That cost more than the shadow's
+scoring itself (``bench/experiment_cost.py``). A shadow that raises or is slow never delays
 or fails an answer: a raising shadow is recorded as failed on the row, and when the queue is full
 the rows go to the ledger without shadow scores (``skipped``). Both are counted.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -26,13 +30,27 @@ Rows32 = npt.NDArray[np.float32]
 Work = tuple[tuple[Scorer, ...], list[LedgerRow], Rows32]
 #: Told (version, result, rows) for each shadow outcome: ``scored``, ``failed`` or ``skipped``.
 Count = Callable[[str, str, int], None]
+#: How long the thread waits, once rows are queued, for more to score with them.
+LINGER_SECONDS = 0.05
+#: The most rows scored in one onnxruntime call per shadow version.
+MAX_ROWS = 4096
 
 
 class Shadows:
     """The queue of rows to shadow-score, and the thread that scores them."""
 
-    def __init__(self, capacity: int, deliver: Callable[[list[LedgerRow]], None], count: Count) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        deliver: Callable[[list[LedgerRow]], None],
+        count: Count,
+        linger: float = LINGER_SECONDS,
+    ) -> None:
+        self.linger = linger
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=capacity)
+        #: Set when the queue is half full: the thread stops lingering (a fuller queue skips rows).
+        self._hurry = threading.Event()
+        self._half = max(capacity // 2, 1)
         self._deliver = deliver
         self._count = count
         self._thread: threading.Thread | None = None
@@ -55,6 +73,8 @@ class Shadows:
         """Queue served rows for the shadows (no wait); with a full queue they go on without them."""
         try:
             self._queue.put_nowait((scorers, rows, x))
+            if self._queue.qsize() >= self._half:
+                self._hurry.set()
         except queue.Full:
             reason = "skipped: the shadow queue was full"
             for scorer in scorers:
@@ -63,8 +83,6 @@ class Shadows:
 
     def wait_idle(self, seconds: float) -> bool:
         """Whether the queue emptied within ``seconds`` (for tests)."""
-        import time
-
         deadline = time.monotonic() + seconds
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -73,7 +91,14 @@ class Shadows:
     def _run(self) -> None:
         carried: list[Work | None] = []  # taken from the queue, not scored yet: a stop, or another
         while True:  # experiment's rows
-            item = carried.pop() if carried else self._queue.get()
+            if carried:
+                item = carried.pop()
+            else:
+                item = self._queue.get()
+                if item is not None and self.linger > 0:
+                    # Waiting on the event, not the queue: a put wakes nothing until it is half full.
+                    self._hurry.wait(self.linger)
+                self._hurry.clear()
             if item is None:
                 self._queue.task_done()
                 return
@@ -87,12 +112,13 @@ class Shadows:
                     self._queue.task_done()
 
     def _with_more(self, item: Work, carried: list[Work | None]) -> list[Work]:
-        """``item`` and what waits behind it for the same shadows, to score together (up to 64
-        batches). What stops the look-ahead (a stop, or another experiment's rows) goes to
+        """``item`` and what waits behind it for the same shadows, to score together (up to
+        MAX_ROWS rows). What stops the look-ahead (a stop, or another experiment's rows) goes to
         ``carried`` for the next turn, not back in the queue: the request path may have filled the
         queue meanwhile, and a blocking put would then wait for this very thread."""
         items = [item]
-        while len(items) < 64:
+        rows = len(item[1])
+        while rows < MAX_ROWS:
             try:
                 following = self._queue.get_nowait()
             except queue.Empty:
@@ -101,6 +127,7 @@ class Shadows:
                 carried.append(following)
                 break
             items.append(following)
+            rows += len(following[1])
         return items
 
     def _score(self, items: list[Work]) -> None:
