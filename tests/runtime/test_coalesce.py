@@ -172,3 +172,19 @@ def test_rows_of_one_version_in_different_groups_are_scored_apart(scorers: tuple
     together = asyncio.run(one_turn())
     assert sorted(calls) == [3, 3]
     assert together == [rf.answer_rows([row], [f"id-{i}"], [PLAIN])[0][0] for i, row in enumerate(rows)]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_a_few_rows_on_plain_floats_score_as_numpy_does(scorers: tuple[Scorer, Scorer], n: int) -> None:
+    """Up to FEW_ROWS rows are scored without numpy's calls: the same floats, bit for bit, with
+    rows inside and outside the training range."""
+    for scorer in scorers:
+        rows = _rows(n, n)
+        answers, x, ps = scorer.answer_rows(rows, [f"id-{i}" for i in range(n)], [PLAIN] * n)
+        p, conf = scorer.score(x)
+        decoded = [msgspec.json.decode(a) for a in answers]
+        assert ps == p.tolist()
+        assert [(d["successProbability"], d["confidence"]) for d in decoded] == [
+            (100.0 * pv, cv) for pv, cv in zip(p.tolist(), conf.tolist(), strict=True)
+        ]
+        assert any(c < 100.0 * abs(2 * pv - 1) for pv, c in zip(p.tolist(), conf.tolist(), strict=True))
