@@ -619,3 +619,23 @@ def test_a_half_full_shadow_queue_ends_the_linger(models: Path) -> None:
     assert shadows.wait_idle(10), "the thread lingered on with a half-full queue"
     shadows.stop()
     assert calls == [("scored", 5)]
+
+
+@pytest.mark.parametrize(
+    "ns", [1_764_633_600_123_999_999, 1_764_633_600_000_000_000, 1_764_633_659_999_000_001]
+)
+def test_a_ledger_row_s_time_is_its_millisecond(monkeypatch: pytest.MonkeyPatch, ns: int) -> None:
+    """Formatted once a millisecond, the time is still the row's own millisecond, truncated as
+    datetime's isoformat truncates, and a new millisecond is formatted again."""
+    from ml_matching.runtime import serving
+
+    def iso(ns: int) -> str:
+        at = serving.dt.datetime.fromtimestamp(ns // 10**9, serving.dt.UTC)
+        return at.replace(microsecond=ns // 1000 % 10**6).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+    recorder = serving.Recorder(
+        "all", LedgerSender(None, 10), Shadows(1, lambda _: None, lambda *_: None), print
+    )
+    for clock in (ns, ns + 999, ns + 1_000_000):  # the next millisecond is formatted again
+        monkeypatch.setattr(serving.time, "time_ns", lambda clock=clock: clock)
+        assert recorder._now() == iso(clock)

@@ -14,7 +14,7 @@ import os
 import anyio.to_thread
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from ml_matching.http import (
     ApiDocs,
@@ -130,9 +130,13 @@ def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | 
         if metrics is not None:
             metrics.shadow_rows.labels(version, result).inc(rows)
 
+    arm_rows: dict[tuple[str, str], Counter] = {}  # labels() took 1.1 µs a call, once per group
+
     def count_arm(arm: str, served_by: str, rows: int) -> None:
         if metrics is not None:
-            metrics.experiment_rows.labels(arm, served_by).inc(rows)
+            if (arm, served_by) not in arm_rows:
+                arm_rows[arm, served_by] = metrics.experiment_rows.labels(arm, served_by)
+            arm_rows[arm, served_by].inc(rows)
 
     if metrics is not None:
         ledger.on_drop = lambda n, _: metrics.ledger_dropped.inc(n)

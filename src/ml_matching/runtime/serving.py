@@ -48,6 +48,16 @@ class Recorder:
         self.ledger = ledger
         self.shadows = shadows
         self._count_arm = count_arm
+        self._stamp = (-1, "")  # the last millisecond a row was recorded in, formatted
+
+    def _now(self) -> str:
+        """The time of the rows recorded now, to the millisecond (UTC, ``…Z``): formatted once a
+        millisecond, where a turn's groups each took 2 µs for it."""
+        ms = time.time_ns() // 1_000_000
+        if ms != self._stamp[0]:
+            at = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).replace(microsecond=ms % 1000 * 1000)
+            self._stamp = (ms, at.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        return self._stamp[1]
 
     def record(
         self,
@@ -66,7 +76,7 @@ class Recorder:
         keep = [i for i, r in enumerate(routes) if every or r.experiment is not None or r.holdout is not None]
         if not keep:
             return
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = self._now()
         revision = arms.experiment.revision if arms is not None else None
         values = x.tolist()  # the group's rows as floats in one call, not one call per row
         rows = [
