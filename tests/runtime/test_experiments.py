@@ -639,3 +639,19 @@ def test_a_ledger_row_s_time_is_its_millisecond(monkeypatch: pytest.MonkeyPatch,
     for clock in (ns, ns + 999, ns + 1_000_000):  # the next millisecond is formatted again
         monkeypatch.setattr(serving.time, "time_ns", lambda clock=clock: clock)
         assert recorder._now() == iso(clock)
+
+
+@pytest.mark.parametrize("mode", ["off", "experiments", "all"])
+def test_rows_served_per_arm_are_counted_whatever_the_ledger_records(models: Path, mode: str) -> None:
+    """``ml_matching_experiment_rows_total`` counts what the arms served; with LEDGER=off it stayed
+    at 0, as if no experiment ran."""
+    exp = experiment()
+    with _client(models, exp, ledger=mode) as client:
+        for key in KEYS:
+            _predict(client, key)
+        client.post("/predict/batch", json={"instances": [SEED_ROW] * 10, "units": KEYS[:10]})
+        metrics = client.get("/metrics").text
+    arms = [exp.assign(k)[0] for k in KEYS + KEYS[:10]]
+    for arm in ("control", "candidate"):
+        line = f'ml_matching_experiment_rows_total{{arm="{arm}",served_by="arm"}} {float(arms.count(arm))}'
+        assert line in metrics

@@ -68,6 +68,8 @@ class Recorder:
         arms: Arms | None,
         ms: Sequence[float] | None = None,
     ) -> None:
+        if arms is not None:
+            self._count_arms(routes)  # what the arms served, whatever the ledger records
         if self.mode == "off" or (
             arms is None and self.mode == "experiments" and all(r.holdout is None for r in routes)
         ):
@@ -82,8 +84,6 @@ class Recorder:
         rows = [
             self._row(routes[i], values[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep
         ]
-        if arms is not None:
-            self._count_arms(routes)
         in_experiment = [r for r in rows if r.experiment is not None]
         if arms is not None and arms.shadows and in_experiment:
             chosen = [i for i in keep if routes[i].experiment is not None]
