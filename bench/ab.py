@@ -2,13 +2,19 @@
 
     python bench/ab.py --rev A=bd78f50 --rev B=HEAD                 # two commits of the runtime
     python bench/ab.py --rev on=HEAD --rev off=HEAD:METRICS=off     # one build, two settings
+    python bench/ab.py --rev A=67cd838 --rev B=HEAD --experiment experiment+shadow --reps 6
 
 Each side runs ``ml-matching serve`` from a ``git worktree`` of its revision (with this
 environment's packages), optionally with ``NAME=VALUE`` settings after a ``:``; both serve the
 same store (``--store``, or a RandomForest of ``--rows`` synthetic rows fitted here). The sides are
 measured in turn, ``--reps`` times each (who goes first alternates), with ``wrk -t2 -c16`` and
-``wrk -t1 -c1``; the table gives the median of each side and B's ratio to A. Not a test: the
-machine is shared, so only ratios from the same run mean anything.
+``wrk -t1 -c1``; the table gives the median of each side and B's ratio to A, and the ratio of
+each pair (a rep's two runs, a minute apart at most). Not a test: the machine is shared, so only
+ratios from the same run mean anything.
+
+``--experiment CONFIG`` serves a configuration of ``bench/experiments.py`` instead (its store, the
+experiment or holdout it writes there, its settings, a real trainer taking the ledger rows), every
+request with a new ``ML-Unit-Key``.
 """
 
 from __future__ import annotations
@@ -18,12 +24,18 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import experiments
 import loadgen
 import payloads
 import procs
+
+from ml_matching.contract.experiment import write_experiment
+from ml_matching.contract.holdout import write_holdout
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -89,12 +101,53 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--seconds", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--experiment", metavar="CONFIG", help="serve this configuration of bench/experiments.py")
     args = p.parse_args()
     sides = [_side(s) for s in args.rev]
     if len(sides) != 2:
         p.error("give exactly two --rev")
-    store = args.store or default_store(args.rows)
-    script = loadgen.post_script(WORK, "seed", payloads.seed_body())
+    if args.experiment is not None:
+        if args.store is not None:
+            p.error("--experiment serves bench/experiments.py's store: no --store with it")
+        with experiment_served(args.experiment, args.rows) as (store, script, common):
+            runs = _runs(sides, store, script, common, args)
+    else:
+        store = args.store or default_store(args.rows)
+        script = loadgen.post_script(WORK, "seed", payloads.seed_body())
+        runs = _runs(sides, store, script, {}, args)
+    _report(sides, runs)
+    return 0
+
+
+@contextmanager
+def experiment_served(config: str, rows: int) -> Iterator[tuple[Path, Path, dict[str, str]]]:
+    """The store of ``bench/experiments.py`` following ``config``, its keyed wrk script, and the
+    settings both sides get (with a started trainer's URL, unless the configuration has none)."""
+    experiments.WORK.mkdir(parents=True, exist_ok=True)
+    served = experiments.store(rows)
+    configs = experiments.configurations(served)
+    if config not in configs:
+        raise SystemExit(f"--experiment: no configuration {config!r} (there are: {', '.join(configs)})")
+    exp, settings, held = configs[config]
+    write_experiment(served.root, exp)
+    write_holdout(served.root, held)
+    trainer = None if settings.get("ML_TRAINER_URL") == "" else experiments._trainer(served.root)
+    try:
+        if trainer is not None:
+            procs.start(trainer, ROOT)
+        common = {"ML_TRAINER_URL": trainer.url if trainer is not None else "", "MODEL_WATCH_SECONDS": "3600"}
+        yield served.root, experiments.keyed_scripts()[0], {**settings, **common}
+    finally:
+        write_experiment(served.root, None)
+        write_holdout(served.root, None)
+        if trainer is not None:
+            procs.stop(trainer)
+
+
+def _runs(
+    sides: list[tuple[str, str, dict[str, str]]], store: Path, script: Path, common: dict[str, str],
+    args: argparse.Namespace,
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
     for rep in range(args.reps):
         for name, rev, settings in sides if rep % 2 == 0 else sides[::-1]:
@@ -102,7 +155,9 @@ def main() -> int:
             port = procs.free_port()
             path, module = _layout(tree)
             env = {"PYTHONPATH": str(path), "MODELS_DIR": str(store.resolve()), "ML_SERVICE_HOST": procs.HOST}
-            env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin", **settings}
+            env |= {"ML_SERVICE_PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"}
+            env["DOCS_CDN"] = "true"  # a worktree has no built docs assets (a wheel does); not measured
+            env |= {**common, **settings}
             server = procs.Server(name, [sys.executable, "-m", module], env, port, WORK / f"{name}.log")
             procs.start(server, cwd=tree)
             try:
@@ -110,8 +165,7 @@ def main() -> int:
             finally:
                 procs.stop(server)
             print(f"rep {rep + 1} {name}: {json.dumps(runs[name][-1])}", flush=True)
-    _report(sides, runs)
-    return 0
+    return runs
 
 
 KEYS = ("rps16", "cpu_ms16", "p50_1")
@@ -128,6 +182,9 @@ def _report(sides: list[tuple[str, str, dict[str, str]]], runs: dict[str, list[d
     a, b = sides[0][0], sides[1][0]
     ratio = {k: med[b][k] / med[a][k] for k in KEYS}
     print(f"| {b} ÷ {a} | | | {ratio['rps16']:.3f} | {ratio['cpu_ms16']:.3f} | {ratio['p50_1']:.3f} |")
+    for key, what in (("rps16", "req/s @16"), ("cpu_ms16", "CPU ms/req @16")):
+        pairs = [rb[key] / ra[key] for ra, rb in zip(runs[a], runs[b], strict=True)]
+        print(f"{b} ÷ {a}, {what}, pair by pair: {', '.join(f'{r:.2f}' for r in pairs)}")
     if not all(r["ok"] for rs in runs.values() for r in rs):
         print("some runs had errors: see the per-run lines")
 

@@ -218,14 +218,19 @@ def configurations(served: Served) -> dict[str, Config]:
     }
 
 
-def measure(served: Served, seconds: int, reps: int, only: list[str] | None = None) -> dict[str, Any]:
+def keyed_scripts() -> tuple[Path, Path]:
+    """wrk scripts posting the example row with a new ``ML-Unit-Key`` a request: saturating, paced."""
     body = (WORK / "row.json").resolve()
     body.write_text(json.dumps(json.loads((ROOT / "schemas/examples/predict.request.json").read_text())))
     lua = LUA.format(body=body) + loadgen._LUA.split("\n\n", 1)[1].format(mark=loadgen.MARK)
     script, paced = WORK / "keyed.lua", WORK / "keyed-paced.lua"
     script.write_text(lua)
     paced.write_text(lua + f"delay = function() return math.random(0, {2 * PACE_MS}) end\n")
-    scripts = (script, paced)
+    return script, paced
+
+
+def measure(served: Served, seconds: int, reps: int, only: list[str] | None = None) -> dict[str, Any]:
+    scripts = keyed_scripts()
     configs = configurations(served)
     unknown = sorted(set(only or ()) - set(configs))
     if unknown:
