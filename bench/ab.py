@@ -24,8 +24,6 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +31,6 @@ import experiments
 import loadgen
 import payloads
 import procs
-
-from ml_matching.contract.experiment import write_experiment
-from ml_matching.contract.holdout import write_holdout
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -109,39 +104,16 @@ def main() -> int:
     if args.experiment is not None:
         if args.store is not None:
             p.error("--experiment serves bench/experiments.py's store: no --store with it")
-        with experiment_served(args.experiment, args.rows) as (store, script, common):
-            runs = _runs(sides, store, script, common, args)
+        experiments.WORK.mkdir(parents=True, exist_ok=True)
+        with experiments.following(args.experiment, args.rows) as (store, settings):
+            common = {**settings, "MODEL_WATCH_SECONDS": "3600"}  # the EXPERIMENT of the run, no other
+            runs = _runs(sides, store, experiments.keyed_scripts()[0], common, args)
     else:
         store = args.store or default_store(args.rows)
         script = loadgen.post_script(WORK, "seed", payloads.seed_body())
         runs = _runs(sides, store, script, {}, args)
     _report(sides, runs)
     return 0
-
-
-@contextmanager
-def experiment_served(config: str, rows: int) -> Iterator[tuple[Path, Path, dict[str, str]]]:
-    """The store of ``bench/experiments.py`` following ``config``, its keyed wrk script, and the
-    settings both sides get (with a started trainer's URL, unless the configuration has none)."""
-    experiments.WORK.mkdir(parents=True, exist_ok=True)
-    served = experiments.store(rows)
-    configs = experiments.configurations(served)
-    if config not in configs:
-        raise SystemExit(f"--experiment: no configuration {config!r} (there are: {', '.join(configs)})")
-    exp, settings, held = configs[config]
-    write_experiment(served.root, exp)
-    write_holdout(served.root, held)
-    trainer = None if settings.get("ML_TRAINER_URL") == "" else experiments._trainer(served.root)
-    try:
-        if trainer is not None:
-            procs.start(trainer, ROOT)
-        common = {"ML_TRAINER_URL": trainer.url if trainer is not None else "", "MODEL_WATCH_SECONDS": "3600"}
-        yield served.root, experiments.keyed_scripts()[0], {**settings, **common}
-    finally:
-        write_experiment(served.root, None)
-        write_holdout(served.root, None)
-        if trainer is not None:
-            procs.stop(trainer)
 
 
 def _runs(

@@ -39,11 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import experiments
-import procs
 from request_cost import _request
-
-from ml_matching.contract.experiment import write_experiment
-from ml_matching.contract.holdout import write_holdout
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results-experiment-cost.json"
@@ -105,28 +101,14 @@ def _child(name: str, requests: int, reps: int) -> dict[str, Any]:
     from ml_matching.runtime.app import create_app
     from ml_matching.runtime.settings import Settings
 
-    served = experiments.store(5000)
-    exp, settings, held = experiments.configurations(served)[name]
-    write_experiment(served.root, exp)
-    write_holdout(served.root, held)
-    with_trainer = settings.get("ML_TRAINER_URL") != ""
-    trainer = experiments._trainer(served.root) if with_trainer else None
-    if trainer is not None:
-        procs.start(trainer, experiments.ROOT)
-    env = {"MODELS_DIR": str(served.root), "LOG_LEVEL": "WARNING", "MODEL_WATCH_SECONDS": "3600", **settings}
-    if trainer is not None:
-        env["ML_TRAINER_URL"] = trainer.url
-    try:
+    with experiments.following(name, 5000) as (root, settings):
+        env = {"MODELS_DIR": str(root), "LOG_LEVEL": "WARNING", "MODEL_WATCH_SECONDS": "3600", **settings}
         app = create_app(Settings.from_environ(env))
         with TestClient(app) as client:  # the app's start-up (loads) and shutdown (flushes the ledger)
             experiments.check_loaded(client.get("/health").json(), name)
             result: dict[str, Any] = client.blocking_portal.call(_timed, app, requests, reps)
             result["ledger"] = client.get("/health").json().get("ledger")
         return result
-    finally:
-        write_experiment(served.root, None)
-        if trainer is not None:
-            procs.stop(trainer)
 
 
 def main() -> int:

@@ -46,6 +46,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,30 @@ def configurations(served: Served) -> dict[str, Config]:
         "experiment, other model": (experiment(served.other), {}, None),
         "holdout": (None, {}, Holdout("holdout-bench", served.twin, 200, "holdout-bench", 30.0, now())),
     }
+
+
+@contextmanager
+def following(config: str, rows: int) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The store of ``rows`` following configuration ``config`` (its experiment or holdout written
+    there), and the runtime settings it asks for, ``ML_TRAINER_URL`` a trainer started for the
+    configuration (empty when it has none). The store follows nothing again afterwards."""
+    served = store(rows)
+    configs = configurations(served)
+    if config not in configs:
+        raise SystemExit(f"no configuration {config!r} (there are: {', '.join(configs)})")
+    exp, settings, held = configs[config]
+    write_experiment(served.root, exp)
+    write_holdout(served.root, held)
+    trainer = None if settings.get("ML_TRAINER_URL") == "" else _trainer(served.root)
+    try:
+        if trainer is not None:
+            procs.start(trainer, ROOT)
+        yield served.root, {**settings, "ML_TRAINER_URL": trainer.url if trainer is not None else ""}
+    finally:
+        write_experiment(served.root, None)
+        write_holdout(served.root, None)
+        if trainer is not None:
+            procs.stop(trainer)
 
 
 def keyed_scripts() -> tuple[Path, Path]:

@@ -629,9 +629,11 @@ def test_a_ledger_row_s_time_is_its_millisecond(monkeypatch: pytest.MonkeyPatch,
     datetime's isoformat truncates, and a new millisecond is formatted again."""
     from ml_matching.runtime import serving
 
-    def iso(ns: int) -> str:
-        at = serving.dt.datetime.fromtimestamp(ns // 10**9, serving.dt.UTC)
-        return at.replace(microsecond=ns // 1000 % 10**6).isoformat(timespec="milliseconds")[:-6] + "Z"
+    def iso(ns: int) -> str:  # counted from the epoch, not computed as _now computes it
+        at = serving.dt.datetime(1970, 1, 1, tzinfo=serving.dt.UTC) + serving.dt.timedelta(
+            microseconds=ns // 1000
+        )
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     recorder = serving.Recorder(
         "all", LedgerSender(None, 10), Shadows(1, lambda _: None, lambda *_: None), print

@@ -90,7 +90,7 @@ class BatchResponse(msgspec.Struct, rename="camel", omit_defaults=True):
 
 
 #: Up to this many rows, score() is done on plain floats: numpy's dozen calls cost 3–13 µs more a
-#: call up to 4 rows, about as much at 6, less from 8 on (``bench/few_rows.py``). A coalesced group
+#: call up to 4 rows, about as much at 6 and 8, less from 12 on (``bench/few_rows.py``). A coalesced group
 #: is often this small, and under an experiment smaller still: its arms split each turn's few rows.
 FEW_ROWS = 4
 
