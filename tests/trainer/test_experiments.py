@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -26,7 +27,7 @@ from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app, database, observations
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_cli import call
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 from tests.trainer.conftest import ADMIN, outcomes
 
 Client = TestClient[Litestar]
@@ -317,6 +318,28 @@ def test_a_ledger_row_must_be_a_row_its_version_scores(
     assert client.get(f"/experiments/{experiment.id}").json()["arms"][0]["rows"] == 0, (
         "nothing of the batch kept"
     )
+
+
+def test_a_ledger_row_at_a_bound_float32_cannot_hold_is_kept_and_joins(client: Client, models: Path) -> None:
+    # A version whose bounds float32 cannot hold: the seed row's brandFit (0.8) at its max, its
+    # locationMatch (0.7) at its min. The runtimes record the float32 values the model scored,
+    # 0.800000011920929 and 0.699999988079071: past the bounds in float64, the same row in float32.
+    edged = "20260105_000000"
+    copy_version(models, GB_VERSION, edged)
+    sidecar = json.loads((models / edged / "model.json").read_text())
+    for feature in sidecar["features"]:
+        feature.update({"brandFit": {"max": 0.8}, "locationMatch": {"min": 0.7}}.get(feature["name"], {}))
+    (models / edged / "model.json").write_text(json.dumps(sidecar))
+    scored = {name: float(np.float32(value)) for name, value in SEED_ROW.items()}
+    assert scored["brandFit"] > 0.8 and scored["locationMatch"] < 0.7
+    row = LedgerRow(ids(), "2026-11-30T12:00:00.000Z", edged, 0.5, scored)
+    assert _post_rows(client, [row]).json() == {"stored": 1, "duplicates": 0, "joined": 0}
+    joined = client.post("/outcomes", json={"predictionId": row.prediction_id, "outcome": 1}).json()
+    assert joined["stored"] == 1, joined
+    # A value truly past a bound is still refused, named, though a rounded one comes first.
+    past = LedgerRow(ids(), "2026-11-30T12:00:00.000Z", edged, 0.5, {**scored, "locationMatch": 0.69})
+    words = _error(_post_rows(client, [past]), 400, "invalid_input")
+    assert "feature `locationMatch`: value 0.69 is outside [0.7, 1]" in words, words
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,9 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     ``fallback`` when the arm's version did not serve and control did instead, ``error`` why (it
     was refused, or it raised); ``ms`` how long the serving version took to score the row's group
     (the operational guardrails read it); ``shadow`` the shadow versions' scores. ``features`` is
-    the scored row, in the served version's feature set. ``holdout``: the long-lived holdout the
+    the scored row, in the served version's feature set: the float32 values the model saw (the
+    trainer checks them against the version's bounds as float32, so a value sent at a bound float32
+    cannot hold, such as 0.1, passes as 0.10000000149011612). ``holdout``: the long-lived holdout the
     unit was placed by (:mod:`.holdout`): a held unit's row has ``arm`` ``holdout`` and no
     ``experiment``; a live unit's has its experiment's fields, or ``arm`` ``live`` outside one.
     """

@@ -153,8 +153,9 @@ def _units_problem(units: Any, rows: int) -> str | None:
     return None
 
 
-def row_problem(row: Any, fs: FeatureSet) -> str | None:
-    """The first problem of one decoded row, or None when it is a valid row of ``fs``."""
+def row_problem(row: Any, fs: FeatureSet, scored: bool = False) -> str | None:
+    """The first problem of one decoded row, or None when it is a valid row of ``fs``; ``scored``:
+    its values are those a model scored, each rounded to float32 (see :func:`value_problem`)."""
     if not isinstance(row, dict):
         return f"expected an object of features, got {kind(row)}"
     known = set(fs.names)
@@ -165,15 +166,18 @@ def row_problem(row: Any, fs: FeatureSet) -> str | None:
     if missing:
         return f"missing {_names('feature', missing)} (expected {len(fs)} features, got {len(row)})"
     for feature in fs.features:
-        problem = value_problem(row[feature.name], feature)
+        problem = value_problem(row[feature.name], feature, scored)
         if problem:
             return f"feature `{feature.name}`: {problem}"
     return None
 
 
-def first_bad_row(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[int, str] | None:
+def first_bad_row(
+    rows: Sequence[Mapping[str, float]], fs: FeatureSet, scored: bool = False
+) -> tuple[int, str] | None:
     """The first of ``rows`` that is not a valid row of ``fs``, with :func:`row_problem`'s reason;
-    None when every row is valid.
+    None when every row is valid. ``scored``: the rows hold what a model scored, float32 values
+    (the prediction ledger's), checked as :func:`value_problem` checks them.
 
     Checked at once with numpy (the trainer checks every ledger row, 1,000 to a batch: a loop over
     each value cost it more than storing the rows); the reason comes from the loop, for that row only.
@@ -187,23 +191,35 @@ def first_bad_row(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[
         checked = msgspec.convert(rows, list[dict[str, float]], strict=True)
         x = np.array([[row[n] for n in names] for row in checked], dtype=np.float64)
     except (KeyError, msgspec.ValidationError):
-        return _first_problem(rows, fs)
+        return _first_problem(rows, fs, scored)
     x = x.reshape(len(rows), len(names))
     low, high = model_bounds(fs)
     ok = np.isfinite(x) & (x >= low) & (x <= high)
-    return None if ok.all() else _first_problem(rows, fs)
+    if scored and not ok.all():
+        with np.errstate(over="ignore"):  # beyond float32's range: infinite there, refused below
+            x32, low32, high32 = x.astype(np.float32), low.astype(np.float32), high.astype(np.float32)
+        ok = np.isfinite(x) & (np.abs(x) <= FLOAT32_MAX) & (x32 >= low32) & (x32 <= high32)
+    return None if ok.all() else _first_problem(rows, fs, scored)
 
 
-def _first_problem(rows: Sequence[Mapping[str, float]], fs: FeatureSet) -> tuple[int, str] | None:
+def _first_problem(
+    rows: Sequence[Mapping[str, float]], fs: FeatureSet, scored: bool = False
+) -> tuple[int, str] | None:
     for i, row in enumerate(rows):
-        problem = row_problem(row, fs)
+        problem = row_problem(row, fs, scored)
         if problem:
             return i, problem
     return None
 
 
-def value_problem(value: Any, feature: Feature) -> str | None:
-    """Why ``value`` cannot be ``feature``'s value: not a number, not finite, or out of range."""
+def value_problem(value: Any, feature: Feature, scored: bool = False) -> str | None:
+    """Why ``value`` cannot be ``feature``'s value: not a number, not finite, or out of range.
+
+    ``scored``: ``value`` is one a model scored, the float32 rounding of a value that passed this
+    check (the runtimes record those in the prediction ledger). A bound float32 cannot hold, such
+    as 0.1, rounds the same way: the value sent as 0.1 is recorded as 0.10000000149011612, above a
+    ``max`` of 0.1. So it is compared as float32, with the bounds rounded alike.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"expected a number, got {kind(value)}"
     if isinstance(value, _Overflow):
@@ -216,7 +232,15 @@ def value_problem(value: Any, feature: Feature) -> str | None:
         return f"value {number_text(number)} is not a finite number"
     if abs(number) > FLOAT32_MAX:
         return f"value {number_text(number)} is not a finite number in float32, which the model computes in"
-    return feature.range_problem(number)
+    problem = feature.range_problem(number)
+    if problem is not None and scored and _within_as_float32(number, feature):
+        return None
+    return problem
+
+
+def _within_as_float32(value: float, feature: Feature) -> bool:
+    low, high = model_range(feature)
+    return bool(np.float32(low) <= np.float32(value) <= np.float32(high))
 
 
 def model_bounds(fs: FeatureSet) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -225,7 +225,8 @@ class Trainer:
 
     def _check_features(self, rows: list[LedgerRow], nul: bool = True) -> None:
         """A joined outcome trains like any other: each row's features must be a row its version
-        scores, and the row must be one the store and the controller can use. Raises InvalidInput
+        scores (float32 values, checked as such), and the row must be one the store and the
+        controller can use. Raises InvalidInput
         for the first row in the batch that is not (or names a version the store does not hold)."""
         by_version: dict[str, list[int]] = {}
         failures: list[tuple[int, str]] = []
@@ -240,7 +241,7 @@ class Trainer:
             except InvalidInput as exc:
                 failures.append((where[0], str(exc)))
                 continue
-            bad = first_bad_row([rows[i].features for i in where], fs)
+            bad = first_bad_row([rows[i].features for i in where], fs, scored=True)  # float32 values
             if bad is not None:
                 i = where[bad[0]]
                 failures.append((i, f"rows[{i}] (prediction `{rows[i].prediction_id}`): features: {bad[1]}"))
