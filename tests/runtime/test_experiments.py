@@ -4,6 +4,7 @@ ledger rows it records, refused versions, and shadows that never delay or fail a
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 import urllib.parse
@@ -26,7 +27,7 @@ from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import Scorer, new_prediction_id
 from ml_matching.runtime.settings import Settings
 from ml_matching.runtime.shadow import Shadows
-from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
+from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 from tests.support import send_queued
 
 Client = TestClient[Litestar]
@@ -293,6 +294,37 @@ def test_a_candidate_that_raises_never_fails_an_answer(models: Path, explain: st
             'ml_matching_experiment_rows_total{arm="candidate",served_by="fallback"} 23.0'
             in client.get("/metrics").text
         )
+
+
+@pytest.mark.parametrize("load", ["lazy", "off"])
+def test_an_explanation_the_arm_cannot_give_is_refused_not_served_by_control(
+    models: Path, load: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A unit whose arm's version has no explainer (or a runtime with EXPLAIN_LOAD=off), asked to
+    explain: the caller asked what that version cannot answer, as it would of control alone. 409,
+    not control's answer in the candidate's name, and nothing counted against the candidate (the
+    controller's error-rate guardrail reads fallbacks)."""
+    unexplained = "20260105_000000"
+    copy_version(models, GB_VERSION, unexplained)
+    sidecar = json.loads((models / unexplained / "model.json").read_text())
+    (models / unexplained / "model.json").write_text(json.dumps({**sidecar, "explanation": None}))
+    exp = experiment(candidates=(Candidate("candidate", unexplained, 10_000),))
+    with _client(models, exp, explain_load=load) as client:
+        captured = Captured(client)
+        headers = {"ML-Unit-Key": "brand-1"}
+        one = client.post("/predict", params={"explain": "true"}, json=SEED_ROW, headers=headers)
+        batch = client.post(
+            "/predict/batch?explain=true", json={"instances": [SEED_ROW], "units": ["brand-1"]}
+        )
+        for answer in (one, batch):
+            assert (answer.status_code, answer.json()["error"]) == (409, "explanation_unavailable"), (
+                answer.text
+            )
+        served = _predict(client, "brand-1")
+        assert (served["arm"], served["modelVersion"]) == ("candidate", unexplained)
+        assert [(r.version, r.fallback, r.error) for r in captured.settled()] == [(unexplained, False, None)]
+        assert 'served_by="fallback"' not in client.get("/metrics").text
+    assert "control served" not in caplog.text
 
 
 def test_an_open_inference_request_falls_back_to_control_when_its_arm_raises(models: Path) -> None:

@@ -30,7 +30,12 @@ import {
   unitDigest,
   BUCKETS
 } from './assignment.js'
-import {ArtifactCorruptError, InvalidInputError, RequestRejectedError} from './errors.js'
+import {
+  ArtifactCorruptError,
+  ExplanationUnavailableError,
+  InvalidInputError,
+  RequestRejectedError
+} from './errors.js'
 import {HOLDOUT, LIVE, place} from './holdout.js'
 import {newPredictionId} from './ids.js'
 import {featuresOf, ledgerRow, withShadow} from './ledger.js'
@@ -346,7 +351,10 @@ export class FollowingModel {
       const result = await this.#using(model, call)
       return {result, model, routes, ms: performance.now() - started}
     } catch (error) {
-      if (!own || error instanceof InvalidInputError) throw error
+      // A bad row, or an explanation the version cannot give, is the caller's question, not the
+      // version failing: refused as control would refuse it, never answered by control in its name.
+      if (!own || error instanceof InvalidInputError || error instanceof ExplanationUnavailableError)
+        throw error
       const why = `${model.version} raised ${error instanceof Error ? error.name : 'Error'}: ${describe(error)}`
       this.#logger.warn(`ml-matching: ${owner(routes[0])}: ${why.slice(0, 300)}; control served the rows`)
       const result = await this.#using(control, call)

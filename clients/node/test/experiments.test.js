@@ -10,7 +10,14 @@ import assert from 'node:assert/strict'
 import {readFile, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, test} from 'node:test'
-import {InvalidInputError, RequestRejectedError, armOf, createClient, loadModel} from '../index.js'
+import {
+  ExplanationUnavailableError,
+  InvalidInputError,
+  RequestRejectedError,
+  armOf,
+  createClient,
+  loadModel
+} from '../index.js'
 import {HASH_VERSION} from '../lib/assignment.js'
 import {UUID7} from '../lib/ids.js'
 import {unitHeader} from '../lib/runtime-client.js'
@@ -398,6 +405,46 @@ describe('experiments', () => {
       assert.equal(stored.error, `${GB} raised RangeError: the session is gone`)
     }
     assert.equal(trainer.predictions.get(second).fallback, undefined)
+  })
+
+  test('an explanation the arm cannot give is refused, not answered by control in its name', async (t) => {
+    const c = client()
+    const model = await follow(c)
+    // GB as if trained before explainers existed: what its scorer throws for {explain: true}.
+    const unexplained = () => new ExplanationUnavailableError(`version ${GB} has no explainer`)
+    const one = Scorer.prototype.scoredOne
+    t.mock.method(
+      Scorer.prototype,
+      'scoredOne',
+      /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
+        if (this.version === GB && options?.explain) throw unexplained()
+        return one.call(this, row, options)
+      }
+    )
+    const many = Scorer.prototype.scored
+    t.mock.method(
+      Scorer.prototype,
+      'scored',
+      /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
+        if (this.version === GB && options?.explain) return Promise.reject(unexplained())
+        return many.call(this, rows, options)
+      }
+    )
+    const row = uniformRow(names, 0.5)
+    await assert.rejects(model.predict(row, {unit: arms.gb, explain: true}), ExplanationUnavailableError)
+    await assert.rejects(
+      model.predictBatch([row], {units: [arms.gb], explain: true}),
+      ExplanationUnavailableError
+    )
+    const answer = await model.predict(row, {unit: arms.gb})
+    assert.deepEqual([answer.arm, answer.modelVersion], ['gb', GB])
+    await delivered(c)
+    assert.deepEqual(
+      [...trainer.predictions.keys()],
+      [answer.predictionId],
+      'only the answered row is recorded'
+    )
+    assert.equal(trainer.predictions.get(answer.predictionId).fallback, undefined)
   })
 
   test('the runtime down: scored in-process, each unit by the arm the runtime gave it', async () => {

@@ -23,6 +23,7 @@ from ml_matching.contract.assignment import BUCKETS, HASH_VERSION, unit_bytes
 from ml_matching.contract.holdout import LIVE
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime.coalesce import RowCoalescer
+from ml_matching.runtime.errors import NotExplainable
 from ml_matching.runtime.experiments import Arms, Held, Route
 from ml_matching.runtime.ledger import LedgerSender
 from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_prediction_id
@@ -266,8 +267,10 @@ class Serving:
         A candidate (or the frozen holdout) that raises never fails an answer: control serves the
         unit, the ledger says why (the controller's error-rate guardrail reads it), and the log says
         it at most once every WARN_EVERY seconds for the same version and reason (every row of a
-        failing candidate would otherwise log a line)."""
-        if not self._guarded(route, arms):
+        failing candidate would otherwise log a line). An explanation the version cannot give
+        (NotExplainable: no explainer, or EXPLAIN_LOAD=off) is not a failure of it but a question
+        it cannot answer: refused (409) as for control, never answered by control in its name."""
+        if isinstance(exc, NotExplainable) or not self._guarded(route, arms):
             raise exc
         why = f"{route.scorer.version} raised {type(exc).__name__}: {exc}"
         now = time.monotonic()
