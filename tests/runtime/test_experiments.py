@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -384,10 +385,20 @@ class _Trainer:
     "joined"}``), keeping each body it took. With ``break_first`` (a status), its first answer breaks off
     mid-body, as from a trainer killed while it answers or a proxy's error page
     (``http.client.IncompleteRead``, which is not an ``OSError``). With ``max_body``, a larger body
-    gets the trainer's 413; with ``status``, every request gets that error (a proxy's 401, say)."""
+    gets the trainer's 413; with ``status``, every request gets that error (a proxy's 401, say), or
+    the first ``times`` requests (a trainer whose disk is full answers 507, then takes rows again)."""
+
+    ERRORS: ClassVar[dict[int, tuple[str, str]]] = {
+        401: ("unauthorized", "missing or wrong bearer token"),
+        507: ("insufficient_storage", "/data/outcomes.sqlite: database or disk is full"),
+    }
 
     def __init__(
-        self, break_first: int | None = None, max_body: int | None = None, status: int | None = None
+        self,
+        break_first: int | None = None,
+        max_body: int | None = None,
+        status: int | None = None,
+        times: int | None = None,
     ) -> None:
         self.bodies: list[bytes] = []
         self.posts = 0
@@ -395,6 +406,7 @@ class _Trainer:
         self._break = break_first  # the status of the answer that breaks off
         self._max_body = max_body
         self._status = status
+        self._times = times
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -406,8 +418,10 @@ class _Trainer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 trainer.posts += 1
-                if trainer._status is not None:
-                    self._error(trainer._status, "unauthorized", "missing or wrong bearer token")
+                if trainer._status is not None and (
+                    trainer._times is None or trainer.posts <= trainer._times
+                ):
+                    self._error(trainer._status, *trainer.ERRORS[trainer._status])
                     return
                 if trainer._max_body is not None and len(body) > trainer._max_body:
                     detail = f"request body is larger than MAX_BODY_BYTES ({trainer._max_body} bytes)"
@@ -533,6 +547,54 @@ def test_a_refusal_that_is_not_about_the_rows_drops_the_batch_in_one_post() -> N
     finally:
         trainer.close()
     assert (trainer.posts, sender.counts.refused, sender.counts.dropped) == (1, 50, 50)
+
+
+def test_a_trainer_that_keeps_failing_is_logged_once_then_its_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows wait while the trainer answers 507 (its disk full); the log says so once, with the
+    trainer's reason, not at every retry, and says when it takes rows again."""
+    monkeypatch.setattr(ledger, "BACKOFF", (0.01,))
+    trainer = _Trainer(status=507, times=6)
+    sender = LedgerSender(trainer.url, 100, linger=0.0)
+    rows = _ledger_rows(3)
+    sender.put(rows)
+    with caplog.at_level(logging.INFO, logger="ml_matching"):
+        try:
+            send_queued(sender)
+        finally:
+            trainer.close()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "ml_matching"]
+    assert said == [
+        (
+            "WARNING",
+            f"ledger: the trainer at {sender.url} answers 507 (/data/outcomes.sqlite: database or disk is "
+            "full); rows wait in the queue and are sent again",
+        ),
+        ("INFO", f"ledger: the trainer at {sender.url} takes rows again"),
+    ]
+    assert trainer.posts == 7 and (sender.counts.sent, sender.counts.dropped) == (3, 0)
+
+
+def test_rows_a_full_queue_drops_are_logged_with_their_count_not_at_every_drop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ledger, "DROPS_LOGGED_EVERY", 3600.0)
+    sender = LedgerSender("http://127.0.0.1:9", 5)
+    rows = _ledger_rows(12)
+    with caplog.at_level(logging.WARNING, logger="ml_matching"):
+        sender.put(rows[:8])  # 3 dropped: said
+        sender.put(rows[8:10])  # 2 more: counted, not said again within the hour
+        sender.put(rows[10:11])
+        monkeypatch.setattr(ledger, "DROPS_LOGGED_EVERY", 0.0)  # the hour is up
+        sender.put(rows[11:])
+    said = [r.getMessage() for r in caplog.records if r.name == "ml_matching"]
+    assert [m.split(" (")[0] for m in said] == [
+        "ledger: 3 rows dropped: the ledger queue is full",
+        "ledger: 4 rows dropped: the ledger queue is full",
+    ]
+    assert "LEDGER_QUEUE=5 rows" in said[0]
+    assert sender.counts.dropped == 7
 
 
 @pytest.mark.parametrize("status", [200, 502], ids=["answer", "error-answer"])

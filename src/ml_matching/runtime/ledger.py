@@ -46,6 +46,10 @@ CONTENT = (400, 409, 422)
 #: Batches sent at a size halved by a 413 before it is doubled again (the oversized row that caused
 #: it may be gone; a trainer whose limit stays costs one 413 in this many).
 GROW_AFTER = 10
+#: Why rows are dropped when the queue is full; logged at most once in this many seconds, with the
+#: count since (a full queue drops rows on every request until the trainer catches up).
+FULL = "the ledger queue is full"
+DROPS_LOGGED_EVERY = 10.0
 #: Rows per call of the encoder. One msgspec call cannot be interrupted: 1,000 rows held the GIL for
 #: about 1.8 ms, and the event loop, waiting for it while another thread encoded, added 4–5 ms to
 #: the p99 of /predict (bench/experiments.py). 100 rows hold it for about 0.2 ms.
@@ -91,6 +95,9 @@ class LedgerSender:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._encode = msgspec.json.Encoder().encode
+        self._failing: str | None = None  # the kind of failure last logged (None: sending works)
+        self._full_unlogged = 0  # rows dropped by a full queue since it was last logged
+        self._full_logged_at = -DROPS_LOGGED_EVERY
         #: Told the number of rows each time some are dropped, and why (the service's metrics).
         self.on_drop: Callable[[int, str], None] = lambda n, why: None
 
@@ -112,7 +119,7 @@ class LedgerSender:
             if was_empty or self.counts.queued >= BATCH_ROWS:  # the sender waits for nothing else
                 self._wake.notify()
         if kept < len(rows):
-            self._drop(len(rows) - kept, "the ledger queue is full")
+            self._drop(len(rows) - kept, FULL)
 
     def encode(self, rows: list[LedgerRow]) -> list[Encoded]:
         """``rows`` as JSON, in parts of at most BATCH_ROWS rows, ENCODE_ROWS rows per call."""
@@ -126,6 +133,17 @@ class LedgerSender:
     def _drop(self, n: int, why: str) -> None:
         with self._wake:  # put() runs on the event loop and the shadow thread, refusals on the sender's
             self.counts.dropped += n
+            if why == FULL:  # said at most once every DROPS_LOGGED_EVERY seconds, with how many
+                self._full_unlogged += n
+                now = time.monotonic()
+                due, dropped = now >= self._full_logged_at + DROPS_LOGGED_EVERY, self._full_unlogged
+                if due:
+                    self._full_logged_at, self._full_unlogged = now, 0
+        if why == FULL and due:
+            log.warning(
+                "ledger: %d rows dropped: %s (LEDGER_QUEUE=%d rows, the trainer at %s: %s)",
+                dropped, why, self.capacity, self.url, self.counts.last_error or "taking rows",
+            )  # fmt: skip
         self.on_drop(n, why)
 
     def start(self) -> None:
@@ -249,20 +267,29 @@ class LedgerSender:
             if 400 <= exc.code < 500 and exc.code not in LATER:
                 log.warning("ledger: the trainer refused %d rows (%d %s); dropped", rows, exc.code, detail)
                 return "rejected"
+            self._waiting(str(exc.code), f"answers {exc.code} ({detail})")
             return "retry"
         except (OSError, http.client.HTTPException) as exc:
             # HTTPException: an answer that broke off (IncompleteRead) or was no HTTP at all; the
             # batch may have been stored, and its ids make sending it again harmless.
-            if self.counts.last_error is None:
-                log.warning(
-                    "ledger: the trainer at %s is unreachable (%s); rows wait in the queue", self.url, exc
-                )
+            self._waiting("unreachable", f"is unreachable ({exc})")
             self.counts.last_error = f"unreachable: {exc}"
             return "retry"
-        if self.counts.last_error is not None:
+        if self._failing is not None:
             log.info("ledger: the trainer at %s takes rows again", self.url)
+            self._failing = None
         self.counts.last_error = None
         return "sent"
+
+    def _waiting(self, kind: str, what: str) -> None:
+        """Log that rows wait because the trainer ``what``: once for each kind of failure in a row
+        (a trainer that answers 507 for an hour, or stays unreachable, is said once, not at every
+        retry; a change from one to the other is said again)."""
+        if kind != self._failing:
+            self._failing = kind
+            log.warning(
+                "ledger: the trainer at %s %s; rows wait in the queue and are sent again", self.url, what
+            )
 
 
 def _front(queue: deque[Encoded], limit: int = BATCH_ROWS) -> list[Encoded]:
