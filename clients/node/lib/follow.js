@@ -221,15 +221,23 @@ export class FollowingModel {
     const unit = options.unit ?? undefined
     if (unit !== undefined) checkUnit(unit)
     const arms = this.#arms // one read: a swap during the call does not change its arms
-    const [chosen, first] = this.#route(arms, this.#held, unit)
-    const explain = options.explain ? {explain: true} : {}
-    const live = this.#live(arms)
-    const scored = await this.#score(live, chosen, [first], (m) => m.scoredOne(row, explain))
-    const {answer, p, x} = scored.result
-    const [route] = scored.routes
-    const id = newPredictionId()
-    this.#record(arms, [{route, model: scored.model, x, offset: 0, p, id, input: row, ms: scored.ms}])
-    return servedOne(answer, id, route)
+    const shadows = this.#holdShadows(arms)
+    let queued = false
+    try {
+      const [chosen, first] = this.#route(arms, this.#held, unit)
+      const explain = options.explain ? {explain: true} : {}
+      const live = this.#live(arms)
+      const scored = await this.#score(live, chosen, [first], (m) => m.scoredOne(row, explain))
+      const {answer, p, x} = scored.result
+      const [route] = scored.routes
+      const id = newPredictionId()
+      queued = this.#record(arms, [
+        {route, model: scored.model, x, offset: 0, p, id, input: row, ms: scored.ms}
+      ])
+      return servedOne(answer, id, route)
+    } finally {
+      if (!queued) for (const shadow of shadows) this.#release(shadow)
+    }
   }
 
   /**
@@ -248,17 +256,23 @@ export class FollowingModel {
     const arms = this.#arms
     const held = this.#held
     const running = arms?.experiment.state === 'running' ? arms : undefined
-    if (units !== undefined && (running !== undefined || held !== undefined))
-      return this.#batchByUnit(rows, units, explain, running, held)
-    const model = this.#live(running)
-    const {result, ms} = await this.#score(model, model, [], (m) => m.scored(rows, explain))
-    const {answer, p, x} = result
-    const ids = rows.map(() => newPredictionId())
-    this.#record(
-      arms,
-      rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
-    )
-    return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
+    const shadows = this.#holdShadows(arms)
+    const queued = {done: false}
+    try {
+      if (units !== undefined && (running !== undefined || held !== undefined))
+        return await this.#batchByUnit(rows, units, explain, running, held, queued)
+      const model = this.#live(running)
+      const {result, ms} = await this.#score(model, model, [], (m) => m.scored(rows, explain))
+      const {answer, p, x} = result
+      const ids = rows.map(() => newPredictionId())
+      queued.done = this.#record(
+        arms,
+        rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
+      )
+      return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
+    } finally {
+      if (!queued.done) for (const shadow of shadows) this.#release(shadow)
+    }
   }
 
   /**
@@ -270,9 +284,11 @@ export class FollowingModel {
    * @param {{explain?: boolean}} explain
    * @param {Arms | undefined} running
    * @param {Held | undefined} held
+   * @param {{done: boolean}} queued
+   *   Set when the rows' shadow work is queued (it then releases the shadows the batch holds).
    * @returns {Promise<ServedBatchPrediction>}
    */
-  async #batchByUnit(rows, units, explain, running, held) {
+  async #batchByUnit(rows, units, explain, running, held, queued) {
     const control = this.#live(running)
     // Refused as the runtime refuses a batch: against control's feature set, naming the row.
     control.checkRows(rows)
@@ -291,7 +307,9 @@ export class FollowingModel {
     const entries = new Array(rows.length)
     /** @type {Map<string, {baseValue: number | null, explanationScale: string | null}>} */
     const bases = new Map() // each version's explanation base: the versions differ
-    for (const model of groups.keys()) this.#acquire(model) // none is closed before its turn
+    // None is closed before its turn, nor control, which may stand in for any group.
+    const using = new Set([control, ...groups.keys()])
+    for (const model of using) this.#acquire(model)
     try {
       for (const [chosen, group] of groups) {
         const inputs = group.map((i) => rows[i])
@@ -315,9 +333,9 @@ export class FollowingModel {
           bases.set(model.version, {baseValue, explanationScale})
       }
     } finally {
-      for (const model of groups.keys()) this.#release(model)
+      for (const model of using) this.#release(model)
     }
-    this.#record(running, entries)
+    queued.done = this.#record(running, entries)
     return {
       predictions,
       featureImportance: control.importance,
@@ -722,17 +740,18 @@ export class FollowingModel {
    *
    * @param {Arms | undefined} arms
    * @param {ReadonlyArray<Entry>} entries
+   * @returns {boolean} whether shadow work was queued (it releases the shadows the request holds)
    */
   #record(arms, entries) {
     const mode = this.#ledger.mode
-    if (mode === 'off') return
+    if (mode === 'off') return false
     try {
       // Under the holdout every keyed row is kept, on either side: the trainer compares the sides.
       const keep =
         mode === 'all'
           ? entries
           : entries.filter((e) => e.route.experiment !== undefined || e.route.holdout !== undefined)
-      if (keep.length === 0) return
+      if (keep.length === 0) return false
       const at = new Date().toISOString()
       const shadows = arms?.shadows.length ? arms : undefined
       /** @type {Array<LedgerRow>} */
@@ -747,22 +766,38 @@ export class FollowingModel {
         const row = ledgerRow(e.id, at, e.model.version, e.p, features, e.route, e.ms)
         if (shadows && e.route.experiment !== undefined) {
           shadowed.push(row)
-          inputs.push(e.input)
+          inputs.push({...e.input}) // scored after the answer: the caller may reuse its object by then
         } else plain.push(row)
       }
       if (plain.length > 0) this.#ledger.record(plain, true)
       if (shadows && shadowed.length > 0) {
         this.#ledger.record(shadowed, false)
         this.#queueShadows({arms: shadows, rows: shadowed, inputs})
+        return true
       }
     } catch (error) {
       this.#logger.warn(`ml-matching: prediction-ledger rows not recorded: ${describe(error)}`)
     }
+    return false
   }
 
-  /** @param {ShadowWork} work */
+  /**
+   * Hold `arms`' shadow versions for one request, from the moment it reads the arms: a check that
+   * lets the experiment go meanwhile retires them, and closes at once a version nobody holds, so the
+   * request's shadow work, queued after its answer, would find them closed. Released when that work
+   * is done, or by the request when it queues none.
+   *
+   * @param {Arms | undefined} arms
+   * @returns {ReadonlyArray<OnnxModel>}
+   */
+  #holdShadows(arms) {
+    const shadows = arms?.shadows ?? []
+    for (const shadow of shadows) this.#acquire(shadow)
+    return shadows
+  }
+
+  /** @param {ShadowWork} work the rows of one request, whose shadows it holds (see #holdShadows) */
   #queueShadows(work) {
-    for (const shadow of work.arms.shadows) this.#acquire(shadow)
     this.#shadowQueue.push(work)
     if (this.#shadowing) return
     this.#shadowing = true
@@ -829,7 +864,7 @@ export class FollowingModel {
       return
     }
     this.#busy.delete(model)
-    if (this.#loaded.get(model.version) !== model) void model.close()
+    if (this.#loaded.get(model.version) !== model) this.#close(model)
   }
 
   /** Let go of every model neither served, nor in the experiment or the holdout: closed now, or when idle. */
@@ -845,8 +880,20 @@ export class FollowingModel {
     for (const [version, model] of this.#loaded) {
       if (kept.has(model)) continue
       this.#loaded.delete(version)
-      if (!this.#busy.get(model)) void model.close()
+      if (!this.#busy.get(model)) this.#close(model)
     }
+  }
+
+  /**
+   * Close a version let go of; a failure is logged, never left unhandled (Node ends the process on
+   * an unhandled rejection).
+   *
+   * @param {OnnxModel} model
+   */
+  #close(model) {
+    model.close().catch((error) => {
+      this.#logger.warn(`ml-matching: closing version ${model.version} failed: ${describe(error)}`)
+    })
   }
 }
 

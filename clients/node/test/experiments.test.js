@@ -21,6 +21,7 @@ import {
 import {HASH_VERSION} from '../lib/assignment.js'
 import {UUID7} from '../lib/ids.js'
 import {unitHeader} from '../lib/runtime-client.js'
+import {OnnxModel} from '../lib/model.js'
 import {Scorer} from '../lib/scorer.js'
 import {
   FakeRuntime,
@@ -445,6 +446,69 @@ describe('experiments', () => {
       'only the answered row is recorded'
     )
     assert.equal(trainer.predictions.get(answer.predictionId).fallback, undefined)
+  })
+
+  test('an experiment let go while a keyed request scores: its shadow still scores the row, each version closes once', async (t) => {
+    const c = client()
+    const model = await follow(c)
+    /** @type {Array<string>} */
+    const closed = []
+    const close = OnnxModel.prototype.close
+    t.mock.method(
+      OnnxModel.prototype,
+      'close',
+      /** @this {OnnxModel} */ function () {
+        closed.push(this.version)
+        return close.call(this)
+      }
+    )
+    /** @type {() => void} */
+    let go = () => {}
+    const gate = new Promise((resolve) => (go = () => resolve(undefined)))
+    const one = Scorer.prototype.scoredOne
+    t.mock.method(
+      Scorer.prototype,
+      'scoredOne',
+      /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
+        return this.version === RF
+          ? gate.then(() => one.call(this, row, options))
+          : one.call(this, row, options)
+      }
+    )
+    const row = uniformRow(names, 0.5)
+    const inFlight = model.predict(row, {unit: arms.control}) // control scores; GB only shadows it
+    runtime.experiment = null
+    assert.equal(await model.check(), true, 'the experiment is let go, GB with it')
+    go()
+    const answer = await inFlight
+    assert.deepEqual([answer.experiment, answer.arm, answer.modelVersion], [experiment.id, 'control', RF])
+    await delivered(c)
+    const [shadow] = trainer.predictions.get(answer.predictionId).shadow
+    assert.equal(shadow.version, GB)
+    assert.equal(typeof shadow.probability, 'number', `the shadow scored the row: ${JSON.stringify(shadow)}`)
+    assert.deepEqual(closed, [GB], 'GB closed once, after its shadow work; RF still served')
+  })
+
+  test('a shadow scores the row as it was answered, whatever the caller does with its object after', async (t) => {
+    const c = client()
+    const model = await follow(c)
+    /** @type {Array<number>} */
+    const seen = []
+    const original = Scorer.prototype.probabilities
+    t.mock.method(
+      Scorer.prototype,
+      'probabilities',
+      /** @this {Scorer} */ function (/** @type {any} */ rows) {
+        if (this.version === GB) seen.push(...rows.map((/** @type {any} */ r) => r[names[0]]))
+        return original.call(this, rows)
+      }
+    )
+    const row = uniformRow(names, 0.25)
+    const answer = await model.predict(row, {unit: arms.control})
+    row[names[0]] = 0.75 // the caller reuses its object once answered, before the shadow scores
+    await delivered(c)
+    assert.deepEqual(seen, [0.25])
+    assert.equal(trainer.predictions.get(answer.predictionId).features[names[0]], 0.25)
   })
 
   test('the runtime down: scored in-process, each unit by the arm the runtime gave it', async () => {
