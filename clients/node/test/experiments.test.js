@@ -30,6 +30,7 @@ import {
   OTHER,
   REPO,
   RF,
+  around,
   breakScoring,
   experimentOf,
   memoryLogger,
@@ -413,24 +414,14 @@ describe('experiments', () => {
     const model = await follow(c)
     // GB as if trained before explainers existed: what its scorer throws for {explain: true}.
     const unexplained = () => new ExplanationUnavailableError(`version ${GB} has no explainer`)
-    const one = Scorer.prototype.scoredOne
-    t.mock.method(
-      Scorer.prototype,
-      'scoredOne',
-      /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
-        if (this.version === GB && options?.explain) throw unexplained()
-        return one.call(this, row, options)
-      }
-    )
-    const many = Scorer.prototype.scored
-    t.mock.method(
-      Scorer.prototype,
-      'scored',
-      /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
-        if (this.version === GB && options?.explain) return Promise.reject(unexplained())
-        return many.call(this, rows, options)
-      }
-    )
+    around(t, Scorer.prototype, 'scoredOne', function (one, row, options) {
+      if (this.version === GB && options?.explain) throw unexplained()
+      return one(row, options)
+    })
+    around(t, Scorer.prototype, 'scored', function (many, rows, options) {
+      if (this.version === GB && options?.explain) return Promise.reject(unexplained())
+      return many(rows, options)
+    })
     const row = uniformRow(names, 0.5)
     await assert.rejects(model.predict(row, {unit: arms.gb, explain: true}), ExplanationUnavailableError)
     await assert.rejects(
@@ -453,28 +444,16 @@ describe('experiments', () => {
     const model = await follow(c)
     /** @type {Array<string>} */
     const closed = []
-    const close = OnnxModel.prototype.close
-    t.mock.method(
-      OnnxModel.prototype,
-      'close',
-      /** @this {OnnxModel} */ function () {
-        closed.push(this.version)
-        return close.call(this)
-      }
-    )
+    around(t, OnnxModel.prototype, 'close', function (close) {
+      closed.push(this.version)
+      return close()
+    })
     /** @type {() => void} */
     let go = () => {}
     const gate = new Promise((resolve) => (go = () => resolve(undefined)))
-    const one = Scorer.prototype.scoredOne
-    t.mock.method(
-      Scorer.prototype,
-      'scoredOne',
-      /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
-        return this.version === RF
-          ? gate.then(() => one.call(this, row, options))
-          : one.call(this, row, options)
-      }
-    )
+    around(t, Scorer.prototype, 'scoredOne', function (one, row, options) {
+      return this.version === RF ? gate.then(() => one(row, options)) : one(row, options)
+    })
     const row = uniformRow(names, 0.5)
     const inFlight = model.predict(row, {unit: arms.control}) // control scores; GB only shadows it
     runtime.experiment = null
@@ -494,15 +473,10 @@ describe('experiments', () => {
     const model = await follow(c)
     /** @type {Array<number>} */
     const seen = []
-    const original = Scorer.prototype.probabilities
-    t.mock.method(
-      Scorer.prototype,
-      'probabilities',
-      /** @this {Scorer} */ function (/** @type {any} */ rows) {
-        if (this.version === GB) seen.push(...rows.map((/** @type {any} */ r) => r[names[0]]))
-        return original.call(this, rows)
-      }
-    )
+    around(t, Scorer.prototype, 'probabilities', function (original, rows) {
+      if (this.version === GB) seen.push(...rows.map((/** @type {any} */ r) => r[names[0]]))
+      return original(rows)
+    })
     const row = uniformRow(names, 0.25)
     const answer = await model.predict(row, {unit: arms.control})
     row[names[0]] = 0.75 // the caller reuses its object once answered, before the shadow scores

@@ -86,6 +86,26 @@ export function testWhen(unavailable) {
 }
 
 /**
+ * Wrap method `name` of `proto` for the rest of test `t`: `wrap` runs as the method, with `this`
+ * the instance and, first, the original bound to it.
+ *
+ * @param {TestContext} t
+ * @param {any} proto
+ * @param {string} name
+ * @param {(this: any, original: (...args: any[]) => any, ...args: any[]) => any} wrap
+ */
+export function around(t, proto, name, wrap) {
+  const original = proto[name]
+  t.mock.method(
+    proto,
+    name,
+    /** @this {any} */ function (/** @type {any[]} */ ...args) {
+      return wrap.call(this, (/** @type {any[]} */ ...a) => original.apply(this, a), ...args)
+    }
+  )
+}
+
+/**
  * Make `version`'s in-process scoring throw for the rest of test `t`, as a lost onnxruntime session
  * would: every one-row call, and the batches `batches` picks (all by default).
  *
@@ -95,24 +115,14 @@ export function testWhen(unavailable) {
  */
 export function breakScoring(t, version, batches = () => true) {
   const gone = () => new RangeError('the session is gone')
-  const one = Scorer.prototype.scoredOne
-  t.mock.method(
-    Scorer.prototype,
-    'scoredOne',
-    /** @this {Scorer} */ function (/** @type {any} */ row, /** @type {any} */ options) {
-      if (this.version === version) throw gone()
-      return one.call(this, row, options)
-    }
-  )
-  const many = Scorer.prototype.scored
-  t.mock.method(
-    Scorer.prototype,
-    'scored',
-    /** @this {Scorer} */ function (/** @type {any} */ rows, /** @type {any} */ options) {
-      if (this.version === version && batches(rows)) return Promise.reject(gone())
-      return many.call(this, rows, options)
-    }
-  )
+  around(t, Scorer.prototype, 'scoredOne', function (one, row, options) {
+    if (this.version === version) throw gone()
+    return one(row, options)
+  })
+  around(t, Scorer.prototype, 'scored', function (many, rows, options) {
+    if (this.version === version && batches(rows)) return Promise.reject(gone())
+    return many(rows, options)
+  })
 }
 
 /**
