@@ -20,12 +20,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import read_active
+from ml_matching.contract import StorageFull, read_active
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import now, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
-from ml_matching.trainer import TrainerSettings, create_app
+from ml_matching.trainer import TrainerSettings, create_app, database
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
 from tests.prometheus import parse, value
 from tests.trainer.conftest import ADMIN
@@ -171,6 +171,32 @@ def test_a_shuffled_candidate_is_rolled_back(client: Client, store: Path) -> Non
     assert served is not None and (served.state, served.candidates[0].weight) == ("stopped", 0)
     assert read_active(store) == RF_VERSION, "ACTIVE stays the champion"
     assert all(r["identical"] for r in client.get(f"/experiments/{experiment_id}/replay").json())
+
+
+def test_a_promotion_whose_commit_fails_leaves_active_and_the_experiment_as_they_were(
+    client: Client, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACTIVE, like EXPERIMENT, is written inside the promotion's transaction: a full disk at its
+    commit rolls the database back and must put both files back, or retraining and every keyless
+    request would move to a candidate the database never promoted."""
+    experiment_id = _start(client, [{"weight": 1000}, {"weight": 5000}])
+    before = read_experiment(store)
+    real = database._SqliteTx.execute
+
+    def full_at_commit(self: Any, sql: str, *params: Any) -> Any:
+        if sql == "COMMIT":
+            self._db.connection.execute("ROLLBACK")
+            raise StorageFull("database or disk is full")
+        return real(self, sql, *params)
+
+    monkeypatch.setattr(database._SqliteTx, "execute", full_at_commit)
+    assert client.post(f"/experiments/{experiment_id}/promote", headers=ADMIN).status_code == 507
+    monkeypatch.setattr(database._SqliteTx, "execute", real)
+    assert read_active(store) == RF_VERSION
+    assert read_experiment(store) == before
+    assert _view(client, experiment_id)["phase"] == "ramp"
+    assert client.post(f"/experiments/{experiment_id}/promote", headers=ADMIN).status_code == 200
+    assert read_active(store) == GB_VERSION
 
 
 def test_a_failing_candidate_is_rolled_back_by_the_error_guardrail(client: Client, store: Path) -> None:

@@ -11,7 +11,9 @@ every decision of the controller from the ledger and the outcomes as they stood 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import msgspec
 
 from ml_matching.contract import write_active
 from ml_matching.contract.experiment import EXPERIMENT_FILE, Experiment, now
-from ml_matching.contract.store import Publication, publication
+from ml_matching.contract.store import ACTIVE_FILE, Publication, publication
 from ml_matching.trainer.controller import Decision, Look, after, decide, look, serving
 from ml_matching.trainer.database import Tx
 from ml_matching.trainer.errors import ExperimentConflict
@@ -50,7 +52,7 @@ class Rollouts:
     def tick(self) -> list[str]:
         """One look at every controlled experiment; the decisions taken, as ``id: kind``."""
         taken = []
-        with publication(self.root, EXPERIMENT_FILE) as published, self.book.db.write() as tx:
+        with self._publishing() as (published, active), self.book.db.write() as tx:
             at = now()
             for c in self.book.under_control(tx):
                 assert c.plan is not None
@@ -62,9 +64,8 @@ class Rollouts:
                     if progress != c.progress:
                         self.book.save(tx, c.experiment, progress)
                     continue
-                self._apply(
-                    tx, published, Controlled(c.experiment, c.plan, progress), decision, "controller", at
-                )
+                controlled = Controlled(c.experiment, c.plan, progress)
+                self._apply(tx, (published, active), controlled, decision, "controller", at)
                 taken.append(f"{c.experiment.id}: {decision.kind}")
         return taken
 
@@ -79,7 +80,7 @@ class Rollouts:
         """A person's override, applied and recorded like a decision (with the statistics of now).
         ``step``: the ramp step the caller saw; refused if the experiment has moved since (a retry of
         an ``advance`` whose answer was lost would otherwise skip a step)."""
-        with publication(self.root, EXPERIMENT_FILE) as published, self.book.db.write() as tx:
+        with self._publishing() as files, self.book.db.write() as tx:
             c = self.book.controlled(tx, experiment_id)
             if c.plan is None or c.progress is None:
                 raise ExperimentConflict(
@@ -97,11 +98,23 @@ class Rollouts:
                 )
             at = now()
             seen = look(tx, c.experiment, c.plan, c.progress, at)
-            self._apply(tx, published, c, Decision(action, reason or f"{action} by hand", seen), by, at)
+            self._apply(tx, files, c, Decision(action, reason or f"{action} by hand", seen), by, at)
+
+    @contextlib.contextmanager
+    def _publishing(self) -> Iterator[tuple[Publication, Publication]]:
+        """The two files a decision may publish inside its transaction, ``EXPERIMENT`` and (a
+        promotion) ``ACTIVE``: both put back if the transaction fails, its commit included, so
+        neither runs ahead of the database."""
+        with (
+            publication(self.root, EXPERIMENT_FILE) as experiment,
+            publication(self.root, ACTIVE_FILE) as active,
+        ):
+            yield experiment, active
 
     def _apply(
-        self, tx: Tx, published: Publication, c: Controlled, decision: Decision, by: str, at: str
-    ) -> None:
+        self, tx: Tx, files: tuple[Publication, Publication], c: Controlled, decision: Decision, by: str,
+        at: str,
+    ) -> None:  # fmt: skip
         assert c.plan is not None
         assert c.progress is not None
         progress = after(decision.kind, c.plan, c.progress, at)
@@ -119,10 +132,11 @@ class Rollouts:
             "revision": experiment.revision,
         }
         self.book.log_event(tx, experiment.id, decision.kind, by, decision.reason, details, at=at)
+        published, active = files
         if changes_serving:
             self.book.publish(experiment, published)  # inside the transaction: a failed write changes nothing
         if decision.kind == "promote":
-            write_active(self.root, c.experiment.candidates[0].version)
+            active(lambda: write_active(self.root, c.experiment.candidates[0].version))
         log.info("experiment %s: %s (%s): %s", experiment.id, decision.kind, by, decision.reason)
 
     def replay(self, experiment_id: str) -> list[Replayed]:
