@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 
 from ml_matching.contract import MLMatchingError, StorageFull, list_versions, read_active
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
-from ml_matching.contract.experiment import Experiment, read_experiment
+from ml_matching.contract.experiment import Experiment, now, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
 from ml_matching.trainer import TrainerSettings, create_app, database, observations
@@ -318,6 +318,27 @@ def test_a_ledger_row_must_be_a_row_its_version_scores(
     assert client.get(f"/experiments/{experiment.id}").json()["arms"][0]["rows"] == 0, (
         "nothing of the batch kept"
     )
+
+
+def test_an_experiment_of_shadows_alone_shows_control_s_metrics(client: Client, models: Path) -> None:
+    """Control serves every unit: its matured outcomes are its metrics, as with a candidate beside it."""
+    assert _start(client, candidates=[], shadow=[COPY]).status_code == 201
+    experiment = read_experiment(models)
+    assert experiment is not None
+    rows = [
+        msgspec.structs.replace(
+            ledger_row(experiment, f"brand-{i}", (ShadowScore(COPY, 0.3),)), probability=p, at=now()
+        )
+        for i, p in enumerate((0.9, 0.8, 0.3, 0.2))
+    ]
+    assert _post_rows(client, rows).status_code == 200
+    outcomes = [
+        {"predictionId": r.prediction_id, "outcome": y} for r, y in zip(rows, (1, 1, 0, 1), strict=True)
+    ]
+    assert client.post("/outcomes", json={"outcomes": outcomes}).status_code == 200
+    (control,) = client.get(f"/experiments/{experiment.id}").json()["arms"]
+    assert (control["arm"], control["matured"]) == ("control", 4)
+    assert control["metrics"]["n"] == 4 and control["metrics"]["successRate"] == 0.75
 
 
 def test_a_ledger_row_at_a_bound_float32_cannot_hold_is_kept_and_joins(client: Client, models: Path) -> None:

@@ -138,7 +138,8 @@ def _row(h: Holdout, side: str, p: float, at: str, **changes: Any) -> LedgerRow:
 
 def test_the_gain_is_live_minus_holdout_over_matured_outcomes(client: Client, models: Path) -> None:
     """Metrics per side against scikit-learn, the gain against the sides' own losses; a prediction past
-    its horizon without an outcome counts as a failure; a fallback row is on neither side."""
+    its horizon without an outcome counts as a failure; a row live served for a held unit is on neither
+    side, one an experiment's control served for a live unit is live's."""
     assert _hold(client, version=GB_VERSION, horizonDays=1).status_code == 201
     h = read_holdout(models)
     assert h is not None
@@ -164,14 +165,19 @@ def test_the_gain_is_live_minus_holdout_over_matured_outcomes(client: Client, mo
     waiting = _row(h, LIVE, 0.4, recent)  # no outcome yet, within its horizon: not matured
     fell = _row(h, HOLDOUT, 0.2, recent, version=RF_VERSION, fallback=True, error="raised")
     outcomes.append({"predictionId": fell.prediction_id, "outcome": 1})
+    # A live unit in an experiment whose candidate raised: control served it, and it is live's.
+    stood_in = _row(h, LIVE, 0.3, recent, experiment="exp-x", revision=1, arm="candidate", fallback=True)
+    outcomes.append({"predictionId": stood_in.prediction_id, "outcome": 1})
+    sides[LIVE][0].append(0.3)
+    sides[LIVE][1].append(1)
     elsewhere = _row(h, LIVE, 0.9, recent, holdout="holdout-other")
-    assert _post_rows(client, [*rows, expired, waiting, fell, elsewhere]).status_code == 200
+    assert _post_rows(client, [*rows, expired, waiting, fell, stood_in, elsewhere]).status_code == 200
     assert client.post("/outcomes", json={"outcomes": outcomes}).status_code == 200
 
     view = client.get(f"/holdouts/{h.id}").json()
     got = {s["side"]: s for s in view["sides"]}
     assert (got[HOLDOUT]["rows"], got[HOLDOUT]["fallback"], got[HOLDOUT]["matured"]) == (122, 1, 121)
-    assert (got[LIVE]["rows"], got[LIVE]["outcomes"], got[LIVE]["matured"]) == (401, 400, 400)
+    assert (got[LIVE]["rows"], got[LIVE]["outcomes"], got[LIVE]["matured"]) == (402, 401, 401)
     losses = {}
     for side, (p, y) in sides.items():
         m = got[side]["metrics"]

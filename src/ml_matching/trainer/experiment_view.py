@@ -124,10 +124,14 @@ def experiment_view(
 
 
 def _metrics(tx: Tx, experiment: Experiment, arms: dict[str, ArmStats], at: str) -> None:
-    """Each arm's metrics over the matured predictions its own version served."""
+    """Each arm's metrics over the matured predictions its own version served (control's too in an
+    experiment of shadows alone, where control serves every unit)."""
     for candidate in experiment.candidates:
         control, treated = seen.split(tx, experiment, candidate.arm, experiment.created_at, at)
         arms[candidate.arm].metrics = arm_metrics(treated.p, treated.y)
+        arms[CONTROL].metrics = arm_metrics(control.p, control.y)
+    if not experiment.candidates:
+        control, _ = seen.split(tx, experiment, CONTROL, experiment.created_at, at)
         arms[CONTROL].metrics = arm_metrics(control.p, control.y)
 
 

@@ -67,7 +67,9 @@ def holdout_view(tx: Tx, record: HoldoutRecord, at: str) -> HoldoutView:
     """The holdout's two sides and the gain, from what the trainer had received by ``at``."""
     h = record.holdout
     rows = _rows(tx, h, at)
-    served = [r[:6] for r in rows if not r[6]]  # a fallback row is the holdout's unit, not its model
+    # A holdout row live served (its frozen version failed) is the holdout's unit, not its model: on
+    # neither side. A live row is live's whatever served it, an experiment's fallback included.
+    served = [r[:6] for r in rows if not (r[6] and r[0] == HOLDOUT)]
     own = {name: seen.matured(served, name, h.horizon_days) for name in (HOLDOUT, LIVE)}
     sides = [_side(name, [r for r in rows if r[0] == name], own[name]) for name in (HOLDOUT, LIVE)]
     held, live = own[HOLDOUT], own[LIVE]
