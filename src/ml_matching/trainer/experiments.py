@@ -5,7 +5,11 @@ set, weights within their regions, no other experiment running or paused), keeps
 log in the database, and publishes it as the store's ``EXPERIMENT`` inside the same transaction:
 if the file cannot be written, nothing is kept. Every runtime follows the file within
 ``MODEL_WATCH_SECONDS``. The database is the truth: at start-up the file is rewritten from it
-when the two disagree (a trainer killed between writing the file and committing).
+when the two disagree on an experiment it holds (a trainer killed between writing the file and
+committing a change). A file naming an experiment the database does not hold is left as it is,
+with a warning: a creation killed before its commit looks the same as a database replaced under a
+store whose experiment is still running, and removing the file would end that one. Starting a new
+experiment, or removing ``EXPERIMENT``, ends it.
 """
 
 from __future__ import annotations
@@ -255,8 +259,11 @@ class ExperimentBook:
                 row = tx.execute("SELECT record FROM experiments WHERE id = ?", on_file.id).fetchone()
                 if row is None:
                     log.warning(
-                        "EXPERIMENT names %s, which this database does not hold: left as is", on_file.id
-                    )
+                        "EXPERIMENT names %s, which this database does not hold: left as is, and runtimes "
+                        "follow it (its creation never committed, or the database was replaced); start a "
+                        "new experiment, or remove %s, to end it",
+                        on_file.id, self.root / EXPERIMENT_FILE,
+                    )  # fmt: skip
                     return
                 wanted = self._record.decode(row[0])
         if wanted is not None and wanted != on_file:

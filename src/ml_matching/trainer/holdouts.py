@@ -5,7 +5,9 @@ ACTIVE scores; at most :data:`~ml_matching.contract.holdout.MAX_HOLDOUT_WEIGHT` 
 other holdout running), keeps it in the ``holdouts`` table and publishes it as the store's
 ``HOLDOUT`` in the same transaction: if the file cannot be written, nothing is kept. Stopping it
 removes the file (its units rejoin the live side) and keeps its record and ledger rows, so its
-figures can still be read. At start-up the file is rewritten from the database when they disagree.
+figures can still be read. At start-up the file is rewritten from the database when they disagree,
+but for a file naming a holdout the database does not hold (see :mod:`.experiments`): left as it is,
+with a warning.
 
 A holdout has no controller and makes no decision: it measures. It is independent of experiments
 (its own salt, its own file), so one can run for months while experiments come and go.
