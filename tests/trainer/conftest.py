@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import default_feature_set
-from ml_matching.trainer import TrainerSettings, create_app
+from ml_matching.contract import StorageFull, default_feature_set
+from ml_matching.trainer import TrainerSettings, create_app, database
 from ml_matching.training.synth import synthesize
 from tests.support import Service
 from tests.training.conftest import FAST_CONFIG
@@ -27,6 +27,21 @@ def outcomes(n: int, seed: int, prefix: str = "o") -> list[dict[str, Any]]:
     body = synthesize(max(n, 2), FS, seed=seed)
     rows = zip(body["features"], body["outcomes"], strict=True)
     return [{"id": f"{prefix}{seed}-{i}", "features": f, "outcome": o} for i, (f, o) in enumerate(rows)][:n]
+
+
+def full_disk_at_commit(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Make every COMMIT of the SQLite database fail as on a full disk (the transaction rolled
+    back, StorageFull raised), until the function returned is called."""
+    real = database._SqliteTx.execute
+
+    def full_at_commit(self: Any, sql: str, *params: Any) -> Any:
+        if sql == "COMMIT":
+            self._db.connection.execute("ROLLBACK")
+            raise StorageFull("database or disk is full")
+        return real(self, sql, *params)
+
+    monkeypatch.setattr(database._SqliteTx, "execute", full_at_commit)
+    return lambda: monkeypatch.setattr(database._SqliteTx, "execute", real)
 
 
 @pytest.fixture

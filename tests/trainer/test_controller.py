@@ -20,15 +20,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import StorageFull, read_active
+from ml_matching.contract import read_active
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import now, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
-from ml_matching.trainer import TrainerSettings, create_app, database
+from ml_matching.trainer import TrainerSettings, create_app
 from tests.conftest import GB_VERSION, RF_VERSION, SEED_ROW
 from tests.prometheus import parse, value
-from tests.trainer.conftest import ADMIN
+from tests.trainer.conftest import ADMIN, full_disk_at_commit
 
 Client = TestClient[Litestar]
 ids = PredictionIds()
@@ -181,17 +181,9 @@ def test_a_promotion_whose_commit_fails_leaves_active_and_the_experiment_as_they
     request would move to a candidate the database never promoted."""
     experiment_id = _start(client, [{"weight": 1000}, {"weight": 5000}])
     before = read_experiment(store)
-    real = database._SqliteTx.execute
-
-    def full_at_commit(self: Any, sql: str, *params: Any) -> Any:
-        if sql == "COMMIT":
-            self._db.connection.execute("ROLLBACK")
-            raise StorageFull("database or disk is full")
-        return real(self, sql, *params)
-
-    monkeypatch.setattr(database._SqliteTx, "execute", full_at_commit)
+    commits = full_disk_at_commit(monkeypatch)
     assert client.post(f"/experiments/{experiment_id}/promote", headers=ADMIN).status_code == 507
-    monkeypatch.setattr(database._SqliteTx, "execute", real)
+    commits()
     assert read_active(store) == RF_VERSION
     assert read_experiment(store) == before
     assert _view(client, experiment_id)["phase"] == "ramp"

@@ -19,16 +19,16 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from ml_matching.contract import MLMatchingError, StorageFull, list_versions, read_active
+from ml_matching.contract import MLMatchingError, list_versions, read_active
 from ml_matching.contract.assignment import HASH_VERSION, unit_digest
 from ml_matching.contract.experiment import Experiment, now, read_experiment
 from ml_matching.contract.ids import PredictionIds
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
-from ml_matching.trainer import TrainerSettings, create_app, database, observations
+from ml_matching.trainer import TrainerSettings, create_app, observations
 from ml_matching.trainer.errors import ExperimentConflict
 from ml_matching.trainer.experiment_cli import call
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
-from tests.trainer.conftest import ADMIN, outcomes
+from tests.trainer.conftest import ADMIN, full_disk_at_commit, outcomes
 
 Client = TestClient[Litestar]
 ids = PredictionIds()
@@ -415,20 +415,12 @@ def test_a_commit_that_fails_leaves_the_published_file_as_it_was(
 ) -> None:
     """EXPERIMENT is written inside the transaction; when the commit then fails (a full disk), the
     file is put back, so no runtime follows an experiment the trainer does not hold."""
-    real = database._SqliteTx.execute
-
-    def full_at_commit(self: Any, sql: str, *params: Any) -> Any:
-        if sql == "COMMIT":
-            self._db.connection.execute("ROLLBACK")
-            raise StorageFull("database or disk is full")
-        return real(self, sql, *params)
-
-    monkeypatch.setattr(database._SqliteTx, "execute", full_at_commit)
+    commits = full_disk_at_commit(monkeypatch)
     assert _start(client).status_code == 507
     assert read_experiment(models) is None and client.get("/experiments").json() == []
-    monkeypatch.setattr(database._SqliteTx, "execute", real)
+    commits()
     experiment_id = _start(client).json()["id"]
-    monkeypatch.setattr(database._SqliteTx, "execute", full_at_commit)
+    full_disk_at_commit(monkeypatch)
     assert client.post(f"/experiments/{experiment_id}/pause", headers=ADMIN).status_code == 507
     on_file = read_experiment(models)
     assert on_file is not None and on_file.state == "running"
