@@ -185,9 +185,7 @@ export class LedgerQueue {
   #limit
   /** Lines of the file that no longer wait (delivered, or replaced by a later line). */
   #stale = 0
-  /** Rows waiting for their shadow scores. */
-  #held = 0
-  /** @type {Array<() => void>} told when no row waits for its shadow scores */
+  /** @type {Array<{ids: Set<string>, resolve: () => void}>} told when these rows have their shadow scores */
   #settled = []
 
   /**
@@ -226,18 +224,20 @@ export class LedgerQueue {
     const json = JSON.stringify(row)
     this.#spool.append(`{"prediction":${json}}\n`)
     this.#rows.set(row.predictionId, {id: row.predictionId, json, ready})
-    if (!ready) this.#held++
     return true
   }
 
   /**
-   * Resolves once no queued row waits for its shadow scores (at once when none does).
+   * Resolves once every row queued now that waits for its shadow scores has them (at once when
+   * none does). Rows queued later are not waited for: under steady traffic some row always waits,
+   * and a flush at shutdown would never start.
    *
    * @returns {Promise<void>}
    */
   settled() {
-    if (this.#held === 0) return Promise.resolve()
-    return new Promise((resolve) => this.#settled.push(resolve))
+    const ids = new Set([...this.#rows.values()].filter((row) => !row.ready).map((row) => row.id))
+    if (ids.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#settled.push({ids, resolve}))
   }
 
   /**
@@ -250,8 +250,9 @@ export class LedgerQueue {
     if (!queued || queued.ready) return
     queued.json = JSON.stringify(row)
     queued.ready = true
-    this.#held--
-    if (this.#held === 0) for (const resolve of this.#settled.splice(0)) resolve()
+    for (const waiting of this.#settled) waiting.ids.delete(queued.id)
+    for (const done of this.#settled.filter((waiting) => waiting.ids.size === 0)) done.resolve()
+    this.#settled = this.#settled.filter((waiting) => waiting.ids.size > 0)
     this.#spool.append(`{"prediction":${queued.json}}\n`)
     this.#stale++
   }

@@ -330,7 +330,8 @@ export class TrainerClient {
 
   /**
    * Send the ledger rows that wait, in batches, once the shadows have scored those waiting for
-   * them; stops at the first unreachable answer. A row the trainer refuses (4xx) is dropped with a
+   * them now (not rows queued after the call: under steady traffic some always wait); stops at
+   * the first unreachable answer. A row the trainer refuses (4xx) is dropped with a
    * warning. Never rejects.
    *
    * @returns {Promise<void>}

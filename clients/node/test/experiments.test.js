@@ -485,6 +485,29 @@ describe('experiments', () => {
     assert.equal(trainer.predictions.get(answer.predictionId).features[names[0]], 0.25)
   })
 
+  test('flushPredictions waits for the shadow scores of the rows waiting then, not of rows that come after', async (t) => {
+    const c = client()
+    const model = await follow(c)
+    /** @type {Array<(p: Array<number>) => void>} */
+    const scoring = [] // each shadow call of GB, answered when the test says
+    around(t, Scorer.prototype, 'probabilities', function (original, rows) {
+      if (this.version !== GB) return original(rows)
+      return new Promise((resolve) => scoring.push((p) => resolve(Float64Array.from(p))))
+    })
+    const row = uniformRow(names, 0.5)
+    const first = await model.predict(row, {unit: arms.control})
+    await waitFor(() => scoring.length === 1, {what: 'the first row at its shadow'})
+    const flushed = c.flushPredictions()
+    const second = await model.predict(row, {unit: arms.control}) // after the flush began
+    scoring[0]([0.25])
+    await flushed // under steady traffic a later row always waits: the flush must not wait for it
+    assert.deepEqual(trainer.predictions.get(first.predictionId).shadow, [{version: GB, probability: 0.25}])
+    assert.equal(trainer.predictions.has(second.predictionId), false)
+    await waitFor(() => scoring.length === 2, {what: 'the second row at its shadow'})
+    scoring[1]([0.5])
+    await delivered(c)
+  })
+
   test('the runtime down: scored in-process, each unit by the arm the runtime gave it', async () => {
     const c = client()
     await follow(c) // the client's fallback
