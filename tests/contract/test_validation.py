@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ml_matching.contract import Feature, FeatureSet, default_feature_set
+from ml_matching.contract.features import feature_mismatch
 from ml_matching.contract.validation import first_bad_row, row_problem
 
 FS = default_feature_set()
@@ -118,3 +119,15 @@ def test_scored_rows_bulk_check_is_the_loops(seed: int) -> None:
         for scored in (False, True):
             loop = next(((i, p) for i, r in enumerate(rows) if (p := row_problem(r, EDGED, scored))), None)
             assert first_bad_row(rows, EDGED, scored) == loop
+
+
+def test_versions_that_answer_one_request_must_declare_the_same_features_and_ranges() -> None:
+    # The Node client's featureMismatch (clients/node/test/validate.test.js) says the same words.
+    base = FeatureSet((Feature("x", min=0.0, max=1.0), Feature("y", min=0.5), Feature("z")))
+    assert feature_mismatch(base, base, "control v1") is None
+    other = FeatureSet((Feature("x", min=0.0, max=1.0), Feature("w")))
+    assert feature_mismatch(other, base, "control v1") == "it scores other features than control v1"
+    ranged = FeatureSet((Feature("x", min=0.0, max=1.0), Feature("y", max=0.25), Feature("z", min=-1.0)))
+    assert feature_mismatch(ranged, base, "the served v2") == (
+        "it declares `y` over (-Infinity, 0.25], where the served v2 declares [0.5, Infinity)"
+    )

@@ -211,11 +211,36 @@ def test_paused_or_stopped_serves_everyone_with_control(models: Path, state: str
         assert captured.settled() == []
 
 
-def test_another_feature_set_is_refused_as_a_candidate(models: Path) -> None:
-    exp = experiment(candidates=(Candidate("candidate", OTHER_VERSION, 10_000),))
+def _ranged(models: Path, source: str, name: str, **bounds: float) -> None:
+    """A copy of ``source`` named ``name`` whose sidecar declares other ranges: ``brandFit=(0, 0.8)``."""
+    copy_version(models, source, name)
+    sidecar = json.loads((models / name / "model.json").read_text())
+    for feature in sidecar["features"]:
+        if feature["name"] in bounds:
+            feature["min"], feature["max"] = bounds[feature["name"]]
+    (models / name / "model.json").write_text(json.dumps(sidecar))
+
+
+@pytest.mark.parametrize(
+    ("candidate", "why"),
+    [
+        (OTHER_VERSION, f"it scores other features than control {RF_VERSION}"),
+        (
+            "20260105_000000",
+            f"it declares `brandFit` over [0, 0.8], where control {RF_VERSION} declares [0, 1]",
+        ),
+    ],
+)
+def test_a_candidate_of_other_features_or_ranges_is_refused(models: Path, candidate: str, why: str) -> None:
+    """Every arm answers the same request: were a range declared otherwise, a unit's arm would
+    decide whether its request is refused."""
+    _ranged(models, GB_VERSION, "20260105_000000", brandFit=(0.0, 0.8))
+    exp = experiment(candidates=(Candidate("candidate", candidate, 10_000),))
     with _client(models, exp) as client:
         answer = _predict(client, "brand-1")
-        assert answer["modelVersion"] == RF_VERSION
+        assert (answer["arm"], answer["modelVersion"]) == ("candidate", RF_VERSION)
+        (arm,) = [a for a in client.get("/health").json()["experiment"]["arms"] if a["arm"] == "candidate"]
+        assert arm["refused"] == why
 
 
 class _Raising:

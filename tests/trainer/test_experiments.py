@@ -320,6 +320,22 @@ def test_a_ledger_row_must_be_a_row_its_version_scores(
     )
 
 
+def test_a_candidate_declaring_other_ranges_is_refused_by_name(client: Client, models: Path) -> None:
+    """Every arm answers the same request, so each must check it alike: a range declared otherwise
+    would let a unit's arm decide whether its request is refused."""
+    copy_version(models, GB_VERSION, "20260105_000000")
+    sidecar = json.loads((models / "20260105_000000" / "model.json").read_text())
+    for feature in sidecar["features"]:
+        if feature["name"] == "brandFit":
+            feature["max"] = 0.8
+    (models / "20260105_000000" / "model.json").write_text(json.dumps(sidecar))
+    answer = _start(client, candidates=[{"version": "20260105_000000", "weight": 1000}])
+    assert _error(answer, 400, "invalid_input").startswith(
+        f"version 20260105_000000: it declares `brandFit` over [0, 0.8], where control {RF_VERSION} "
+        "declares [0, 1]: every version of an experiment answers the same request"
+    )
+
+
 def test_an_experiment_of_shadows_alone_shows_control_s_metrics(client: Client, models: Path) -> None:
     """Control serves every unit: its matured outcomes are its metrics, as with a candidate beside it."""
     assert _start(client, candidates=[], shadow=[COPY]).status_code == 201

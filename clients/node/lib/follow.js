@@ -40,6 +40,7 @@ import {HOLDOUT, LIVE, place} from './holdout.js'
 import {newPredictionId} from './ids.js'
 import {featuresOf, ledgerRow, withShadow} from './ledger.js'
 import {describe} from './sidecar.js'
+import {featureMismatch} from './validate.js'
 
 /** @import {Experiment} from './assignment.js' */
 /** @import {Client} from './client.js' */
@@ -477,8 +478,9 @@ export class FollowingModel {
     if (held?.holdout.id === view.id) {
       // A holdout never changes once created (the same id is the same holdout), but the served
       // version may have moved to other features: held units cannot send its rows to the frozen one.
-      if (sameFeatures(held.model, this.#model)) return false
-      return this.#refuseHoldout(held.holdout, this.#otherFeatures(), true)
+      const why = this.#mismatch(held.model)
+      if (!why) return false
+      return this.#refuseHoldout(held.holdout, why, true)
     }
     if (this.#holdoutRefused === this.#attempt(view.id)) return false
     /** @type {Holdout | null} */
@@ -527,7 +529,8 @@ export class FollowingModel {
       this.#loaded.set(holdout.version, model)
     }
     // A held unit sends the row it would send live: a version of other features cannot score it.
-    if (!sameFeatures(model, this.#model)) return {why: this.#otherFeatures(), final: true}
+    const why = this.#mismatch(model)
+    if (why) return {why, final: true}
     return {model}
   }
 
@@ -536,8 +539,17 @@ export class FollowingModel {
     return `${id} ${this.#model.version}`
   }
 
-  #otherFeatures() {
-    return `it scores other features than the served ${this.#model.version}`
+  /**
+   * Why the holdout's `model` cannot stand beside the served version (undefined: it can).
+   *
+   * @param {OnnxModel} model
+   */
+  #mismatch(model) {
+    return featureMismatch(
+      model.sidecar.features,
+      this.#model.sidecar.features,
+      `the served ${this.#model.version}`
+    )
   }
 
   /**
@@ -661,12 +673,13 @@ export class FollowingModel {
     }
     const control = this.#loaded.get(experiment.control)
     if (control) {
-      // Every arm scores the same request: a version of other features cannot serve them.
-      const features = control.features.join('\u0000')
+      // Every arm answers the same request: it must score the same features, checked alike.
       for (const version of versions) {
         const model = this.#loaded.get(version)
-        if (model && model.features.join('\u0000') !== features)
-          refused.set(version, `it scores other features than control ${experiment.control}`)
+        const why =
+          model &&
+          featureMismatch(model.sidecar.features, control.sidecar.features, `control ${experiment.control}`)
+        if (why) refused.set(version, why)
       }
     }
     const usable = (/** @type {string} */ version) =>
@@ -918,16 +931,6 @@ function armRoute(arms, key, holdout) {
   if (model) return [model, {...base, arm, weight}]
   const error = `version ${version} refused: ${arms.refused.get(version) ?? ''}`.slice(0, 200)
   return [arms.control, {...base, arm, weight, fallback: true, error}]
-}
-
-/**
- * Whether two models score the same features (a request for one is a request for the other).
- *
- * @param {OnnxModel} a
- * @param {OnnxModel} b
- */
-function sameFeatures(a, b) {
-  return a.features.length === b.features.length && a.features.every((name, i) => name === b.features[i])
 }
 
 /**

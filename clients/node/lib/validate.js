@@ -229,6 +229,41 @@ function rangeText(min, max) {
 }
 
 /**
+ * Why a version scoring `features` cannot stand beside one scoring `reference` (`named`, as
+ * `control 20260101_000000`), or undefined; the Python runtime's words. Versions that answer one
+ * request (an experiment's arms, the holdout's two sides) must check it alike: other features
+ * cannot score it, and a feature declared over another range would refuse on one side a request
+ * the other answers.
+ *
+ * @param {ReadonlyArray<{name: string, min?: number | null, max?: number | null}>} features
+ * @param {ReadonlyArray<{name: string, min?: number | null, max?: number | null}>} reference
+ * @param {string} named
+ * @returns {string | undefined}
+ */
+export function featureMismatch(features, reference, named) {
+  if (features.length !== reference.length || features.some((f, i) => f.name !== reference[i].name))
+    return `it scores other features than ${named}`
+  for (const [i, mine] of features.entries()) {
+    const theirs = reference[i]
+    if ((mine.min ?? null) !== (theirs.min ?? null) || (mine.max ?? null) !== (theirs.max ?? null))
+      return (
+        `it declares \`${mine.name}\` over ${intervalText(mine)}, where ${named} ` +
+        `declares ${intervalText(theirs)}`
+      )
+  }
+  return undefined
+}
+
+/**
+ * `[0, 1]`, `[0, Infinity)`, `(-Infinity, 1]`: a declared range, as the Python runtime writes it.
+ *
+ * @param {{min?: number | null, max?: number | null}} feature
+ */
+function intervalText({min, max}) {
+  return `${min == null ? '(-Infinity' : `[${min}`}, ${max == null ? 'Infinity)' : `${max}]`}`
+}
+
+/**
  * How a value reads in an error message: its kind, and a short form of strings (the Python
  * runtime's `kind`).
  *

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
 import {readFile} from 'node:fs/promises'
 import {InvalidInputError, MLMatchingError, loadModel, weightedModel} from '../index.js'
+import {featureMismatch} from '../lib/validate.js'
 import {RF, sidecarOf, uniformRow, versionDir} from './support.js'
 
 /** @import {OnnxModel, WeightedModel, InvalidReason} from '../index.js' */
@@ -283,4 +284,21 @@ describe('validation without declared ranges', () => {
       message: `feature \`${second}\`: value 1e+39 is not a finite number in float32, which the model computes in`
     })
   })
+})
+
+test('versions that answer one request must declare the same features and ranges', () => {
+  // tests/contract/test_validation.py holds the Python runtime to the same words.
+  const base = [{name: 'x', min: 0, max: 1}, {name: 'y', min: 0.5}, {name: 'z'}]
+  assert.equal(featureMismatch(base, base, 'control v1'), undefined)
+  const other = [{name: 'x', min: 0, max: 1}, {name: 'w'}]
+  assert.equal(featureMismatch(other, base, 'control v1'), 'it scores other features than control v1')
+  const ranged = [
+    {name: 'x', min: 0, max: 1},
+    {name: 'y', max: 0.25},
+    {name: 'z', min: -1}
+  ]
+  assert.equal(
+    featureMismatch(ranged, base, 'the served v2'),
+    'it declares `y` over (-Infinity, 0.25], where the served v2 declares [0.5, Infinity)'
+  )
 })

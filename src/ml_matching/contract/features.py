@@ -52,6 +52,30 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
         return f"value {number_text(value)} is {range_text(self.min, self.max)}"
 
 
+def feature_mismatch(fs: FeatureSet, reference: FeatureSet, named: str) -> str | None:
+    """Why a version scoring ``fs`` cannot stand beside one scoring ``reference`` (``named``, as
+    ``control 20260101_000000``), or None. Versions that answer one request, as an experiment's arms
+    or the holdout's two sides do, must check it alike: other features cannot score it, and a
+    feature declared over another range would refuse on one side a request the other answers, so
+    that a unit's arm would decide whether its request is answered at all."""
+    if fs.names != reference.names:
+        return f"it scores other features than {named}"
+    for mine, theirs in zip(fs.features, reference.features, strict=True):
+        if (mine.min, mine.max) != (theirs.min, theirs.max):
+            return (
+                f"it declares `{mine.name}` over {interval_text(mine.min, mine.max)}, where {named} "
+                f"declares {interval_text(theirs.min, theirs.max)}"
+            )
+    return None
+
+
+def interval_text(lo: float | None, hi: float | None) -> str:
+    """``[0, 1]``, ``[0, Infinity)``, ``(-Infinity, 1]``: a declared range, as the Node client writes it."""
+    low = "(-Infinity" if lo is None else f"[{number_text(lo)}"
+    high = "Infinity)" if hi is None else f"{number_text(hi)}]"
+    return f"{low}, {high}"
+
+
 #: The largest float32: the model computes in float32, so a value beyond it is infinite there.
 FLOAT32_MAX = 3.4028234663852886e38
 

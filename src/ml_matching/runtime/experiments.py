@@ -17,6 +17,7 @@ import msgspec
 from ml_matching.contract import InvalidInput, MLMatchingError
 from ml_matching.contract.assignment import CONTROL, arm_index, bucket_of, check_hash, unit_digest
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.features import feature_mismatch
 from ml_matching.contract.holdout import HOLDOUT, Holdout
 from ml_matching.runtime.scoring import Scorer
 
@@ -109,11 +110,16 @@ def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -
             refused[version] = str(exc)
     if experiment.control not in scorers:
         raise MLMatchingError(f"control {experiment.control}: {refused[experiment.control]}")
-    features = scorers[experiment.control].model.feature_set.names
+    reference, named = scorers[experiment.control].model.feature_set, f"control {experiment.control}"
     for version in experiment.versions():
-        if version in scorers and scorers[version].model.feature_set.names != features:
-            # Every arm scores the same request: a version of other features cannot serve them.
-            refused[version] = f"it scores other features than control {experiment.control}"
+        # Every arm answers the same request: it must score the same features, checked alike.
+        why = (
+            feature_mismatch(scorers[version].model.feature_set, reference, named)
+            if version in scorers
+            else None
+        )
+        if why is not None:
+            refused[version] = why
     usable = {v: s for v, s in scorers.items() if v not in refused}
     return Arms(
         experiment=experiment,

@@ -29,6 +29,7 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.assignment import check_hash
 from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.features import feature_mismatch
 from ml_matching.contract.holdout import Holdout
 from ml_matching.contract.sessions import release_freed_heap
 from ml_matching.runtime.drift import DriftReport, DriftWindow
@@ -123,7 +124,7 @@ class ModelService:
                 self._drop_holdout()
             self.holdout_refused = None
             return
-        if current is not None and current.holdout == holdout and self._same_features(current.scorer):
+        if current is not None and current.holdout == holdout and self._mismatch(current.scorer) is None:
             return
         attempt = (holdout.id, self.version)
         if self._holdout_tried == attempt:
@@ -133,8 +134,9 @@ class ModelService:
             try:
                 check_hash(holdout.hash)
                 scorer = loaded.get(holdout.version) or self._build(holdout.version)
-                if not self._same_features(scorer):
-                    raise MLMatchingError(f"it scores other features than the served {self.version}")
+                why = self._mismatch(scorer)
+                if why is not None:
+                    raise MLMatchingError(why)
             except MLMatchingError as exc:
                 self._holdout_tried = attempt
                 self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {exc}")
@@ -152,9 +154,14 @@ class ModelService:
             self._held = None
             _return_freed_memory_soon()
 
-    def _same_features(self, scorer: Scorer) -> bool:
+    def _mismatch(self, scorer: Scorer) -> str | None:
+        """Why the holdout's ``scorer`` cannot stand beside the served version (None: it can)."""
         served = self._scorer
-        return served is None or scorer.model.feature_set.names == served.model.feature_set.names
+        if served is None:
+            return None
+        return feature_mismatch(
+            scorer.model.feature_set, served.model.feature_set, f"the served {self.version}"
+        )
 
     def follow(self, experiment: Experiment | None) -> None:
         """Apply the store's experiment when it changed: every version it needs verified and loaded

@@ -35,6 +35,7 @@ from ml_matching.contract.experiment import (
     stamped_id,
     write_experiment,
 )
+from ml_matching.contract.features import feature_mismatch
 from ml_matching.contract.holdout import HOLDOUT, LIVE
 from ml_matching.contract.store import Publication, publication
 from ml_matching.trainer.database import Database, Tx
@@ -287,13 +288,14 @@ class ExperimentBook:
                 )
             seen.add(version)
             model = self._verify(self.root, version)  # VersionNotFound, ArtifactCorrupt
-            names = model.feature_set.names
             if features is None:
-                features = names
-            elif names != features:
+                features = model.feature_set
+                continue
+            why = feature_mismatch(model.feature_set, features, f"control {versions[0]}")
+            if why is not None:
                 raise InvalidInput(
-                    f"version {version} scores other features than control {versions[0]}: "
-                    "every version of an experiment scores the same request"
+                    f"version {version}: {why}: every version of an experiment answers the same request, "
+                    "so each must score the same features and check them alike"
                 )
 
     def save(

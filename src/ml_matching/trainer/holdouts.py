@@ -32,6 +32,7 @@ from ml_matching.contract import (
 )
 from ml_matching.contract.errors import HoldoutNotFound
 from ml_matching.contract.experiment import now, stamped_id
+from ml_matching.contract.features import feature_mismatch
 from ml_matching.contract.holdout import (
     HOLDOUT_FILE,
     MAX_HOLDOUT_WEIGHT,
@@ -83,10 +84,11 @@ class HoldoutBook:
         if active is not None and version != active:
             # ACTIVE was verified when it was promoted: its sidecar's features are enough here.
             served = decode_sidecar((version_dir(self.root, active) / SIDECAR_FILE).read_bytes())
-            if model.feature_set.names != FeatureSet(served.features).names:
+            why = feature_mismatch(model.feature_set, FeatureSet(served.features), f"ACTIVE {active}")
+            if why is not None:
                 raise InvalidInput(
-                    f"version {version} scores other features than ACTIVE {active}: held and live units "
-                    "send the same request"
+                    f"version {version}: {why}: held and live units send the same request, so both "
+                    "must score the same features and check them alike"
                 )
         created = now()
         holdout_id = stamped_id("holdout", created)
