@@ -545,6 +545,20 @@ def test_an_experiment_assigned_by_another_hash_is_not_followed(models: Path) ->
         assert "arm" not in _predict(client, "brand-1")
 
 
+def test_an_experiment_followed_until_the_store_names_one_it_cannot_follow_is_let_go(models: Path) -> None:
+    """The store no longer names the experiment followed until then: its split ends with it, as
+    when an experiment ends, and ACTIVE alone serves (as the Node client does)."""
+    with _client(models, experiment()) as client:
+        assert "arm" in _predict(client, "brand-1")
+        successor = experiment(id="exp-next", salt="exp-next", hash="sha256-v2")
+        write_experiment(models, successor)
+        client.app.state.service.follow(successor)
+        health = client.get("/health").json()
+        assert "experiment" not in health and "upgrade this runtime" in health["experimentRefused"]
+        answer = _predict(client, "brand-1")
+        assert "arm" not in answer and answer["modelVersion"] == RF_VERSION
+
+
 def test_batches_halved_by_a_413_grow_back_once_the_oversized_row_is_gone() -> None:
     """One row too large for the trainer's limit halves the batches down to that row alone (it is
     dropped); then the batches double again every GROW_AFTER sends instead of staying at one row."""

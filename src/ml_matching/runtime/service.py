@@ -186,8 +186,13 @@ class ModelService:
             try:
                 arms = load_arms(experiment, self._build, loaded)
             except MLMatchingError as exc:
+                # The store names this experiment now, not the one followed until here: that one is
+                # let go too (ACTIVE alone serves), as when an experiment ends.
                 self.experiment_refused = (experiment.id, experiment.revision, str(exc))
-                log.warning("experiment %s: not followed: %s", experiment.id, exc)
+                self._arms = None
+                log.warning("experiment %s: not followed: %s; serving ACTIVE alone", experiment.id, exc)
+                if current is not None:
+                    _return_freed_memory_soon()
                 return
             self._arms, self.experiment_refused = arms, None
         if self.settings.trainer_url is None and self.settings.ledger != "off":
