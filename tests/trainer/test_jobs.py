@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from ml_matching.contract import ArtifactCorrupt, StorageFull
+from ml_matching.contract.experiment import now
 from ml_matching.trainer import service
 from ml_matching.trainer.jobs import JobRunner
 from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec, decode_record
 from ml_matching.trainer.service import Trainer
 from ml_matching.trainer.settings import TrainerSettings
-from ml_matching.trainer.store import Store, now
+from ml_matching.trainer.store import Store
 from tests.support import drop_instance_session, instance_released, until
 from tests.trainer.conftest import outcomes
 

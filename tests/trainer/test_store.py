@@ -10,11 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from ml_matching.contract.experiment import now
 from ml_matching.trainer.database import INSTANCE_LOCK_CLASS
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
 from ml_matching.trainer.schema import SCHEMA_VERSION
-from ml_matching.trainer.store import Outcome, Store, is_evaluation, now
+from ml_matching.trainer.store import Outcome, Store, is_evaluation
 from tests.support import drop_instance_session, instance_released
 
 

@@ -81,8 +81,14 @@ def write_experiment(root: Path, experiment: Experiment | None) -> None:
     write_published(root, EXPERIMENT_FILE, experiment)
 
 
+def instant(t: dt.datetime) -> str:
+    """``t`` (aware) in the one time format of experiments and the ledger: UTC, to the millisecond,
+    ``2026-11-30T12:00:00.000Z``. Fixed width, so times compare as text."""
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return instant(dt.datetime.now(dt.UTC))
 
 
 def stamped_id(prefix: str, created: str) -> str:

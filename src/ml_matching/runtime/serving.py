@@ -20,6 +20,7 @@ import numpy as np
 
 from ml_matching.contract import Rows32
 from ml_matching.contract.assignment import BUCKETS, HASH_VERSION, unit_bytes
+from ml_matching.contract.experiment import instant
 from ml_matching.contract.holdout import LIVE
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime.coalesce import RowCoalescer
@@ -57,7 +58,7 @@ class Recorder:
         ms = time.time_ns() // 1_000_000
         if ms != self._stamp[0]:
             at = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).replace(microsecond=ms % 1000 * 1000)
-            self._stamp = (ms, at.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            self._stamp = (ms, instant(at))
         return self._stamp[1]
 
     def record(

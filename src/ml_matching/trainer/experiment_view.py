@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from ml_matching.contract.assignment import BUCKETS, CONTROL
-from ml_matching.contract.experiment import Experiment, State
+from ml_matching.contract.experiment import Experiment, State, instant
 from ml_matching.trainer import observations as seen
 from ml_matching.trainer.controller import look
 from ml_matching.trainer.database import Tx
@@ -104,8 +104,8 @@ def experiment_view(
     _outcomes(tx, experiment.id, by_name)
     moment = at or dt.datetime.now(dt.UTC)
     cutoff = moment - dt.timedelta(days=experiment.horizon_days)
-    _expired(tx, experiment.id, _instant(cutoff), by_name)
-    _metrics(tx, experiment, by_name, _instant(moment))
+    _expired(tx, experiment.id, instant(cutoff), by_name)
+    _metrics(tx, experiment, by_name, instant(moment))
     joined = sum(a.outcomes for a in arms)  # the outcomes joined to this experiment's predictions
     pending = _pending(tx, experiment)
     total = joined + pending
@@ -119,7 +119,7 @@ def experiment_view(
         return view
     primary = None
     if progress.phase not in ("promoted", "rolled_back"):
-        primary = look(tx, experiment, plan, progress, _instant(moment)).details()
+        primary = look(tx, experiment, plan, progress, instant(moment)).details()
     return msgspec.structs.replace(view, phase=progress.phase, step=progress.step, plan=plan, primary=primary)
 
 
@@ -230,7 +230,3 @@ def srm_test(weights: dict[str, int], units: dict[str, int]) -> Srm:
     from scipy import stats  # here: a trainer with no experiment never needs SciPy's statistics
 
     return Srm(total, float(stats.chisquare(observed, expected).pvalue))
-
-
-def _instant(t: dt.datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")

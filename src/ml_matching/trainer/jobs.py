@@ -22,9 +22,10 @@ from typing import Any
 
 import msgspec
 
+from ml_matching.contract.experiment import now
 from ml_matching.trainer.errors import JobNotFound, TrainingBusy
 from ml_matching.trainer.records import Failed, Final, JobRecord, JobSpec, Progress, decode_message, ended
-from ml_matching.trainer.store import Store, now
+from ml_matching.trainer.store import Store
 
 log = logging.getLogger("ml_matching.trainer")
 SpecFor = Callable[[JobRecord, bytes | None], JobSpec]

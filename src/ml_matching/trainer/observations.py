@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml_matching.contract.assignment import BUCKETS, CONTROL
-from ml_matching.contract.experiment import Experiment
+from ml_matching.contract.experiment import Experiment, instant
 from ml_matching.trainer.database import Tx
 
 Floats = npt.NDArray[np.float64]
@@ -62,8 +62,7 @@ class Operations:
 
 def horizon_cutoff(at: str, horizon_days: float) -> str:
     """Predictions made before this time are matured, outcome or not."""
-    t = dt.datetime.fromisoformat(at.replace("Z", "+00:00")) - dt.timedelta(days=horizon_days)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return instant(dt.datetime.fromisoformat(at.replace("Z", "+00:00")) - dt.timedelta(days=horizon_days))
 
 
 def split(
@@ -171,8 +170,7 @@ def _instant(text: str) -> dt.datetime:
 
 def shifted(at: str, seconds: float) -> str:
     """``at`` moved by ``seconds`` (negative: earlier), in the ledger's time format."""
-    t = dt.datetime.fromisoformat(at.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return instant(dt.datetime.fromisoformat(at.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds))
 
 
 def _empty() -> Floats:

@@ -24,6 +24,7 @@ from ml_matching.contract import (
     version_dir,
     write_active,
 )
+from ml_matching.contract.experiment import instant, now
 from ml_matching.contract.ledger import LedgerBatch, LedgerRow
 from ml_matching.contract.validation import first_bad_row
 from ml_matching.trainer.decoding import OutcomeDecoder, ledger_problem
@@ -40,7 +41,7 @@ from ml_matching.trainer.records import JobRecord, JobSpec
 from ml_matching.trainer.responses import OutcomesStored, OutcomeStats, PredictionsStored
 from ml_matching.trainer.rollout import Rollouts
 from ml_matching.trainer.settings import TrainerSettings
-from ml_matching.trainer.store import Store, now
+from ml_matching.trainer.store import Store
 from ml_matching.training.data import parse_dataset
 
 log = logging.getLogger("ml_matching.trainer")
@@ -268,7 +269,7 @@ class Trainer:
         """Forget ledger rows older than LEDGER_RETENTION_DAYS; (predictions, waiting outcomes) removed."""
         cutoff = (at or dt.datetime.now(dt.UTC)) - dt.timedelta(days=self.settings.ledger_retention_days)
         with self.store.db.write() as tx:
-            removed = prune(tx, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            removed = prune(tx, instant(cutoff))
         if any(removed):
             log.info("ledger: %d predictions and %d waiting outcomes past retention removed", *removed)
         return removed

@@ -12,7 +12,6 @@ ever sees the evaluation outcomes the promotion gate judges on.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from ml_matching.contract import FeatureSet
+from ml_matching.contract.experiment import now
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.trainer.database import TRAIN_LOCK, Database, PostgresDatabase, Tx, open_database
 from ml_matching.trainer.errors import OutcomeConflict
@@ -118,10 +118,6 @@ def matching(rows: Iterable[StoredOutcome], fs: FeatureSet) -> tuple[list[Stored
 def is_evaluation(outcome_id: str, share: float) -> bool:
     """Whether an outcome is kept for evaluation: the first 4 bytes of sha256(id) below share · 2³²."""
     return int.from_bytes(hashlib.sha256(outcome_id.encode()).digest()[:4], "big") < share * 2**32
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Store:
