@@ -112,12 +112,10 @@ def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -
         raise MLMatchingError(f"control {experiment.control}: {refused[experiment.control]}")
     reference, named = scorers[experiment.control].model.feature_set, f"control {experiment.control}"
     for version in experiment.versions():
+        if version not in scorers:
+            continue
         # Every arm answers the same request: it must score the same features, checked alike.
-        why = (
-            feature_mismatch(scorers[version].model.feature_set, reference, named)
-            if version in scorers
-            else None
-        )
+        why = feature_mismatch(scorers[version].model.feature_set, reference, named)
         if why is not None:
             refused[version] = why
     usable = {v: s for v, s in scorers.items() if v not in refused}

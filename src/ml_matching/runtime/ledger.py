@@ -133,18 +133,23 @@ class LedgerSender:
     def _drop(self, n: int, why: str) -> None:
         with self._wake:  # put() runs on the event loop and the shadow thread, refusals on the sender's
             self.counts.dropped += n
-            if why == FULL:  # said at most once every DROPS_LOGGED_EVERY seconds, with how many
-                self._full_unlogged += n
-                now = time.monotonic()
-                due, dropped = now >= self._full_logged_at + DROPS_LOGGED_EVERY, self._full_unlogged
-                if due:
-                    self._full_logged_at, self._full_unlogged = now, 0
-        if why == FULL and due:
+            said = self._full_to_say(n) if why == FULL else 0
+        if said:
             log.warning(
                 "ledger: %d rows dropped: %s (LEDGER_QUEUE=%d rows, the trainer at %s: %s)",
-                dropped, why, self.capacity, self.url, self.counts.last_error or "taking rows",
+                said, why, self.capacity, self.url, self.counts.last_error or "taking rows",
             )  # fmt: skip
         self.on_drop(n, why)
+
+    def _full_to_say(self, n: int) -> int:
+        """The rows a full queue dropped to log now, ``n`` among them: all since the last line once
+        DROPS_LOGGED_EVERY seconds have passed, else 0 (they are told with the next). Under the lock."""
+        self._full_unlogged += n
+        now = time.monotonic()
+        if now < self._full_logged_at + DROPS_LOGGED_EVERY:
+            return 0
+        said, self._full_unlogged, self._full_logged_at = self._full_unlogged, 0, now
+        return said
 
     def start(self) -> None:
         if self.url is not None and self._thread is None:
