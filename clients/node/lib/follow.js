@@ -258,21 +258,24 @@ export class FollowingModel {
     const held = this.#held
     const running = arms?.experiment.state === 'running' ? arms : undefined
     const shadows = this.#holdShadows(arms)
-    const queued = {done: false}
+    let queued = false
     try {
-      if (units !== undefined && (running !== undefined || held !== undefined))
-        return await this.#batchByUnit(rows, units, explain, running, held, queued)
+      if (units !== undefined && (running !== undefined || held !== undefined)) {
+        const {answer, entries} = await this.#batchByUnit(rows, units, explain, running, held)
+        queued = this.#record(running, entries)
+        return answer
+      }
       const model = this.#live(running)
       const {result, ms} = await this.#score(model, model, [], (m) => m.scored(rows, explain))
       const {answer, p, x} = result
       const ids = rows.map(() => newPredictionId())
-      queued.done = this.#record(
+      queued = this.#record(
         arms,
         rows.map((input, i) => ({route: {}, model, x, offset: i, p: p[i], id: ids[i], input, ms}))
       )
       return {...answer, predictions: answer.predictions.map((score, i) => servedRow(score, ids[i]))}
     } finally {
-      if (!queued.done) for (const shadow of shadows) this.#release(shadow)
+      if (!queued) for (const shadow of shadows) this.#release(shadow)
     }
   }
 
@@ -285,11 +288,10 @@ export class FollowingModel {
    * @param {{explain?: boolean}} explain
    * @param {Arms | undefined} running
    * @param {Held | undefined} held
-   * @param {{done: boolean}} queued
-   *   Set when the rows' shadow work is queued (it then releases the shadows the batch holds).
-   * @returns {Promise<ServedBatchPrediction>}
+   * @returns {Promise<{answer: ServedBatchPrediction, entries: Array<Entry>}>}
+   *   The answer, and the rows to record (the caller records them: it holds the shadows).
    */
-  async #batchByUnit(rows, units, explain, running, held, queued) {
+  async #batchByUnit(rows, units, explain, running, held) {
     const control = this.#live(running)
     // Refused as the runtime refuses a batch: against control's feature set, naming the row.
     control.checkRows(rows)
@@ -336,8 +338,7 @@ export class FollowingModel {
     } finally {
       for (const model of using) this.#release(model)
     }
-    queued.done = this.#record(running, entries)
-    return {
+    const answer = {
       predictions,
       featureImportance: control.importance,
       modelVersion: control.version,
@@ -345,6 +346,7 @@ export class FollowingModel {
       // As the runtime answers: the batch's base is control's (each explained row has its own).
       ...(bases.get(control.version) ?? [...bases.values()][0] ?? {})
     }
+    return {answer, entries}
   }
 
   /**
