@@ -102,6 +102,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
 
 
+@dataclass(frozen=True)
+class MachineCpu:
+    """The machine's CPU time so far, all CPUs, in clock ticks: idle (idle and iowait) and total."""
+
+    idle: int
+    total: int
+
+    def share_since(self, before: MachineCpu) -> float:
+        """The share of all CPUs idle between ``before`` and now (0 to 1)."""
+        total = self.total - before.total
+        return (self.idle - before.idle) / total if total else 0.0
+
+
+def machine_idle() -> MachineCpu:
+    """The machine's CPU time so far (``/proc/stat``'s first line: user, nice, system, idle, iowait, …)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return MachineCpu(ticks[3] + ticks[4], sum(ticks))
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """VmRSS (now) and VmHWM (peak) of ``pid`` in MB (10⁶ bytes, the stricter reading of a MB target)."""
     out = {}
