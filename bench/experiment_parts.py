@@ -11,8 +11,7 @@
    than a part costs; one process keeps the heap, the caches and the machine's hour the same.
 
    - ``as is``;
-   - ``no sending``: the ledger thread takes each batch as acknowledged without posting it;
-   - ``no queueing``: ledger rows are made, then neither encoded nor queued;
+   - ``not handed``: each group's facts are gathered for the ledger process, then not handed to it;
    - ``no ledger rows``: the arms are counted, no ledger row is made;
    - ``one version``: the candidate's units scored by control's scorer (one onnxruntime call a turn
      instead of two; the ledger as is);
@@ -20,7 +19,8 @@
      (two calls a turn, as is, but one model's memory to walk);
    - ``no key``: requests without ``ML-Unit-Key`` (control, outside the experiment, no ledger row).
 
-   CPU is the process's (every thread), per request. These switches reach into the runtime's
+   CPU is the serving process's (every thread), per request. The ledger process's CPU, spent on
+   another core, is given apart, per row it sent. These switches reach into the runtime's
    internals for the run; the runtime has no such settings.
 
 2. **Rows per scoring call under wrk.** A runtime process serves ``experiment`` under
@@ -89,8 +89,7 @@ def _switches(app: Any) -> dict[str, Callable[[], contextlib.AbstractContextMana
     one_model = dataclasses.replace(arms, candidates=(copy.copy(arms.control),))
     return {
         "as is": contextlib.nullcontext,
-        "no sending": lambda: patched(recorder.ledger, "_send", lambda batch, rows: "sent"),
-        "no queueing": lambda: patched(recorder.ledger, "put", lambda rows: None),
+        "not handed": lambda: patched(recorder.ledger, "put_group", lambda group: None),
         "no ledger rows": lambda: patched(
             Recorder, "record", lambda self, routes, *args, **kw: self._count_arms(routes)
         ),
@@ -130,11 +129,13 @@ def parts(rounds: int) -> dict[str, Any]:
             switches = _switches(app)
             names = [*switches, "no key"]
             runs: dict[str, list[float]] = {name: [] for name in names}
+            elsewhere = _LedgerCpu(app)
             for r in range(rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     with switches.get(name, contextlib.nullcontext)():
                         runs[name].append(portal.call(_timed, app, name != "no key", keys))
             ledger = client.get("/health").json().get("ledger")
+            ledger_process_us_per_row = elsewhere.per_row()
     base = runs["as is"]
     return {
         "us_per_request": {name: statistics.median(v) for name, v in runs.items()},
@@ -143,7 +144,23 @@ def parts(rounds: int) -> dict[str, Any]:
         },
         "runs_us": runs,
         "ledger": ledger,
+        "ledger_process_us_per_row": ledger_process_us_per_row,
     }
+
+
+class _LedgerCpu:
+    """The ledger process's CPU from now on, per row it sent: the work moved out of the serving
+    process, not gone (it runs on another core)."""
+
+    def __init__(self, app: Any) -> None:
+        self.ledger = app.state.serving.recorder.ledger
+        self.pid = self.ledger._process.pid
+        self.cpu, self.sent = procs.cpu_seconds(self.pid), self.ledger.counts.sent
+
+    def per_row(self) -> float:
+        assert self.ledger.wait_sent(120), self.ledger.counts
+        rows = self.ledger.counts.sent - self.sent
+        return 1e6 * (procs.cpu_seconds(self.pid) - self.cpu) / max(rows, 1)
 
 
 def _serve_counting() -> int:
@@ -222,6 +239,7 @@ def main() -> int:
     print("| variant | µs/request | − as is (paired) |\n| --- | ---: | ---: |")
     for name, us in result["parts"]["us_per_request"].items():
         print(f"| {name} | {us:.1f} | {result['parts']['minus_as_is_us'][name]:+.1f} |")
+    print(f"the ledger process: {result['parts']['ledger_process_us_per_row']:.1f} µs of CPU per row it sent")
     w = result["under_wrk"]
     print(f"under wrk: {w['rps']:.0f} req/s, {w['mean_rows_per_turn']:.1f} rows a turn, "
           f"{100 * w['share_of_turns_with_two_versions']:.0f} % of turns with both versions")  # fmt: skip

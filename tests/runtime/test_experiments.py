@@ -3,15 +3,13 @@ ledger rows it records, refused versions, and shadows that never delay or fail a
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -25,10 +23,13 @@ from ml_matching.contract.experiment import Candidate, Experiment, now, write_ex
 from ml_matching.contract.ledger import LedgerBatch, LedgerRow
 from ml_matching.runtime import create_app, ledger
 from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.ledger_process import LedgerProcess
+from ml_matching.runtime.ledger_wire import Group
 from ml_matching.runtime.scoring import Scorer, new_prediction_id
 from ml_matching.runtime.settings import Settings
 from ml_matching.runtime.shadow import Shadows
 from tests.conftest import COPY, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
+from tests.runtime.fake_trainer import FakeTrainer
 from tests.support import send_queued
 
 Client = TestClient[Litestar]
@@ -51,14 +52,18 @@ def _client(models: Path, exp: Experiment | None, **settings: Any) -> Client:
 
 
 class Captured:
-    """The ledger rows the runtime hands to its sender (the sending itself: tests/e2e)."""
+    """The ledger rows the runtime hands to its ledger process, made as that process makes them
+    (the process itself: test_ledger_process.py; the sending: tests/e2e)."""
 
     def __init__(self, client: Client) -> None:
         self.rows: list[LedgerRow] = []
         serving = client.app.state.serving
-        serving.recorder.ledger.put = self.rows.extend
+        serving.recorder.ledger.put_group = self._made
         self.shadows = serving.recorder.shadows
-        self.shadows._deliver = self.rows.extend
+        self.shadows._deliver = self._made
+
+    def _made(self, group: Group) -> None:
+        self.rows.extend(group.rows())
 
     def settled(self) -> list[LedgerRow]:
         assert self.shadows.wait_idle(10)
@@ -405,89 +410,6 @@ def test_an_explained_batch_across_arms_gives_each_row_its_own_base(client: Clie
         assert total == pytest.approx(np.log(probability / (1 - probability)), abs=2e-3), p["modelVersion"]
 
 
-class _Trainer:
-    """``POST /predictions`` answered as the trainer answers it (200, ``{"stored", "duplicates",
-    "joined"}``), keeping each body it took. With ``break_first`` (a status), its first answer breaks off
-    mid-body, as from a trainer killed while it answers or a proxy's error page
-    (``http.client.IncompleteRead``, which is not an ``OSError``). With ``max_body``, a larger body
-    gets the trainer's 413; with ``status``, every request gets that error (a proxy's 401, say), or
-    the first ``times`` requests (a trainer whose disk is full answers 507, then takes rows again)."""
-
-    ERRORS: ClassVar[dict[int, tuple[str, str]]] = {
-        401: ("unauthorized", "missing or wrong bearer token"),
-        507: ("insufficient_storage", "/data/outcomes.sqlite: database or disk is full"),
-    }
-
-    def __init__(
-        self,
-        break_first: int | None = None,
-        max_body: int | None = None,
-        status: int | None = None,
-        times: int | None = None,
-    ) -> None:
-        self.bodies: list[bytes] = []
-        self.posts = 0
-        self._seen: set[str] = set()
-        self._break = break_first  # the status of the answer that breaks off
-        self._max_body = max_body
-        self._status = status
-        self._times = times
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        trainer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                trainer.posts += 1
-                if trainer._status is not None and (
-                    trainer._times is None or trainer.posts <= trainer._times
-                ):
-                    self._error(trainer._status, *trainer.ERRORS[trainer._status])
-                    return
-                if trainer._max_body is not None and len(body) > trainer._max_body:
-                    detail = f"request body is larger than MAX_BODY_BYTES ({trainer._max_body} bytes)"
-                    self._error(413, "request_entity_too_large", detail)
-                    return
-                if trainer._break is not None:
-                    status, trainer._break = trainer._break, None
-                    self._answer(b'{"detail":', length=100, status=status)
-                    return
-                trainer.bodies.append(body)
-                ids = [r.prediction_id for r in msgspec.json.decode(body, type=LedgerBatch).rows]
-                new = set(ids) - trainer._seen
-                trainer._seen |= new
-                self._answer(
-                    msgspec.json.encode({"stored": len(new), "duplicates": len(ids) - len(new), "joined": 0})
-                )
-
-            def _error(self, status: int, error: str, detail: str) -> None:
-                self._answer(
-                    msgspec.json.encode({"statusCode": status, "error": error, "detail": detail}),
-                    status=status,
-                )
-
-            def _answer(self, body: bytes, length: int | None = None, status: int = 200) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        return Handler
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def _ledger_rows(n: int) -> list[LedgerRow]:
     return [
         LedgerRow(
@@ -504,7 +426,7 @@ def test_rows_encoded_as_queued_post_as_the_batch_they_are(n: int) -> None:
     msgspec encodes in one call, no body holds more than BATCH_ROWS rows, and together they hold
     every row once, in order."""
     rows = _ledger_rows(n)
-    trainer = _Trainer()
+    trainer = FakeTrainer()
     sender = LedgerSender(trainer.url, 10_000, linger=0.0)
     sender.put(rows[:7])  # a group of a few rows, then the rest in one put (a batch request's)
     sender.put(rows[7:])
@@ -564,7 +486,7 @@ def test_batches_halved_by_a_413_grow_back_once_the_oversized_row_is_gone() -> N
     dropped); then the batches double again every GROW_AFTER sends instead of staying at one row."""
     rows = _ledger_rows(3000)
     huge = msgspec.structs.replace(rows[0], error="x" * 30_000)  # one row over the trainer's 20 kB
-    trainer = _Trainer(max_body=20_000)
+    trainer = FakeTrainer(max_body=20_000)
     sender = LedgerSender(trainer.url, 10_000, linger=0.0)
     sender.put([huge, *rows[1:]])
     try:
@@ -578,7 +500,7 @@ def test_batches_halved_by_a_413_grow_back_once_the_oversized_row_is_gone() -> N
 def test_a_refusal_that_is_not_about_the_rows_drops_the_batch_in_one_post() -> None:
     """A 401 (a proxy asking for a token) refuses every row alike: the batch is dropped at once,
     not sent again row by row."""
-    trainer = _Trainer(status=401)
+    trainer = FakeTrainer(status=401)
     sender = LedgerSender(trainer.url, 10_000, linger=0.0)
     sender.put(_ledger_rows(50))
     try:
@@ -594,7 +516,7 @@ def test_a_trainer_that_keeps_failing_is_logged_once_then_its_recovery(
     """Rows wait while the trainer answers 507 (its disk full); the log says so once, with the
     trainer's reason, not at every retry, and says when it takes rows again."""
     monkeypatch.setattr(ledger, "BACKOFF", (0.01,))
-    trainer = _Trainer(status=507, times=6)
+    trainer = FakeTrainer(status=507, times=6)
     sender = LedgerSender(trainer.url, 100, linger=0.0)
     rows = _ledger_rows(3)
     sender.put(rows)
@@ -638,7 +560,7 @@ def test_rows_a_full_queue_drops_are_logged_with_their_count_not_at_every_drop(
 
 @pytest.mark.parametrize("status", [200, 502], ids=["answer", "error-answer"])
 def test_an_answer_broken_off_mid_body_is_retried_and_the_sender_keeps_sending(status: int) -> None:
-    trainer = _Trainer(break_first=status)
+    trainer = FakeTrainer(break_first=status)
     sender = LedgerSender(trainer.url, 100, linger=0.0)
     rows = _ledger_rows(3)
     try:
@@ -662,12 +584,9 @@ def test_the_shadow_thread_goes_on_when_the_queue_fills_as_it_looks_ahead(models
     after that would go to the ledger without shadow scores."""
     gb, copy = (Scorer(load_version(models, v), 100) for v in (GB_VERSION, COPY))
     delivered: list[LedgerRow] = []
-    shadows = Shadows(2, delivered.extend, lambda *_: None)
+    shadows = Shadows(2, lambda group: delivered.extend(group.rows()), lambda *_: None)
     x = np.array([list(SEED_ROW.values())], dtype=np.float32)
-    batches = [
-        [LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)]
-        for _ in range(4)
-    ]
+    batches = [_shadow_group(1) for _ in range(4)]
     shadows.submit((gb,), batches[0], x)
     shadows.submit((copy,), batches[1], x)  # the experiment changed: other shadows
     take, refilled = shadows._queue.get_nowait, list[bool]()
@@ -686,37 +605,39 @@ def test_the_shadow_thread_goes_on_when_the_queue_fills_as_it_looks_ahead(models
     shadows.stop()
     scored_by = {r.prediction_id: [s.version for s in r.shadow if s.error is None] for r in delivered}
     want = [GB_VERSION, COPY, GB_VERSION, GB_VERSION]
-    assert scored_by == {b[0].prediction_id: [v] for b, v in zip(batches, want, strict=True)}
+    assert scored_by == {b.served[0][0]: [v] for b, v in zip(batches, want, strict=True)}
 
 
 def test_the_shadow_thread_goes_on_after_a_failure_outside_a_shadow(models: Path) -> None:
     gb = Scorer(load_version(models, GB_VERSION), 100)
     delivered: list[LedgerRow] = []
 
-    def deliver(rows: list[LedgerRow]) -> None:  # the ledger's put, failing once
+    def deliver(group: Group) -> None:  # the ledger's put_group, failing once
         if not delivered:
-            delivered.append(rows[0])
+            delivered.append(group.rows()[0])
             raise RuntimeError("the ledger failed once")
-        delivered.extend(rows)
+        delivered.extend(group.rows())
 
     shadows = Shadows(10, deliver, lambda *_: None)
     x = np.array([list(SEED_ROW.values())], dtype=np.float32)
-    row = LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)
+    first, later = _shadow_group(1), _shadow_group(1)
     shadows.start()
-    shadows.submit((gb,), [row], x)
+    shadows.submit((gb,), first, x)
     assert shadows.wait_idle(10)
-    later = msgspec.structs.replace(row, prediction_id=new_prediction_id())
-    shadows.submit((gb,), [later], x)
+    shadows.submit((gb,), later, x)
     assert shadows.wait_idle(10), "the shadow thread ended"
     shadows.stop()
-    assert [r.prediction_id for r in delivered] == [row.prediction_id, later.prediction_id]
+    assert [r.prediction_id for r in delivered] == [first.served[0][0], later.served[0][0]]
 
 
-def _shadow_rows(n: int) -> list[LedgerRow]:
-    return [
-        LedgerRow(new_prediction_id(), "2026-11-30T00:00:00.000Z", RF_VERSION, 0.5, SEED_ROW)
+def _shadow_group(n: int) -> Group:
+    """A group of ``n`` experiment rows of SEED_ROW, as the runtime hands it to the shadows."""
+    x = np.array([list(SEED_ROW.values())] * n, dtype=np.float32)
+    served = [
+        (new_prediction_id(), RF_VERSION, 0.5, 1.0, "exp-1", "control", 5000, "ab" * 32, False, None, None)
         for _ in range(n)
     ]
+    return Group("2026-11-30T00:00:00.000Z", 1, tuple(SEED_ROW), x.tobytes(), served)
 
 
 def test_the_shadow_thread_scores_what_came_during_its_linger_in_one_call(models: Path) -> None:
@@ -725,13 +646,18 @@ def test_the_shadow_thread_scores_what_came_during_its_linger_in_one_call(models
     gb = Scorer(load_version(models, GB_VERSION), 100)
     calls: list[tuple[str, int]] = []
     delivered: list[LedgerRow] = []
-    shadows = Shadows(100, delivered.extend, lambda _v, what, n: calls.append((what, n)), linger=0.5)
+    shadows = Shadows(
+        100,
+        lambda group: delivered.extend(group.rows()),
+        lambda _v, what, n: calls.append((what, n)),
+        linger=0.5,
+    )
     x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     shadows.start()
-    shadows.submit((gb,), _shadow_rows(1), x)
+    shadows.submit((gb,), _shadow_group(1), x)
     time.sleep(0.1)  # the thread took the first batch and lingers
     for _ in range(4):
-        shadows.submit((gb,), _shadow_rows(1), x)
+        shadows.submit((gb,), _shadow_group(1), x)
     assert shadows.wait_idle(10)
     shadows.stop()
     assert calls == [("scored", 5)] and len(delivered) == 5
@@ -742,13 +668,13 @@ def test_a_half_full_shadow_queue_ends_the_linger(models: Path) -> None:
     """The linger must not fill the queue: rows past it would be recorded without shadow scores."""
     gb = Scorer(load_version(models, GB_VERSION), 100)
     calls: list[tuple[str, int]] = []
-    shadows = Shadows(8, lambda rows: None, lambda _v, what, n: calls.append((what, n)), linger=60.0)
+    shadows = Shadows(8, lambda group: None, lambda _v, what, n: calls.append((what, n)), linger=60.0)
     x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     shadows.start()
-    shadows.submit((gb,), _shadow_rows(1), x)
+    shadows.submit((gb,), _shadow_group(1), x)
     time.sleep(0.1)  # the thread took it and lingers, for a minute unless the queue fills
     for _ in range(4):  # half of the 8
-        shadows.submit((gb,), _shadow_rows(1), x)
+        shadows.submit((gb,), _shadow_group(1), x)
     assert shadows.wait_idle(10), "the thread lingered on with a half-full queue"
     shadows.stop()
     assert calls == [("scored", 5)]
@@ -769,7 +695,7 @@ def test_a_ledger_row_s_time_is_its_millisecond(monkeypatch: pytest.MonkeyPatch,
         return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     recorder = serving.Recorder(
-        "all", LedgerSender(None, 10), Shadows(1, lambda _: None, lambda *_: None), print
+        "all", LedgerProcess(None, 10), Shadows(1, lambda _: None, lambda *_: None), print
     )
     for clock in (ns, ns + 999, ns + 1_000_000):  # the next millisecond is formatted again
         monkeypatch.setattr(serving.time, "time_ns", lambda clock=clock: clock)

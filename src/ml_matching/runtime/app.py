@@ -31,7 +31,7 @@ from ml_matching.http import (
 from ml_matching.http.metrics import mark_worker_dead
 from ml_matching.runtime.errors import RUNTIME_STATUSES
 from ml_matching.runtime.fastpath import predict_fast_path
-from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.ledger_process import LedgerProcess
 from ml_matching.runtime.metrics import ModelMetrics
 from ml_matching.runtime.routes import bad_path_part, build_routes, request_bodies
 from ml_matching.runtime.service import ModelService
@@ -124,7 +124,7 @@ def serving_app() -> Litestar:
 
 def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | None) -> Serving:
     """Routing, coalesced scoring, shadows and the ledger, wired to the service and its metrics."""
-    ledger = LedgerSender(settings.trainer_url, settings.ledger_queue)
+    ledger = LedgerProcess(settings.trainer_url, settings.ledger_queue, log_level=settings.log_level_number)
 
     def count_shadow(version: str, result: str, rows: int) -> None:
         if metrics is not None:
@@ -140,7 +140,7 @@ def _serving(settings: Settings, service: ModelService, metrics: ModelMetrics | 
 
     if metrics is not None:
         ledger.on_drop = lambda n, _: metrics.ledger_dropped.inc(n)
-    shadows = Shadows(settings.shadow_queue, ledger.put, count_shadow)
+    shadows = Shadows(settings.shadow_queue, ledger.put_group, count_shadow)
     recorder = Recorder(settings.ledger, ledger, shadows, count_arm)
     return Serving(lambda: service.scorer, lambda: service.arms, recorder, lambda: service.held)
 

@@ -54,6 +54,7 @@ DROPS_LOGGED_EVERY = 10.0
 #: about 1.8 ms, and the event loop, waiting for it while another thread encoded, added 4–5 ms to
 #: the p99 of /predict (bench/experiments.py). 100 rows hold it for about 0.2 ms.
 ENCODE_ROWS = 100
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,6 @@ class LedgerSender:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._encode = msgspec.json.Encoder().encode
         self._failing: str | None = None  # the kind of failure last logged (None: sending works)
         self._full_unlogged = 0  # rows dropped by a full queue since it was last logged
         self._full_logged_at = -DROPS_LOGGED_EVERY
@@ -107,28 +107,23 @@ class LedgerSender:
             self._drop(len(rows), "no trainer (ML_TRAINER_URL is not set)")
             return
         kept = min(len(rows), max(self.capacity - self.counts.queued, 0))  # read unlocked: checked below
-        parts = self.encode(rows[:kept])  # never the rows it drops
+        parts = encode(rows[:kept])  # never the rows it drops
         with self._wake:
             room = max(self.capacity - self.counts.queued, 0)
             if room < kept:  # rare: another thread queued rows meanwhile
                 kept = room
-                parts = self.encode(rows[:kept])
-            was_empty = not self._rows
-            self._rows.extend(parts)
-            self.counts.queued += kept
-            if was_empty or self.counts.queued >= BATCH_ROWS:  # the sender waits for nothing else
-                self._wake.notify()
+                parts = encode(rows[:kept])
+            self._queue(parts, kept)
         if kept < len(rows):
             self._drop(len(rows) - kept, FULL)
 
-    def encode(self, rows: list[LedgerRow]) -> list[Encoded]:
-        """``rows`` as JSON, in parts of at most BATCH_ROWS rows, ENCODE_ROWS rows per call."""
-        parts = []
-        for start in range(0, len(rows), BATCH_ROWS):
-            part = rows[start : start + BATCH_ROWS]
-            items = [self._encode(part[i : i + ENCODE_ROWS])[1:-1] for i in range(0, len(part), ENCODE_ROWS)]
-            parts.append(Encoded(b",".join(items), len(part)))
-        return parts
+    def _queue(self, parts: list[Encoded], rows: int) -> None:
+        """Append ``parts`` of ``rows`` rows and wake the sender when it waits for them. Under the lock."""
+        was_empty = not self._rows
+        self._rows.extend(parts)
+        self.counts.queued += rows
+        if was_empty or self.counts.queued >= BATCH_ROWS:  # the sender waits for nothing else
+            self._wake.notify()
 
     def _drop(self, n: int, why: str) -> None:
         with self._wake:  # put() runs on the event loop and the shadow thread, refusals on the sender's
@@ -295,6 +290,16 @@ class LedgerSender:
             log.warning(
                 "ledger: the trainer at %s %s; rows wait in the queue and are sent again", self.url, what
             )
+
+
+def encode(rows: list[LedgerRow]) -> list[Encoded]:
+    """``rows`` as JSON, in parts of at most BATCH_ROWS rows, ENCODE_ROWS rows per call."""
+    parts = []
+    for start in range(0, len(rows), BATCH_ROWS):
+        part = rows[start : start + BATCH_ROWS]
+        items = [_encode(part[i : i + ENCODE_ROWS])[1:-1] for i in range(0, len(part), ENCODE_ROWS)]
+        parts.append(Encoded(b",".join(items), len(part)))
+    return parts
 
 
 def _front(queue: deque[Encoded], limit: int = BATCH_ROWS) -> list[Encoded]:

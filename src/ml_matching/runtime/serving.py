@@ -19,14 +19,14 @@ import msgspec
 import numpy as np
 
 from ml_matching.contract import Rows32
-from ml_matching.contract.assignment import BUCKETS, HASH_VERSION, unit_bytes
+from ml_matching.contract.assignment import BUCKETS, unit_bytes
 from ml_matching.contract.experiment import instant
 from ml_matching.contract.holdout import LIVE
-from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime.coalesce import RowCoalescer
 from ml_matching.runtime.errors import NotExplainable
 from ml_matching.runtime.experiments import Arms, Held, Route
-from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.ledger_process import LedgerProcess
+from ml_matching.runtime.ledger_wire import Group
 from ml_matching.runtime.scoring import PLAIN, Prediction, Scorer, Tag, new_prediction_id
 from ml_matching.runtime.shadow import Shadows
 
@@ -45,7 +45,7 @@ def _tag(route: Route) -> Tag:
 class Recorder:
     """Turns served rows into ledger rows (``LEDGER``: ``experiments``, ``all`` or ``off``)."""
 
-    def __init__(self, mode: str, ledger: LedgerSender, shadows: Shadows, count_arm: CountArm) -> None:
+    def __init__(self, mode: str, ledger: LedgerProcess, shadows: Shadows, count_arm: CountArm) -> None:
         self.mode = mode
         self.ledger = ledger
         self.shadows = shadows
@@ -80,19 +80,30 @@ class Recorder:
         keep = [i for i, r in enumerate(routes) if every or r.experiment is not None or r.holdout is not None]
         if not keep:
             return
-        at = self._now()
+        if arms is not None and arms.shadows:  # the experiment's rows go through the shadows
+            shadowed = [i for i in keep if routes[i].experiment is not None]
+            if shadowed:
+                group = self._group(routes, shadowed, x, p, ids, ms, arms)
+                self.shadows.submit(arms.shadows, group, x if len(shadowed) == len(x) else x[shadowed])
+                keep = [i for i in keep if routes[i].experiment is None]  # a keyless row, under LEDGER=all
+        if keep:
+            self.ledger.put_group(self._group(routes, keep, x, p, ids, ms, arms))  # rows made elsewhere
+
+    def _group(
+        self, routes: Sequence[Route], keep: list[int], x: Rows32, p: Sequence[float], ids: Sequence[str],
+        ms: Sequence[float] | None, arms: Arms | None,
+    ) -> Group:  # fmt: skip
+        """The facts of the rows ``keep`` of a scored group, as the ledger process takes them."""
+        served = [
+            (ids[i], r.scorer.version, p[i], ms[i] if ms else None, r.experiment, r.arm, r.weight, r.unit,
+             r.fallback, r.error, r.holdout)
+            for i in keep
+            for r in (routes[i],)
+        ]  # fmt: skip
+        chosen = x if len(keep) == len(x) else x[keep]
+        names = routes[keep[0]].scorer.model.feature_set.names  # every routed version declares the same
         revision = arms.experiment.revision if arms is not None else None
-        values = x.tolist()  # the group's rows as floats in one call, not one call per row
-        rows = [
-            self._row(routes[i], values[i], p[i], ids[i], at, revision, ms[i] if ms else None) for i in keep
-        ]
-        in_experiment = [r for r in rows if r.experiment is not None]
-        if arms is not None and arms.shadows and in_experiment:
-            chosen = [i for i in keep if routes[i].experiment is not None]
-            self.shadows.submit(arms.shadows, in_experiment, x[chosen])
-            rows = [r for r in rows if r.experiment is None]
-        if rows:
-            self.ledger.put(rows)
+        return Group(self._now(), revision, names, chosen.tobytes(), served)
 
     def _count_arms(self, routes: Sequence[Route]) -> None:
         """The metrics' count of rows served per arm, and whether by the arm's own version."""
@@ -103,20 +114,6 @@ class Recorder:
                 served[key] = served.get(key, 0) + 1
         for (arm, by), n in served.items():
             self._count_arm(arm, by, n)
-
-    @staticmethod
-    def _row(
-        route: Route, x: list[float], p: float, prediction_id: str, at: str, revision: int | None,
-        ms: float | None,
-    ) -> LedgerRow:  # fmt: skip
-        features = dict(zip(route.scorer.model.feature_set.names, x, strict=True))
-        if route.experiment is None and route.holdout is None:
-            return LedgerRow(prediction_id, at, route.scorer.version, p, features, ms=ms)
-        return LedgerRow(
-            prediction_id, at, route.scorer.version, p, features, route.experiment,
-            revision if route.experiment is not None else None, route.arm, route.weight, route.unit,
-            HASH_VERSION, route.fallback, route.error, ms, holdout=route.holdout,
-        )  # fmt: skip
 
 
 class Serving:

@@ -1,8 +1,8 @@
 """Shadow scoring: the experiment's shadow versions score the rows the arms served, off the answer's path.
 
 The request path only hands the scored rows to a bounded queue (no wait); a thread of its own
-takes them, scores them with each shadow version, and passes the rows, now with the shadows'
-probabilities, to the ledger. The thread lingers before it takes what waits (:data:`LINGER_SECONDS`),
+takes them, scores them with each shadow version, and passes each group of rows, now with the
+shadows' probabilities, to the ledger. The thread lingers before it takes what waits (:data:`LINGER_SECONDS`),
 as the ledger's sender does: woken for each batch, it scored the one or two rows of an event-loop
 turn at a time, and each wake took the GIL from the event loop: lingering, the runtime answered
 1.23× the requests with a shadow at 0.75× the CPU each (``bench/ab.py --experiment
@@ -23,12 +23,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ml_matching.contract.ledger import LedgerRow, ShadowScore
+from ml_matching.runtime.ledger_wire import Group, ShadowColumn
 from ml_matching.runtime.scoring import Scorer
 
 log = logging.getLogger("ml_matching")
 Rows32 = npt.NDArray[np.float32]
-Work = tuple[tuple[Scorer, ...], list[LedgerRow], Rows32]
+Work = tuple[tuple[Scorer, ...], Group, Rows32]
 #: Told (version, result, rows) for each shadow outcome: ``scored``, ``failed`` or ``skipped``.
 Count = Callable[[str, str, int], None]
 #: How long the thread waits, once rows are queued, for more to score with them.
@@ -43,7 +43,7 @@ class Shadows:
     def __init__(
         self,
         capacity: int,
-        deliver: Callable[[list[LedgerRow]], None],
+        deliver: Callable[[Group], None],
         count: Count,
         linger: float = LINGER_SECONDS,
     ) -> None:
@@ -70,17 +70,17 @@ class Shadows:
                 return
             self._thread.join(timeout=10)
 
-    def submit(self, scorers: tuple[Scorer, ...], rows: list[LedgerRow], x: Rows32) -> None:
-        """Queue served rows for the shadows (no wait); with a full queue they go on without them."""
+    def submit(self, scorers: tuple[Scorer, ...], group: Group, x: Rows32) -> None:
+        """Queue a served group for the shadows (no wait); with a full queue it goes on without them."""
         try:
-            self._queue.put_nowait((scorers, rows, x))
+            self._queue.put_nowait((scorers, group, x))
             if self._queue.qsize() >= self._half:
                 self._hurry.set()
         except queue.Full:
             reason = "skipped: the shadow queue was full"
             for scorer in scorers:
-                self._count(scorer.version, "skipped", len(rows))
-            self._deliver([_with(r, [ShadowScore(s.version, error=reason) for s in scorers]) for r in rows])
+                self._count(scorer.version, "skipped", len(group.served))
+            self._deliver(_with(group, tuple((s.version, None, reason) for s in scorers)))
 
     def wait_idle(self, seconds: float) -> bool:
         """Whether the queue emptied within ``seconds`` (for tests)."""
@@ -118,7 +118,7 @@ class Shadows:
         ``carried`` for the next turn, not back in the queue: the request path may have filled the
         queue meanwhile, and a blocking put would then wait for this very thread."""
         items = [item]
-        rows = len(item[1])
+        rows = len(item[1].served)
         while rows < MAX_ROWS:
             try:
                 following = self._queue.get_nowait()
@@ -128,28 +128,28 @@ class Shadows:
                 carried.append(following)
                 break
             items.append(following)
-            rows += len(following[1])
+            rows += len(following[1].served)
         return items
 
     def _score(self, items: list[Work]) -> None:
         scorers = items[0][0]
-        rows = [row for _, batch, _ in items for row in batch]
         x = np.concatenate([x for _, _, x in items]) if len(items) > 1 else items[0][2]
-        scores: list[list[ShadowScore]] = [[] for _ in rows]
+        columns: list[ShadowColumn] = []
         for scorer in scorers:
             try:
                 p = scorer.model.predict_proba(x).astype(np.float64).tolist()
             except Exception as exc:  # a shadow's failure is its own: counted, never the answer's
-                self._count(scorer.version, "failed", len(rows))
-                error = f"{type(exc).__name__}: {exc}"[:200]
-                for s in scores:
-                    s.append(ShadowScore(scorer.version, error=error))
+                self._count(scorer.version, "failed", len(x))
+                columns.append((scorer.version, None, f"{type(exc).__name__}: {exc}"[:200]))
                 continue
-            self._count(scorer.version, "scored", len(rows))
-            for s, pv in zip(scores, p, strict=True):
-                s.append(ShadowScore(scorer.version, probability=pv))
-        self._deliver([_with(r, s) for r, s in zip(rows, scores, strict=True)])
+            self._count(scorer.version, "scored", len(x))
+            columns.append((scorer.version, p, None))
+        start = 0
+        for _, group, _ in items:  # each group with its own rows' scores
+            end = start + len(group.served)
+            self._deliver(_with(group, tuple((v, p[start:end] if p else p, why) for v, p, why in columns)))
+            start = end
 
 
-def _with(row: LedgerRow, shadow: list[ShadowScore]) -> LedgerRow:
-    return msgspec.structs.replace(row, shadow=tuple(shadow))
+def _with(group: Group, shadow: tuple[ShadowColumn, ...]) -> Group:
+    return msgspec.structs.replace(group, shadow=shadow)

@@ -1,0 +1,113 @@
+"""The ledger process: makes ledger rows of the groups the runtime hands it, and sends them to the trainer.
+
+Started by :class:`~.ledger_process.LedgerProcess` as ``python -m ml_matching.runtime.ledger_worker
+SETTINGS`` (JSON: the trainer's URL, the queue's capacity, the sender's timeout and linger, the log
+level). It reads frames (:mod:`.ledger_wire`) from its stdin: each :class:`~.ledger_wire.Group`
+is made into rows, which go to the trainer from a :class:`~.ledger.LedgerSender`, with its
+batching, retries and bounded queue. On its stdout it reports its counts when they change (at
+most every REPORT_SECONDS).
+
+It ends when told (:class:`~.ledger_wire.Stop`) or when its stdin ends (the runtime went away, even
+killed): either way it sends what it holds first, for up to the flush time. It logs to stderr, as the
+runtime does. Ctrl-C in a terminal reaches it with the runtime: it ignores it, and ends when the
+runtime stops it; SIGTERM ends it as a stop would.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections import Counter
+from typing import IO
+
+from ml_matching.http.logs import configure_logging
+from ml_matching.runtime.ledger import LedgerSender
+from ml_matching.runtime.ledger_wire import Group, Report, Stop, frame, read_frame, to_ledger
+
+#: How often the counts are reported, when they changed.
+REPORT_SECONDS = 0.05
+#: How long what is queued may take to send when the runtime went away without a stop.
+FLUSH_SECONDS = 5.0
+
+
+class _Terminated(Exception):
+    pass
+
+
+class Worker:
+    """Takes the runtime's messages into a sender, and reports the sender's counts."""
+
+    def __init__(self, sender: LedgerSender, out: IO[bytes]) -> None:
+        self.sender = sender
+        self.received = 0
+        self._out = out
+        self._lock = threading.Lock()  # the drops (sender's thread and this one), the output
+        self._drops: Counter[str] = Counter()
+        self._said: Report | None = None
+        self._done = threading.Event()
+        sender.on_drop = self._dropped
+
+    def _dropped(self, n: int, why: str) -> None:
+        with self._lock:
+            self._drops[why] += n
+
+    def run(self, stdin: IO[bytes]) -> None:
+        """Take messages until told to stop or stdin ends; then send what is queued, and report."""
+        self.sender.start()
+        reporter = threading.Thread(target=self._report_often, name="ledger-report", daemon=True)
+        reporter.start()
+        flush = FLUSH_SECONDS
+        try:
+            while (payload := read_frame(stdin)) is not None:
+                message = to_ledger(payload)
+                if isinstance(message, Stop):
+                    flush = message.flush_seconds
+                    break
+                self.take(message)
+        except _Terminated:
+            pass
+        finally:
+            self._done.set()
+            reporter.join()
+            self.sender.stop(flush)
+            self.report()
+
+    def take(self, group: Group) -> None:
+        rows = group.rows()
+        self.sender.put(rows)
+        self.received += len(rows)  # after the put: the runtime counts these rows queued here now
+
+    def _report_often(self) -> None:
+        while not self._done.wait(REPORT_SECONDS):
+            self.report()
+
+    def report(self) -> None:
+        """Write the counts when they changed since they were last written."""
+        c = self.sender.counts
+        with self._lock:
+            now = Report(self.received, c.queued, c.sent, c.refused, dict(self._drops), c.last_error)
+            if now == self._said:
+                return
+            self._said = now
+            self._out.write(frame(now))
+            self._out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = json.loads((argv or sys.argv)[1])
+    configure_logging(int(settings["log_level"]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)
+    sender = LedgerSender(settings["url"], int(settings["capacity"]), settings["timeout"], settings["linger"])
+    Worker(sender, sys.stdout.buffer).run(sys.stdin.buffer)
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The ledger process: the rows it makes of what the runtime hands it, and what becomes of them when
+it dies, falls behind, or the runtime goes away (a real process, a trainer that answers as the real
+one does)."""
+
+from __future__ import annotations
+
+import io
+import signal
+
+import msgspec
+import numpy as np
+import pytest
+
+from ml_matching.contract.assignment import HASH_VERSION
+from ml_matching.contract.ledger import LedgerRow
+from ml_matching.runtime import ledger_process
+from ml_matching.runtime.ledger_process import BEHIND, ENDED, NO_TRAINER, LedgerProcess
+from ml_matching.runtime.ledger_wire import Group, Stop, frame, read_frame, to_ledger
+from ml_matching.runtime.scoring import new_prediction_id
+from tests.conftest import GB_VERSION, RF_VERSION
+from tests.runtime.fake_trainer import FakeTrainer
+from tests.support import until
+
+X = np.array([[0.1, 0.5], [0.7, 1.0], [0.0, 0.3333], [1.0, 0.25]], dtype=np.float32)
+UNITS = ["ab" * 32, "cd" * 32, "ef" * 32]
+
+
+def _group() -> Group:
+    """A group as an experiment with a holdout records it: an arm's row, a keyless row (LEDGER=all),
+    a row control served for a failing candidate, a live unit's row outside the experiment."""
+    ids = [new_prediction_id() for _ in range(4)]
+    served = [
+        (ids[0], RF_VERSION, 0.25, 1.5, "exp-1", "candidate", 5000, UNITS[0], False, None, None),
+        (ids[1], RF_VERSION, 0.5, None, None, None, None, None, False, None, None),
+        (ids[2], GB_VERSION, 0.75, 2.0, "exp-1", "candidate", 5000, UNITS[1], True, "x raised", "h-1"),
+        (ids[3], RF_VERSION, 0.125, 0.5, None, "live", 9800, UNITS[2], False, None, "h-1"),
+    ]
+    return Group("2026-12-02T00:00:00.000Z", 3, ("a", "b"), X.tobytes(), served)
+
+
+def _expected(group: Group) -> list[LedgerRow]:
+    """The rows, written out field by field (not as Group.rows makes them)."""
+    at, f = group.at, [{"a": float(a), "b": float(b)} for a, b in X]
+    ids = [s[0] for s in group.served]
+    return [
+        LedgerRow(ids[0], at, RF_VERSION, 0.25, f[0], "exp-1", 3, "candidate", 5000, UNITS[0], HASH_VERSION, ms=1.5),
+        LedgerRow(ids[1], at, RF_VERSION, 0.5, f[1]),
+        LedgerRow(
+            ids[2], at, GB_VERSION, 0.75, f[2], "exp-1", 3, "candidate", 5000, UNITS[1], HASH_VERSION, True,
+            "x raised", 2.0, holdout="h-1",
+        ),
+        LedgerRow(
+            ids[3], at, RF_VERSION, 0.125, f[3], None, None, "live", 9800, UNITS[2], HASH_VERSION, ms=0.5,
+            holdout="h-1",
+        ),
+    ]  # fmt: skip
+
+
+def test_a_group_crosses_the_pipe_and_becomes_the_rows_it_served() -> None:
+    group = _group()
+    stream = io.BytesIO(frame(group) + frame(Stop(2.5)))
+    again = to_ledger(read_frame(stream) or b"")
+    assert again == group
+    assert again.rows() == _expected(group)
+    assert _expected(group)[2].features["b"] == float(np.float32(0.3333)) != 0.3333  # what the model saw
+    assert to_ledger(read_frame(stream) or b"") == Stop(2.5)
+    assert read_frame(stream) is None
+    assert read_frame(io.BytesIO(frame(group)[:-1])) is None  # cut short: no message
+
+
+def test_the_shadows_scores_become_each_row_s_own() -> None:
+    """A shadow's probabilities go to their rows in order; a failed shadow gives each row its reason."""
+    group = msgspec.structs.replace(
+        _group(), shadow=(("s1", [0.1, 0.2, 0.3, 0.4], None), ("s2", None, "RuntimeError: boom"))
+    )
+    rows = to_ledger(read_frame(io.BytesIO(frame(group))) or b"").rows()
+    assert [[(s.version, s.probability, s.error) for s in rows[i].shadow] for i in (0, 2)] == [
+        [("s1", p, None), ("s2", None, "RuntimeError: boom")] for p in (0.1, 0.3)
+    ]
+    assert rows[1].shadow == ()  # a keyless row (LEDGER=all) is outside the experiment
+
+
+def test_a_frame_of_another_shape_is_refused_by_name() -> None:
+    bad = frame(Stop(1.0)).replace(b"Stop", b"Halt")
+    with pytest.raises(msgspec.ValidationError, match="Halt"):
+        to_ledger(read_frame(io.BytesIO(bad)) or b"")
+
+
+def _rows(n: int) -> list[LedgerRow]:
+    return [
+        LedgerRow(new_prediction_id(), "2026-12-02T00:00:00.000Z", RF_VERSION, 0.5, {"a": 1.0})
+        for _ in range(n)
+    ]
+
+
+def _ids(rows: list[LedgerRow]) -> list[str]:
+    return sorted(r.prediction_id for r in rows)
+
+
+def test_the_ledger_process_sends_every_row_it_is_handed() -> None:
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    drops: list[tuple[int, str]] = []
+    ledger.on_drop = lambda n, why: drops.append((n, why))
+    groups = [_group() for _ in range(3)]
+    try:
+        ledger.start()
+        for group in groups:
+            ledger.put_group(group)
+        assert ledger.wait_sent(30), ledger.counts
+        counts = ledger.counts
+    finally:
+        ledger.stop()
+        trainer.close()
+    expected = [row for group in groups for row in _expected(group)]
+    assert sorted(trainer.rows(), key=lambda r: r.prediction_id) == sorted(
+        expected, key=lambda r: r.prediction_id
+    )
+    assert (counts.queued, counts.sent, counts.dropped, drops) == (0, 12, 0, [])
+    assert ledger.counts.sent == 12  # after the stop too
+
+
+def test_rows_handed_just_before_a_stop_are_sent_before_it_returns() -> None:
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000)  # the sender lingers 0.1 s: the stop must not lose them
+    group = _group()
+    try:
+        ledger.start()
+        process = ledger._process
+        ledger.put_group(group)
+        ledger.stop(flush_seconds=20)
+    finally:
+        trainer.close()
+    assert _ids(trainer.rows()) == _ids(_expected(group))
+    assert (ledger.counts.sent, ledger.counts.queued, ledger.counts.dropped) == (4, 0, 0)
+    assert process is not None and process.returncode == 0
+
+
+def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rows it held are dropped and counted (in /health, /metrics, the log); the next rows go."""
+    monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 0.05)
+    trainer = FakeTrainer(status=507)  # rows wait in the ledger process
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    drops: list[tuple[int, str]] = []
+    ledger.on_drop = lambda n, why: drops.append((n, why))
+    try:
+        ledger.start()
+        ledger.put_group(_group())
+        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
+        first = ledger._process
+        assert first is not None
+        first.send_signal(signal.SIGKILL)
+        until(lambda: ledger._process is not first and ledger.counts.dropped == 4)
+        assert drops == [(4, ENDED)]
+        trainer.recover()
+        later = _group()
+        ledger.put_group(later)
+        assert ledger.wait_sent(30), ledger.counts
+    finally:
+        ledger.stop()
+        trainer.close()
+    assert _ids(trainer.rows()) == _ids(_expected(later))
+    assert (ledger.counts.sent, ledger.counts.dropped, ledger.counts.queued) == (4, 4, 0)
+
+
+def test_the_ledger_process_sends_what_it_holds_when_the_runtime_is_gone() -> None:
+    """Killed, the runtime closes the pipe without a stop: its ledger process still sends its rows."""
+    trainer = FakeTrainer(status=507)
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    group = _group()
+    try:
+        ledger.start()
+        ledger.put_group(group)
+        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
+        process = ledger._process
+        assert process is not None and process.stdin is not None
+        process.stdin.close()  # as the kernel closes it for a runtime killed
+        trainer.recover()
+        assert process.wait(timeout=20) == 0
+    finally:
+        ledger.stop(flush_seconds=0)
+        trainer.close()
+    assert _ids(trainer.rows()) == _ids(_expected(group))
+
+
+def test_rows_past_the_capacity_wait_for_no_one() -> None:
+    """While the ledger process is behind (here: not started), rows past LEDGER_QUEUE are dropped
+    and counted, and no one waits; with no trainer, every row is."""
+    ledger = LedgerProcess("http://127.0.0.1:9", 5)
+    drops: list[tuple[int, str]] = []
+    ledger.on_drop = lambda n, why: drops.append((n, why))
+    ledger.put_group(_group())
+    ledger.put_group(_group())
+    assert (ledger.counts.queued, ledger.counts.dropped, drops) == (4, 4, [(4, BEHIND)])
+    none = LedgerProcess(None, 5)
+    none.on_drop = lambda n, why: drops.append((n, why))
+    none.put_group(_group())
+    assert drops[1:] == [(4, NO_TRAINER)]
+    assert (none.counts.dropped, none.counts.queued) == (4, 0)
