@@ -5,7 +5,14 @@ one does)."""
 from __future__ import annotations
 
 import io
+import json
+import logging
+import os
 import signal
+import subprocess
+import sys
+import time
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -15,7 +22,7 @@ from ml_matching.contract.assignment import HASH_VERSION
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime import ledger_process
 from ml_matching.runtime.ledger_process import BEHIND, ENDED, NO_TRAINER, LedgerProcess
-from ml_matching.runtime.ledger_wire import Group, Stop, frame, read_frame, to_ledger
+from ml_matching.runtime.ledger_wire import SETTINGS_VARIABLE, Group, Stop, frame, read_frame, to_ledger
 from ml_matching.runtime.scoring import new_prediction_id
 from tests.conftest import GB_VERSION, RF_VERSION
 from tests.runtime.fake_trainer import FakeTrainer
@@ -154,6 +161,7 @@ def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
         first.send_signal(signal.SIGKILL)
         until(lambda: ledger._process is not first and ledger.counts.dropped == 4)
         assert drops == [(4, ENDED)]
+        assert "the ledger process ended (exit code -9)" in (ledger.counts.last_error or "")
         trainer.recover()
         later = _group()
         ledger.put_group(later)
@@ -166,23 +174,111 @@ def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
 
 
 def test_the_ledger_process_sends_what_it_holds_when_the_runtime_is_gone() -> None:
-    """Killed, the runtime closes the pipe without a stop: its ledger process still sends its rows."""
-    trainer = FakeTrainer(status=507)
-    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    """Killed, the runtime closes both pipes without a stop: its ledger process still sends its rows,
+    then ends quietly (no one is left to report to)."""
+    trainer = FakeTrainer(status=507, times=1)  # the first batch waits for a retry
+    settings = {
+        "url": trainer.url,
+        "capacity": 100,
+        "timeout": 10,
+        "linger": 0.0,
+        "log_level": logging.WARNING,
+    }
+    cmd = [sys.executable, "-m", "ml_matching.runtime.ledger_worker"]
+    env = {**os.environ, SETTINGS_VARIABLE: json.dumps(settings)}
+    child = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     group = _group()
     try:
-        ledger.start()
-        ledger.put_group(group)
-        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
-        process = ledger._process
-        assert process is not None and process.stdin is not None
-        process.stdin.close()  # as the kernel closes it for a runtime killed
-        trainer.recover()
-        assert process.wait(timeout=20) == 0
+        child.stdin.write(frame(group))
+        child.stdin.flush()
+        until(lambda: trainer.posts >= 1)
+        child.stdout.close()  # as the kernel closes them for a runtime killed
+        child.stdin.close()
+        assert child.wait(timeout=20) == 0
     finally:
-        ledger.stop(flush_seconds=0)
+        child.kill()
+        trainer.close()
+    with child.stderr:
+        said = child.stderr.read().decode()
+    assert _ids(trainer.rows()) == _ids(_expected(group))
+    assert "Traceback" not in said and "Exception ignored" not in said, said
+
+
+def test_rows_being_written_to_a_ledger_process_that_is_behind_count_as_queued() -> None:
+    """While the ledger process reads nothing (stopped here), the pipe fills and the writer waits
+    in the middle of a write: those rows are still queued (in /health, for wait_sent), then sent."""
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 100_000, linger=0.0)
+    groups = [_group() for _ in range(300)]  # about 270 KB of frames: more than a pipe holds
+    try:
+        ledger.start()
+        process = ledger._process
+        assert process is not None
+        until(lambda: ledger._report is not ledger_process._NO_REPORT)  # it runs, and reports
+        process.send_signal(signal.SIGSTOP)
+        try:
+            for group in groups:
+                ledger.put_group(group)
+            until(lambda: not ledger._frames)  # all taken by the writer, which now waits on the pipe
+            time.sleep(0.2)
+            assert ledger.counts.queued == 1200
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert ledger.wait_sent(60), ledger.counts
+    finally:
+        ledger.stop()
+        trainer.close()
+    assert (ledger.counts.sent, ledger.counts.dropped) == (1200, 0)
+    assert len(trainer.rows()) == 1200
+
+
+def test_a_ledger_process_that_cannot_be_started_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 0.05)
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    spawn, calls = ledger._spawn, []
+
+    def failing_once() -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # the first start again, after the kill below
+            raise OSError(11, "Resource temporarily unavailable")
+        return spawn()
+
+    monkeypatch.setattr(ledger, "_spawn", failing_once)
+    try:
+        ledger.start()
+        first = ledger._process
+        assert first is not None
+        first.kill()
+        until(lambda: len(calls) >= 3 and ledger._process is not None)
+        group = _group()
+        ledger.put_group(group)
+        assert ledger.wait_sent(30), ledger.counts
+    finally:
+        ledger.stop()
         trainer.close()
     assert _ids(trainer.rows()) == _ids(_expected(group))
+    assert "starting a ledger process failed ([Errno 11] Resource temporarily unavailable)" in caplog.text
+
+
+def test_rows_handed_after_the_stop_are_dropped_not_kept() -> None:
+    """A shadow thread slower than its stop still hands rows: they are counted, not left queued."""
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    drops: list[tuple[int, str]] = []
+    ledger.on_drop = lambda n, why: drops.append((n, why))
+    try:
+        ledger.start()
+        ledger.stop()
+        ledger.put_group(_group())
+    finally:
+        trainer.close()
+    assert (ledger.counts.queued, ledger.counts.dropped, drops) == (0, 4, [(4, ENDED)])
 
 
 def test_rows_past_the_capacity_wait_for_no_one() -> None:

@@ -1,17 +1,16 @@
-"""The runtime's side of the prediction ledger: rows made on the request path, sent in the background.
+"""Sending the prediction ledger's rows to the trainer, from the runtime's ledger process.
 
-:class:`LedgerSender` holds rows in a bounded queue and posts them to the trainer's
+:class:`LedgerSender` (run by :mod:`.ledger_worker`, the ledger process) holds rows in a bounded queue and posts them to the trainer's
 ``POST /predictions`` in batches from a thread of its own, retrying with backoff while the trainer
 is unreachable; each row's ``predictionId`` makes a resend harmless. A full queue drops the newest
 rows and counts them (``/metrics``, ``/health``): the answer path never waits on the trainer. A
 batch the trainer refuses is sent again in parts (halved when it was too large, row by row when
 its content was refused), so only the rows the trainer refuses on their own are dropped.
 
-Rows are encoded to JSON as they are queued, by whoever queues them (the event loop, for a group of
-rows it just scored; the shadow thread, for rows it scored), and the queue holds the bytes. Encoded
-later by the sender, a row took 3.9 µs of CPU, its objects long gone from the cache, against 1.5 µs
-while they are still there (``bench/experiment_cost.py``). A full queue drops rows before they are
-encoded.
+Rows are encoded to JSON as they are queued, by the thread that made them, and the queue holds the
+bytes. Encoded later by the sender, a row took 3.9 µs of CPU, its objects long gone from the cache,
+against 1.5 µs while they are still there (``bench/experiment_cost.py``). A full queue drops rows
+before they are encoded.
 """
 
 from __future__ import annotations
@@ -126,7 +125,7 @@ class LedgerSender:
             self._wake.notify()
 
     def _drop(self, n: int, why: str) -> None:
-        with self._wake:  # put() runs on the event loop and the shadow thread, refusals on the sender's
+        with self._wake:  # put() runs on the ledger process's main thread, refusals on the sender's
             self.counts.dropped += n
             said = self._full_to_say(n) if why == FULL else 0
         if said:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from ml_matching.runtime.ledger import LINGER_SECONDS, LedgerCounts
-from ml_matching.runtime.ledger_wire import Group, Report, Stop, frame, read_frame, report
+from ml_matching.runtime.ledger_wire import SETTINGS_VARIABLE, Group, Report, Stop, frame, read_frame, report
 
 log = logging.getLogger("ml_matching")
 NO_TRAINER = "no trainer (ML_TRAINER_URL is not set)"
@@ -58,13 +59,14 @@ class LedgerProcess:
         self._timeout = timeout
         #: Told the number of rows each time some are dropped, and why (the service's metrics).
         self.on_drop: Callable[[int, str], None] = lambda n, why: None
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.Lock())  # taken by the event loop once a group
         self._frames: list[bytes] = []  # waiting to be written
         self._waiting = 0  # their rows
         self._handed = 0  # rows written to the running process
         self._report = _NO_REPORT  # its last report
         self._before = LedgerCounts()  # what the processes that ended did (sent, dropped, refused)
         self._dropped_here = 0
+        self._why: str | None = None  # why no process runs, until the next one reports
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -79,7 +81,7 @@ class LedgerProcess:
                 sent=before.sent + r.sent,
                 dropped=before.dropped + self._dropped_here + sum(r.drops.values()),
                 refused=before.refused + r.refused,
-                last_error=r.last_error,
+                last_error=r.last_error or self._why,
             )
 
     def put_group(self, group: Group) -> None:
@@ -91,14 +93,14 @@ class LedgerProcess:
             return
         data = frame(group)
         with self._lock:
-            fits = self._waiting + rows <= self.capacity
+            fits = self._waiting + rows <= self.capacity and not self._stopping
             if fits:
                 self._frames.append(data)
                 self._waiting += rows
                 if len(self._frames) == 1:
                     self._lock.notify()
         if not fits:
-            self._drop(rows, BEHIND)
+            self._drop(rows, ENDED if self._stopping else BEHIND)
 
     def _drop(self, n: int, why: str) -> None:
         with self._lock:
@@ -117,8 +119,15 @@ class LedgerProcess:
             thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "ml_matching.runtime.ledger_worker", self._config]
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # Its settings go in its environment, not on its command line, which any local user can
+        # read (the trainer's URL may hold credentials). A session of its own: a Ctrl-C or a
+        # signal to the runtime's process group is the runtime's to handle; it stops its ledger
+        # process itself (or the ledger process sees the pipe close).
+        env = {**os.environ, SETTINGS_VARIABLE: self._config}
+        cmd = [sys.executable, "-m", "ml_matching.runtime.ledger_worker"]
+        return subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True
+        )
 
     def _write(self) -> None:
         """Write the waiting frames to the ledger process, a few turns' at a time, until stopped;
@@ -129,44 +138,45 @@ class LedgerProcess:
                     self._lock.wait()
                 if not self._stopping:
                     self._lock.wait(HAND_SECONDS)
+                    if self._process is None:
+                        continue  # it ended meanwhile: the frames wait for the next one
                 frames, rows = self._frames, self._waiting
                 self._frames, self._waiting = [], 0
                 process, stopping = self._process, self._stopping
+                if process is not None:
+                    self._handed += rows  # counted as queued there while they are written
             if frames:
                 self._write_to(process, b"".join(frames), rows)
             if stopping:
                 return
 
     def _write_to(self, process: subprocess.Popen[bytes] | None, data: bytes, rows: int) -> None:
-        """Write ``data`` (``rows`` rows) to ``process``; the rows are dropped when it has ended."""
+        """Write ``data`` (``rows`` rows, already counted as handed to ``process``, unless it is None)."""
         try:
             if process is None or process.stdin is None:
                 raise ValueError("no ledger process")
             process.stdin.write(data)
             process.stdin.flush()
+            return
         except (OSError, ValueError):  # it ended (ValueError: its pipe was closed)
-            handed = False
-        else:
             with self._lock:
-                handed = process is self._process  # else it ended meanwhile, and the rows with it
-                if handed:
-                    self._handed += rows
-        if not handed and rows:
+                # While it is still the running one, take the rows back and drop them here; once it
+                # is folded away (_ended), they were counted with the rows it held.
+                ours = process is None or process is self._process
+                if process is not None and ours:
+                    self._handed -= rows
+        if ours and rows:
             self._drop(rows, ENDED)
 
     def _read(self) -> None:
         """Read the ledger process's reports; when it ends unasked, count what it held as dropped
-        and start another."""
+        and start another. Nothing it meets ends this thread: without it no process would be
+        started again, and the frames would wait for ever."""
         while True:
             process = self._process
             assert process is not None
-            assert process.stdout is not None
-            while (payload := read_frame(process.stdout)) is not None:
-                self._took(report(payload))
-            process.stdout.close()
-            code = process.wait()
-            lost, stopping = self._ended()
-            _close(process)
+            code = self._follow(process)
+            lost, stopping = self._ended(code)
             if lost:
                 self.on_drop(lost, ENDED)
             if stopping:
@@ -177,21 +187,61 @@ class LedgerProcess:
                 "ledger: the ledger process ended (exit code %s); %d rows it held are lost; starting "
                 "another in %.0f s", code, lost, RESTART_SECONDS,
             )  # fmt: skip
-            time.sleep(RESTART_SECONDS)
+            if not self._restart():
+                return
+
+    def _follow(self, process: subprocess.Popen[bytes]) -> int | None:
+        """Take ``process``'s reports until it ends (it is killed when one cannot be read); its exit code."""
+        assert process.stdout is not None
+        try:
+            while (payload := read_frame(process.stdout)) is not None:
+                self._took(report(payload))
+        except Exception:  # a report that does not decode: this process cannot be followed
+            log.exception("ledger: the ledger process's report could not be read; it is stopped")
+            process.kill()
+        with contextlib.suppress(OSError):
+            process.stdout.close()
+        code = process.wait()
+        _close(process)
+        return code
+
+    def _restart(self) -> bool:
+        """Start another ledger process, RESTART_SECONDS after the last ended, trying again as long
+        as starting fails (False: the runtime stops meanwhile)."""
+        wait = RESTART_SECONDS
+        while True:
+            time.sleep(wait)
             with self._lock:
-                if self._stopping:
-                    return
-                self._process = self._spawn()
-                self._lock.notify_all()  # the writer waits for it
+                if self._is_stopping():
+                    return False
+            try:
+                process = self._spawn()  # not under the lock: the event loop takes it
+            except OSError as exc:
+                wait = min(wait * 2, 30.0)
+                log.error("ledger: starting a ledger process failed (%s); trying again in %.0f s", exc, wait)
+                continue
+            with self._lock:
+                published = not self._is_stopping()
+                if published:
+                    self._process = process
+                    self._lock.notify_all()  # the writer waits for it
+            if published:
+                return True
+            _close(process)  # the runtime stopped meanwhile: the new process sees its pipe close
+            process.wait()
+            return False
+
+    def _is_stopping(self) -> bool:  # read anew each time (another thread sets it)
+        return self._stopping
 
     def _took(self, now: Report) -> None:
         with self._lock:
-            before, self._report = self._report, now
+            before, self._report, self._why = self._report, now, None
         for why, n in now.drops.items():
             if n > before.drops.get(why, 0):
                 self.on_drop(n - before.drops.get(why, 0), why)
 
-    def _ended(self) -> tuple[int, bool]:
+    def _ended(self, code: int | None) -> tuple[int, bool]:
         """Fold the ended process's counts into those before it, and forget it (rows written to it
         from now on went with it): the rows it held, lost; and whether it was stopped."""
         with self._lock:
@@ -204,28 +254,31 @@ class LedgerProcess:
                 refused=self._before.refused + r.refused,
             )
             self._handed, self._report, self._process = 0, _NO_REPORT, None
+            if not self._stopping:
+                self._why = f"{ENDED} (exit code {code}); another is being started"
             return lost, self._stopping
 
     def stop(self, flush_seconds: float = 5.0) -> None:
         """Hand over what waits, let the ledger process send what it holds (for up to
-        ``flush_seconds``) and end; wait for it."""
+        ``flush_seconds``) and end; wait for it. Rows handed over after this are dropped."""
         if not self._threads:
             return
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
-            process = self._process
         self._threads[0].join()  # the writer hands over what waits, then ends
+        process = self._process
         if process is not None:
-            self._write_to(process, frame(Stop(flush_seconds)), 0)
+            with contextlib.suppress(OSError, ValueError):
+                assert process.stdin is not None
+                process.stdin.write(frame(Stop(flush_seconds)))
+                process.stdin.flush()
             try:
                 process.wait(timeout=flush_seconds + self._timeout + 5)
             except subprocess.TimeoutExpired:
                 log.error("ledger: the ledger process did not end in time; killed")
                 process.kill()
         self._threads[1].join(timeout=5)
-        if process is not None:
-            _close(process)
 
     def wait_sent(self, seconds: float) -> bool:
         """Whether every row handed over was sent (or dropped) within ``seconds`` (tests, shutdown)."""

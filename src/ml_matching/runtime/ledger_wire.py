@@ -32,6 +32,8 @@ Served = tuple[
 #: A shadow version's scores of a group's rows: the version, a probability a row (None: it failed,
 #: or was skipped), and why not.
 ShadowColumn = tuple[str, list[float] | None, str | None]
+#: The environment variable that gives the ledger process its settings (JSON).
+SETTINGS_VARIABLE = "ML_MATCHING_LEDGER_PROCESS"
 #: The most bytes one frame may hold (a group of MAX_BATCH_ROWS rows is far below it).
 MAX_FRAME = 256 * 1024 * 1024
 

@@ -1,21 +1,24 @@
 """The ledger process: makes ledger rows of the groups the runtime hands it, and sends them to the trainer.
 
-Started by :class:`~.ledger_process.LedgerProcess` as ``python -m ml_matching.runtime.ledger_worker
-SETTINGS`` (JSON: the trainer's URL, the queue's capacity, the sender's timeout and linger, the log
-level). It reads frames (:mod:`.ledger_wire`) from its stdin: each :class:`~.ledger_wire.Group`
-is made into rows, which go to the trainer from a :class:`~.ledger.LedgerSender`, with its
-batching, retries and bounded queue. On its stdout it reports its counts when they change (at
-most every REPORT_SECONDS).
+Started by :class:`~.ledger_process.LedgerProcess` as ``python -m ml_matching.runtime.ledger_worker``,
+with its settings in ``ML_MATCHING_LEDGER_PROCESS`` (JSON: the trainer's URL, the queue's capacity,
+the sender's timeout and linger, the log level). It reads frames (:mod:`.ledger_wire`) from its
+stdin: each :class:`~.ledger_wire.Group` is made into rows, which go to the trainer from a
+:class:`~.ledger.LedgerSender`, with its batching, retries and bounded queue. On its stdout it
+reports its counts when they change (at most every REPORT_SECONDS).
 
 It ends when told (:class:`~.ledger_wire.Stop`) or when its stdin ends (the runtime went away, even
 killed): either way it sends what it holds first, for up to the flush time. It logs to stderr, as the
-runtime does. Ctrl-C in a terminal reaches it with the runtime: it ignores it, and ends when the
-runtime stops it; SIGTERM ends it as a stop would.
+runtime does. It runs in a session of its own and ignores SIGINT and SIGTERM: a signal meant for the
+whole group (Ctrl-C, a supervisor stopping a process group) must not end it while the runtime is
+still handing it rows; the runtime's stop, or its end, ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -24,16 +27,20 @@ from typing import IO
 
 from ml_matching.http.logs import configure_logging
 from ml_matching.runtime.ledger import LedgerSender
-from ml_matching.runtime.ledger_wire import Group, Report, Stop, frame, read_frame, to_ledger
+from ml_matching.runtime.ledger_wire import (
+    SETTINGS_VARIABLE,
+    Group,
+    Report,
+    Stop,
+    frame,
+    read_frame,
+    to_ledger,
+)
 
 #: How often the counts are reported, when they changed.
 REPORT_SECONDS = 0.05
 #: How long what is queued may take to send when the runtime went away without a stop.
 FLUSH_SECONDS = 5.0
-
-
-class _Terminated(Exception):
-    pass
 
 
 class Worker:
@@ -43,6 +50,7 @@ class Worker:
         self.sender = sender
         self.received = 0
         self._out = out
+        self._gone = False  # the runtime closed its end
         self._lock = threading.Lock()  # the drops (sender's thread and this one), the output
         self._drops: Counter[str] = Counter()
         self._said: Report | None = None
@@ -66,8 +74,6 @@ class Worker:
                     flush = message.flush_seconds
                     break
                 self.take(message)
-        except _Terminated:
-            pass
         finally:
             self._done.set()
             reporter.join()
@@ -88,25 +94,32 @@ class Worker:
         c = self.sender.counts
         with self._lock:
             now = Report(self.received, c.queued, c.sent, c.refused, dict(self._drops), c.last_error)
-            if now == self._said:
+            if now == self._said or self._gone:
                 return
             self._said = now
-            self._out.write(frame(now))
-            self._out.flush()
+            try:
+                self._out.write(frame(now))
+                self._out.flush()
+            except (OSError, ValueError):  # the runtime is gone: no one to tell, the rows still go
+                self._gone = True
+                _discard(self._out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = json.loads((argv or sys.argv)[1])
-    configure_logging(int(settings["log_level"]))
+def _discard(out: IO[bytes]) -> None:
+    """Send what is still written to ``out`` nowhere: the bytes its buffer holds would fail again
+    when Python flushes it at exit, and print a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+
+
+def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    configure_logging(int(settings["log_level"]))
     sender = LedgerSender(settings["url"], int(settings["capacity"]), settings["timeout"], settings["linger"])
     Worker(sender, sys.stdout.buffer).run(sys.stdin.buffer)
     return 0
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
 
 
 if __name__ == "__main__":
