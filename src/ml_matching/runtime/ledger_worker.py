@@ -16,7 +16,6 @@ still handing it rows; the runtime's stop, or its end, ends it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -102,14 +101,6 @@ class Worker:
                 self._out.flush()
             except (OSError, ValueError):  # the runtime is gone: no one to tell, the rows still go
                 self._gone = True
-                _discard(self._out)
-
-
-def _discard(out: IO[bytes]) -> None:
-    """Send what is still written to ``out`` nowhere: the bytes its buffer holds would fail again
-    when Python flushes it at exit, and print a traceback."""
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
 def main() -> int:
