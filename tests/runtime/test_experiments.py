@@ -585,18 +585,17 @@ def test_the_shadow_thread_goes_on_when_the_queue_fills_as_it_looks_ahead(models
     gb, copy = (Scorer(load_version(models, v), 100) for v in (GB_VERSION, COPY))
     delivered: list[LedgerRow] = []
     shadows = Shadows(2, lambda group: delivered.extend(group.rows()), lambda *_: None)
-    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     batches = [_shadow_group(1) for _ in range(4)]
-    shadows.submit((gb,), batches[0], x)
-    shadows.submit((copy,), batches[1], x)  # the experiment changed: other shadows
+    shadows.submit((gb,), batches[0])
+    shadows.submit((copy,), batches[1])  # the experiment changed: other shadows
     take, refilled = shadows._queue.get_nowait, list[bool]()
 
     def look_ahead() -> Any:
         item = take()
         if not refilled:  # the request path, at that instant, fills the queue again
             refilled.append(True)
-            shadows.submit((gb,), batches[2], x)
-            shadows.submit((gb,), batches[3], x)
+            shadows.submit((gb,), batches[2])
+            shadows.submit((gb,), batches[3])
         return item
 
     shadows._queue.get_nowait = look_ahead  # type: ignore[method-assign]
@@ -619,12 +618,11 @@ def test_the_shadow_thread_goes_on_after_a_failure_outside_a_shadow(models: Path
         delivered.extend(group.rows())
 
     shadows = Shadows(10, deliver, lambda *_: None)
-    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     first, later = _shadow_group(1), _shadow_group(1)
     shadows.start()
-    shadows.submit((gb,), first, x)
+    shadows.submit((gb,), first)
     assert shadows.wait_idle(10)
-    shadows.submit((gb,), later, x)
+    shadows.submit((gb,), later)
     assert shadows.wait_idle(10), "the shadow thread ended"
     shadows.stop()
     assert [r.prediction_id for r in delivered] == [first.served[0][0], later.served[0][0]]
@@ -652,12 +650,11 @@ def test_the_shadow_thread_scores_what_came_during_its_linger_in_one_call(models
         lambda _v, what, n: calls.append((what, n)),
         linger=0.5,
     )
-    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     shadows.start()
-    shadows.submit((gb,), _shadow_group(1), x)
+    shadows.submit((gb,), _shadow_group(1))
     time.sleep(0.1)  # the thread took the first batch and lingers
     for _ in range(4):
-        shadows.submit((gb,), _shadow_group(1), x)
+        shadows.submit((gb,), _shadow_group(1))
     assert shadows.wait_idle(10)
     shadows.stop()
     assert calls == [("scored", 5)] and len(delivered) == 5
@@ -669,12 +666,11 @@ def test_a_half_full_shadow_queue_ends_the_linger(models: Path) -> None:
     gb = Scorer(load_version(models, GB_VERSION), 100)
     calls: list[tuple[str, int]] = []
     shadows = Shadows(8, lambda group: None, lambda _v, what, n: calls.append((what, n)), linger=60.0)
-    x = np.array([list(SEED_ROW.values())], dtype=np.float32)
     shadows.start()
-    shadows.submit((gb,), _shadow_group(1), x)
+    shadows.submit((gb,), _shadow_group(1))
     time.sleep(0.1)  # the thread took it and lingers, for a minute unless the queue fills
     for _ in range(4):  # half of the 8
-        shadows.submit((gb,), _shadow_group(1), x)
+        shadows.submit((gb,), _shadow_group(1))
     assert shadows.wait_idle(10), "the thread lingered on with a half-full queue"
     shadows.stop()
     assert calls == [("scored", 5)]

@@ -54,7 +54,7 @@ class LedgerProcess:
         linger: float = LINGER_SECONDS,
         log_level: int = logging.INFO,
     ) -> None:
-        self.url = f"{trainer_url.rstrip('/')}/predictions" if trainer_url else None
+        self.trainer_url = trainer_url or None
         self.capacity = capacity
         config = {"url": trainer_url, "capacity": capacity, "timeout": timeout, "linger": linger}
         self._config = json.dumps({**config, "log_level": log_level})
@@ -90,7 +90,7 @@ class LedgerProcess:
         """Hand a scored group's rows to the ledger process (no wait); past the capacity, or with
         no trainer, they are dropped and counted."""
         rows = len(group.served)
-        if self.url is None:
+        if self.trainer_url is None:
             self._drop(rows, NO_TRAINER)
             return
         data = frame(group)
@@ -110,7 +110,7 @@ class LedgerProcess:
         self.on_drop(n, why)
 
     def start(self) -> None:
-        if self.url is None or self._threads:
+        if self.trainer_url is None or self._threads:
             return
         self._process = self._spawn()
         self._threads = [

@@ -18,6 +18,7 @@ from typing import IO
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from ml_matching.contract.assignment import HASH_VERSION
 from ml_matching.contract.ledger import LedgerRow, ShadowScore
@@ -52,10 +53,13 @@ class Group(msgspec.Struct, frozen=True, array_like=True, tag=True):
     served: list[Served]
     shadow: tuple[ShadowColumn, ...] = ()
 
+    def matrix(self) -> npt.NDArray[np.float32]:
+        """The rows the model saw, as it saw them (read-only: a view of ``x``)."""
+        return np.frombuffer(self.x, dtype=np.float32).reshape(len(self.served), len(self.names))
+
     def rows(self) -> list[LedgerRow]:
         """The ledger rows: the values the model saw, as floats, under the features' names."""
-        width = len(self.names)
-        values = np.frombuffer(self.x, dtype=np.float32).reshape(len(self.served), width).tolist()
+        values = self.matrix().tolist()
         return [self._row(i, s, v) for i, (s, v) in enumerate(zip(self.served, values, strict=True))]
 
     def _row(self, i: int, s: Served, x: list[float]) -> LedgerRow:

@@ -83,8 +83,7 @@ class Recorder:
         if arms is not None and arms.shadows:  # the experiment's rows go through the shadows
             shadowed = [i for i in keep if routes[i].experiment is not None]
             if shadowed:
-                group = self._group(routes, shadowed, x, p, ids, ms, arms)
-                self.shadows.submit(arms.shadows, group, x if len(shadowed) == len(x) else x[shadowed])
+                self.shadows.submit(arms.shadows, self._group(routes, shadowed, x, p, ids, ms, arms))
                 keep = [i for i in keep if routes[i].experiment is None]  # a keyless row, under LEDGER=all
         if keep:
             self.ledger.put_group(self._group(routes, keep, x, p, ids, ms, arms))  # rows made elsewhere

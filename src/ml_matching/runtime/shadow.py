@@ -21,14 +21,12 @@ from collections.abc import Callable
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 
 from ml_matching.runtime.ledger_wire import Group, ShadowColumn
 from ml_matching.runtime.scoring import Scorer
 
 log = logging.getLogger("ml_matching")
-Rows32 = npt.NDArray[np.float32]
-Work = tuple[tuple[Scorer, ...], Group, Rows32]
+Work = tuple[tuple[Scorer, ...], Group]
 #: Told (version, result, rows) for each shadow outcome: ``scored``, ``failed`` or ``skipped``.
 Count = Callable[[str, str, int], None]
 #: How long the thread waits, once rows are queued, for more to score with them.
@@ -70,10 +68,10 @@ class Shadows:
                 return
             self._thread.join(timeout=10)
 
-    def submit(self, scorers: tuple[Scorer, ...], group: Group, x: Rows32) -> None:
+    def submit(self, scorers: tuple[Scorer, ...], group: Group) -> None:
         """Queue a served group for the shadows (no wait); with a full queue it goes on without them."""
         try:
-            self._queue.put_nowait((scorers, group, x))
+            self._queue.put_nowait((scorers, group))
             if self._queue.qsize() >= self._half:
                 self._hurry.set()
         except queue.Full:
@@ -133,7 +131,7 @@ class Shadows:
 
     def _score(self, items: list[Work]) -> None:
         scorers = items[0][0]
-        x = np.concatenate([x for _, _, x in items]) if len(items) > 1 else items[0][2]
+        x = np.concatenate([group.matrix() for _, group in items]) if len(items) > 1 else items[0][1].matrix()
         columns: list[ShadowColumn] = []
         for scorer in scorers:
             try:
@@ -145,9 +143,10 @@ class Shadows:
             self._count(scorer.version, "scored", len(x))
             columns.append((scorer.version, p, None))
         start = 0
-        for _, group, _ in items:  # each group with its own rows' scores
+        for _, group in items:  # each group with its own rows' scores
             end = start + len(group.served)
-            self._deliver(_with(group, tuple((v, p[start:end] if p else p, why) for v, p, why in columns)))
+            shadow = tuple((v, None if p is None else p[start:end], why) for v, p, why in columns)
+            self._deliver(_with(group, shadow))
             start = end
 
 
