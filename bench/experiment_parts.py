@@ -1,11 +1,14 @@
 """Where an experiment's cost goes in the runtime, part by part, and how many rows a scoring call holds.
 
     python bench/experiment_parts.py          # ~3 min (writes bench/results-experiment-parts.json)
+    python bench/experiment_parts.py --per-turn 7 --out bench/results-experiment-parts-7.json
 
 1. **Parts, paired in one process.** The runtime's ASGI app serves configuration ``experiment`` of
    ``experiments.py`` (control and a candidate at 50 %, every row in the ledger, a real trainer
-   process), driven as in ``experiment_cost.py``: 16 keyed requests at a time in one event loop, a
-   new ``ML-Unit-Key`` each, no sockets. Each round times every variant below once, in rotating
+   process), driven as in ``experiment_cost.py``: 16 keyed requests at a time in one event loop
+   (``--per-turn``; under wrk a turn held 7 on average, part 2), a new ``ML-Unit-Key`` each, no
+   sockets. Fewer rows a turn weigh what each scoring call costs more: its fixed cost is shared by
+   fewer requests. Each round times every variant below once, in rotating
    order, in the same process; a variant's figure is the median over the rounds of its difference
    to ``as is`` in the same round. Separate processes (``experiment_cost.py``) drift apart by more
    than a part costs; one process keeps the heap, the caches and the machine's hour the same.
@@ -59,7 +62,7 @@ from request_cost import _request
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results-experiment-parts.json"
 CONFIG = "experiment"
-#: Requests a variant is timed on per round (16 at a time).
+#: Requests a variant is timed on per round (about; a whole number of turns).
 REQUESTS = 4_000
 
 
@@ -98,19 +101,20 @@ def _switches(app: Any) -> dict[str, Callable[[], contextlib.AbstractContextMana
     }
 
 
-async def _timed(app: Any, keyed: bool, keys: Iterator[str]) -> float:
-    """CPU µs per request over REQUESTS requests, 16 at a time."""
+async def _timed(app: Any, keyed: bool, keys: Iterator[str], per_turn: int = 16) -> float:
+    """CPU µs per request over about REQUESTS requests, ``per_turn`` at a time."""
     statuses: list[int] = []
+    turns = REQUESTS // per_turn
     t0 = time.process_time()
-    for _ in range(REQUESTS // 16):
-        batch = (_request(app, "/predict", statuses, next(keys) if keyed else None) for _ in range(16))
+    for _ in range(turns):
+        batch = (_request(app, "/predict", statuses, next(keys) if keyed else None) for _ in range(per_turn))
         await asyncio.gather(*batch)
     if set(statuses) != {200}:
         raise RuntimeError(f"answered {sorted(set(statuses))}")
-    return 1e6 * (time.process_time() - t0) / REQUESTS
+    return 1e6 * (time.process_time() - t0) / (turns * per_turn)
 
 
-def parts(rounds: int) -> dict[str, Any]:
+def parts(rounds: int, per_turn: int = 16) -> dict[str, Any]:
     from litestar.testing import TestClient
 
     from ml_matching.runtime.app import create_app
@@ -123,7 +127,7 @@ def parts(rounds: int) -> dict[str, Any]:
         with TestClient(app) as client:
             experiments.check_loaded(client.get("/health").json(), CONFIG)
             portal = client.blocking_portal
-            portal.call(_timed, app, True, keys)  # warm-up: caches, the drift window, the connection
+            portal.call(_timed, app, True, keys, per_turn)  # warm-up: caches, the drift window
             gc.collect()
             gc.freeze()  # as `ml-matching serve` does after its start-up
             switches = _switches(app)
@@ -133,7 +137,7 @@ def parts(rounds: int) -> dict[str, Any]:
             for r in range(rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     with switches.get(name, contextlib.nullcontext)():
-                        runs[name].append(portal.call(_timed, app, name != "no key", keys))
+                        runs[name].append(portal.call(_timed, app, name != "no key", keys, per_turn))
             ledger = client.get("/health").json().get("ledger")
             ledger_process_us_per_row = elsewhere.per_row()
     base = runs["as is"]
@@ -223,6 +227,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=40)
     p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--per-turn", type=int, default=16, help="keyed requests handled together in-process")
+    p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--serve-counting", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_counting:
@@ -233,9 +239,10 @@ def main() -> int:
     experiments.WORK.mkdir(parents=True, exist_ok=True)
     experiments.store(5000)  # built once, before any timing
     result = {"command": " ".join(["python", "bench/experiment_parts.py", *sys.argv[1:]]),
-              "parts": parts(args.rounds), "under_wrk": turns(args.seconds)}  # fmt: skip
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"CPU µs per keyed POST /predict in-process, 16 at a time, median of {args.rounds} rounds")
+              "parts": parts(args.rounds, args.per_turn), "under_wrk": turns(args.seconds)}  # fmt: skip
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    at_once = f"{args.per_turn} at a time"
+    print(f"CPU µs per keyed POST /predict in-process, {at_once}, median of {args.rounds} rounds")
     print("| variant | µs/request | − as is (paired) |\n| --- | ---: | ---: |")
     for name, us in result["parts"]["us_per_request"].items():
         print(f"| {name} | {us:.1f} | {result['parts']['minus_as_is_us'][name]:+.1f} |")

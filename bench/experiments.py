@@ -2,6 +2,8 @@
 
     python bench/experiments.py                 # ~18 min: 3 reps × 15 runtimes × 2 × 10 s of wrk
     python bench/experiments.py --seconds 3 --reps 1
+    python bench/experiments.py --reps 10 --seconds 5 --out bench/results-experiment-goals.json \
+        --only "plain, again" --only experiment --only experiment+shadow   # ~20 min: the goals decided
 
 1. **Assignment** (in-process): the mean µs of the runtime's route for a unit key (SHA-256 of salt
    and key, bucket, arm) over 200,000 distinct keys; and the hash alone.
@@ -37,6 +39,11 @@
    cancels most of the drift. ``machine idle`` is the share of all CPUs idle during a saturated
    run (``/proc/stat``): while it is well above 0, the runtime process, not the machine, limits
    the rate, and work moved out of that process would be served by the idle share.
+3. **The goals** of the issue, each judged by :mod:`verdict`: a 95 % interval for the median of
+   its paired values over the reps; met or not met only when the whole interval is on one side of
+   the bound, and never below 6 reps. Each rep pairs its configuration with plain runs of its own,
+   so the reps are independent. The A/A's interval must hold 1× and 0 ms added: the check that the
+   pairing cancelled the machine's drift in that run.
 
 Writes ``bench/results-experiments.json`` and prints a Markdown table. Not a test: only ratios from
 one run mean anything on a shared machine.
@@ -60,6 +67,7 @@ from typing import Any
 
 import loadgen
 import procs
+import verdict
 
 from ml_matching.contract import (
     SIDECAR_FILE,
@@ -420,24 +428,33 @@ def table(result: dict[str, Any]) -> str:
 
 
 def goals(http: dict[str, Any]) -> list[str]:
-    """Each goal against every rep: met when all reps meet it, not met when none does, else
-    undecided at this noise; beside it what the A/A read for the same figure, and how many of its
-    reps the same rule would have judged not met (the rule's false alarms)."""
-    lines = []
+    """Each goal judged by :mod:`verdict` (a 95 % interval for the median of its paired values over
+    the reps: met, not met, or undecided), beside the same interval for the A/A, which must hold the
+    value a configuration that costs nothing has (1× plain, 0 ms added): when it does not, the
+    pairing did not cancel the machine's drift in this run, and no verdict of it should be trusted."""
+    lines = [f"Goals: 95 % interval for the median over the reps (none below {verdict.MIN_REPS} reps)."]
     for config, key, bound, at_least in GOALS:
         if config not in http or key not in http[config]:
             continue
         values = [run[key] for run in http[config]["runs"]]
-        meets = [v >= bound if at_least else v <= bound for v in values]
-        verdict = "met" if all(meets) else "not met" if not any(meets) else "undecided at this noise"
-        figure = _with_reps(http[config], key, ".2f")
-        line = f"- {config}, {key} {'≥' if at_least else '≤'} {bound}: {figure}: {verdict}"
+        line = (
+            f"- {config}, {key} {'≥' if at_least else '≤'} {bound}: {_interval(values)}: "
+            f"**{verdict.verdict(values, bound, at_least)}**"
+        )
         if AA in http and key in http[AA]:
             aa = [run[key] for run in http[AA]["runs"]]
-            false = sum(not (v >= bound if at_least else v <= bound) for v in aa)
-            line += f"; A/A {_with_reps(http[AA], key, '.2f')}, judged not met in {false} of {len(aa)}"
+            nothing = 1.0 if key.startswith("x_") else 0.0
+            low, high = verdict.median_interval(aa)
+            holds = "holds" if low <= nothing <= high else "does NOT hold"
+            line += f"; A/A {_interval(aa)}, which {holds} {nothing:g}"
         lines.append(line)
     return lines
+
+
+def _interval(values: list[float]) -> str:
+    """A figure's median over the reps and its 95 % interval, for the goals' lines."""
+    low, high = verdict.median_interval(values)
+    return f"{statistics.median(values):.2f} [{low:.2f}, {high:.2f}] over {len(values)} reps"
 
 
 def main() -> int:
