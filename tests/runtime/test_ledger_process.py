@@ -173,6 +173,60 @@ def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
     assert (ledger.counts.sent, ledger.counts.dropped, ledger.counts.queued) == (4, 4, 0)
 
 
+def _into_the_gap(ledger: LedgerProcess) -> None:
+    """Start ``ledger``, kill its ledger process, and wait until the next one is to be started."""
+    ledger.start()
+    first = ledger._process
+    assert first is not None
+    first.send_signal(signal.SIGKILL)
+    until(lambda: ledger._process is None and ledger._restarting)
+
+
+def test_rows_handed_while_another_is_being_started_are_sent_at_a_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop in the gap before the next ledger process starts it at once, to send the rows that
+    wait for it, rather than dropping them; it does not wait out the gap."""
+    monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 60.0)
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    drops: list[tuple[int, str]] = []
+    ledger.on_drop = lambda n, why: drops.append((n, why))
+    later = _group()
+    try:
+        _into_the_gap(ledger)
+        spawned: list[subprocess.Popen[bytes]] = []
+        spawn = ledger._spawn
+        monkeypatch.setattr(ledger, "_spawn", lambda: spawned.append(spawn()) or spawned[-1])
+        ledger.put_group(later)
+        started = time.monotonic()
+        ledger.stop(flush_seconds=20)
+        took = time.monotonic() - started
+    finally:
+        trainer.close()
+    assert _ids(trainer.rows()) == _ids(_expected(later))
+    assert (ledger.counts.sent, ledger.counts.dropped, ledger.counts.queued, drops) == (4, 0, 0, [])
+    assert [p.returncode for p in spawned] == [0] and took < 30
+
+
+def test_a_stop_in_the_gap_with_nothing_waiting_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 60.0)
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+    spawned: list[object] = []
+    try:
+        _into_the_gap(ledger)
+        spawn = ledger._spawn
+        monkeypatch.setattr(ledger, "_spawn", lambda: spawned.append(1) or spawn())
+        started = time.monotonic()
+        ledger.stop()
+        took = time.monotonic() - started
+    finally:
+        trainer.close()
+    assert (spawned, ledger._process, ledger._restarting) == ([], None, False)
+    assert took < 30 and not any(t.is_alive() for t in ledger._threads)
+
+
 def test_the_ledger_process_sends_what_it_holds_when_the_runtime_is_gone() -> None:
     """Killed, the runtime closes both pipes without a stop: its ledger process still sends its rows,
     then ends quietly (no one is left to report to)."""

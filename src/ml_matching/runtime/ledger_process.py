@@ -71,6 +71,8 @@ class LedgerProcess:
         self._why: str | None = None  # why no process runs, until the next one reports
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        #: One ended unasked and another is to be started: frames wait for it, even at a stop.
+        self._restarting = False
         self._threads: list[threading.Thread] = []
 
     @property
@@ -138,6 +140,8 @@ class LedgerProcess:
             with self._lock:
                 while (not self._frames or self._process is None) and not self._stopping:
                     self._lock.wait()
+                while self._stopping and self._process is None and self._restarting:
+                    self._lock.wait()  # a stop in the restart gap: the next process takes what waits
                 if not self._stopping:
                     self._lock.wait(HAND_SECONDS)
                     if self._process is None:
@@ -209,21 +213,34 @@ class LedgerProcess:
 
     def _restart(self) -> bool:
         """Start another ledger process, RESTART_SECONDS after the last ended, trying again as long
-        as starting fails (False: the runtime stops meanwhile)."""
+        as starting fails (False: none was started, the runtime stopping meanwhile). A stop in
+        the gap starts it at once when rows wait for it, to send them and end; with none waiting,
+        or when starting fails then, none is started and the rows are dropped."""
+        try:
+            return self._start_again()
+        finally:
+            with self._lock:
+                self._restarting = False
+                self._lock.notify_all()  # a writer at a stop waits for this
+
+    def _start_again(self) -> bool:
         wait = RESTART_SECONDS
         while True:
-            time.sleep(wait)
             with self._lock:
-                if self._is_stopping():
+                self._lock.wait_for(self._is_stopping, timeout=wait)
+                if self._is_stopping() and not self._frames:
                     return False
             try:
                 process = self._spawn()  # not under the lock: the event loop takes it
             except OSError as exc:
+                if self._is_stopping():
+                    log.error("ledger: starting a ledger process at the stop failed (%s)", exc)
+                    return False
                 wait = min(wait * 2, 30.0)
                 log.error("ledger: starting a ledger process failed (%s); trying again in %.0f s", exc, wait)
                 continue
             with self._lock:
-                published = not self._is_stopping()
+                published = not self._is_stopping() or bool(self._frames)
                 if published:
                     self._process = process
                     self._lock.notify_all()  # the writer waits for it
@@ -256,6 +273,7 @@ class LedgerProcess:
                 refused=self._before.refused + r.refused,
             )
             self._handed, self._report, self._process = 0, _NO_REPORT, None
+            self._restarting = not self._stopping
             if not self._stopping:
                 self._why = f"{ENDED} (exit code {code}); another is being started"
             return lost, self._stopping
