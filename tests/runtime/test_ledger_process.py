@@ -227,6 +227,29 @@ def test_a_stop_in_the_gap_with_nothing_waiting_starts_no_process(monkeypatch: p
     assert took < 30 and not any(t.is_alive() for t in ledger._threads)
 
 
+def test_rows_the_trainer_took_count_as_sent_when_the_ledger_process_is_killed_right_after() -> None:
+    """The ledger process reports as soon as the trainer acknowledges rows, not only every 50 ms:
+    killed right after, its rows count as sent, not lost. (Its timed reports are turned off here,
+    so only the report made at the acknowledgement can tell.)"""
+    trainer = FakeTrainer()
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0, report_seconds=3600)
+    group = _group()
+    try:
+        ledger.start()
+        ledger.put_group(group)
+        until(lambda: ledger.counts.sent == 4)
+        process = ledger._process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        until(lambda: ledger._process is not process)
+        counts = ledger.counts
+    finally:
+        ledger.stop()
+        trainer.close()
+    assert _ids(trainer.rows()) == _ids(_expected(group))
+    assert (counts.sent, counts.dropped, counts.queued) == (4, 0, 0)
+
+
 def test_the_ledger_process_sends_what_it_holds_when_the_runtime_is_gone() -> None:
     """Killed, the runtime closes both pipes without a stop: its ledger process still sends its rows,
     then ends quietly (no one is left to report to)."""

@@ -100,6 +100,8 @@ class LedgerSender:
         self._full_logged_at = -DROPS_LOGGED_EVERY
         #: Told the number of rows each time some are dropped, and why (the service's metrics).
         self.on_drop: Callable[[int, str], None] = lambda n, why: None
+        #: Told the number of rows each time the trainer acknowledged some (the ledger process's report).
+        self.on_sent: Callable[[int], None] = lambda n: None
 
     def put(self, rows: list[LedgerRow]) -> None:
         """Queue ``rows`` (no wait), encoded; past the capacity the rest are dropped and counted."""
@@ -194,6 +196,7 @@ class LedgerSender:
             if outcome == "sent":
                 self.counts.sent += rows
                 self._grow()
+                self.on_sent(rows)
             else:
                 self.counts.refused += rows
                 self._drop(rows, "the trainer refused the rows")

@@ -53,10 +53,13 @@ class LedgerProcess:
         timeout: float = 10.0,
         linger: float = LINGER_SECONDS,
         log_level: int = logging.INFO,
+        report_seconds: float | None = None,
     ) -> None:
         self.trainer_url = trainer_url or None
         self.capacity = capacity
         config = {"url": trainer_url, "capacity": capacity, "timeout": timeout, "linger": linger}
+        if report_seconds is not None:  # how often the ledger process reports besides each send
+            config["report_seconds"] = report_seconds
         self._config = json.dumps({**config, "log_level": log_level})
         self._timeout = timeout
         #: Told the number of rows each time some are dropped, and why (the service's metrics).

@@ -5,7 +5,8 @@ with its settings in ``ML_MATCHING_LEDGER_PROCESS`` (JSON: the trainer's URL, th
 the sender's timeout and linger, the log level). It reads frames (:mod:`.ledger_wire`) from its
 stdin: each :class:`~.ledger_wire.Group` is made into rows, which go to the trainer from a
 :class:`~.ledger.LedgerSender`, with its batching, retries and bounded queue. On its stdout it
-reports its counts when they change (at most every REPORT_SECONDS).
+reports its counts when they change (at most every REPORT_SECONDS), and at once when the trainer
+acknowledges rows: a ledger process killed right after would otherwise leave them counted as lost.
 
 It ends when told (:class:`~.ledger_wire.Stop`) or when its stdin ends (the runtime went away, even
 killed): either way it sends what it holds first, for up to the flush time. It logs to stderr, as the
@@ -45,8 +46,9 @@ FLUSH_SECONDS = 5.0
 class Worker:
     """Takes the runtime's messages into a sender, and reports the sender's counts."""
 
-    def __init__(self, sender: LedgerSender, out: IO[bytes]) -> None:
+    def __init__(self, sender: LedgerSender, out: IO[bytes], report_seconds: float = REPORT_SECONDS) -> None:
         self.sender = sender
+        self.report_seconds = report_seconds
         self.received = 0
         self._out = out
         self._gone = False  # the runtime closed its end
@@ -55,6 +57,7 @@ class Worker:
         self._said: Report | None = None
         self._done = threading.Event()
         sender.on_drop = self._dropped
+        sender.on_sent = lambda _: self.report()
 
     def _dropped(self, n: int, why: str) -> None:
         with self._lock:
@@ -85,7 +88,7 @@ class Worker:
         self.received += len(rows)  # after the put: the runtime counts these rows queued here now
 
     def _report_often(self) -> None:
-        while not self._done.wait(REPORT_SECONDS):
+        while not self._done.wait(self.report_seconds):
             self.report()
 
     def report(self) -> None:
@@ -109,7 +112,8 @@ def main() -> int:
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
     configure_logging(int(settings["log_level"]))
     sender = LedgerSender(settings["url"], int(settings["capacity"]), settings["timeout"], settings["linger"])
-    Worker(sender, sys.stdout.buffer).run(sys.stdin.buffer)
+    report_seconds = float(settings.get("report_seconds", REPORT_SECONDS))
+    Worker(sender, sys.stdout.buffer, report_seconds).run(sys.stdin.buffer)
     return 0
 
 
