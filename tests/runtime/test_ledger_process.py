@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -21,8 +22,18 @@ import pytest
 from ml_matching.contract.assignment import HASH_VERSION
 from ml_matching.contract.ledger import LedgerRow
 from ml_matching.runtime import ledger_process
+from ml_matching.runtime.ledger import LedgerCounts
 from ml_matching.runtime.ledger_process import BEHIND, ENDED, NO_TRAINER, LedgerProcess
-from ml_matching.runtime.ledger_wire import SETTINGS_VARIABLE, Group, Stop, frame, read_frame, to_ledger
+from ml_matching.runtime.ledger_wire import (
+    SETTINGS_VARIABLE,
+    Group,
+    Stop,
+    frame,
+    read_frame,
+    report,
+    to_ledger,
+)
+from ml_matching.runtime.ledger_worker import Worker
 from ml_matching.runtime.scoring import new_prediction_id
 from tests.conftest import GB_VERSION, RF_VERSION
 from tests.runtime.fake_trainer import FakeTrainer
@@ -182,6 +193,19 @@ def _into_the_gap(ledger: LedgerProcess) -> None:
     until(lambda: ledger._process is None and ledger._restarting)
 
 
+def _counting_spawns(ledger: LedgerProcess, monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """The ledger processes ``ledger`` starts from now on."""
+    spawned: list[subprocess.Popen[bytes]] = []
+    spawn = ledger._spawn
+
+    def counted() -> subprocess.Popen[bytes]:
+        spawned.append(spawn())
+        return spawned[-1]
+
+    monkeypatch.setattr(ledger, "_spawn", counted)
+    return spawned
+
+
 def test_rows_handed_while_another_is_being_started_are_sent_at_a_stop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -195,9 +219,7 @@ def test_rows_handed_while_another_is_being_started_are_sent_at_a_stop(
     later = _group()
     try:
         _into_the_gap(ledger)
-        spawned: list[subprocess.Popen[bytes]] = []
-        spawn = ledger._spawn
-        monkeypatch.setattr(ledger, "_spawn", lambda: spawned.append(spawn()) or spawned[-1])
+        spawned = _counting_spawns(ledger, monkeypatch)
         ledger.put_group(later)
         started = time.monotonic()
         ledger.stop(flush_seconds=20)
@@ -213,11 +235,9 @@ def test_a_stop_in_the_gap_with_nothing_waiting_starts_no_process(monkeypatch: p
     monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 60.0)
     trainer = FakeTrainer()
     ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
-    spawned: list[object] = []
     try:
         _into_the_gap(ledger)
-        spawn = ledger._spawn
-        monkeypatch.setattr(ledger, "_spawn", lambda: spawned.append(1) or spawn())
+        spawned = _counting_spawns(ledger, monkeypatch)
         started = time.monotonic()
         ledger.stop()
         took = time.monotonic() - started
@@ -227,17 +247,20 @@ def test_a_stop_in_the_gap_with_nothing_waiting_starts_no_process(monkeypatch: p
     assert took < 30 and not any(t.is_alive() for t in ledger._threads)
 
 
-def test_rows_the_trainer_took_count_as_sent_when_the_ledger_process_is_killed_right_after() -> None:
-    """The ledger process reports as soon as the trainer acknowledges rows, not only every 50 ms:
-    killed right after, its rows count as sent, not lost. (Its timed reports are turned off here,
-    so only the report made at the acknowledgement can tell.)"""
-    trainer = FakeTrainer()
+@pytest.mark.parametrize("status", [None, 401])
+def test_rows_the_trainer_settled_are_not_lost_when_the_ledger_process_is_killed_right_after(
+    status: int | None,
+) -> None:
+    """The ledger process reports as soon as the trainer takes (or refuses) rows, not only every
+    50 ms: killed right after, its rows count as sent (or refused), not as lost. (Its timed reports
+    are turned off here, so only the report made at the answer can tell.)"""
+    trainer = FakeTrainer(status=status)
     ledger = LedgerProcess(trainer.url, 1000, linger=0.0, report_seconds=3600)
     group = _group()
     try:
         ledger.start()
         ledger.put_group(group)
-        until(lambda: ledger.counts.sent == 4)
+        until(lambda: ledger.counts.sent + ledger.counts.refused == 4)
         process = ledger._process
         assert process is not None
         process.send_signal(signal.SIGKILL)
@@ -246,8 +269,74 @@ def test_rows_the_trainer_took_count_as_sent_when_the_ledger_process_is_killed_r
     finally:
         ledger.stop()
         trainer.close()
-    assert _ids(trainer.rows()) == _ids(_expected(group))
-    assert (counts.sent, counts.dropped, counts.queued) == (4, 0, 0)
+    if status is None:
+        assert _ids(trainer.rows()) == _ids(_expected(group))
+        assert (counts.sent, counts.refused, counts.dropped, counts.queued) == (4, 0, 0, 0)
+    else:  # refused rows are dropped once, for the refusal, not again as lost
+        assert (counts.sent, counts.refused, counts.dropped, counts.queued) == (0, 4, 4, 0)
+
+
+class _SendsAtOnce:
+    """A sender whose thread takes the rows the moment they are put, and reports it (the worst
+    timing the real one can have): the ledger process's report must never say they were sent
+    before it says they were received."""
+
+    def __init__(self) -> None:
+        self.counts = LedgerCounts()
+        self.on_drop: Any = None
+        self.on_settled: Any = None
+
+    def put(self, rows: list[LedgerRow]) -> None:
+        def settle() -> None:
+            self.counts.sent += len(rows)
+            self.on_settled(len(rows))
+
+        thread = threading.Thread(target=settle)
+        thread.start()
+        thread.join(timeout=0.2)  # a report it can make meanwhile comes before `received` counts them
+
+
+def test_a_report_never_counts_rows_as_sent_before_received() -> None:
+    out = io.BytesIO()
+    worker = Worker(_SendsAtOnce(), out)  # type: ignore[arg-type]  # the sender's interface, not its class
+    for _ in range(3):
+        worker.take(_group())
+    worker.report()
+    out.seek(0)
+    reports = []
+    while (payload := read_frame(out)) is not None:
+        reports.append(report(payload))
+    assert reports[-1].sent == reports[-1].received == 12
+    assert all(r.sent <= r.received for r in reports), reports
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_stop_does_not_wait_for_a_reader_that_ended_in_the_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the thread that starts the next ledger process end unexpectedly, a stop still returns."""
+    monkeypatch.setattr(ledger_process, "RESTART_SECONDS", 60.0)
+    trainer = FakeTrainer(status=507)  # rows wait in the ledger process: its end loses them
+    ledger = LedgerProcess(trainer.url, 1000, linger=0.0)
+
+    def broken(n: int, why: str) -> None:
+        if why == ENDED:
+            raise RuntimeError("the metrics failed")
+
+    ledger.on_drop = broken
+    try:
+        ledger.start()
+        ledger.put_group(_group())
+        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
+        process = ledger._process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        until(lambda: not ledger._threads[1].is_alive())
+        ledger.put_group(_group())  # waits for a process that will not come
+        stopping = threading.Thread(target=ledger.stop, daemon=True)
+        stopping.start()
+        stopping.join(timeout=20)
+        assert not stopping.is_alive(), "the stop waited for a ledger process no one would start"
+    finally:
+        trainer.close()
 
 
 def test_the_ledger_process_sends_what_it_holds_when_the_runtime_is_gone() -> None:

@@ -100,8 +100,9 @@ class LedgerSender:
         self._full_logged_at = -DROPS_LOGGED_EVERY
         #: Told the number of rows each time some are dropped, and why (the service's metrics).
         self.on_drop: Callable[[int, str], None] = lambda n, why: None
-        #: Told the number of rows each time the trainer acknowledged some (the ledger process's report).
-        self.on_sent: Callable[[int], None] = lambda n: None
+        #: Told the number of rows each time the trainer took or refused some (the ledger process
+        #: reports at once: rows it settled must not count as lost should it die right after).
+        self.on_settled: Callable[[int], None] = lambda n: None
 
     def put(self, rows: list[LedgerRow]) -> None:
         """Queue ``rows`` (no wait), encoded; past the capacity the rest are dropped and counted."""
@@ -196,10 +197,10 @@ class LedgerSender:
             if outcome == "sent":
                 self.counts.sent += rows
                 self._grow()
-                self.on_sent(rows)
             else:
                 self.counts.refused += rows
                 self._drop(rows, "the trainer refused the rows")
+            self.on_settled(rows)
 
     def _next_batch(self) -> list[Encoded] | None:
         """The parts at the front of the queue that make the next POST, once there are rows (None:

@@ -180,7 +180,16 @@ class LedgerProcess:
     def _read(self) -> None:
         """Read the ledger process's reports; when it ends unasked, count what it held as dropped
         and start another. Nothing it meets ends this thread: without it no process would be
-        started again, and the frames would wait for ever."""
+        started again, and the frames would wait for ever. Should it end all the same, a writer
+        at a stop no longer waits for the process it would have started."""
+        try:
+            self._follow_and_restart()
+        finally:
+            with self._lock:
+                self._restarting = False
+                self._lock.notify_all()
+
+    def _follow_and_restart(self) -> None:
         while True:
             process = self._process
             assert process is not None

@@ -6,7 +6,8 @@ the sender's timeout and linger, the log level). It reads frames (:mod:`.ledger_
 stdin: each :class:`~.ledger_wire.Group` is made into rows, which go to the trainer from a
 :class:`~.ledger.LedgerSender`, with its batching, retries and bounded queue. On its stdout it
 reports its counts when they change (at most every REPORT_SECONDS), and at once when the trainer
-acknowledges rows: a ledger process killed right after would otherwise leave them counted as lost.
+takes or refuses rows: a ledger process killed right after would otherwise leave them counted as
+lost.
 
 It ends when told (:class:`~.ledger_wire.Stop`) or when its stdin ends (the runtime went away, even
 killed): either way it sends what it holds first, for up to the flush time. It logs to stderr, as the
@@ -52,12 +53,15 @@ class Worker:
         self.received = 0
         self._out = out
         self._gone = False  # the runtime closed its end
-        self._lock = threading.Lock()  # the drops (sender's thread and this one), the output
+        # The drops (sender's thread and this one), the output, and a group's rows put and counted
+        # as one step (a report between the two would count them as queued here and sent at once).
+        # Re-entrant: a put that finds the queue full counts its drop under it.
+        self._lock = threading.RLock()
         self._drops: Counter[str] = Counter()
         self._said: Report | None = None
         self._done = threading.Event()
         sender.on_drop = self._dropped
-        sender.on_sent = lambda _: self.report()
+        sender.on_settled = lambda _: self.report()
 
     def _dropped(self, n: int, why: str) -> None:
         with self._lock:
@@ -84,8 +88,9 @@ class Worker:
 
     def take(self, group: Group) -> None:
         rows = group.rows()
-        self.sender.put(rows)
-        self.received += len(rows)  # after the put: the runtime counts these rows queued here now
+        with self._lock:
+            self.sender.put(rows)
+            self.received += len(rows)  # the runtime counts these rows queued here now
 
     def _report_often(self) -> None:
         while not self._done.wait(self.report_seconds):
