@@ -154,6 +154,18 @@ def test_rows_handed_just_before_a_stop_are_sent_before_it_returns() -> None:
     assert process is not None and process.returncode == 0
 
 
+def _killed_holding_a_group(ledger: LedgerProcess, trainer: FakeTrainer) -> subprocess.Popen[bytes]:
+    """Start ``ledger``, hand it a group that ``trainer`` does not take yet, and kill its ledger
+    process while it holds the group's rows; the process killed."""
+    ledger.start()
+    ledger.put_group(_group())
+    until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
+    process = ledger._process
+    assert process is not None
+    process.send_signal(signal.SIGKILL)
+    return process
+
+
 def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -164,12 +176,7 @@ def test_a_ledger_process_that_dies_is_counted_and_another_takes_over(
     drops: list[tuple[int, str]] = []
     ledger.on_drop = lambda n, why: drops.append((n, why))
     try:
-        ledger.start()
-        ledger.put_group(_group())
-        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
-        first = ledger._process
-        assert first is not None
-        first.send_signal(signal.SIGKILL)
+        first = _killed_holding_a_group(ledger, trainer)
         until(lambda: ledger._process is not first and ledger.counts.dropped == 4)
         assert drops == [(4, ENDED)]
         assert "the ledger process ended (exit code -9)" in (ledger.counts.last_error or "")
@@ -323,12 +330,7 @@ def test_a_stop_does_not_wait_for_a_reader_that_ended_in_the_gap(monkeypatch: py
 
     ledger.on_drop = broken
     try:
-        ledger.start()
-        ledger.put_group(_group())
-        until(lambda: ledger._report.received == 4 and trainer.posts >= 1)
-        process = ledger._process
-        assert process is not None
-        process.send_signal(signal.SIGKILL)
+        _killed_holding_a_group(ledger, trainer)
         until(lambda: not ledger._threads[1].is_alive())
         ledger.put_group(_group())  # waits for a process that will not come
         stopping = threading.Thread(target=ledger.stop, daemon=True)
