@@ -10,6 +10,9 @@
   "not met" in most runs of 10 reps.
 - A negative control: the naive rule (the median of the reps against the bound) fails the same
   simulation, so the simulation can catch a rule that decides too often.
+
+``pytest tests/statistics/test_bench_verdict.py -s -p no:randomly`` prints the counts
+docs/evidence/statistics.md gives.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def test_a_ratio_exactly_on_the_bound_is_rarely_decided(walk: float, noise: floa
     decided = {"met": 0, "not met": 0, "undecided": 0}
     for _ in range(SIMS):
         decided[verdict(_bench_reps(rng, BOUND, reps, walk, noise), BOUND, at_least=True)] += 1
+    print(f"on the bound, walk {walk}, noise {noise}, {reps} reps: {decided} of {SIMS}")  # the docs' figures
     one_side = (1 - LEVEL) / 2
     assert decided["not met"] <= _limit(SIMS, one_side), decided
     assert decided["met"] <= _limit(SIMS, one_side), decided
@@ -101,6 +105,7 @@ def test_an_at_most_goal_is_judged_the_same_way_round() -> None:
 def test_a_ratio_well_below_the_bound_is_called_not_met_in_most_runs() -> None:
     rng = np.random.default_rng(5)
     calls = [verdict(_bench_reps(rng, 0.75, 10, 0.05, 0.08), BOUND, at_least=True) for _ in range(200)]
+    print(f"a true 0.75x: not met in {calls.count('not met')} of {len(calls)}")
     assert calls.count("not met") >= 0.8 * len(calls)
     assert "met" not in calls
 
@@ -108,4 +113,5 @@ def test_a_ratio_well_below_the_bound_is_called_not_met_in_most_runs() -> None:
 def test_the_naive_rule_fails_the_same_simulation() -> None:
     rng = np.random.default_rng(13)
     naive = sum(np.median(_bench_reps(rng, BOUND, 10, 0.05, 0.08)) < BOUND for _ in range(SIMS))
+    print(f"the naive rule on the bound: not met in {naive} of {SIMS}")
     assert naive > _limit(SIMS, (1 - LEVEL) / 2)

@@ -80,9 +80,9 @@ class LedgerSender:
     """A bounded queue of ledger rows and the thread that sends them to the trainer."""
 
     def __init__(
-        self, trainer_url: str | None, capacity: int, timeout: float = 10.0, linger: float = LINGER_SECONDS
+        self, trainer_url: str, capacity: int, timeout: float = 10.0, linger: float = LINGER_SECONDS
     ) -> None:
-        self.url = f"{trainer_url.rstrip('/')}/predictions" if trainer_url else None
+        self.url = f"{trainer_url.rstrip('/')}/predictions"
         self.capacity = capacity
         self.timeout = timeout
         self.linger = linger
@@ -106,14 +106,11 @@ class LedgerSender:
 
     def put(self, rows: list[LedgerRow]) -> None:
         """Queue ``rows`` (no wait), encoded; past the capacity the rest are dropped and counted."""
-        if self.url is None:
-            self._drop(len(rows), "no trainer (ML_TRAINER_URL is not set)")
-            return
         kept = min(len(rows), max(self.capacity - self.counts.queued, 0))  # read unlocked: checked below
         parts = encode(rows[:kept])  # never the rows it drops
         with self._wake:
             room = max(self.capacity - self.counts.queued, 0)
-            if room < kept:  # rare: another thread queued rows meanwhile
+            if room < kept:  # another thread queued rows meanwhile (the ledger process has one putter)
                 kept = room
                 parts = encode(rows[:kept])
             self._queue(parts, kept)
@@ -150,7 +147,7 @@ class LedgerSender:
         return said
 
     def start(self) -> None:
-        if self.url is not None and self._thread is None:
+        if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ledger", daemon=True)
             self._thread.start()
 
@@ -256,7 +253,6 @@ class LedgerSender:
         return error is not None and error.startswith("unreachable")
 
     def _send(self, batch: list[Encoded], rows: int) -> str:
-        assert self.url is not None
         request = urllib.request.Request(self.url, body(batch), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
