@@ -1,12 +1,12 @@
 """Fixtures shared by every suite: a private copy of the fixture store and a valid feature row.
 
 Every test that needs the ``train`` extra carries the ``train`` marker: those in the folders and
-modules of :data:`NEED_TRAINING` get it here, others are marked where they are written. The
-runtime-only session runs ``pytest -m "not train"`` in an install without the extra, where those
-folders and modules (which import scikit-learn) are not even collected.
+modules of :data:`NEED_TRAINING` get it here, others are marked where they are written. Where the
+extra is not installed, those folders and modules (which import scikit-learn) are not even collected.
 
-The runtime's own tests (tests/runtime) belong to that base install, which is what the runtime
-ships as. ``nox`` runs them there only: its tests session sets ``ML_MATCHING_RUNTIME_TESTS=runtime_only``
+The runtime's own tests (tests/runtime) belong to the base install, which is what the runtime ships
+as. ``nox`` runs them there only: its runtime-only session runs ``pytest -m "not train" tests/runtime``
+in that install, and its tests session (every other test) sets ``ML_MATCHING_RUNTIME_TESTS=runtime_only``
 and leaves out those of them that the runtime-only session runs (all but the ``train`` ones and
 the ``extras`` ones, which need an optional extra such as dask or parquet). So that none runs
 nowhere, a runtime test that skips in the runtime-only session fails it instead, naming the marker.
