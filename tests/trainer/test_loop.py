@@ -212,8 +212,8 @@ def test_acknowledged_outcomes_survive_a_kill_9_of_the_trainer(
         trainer.stop()
 
 
-def _workers(pid: int) -> list[int]:
-    """The training workers the process ``pid`` spawned (not multiprocessing's helpers)."""
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """The processes whose parent is ``pid``, with their command lines."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -222,9 +222,15 @@ def _workers(pid: int) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(fields[1]) == pid and b"spawn_main" in cmdline:
-                found.append(int(entry.name))
+            if int(fields[1]) == pid:
+                found.append((int(entry.name), cmdline))
     return found
+
+
+def _workers(pid: int) -> list[int]:
+    """The training workers of the trainer ``pid``: the children of its forkserver."""
+    servers = [child for child, cmdline in _children(pid) if b"forkserver" in cmdline]
+    return [worker for server in servers for worker, _ in _children(server)]
 
 
 def _started_job(trainer: Service) -> tuple[str, int]:

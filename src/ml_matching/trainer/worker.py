@@ -1,4 +1,5 @@
-"""One training job, run in a process of its own (``spawn``), never in the web process.
+"""One training job, run in a process of its own (forked by multiprocessing's forkserver), never in
+the web process.
 
 The parent sends a :class:`JobSpec`; the worker trains, judges, publishes and (when the gate
 promotes) activates, sending :class:`~ml_matching.trainer.records.Progress` messages and one final
@@ -66,7 +67,8 @@ def run(spec: JobSpec, conn: Connection) -> None:
 
 def _exit_with_parent(parent: int) -> None:
     # A worker whose trainer died (kill -9) must not go on to publish or activate on its own: the
-    # restarted trainer marks its job failed.
+    # restarted trainer marks its job failed. Its parent is the forkserver, which exits when the
+    # trainer dies (the pipe the trainer held open ends), so the parent changes then too.
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)
