@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -59,6 +60,15 @@ def tree_cpu(root: int) -> float:
         fields = stat[stat.rindex(")") + 2 :].split()
         total += sum(int(v) for v in fields[11:15]) / procs.CLK_TCK  # utime, stime, cutime, cstime
     return total
+
+
+def _with_assets(tree: Path) -> Path:
+    """The worktree's source folder, with this checkout's built /docs files (a build makes them, git
+    has none; trainers before DOCS_CDN was theirs do not start without them). Not measured."""
+    assets = Path("ml_matching") / "http" / "_assets"
+    if not (tree / "src" / assets).exists():
+        shutil.copytree(ROOT / "src" / assets, tree / "src" / assets)
+    return tree / "src"
 
 
 def _outcomes(n: int) -> list[dict[str, Any]]:
@@ -111,7 +121,7 @@ def main() -> int:
     parser.add_argument("--outcomes", type=int, default=300)
     parser.add_argument("--out", type=Path, default=HERE / "results-job-start.json")
     args = parser.parse_args()
-    sides = [(name, ab._layout(ab._worktree(rev))[0], rev) for name, rev, _ in map(ab._side, args.rev)]
+    sides = [(name, _with_assets(ab._worktree(rev)), rev) for name, rev, _ in map(ab._side, args.rev)]
     outcomes = _outcomes(args.outcomes)
     runs: dict[str, dict[str, list[dict[str, float]]]] = {c: {n: [] for n, _, _ in sides} for c in CONFIGS}
     for rep in range(args.reps):

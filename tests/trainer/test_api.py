@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,6 @@ def test_train_needs_the_admin_token(client: Client, headers: dict[str, str], st
 
 
 def test_train_without_a_configured_token_is_disabled(settings: TrainerSettings) -> None:
-    from dataclasses import replace
 
     with TestClient(create_app(replace(settings, admin_token=None))) as c:
         _error(c.post("/train", headers=ADMIN), 403, "management_disabled")
@@ -287,3 +287,12 @@ def test_every_body_the_trainer_reads_is_in_its_openapi_document_with_its_refusa
     jsonschema.validate(body, schema)  # what the trainer takes, the document allows
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"features": [SEED_ROW] * 60, "outcomes": [2] * 60}, schema)
+
+
+def test_docs_cdn_loads_the_trainers_docs_from_the_cdn(settings: TrainerSettings) -> None:
+    """The error for missing docs files tells a user to set DOCS_CDN=true: the trainer read no such
+    setting, and stayed down."""
+    with TestClient(create_app(replace(settings, docs_cdn=True))) as c:
+        assert "cdn.jsdelivr.net/npm/swagger-ui-dist" in c.get("/docs").text
+    with TestClient(create_app(settings)) as c:
+        assert "cdn.jsdelivr.net" not in c.get("/docs").text

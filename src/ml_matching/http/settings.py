@@ -60,6 +60,12 @@ class ServiceSettings:
         16 * 1024, "MAX_HEADER_BYTES", "Largest request headers (431 beyond)", integer(1024, 1 << 24)
     )
     metrics: bool = setting(True, "METRICS", "Serve Prometheus metrics on /metrics", boolean)
+    docs_cdn: bool = setting(
+        False,
+        "DOCS_CDN",
+        "Load the /docs and /redoc scripts from public CDNs instead of the service",
+        boolean,
+    )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Self:

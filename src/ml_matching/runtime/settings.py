@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from ml_matching.contract import EXPLAIN_LOADS, ExplainLoad, SettingsError, check_version_name
-from ml_matching.contract.settings import boolean, choice, integer, number, path, setting, text
+from ml_matching.contract.settings import choice, integer, number, path, setting, text
 from ml_matching.http import ServiceSettings
 
 
@@ -56,12 +56,6 @@ class Settings(ServiceSettings):
         (), "ALLOWED_ORIGINS", "Comma-separated origins allowed by CORS (unset: no CORS headers)", _origins
     )
     onnx_threads: int = setting(1, "ONNX_THREADS", "onnxruntime intra-op threads per session", integer(1, 64))
-    docs_cdn: bool = setting(
-        False,
-        "DOCS_CDN",
-        "Load the /docs and /redoc scripts from public CDNs instead of the service",
-        boolean,
-    )
     model_watch_seconds: float = setting(
         5.0,
         "MODEL_WATCH_SECONDS",

@@ -134,7 +134,7 @@ def create_app(settings: TrainerSettings | None = None) -> Litestar:
         "and promotes a new version only when it is not worse."
     )
     app = Litestar(
-        route_handlers=[*routes, *doc_pages(docs, use_cdn=False)],
+        route_handlers=[*routes, *doc_pages(docs, settings.docs_cdn)],
         on_startup=[lambda _: trainer.start()],
         on_shutdown=[lambda _: trainer.stop()],
         exception_handlers=Failures(TRAINER_STATUSES).handlers(),
