@@ -6,10 +6,10 @@ Each side runs ``ml-matching trainer`` from a ``git worktree`` of its revision (
 on a new store holding ``--outcomes`` synthetic outcomes, and runs ``--jobs`` trainings one after
 the other (``POST /train``, which answers when the job is done), for each training configuration:
 ``fast`` (the tests' small forest: a job that is mostly its start) and ``default`` (the original
-write-up's ensemble). Sides alternate within each rep. Per job it records the answer's wall time
-and the CPU seconds the trainer's process tree used (the service, and every worker it or its
-forkserver started and reaped). The first job of a trainer and the later ones are reported apart:
-a forkserver pays the training side's imports once, at the first job.
+write-up's ensemble). Sides alternate within each rep. Per job it records the answer's wall time,
+the CPU seconds the trainer's process tree used (the service, and every worker it or its forkserver
+started and reaped), and after it the tree's resident memory. The first job of a trainer and the
+later ones are reported apart: a forkserver pays the training side's imports once, at the first job.
 
 Not a test: nothing asserts a timing, and only ratios from the same run mean anything.
 """
@@ -107,7 +107,9 @@ def run_side(
             seconds = time.perf_counter() - t0
             if status != 200 or json.loads(raw)["status"] != "success":
                 raise RuntimeError(f"POST /train answered {status}: {raw[:300]!r}")
-            runs.append({"seconds": seconds, "cpu_s": tree_cpu(server.pid) - cpu})
+            # The memory the trainer holds between jobs: with a forkserver, its imports too.
+            rss = procs.tree_rss_mb(server.pid)
+            runs.append({"seconds": seconds, "cpu_s": tree_cpu(server.pid) - cpu, "rss_mb": rss})
         return runs
     finally:
         procs.stop(server)
@@ -150,20 +152,25 @@ def _summary(reps: list[list[dict[str, float]]]) -> dict[str, float]:
         "first_cpu_s": statistics.median(r[0]["cpu_s"] for r in reps),
         "later_s": statistics.median(statistics.median(j["seconds"] for j in r[1:]) for r in reps),
         "later_cpu_s": statistics.median(statistics.median(j["cpu_s"] for j in r[1:]) for r in reps),
+        "rss_mb": statistics.median(r[-1]["rss_mb"] for r in reps),
     }
 
 
 def _print(report: dict[str, Any], names: list[str]) -> None:
     a, b = names
-    print(f"\n| config | job | {a} s | {b} s | {b}/{a} | {a} CPU s | {b} CPU s | {b}/{a} |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ratio = f"{b}/{a}"
+    print(
+        f"\n| config | job | {a} s | {b} s | {ratio} | {a} CPU s | {b} CPU s | {ratio} | RSS MB, {a} / {b} |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for config, sides in report["configs"].items():
         for job in ("first", "later"):
             ws = [sides[n][f"{job}_s"] for n in names]
             cs = [sides[n][f"{job}_cpu_s"] for n in names]
             print(
                 f"| {config} | {job} | {ws[0]:.2f} | {ws[1]:.2f} | {ws[1] / ws[0]:.2f} "
-                f"| {cs[0]:.2f} | {cs[1]:.2f} | {cs[1] / cs[0]:.2f} |"
+                f"| {cs[0]:.2f} | {cs[1]:.2f} | {cs[1] / cs[0]:.2f} "
+                f"| {sides[a]['rss_mb']:.0f} / {sides[b]['rss_mb']:.0f} |"
             )
 
 
