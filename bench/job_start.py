@@ -2,7 +2,7 @@
 
     python bench/job_start.py --rev A=14858c4 --rev B=HEAD [--jobs 4] [--reps 3] [--outcomes 300]
 
-Each side runs ``ml-matching trainer`` from a ``git worktree`` of its revision (as ``ab.py`` does),
+Each side runs ``python -m ml_matching.trainer`` from a ``git worktree`` of its revision (as ``ab.py`` does),
 on a new store holding ``--outcomes`` synthetic outcomes, and runs ``--jobs`` trainings one after
 the other (``POST /train``, which answers when the job is done), for each training configuration:
 ``fast`` (the tests' small forest: a job that is mostly its start) and ``default`` (the original

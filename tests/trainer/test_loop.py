@@ -6,6 +6,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -233,6 +235,47 @@ def _workers(pid: int) -> list[int]:
     return [worker for server in servers for worker, _ in _children(server)]
 
 
+def _gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+#: A trainer reduced to what the test below needs: a worker forked by the forkserver, as the
+#: trainer's are, that watches its trainer as theirs do, then only sleeps (no progress lines).
+SLEEPING_WORKER = """
+import multiprocessing, time
+
+def sit():
+    from ml_matching.trainer.worker import exit_with_trainer
+
+    exit_with_trainer()
+    time.sleep(600)
+
+if __name__ == "__main__":
+    worker = multiprocessing.get_context("forkserver").Process(target=sit)
+    worker.start()
+    print(worker.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_worker_ends_when_its_trainer_is_killed_even_between_progress_lines(tmp_path: Path) -> None:
+    """A worker forked by the forkserver keeps the forkserver up, so its parent does not change when
+    the trainer dies. A worker that watched its parent trained on, and could publish, until its next
+    progress line found the pipe broken."""
+    script = tmp_path / "trainer.py"
+    script.write_text(SLEEPING_WORKER)
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as trainer:
+        assert trainer.stdout is not None
+        worker = int(trainer.stdout.readline())
+        trainer.kill()
+    try:
+        until(lambda: _gone(worker), 30)
+    finally:
+        if not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
 def _started_job(trainer: Service) -> tuple[str, int]:
     """Start a job on the stored outcomes; wait until its worker is cross-validating; (job, worker pid)."""
     status, view = request(trainer.port, "POST", "/train?wait=0", None, ADMIN)
@@ -280,12 +323,7 @@ def test_a_restarted_trainer_marks_the_job_it_was_running_failed(
     _post(trainer, {"outcomes": outcomes(300, seed=51)})
     job, worker = _started_job(trainer)
     trainer.stop(signal.SIGKILL)
-
-    def gone() -> bool:  # the orphaned worker exits rather than go on to publish
-        stat = Path(f"/proc/{worker}/stat")
-        return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
-    until(gone, 10)
+    until(lambda: _gone(worker), 10)  # the orphaned worker exits rather than go on to publish
     trainer.start()
     try:
         view = trainer.get(f"/train/{job}")

@@ -3,7 +3,8 @@
 from ml_matching.contract.commandline import run_one
 from ml_matching.trainer.commands import TRAINER
 
-# Guarded: each training worker (forked by multiprocessing's forkserver) imports the parent's
-# __main__ as __mp_main__, as a spawned process does.
+# Guarded, as a program's main module must be where multiprocessing starts processes: a training
+# worker runs the trainer's main script again as __mp_main__ when it was started from one (the
+# `ml-matching` console script; not this module under `python -m`).
 if __name__ == "__main__":
     raise SystemExit(run_one("python -m ml_matching.trainer", TRAINER))

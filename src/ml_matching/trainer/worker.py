@@ -11,12 +11,12 @@ of a complete folder, so a worker killed at any point leaves no partial version.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from joblib.externals.loky import get_reusable_executor
@@ -46,7 +46,7 @@ Lines = Callable[[str], None]
 
 def run(spec: JobSpec, conn: Connection) -> None:
     """The worker process's entry point."""
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    exit_with_trainer()
 
     def send(message: WorkerMessage) -> None:
         conn.send_bytes(encode(message))
@@ -65,12 +65,22 @@ def run(spec: JobSpec, conn: Connection) -> None:
         get_reusable_executor().shutdown(wait=True)
 
 
-def _exit_with_parent(parent: int) -> None:
-    # A worker whose trainer died (kill -9) must not go on to publish or activate on its own: the
-    # restarted trainer marks its job failed. Its parent is the forkserver, which exits when the
-    # trainer dies (the pipe the trainer held open ends), so the parent changes then too.
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def exit_with_trainer() -> None:
+    """End this worker as soon as the trainer that started it is gone (a worker process only).
+
+    A worker whose trainer died (kill -9) must not go on to publish or activate on its own: the
+    restarted trainer marks its job failed. Its parent process is the forkserver, which outlives the
+    trainer while a worker runs (each worker holds the pipe that keeps it up), so the worker watches
+    the trainer itself: multiprocessing's parent sentinel, the pipe the job came through, whose
+    other end the trainer holds until it ends.
+    """
+    trainer = multiprocessing.parent_process()
+    if trainer is not None:
+        threading.Thread(target=_exit_when_ready, args=(trainer.sentinel,), daemon=True).start()
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    wait([sentinel])
     os._exit(1)
 
 
