@@ -8,7 +8,8 @@ the other (``POST /train``, which answers when the job is done), for each traini
 ``fast`` (the tests' small forest: a job that is mostly its start) and ``default`` (the original
 write-up's ensemble). Sides alternate within each rep. Per job it records the answer's wall time,
 the CPU seconds the trainer's process tree used (the service, and every worker it or its forkserver
-started and reaped), and after it the tree's resident memory. The first job of a trainer and the
+started and reaped), the tree's peak proportional memory (PSS, sampled every 0.1 s) during it, and
+its resident memory after it. The first job of a trainer and the
 later ones are reported apart: a forkserver pays the training side's imports once, at the first job.
 
 Not a test: nothing asserts a timing, and only ratios from the same run mean anything.
@@ -21,6 +22,7 @@ import json
 import shutil
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,38 @@ def _with_assets(tree: Path) -> Path:
     return tree / "src"
 
 
+def tree_pss_mb(root: int) -> float:
+    """Proportional set size of ``root`` and its descendants, in MB: pages a worker shares with the
+    forkserver it was forked from are counted once, shared out, unlike RSS."""
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            todo.extend(procs.children(pid))
+        except OSError:  # exited meanwhile
+            continue
+        total += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1000
+    return total
+
+
+class PeakMemory(threading.Thread):
+    """The highest :func:`tree_pss_mb` of a process tree, read every 0.1 s until stopped."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peak_mb, self._done = root, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.1):
+            self.peak_mb = max(self.peak_mb, tree_pss_mb(self.root))
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return self.peak_mb
+
+
 def _outcomes(n: int) -> list[dict[str, Any]]:
     body = synthesize(n, default_feature_set(), seed=5)
     rows = zip(body["features"], body["outcomes"], strict=True)
@@ -102,14 +136,18 @@ def run_side(
             raise RuntimeError(f"POST /outcomes answered {status}: {raw[:300]!r}")
         runs = []
         for _ in range(jobs):
+            peak = PeakMemory(server.pid)
+            peak.start()
             cpu, t0 = tree_cpu(server.pid), time.perf_counter()
             status, raw = procs.request(port, "POST", "/train", None, ADMIN)
             seconds = time.perf_counter() - t0
+            peak_mb = peak.stop()
             if status != 200 or json.loads(raw)["status"] != "success":
                 raise RuntimeError(f"POST /train answered {status}: {raw[:300]!r}")
             # The memory the trainer holds between jobs: with a forkserver, its imports too.
             rss = procs.tree_rss_mb(server.pid)
-            runs.append({"seconds": seconds, "cpu_s": tree_cpu(server.pid) - cpu, "rss_mb": rss})
+            cpu_s = tree_cpu(server.pid) - cpu
+            runs.append({"seconds": seconds, "cpu_s": cpu_s, "rss_mb": rss, "peak_pss_mb": peak_mb})
         return runs
     finally:
         procs.stop(server)
@@ -153,25 +191,28 @@ def _summary(reps: list[list[dict[str, float]]]) -> dict[str, float]:
         "later_s": statistics.median(statistics.median(j["seconds"] for j in r[1:]) for r in reps),
         "later_cpu_s": statistics.median(statistics.median(j["cpu_s"] for j in r[1:]) for r in reps),
         "rss_mb": statistics.median(r[-1]["rss_mb"] for r in reps),
+        "later_peak_pss_mb": statistics.median(max(j["peak_pss_mb"] for j in r[1:]) for r in reps),
     }
 
 
 def _print(report: dict[str, Any], names: list[str]) -> None:
     a, b = names
     ratio = f"{b}/{a}"
-    print(
-        f"\n| config | job | {a} s | {b} s | {ratio} | {a} CPU s | {b} CPU s | {ratio} | RSS MB, {a} / {b} |"
-    )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n| config | job | {a} s | {b} s | {ratio} | {a} CPU s | {b} CPU s | {ratio} |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for config, sides in report["configs"].items():
         for job in ("first", "later"):
             ws = [sides[n][f"{job}_s"] for n in names]
             cs = [sides[n][f"{job}_cpu_s"] for n in names]
             print(
                 f"| {config} | {job} | {ws[0]:.2f} | {ws[1]:.2f} | {ws[1] / ws[0]:.2f} "
-                f"| {cs[0]:.2f} | {cs[1]:.2f} | {cs[1] / cs[0]:.2f} "
-                f"| {sides[a]['rss_mb']:.0f} / {sides[b]['rss_mb']:.0f} |"
+                f"| {cs[0]:.2f} | {cs[1]:.2f} | {cs[1] / cs[0]:.2f} |"
             )
+    print(f"\n| config | MB between jobs (RSS), {a} / {b} | peak MB of a later job (PSS), {a} / {b} |")
+    print("| --- | ---: | ---: |")
+    for config, sides in report["configs"].items():
+        rss, pss = (f"{sides[a][k]:.0f} / {sides[b][k]:.0f}" for k in ("rss_mb", "later_peak_pss_mb"))
+        print(f"| {config} | {rss} | {pss} |")
 
 
 if __name__ == "__main__":
