@@ -24,6 +24,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,43 +50,34 @@ from ml_matching.contract import default_feature_set  # noqa: E402  (after the p
 from ml_matching.training.synth import synthesize  # noqa: E402
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and its live descendants, with the children each of them reaped."""
-    total, todo = 0.0, [root]
+def _read_tree(root: int, name: str) -> Iterator[str]:
+    """``/proc/PID/NAME`` of ``root`` and of each of its live descendants (those that exit meanwhile
+    are skipped)."""
+    todo = [root]
     while todo:
         pid = todo.pop()
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            text = Path(f"/proc/{pid}/{name}").read_text()
             todo.extend(procs.children(pid))
-        except OSError:  # exited meanwhile
+        except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += sum(int(v) for v in fields[11:15]) / procs.CLK_TCK  # utime, stime, cutime, cstime
-    return total
+        yield text
 
 
-def _with_assets(tree: Path) -> Path:
-    """The worktree's source folder, with this checkout's built /docs files (a build makes them, git
-    has none; trainers before DOCS_CDN was theirs do not start without them). Not measured."""
-    assets = Path("ml_matching") / "http" / "_assets"
-    if not (tree / "src" / assets).exists():
-        shutil.copytree(ROOT / "src" / assets, tree / "src" / assets)
-    return tree / "src"
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and its live descendants, with the children each of them reaped."""
+    fields = (stat[stat.rindex(")") + 2 :].split() for stat in _read_tree(root, "stat"))
+    return sum(sum(int(v) for v in f[11:15]) for f in fields) / procs.CLK_TCK  # u, s, cu, cs time
 
 
 def tree_pss_mb(root: int) -> float:
     """Proportional set size of ``root`` and its descendants, in MB: pages a worker shares with the
     forkserver it was forked from are counted once, shared out, unlike RSS."""
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            todo.extend(procs.children(pid))
-        except OSError:  # exited meanwhile
-            continue
-        total += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1000
-    return total
+    rollups = _read_tree(root, "smaps_rollup")
+    return (
+        sum(int(line.split()[1]) for r in rollups for line in r.splitlines() if line.startswith("Pss:"))
+        / 1000
+    )
 
 
 class PeakMemory(threading.Thread):
@@ -103,6 +95,15 @@ class PeakMemory(threading.Thread):
         self._done.set()
         self.join()
         return self.peak_mb
+
+
+def _with_assets(tree: Path) -> Path:
+    """The worktree's source folder, with this checkout's built /docs files (a build makes them, git
+    has none; trainers before DOCS_CDN was theirs do not start without them). Not measured."""
+    assets = Path("ml_matching") / "http" / "_assets"
+    if not (tree / "src" / assets).exists():
+        shutil.copytree(ROOT / "src" / assets, tree / "src" / assets)
+    return tree / "src"
 
 
 def _outcomes(n: int) -> list[dict[str, Any]]:
