@@ -24,7 +24,6 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,34 +49,16 @@ from ml_matching.contract import default_feature_set  # noqa: E402  (after the p
 from ml_matching.training.synth import synthesize  # noqa: E402
 
 
-def _read_tree(root: int, name: str) -> Iterator[str]:
-    """``/proc/PID/NAME`` of ``root`` and of each of its live descendants (those that exit meanwhile
-    are skipped)."""
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            text = Path(f"/proc/{pid}/{name}").read_text()
-            todo.extend(procs.children(pid))
-        except OSError:
-            continue
-        yield text
-
-
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its live descendants, with the children each of them reaped."""
-    fields = (stat[stat.rindex(")") + 2 :].split() for stat in _read_tree(root, "stat"))
+    fields = (stat[stat.rindex(")") + 2 :].split() for stat in procs.read_tree(root, "stat"))
     return sum(sum(int(v) for v in f[11:15]) for f in fields) / procs.CLK_TCK  # u, s, cu, cs time
 
 
 def tree_pss_mb(root: int) -> float:
     """Proportional set size of ``root`` and its descendants, in MB: pages a worker shares with the
     forkserver it was forked from are counted once, shared out, unlike RSS."""
-    rollups = _read_tree(root, "smaps_rollup")
-    return (
-        sum(int(line.split()[1]) for r in rollups for line in r.splitlines() if line.startswith("Pss:"))
-        / 1000
-    )
+    return sum(procs.kb_field_mb(rollup, "Pss") for rollup in procs.read_tree(root, "smaps_rollup"))
 
 
 class PeakMemory(threading.Thread):
@@ -117,7 +98,7 @@ def run_side(
 ) -> list[dict[str, float]]:
     """``jobs`` trainings in a row on one new trainer; each one's wall seconds and tree CPU seconds."""
     work = WORK / tag
-    procs.subprocess.run(["rm", "-rf", str(work)], check=True)
+    shutil.rmtree(work, ignore_errors=True)
     (work / "store").mkdir(parents=True)
     (work / "config.json").write_text(json.dumps(CONFIGS[config]))
     port = procs.free_port()

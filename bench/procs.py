@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,25 +124,35 @@ def machine_idle() -> MachineCpu:
 
 def memory_mb(pid: int) -> dict[str, float]:
     """VmRSS (now) and VmHWM (peak) of ``pid`` in MB (10⁶ bytes, the stricter reading of a MB target)."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024 / 1e6
-    return out
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {key: kb_field_mb(status, key) for key in ("VmRSS", "VmHWM")}
+
+
+def read_tree(root: int, name: str) -> Iterator[str]:
+    """``/proc/PID/NAME`` of ``root`` and of each of its live descendants (e.g. joblib/loky workers);
+    those that exit meanwhile are skipped."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            text = Path(f"/proc/{pid}/{name}").read_text()
+            todo.extend(children(pid))
+        except OSError:
+            continue
+        yield text
+
+
+def kb_field_mb(text: str, key: str) -> float:
+    """A ``KEY: N kB`` line of a /proc file, in MB (10⁶ bytes); 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
 
 
 def tree_rss_mb(root: int) -> float:
     """Summed VmRSS of ``root`` and all its descendants (e.g. joblib/loky workers), in MB."""
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            total += memory_mb(pid).get("VmRSS", 0.0)
-            todo.extend(children(pid))
-        except OSError:  # exited meanwhile
-            continue
-    return total
+    return sum(kb_field_mb(status, "VmRSS") for status in read_tree(root, "status"))
 
 
 def children(pid: int) -> list[int]:

@@ -165,7 +165,6 @@ def test_train_needs_the_admin_token(client: Client, headers: dict[str, str], st
 
 
 def test_train_without_a_configured_token_is_disabled(settings: TrainerSettings) -> None:
-
     with TestClient(create_app(replace(settings, admin_token=None))) as c:
         _error(c.post("/train", headers=ADMIN), 403, "management_disabled")
 
