@@ -77,7 +77,7 @@ class TrainerSettings(ServiceSettings):
     dask_scheduler: str | None = setting(
         None,
         ENVIRONMENT,
-        "Dask scheduler the training jobs run their folds, trees and permutation importance on "
+        "Dask scheduler the training jobs run their folds and trees on "
         "(e.g. tcp://scheduler:8786; the dask extra); unset: this machine's cores",
         scheduler_address,
     )

@@ -2,8 +2,9 @@
 
 ``fit --dask ADDRESS`` (or ``DASK_SCHEDULER_ADDRESS``) connects a ``distributed.Client`` to the
 scheduler and makes joblib's Dask backend the active one for the whole training, so every joblib
-``Parallel`` of it runs there: the cross-validation folds (with the final fit), the forest's trees
-(joblib runs a task's own ``Parallel`` on the cluster too) and permutation importance. Nothing else
+``Parallel`` of it runs there: the cross-validation folds (with the final fit) and the forest's
+trees (joblib runs a task's own ``Parallel`` on the cluster too). Permutation importance stays
+here: a few calls on at most ``importance_rows`` rows (:mod:`training.importance`). Nothing else
 changes: the estimators are seeded and their predictions made in a fixed order, so the metrics and
 ``model.onnx`` are the same to the bit, locally and on Dask.
 
@@ -41,7 +42,7 @@ class FitSettings:
     dask: str | None = setting(
         None,
         ENVIRONMENT,
-        "Dask scheduler that `fit` runs its folds, trees and permutation importance on, when --dask is "
+        "Dask scheduler that `fit` runs its folds and trees on, when --dask is "
         "not given (e.g. tcp://scheduler:8786); unset: this machine's cores",
         scheduler_address,
     )

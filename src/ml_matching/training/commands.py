@@ -142,7 +142,7 @@ def _configure_fit(f: argparse.ArgumentParser) -> Handler:
     f.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help=f"run the folds, the forest's trees and permutation importance on the Dask scheduler at "
+        help=f"run the folds and the forest's trees on the Dask scheduler at "
         f"ADDRESS, e.g. tcp://scheduler:8786 (default: {ENVIRONMENT}, else this machine; needs the "
         "dask extra); the same data, seed and config give the same model.onnx either way",
     )

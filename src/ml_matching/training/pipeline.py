@@ -74,8 +74,8 @@ def train_candidates(
 ) -> list[Candidate]:
     """Train, evaluate, export and check each algorithm on one split (the baseline fitted once).
 
-    ``dask``: the address of a Dask scheduler to run the folds, the forest's trees and permutation
-    importance on (:mod:`training.cluster`; the sidecar records it); None: this machine's cores.
+    ``dask``: the address of a Dask scheduler to run the folds and the forest's trees on
+    (:mod:`training.cluster`; the sidecar records it); None: this machine's cores.
     The candidates are the same either way, ``model.onnx`` to the bit.
 
     Raises

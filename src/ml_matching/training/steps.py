@@ -8,7 +8,6 @@ the store until a complete sidecar exists (see :mod:`training.pipeline`).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import platform
@@ -24,8 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-from joblib import parallel_config
-from sklearn.inspection import permutation_importance
 from sklearn.model_selection import train_test_split
 
 from ml_matching.contract import (
@@ -70,6 +67,7 @@ from ml_matching.training.export import (
     export_onnx,
     onnx_session,
 )
+from ml_matching.training.importance import permutation_scores
 from ml_matching.training.rows import (
     feature_stats,
     golden_inputs,
@@ -246,26 +244,21 @@ def evaluate(
         train=train_m,
         overfitting=overfitting(train_m, crossed.cv, config.overfitting_threshold),
     )
-    importance = _importance(final, fs, s, config, distributed)
+    importance = _importance(final, fs, s, config)
     return Evaluated(algorithm, final, model_metrics, importance, calibration, before, after, len(s.y_train))
 
 
-def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig, distributed: bool) -> Importance:
-    # A task per feature: on the cluster, or on this machine's threads (trees predict without the
-    # GIL, and a thread needs no copy of the model, which a process would be sent for every
-    # feature). scikit-learn seeds every feature's shuffles alike: the result is that of one loop.
+def _importance(model: Any, fs: FeatureSet, s: Split, config: TrainConfig) -> Importance:
+    # On this machine even with a cluster: the shuffled copies are scored in a few calls
+    # (training.importance), and the rows are a bounded sample of the held-out split.
     keep = stratified_sample(s.y_hold, config.importance_rows, config.seed)
     x, y = s.x_hold[keep], s.y_hold[keep]
-    where = contextlib.nullcontext() if distributed else parallel_config(backend="threading")
-    with where:
-        perm = permutation_importance(
-            model, x, y, scoring="roc_auc", n_repeats=5, random_state=config.seed, n_jobs=-1
-        )
+    lost = permutation_scores(model, x, y, repeats=5, seed=config.seed)
     impurity = cal.base_estimator(model).feature_importances_
     return Importance(
         impurity=dict(zip(fs.names, map(float, impurity), strict=True)),
-        permutation=dict(zip(fs.names, map(float, perm.importances_mean), strict=True)),
-        permutation_std=dict(zip(fs.names, map(float, perm.importances_std), strict=True)),
+        permutation=dict(zip(fs.names, map(float, lost.mean(axis=1)), strict=True)),
+        permutation_std=dict(zip(fs.names, map(float, lost.std(axis=1)), strict=True)),
         permutation_rows=len(y),
     )
 

@@ -1,0 +1,66 @@
+"""Permutation importance: how much held-out ROC-AUC a model loses when one feature's column is shuffled.
+
+scikit-learn's ``permutation_importance`` scores each shuffle with a ``predict_proba`` call of its
+own: 19 features × 5 repeats are 95 calls, and a forest's call costs its hundred trees' Python
+overhead whatever the rows. :func:`permutation_scores` makes the very same shuffles (scikit-learn
+seeds every feature's alike, and shuffles a feature's column again at each repeat) and scores the
+shuffled copies of many features in one call: the same numbers, bit for bit, for a quarter of
+the CPU on the default forest (3.2 → 0.7 s at 400 held-out rows, 1.1 → 0.6 s for gradient
+boosting). ``tests/training/test_importance.py`` compares the two on both algorithms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import roc_auc_score
+from sklearn.utils import check_random_state
+
+from ml_matching.training.evaluate import positive_proba
+
+#: The most values (rows × features) the shuffled copies scored in one call may hold: 4M float64,
+#: 32 MB. The default 19 features at 5,000 rows and 5 repeats take three calls; a feature whose
+#: repeats alone are larger is still scored in one.
+MAX_BLOCK_VALUES = 4_000_000
+Rows = npt.NDArray[np.float64]
+
+
+def permutation_scores(
+    model: Any, x: Rows, y: npt.NDArray[Any], repeats: int, seed: int, max_values: int = MAX_BLOCK_VALUES
+) -> Rows:
+    """ROC-AUC lost per feature and repeat, shape (features, repeats): what
+    ``permutation_importance(model, x, y, scoring="roc_auc", n_repeats=repeats,
+    random_state=seed).importances`` gives."""
+    rows, features = x.shape
+    baseline = roc_auc_score(y, positive_proba(model, x))
+    shuffles = _shuffles(rows, repeats, seed)
+    per_feature = max(1, max_values // (rows * features * repeats))
+    lost = np.empty((features, repeats))
+    for first in range(0, features, per_feature):
+        chosen = range(first, min(first + per_feature, features))
+        block = np.concatenate([_shuffled(x, j, shuffles) for j in chosen])
+        p = positive_proba(model, block).reshape(len(chosen), repeats, rows)
+        for k, j in enumerate(chosen):
+            lost[j] = [baseline - roc_auc_score(y, p[k, r]) for r in range(repeats)]
+    return lost
+
+
+def _shuffles(rows: int, repeats: int, seed: int) -> list[npt.NDArray[np.intp]]:
+    """Each repeat's order of the original rows, as scikit-learn's shuffles compose them: one seed
+    drawn from ``seed`` for every feature, and each repeat shuffling the column the last one left."""
+    rng = check_random_state(check_random_state(seed).randint(np.iinfo(np.int32).max + 1))
+    step, order, out = np.arange(rows), np.arange(rows), []
+    for _ in range(repeats):
+        rng.shuffle(step)
+        order = order[step]
+        out.append(order)
+    return out
+
+
+def _shuffled(x: Rows, j: int, shuffles: list[npt.NDArray[np.intp]]) -> Rows:
+    """``x`` once per shuffle, its column ``j`` in that shuffle's order, stacked."""
+    copies = np.tile(x, (len(shuffles), 1))
+    copies[:, j] = np.concatenate([x[order, j] for order in shuffles])
+    return copies
