@@ -53,9 +53,12 @@ class JobRunner:
         # A worker is forked from multiprocessing's forkserver, a clean process (never the web
         # process, which runs threads) that has imported the training side once, when the first job
         # started: each later job then starts in milliseconds instead of paying about 3 s of CPU for
-        # importing scikit-learn, SciPy and pandas again. A trainer that never trains imports none.
+        # importing scikit-learn, SciPy and pandas again, nor about 1 s more for matplotlib, which
+        # every job's model card draws with. A trainer that never trains imports none.
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload([__name__, "ml_matching.trainer.worker"])
+        self._context.set_forkserver_preload(
+            [__name__, "ml_matching.trainer.worker", "ml_matching.training.plots"]
+        )
         self._process: Any = None
         self._follower: threading.Thread | None = None
         self._stopping = False
