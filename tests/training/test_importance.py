@@ -34,7 +34,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ids=["calibrated forest", "boosting"],
 )
 @pytest.mark.parametrize(
-    "max_values", [1, 3_000, 10**9], ids=["a call a feature", "a few features", "one call"]
+    "max_values", [1, 3_000, 10**9], ids=["a call a copy", "a few copies a call", "one call"]
 )
 @pytest.mark.parametrize("seed", [0, 42])
 def test_the_same_scores_as_scikit_learn(
