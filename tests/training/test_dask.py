@@ -1,4 +1,4 @@
-"""``fit --dask``: the folds, trees and permutation importance on a Dask cluster, the same model."""
+"""``fit --dask``: the folds and the trees on a Dask cluster, the same model."""
 
 from __future__ import annotations
 

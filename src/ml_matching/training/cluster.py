@@ -4,7 +4,7 @@
 scheduler and makes joblib's Dask backend the active one for the whole training, so every joblib
 ``Parallel`` of it runs there: the cross-validation folds (with the final fit) and the forest's
 trees (joblib runs a task's own ``Parallel`` on the cluster too). Permutation importance stays
-here: a few calls on at most ``importance_rows`` rows (:mod:`training.importance`). Nothing else
+here: a few calls on a sample of held-out rows (:mod:`training.importance`). Nothing else
 changes: the estimators are seeded and their predictions made in a fixed order, so the metrics and
 ``model.onnx`` are the same to the bit, locally and on Dask.
 
