@@ -48,6 +48,18 @@ def positive_proba(estimator: ClassifierMixin, x: npt.NDArray[Any]) -> npt.NDArr
     return np.asarray(estimator.predict_proba(x)[:, 1], dtype=np.float64)
 
 
+def ranking_scores(
+    estimator: ClassifierMixin, x: npt.NDArray[Any], proba: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]:
+    """What the rows are ranked by, as scikit-learn's ``roc_auc`` scorer ranks them: the decision
+    function where the estimator has one (near p = 1 the probability rounds distinct scores into
+    ties), else the probability of class 1 (``proba``, when already computed)."""
+    decision = getattr(estimator, "decision_function", None)
+    if decision is not None:
+        return np.asarray(decision(x), dtype=np.float64)
+    return positive_proba(estimator, x) if proba is None else proba
+
+
 def cross_validate(
     estimator: ClassifierMixin,
     x: npt.NDArray[np.float64],
@@ -110,8 +122,7 @@ def _fold(
 ) -> tuple[Any, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     in_tree_order(est.fit(x[train], y[train]))
     p = positive_proba(est, x[test])
-    decision = getattr(est, "decision_function", None)
-    return test, p, p if decision is None else np.asarray(decision(x[test]), dtype=np.float64)
+    return test, p, ranking_scores(est, x[test], p)
 
 
 def summarise(per_fold: tuple[Metrics, ...], rows: int) -> CrossValidation:

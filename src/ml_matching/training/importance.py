@@ -21,7 +21,7 @@ import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
-from ml_matching.training.evaluate import positive_proba
+from ml_matching.training.evaluate import ranking_scores
 
 #: The most values (rows × features) the shuffled copies scored in one call may hold: 4M float64,
 #: 32 MB. The default 19 features at 5,000 rows and 5 repeats are 95 copies of 95,000 values: three
@@ -37,7 +37,7 @@ def permutation_scores(
     ``permutation_importance(model, x, y, scoring="roc_auc", n_repeats=repeats,
     random_state=seed).importances`` gives."""
     rows, features = x.shape
-    baseline = roc_auc_score(y, _ranked(model, x))
+    baseline = roc_auc_score(y, ranking_scores(model, x))
     shuffles = _shuffles(rows, repeats, seed)
     copies = list(itertools.product(range(features), range(repeats)))
     lost = np.empty((features, repeats))
@@ -48,20 +48,10 @@ def permutation_scores(
             part = block[k * rows : (k + 1) * rows]
             part[:] = x
             part[:, j] = x[shuffles[r], j]
-        scores = _ranked(model, block).reshape(len(chunk), rows)
+        scores = ranking_scores(model, block).reshape(len(chunk), rows)
         for (j, r), scored in zip(chunk, scores, strict=True):
             lost[j, r] = baseline - roc_auc_score(y, scored)
     return lost
-
-
-def _ranked(model: Any, x: Rows) -> Rows:
-    """What scikit-learn's ``roc_auc`` scorer ranks the rows by: the decision function where the
-    model has one (near p = 1 the probability rounds distinct scores into ties), else the
-    probability of class 1."""
-    decision = getattr(model, "decision_function", None)
-    if decision is None:
-        return positive_proba(model, x)
-    return np.asarray(decision(x), dtype=np.float64)
 
 
 def _shuffles(rows: int, repeats: int, seed: int) -> list[npt.NDArray[np.intp]]:
