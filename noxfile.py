@@ -17,10 +17,11 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 # The tests session first: it is the longest (about three quarters of a run's CPU), and with
-# ``parallel`` the others run one after another beside it instead of after it. Run one at a time,
-# they left a core idle for a quarter of the run (mypy, npm and the runtime-only suite use one or
-# two; the tests session's waits for services leave gaps). Each session's output is printed as one
-# block when it ends. Only the docs' examples hold fixed ports (8000, 8001), all in the tests session.
+# ``parallel`` the others run one after another beside it instead of after it. One at a time, a
+# run kept 1.54-1.56 of 2 cores busy on average (mypy and npm use one; the tests session's waits
+# for services leave gaps); side by side 1.68-1.70 (docs/evidence/benchmarks.md, "The test
+# command"). Each session's output is printed as one block when it ends. Only the docs' examples
+# hold fixed ports (8000, 8001), and they run in the tests session alone.
 nox.options.sessions = ["tests", "lint", "typecheck", "runtime_only", "oip", "node", "docs"]
 nox.options.parallel = "auto"
 nox.options.allow_parallel = True
