@@ -16,15 +16,15 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-# The tests session first: it is the longest (about three quarters of a run's CPU), and with
-# ``parallel`` the others run one after another beside it instead of after it. One at a time, a
-# run kept 1.54-1.56 of 2 cores busy on average (mypy and npm use one; the tests session's waits
-# for services leave gaps); side by side 1.68-1.70 (docs/evidence/benchmarks.md, "The test
-# command"). Each session's output is printed as one block when it ends. Only the docs' examples
-# hold fixed ports (8000, 8001), and they run in the tests session alone.
+# The tests session first: it is the longest (about four fifths of a run's CPU). The README's test
+# command is ``nox -j auto``: the default sessions (each ``allow_parallel=True``) then run side by
+# side, the others one after another beside the tests session. One at a time, a run kept 1.54-1.56
+# of 2 cores busy on average (mypy and npm use one; the tests session's waits for services leave
+# gaps); side by side 1.68-1.70 (docs/evidence/benchmarks.md, "The test command"). Not the default
+# for every nox: under --parallel even one session runs in a child whose output is printed only
+# when it ends, which would hide `nox -s serve`'s log and `nox -s tests`' progress. Only the docs'
+# examples hold fixed ports (8000, 8001), and they run in the tests session alone.
 nox.options.sessions = ["tests", "lint", "typecheck", "runtime_only", "oip", "node", "docs"]
-nox.options.parallel = "auto"
-nox.options.allow_parallel = True
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -62,7 +62,7 @@ def _sync(session: nox.Session, *args: str) -> None:
     session.env.update(WRITE_BYTECODE)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
     _sync(session, "--only-group", "lint", "--no-install-project")
@@ -70,14 +70,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/ml_matching."""
     _sync(session, "--all-extras", "--group", "typecheck")
     session.run("mypy", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def tests(session: nox.Session) -> None:
     """The whole pytest suite with every extra installed (train, postgres, dask, parquet), on every core."""
     _sync(session, "--all-extras", "--group", "test")
@@ -91,7 +91,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", workers, "--durations=12", *session.posargs, env=env)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def runtime_only(session: nox.Session) -> None:
     """The runtime's tests (tests/runtime) where only the base package is installed: proves no scikit-learn
     is needed."""
@@ -105,7 +105,7 @@ def runtime_only(session: nox.Session) -> None:
     session.run("pytest", "-n", "auto", "-m", "not train", *tests, env=only)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def oip(session: nox.Session) -> None:
     """Open Inference Protocol v2 with tritonclient[http] and KServe's SDK, against the base package."""
     _sync(session, "--group", "oip")
@@ -118,7 +118,7 @@ def _versions(*names: str) -> str:
     return f"from importlib.metadata import version; print(*(n + ' ' + version(n) for n in {list(names)!r}))"
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def node(session: nox.Session) -> None:
     """Node client: format, types and node:test, against the real runtime and trainer where they run."""
     _sync(session, "--extra", "train", "--group", "test")  # the live tests start both services
@@ -132,7 +132,7 @@ def node(session: nox.Session) -> None:
     session.run("pytest", "tests/property/test_node_parity.py", "-p", "no:cacheprovider")
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, allow_parallel=True)
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs --strict (it works offline)."""
     _sync(session, "--only-group", "docs", "--no-install-project")
@@ -158,9 +158,9 @@ def deps(session: nox.Session) -> None:
     for name in changed:
         session.log(f"{name}: {before.get(name, '-')} -> {after.get(name, '-')}")
     session.log(f"{len(changed)} packages changed in uv.lock; now running the default sessions on it")
-    # A nox of its own, as the README's test command runs it (session.notify cannot queue sessions
-    # under nox.options.parallel, which runs each session in a process of its own).
-    session.run(sys.executable, "-m", "nox", external=True)
+    # A nox of its own, as the README's test command runs it (side by side; session.notify would
+    # queue them after this session, one at a time).
+    session.run(sys.executable, "-m", "nox", "-j", "auto", external=True)
 
 
 def _locked_versions(lock: Path) -> dict[str, str]:
