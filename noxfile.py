@@ -16,14 +16,12 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-# The tests session first: it is the longest (about four fifths of a run's CPU). The README's test
-# command is ``nox -j auto``: the default sessions (each ``allow_parallel=True``) then run side by
-# side, the others one after another beside the tests session. One at a time, a run kept 1.54-1.56
-# of 2 cores busy on average (mypy and npm use one; the tests session's waits for services leave
-# gaps); side by side 1.68-1.70 (docs/evidence/benchmarks.md, "The test command"). Not the default
-# for every nox: under --parallel even one session runs in a child whose output is printed only
-# when it ends, which would hide `nox -s serve`'s log and `nox -s tests`' progress. Only the docs'
-# examples hold fixed ports (8000, 8001), and they run in the tests session alone.
+# The tests session first, since it is the longest. The README's test command is ``nox -j auto``:
+# the default sessions (each ``allow_parallel=True``) then run side by side, which keeps the cores
+# busier than one at a time (docs/evidence/benchmarks.md, "The test command"). Not the default for
+# every nox: under --parallel even one session runs in a child whose output is printed only when it
+# ends, which would hide `nox -s serve`'s log and `nox -s tests`' progress. Only the docs' examples
+# hold fixed ports (8000, 8001), and they run in the tests session alone.
 nox.options.sessions = ["tests", "lint", "typecheck", "runtime_only", "oip", "node", "docs"]
 nox.options.error_on_missing_interpreters = True
 
