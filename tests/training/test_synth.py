@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from ml_matching.contract import Feature, FeatureSet, default_feature_set
-from ml_matching.training.synth import synthesize, true_logit
+from ml_matching.training.synth import bayes_figures, synthesize, true_logit
 
 FS = default_feature_set()
 
@@ -37,7 +40,15 @@ def test_bayes_figures_are_those_of_the_true_probabilities() -> None:
     p = 1 / (1 + np.exp(-true_logit(x)))
     y = np.array(body["outcomes"])
     assert body["bayes"]["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
-    assert 0.8 < body["bayes"]["rocAuc"] < 1
+    # synth counts pairs with scipy's Mann-Whitney U; scikit-learn integrates the ROC curve.
+    assert body["bayes"]["rocAuc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+
+
+def test_tied_scores_count_half_a_pair_as_roc_auc_does() -> None:
+    p = np.array([0.2, 0.5, 0.5, 0.5, 0.9, 0.1])
+    y = np.array([False, True, False, True, True, False])
+    assert bayes_figures(p, y)["rocAuc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+    assert math.isnan(bayes_figures(p, np.ones(6, dtype=bool))["rocAuc"])  # one outcome: undefined
 
 
 def test_another_feature_set_gets_a_truth_of_its_own_within_its_ranges() -> None:

@@ -25,11 +25,12 @@ lacks: its other bound ± 1, or [0, 1])::
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import roc_auc_score
+from scipy.stats import mannwhitneyu
 
 from ml_matching.contract import FeatureSet
 
@@ -104,10 +105,16 @@ def synthesize(rows: int, feature_set: FeatureSet, seed: int = 42) -> dict[str, 
 
 def bayes_figures(p: Array, y: npt.NDArray[np.bool_]) -> dict[str, float]:
     """Accuracy and ROC-AUC of the true probabilities ``p`` on outcomes ``y``."""
-    both = 0 < y.sum() < y.size
+    positives, negatives = int(y.sum()), int(y.size - y.sum())
+    auc = math.nan  # undefined with one outcome only
+    if positives and negatives:
+        # The Mann-Whitney U of the positives' scores over the negatives' is the pairs they rank
+        # above (ties count half): ROC-AUC times the pairs. scipy.stats, not sklearn.metrics, which
+        # would import all of scikit-learn for it: 1.2-1.5 s more CPU per `ml-matching synth` here.
+        auc = mannwhitneyu(p[y], p[~y]).statistic / (positives * negatives)
     return {
         "accuracy": float(np.mean((p > 0.5) == y)),
-        "rocAuc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "rocAuc": float(auc),
         "positiveRate": float(np.mean(y)),
     }
 
