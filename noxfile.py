@@ -17,8 +17,9 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 # The tests session first, since it is the longest. The README's test command is ``nox -j auto``:
-# the default sessions (each ``allow_parallel=True``) then run side by side, which keeps the cores
-# busier than one at a time (docs/evidence/benchmarks.md, "The test command"). Not the default for
+# the default sessions (each ``allow_parallel=True``) then run side by side, which by `time` kept the
+# cores busier than one at a time (docs/evidence/benchmarks.md, "The test command": `time` misses
+# processes whose parent ended first, and one at a time was not measured with accounting). Not the default for
 # every nox: under --parallel even one session runs in a child whose output is printed only when it
 # ends, which would hide `nox -s serve`'s log and `nox -s tests`' progress. Only the docs' examples
 # hold fixed ports (8000, 8001), and they run in the tests session alone.
