@@ -7,8 +7,9 @@
 ``time`` (and ``getrusage``) count only the processes their parent waited for. A process whose
 parent died first (a service started in the background by a docs page, a trainer killed with
 ``kill -9`` and its children) is reparented to init and missed; this counts every process that
-ended while accounting was on. It prints the CPU under each child of the first ``nox`` process (one
-per session), the CPU of processes that ended under init, and the total. Reads the file
+ended while accounting was on. It prints the CPU under each child of the longest-lived ``nox``
+process, the launcher (one child per session; a docs page's own ``nox -s dist`` ends sooner), the
+CPU of processes that ended under init, and the total. Reads the file
 with ``dump-acct`` (from the same Debian package). Where the test command's CPU goes: the
 benchmarks page, "The test command".
 """
