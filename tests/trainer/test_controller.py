@@ -257,6 +257,11 @@ def test_the_report_is_one_page_with_its_figures_inline(client: Client, store: P
     _tick(client)
     page = client.get(f"/experiments/{experiment_id}/report")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # The trainer is a long-lived process: a report's figures are not left open (pyplot keeps every
+    # figure it made until closed, so each report would have grown the process by three).
+    from matplotlib._pylab_helpers import Gcf
+
+    assert Gcf.get_num_fig_managers() == 0
     text = page.text
     assert text.count("data:image/svg+xml;base64,") == 3 and "http://" not in text and "https://" not in text
     for words in (

@@ -18,8 +18,8 @@ import base64
 import html
 from typing import Any
 
+import matplotlib
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
@@ -31,7 +31,7 @@ from ml_matching.trainer.experiments import Controlled
 from ml_matching.trainer.online import LOWER_IS_BETTER, ArmMetrics, unit_values
 from ml_matching.trainer.sequential import paired_cs_from_sums, split_cs_from_sums
 from ml_matching.training.card import CSS
-from ml_matching.training.plots import BASELINE, BEFORE, MODEL, STYLE, svg
+from ml_matching.training.plots import BASELINE, BEFORE, MODEL, STYLE, subplots, svg
 
 Floats = npt.NDArray[np.float64]
 MAX_POINTS = 400  # a path is thinned to this many points: the page stays small at any size
@@ -180,8 +180,8 @@ def _assignments(tx: Tx, controlled: Controlled) -> bytes | None:
         return None
     arms = [CONTROL, *(c.arm for c in experiment.candidates)]
     times = np.array([np.datetime64(at[:-1]) for _, at in rows])
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7, 3))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = subplots(figsize=(7, 3))
         for arm, color in zip(arms, (BASELINE, MODEL, BEFORE, "#8250df"), strict=False):
             mine = np.array([a == arm for a, _ in rows])
             keep = _thin(len(times))
@@ -213,8 +213,8 @@ def _primary(tx: Tx, controlled: Controlled, at: str) -> bytes | None:
         return None
     keep = _thin(len(n))
     harmful = margin if LOWER_IS_BETTER[metric] else -margin
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7, 3.2))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = subplots(figsize=(7, 3.2))
         ax.fill_between(
             n[keep],
             lower[keep],
@@ -252,8 +252,8 @@ def _timeline(view: ExperimentView) -> bytes | None:
         return None
     weights = [_weight_after(kind, detail, view) for _, kind, detail in points]
     times = np.array([np.datetime64(at[:-1]) for at, _, _ in points])
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7, 2.6))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = subplots(figsize=(7, 2.6))
         ax.step(times, np.array(weights) / 100, where="post", color=MODEL)
         for t, (_, kind, _), w in zip(times, points, weights, strict=True):
             ax.annotate(
