@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,18 @@ def test_a_lazy_explainer_is_checked_at_its_first_use_and_its_refusal_kept(store
     assert model.explainer is not None and not model.explainer.loaded
     x = np.full((1, 19), 0.5, dtype=np.float32)
     assert model.predict_proba(x).shape == (1,)
-    for _ in range(2):  # refused again without a second look: a version's files never change
+    refusals = []
+    for _ in range(3):  # refused again without a second look: a version's files never change
         with pytest.raises(ArtifactCorrupt) as info:
             model.contributions(x)
         assert info.value.check == check
+        refusals.append((info.value, len(traceback.extract_tb(info.value.__traceback__))))
     assert not model.explainer.loaded
+    # Each refusal is an error of its own: one error raised again would gather every request's
+    # frames (and the rows in them) in its traceback, for as long as the version serves.
+    (first, _), *later = refusals
+    assert all(e is not first and str(e) == str(first) for e, _ in later)
+    assert refusals[1][1] == refusals[2][1]
 
 
 def test_a_lazy_explainer_answers_as_an_eager_one(store: Path) -> None:

@@ -89,11 +89,11 @@ class ArtifactCorrupt(MLMatchingError, ValueError):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
-        self._message = message
+        self.detail = message  # what failed, without the check's name
 
     def __reduce__(self) -> tuple[type[ArtifactCorrupt], tuple[str, str]]:
         # Rebuilt from both arguments: a worker process (Dask, joblib) that raises it can send it back.
-        return type(self), (self.check, self._message)
+        return type(self), (self.check, self.detail)
 
 
 class StorageFull(MLMatchingError, OSError):

@@ -40,7 +40,7 @@ class Explainer:
         self.explanation = explanation
         self.threads = threads
         self._session: ort.InferenceSession | None = None
-        self._refused: ArtifactCorrupt | None = None
+        self._refused: tuple[str, str] | None = None  # the failed check and its message
         self._lock = threading.Lock()
 
     @property
@@ -55,12 +55,14 @@ class Explainer:
         with self._lock:
             if self._session is None:
                 if self._refused is not None:
-                    raise self._refused
+                    # A new error each time: one error raised again keeps every raise's frames
+                    # (and the rows in them) in its traceback, for as long as the version serves.
+                    raise ArtifactCorrupt(*self._refused)
                 try:
                     self._session = self._verified()
                 except ArtifactCorrupt as exc:
                     if (self.folder / self.explanation.file).is_file():
-                        self._refused = exc  # it failed its checks: refused for good
+                        self._refused = exc.check, exc.detail  # it failed its checks: refused for good
                     raise  # it could not be read (its folder moved away): read again next time
                 finally:
                     release_freed_heap()
