@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from litestar.testing import TestClient
 from ml_matching.contract.ids import is_prediction_id
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
-from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION
+from ml_matching.runtime.versions import SIDECARS_KEPT
+from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION, copy_version
 from tests.runtime.conftest import TOKEN
 from tests.runtime.corrupt import CORRUPTIONS, EXPLAINER_CORRUPTIONS, MODEL_CORRUPTIONS
 from tests.support import running_service
@@ -114,6 +117,28 @@ def test_models_lists_versions_with_metrics(client: Client) -> None:
     assert [m["active"] for m in listing] == [True, False, False]
     assert 0.5 < listing[0]["metrics"]["crossValidation"]["rocAuc"] <= 1
     assert listing[0]["timestamp"] == "2026-01-01T00:00:00Z"
+
+
+def test_models_lists_a_large_store_keeping_a_bounded_number_of_sidecars(client: Client, store: Path) -> None:
+    """A store gains a version at every retraining: listing them all keeps each one's summary, not
+    its whole sidecar, and follows versions rewritten or removed."""
+    copies = [f"20260201_{i:06d}" for i in range(SIDECARS_KEPT + 8)]
+    for name in copies:
+        copy_version(store, GB_VERSION, name)
+    listing = client.get("/models").json()
+    assert [m["version"] for m in listing] == [RF_VERSION, GB_VERSION, OTHER_VERSION, *copies]
+    assert {m["algorithm"] for m in listing[3:]} == {"gradient_boosting"}
+    for name in copies:  # each one read whole, as /models/{v}/files does
+        client.get(f"/models/{name}/files/model.json")
+    service = client.app.state.service
+    assert service.versions.sidecars_kept == SIDECARS_KEPT
+    sidecar = json.loads((store / copies[0] / "model.json").read_text())
+    (store / copies[0] / "model.json").write_text(
+        json.dumps({**sidecar, "createdAt": "2026-02-02T00:00:00Z"})
+    )
+    shutil.rmtree(store / copies[-1])
+    again = {m["version"]: m for m in client.get("/models").json()}
+    assert again[copies[0]]["timestamp"] == "2026-02-02T00:00:00Z" and copies[-1] not in again
 
 
 def test_model_sidecar_is_served_as_stored(client: Client, store: Path) -> None:

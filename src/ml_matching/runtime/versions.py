@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ml_matching.contract import (
     MODEL_FILE,
@@ -22,6 +25,11 @@ from ml_matching.contract import (
 from ml_matching.runtime.responses import ModelSummary, SummaryMetrics
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: Parsed sidecars kept, the most recently read: each is tens of KB (its golden rows, metrics and
+#: explanation), and a store gains a version at every retraining (thousands a year with the
+#: defaults), so ``GET /models`` keeps only each version's summary, not its whole sidecar.
+SIDECARS_KEPT = 32
+Stamp = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -40,17 +48,27 @@ class StoreView:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._sidecars: dict[str, tuple[tuple[int, int], Sidecar]] = {}
-        self._sidecar_hashes: dict[str, tuple[tuple[int, int], str]] = {}
+        self._sidecars: OrderedDict[str, tuple[Stamp, Sidecar]] = OrderedDict()  # least recent first
+        self._summaries: dict[str, tuple[Stamp, ModelSummary]] = {}  # every listed version's
+        self._sidecar_hashes: dict[str, tuple[Stamp, str]] = {}
 
     def sidecar(self, version: str) -> Sidecar:
-        """The parsed sidecar of ``version`` (cached while model.json is unchanged)."""
+        """The parsed sidecar of ``version`` (cached while model.json is unchanged, for the
+        :data:`SIDECARS_KEPT` versions read last)."""
         path = version_dir(self.root, version) / SIDECAR_FILE
         stamp = _stamp(path)
         cached = self._sidecars.get(version)
         if cached is None or cached[0] != stamp:
             cached = self._sidecars[version] = (stamp, decode_sidecar(path.read_bytes()))
+            if len(self._sidecars) > SIDECARS_KEPT:
+                self._sidecars.popitem(last=False)
+        self._sidecars.move_to_end(version)
         return cached[1]
+
+    @property
+    def sidecars_kept(self) -> int:
+        """How many parsed sidecars are held now (at most :data:`SIDECARS_KEPT`)."""
+        return len(self._sidecars)
 
     def _sidecar_hash(self, version: str) -> str:
         path = version_dir(self.root, version) / SIDECAR_FILE
@@ -91,29 +109,33 @@ class StoreView:
 
     def listing(self, current: str | None) -> list[ModelSummary]:
         """Every version with its algorithm, time, summary metrics and whether it is ``current``."""
-        out = []
-        for v in list_versions(self.root):
-            try:
-                s = self.sidecar(v)
-            except (MLMatchingError, OSError) as exc:
-                out.append(ModelSummary(version=v, active=v == current, error=str(exc)))
-                continue
-            metrics = SummaryMetrics(
-                cross_validation=s.metrics.cross_validation.mean, holdout=s.metrics.holdout
-            )
-            out.append(
-                ModelSummary(
-                    version=v,
-                    active=v == current,
-                    timestamp=s.created_at,
-                    algorithm=s.algorithm,
-                    metrics=metrics,
-                )
-            )
-        return out
+        versions = list_versions(self.root)
+        for gone in self._summaries.keys() - set(versions):  # removed from the store
+            del self._summaries[gone]
+        return [msgspec.structs.replace(self._summary(v), active=v == current) for v in versions]
+
+    def _summary(self, version: str) -> ModelSummary:
+        """What ``GET /models`` says of ``version`` (``active`` left false), kept while model.json
+        is unchanged; its sidecar is parsed for it but not kept."""
+        path = version_dir(self.root, version) / SIDECAR_FILE
+        try:
+            stamp = _stamp(path)
+            cached = self._summaries.get(version)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            kept = self._sidecars.get(version)
+            s = kept[1] if kept is not None and kept[0] == stamp else decode_sidecar(path.read_bytes())
+        except (MLMatchingError, OSError) as exc:
+            return ModelSummary(version=version, active=False, error=str(exc))
+        metrics = SummaryMetrics(cross_validation=s.metrics.cross_validation.mean, holdout=s.metrics.holdout)
+        summary = ModelSummary(
+            version=version, active=False, timestamp=s.created_at, algorithm=s.algorithm, metrics=metrics
+        )
+        self._summaries[version] = (stamp, summary)
+        return summary
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> Stamp:
     """What tells a rewritten file from the one read before: its mtime (ns) and size."""
     st = path.stat()
     return st.st_mtime_ns, st.st_size
