@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from ml_matching.cli import main
+from ml_matching.contract import decode_sidecar
 from ml_matching.runtime.batch import SOME_REJECTED, Job
-from tests.conftest import FEATURE_NAMES, RF_VERSION, SEED_ROW
+from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW
 
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("dask.dataframe")
@@ -150,6 +151,23 @@ def test_jsonl_explained_and_parquet_on_dask(
     assert _score("--model", store, "--in", tmp_path / "pairs.parquet", "--out", tmp_path / "parts") == 0
     assert len(list((tmp_path / "parts").iterdir())) == 3  # a partition per row group
     assert pq.read_table(tmp_path / "parts").equals(pq.read_table(tmp_path / "local.parquet"))
+
+
+def test_a_worker_keeps_the_last_versions_it_loaded(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived worker scores one version after another: it keeps SCORERS_KEPT of them loaded."""
+    monkeypatch.setattr(dask_parts, "_SCORERS", {})
+    monkeypatch.setattr(dask_parts, "LOADS", [])
+    refs = [
+        dask_parts.ModelRef(
+            str(store / v), decode_sidecar((store / v / "model.json").read_bytes()).onnx.sha256, explain=False
+        )
+        for v in (RF_VERSION, GB_VERSION, OTHER_VERSION)
+    ]
+    first = [dask_parts.worker_scorer(r) for r in refs]
+    assert dask_parts.worker_scorer(refs[2]) is first[2]  # kept: not loaded again
+    assert len(dask_parts.LOADS) == 3
+    assert dask_parts.worker_scorer(refs[0]) is not first[0]  # the oldest was let go, loaded again
+    assert dask_parts.LOADS[-1] == refs[0].folder and len(dask_parts._SCORERS) == dask_parts.SCORERS_KEPT
 
 
 def test_a_worker_refuses_a_version_other_than_the_clients(store: Path) -> None:

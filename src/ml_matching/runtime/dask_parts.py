@@ -84,7 +84,10 @@ class Task:
     at: tuple[int, ...] = ()
 
 
-_SCORERS: dict[ModelRef, Scorer] = {}
+#: The versions a worker keeps loaded, the most recently loaded: a long-lived cluster scores one
+#: version after another, and each kept session holds the whole model (tens of MB for a forest).
+SCORERS_KEPT = 2
+_SCORERS: dict[ModelRef, Scorer] = {}  # in the order they were loaded
 _LOADING = threading.Lock()
 #: The versions this process loaded and verified, one entry per load (a test reads it on workers).
 LOADS: list[str] = []
@@ -107,7 +110,10 @@ def worker_scorer(ref: ModelRef) -> Scorer:
                     f"the client verified {ref.sha256}): is the store shared?"
                 )
             LOADS.append(ref.folder)
-            _SCORERS[ref] = Scorer(model, max_batch_rows=1)
+            _SCORERS[ref] = scorer = Scorer(model, max_batch_rows=1)
+            while len(_SCORERS) > SCORERS_KEPT:  # a partition still scoring with it keeps its own
+                del _SCORERS[next(iter(_SCORERS))]
+            return scorer
         return _SCORERS[ref]
 
 
