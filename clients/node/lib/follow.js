@@ -102,12 +102,26 @@ import {featureMismatch} from './validate.js'
  * @property {Arms} arms
  * @property {Array<LedgerRow>} rows
  * @property {Array<Record<string, number>>} inputs
+ *
+ * @typedef ShadowCounts
+ *   Rows given to a shadow version: scored, failed (it raised or hung), or skipped (its queue was
+ *   full), as the runtime's `ml_matching_shadow_rows_total` counts them.
+ * @property {number} scored
+ * @property {number} failed
+ * @property {number} skipped
  */
 
 /** How long a shadow version may take over the rows it scores before it is recorded as failed. */
 export const SHADOW_TIMEOUT_MS = 10_000
 /** Most queued batches the shadows score in one call. */
 const SHADOW_BATCHES = 64
+/**
+ * Most requests' rows waiting for the shadows (the runtime's SHADOW_QUEUE default): past it a
+ * request's rows are recorded at once without shadow scores, `skipped`, as the runtime does. A
+ * shadow slower than the requests would otherwise hold every row, its inputs and its session.
+ */
+export const SHADOW_QUEUE = 1_000
+const SKIPPED = 'skipped: the shadow queue was full'
 
 /** Scores with the runtime's current version (and experiment), in-process. Made by `client.followModel`. */
 export class FollowingModel {
@@ -141,7 +155,7 @@ export class FollowingModel {
   /** @type {Array<ShadowWork>} */
   #shadowQueue = []
   #shadowing = false
-  /** @type {Map<string, {scored: number, failed: number}>} */
+  /** @type {Map<string, ShadowCounts>} */
   #shadowCounts = new Map()
   /** @type {Map<'experiment' | 'holdout', string>} the last warning about each, told once */
   #warned = new Map()
@@ -200,10 +214,10 @@ export class FollowingModel {
   }
 
   /**
-   * Rows each shadow version scored, and failed to score (it raised, or took longer than
-   * SHADOW_TIMEOUT_MS).
+   * Rows each shadow version scored, failed to score (it raised, or took longer than
+   * SHADOW_TIMEOUT_MS), and skipped (SHADOW_QUEUE requests' rows already waited for the shadows).
    *
-   * @returns {Record<string, {scored: number, failed: number}>}
+   * @returns {Record<string, ShadowCounts>}
    */
   get shadowCounts() {
     return Object.fromEntries([...this.#shadowCounts].map(([version, counts]) => [version, {...counts}]))
@@ -813,6 +827,15 @@ export class FollowingModel {
 
   /** @param {ShadowWork} work the rows of one request, whose shadows it holds (see #holdShadows) */
   #queueShadows(work) {
+    if (this.#shadowQueue.length >= SHADOW_QUEUE) {
+      for (const shadow of work.arms.shadows) {
+        this.#shadowCount(shadow.version).skipped += work.rows.length
+        this.#release(shadow)
+      }
+      const skipped = work.arms.shadows.map((shadow) => ({version: shadow.version, error: SKIPPED}))
+      for (const row of work.rows) this.#ledger.complete(withShadow(row, skipped))
+      return
+    }
     this.#shadowQueue.push(work)
     if (this.#shadowing) return
     this.#shadowing = true
@@ -850,8 +873,7 @@ export class FollowingModel {
     /** @type {Array<Array<ShadowScore>>} */
     const scores = rows.map(() => [])
     for (const shadow of arms.shadows) {
-      const counts = this.#shadowCounts.get(shadow.version) ?? {scored: 0, failed: 0}
-      this.#shadowCounts.set(shadow.version, counts)
+      const counts = this.#shadowCount(shadow.version)
       try {
         const p = await deadline(shadow.probabilities(inputs), SHADOW_TIMEOUT_MS)
         for (const [i, s] of scores.entries()) s.push({version: shadow.version, probability: p[i]})
@@ -864,6 +886,16 @@ export class FollowingModel {
       }
     }
     for (const [i, row] of rows.entries()) this.#ledger.complete(withShadow(row, scores[i]))
+  }
+
+  /**
+   * @param {string} version
+   * @returns {ShadowCounts}
+   */
+  #shadowCount(version) {
+    const counts = this.#shadowCounts.get(version) ?? {scored: 0, failed: 0, skipped: 0}
+    this.#shadowCounts.set(version, counts)
+    return counts
   }
 
   /** @param {OnnxModel} model */

@@ -23,6 +23,7 @@ import {UUID7} from '../lib/ids.js'
 import {unitHeader} from '../lib/runtime-client.js'
 import {OnnxModel} from '../lib/model.js'
 import {Scorer} from '../lib/scorer.js'
+import {SHADOW_QUEUE} from '../lib/follow.js'
 import {
   FakeRuntime,
   FakeTrainer,
@@ -257,7 +258,7 @@ describe('experiments', () => {
     await scorer.close()
     assert.match(row.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
     assert.ok(row.ms > 0 && row.ms < 1000, `ms ${row.ms}`)
-    assert.deepEqual(model.shadowCounts, {[GB]: {scored: ids.length, failed: 0}})
+    assert.deepEqual(model.shadowCounts, {[GB]: {scored: ids.length, failed: 0, skipped: 0}})
     await delivered(c) // again: nothing more is sent
     assert.equal(trainer.predictions.size, ids.length)
   })
@@ -648,6 +649,38 @@ describe('experiments', () => {
     assert.deepEqual(trainer.predictions.get(second.predictionId).shadow, [
       {version: GB, error: 'RangeError: boom'}
     ])
+  })
+
+  test('past SHADOW_QUEUE waiting requests, rows are recorded without the shadows, skipped and counted', async (t) => {
+    const c = client()
+    const model = await follow(c)
+    const row = uniformRow(names, 0.5)
+    /** @type {Array<() => void>} */
+    const hung = []
+    let hang = true
+    const original = Scorer.prototype.probabilities
+    t.mock.method(
+      Scorer.prototype,
+      'probabilities',
+      /** @this {Scorer} */ function (/** @type {any} */ rows) {
+        if (/** @type {Scorer} */ (this).version !== GB || !hang) return original.call(this, rows)
+        return new Promise((resolve) => hung.push(() => resolve(original.call(this, rows))))
+      }
+    )
+    await model.predict(row, {unit: arms.control}) // its rows are the shadow's, which hangs on them
+    await waitFor(() => hung.length === 1, {what: 'the shadow asked'})
+    for (let i = 0; i < SHADOW_QUEUE; i++) await model.predict(row, {unit: arms.control}) // they wait
+    assert.equal(model.shadowCounts[GB]?.skipped ?? 0, 0)
+    const skipped = await model.predict(row, {unit: arms.control})
+    assert.deepEqual(model.shadowCounts[GB], {scored: 0, failed: 0, skipped: 1})
+    hang = false
+    for (const go of hung) go()
+    await delivered(c)
+    assert.deepEqual(trainer.predictions.get(skipped.predictionId).shadow, [
+      {version: GB, error: 'skipped: the shadow queue was full'}
+    ])
+    assert.deepEqual(model.shadowCounts[GB], {scored: SHADOW_QUEUE + 1, failed: 0, skipped: 1})
+    assert.equal(trainer.predictions.size, SHADOW_QUEUE + 2)
   })
 
   test('recordOutcome({predictionId, outcome}): joined to its row, pending before it arrives, queued while the trainer is down', async () => {
