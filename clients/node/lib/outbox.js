@@ -50,6 +50,8 @@ export class SpoolFile {
   #lanes = []
   /** The file ends in a line cut short by a crash: the next append starts a line of its own. */
   #cut = false
+  /** @type {Array<any>} the lines read at opening that no queue has taken yet (see take) */
+  #initial
 
   /**
    * @param {string | undefined} path
@@ -69,13 +71,22 @@ export class SpoolFile {
       }
     }
     const text = path ? readText(path) : ''
-    /**
-     * The file's lines when it was opened, parsed (a line cut short by a crash is skipped: it was
-     * never acknowledged as queued).
-     * @type {ReadonlyArray<any>}
-     */
-    this.initial = parseLines(text)
+    this.#initial = parseLines(text)
     this.#cut = text.length > 0 && !text.endsWith('\n')
+  }
+
+  /**
+   * The lines the file held when it was opened, parsed, that `isMine` picks (a line cut short by a
+   * crash is skipped: it was never acknowledged as queued). Handed over once: after a long outage
+   * they may be a hundred thousand rows, which the queue that takes them keeps in its own form.
+   *
+   * @param {(line: any) => boolean} isMine
+   * @returns {Array<any>}
+   */
+  take(isMine) {
+    const mine = this.#initial.filter(isMine)
+    this.#initial = this.#initial.filter((line) => !isMine(line))
+    return mine
   }
 
   /** @param {() => Iterable<string>} lines a queue's current lines */
@@ -136,7 +147,7 @@ export class Outbox {
   constructor(limit, spool) {
     this.#limit = limit
     this.#spool = spool
-    this.#items = spool.initial.filter((item) => !('prediction' in item))
+    this.#items = spool.take((item) => !('prediction' in item))
     spool.attach(() => this.#items.map((item) => JSON.stringify(item) + '\n'))
   }
 
@@ -197,8 +208,7 @@ export class LedgerQueue {
   constructor(limit, spool) {
     this.#limit = limit
     this.#spool = spool
-    for (const line of spool.initial) {
-      if (!('prediction' in line)) continue
+    for (const line of spool.take((item) => 'prediction' in item)) {
       const row = line.prediction
       if (this.#rows.has(row.predictionId)) this.#stale++
       this.#rows.set(row.predictionId, {id: row.predictionId, json: JSON.stringify(row), ready: true})

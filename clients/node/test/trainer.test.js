@@ -15,6 +15,7 @@ import path from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {createClient} from '../index.js'
 import {newPredictionId} from '../lib/ids.js'
+import {LedgerQueue, Outbox, SpoolFile} from '../lib/outbox.js'
 import {
   EXAMPLE_ROW,
   FakeTrainer,
@@ -362,4 +363,27 @@ describe('what the trainer would refuse is refused before it waits for the train
     assert.equal(warned.length, 1, warned.join('\n'))
     assert.match(warned[0], /queued, and the next ones until it answers$/)
   })
+})
+
+test("a spool file's lines go to their queues once, and are not kept beside them", async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ml-matching-spool-'))
+  try {
+    const file = path.join(dir, 'spool.jsonl')
+    const row = {predictionId: newPredictionId(), modelVersion: 'v', probability: 0.5, features: {}}
+    await writeFile(
+      file,
+      `${JSON.stringify({id: 'o1', outcome: true})}\n${JSON.stringify({prediction: row})}\n`
+    )
+    const spool = new SpoolFile(file)
+    const outbox = new Outbox(10, spool)
+    const ledger = new LedgerQueue(10, spool)
+    assert.deepEqual([outbox.size, ledger.size], [1, 1])
+    // A long outage leaves up to ledgerLimit rows: held by the queue, not a second time as parsed lines.
+    assert.deepEqual(
+      spool.take(() => true),
+      []
+    )
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
 })
