@@ -488,3 +488,11 @@ def test_the_split_comparison_keeps_to_the_rows_served_under_one_weight(client: 
         )
         every = observations.split(tx, experiment, "candidate", "2026-01-01T00:00:00.000Z", at)
     assert control.n + treated.n == 30 and every[0].n + every[1].n == 40
+
+
+def test_versions_of_one_feature_set_share_it(client: Client) -> None:
+    """The trainer reads the features of each version a ledger row names: a version a retraining,
+    nearly all with the same features, so it keeps each distinct set once."""
+    trainer = client.app.state.trainer
+    rf, gb, other = (trainer._version_features(v) for v in (RF_VERSION, GB_VERSION, OTHER_VERSION))
+    assert rf is gb and rf is not other and rf.names != other.names

@@ -68,7 +68,10 @@ class Trainer:
         self._stopping = threading.Event()
         self._instance_held = True  # as the last check found (Store.hold_instance)
         self._decoder_lock = threading.Lock()
+        # Each version's feature set, one object per distinct set: a version is added at every
+        # retraining, and nearly all of them score the same features.
         self._features_of: dict[str, FeatureSet] = {}
+        self._feature_sets: dict[FeatureSet, FeatureSet] = {}
         self._decoder_key: tuple[str | None, ...] | None = None
         self._decoder: OutcomeDecoder | None = None
         self._fallback = (
@@ -262,8 +265,9 @@ class Trainer:
                 f"version {version} is not in the store (a ledger row names the version that served)"
             ) from None
         with self._decoder_lock:
-            self._features_of[version] = FeatureSet(sidecar.features)
-            return self._features_of[version]
+            found = FeatureSet(sidecar.features)
+            found = self._features_of[version] = self._feature_sets.setdefault(found, found)
+            return found
 
     def prune_ledger(self, at: dt.datetime | None = None) -> tuple[int, int]:
         """Forget ledger rows older than LEDGER_RETENTION_DAYS; (predictions, waiting outcomes) removed."""
