@@ -19,7 +19,7 @@ from ml_matching.contract.ids import is_prediction_id
 from ml_matching.runtime import create_app
 from ml_matching.runtime.settings import Settings
 from ml_matching.runtime.versions import SIDECARS_KEPT
-from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION, copy_version
+from tests.conftest import FEATURE_NAMES, GB_VERSION, OTHER_VERSION, RF_VERSION, SEED_ROW, copy_version
 from tests.runtime.conftest import TOKEN
 from tests.runtime.corrupt import CORRUPTIONS, EXPLAINER_CORRUPTIONS, MODEL_CORRUPTIONS
 from tests.support import running_service
@@ -105,6 +105,25 @@ def test_batch_scores_the_same_as_row_by_row(client: Client, row: dict[str, floa
         }
         assert is_prediction_id(got["predictionId"]) and got["predictionId"] != one["predictionId"]
     assert batch["featureImportance"] == client.post("/predict", json=row).json()["featureImportance"]
+
+
+def test_a_batch_with_units_is_scored_by_the_version_it_read_while_a_swap_lands(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A swap on another thread (an admin load, the watcher) between two of a batch's rows must not
+    score the rest with a version whose features the rows were not read with."""
+    service, serving = client.app.state.service, client.app.state.serving
+    service.load(GB_VERSION, persist=False)
+    gb = service.scorer
+    service.load(RF_VERSION, persist=False)
+    rf = service.scorer
+    reads = iter([rf])
+    monkeypatch.setattr(serving, "_control", lambda: next(reads, gb))  # swapped after the first read
+    answer = client.post("/predict/batch", json={"instances": [SEED_ROW] * 3, "units": ["a", "b", "c"]})
+    monkeypatch.undo()
+    alone = client.post("/predict", json=SEED_ROW).json()["score"]
+    assert answer.status_code == 200 and answer.json()["modelVersion"] == RF_VERSION
+    assert [p["score"] for p in answer.json()["predictions"]] == [alone] * 3
 
 
 # --- models -------------------------------------------------------------------------------------

@@ -139,21 +139,22 @@ class Serving:
         running = arms if arms is not None and arms.experiment.state == "running" else None
         if key is None:
             return Route(running.control if running is not None else self._control()), running
-        return self._route_unit(key, running, self._held()), running
+        return self._route_unit(key, running, self._held(), self._control()), running
 
-    def _route_unit(self, key: str, running: Arms | None, held: Held | None) -> Route:
-        """The held-out version, else the experiment's arm, else control (live, when a holdout is on)."""
+    def _route_unit(self, key: str, running: Arms | None, held: Held | None, live: Scorer) -> Route:
+        """The held-out version, else the experiment's arm, else ``live``, the served version as the
+        request read it once (a swap on another thread must not split a batch between two)."""
         if held is None:
             if running is None:
                 unit_bytes(key)  # refused alike with no experiment: the client learns before one starts
-                return Route(self._control())
+                return Route(live)
             return running.route(key)
         route, unit = held.route(key)
         if route is not None:
             return route
         if running is not None:
             return running.route(key, held.id)
-        return Route(self._control(), None, LIVE, BUCKETS - held.holdout.weight, unit, holdout=held.id)
+        return Route(live, None, LIVE, BUCKETS - held.holdout.weight, unit, holdout=held.id)
 
     async def predict(self, body: bytes, key: str | None, explain: bool) -> bytes:
         route, arms = self.route(key)
@@ -195,7 +196,10 @@ class Serving:
         x, units = control.scorer.decode_batch(body)
         ids = [new_prediction_id() for _ in range(len(x))]
         held = self._held()
-        routes = [control] * len(x) if units is None else [self._route_unit(u, arms, held) for u in units]
+        live = control.scorer  # the rows were decoded with its features: every keyless route is it
+        routes = (
+            [control] * len(x) if units is None else [self._route_unit(u, arms, held, live) for u in units]
+        )
         groups: dict[int, list[int]] = defaultdict(list)
         for i, route in enumerate(routes):
             groups[id(route.scorer)].append(i)
