@@ -242,6 +242,15 @@ def test_a_holdout_whose_features_active_left_is_dropped_until_active_returns(
     assert health["holdout"]["id"] == "holdout-test" and "holdoutRefused" not in health
 
 
+def test_an_admin_load_of_other_features_drops_the_holdout_at_once(client: Client) -> None:
+    """Not at the watcher's next look: until then held units' rows would be read with the frozen
+    version's features, and their scores recorded as the holdout's."""
+    client.app.state.service.load(OTHER_VERSION)  # what POST /models/{version}/load does
+    health = client.get("/health").json()
+    assert health["modelVersion"] == OTHER_VERSION and "holdout" not in health
+    assert "other features" in health["holdoutRefused"]
+
+
 def test_a_refused_successor_leaves_no_holdout_followed(client: Client, models: Path) -> None:
     """The store names holdout B (of other features) instead of A: A's salt no longer places units."""
     write_holdout(models, holdout(id="holdout-b", version=OTHER_VERSION))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from ml_matching.contract import write_active
+from ml_matching.contract import read_active, write_active
 from ml_matching.runtime import ActiveWatch, ModelService, Settings, create_app
 from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION
 from tests.runtime.corrupt import CORRUPTIONS
@@ -158,3 +158,39 @@ def test_the_watch_goes_on_after_a_look_that_raises_what_it_does_not_expect(
         until(lambda: any("watch: following the store failed" in r.message for r in caplog.records))
         write_active(store, GB_VERSION)
         until(lambda: client.get("/health").json()["modelVersion"] == GB_VERSION)
+
+
+def test_the_watcher_decides_again_under_the_load_lock(store: Path) -> None:
+    """It read ACTIVE = GB; before it swapped, an admin loaded OTHER and wrote ACTIVE: the older
+    decision must not undo the newer swap."""
+    service = ModelService(Settings(models_dir=store))
+    service.start()
+    service.load(OTHER_VERSION)  # the admin's, while the watcher was about to load GB
+    service.follow_active(GB_VERSION)
+    assert (service.version, read_active(store)) == (OTHER_VERSION, OTHER_VERSION)
+    write_active(store, GB_VERSION)
+    service.follow_active(GB_VERSION)  # what ACTIVE names now is followed
+    assert service.version == GB_VERSION
+
+
+def test_a_load_that_could_not_write_active_stands_until_active_changes(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only store: the admin's swap answers persisted false and must not be undone by the
+    watcher at its next look (ACTIVE still names the version before it)."""
+    service = ModelService(Settings(models_dir=store))
+    service.start()
+    watch = ActiveWatch(service, 5.0)
+
+    def read_only(root: Path, version: str) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("ml_matching.runtime.service.write_active", read_only)
+    assert not service.load(GB_VERSION).persisted
+    for _ in range(3):
+        watch.check()
+    assert (service.version, read_active(store)) == (GB_VERSION, RF_VERSION)
+    monkeypatch.undo()
+    write_active(store, OTHER_VERSION)  # a promotion by the trainer: followed as ever
+    watch.check()
+    assert service.version == OTHER_VERSION

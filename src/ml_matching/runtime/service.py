@@ -87,6 +87,9 @@ class ModelService:
         #: Why the service serves another version than ACTIVE names (None when it serves ACTIVE's).
         self.fallback: str | None = None
         self._unready: str | None = None  # why nothing serves, when a start-up version was refused
+        #: What ACTIVE named when a load could not write it: that load's swap stands over it (the
+        #: watcher leaves it) until ACTIVE names something else.
+        self._unwritten_over: str | None = None
 
     @property
     def scorer(self) -> Scorer:
@@ -138,16 +141,21 @@ class ModelService:
                 if why is not None:
                     raise MLMatchingError(why)
             except MLMatchingError as exc:
-                self._holdout_tried = attempt
-                self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {exc}")
-                log.warning("holdout %s: not followed: %s", holdout.id, self.holdout_refused[1])
-                self._drop_holdout()  # the store no longer names what was followed, or it cannot serve
+                self._refuse_holdout(holdout, str(exc))
                 return
             self._held, self.holdout_refused, self._holdout_tried = Held(holdout, scorer), None, None
         log.info(
             "holdout %s: %s serves %g %% of the units (salt %s)",
             holdout.id, holdout.version, holdout.weight / 100, holdout.salt,
         )  # fmt: skip
+
+    def _refuse_holdout(self, holdout: Holdout, why: str) -> None:
+        """Follow no holdout: its version ``why`` cannot serve beside the served one (asked again
+        only when the store names another holdout, or another version serves)."""
+        self._holdout_tried = (holdout.id, self.version)
+        self.holdout_refused = (holdout.id, f"version {holdout.version} refused: {why}")
+        log.warning("holdout %s: not followed: %s", holdout.id, self.holdout_refused[1])
+        self._drop_holdout()  # the store no longer names what was followed, or it cannot serve
 
     def _drop_holdout(self) -> None:
         if self._held is not None:
@@ -296,19 +304,40 @@ class ModelService:
         keeps serving; ``why`` starts the log line (``load``, ``watch``).
         """
         with self._load_lock:
-            previous = self.version
+            return self._swap(version, persist, why)
+
+    def follow_active(self, active: str) -> None:
+        """The watcher's swap to ``active``, the version it read in ACTIVE. Decided again under the
+        lock, where an admin's load may have swapped meanwhile: nothing is done when ``active``
+        serves, when ACTIVE names another version by now, or when a load that could not write
+        ACTIVE swapped over it (that swap stands until ACTIVE changes). Raises as :meth:`load`."""
+        with self._load_lock:
             try:
-                scorer = self._build(version)
-            except MLMatchingError as exc:
-                log.warning("%s refused: %s: %s (still serving %s)", why, version, exc, previous)
-                raise
-            self._scorer = scorer
-            self._serving(scorer, previous)
-            self.fallback = self._unready = None
-            _return_freed_memory_soon()
-            persisted = self._persist_active(version) if persist else False
-            log.info("%s: swap %s -> %s", why, previous, version)
-            return SwapResult(version, previous, persisted)
+                now = read_active(self.root)
+            except (MLMatchingError, OSError):
+                return  # the watcher's next look says why
+            if now != active or active in (self.version, self._unwritten_over):
+                return
+            self._swap(active, False, "watch")
+
+    def _swap(self, version: str, persist: bool, why: str) -> SwapResult:
+        previous = self.version
+        try:
+            scorer = self._build(version)
+        except MLMatchingError as exc:
+            log.warning("%s refused: %s: %s (still serving %s)", why, version, exc, previous)
+            raise
+        self._scorer = scorer
+        self._serving(scorer, previous)
+        self.fallback = self._unready = None
+        held = self._held
+        if held is not None and (mismatch := self._mismatch(held.scorer)) is not None:
+            self._refuse_holdout(held.holdout, mismatch)  # at once: the watcher may look seconds later
+        _return_freed_memory_soon()
+        persisted = self._persist_active(version) if persist else False
+        self._unwritten_over = _active_or_none(self.root) if persist and not persisted else None
+        log.info("%s: swap %s -> %s", why, previous, version)
+        return SwapResult(version, previous, persisted)
 
     def _build(self, version: str) -> Scorer:
         try:
@@ -378,6 +407,14 @@ class ModelService:
             log.warning("swap: could not write ACTIVE in %s: %s", self.root, exc)
             return False
         return True
+
+
+def _active_or_none(root: Path) -> str | None:
+    """What ACTIVE names, or None when it names nothing or cannot be read."""
+    try:
+        return read_active(root)
+    except (MLMatchingError, OSError):
+        return None
 
 
 def _holding(root: Path) -> str:

@@ -73,8 +73,8 @@ class ActiveWatch:
         if self.refused is not None and self.refused[0] == active:
             return
         try:
-            self.service.load(active, persist=False, why="watch")
-        except MLMatchingError as exc:  # logged by load(); the old model keeps serving
+            self.service.follow_active(active)  # decided again under the service's load lock
+        except MLMatchingError as exc:  # logged by the service; the old model keeps serving
             self.refused = (active, str(exc))
 
     def _follow_published(
