@@ -218,6 +218,34 @@ def test_joined_outcomes_carry_the_ledger_features(client: Client, models: Path)
     assert lines == [{**SEED_ROW, "outcome": True}]
 
 
+def test_pruning_forgets_old_ledger_rows_and_waiting_outcomes_not_joined_ones(
+    client: Client, models: Path
+) -> None:
+    _start(client)
+    experiment = read_experiment(models)
+    assert experiment is not None
+    row = ledger_row(experiment, "brand-1")
+    _post_rows(client, [row])
+    assert (
+        client.post("/outcomes", json={"predictionId": row.prediction_id, "outcome": 1}).json()["stored"] == 1
+    )
+    waiting = ids()
+    assert client.post("/outcomes", json={"predictionId": waiting, "outcome": 0}).json()["pending"] == 1
+    trainer = client.app.state.trainer
+    assert trainer.prune_ledger() == (0, 0), "nothing is older than LEDGER_RETENTION_DAYS yet"
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=trainer.settings.ledger_retention_days + 1)
+    assert trainer.prune_ledger(later) == (1, 1)
+    assert client.get("/outcomes/stats").json()["total"] == 1, "the joined outcome stays: it trains"
+    # Its ledger row is gone: a resend is still a duplicate, and another outcome still a conflict.
+    again = client.post("/outcomes", json={"predictionId": row.prediction_id, "outcome": 1}).json()
+    assert (again["stored"], again["pending"], again["duplicates"]) == (0, 0, 1)
+    _error(
+        client.post("/outcomes", json={"predictionId": row.prediction_id, "outcome": 0}),
+        409,
+        "outcome_conflict",
+    )
+
+
 def test_a_resent_prediction_id_with_other_content_is_a_conflict(client: Client, models: Path) -> None:
     _start(client)
     experiment = read_experiment(models)

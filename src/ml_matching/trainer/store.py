@@ -368,6 +368,15 @@ def add_prediction_outcomes(
             tx, "SELECT prediction_id, outcome FROM pending_outcomes WHERE prediction_id IN", ids
         )
     }
+    # Joined before, its ledger row since pruned: a resend is a duplicate, another outcome a conflict
+    # (not an outcome waiting again for a prediction that will never come back).
+    unseen = [pid for pid in ids if pid not in rows]
+    waiting |= {
+        pid: bool(o)
+        for pid, o in select_in(
+            tx, "SELECT prediction_id, outcome FROM outcomes WHERE prediction_id IN", unseen
+        )
+    }
     new = []
     for item in items:
         if item.prediction_id in rows:
