@@ -15,7 +15,7 @@ from ml_matching.trainer.database import INSTANCE_LOCK_CLASS
 from ml_matching.trainer.errors import OutcomeConflict
 from ml_matching.trainer.records import JobRecord, TrainMetrics, TrainResult
 from ml_matching.trainer.schema import SCHEMA_VERSION
-from ml_matching.trainer.store import Outcome, Store, is_evaluation
+from ml_matching.trainer.store import Outcome, PredictionOutcome, Store, is_evaluation
 from tests.support import drop_instance_session, instance_released
 
 
@@ -57,6 +57,18 @@ def test_retraining_is_claimed_once_per_fifty_new_outcomes(store: Store) -> None
     store.add([_outcome(i) for i in range(50, 175)], 0.2)
     assert store.claim_retrain(50) == 175, "one claim for everything since the last"
     assert store.claim_retrain(0) is None, "0 turns automatic retraining off"
+
+
+def test_retraining_counts_outcomes_not_sequence_numbers(store: Store) -> None:
+    """PostgreSQL gives back no number a rolled-back insert took: a call refused after its plain
+    outcomes were inserted leaves a gap, which must not count as outcomes."""
+    store.add([PredictionOutcome("p-1", True)], 0.2)  # waits for its prediction
+    with pytest.raises(OutcomeConflict):
+        store.add([*(_outcome(i) for i in range(40)), PredictionOutcome("p-1", False)], 0.2)
+    store.add([_outcome(i) for i in range(100, 109)], 0.2)
+    assert (store.claim_retrain(10), store.unclaimed()) == (None, 9)
+    store.add([_outcome(109)], 0.2)
+    assert store.claim_retrain(10) == store.stats().last_seq and store.unclaimed() == 0
 
 
 def test_untrained_counts_what_no_training_used(store: Store) -> None:

@@ -325,7 +325,7 @@ class Trainer:
     def stats(self) -> OutcomeStats:
         s = self.store.stats()
         every = self.settings.retrain_every
-        next_in = max(every - (s.last_seq - self.store.retrain_claimed_through()), 0) if every else None
+        next_in = max(every - self.store.unclaimed(), 0) if every else None
         return OutcomeStats(
             s.total, s.positives, s.untrained, s.evaluation, s.first_at, s.last_at, every, next_in
         )

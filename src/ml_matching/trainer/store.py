@@ -89,7 +89,7 @@ class OutcomeStore(Protocol):
     def rows(self, split: Split, through: int | None = None) -> Iterator[StoredOutcome]: ...
     def mark_trained(self, through: int) -> None: ...
     def claim_retrain(self, every: int) -> int | None: ...
-    def retrain_claimed_through(self) -> int: ...
+    def unclaimed(self) -> int: ...
 
 
 class JobStore(Protocol):
@@ -183,7 +183,7 @@ class Store:
                 "MIN(received_at), MAX(received_at), COALESCE(MAX(seq), 0) FROM outcomes"
             ).fetchone()
             trained = _meta(tx, "trained_through")
-            untrained = tx.execute("SELECT COUNT(*) FROM outcomes WHERE seq > ?", trained).fetchone()[0]
+            untrained = _since(tx, trained)
         return Stats(int(total), int(positives), int(untrained), int(evaluation), first, last, int(last_))
 
     def rows(self, split: Split, through: int | None = None) -> Iterator[StoredOutcome]:
@@ -215,19 +215,19 @@ class Store:
                 through,
             )
 
-    def retrain_claimed_through(self) -> int:
-        """The last sequence number a retraining was queued for."""
+    def unclaimed(self) -> int:
+        """How many outcomes arrived since the last retraining was queued."""
         with self.db.read() as tx:
-            return _meta(tx, "retrain_claimed_through")
+            return _since(tx, _meta(tx, "retrain_claimed_through"))
 
     def claim_retrain(self, every: int) -> int | None:
         """If ``every`` outcomes arrived since the last claim, claim them: return the last seq, else None."""
         if every <= 0:
             return None
         with self.db.write() as tx:
-            last, claimed = last_seq(tx), _meta(tx, "retrain_claimed_through")
-            if last - claimed < every:
+            if _since(tx, _meta(tx, "retrain_claimed_through")) < every:
                 return None
+            last = last_seq(tx)
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('retrain_claimed_through', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -403,6 +403,12 @@ def select_in(tx: Tx, sql: str, keys: Sequence[str], chunk: int = 500) -> Iterat
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         yield from tx.execute(f"{sql} ({', '.join('?' * len(part))})", *part).fetchall()
+
+
+def _since(tx: Tx, seq: int) -> int:
+    """How many outcomes are stored after sequence number ``seq``: counted, not subtracted, since
+    PostgreSQL's numbers have gaps (a rolled-back insert's are never given back)."""
+    return int(tx.execute("SELECT COUNT(*) FROM outcomes WHERE seq > ?", seq).fetchone()[0])
 
 
 def last_seq(tx: Tx) -> int:
