@@ -220,3 +220,21 @@ def test_a_running_trainer_on_a_shared_database_takes_up_what_a_dead_one_left(
     finally:
         trainer.stop()
         other.close()
+
+
+def test_a_promoted_version_is_activated_only_over_the_champion_it_was_judged_against(store: Path) -> None:
+    """A job judges its version against ACTIVE, then publishes (seconds: the card is drawn). When an
+    experiment promoted another version meanwhile, this one was never compared with it."""
+    from ml_matching.contract import read_active, write_active
+    from ml_matching.trainer.worker import _activate
+    from tests.conftest import GB_VERSION, OTHER_VERSION, RF_VERSION
+
+    said: list[str] = []
+    _activate(store, GB_VERSION, RF_VERSION, said.append)
+    assert (read_active(store), said) == (GB_VERSION, [])
+    write_active(store, OTHER_VERSION)  # promoted while a job judged against GB
+    _activate(store, RF_VERSION, GB_VERSION, said.append)
+    assert read_active(store) == OTHER_VERSION
+    assert said == [
+        f"not activated: ACTIVE names {OTHER_VERSION} now, and the gate judged this version against {GB_VERSION}"
+    ]

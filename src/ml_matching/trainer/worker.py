@@ -21,7 +21,14 @@ from pathlib import Path
 
 from joblib.externals.loky import get_reusable_executor
 
-from ml_matching.contract import FeatureSet, MLMatchingError, feature_set_from_obj, write_active
+from ml_matching.contract import (
+    FeatureSet,
+    InvalidInput,
+    MLMatchingError,
+    feature_set_from_obj,
+    read_active,
+    write_active,
+)
 from ml_matching.contract.experiment import read_experiment
 from ml_matching.trainer.evaluation import evaluation_rows
 from ml_matching.trainer.records import (
@@ -103,17 +110,28 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     verdict = "promoted" if decision.promoted else "refused"
     progress(f"published {published.version}; gate: {verdict}: {decision.reason}")
     if decision.promoted and spec.activate:
-        _activate(root, published.version, progress)
+        _activate(root, published.version, decision.champion, progress)
     return answer(published, data.rows)
 
 
-def _activate(root: Path, version: str, progress: Lines) -> None:
+def _activate(root: Path, version: str, champion: str | None, progress: Lines) -> None:
     """ACTIVE becomes ``version``, unless an experiment is under way: it decides what ACTIVE
-    becomes (its promotion would overwrite this version, and its rollback keep one it never tested)."""
+    becomes (its promotion would overwrite this version, and its rollback keep one it never tested);
+    or unless ACTIVE no longer names ``champion``, the version the gate judged it against (an
+    experiment promoted another while this job published): it was never compared with that one."""
     current = read_experiment(root)
     if current is not None and current.state != "stopped":
         progress(
             f"not activated: experiment {current.id} is {current.state}, and it decides what ACTIVE becomes"
+        )
+        return
+    try:
+        now = read_active(root)
+    except InvalidInput:  # ACTIVE names no version: as the gate read it, no champion
+        now = None
+    if now != champion:
+        progress(
+            f"not activated: ACTIVE names {now} now, and the gate judged this version against {champion}"
         )
         return
     write_active(root, version)
