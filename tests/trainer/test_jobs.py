@@ -37,12 +37,14 @@ def _quiet(*_: object) -> None:
     return None
 
 
-def _raising_once(error: Exception) -> Callable[..., None]:
+def _raising_once(error: Exception, then: Callable[..., Any] = lambda *_: None) -> Callable[..., Any]:
+    """Raises ``error`` at the first call, then calls ``then``."""
     calls = itertools.count()
 
-    def call(*_: object) -> None:
+    def call(*args: Any) -> Any:
         if next(calls) == 0:
             raise error
+        return then(*args)
 
     return call
 
@@ -123,12 +125,16 @@ def test_outcomes_stored_are_answered_as_stored_when_their_retraining_cannot_be_
     trainer = Trainer(TrainerSettings.from_environ({**env, "CONTROLLER_SECONDS": "0"}))
     trainer.start()
     try:
-        monkeypatch.setattr(trainer.store, failing, _raising_once(StorageFull("the disk is full")))
+        real = getattr(trainer.store, failing)
+        monkeypatch.setattr(trainer.store, failing, _raising_once(StorageFull("the disk is full"), real))
         body = json.dumps(
             {"outcomes": [{k: v for k, v in o.items() if k != "id"} for o in outcomes(60, seed=7)]}
         )
         answer = trainer.add_outcomes(body.encode())
         assert (answer.stored, answer.total, answer.job) == (60, 60, None)
+        # The next outcome stored queues the retraining the 60 made due: claimed or not, it is owed.
+        one = json.dumps({"outcomes": [outcomes(1, seed=8)[0]]})
+        assert trainer.add_outcomes(one.encode()).job is not None
     finally:
         trainer.stop()
 

@@ -71,6 +71,7 @@ class Trainer:
         # Each version's feature set, one object per distinct set: a version is added at every
         # retraining, and nearly all of them score the same features.
         self._features_of: dict[str, FeatureSet] = {}
+        self._retrain_owed = False  # a retraining claimed whose job could not be saved (_retrain_if_due)
         self._feature_sets: dict[FeatureSet, FeatureSet] = {}
         self._decoder_key: tuple[str | None, ...] | None = None
         self._decoder: OutcomeDecoder | None = None
@@ -203,10 +204,17 @@ class Trainer:
     def _retrain_if_due(self, stored: int) -> str | None:
         """The retraining ``stored`` new outcomes queued, if they made one due. Called once they are
         committed: a store that cannot be written now is logged, not answered, or a caller told 507
-        would resend outcomes that were stored."""
+        would resend outcomes that were stored. A retraining claimed but not queued (its job could
+        not be saved) is queued with the next outcomes stored: no later count would claim them."""
         try:
-            if stored and self.store.claim_retrain(self.settings.retrain_every) is not None:
-                return self.runner.submit("auto").id
+            if not stored:
+                return None
+            if not self._retrain_owed and self.store.claim_retrain(self.settings.retrain_every) is None:
+                return None
+            self._retrain_owed = True
+            job = self.runner.submit("auto").id
+            self._retrain_owed = False
+            return job
         except StorageFull as exc:
             log.error("retraining not queued after storing %d outcomes: %s", stored, exc)
         return None
