@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ml_matching.contract import default_feature_set
+from ml_matching.contract import default_feature_set, feature_set_from_obj
 from ml_matching.training.data import load_dataset
 from ml_matching.training.errors import DataError
 
@@ -72,6 +72,8 @@ _DROP = object()
         ({"brandFit": "NaN"}, "row 5, feature `brandFit`: value NaN is not a finite number"),
         ({"brandFit": "inf"}, "row 5, feature `brandFit`: value Infinity is not a finite number"),
         ({"brandFit": 1.5}, "row 5, feature `brandFit`: value 1.5 is outside [0, 1]"),
+        ({"brandFit": "1_0"}, "row 5, feature `brandFit`: expected a number, got '1_0'"),  # Python's
+        ({"brandFit": "\u0661"}, "row 5, feature `brandFit`: expected a number, got '\u0661'"),  # Arabic 1
     ],
 )
 def test_bad_values_are_named(
@@ -196,3 +198,46 @@ def test_json_nested_too_deep_is_named(tmp_path: Path, suffix: str) -> None:
     path.write_text('{"features": ' + "[" * 100_000)
     with pytest.raises(DataError, match="not valid JSON: nested too deep"):
         load_dataset(path, FS)
+
+
+def test_a_value_beyond_float32_is_refused_where_no_range_would(tmp_path: Path) -> None:
+    """The model scores float32: 1e39 became infinity and failed deep in training (a traceback)."""
+    fs = feature_set_from_obj({"features": [{"name": "a"}, {"name": "b"}]})
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,outcome\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(60)) + "1e39,1,0\n")
+    with pytest.raises(DataError) as info:
+        load_dataset(path, fs)
+    assert (
+        str(info.value) == f"{path}: row 61, feature `a`: value 1e+39 is beyond float32's range (±3.403e+38)"
+    )
+
+
+def test_a_key_given_twice_in_a_json_row_is_refused(tmp_path: Path, synth_body: dict[str, Any]) -> None:
+    """A CSV header naming a column twice is refused: in JSON the last copy silently won."""
+    text = json.dumps(synth_body).replace(
+        '{"nicheAlignment": ', '{"nicheAlignment": 0.1, "nicheAlignment": ', 1
+    )
+    for path, content in ((tmp_path / "twice.json", text), (tmp_path / "twice.jsonl", _as_jsonl(text))):
+        path.write_text(content)
+        with pytest.raises(DataError, match="the key `nicheAlignment` appears twice in one object"):
+            load_dataset(path, FS)
+
+
+def _as_jsonl(text: str) -> str:
+    """The first row of a JSON body as a JSON Lines file (the repeated key kept, as written)."""
+    row = text.split('"features": [', 1)[1].split("}", 1)[0] + "}"
+    return row[:-1] + ', "outcome": 1}\n'
+
+
+def test_csv_the_csv_module_cannot_read_is_named_and_old_mac_line_ends_read(
+    tmp_path: Path, synth_body: dict[str, Any]
+) -> None:
+    plain = _write_formats(tmp_path, synth_body)["csv"]
+    text = plain.read_text()
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(text.replace("\r\n", "\r").encode())  # as old Mac spreadsheets save
+    assert np.array_equal(load_dataset(mac, FS).x, load_dataset(plain, FS).x)
+    huge = tmp_path / "huge.csv"  # an unclosed quote swallows the rest: past the csv module's field limit
+    huge.write_text(text.replace("\r\n", '\r\n"', 1) + "x" * 140_000)
+    with pytest.raises(DataError, match=r"huge\.csv: line \d+: not valid CSV: field larger than field limit"):
+        load_dataset(huge, FS)

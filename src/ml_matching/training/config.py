@@ -17,6 +17,15 @@ Fraction = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
 Calibrate = Literal["auto", "none", "sigmoid", "isotonic"]
 CALIBRATIONS: tuple[str, ...] = Calibrate.__args__  # type: ignore[attr-defined]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+#: What numpy's random state takes (scikit-learn refused others mid-fit, with a traceback).
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+#: scikit-learn's: "sqrt", "log2", a share of the features, a count of them, or all (None).
+MaxFeatures = (
+    Literal["sqrt", "log2"]
+    | Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+    | Annotated[int, msgspec.Meta(ge=1)]
+    | None
+)
 #: ROC-AUC a candidate may trail its champion by and still be promoted (``gate``, ``fit --gate``).
 DEFAULT_TOLERANCE = 0.01
 
@@ -39,8 +48,13 @@ class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     max_depth: Positive | None = 10
     min_samples_split: Annotated[int, msgspec.Meta(ge=2)] = 5
     min_samples_leaf: Positive = 1
-    max_features: str | float | None = "sqrt"
+    max_features: MaxFeatures = "sqrt"
+    #: Processes fitting trees: -1 every core, else at least 1 (0 means nothing to scikit-learn).
     n_jobs: int = -1
+
+    def __post_init__(self) -> None:  # msgspec answers its ValueError as a ValidationError
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ValueError(f"n_jobs must be -1 (every core) or at least 1, got {self.n_jobs}")
 
 
 class GradientBoostingParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -56,7 +70,7 @@ class TrainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Everything ``fit`` needs besides the data. Command-line flags override the file."""
 
     folds: Annotated[int, msgspec.Meta(ge=2, le=20)] = 5
-    seed: int = 42
+    seed: Seed = 42
     holdout_fraction: Fraction = 0.2
     decision_threshold: Fraction = 0.5
     overfitting_threshold: Fraction = 0.10
@@ -87,8 +101,14 @@ def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
         Unreadable file, unknown key (named), or a value of the wrong type or range.
     """
     raw: dict[str, Any] = _read(Path(path)) if path is not None else {}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    where = str(path) if path is not None else "options"
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if path is not None:  # the file alone first: a bad --folds is not the file's fault
+        _convert(raw, str(path))
+    flags = " ".join(f"--{k.replace('_', '-')}" for k in given) or "options"
+    return _convert({**raw, **given}, flags)
+
+
+def _convert(raw: dict[str, Any], where: str) -> TrainConfig:
     try:
         return msgspec.convert(raw, TrainConfig, strict=True)
     except msgspec.ValidationError as exc:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from ml_matching.contract import Feature, FeatureSet, number_text
 from ml_matching.contract.commandline import suffix_shown
+from ml_matching.contract.features import FLOAT32_MAX
 from ml_matching.training.errors import DataError
 
 MIN_ROWS = 50  # the original service's minimum before training
@@ -122,11 +123,32 @@ def _records(path: str, suffix: str, text: str) -> tuple[Records, str | None]:
 def _loads(text: str, where: str) -> Any:
     """JSON ``text``, or DataError naming ``where`` and what is wrong."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_once_each)
+    except _Repeated as exc:
+        raise DataError(
+            f"{where}: the key `{exc.args[0]}` appears twice in one object (one would silently win)"
+        ) from None
     except ValueError as exc:  # also an integer literal past Python's 4,300-digit conversion limit
         raise DataError(f"{where}: not valid JSON: {exc}") from None
     except RecursionError:  # json's decoder recurses per level
         raise DataError(f"{where}: not valid JSON: nested too deep") from None
+
+
+class _Repeated(Exception):
+    """A key repeated in one JSON object (raised by :func:`_once_each`)."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict, refusing a repeated key: a CSV header naming a column twice is refused
+    for the same reason."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Repeated(key)
+            seen.add(key)
+    return found
 
 
 def _body_records(path: str, body: Any) -> Records:
@@ -154,7 +176,15 @@ def _jsonl_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any
 
 
 def _csv_records(path: str, text: str) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the csv module's own line handling, so old Mac files (\r alone) read too.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        yield from _csv_rows(path, reader)
+    except csv.Error as exc:  # an unclosed quote, a field past the csv module's size limit
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV: {exc}") from None
+
+
+def _csv_rows(path: str, reader: Any) -> Iterator[tuple[int, Mapping[str, Any], Any]]:
     header = next(reader, None)
     if not header:
         raise DataError(f"{path}: empty CSV (expected a header row)")
@@ -216,6 +246,8 @@ def _value(path: str, i: int, feature: Feature, v: Any) -> float:
     where = f"{path}: row {i}, feature `{feature.name}`"
     if isinstance(v, str):
         try:
+            if "_" in v or not v.isascii():  # Python's spellings (1_000, other scripts' digits)
+                raise ValueError(v)
             v = float(v)
         except ValueError:
             raise DataError(f"{where}: expected a number, got {v!r}") from None
@@ -228,6 +260,8 @@ def _value(path: str, i: int, feature: Feature, v: Any) -> float:
         raise DataError(f"{where}: a {digits}-digit integer is beyond the range of a float") from None
     if not math.isfinite(value):
         raise DataError(f"{where}: value {number_text(value)} is not a finite number")
+    if abs(value) > FLOAT32_MAX:  # the model scores float32, as the runtime refuses such a value
+        raise DataError(f"{where}: value {number_text(value)} is beyond float32's range (±{FLOAT32_MAX:.4g})")
     problem = feature.range_problem(value)
     if problem:
         raise DataError(f"{where}: {problem}")
