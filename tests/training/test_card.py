@@ -94,6 +94,17 @@ def test_card_without_evaluation_says_why(version: Path, cli: Cli) -> None:
     assert f"{version.name} has no evaluation.json" in err and "retrain" in err
 
 
+def test_card_refuses_an_evaluation_that_is_not_the_one_pinned(version: Path, cli: Cli) -> None:
+    """It redrew the card from edited figures and pinned the result as the version's own (exit 0)."""
+    path = version / card.EVALUATION
+    path.write_bytes(path.read_bytes().replace(b"0.", b"0.9", 1))
+    code, out, err = cli("card", version.name, "--artifacts", version.parent)
+    assert (code, out) == (1, "") and "files: evaluation.json has sha256" in err
+    path.write_text("{not json")  # as a file cut short would be
+    code, _, err = cli("card", version.name, "--artifacts", version.parent)
+    assert code == 1 and "evaluation.json" in err and "Traceback" not in err
+
+
 def test_card_of_a_missing_version(version: Path, cli: Cli) -> None:
     code, _, err = cli("card", "20990101_000000", "--artifacts", version.parent)
     assert code == 1 and "version 20990101_000000 not found" in err

@@ -79,6 +79,33 @@ def test_a_config_that_is_neither_toml_nor_json_is_named_so(
     )
 
 
+@pytest.mark.parametrize(
+    ("config", "flags", "words"),
+    [
+        ({"folds": 3}, ["--folds", "1"], "error: --folds: Expected `int` >= 2 - at `$.folds`"),
+        ({}, ["--seed", "4294967296"], "error: --seed: Expected `int` <= 4294967295 - at `$.seed`"),
+        ({"seed": -1}, [], "c.json: Expected `int` >= 0 - at `$.seed`"),
+        ({"random_forest": {"n_jobs": 0}}, [], "c.json: n_jobs must be -1 (every core) or at least 1, got 0"),
+        ({"random_forest": {"max_features": "most"}}, [], "c.json: Invalid enum value 'most'"),
+    ],
+)
+def test_settings_scikit_learn_would_refuse_mid_fit_are_refused_first_naming_where(
+    tmp_path: Path, cli: Cli, data_file: Path, config: dict[str, Any], flags: list[str], words: str
+) -> None:
+    """They were tracebacks after the baseline trained; a bad --folds was blamed on the config file."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    code, _, err = cli("fit", "--data", data_file, "--artifacts", tmp_path / "s", "--config", path, *flags)
+    assert code == 2 and words in err and "Traceback" not in err, err
+
+
+def test_list_with_an_active_naming_no_version_still_lists(fitted_copy: Path, cli: Cli) -> None:
+    (fitted_copy / "ACTIVE").write_text("garbage\n")
+    code, out, err = cli("list", "--artifacts", fitted_copy)
+    assert code == 0 and f"{fitted_copy / 'ACTIVE'}: version 'garbage' is not a version name" in err
+    assert len(out.splitlines()) == 2 and "* " not in out
+
+
 def test_sidecar_contents(fitted_copy: Path, data_file: Path) -> None:
     store = fitted_copy  # data_file: the same bytes it was fitted on
     (version,) = list_versions(store)

@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from markdown_it import MarkdownIt
 
-from ml_matching.contract import Metrics, Sidecar, decode_sidecar, pin
+from ml_matching.contract import ArtifactCorrupt, Metrics, Sidecar, decode_sidecar, pin
+from ml_matching.contract.sessions import read_file
 
 CARD_MD = "card.md"
 CARD_HTML = "card.html"
@@ -81,7 +82,10 @@ def card_files(sidecar: Sidecar, evaluation: Evaluation) -> dict[str, bytes]:
 
 def with_card(sidecar: Sidecar, files: Mapping[str, bytes]) -> tuple[Sidecar, dict[str, bytes]]:
     """The version's sidecar and files with its card added (and pinned in ``files``)."""
-    evaluation = msgspec.json.decode(files[EVALUATION], type=Evaluation)
+    try:
+        evaluation = msgspec.json.decode(files[EVALUATION], type=Evaluation)
+    except msgspec.DecodeError as exc:  # ValidationError too
+        raise ArtifactCorrupt("files", f"{EVALUATION}: {exc}") from None
     card = card_files(sidecar, evaluation)
     pinned = {**sidecar.files, **{name: pin(name, data) for name, data in card.items()}}
     return msgspec.structs.replace(sidecar, files=dict(sorted(pinned.items()))), {**files, **card}
@@ -91,12 +95,13 @@ def rebuild(folder: Path, write: Callable[[Path, Sidecar, dict[str, bytes]], Non
     """Render the card of a version folder again; ``write`` stores what changed. Returns the names
     of the files that changed (none when the card was already this one)."""
     sidecar = decode_sidecar((folder / "model.json").read_bytes())
-    try:
-        evaluation_bytes = (folder / EVALUATION).read_bytes()
-    except FileNotFoundError:
+    pinned = sidecar.files.get(EVALUATION)
+    if pinned is None or not (folder / EVALUATION).is_file():
         raise FileNotFoundError(
             f"{folder.name} has no {EVALUATION} (it was trained before model cards): retrain it to get one"
-        ) from None
+        )
+    # Checked against its pin: a card drawn from edited figures would be pinned as the version's own.
+    evaluation_bytes = read_file(folder, EVALUATION, pinned, "files")
     new_sidecar, files = with_card(sidecar, {EVALUATION: evaluation_bytes})
     changed = [n for n, data in files.items() if n != EVALUATION and _read(folder / n) != data]
     if changed:

@@ -241,7 +241,11 @@ def _list(args: argparse.Namespace) -> int:
     if not versions:
         print(f"no versions in {args.artifacts}")
         return 0
-    active = read_active(args.artifacts)
+    try:
+        active = read_active(args.artifacts)
+    except InvalidInput as exc:  # an ACTIVE naming no version hides none of them
+        print(f"warning: {args.artifacts / 'ACTIVE'}: {exc}", file=sys.stderr)
+        active = None
     print(f"{'':2}{'version':<20}{'algorithm':<20}{'created':<22}{'cv roc_auc':>11}{'holdout acc':>13}")
     unreadable = 0
     for v in versions:
