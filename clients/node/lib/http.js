@@ -21,6 +21,9 @@ import {RequestRejectedError, ServiceUnavailableError} from './errors.js'
  *   This request's deadline; by default the service's.
  * @property {ReadonlyArray<number>} [answers]
  *   Statuses beyond 2xx whose body is an answer, not an error (a rejected or failed training).
+ * @property {(data: unknown) => boolean} [answersIf]
+ *   Whether such a status's body (parsed JSON; undefined when it is not JSON) is that answer: the
+ *   same status may be an error of the service's (a 500 for a bug, a proxy's HTML page).
  */
 
 /** A service at one address, with the deadline its requests get by default. */
@@ -79,7 +82,7 @@ export class Service {
    * @throws {ServiceUnavailableError} no answer within the deadline, or anything but 2xx and 4xx.
    */
   async send(method, path, options = {}) {
-    const {body, headers = {}, timeoutMs = this.#timeoutMs, answers = []} = options
+    const {body, headers = {}, timeoutMs = this.#timeoutMs, answers = [], answersIf = () => true} = options
     const what = `${method} ${path}`
     let response
     let bytes
@@ -98,9 +101,10 @@ export class Service {
         {cause: error}
       )
     }
-    if (response.ok || answers.includes(response.status)) return {response, bytes}
+    if (response.ok) return {response, bytes}
     const text = bytes.toString('utf8')
     const data = parse(text)
+    if (answers.includes(response.status) && answersIf(data)) return {response, bytes}
     const answer = typeof data === 'object' && data !== null ? data : {}
     const code = typeof answer.error === 'string' ? answer.error : `http_${response.status}`
     if (response.status >= 400 && response.status < 500) {

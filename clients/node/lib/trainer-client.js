@@ -114,6 +114,23 @@ function checkFeatures(features) {
   }
 }
 
+/**
+ * Whether a /train answer is a training's result (`{status, job, ...}`), not an error's body.
+ *
+ * @param {unknown} data
+ * @returns {boolean}
+ */
+function isJobResult(data) {
+  const answer = /** @type {Record<string, unknown>} */ (data)
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    typeof answer.status === 'string' &&
+    typeof answer.job === 'string' &&
+    !('error' in answer)
+  )
+}
+
 /** The trainer's endpoints, and the outcomes that wait for it. */
 export class TrainerClient {
   /** @type {Service | undefined} */
@@ -200,7 +217,9 @@ export class TrainerClient {
       )
     }
     checkFeatures(features)
-    const item = {id: options.id ?? randomUUID(), features, outcome}
+    // A copy: what is sent, spooled and resent is the row as it was now, though the caller reuses
+    // its object (a DTO filled again for the next collaboration).
+    const item = {id: options.id ?? randomUUID(), features: {...features}, outcome}
     const state = await this.#record(item)
     return {id: item.id, state: state === 'pending' ? 'stored' : state}
   }
@@ -525,12 +544,14 @@ export class TrainerClient {
       ...(options.wait === false ? {prefer: 'respond-async'} : {})
     }
     const body = options.data === undefined ? undefined : JSON.stringify(options.data)
-    // 422 (rejected: too few rows, one class) and 500 (failed) answer with the job's result.
+    // 422 (rejected: too few rows, one class) and 500 (failed) answer with the job's result; the
+    // same statuses without one (an error of the trainer's, a proxy's page) are thrown as any other.
     const {bytes} = await trainer.send('POST', '/train', {
       body,
       headers,
       timeoutMs: this.#trainTimeoutMs,
-      answers: [422, 500]
+      answers: [422, 500],
+      answersIf: isJobResult
     })
     return JSON.parse(bytes.toString('utf8'))
   }

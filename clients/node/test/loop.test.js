@@ -9,8 +9,15 @@ import assert from 'node:assert/strict'
 import {appendFile, readFile, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {after, afterEach, before, beforeEach, describe, test} from 'node:test'
-import {OutcomeQueueFullError, RequestRejectedError, SettingsError, createClient} from '../index.js'
 import {
+  OutcomeQueueFullError,
+  RequestRejectedError,
+  ServiceUnavailableError,
+  SettingsError,
+  createClient
+} from '../index.js'
+import {
+  ADMIN_TOKEN,
   FakeRuntime,
   FakeTrainer,
   GB,
@@ -103,6 +110,43 @@ describe('outcomes and the trainer', () => {
     assert.equal(c.outcomesWaiting, 0)
     assert.deepEqual([...trainer.stored.keys()].sort(), ['b-0', 'b-1', 'b-2', 'b-3', 'b-4', 'b-5'])
     assert.equal(await readFile(path.join(dir, 'outcomes.jsonl'), 'utf8'), '')
+  })
+
+  test('a queued outcome is resent as it was recorded, though the caller reused its object', async () => {
+    const c = client()
+    await trainer.stop()
+    const row = uniformRow(names, 0.5)
+    assert.equal((await c.recordOutcome(row, true, {id: 'r-1'})).state, 'queued')
+    row[names[0]] = 0.9 // a NestJS handler filling the same DTO for the next collaboration
+    await trainer.start()
+    await c.flushOutcomes()
+    assert.equal(trainer.stored.get('r-1')?.features[names[0]], 0.5)
+  })
+
+  test('train() throws the trainer’s own 500 and 422, which are no training’s result', async () => {
+    const c = client({adminToken: ADMIN_TOKEN})
+    /** @type {[number, unknown]} */
+    let answer = [
+      500,
+      {statusCode: 500, error: 'internal_error', detail: 'internal error (logged by the service)'}
+    ]
+    trainer.intercept = (route) => (route === 'POST /train' ? answer : undefined)
+    await assert.rejects(c.train(), (error) => {
+      assert.ok(error instanceof ServiceUnavailableError)
+      assert.equal(/** @type {any} */ (error).code, 'internal_error')
+      return true
+    })
+    answer = [500, '<html><body>502 Bad Gateway</body></html>'] // a proxy's page
+    await assert.rejects(c.train(), ServiceUnavailableError)
+    const detail = "artifact_corrupt: ACTIVE's model.onnx does not match its sidecar"
+    answer = [422, {statusCode: 422, error: 'artifact_corrupt', detail}]
+    await assert.rejects(c.train(), (error) => {
+      assert.ok(error instanceof RequestRejectedError)
+      assert.deepEqual([error.status, error.code], [422, 'artifact_corrupt'])
+      return true
+    })
+    answer = [422, {status: 'rejected', job: 'j-1', reason: 'training needs at least 50 rows'}]
+    assert.deepEqual(await c.train(), answer[1], 'a rejected training is an answer')
   })
 
   test('a restarted client finds the spooled outcomes and sends them', async () => {
