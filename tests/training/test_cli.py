@@ -87,6 +87,11 @@ def test_a_config_that_is_neither_toml_nor_json_is_named_so(
         ({"seed": -1}, [], "c.json: Expected `int` >= 0 - at `$.seed`"),
         ({"random_forest": {"n_jobs": 0}}, [], "c.json: n_jobs must be -1 (every core) or at least 1, got 0"),
         ({"random_forest": {"max_features": "most"}}, [], "c.json: Invalid enum value 'most'"),
+        (
+            {"holdout_fraction": 0.001},
+            [],
+            "holdout_fraction 0.001 of 400 rows holds out 1 and trains on 399: each part needs at least 2",
+        ),
     ],
 )
 def test_settings_scikit_learn_would_refuse_mid_fit_are_refused_first_naming_where(

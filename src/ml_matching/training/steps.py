@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import platform
 import sys
 import threading
@@ -110,6 +111,12 @@ def split(data: Dataset, config: TrainConfig) -> Split:
         n = int(np.sum(data.y == value))
         if n < config.folds + 1:
             raise DataError(_too_few(n, word, config.folds, f"at least {config.folds + 1} are needed"))
+    rows, held = len(data.y), math.ceil(config.holdout_fraction * len(data.y))  # as scikit-learn rounds
+    if held < 2 or rows - held < 2:  # stratified: each part needs a row of each outcome
+        raise DataError(
+            f"holdout_fraction {config.holdout_fraction:g} of {rows} rows holds out {held} and trains on "
+            f"{rows - held}: each part needs at least 2 (one of each outcome)"
+        )
     xt, xh, yt, yh = train_test_split(
         data.x, data.y, test_size=config.holdout_fraction, stratify=data.y, random_state=config.seed
     )
