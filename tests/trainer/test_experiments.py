@@ -150,6 +150,12 @@ def ledger_row(experiment: Experiment, key: str, shadow: tuple[ShadowScore, ...]
     )  # fmt: skip
 
 
+def _row_json() -> dict[str, Any]:
+    """A ledger row as JSON, outside any experiment (for bodies a test spoils field by field)."""
+    row = LedgerRow(ids(), "2026-11-30T12:00:00.000Z", RF_VERSION, 0.5, dict(SEED_ROW))
+    return dict(msgspec.to_builtins(row))
+
+
 def _post_rows(client: Client, rows: list[LedgerRow]) -> Any:
     return client.post(
         "/predictions",
@@ -263,6 +269,8 @@ def test_a_resent_prediction_id_with_other_content_is_a_conflict(client: Client,
     [
         ([{"predictionId": "not-a-uuid"}], "$.rows[0]"),
         ([], "length >= 1"),
+        ([{**_row_json(), "revision": 2**63}], "<= 2147483647 - at `$.rows[0].revision`"),  # was a 500
+        ([{**_row_json(), "revision": 0}], ">= 1 - at `$.rows[0].revision`"),
     ],
 )
 def test_bad_ledger_rows_are_refused(client: Client, rows: list[Any], words: str) -> None:
@@ -275,8 +283,10 @@ def test_bad_ledger_rows_are_refused(client: Client, rows: list[Any], words: str
         ({"at": "2026-11-30T99:00:00.000Z"}, "field `at`: 2026-11-30T99:00:00.000Z is no time"),
         ({"shadow": (ShadowScore(COPY, 0.2), ShadowScore(COPY, 0.3))}, f"version {COPY} is scored twice"),
         ({"error": "raised \x00"}, "NUL character"),
+        ({"at": "0001-01-01T00:00:00.000Z"}, "is outside the years 2000 to 2099"),  # the report's axis broke
+        ({"at": "9999-12-31T23:59:59.999Z"}, "is outside the years 2000 to 2099"),
     ],
-    ids=["impossible-time", "shadow-twice", "nul"],
+    ids=["impossible-time", "shadow-twice", "nul", "year-1", "year-9999"],
 )
 def test_a_row_the_store_or_the_controller_cannot_use_is_refused_by_name(
     client: Client, models: Path, change: dict[str, Any], words: str

@@ -65,7 +65,7 @@ class LedgerRow(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True)
     probability: Probability
     features: dict[str, float]
     experiment: str | None = None
-    revision: int | None = None
+    revision: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None  # an experiment's, from 1
     arm: str | None = None
     weight: Weight | None = None
     unit: UnitDigest | None = None

@@ -24,6 +24,11 @@ from ml_matching.trainer.store import decode_row, insert_outcomes, joined_outcom
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
+#: The times a ledger row may carry: a clock wrong by centuries is a bug, whose rows no report or
+#: horizon could place.
+EARLIEST, LATEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True)
 class LedgerAdded:
     stored: int
@@ -37,9 +42,11 @@ def row_problem(row: LedgerRow, nul: bool = True) -> str | None:
     or (when ``nul``: its batch's JSON held a ``\\u0000``) a NUL character, which no text column
     of PostgreSQL can hold."""
     try:
-        dt.datetime.fromisoformat(row.at)
+        at = dt.datetime.fromisoformat(row.at)
     except ValueError:
         return f"field `at`: {row.at} is no time (expected UTC, e.g. 2026-11-30T12:00:00.000Z)"
+    if not EARLIEST <= at < LATEST:  # year 1 or 9999 broke the report's time axis, for good
+        return f"field `at`: {row.at} is outside the years {EARLIEST.year} to {LATEST.year - 1}"
     versions = [s.version for s in row.shadow]
     twice = sorted({v for v in versions if versions.count(v) > 1})
     if twice:
