@@ -126,6 +126,25 @@ def test_a_batch_with_units_is_scored_by_the_version_it_read_while_a_swap_lands(
     assert [p["score"] for p in answer.json()["predictions"]] == [alone] * 3
 
 
+def test_a_unit_key_sent_twice_is_refused_not_served_on_the_first(store: Path) -> None:
+    """On a real server: the test client joins repeated headers into one (`a, b`), uvicorn does not."""
+    with running_service(store) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            body = json.dumps(SEED_ROW).encode()
+            conn.putrequest("POST", "/predict")
+            for name, value in (("ML-Unit-Key", "brand-1"), ("ML-Unit-Key", "brand-2")):
+                conn.putheader(name, value)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            answer = conn.getresponse()
+            detail = json.loads(answer.read())["detail"]
+        finally:
+            conn.close()
+    assert (answer.status, detail) == (400, "header `ML-Unit-Key`: given 2 times, expected once")
+
+
 # --- models -------------------------------------------------------------------------------------
 
 

@@ -111,6 +111,8 @@ def test_a_percent_encoded_utf8_key_is_the_same_unit(client: Client, key: str) -
         ("", "header `ML-Unit-Key` is empty"),
         ("%FF%FE", "not valid percent-encoded UTF-8"),
         ("x" * 5000, "more than 4096"),
+        ("50%zz", "a `%` not followed by two hex digits (a literal `%` is `%25`)"),  # was the key as typed
+        ("50%", "a `%` not followed by two hex digits"),
     ],
 )
 def test_bad_keys_are_refused_with_their_reason(client: Client, header: str, words: str) -> None:

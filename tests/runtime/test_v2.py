@@ -166,6 +166,16 @@ BAD: list[tuple[str, Any, str]] = [
         {**tensor([0.5] * N), "outputs": [{"name": "scores"}]},
         "unknown output `scores`: the model's outputs are `probabilities`, `label`",
     ),
+    (  # each was built again: a 108 KB request was answered with 19.5 MB
+        "output twice",
+        {**tensor([0.5] * N), "outputs": [{"name": "probabilities"}] * 3},
+        "output `probabilities` asked for twice",
+    ),
+    (  # a 500 with a RecursionError logged
+        "nested too deeply",
+        b'{"parameters":{"a":' + b"[" * 1000 + b"]" * 1000 + b'},"inputs":[]}',
+        "infer request: JSON nested too deeply",
+    ),
 ]
 
 

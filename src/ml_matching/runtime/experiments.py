@@ -9,6 +9,7 @@ control serves its units (the ledger row says ``fallback``), and the refusal sho
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -128,6 +129,9 @@ def load_arms(experiment: Experiment, build: Build, loaded: dict[str, Scorer]) -
     )
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def unit_key(raw: str | None) -> str | None:
     """The ``ML-Unit-Key`` header's key: percent-encoded UTF-8 decoded, None when absent.
 
@@ -146,6 +150,10 @@ def unit_key(raw: str | None) -> str | None:
     else:
         from urllib.parse import unquote  # only for keys that need it
 
+        if _BAD_ESCAPE.search(raw):  # unquote keeps them as typed: another client's key than meant
+            raise InvalidInput(
+                "header `ML-Unit-Key`: a `%` not followed by two hex digits (a literal `%` is `%25`)"
+            )
         try:
             key = unquote(raw, errors="strict")
         except UnicodeDecodeError:

@@ -145,6 +145,8 @@ def decode(body: bytes, header_length: str | None) -> InferRequest:
         raise InvalidInput(f"infer request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {str(exc).removeprefix('JSON is malformed: ')}") from None
+    except RecursionError:  # parameters and data are free JSON: 1,000 levels overflowed the stack
+        raise InvalidInput("infer request: JSON nested too deeply") from None
 
 
 def matrix(request: InferRequest, model: LoadedModel, max_rows: int) -> npt.NDArray[np.float32]:
@@ -242,6 +244,9 @@ def answer(
     unknown = [name for name in wanted if name not in OUTPUTS]
     if unknown:
         raise InvalidInput(f"unknown output `{unknown[0]}`: the model's outputs are `probabilities`, `label`")
+    twice = next((name for i, name in enumerate(wanted) if name in wanted[:i]), None)
+    if twice is not None:  # each would be built again: a small request, an answer of gigabytes
+        raise InvalidInput(f"output `{twice}` asked for twice: ask for each of `probabilities`, `label` once")
     proba = model.probabilities(x)
     positive = proba[:, model.sidecar.onnx.positive_class_index]
     tensors = {

@@ -286,7 +286,10 @@ def _scoring_routes(serving: Serving) -> list[HTTPRouteHandler]:
     )
     async def predict(request: Request[Any, Any, Any], body: RawBody) -> Response[PredictResponse]:
         require_json(request)
-        key = unit_key(request.headers.get("ml-unit-key"))
+        keys = request.headers.getall("ml-unit-key", [])
+        if len(keys) > 1:  # the fast path leaves a repeated key here; the first one would have won
+            raise InvalidInput(f"header `ML-Unit-Key`: given {len(keys)} times, expected once")
+        key = unit_key(keys[0] if keys else None)
         return _json(await serving.predict(body, key, explain_asked(request)))
 
     @post(
