@@ -36,7 +36,11 @@ def test_version_names_accepted(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "..", "../20260101_000000", "20260101_000000/x", "2026-01-01", "20260101_000000-0", "a.b"]
+    "name",
+    [
+        *("", "..", "../20260101_000000", "20260101_000000/x", "2026-01-01", "20260101_000000-0", "a.b"),
+        "٢٠٢٦٠١٠١_٠٠٠٠٠٠",  # Arabic-Indic digits: \d took them, and the answer was 404, not 400
+    ],
 )
 def test_anything_else_is_not_a_version_name(name: str) -> None:
     with pytest.raises(InvalidInput, match="not a version name"):

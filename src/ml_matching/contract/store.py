@@ -42,11 +42,11 @@ MODEL_FILE = "model.onnx"
 SIDECAR_FILE = "model.json"
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "ACTIVE.log"
-_VERSION_RE = re.compile(r"\d{8}_\d{6}(?:-[1-9]\d{0,5})?")
+_VERSION_RE = re.compile(r"\d{8}_\d{6}(?:-[1-9]\d{0,5})?", re.ASCII)  # ASCII: \d is every script's digits
 _TMP_PREFIX = ".tmp-"
 #: A writer's temporary entry: ``.tmp-<pid>-<where>-…``, ``where`` naming the host and PID namespace
 #: the pid belongs to (entries of earlier releases have no ``where``).
-_TMP_RE = re.compile(r"\.tmp-(\d+)-(?:([0-9a-f]{8})-)?.*")
+_TMP_RE = re.compile(r"\.tmp-(\d+)-(?:([0-9a-f]{8})-)?.*", re.ASCII)
 #: A temporary entry whose writer cannot be asked whether it lives (another container or host shares
 #: the store, where its pid means another process) is removed once untouched this long: a version
 #: is written in seconds.
