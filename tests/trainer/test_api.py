@@ -153,7 +153,11 @@ def test_stats_and_export_in_fit_format(client: Client, tmp_path: Path) -> None:
     training = client.get("/outcomes/export?split=training").text.splitlines()
     evaluation = client.get("/outcomes/export?split=evaluation").text.splitlines()
     assert (len(training), len(evaluation)) == (120 - stats["evaluation"], stats["evaluation"])
-    assert client.get("/outcomes/export?split=other").status_code == 400
+    refused = client.get("/outcomes/export?split=other")
+    assert refused.status_code == 400
+    assert refused.json()["detail"].endswith(
+        "Invalid enum value 'other' (expected all, training or evaluation)"
+    )
 
 
 @pytest.mark.parametrize(

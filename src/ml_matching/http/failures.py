@@ -92,7 +92,7 @@ class Failures:
                 f"request body is larger than MAX_BODY_BYTES ({request.app.state.body_limit} bytes)"
             )
         if exc.status_code < 500:
-            return InvalidInput(_parameter_problems(exc) or exc.detail)
+            return InvalidInput(_parameter_problems(exc, request) or exc.detail)
         return _internal(exc)
 
 
@@ -101,15 +101,29 @@ def _client_gone(exc: Exception) -> bool:
     return isinstance(exc, HTTPException) and exc.status_code >= 500 and "disconnected" in exc.detail
 
 
-def _parameter_problems(exc: HTTPException) -> str | None:
-    """Litestar's refusal of a query or path parameter, naming it (its detail names only the URL)."""
+def _parameter_problems(exc: HTTPException, request: Request[Any, Any, Any]) -> str | None:
+    """Litestar's refusal of a query or path parameter, naming it (its detail names only the URL)
+    and, for one of a few values, those values (msgspec says only "Invalid enum value 'foo'")."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     problems = [
         f"{getattr(e['source'], 'value', e['source'])} parameter `{e['key']}`: {e['message']}"
+        + _choices(request, e["key"])
         for e in extra
         if isinstance(e, dict) and {"source", "key", "message"} <= e.keys()
     ]
     return "; ".join(problems) or None
+
+
+def _choices(request: Request[Any, Any, Any], key: str) -> str:
+    """`` (expected a, b or c)`` when the route's parameter ``key`` is a Literal, else nothing."""
+    try:
+        field = request.route_handler.parsed_fn_signature.parameters[key]
+    except (AttributeError, KeyError):  # an alias, or no handler: Litestar's words alone
+        return ""
+    if not field.is_literal:
+        return ""
+    *first, last = (str(v) for v in field.args)
+    return f" (expected {', '.join(first)} or {last})" if first else f" (expected {last})"
 
 
 def _internal(exc: Exception) -> InternalError:
