@@ -82,14 +82,14 @@ def _responsive(server: Service) -> None:
     assert time.monotonic() - started < 2, "the server kept another client waiting"
 
 
-def test_a_body_cut_short_is_dropped_quietly(server: Service) -> None:
-    assert (
-        _exchange(server.port, _post("/predict", b'{"brandFit": 0.5', length=1000), close_after_send=True)
-        == b""
-    )
+@pytest.mark.parametrize("path", ["/predict", "/v2/models/ml-matching/infer"])
+def test_a_body_cut_short_is_dropped_quietly(server: Service, path: str) -> None:
+    assert _exchange(server.port, _post(path, b'{"brandFit": 0.5', length=1000), close_after_send=True) == b""
     time.sleep(0.3)
     _responsive(server)
-    assert "the client disconnected before sending its whole body" in server.log.read_text()
+    log = server.log.read_text()
+    assert f"POST {path}: the client disconnected before sending its whole body" in log
+    assert "Traceback" not in log, "v2 logged it as an internal error"
 
 
 def test_a_content_length_larger_than_the_body_does_not_hold_others_up(server: Service) -> None:

@@ -204,6 +204,21 @@ def test_wrong_model_name_and_unknown_versions(client: Client) -> None:
     )
 
 
+def test_the_body_model_name_and_version_are_the_paths(client: Client) -> None:
+    """KServe's client sends them in the body too; they were ignored, whatever they named."""
+    body = tensor([0.5] * N)
+    assert "no model `other` here" in protocol_error(
+        client.post(INFER, json={**body, "model_name": "other"}), 404
+    )
+    loaded = client.post(INFER, json={**body, "model_name": "ml-matching", "model_version": RF_VERSION})
+    assert loaded.status_code == 200 and loaded.json()["model_version"] == RF_VERSION
+    detail = protocol_error(client.post(INFER, json={**body, "model_version": GB_VERSION}), 409)
+    assert f"version {GB_VERSION} is in the store but not loaded" in detail
+    path = f"/v2/models/ml-matching/versions/{RF_VERSION}/infer"
+    detail = protocol_error(client.post(path, json={**body, "model_version": GB_VERSION}), 400)
+    assert detail == f"the body's model_version {GB_VERSION} is not the path's {RF_VERSION}"
+
+
 def test_a_body_over_the_limit_is_413_stating_it(client: Client) -> None:
     detail = protocol_error(client.post(INFER, content=b" " * (64 * 1024 + 1)), 413)
     assert detail == "request body is larger than MAX_BODY_BYTES (65536 bytes)"

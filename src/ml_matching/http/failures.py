@@ -51,6 +51,11 @@ class Failures:
             HTTP_500_INTERNAL_SERVER_ERROR: self.response,
         }
 
+    @staticmethod
+    def client_gone(exc: Exception) -> bool:
+        """Whether ``exc`` is a client that left before sending its whole body (its doing, not ours)."""
+        return _client_gone(exc)
+
     def response(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         if _client_gone(exc):
             log.info(

@@ -69,7 +69,9 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
     """Every v2 path, answering errors in the protocol's shape."""
     name = service.settings.model_name
 
-    def protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[oip.ProtocolError]:
+    def protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        if failures.client_gone(exc):  # one quiet line, as on every other route
+            return failures.response(request, exc)
         error, status = failures.answer(request, exc)
         return Response(
             oip.ProtocolError(str(error)),
@@ -159,6 +161,14 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
     def score(body: bytes, header_length: str | None, version: str | None) -> bytes:
         """Decode, route, check, score and encode one infer request (blocking: small bodies on the loop)."""
         request = oip.decode(body, header_length)
+        if request.model_name:  # KServe's client sends it: one naming another model is not ours
+            model(request.model_name)
+        if request.model_version:  # as the path's: a version asked for by name
+            if version is not None and request.model_version != version:
+                raise InvalidInput(
+                    f"the body's model_version {request.model_version} is not the path's {version}"
+                )
+            version = request.model_version
         if version is not None:  # a version asked for by name is that version, outside any experiment
             route, arms = Route(served(version)), None
         else:
