@@ -93,6 +93,12 @@ def test_overflowing_numbers_are_not_finite(client: Client, row: dict[str, float
     text = json.dumps(row).replace('"brandFit": 0.8', '"brandFit": 1e999')
     got = detail(client.post("/predict", content=text, headers=JSON))
     assert got == "feature `brandFit`: number 1e999 is not finite (out of float range)"
+    long = "1e" + "9" * 30_000  # quoted whole, the answer and the log line were as long
+    got = detail(client.post("/predict", content=text.replace("1e999", long), headers=JSON))
+    assert (
+        got
+        == f"feature `brandFit`: number {long[:40]}… (30,002 characters) is not finite (out of float range)"
+    )
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

@@ -223,11 +223,11 @@ def value_problem(value: Any, feature: Feature, scored: bool = False) -> str | N
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"expected a number, got {kind(value)}"
     if isinstance(value, _Overflow):
-        return f"number {value.text} is not finite (out of float range)"
+        return f"number {_cut(value.text)} is not finite (out of float range)"
     try:
         number = float(value)
-    except OverflowError:
-        return f"number {value} is not finite (out of float range)"
+    except OverflowError:  # an integer of hundreds of digits (at most 4,300: Python's limit)
+        return f"number {_cut(str(value))} is not finite (out of float range)"
     if not math.isfinite(number):
         return f"value {number_text(number)} is not a finite number"
     if abs(number) > FLOAT32_MAX:
@@ -260,6 +260,11 @@ def _names(noun: str, names: Sequence[str]) -> str:
     listed = ", ".join(f"`{n}`" for n in names[:10])
     more = f" and {len(names) - 10} more" if len(names) > 10 else ""
     return f"{noun}{'s' if len(names) > 1 else ''} {listed}{more}"
+
+
+def _cut(text: str, shown: int = 40) -> str:
+    """A number as an error quotes it: the digits sent may run to megabytes, the answer need not."""
+    return text if len(text) <= shown else f"{text[:shown]}… ({len(text):,} characters)"
 
 
 def kind(value: Any) -> str:
