@@ -714,3 +714,22 @@ def test_rows_served_per_arm_are_counted_whatever_the_ledger_records(models: Pat
     for arm in ("control", "candidate"):
         line = f'ml_matching_experiment_rows_total{{arm="{arm}",served_by="arm"}} {float(arms.count(arm))}'
         assert line in metrics
+
+
+def test_keyed_requests_are_served_by_their_arm_while_active_cannot_serve(models: Path) -> None:
+    """ACTIVE names a version that fails verification, so nothing serves outside the experiment: a
+    keyless request is control's, and a keyed one its arm's (it was a 503: the served version was
+    read for every keyed request)."""
+    from tests.runtime.corrupt import CORRUPTIONS
+
+    copy_version(models, GB_VERSION, "20260105_000000")
+    CORRUPTIONS["hash-mismatch"][0](models / "20260105_000000")
+    (models / "ACTIVE").write_text("20260105_000000\n")
+    (models / "ACTIVE.log").unlink(missing_ok=True)  # no earlier version to fall back on
+    with _client(models, experiment()) as client:
+        assert client.get("/health/ready").status_code == 503
+        keyless = client.post("/predict", json=SEED_ROW)
+        assert keyless.status_code == 200 and keyless.json()["modelVersion"] == RF_VERSION
+        arm, version, _ = experiment().assign("brand-7")
+        keyed = _predict(client, "brand-7")
+        assert (keyed["arm"], keyed["modelVersion"]) == (arm, version)

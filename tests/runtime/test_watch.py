@@ -194,3 +194,34 @@ def test_a_load_that_could_not_write_active_stands_until_active_changes(
     write_active(store, OTHER_VERSION)  # a promotion by the trainer: followed as ever
     watch.check()
     assert service.version == OTHER_VERSION
+
+
+def test_an_unwritten_swap_stands_only_until_active_moves(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACTIVE moved away and back to the version the unwritten swap stood over: it is followed (a
+    stale memory of the swap kept the replica on it, silently)."""
+    service = ModelService(Settings(models_dir=store))
+    service.start()
+    watch = ActiveWatch(service, 5.0)
+    monkeypatch.setattr("ml_matching.runtime.service.write_active", _read_only)
+    assert not service.load(GB_VERSION).persisted  # stands over RF_VERSION
+    monkeypatch.undo()
+    write_active(store, _bad_version(store))  # refused: the swap stays, ACTIVE has moved
+    watch.check()
+    assert service.version == GB_VERSION
+    write_active(store, RF_VERSION)  # a rollback to what the swap stood over
+    watch.check()
+    assert service.version == RF_VERSION
+    monkeypatch.setattr("ml_matching.runtime.service.write_active", _read_only)
+    assert not service.load(GB_VERSION).persisted
+    monkeypatch.undo()
+    write_active(store, GB_VERSION)  # the operator makes the swap stick...
+    watch.check()
+    write_active(store, RF_VERSION)  # ...and later rolls back
+    watch.check()
+    assert service.version == RF_VERSION
+
+
+def _read_only(root: Path, version: str) -> None:
+    raise OSError(30, "Read-only file system")

@@ -316,7 +316,11 @@ class ModelService:
                 now = read_active(self.root)
             except (MLMatchingError, OSError):
                 return  # the watcher's next look says why
-            if now != active or active in (self.version, self._unwritten_over):
+            if now != active:
+                return
+            if active != self._unwritten_over:
+                self._unwritten_over = None  # ACTIVE moved since: what it names now is followed
+            if active in (self.version, self._unwritten_over):
                 return
             self._swap(active, False, "watch")
 

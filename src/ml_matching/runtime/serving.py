@@ -139,22 +139,27 @@ class Serving:
         running = arms if arms is not None and arms.experiment.state == "running" else None
         if key is None:
             return Route(running.control if running is not None else self._control()), running
-        return self._route_unit(key, running, self._held(), self._control()), running
+        return self._route_unit(key, running, self._held()), running
 
-    def _route_unit(self, key: str, running: Arms | None, held: Held | None, live: Scorer) -> Route:
-        """The held-out version, else the experiment's arm, else ``live``, the served version as the
-        request read it once (a swap on another thread must not split a batch between two)."""
+    def _route_unit(
+        self, key: str, running: Arms | None, held: Held | None, live: Scorer | None = None
+    ) -> Route:
+        """The held-out version, else the experiment's arm, else the served version: ``live``, as
+        a batch read it once (a swap on another thread must not split a batch between two), or
+        read now (only then: an experiment serves its units while nothing else is ready)."""
         if held is None:
             if running is None:
                 unit_bytes(key)  # refused alike with no experiment: the client learns before one starts
-                return Route(live)
+                return Route(live or self._control())
             return running.route(key)
         route, unit = held.route(key)
         if route is not None:
             return route
         if running is not None:
             return running.route(key, held.id)
-        return Route(live, None, LIVE, BUCKETS - held.holdout.weight, unit, holdout=held.id)
+        return Route(
+            live or self._control(), None, LIVE, BUCKETS - held.holdout.weight, unit, holdout=held.id
+        )
 
     async def predict(self, body: bytes, key: str | None, explain: bool) -> bytes:
         route, arms = self.route(key)

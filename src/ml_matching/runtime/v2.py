@@ -161,8 +161,8 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
     def score(body: bytes, header_length: str | None, version: str | None) -> bytes:
         """Decode, route, check, score and encode one infer request (blocking: small bodies on the loop)."""
         request = oip.decode(body, header_length)
-        if request.model_name:  # KServe's client sends it: one naming another model is not ours
-            model(request.model_name)
+        # The body's model_name is not checked: KServe's client sends what the caller set there,
+        # and the path names the model (KServe's own server ignores it too).
         if request.model_version:  # as the path's: a version asked for by name
             if version is not None and request.model_version != version:
                 raise InvalidInput(

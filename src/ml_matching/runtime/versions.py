@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,18 +52,20 @@ class StoreView:
         self._sidecars: OrderedDict[str, tuple[Stamp, Sidecar]] = OrderedDict()  # least recent first
         self._summaries: dict[str, tuple[Stamp, ModelSummary]] = {}  # every listed version's
         self._sidecar_hashes: dict[str, tuple[Stamp, str]] = {}
+        self._lock = threading.Lock()
 
     def sidecar(self, version: str) -> Sidecar:
         """The parsed sidecar of ``version`` (cached while model.json is unchanged, for the
         :data:`SIDECARS_KEPT` versions read last)."""
         path = version_dir(self.root, version) / SIDECAR_FILE
         stamp = _stamp(path)
-        cached = self._sidecars.get(version)
-        if cached is None or cached[0] != stamp:
-            cached = self._sidecars[version] = (stamp, decode_sidecar(path.read_bytes()))
+        with self._lock:  # handlers read it from worker threads: one may evict what another reads
+            cached = self._sidecars.pop(version, None)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, decode_sidecar(path.read_bytes()))
+            self._sidecars[version] = cached  # the most recent last
             if len(self._sidecars) > SIDECARS_KEPT:
                 self._sidecars.popitem(last=False)
-        self._sidecars.move_to_end(version)
         return cached[1]
 
     @property

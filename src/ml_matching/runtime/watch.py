@@ -68,10 +68,9 @@ class ActiveWatch:
             self._unreadable_file("ACTIVE", f"cannot be read: {exc}")
             return
         self._unreadable.pop("ACTIVE", None)
-        if active is None or active == self.service.version:
+        if active is None or (self.refused is not None and self.refused[0] == active):
             return
-        if self.refused is not None and self.refused[0] == active:
-            return
+        # Even when ``active`` serves: the service learns that ACTIVE moved (follow_active).
         try:
             self.service.follow_active(active)  # decided again under the service's load lock
         except MLMatchingError as exc:  # logged by the service; the old model keeps serving
