@@ -51,13 +51,8 @@ class Failures:
             HTTP_500_INTERNAL_SERVER_ERROR: self.response,
         }
 
-    @staticmethod
-    def client_gone(exc: Exception) -> bool:
-        """Whether ``exc`` is a client that left before sending its whole body (its doing, not ours)."""
-        return _client_gone(exc)
-
     def response(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        if _client_gone(exc):
+        if client_gone(exc):
             log.info(
                 "%s %s: the client disconnected before sending its whole body",
                 request.method,
@@ -101,7 +96,7 @@ class Failures:
         return _internal(exc)
 
 
-def _client_gone(exc: Exception) -> bool:
+def client_gone(exc: Exception) -> bool:
     """Litestar's 500 for a body the client stopped sending: its doing, worth one quiet line."""
     return isinstance(exc, HTTPException) and exc.status_code >= 500 and "disconnected" in exc.detail
 

@@ -307,21 +307,18 @@ class ModelService:
             return self._swap(version, persist, why)
 
     def follow_active(self, active: str) -> None:
-        """The watcher's swap to ``active``, the version it read in ACTIVE. Decided again under the
-        lock, where an admin's load may have swapped meanwhile: nothing is done when ``active``
-        serves, when ACTIVE names another version by now, or when a load that could not write
-        ACTIVE swapped over it (that swap stands until ACTIVE changes). Raises as :meth:`load`."""
+        """The watcher's swap to ``active``, the version it read in ACTIVE at this look. Decided
+        under the lock, where an admin's load may have swapped meanwhile: nothing is done when
+        ``active`` serves, when a load that could not write ACTIVE swapped over it (that swap
+        stands until ACTIVE changes), or when ACTIVE, read again before a swap, names another
+        version by now. Raises as :meth:`load`."""
         with self._load_lock:
-            try:
-                now = read_active(self.root)
-            except (MLMatchingError, OSError):
-                return  # the watcher's next look says why
-            if now != active:
-                return
             if active != self._unwritten_over:
                 self._unwritten_over = None  # ACTIVE moved since: what it names now is followed
             if active in (self.version, self._unwritten_over):
                 return
+            if _active_or_none(self.root) != active:  # only before a swap: the look read it just now
+                return  # the watcher's next look follows what it names
             self._swap(active, False, "watch")
 
     def _swap(self, version: str, persist: bool, why: str) -> SwapResult:

@@ -28,6 +28,7 @@ from ml_matching.contract import (
 )
 from ml_matching.http import BodyTooLarge, Failures, error_responses
 from ml_matching.http.errors import error_headers
+from ml_matching.http.failures import client_gone
 from ml_matching.runtime import oip
 from ml_matching.runtime.errors import RUNTIME_STATUSES, ModelNotFound, VersionNotLoaded
 from ml_matching.runtime.experiments import Route
@@ -70,7 +71,7 @@ def v2_router(service: ModelService, server_version: str, failures: Failures, se
     name = service.settings.model_name
 
     def protocol_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        if failures.client_gone(exc):  # one quiet line, as on every other route
+        if client_gone(exc):  # one quiet line, as on every other route
             return failures.response(request, exc)
         error, status = failures.answer(request, exc)
         return Response(

@@ -21,14 +21,7 @@ from pathlib import Path
 
 from joblib.externals.loky import get_reusable_executor
 
-from ml_matching.contract import (
-    FeatureSet,
-    InvalidInput,
-    MLMatchingError,
-    feature_set_from_obj,
-    read_active,
-    write_active,
-)
+from ml_matching.contract import FeatureSet, MLMatchingError, feature_set_from_obj, write_active
 from ml_matching.contract.experiment import read_experiment
 from ml_matching.trainer.evaluation import evaluation_rows
 from ml_matching.trainer.records import (
@@ -46,7 +39,7 @@ from ml_matching.trainer.store import Store, matching
 from ml_matching.training.config import load_config
 from ml_matching.training.data import Dataset, parse_dataset
 from ml_matching.training.errors import DataError
-from ml_matching.training.pipeline import FitResult, judged, publish, train_candidates
+from ml_matching.training.pipeline import FitResult, champion, judged, publish, train_candidates
 
 Lines = Callable[[str], None]
 
@@ -114,10 +107,10 @@ def train(spec: JobSpec, progress: Lines) -> TrainResult:
     return answer(published, data.rows)
 
 
-def _activate(root: Path, version: str, champion: str | None, progress: Lines) -> None:
+def _activate(root: Path, version: str, judged: str | None, progress: Lines) -> None:
     """ACTIVE becomes ``version``, unless an experiment is under way: it decides what ACTIVE
     becomes (its promotion would overwrite this version, and its rollback keep one it never tested);
-    or unless ACTIVE no longer names ``champion``, the version the gate judged it against (an
+    or unless ACTIVE no longer names ``judged``, the champion the gate judged it against (an
     experiment promoted another while this job published): it was never compared with that one."""
     current = read_experiment(root)
     if current is not None and current.state != "stopped":
@@ -125,14 +118,9 @@ def _activate(root: Path, version: str, champion: str | None, progress: Lines) -
             f"not activated: experiment {current.id} is {current.state}, and it decides what ACTIVE becomes"
         )
         return
-    try:
-        now = read_active(root)
-    except InvalidInput:  # ACTIVE names no version: as the gate read it, no champion
-        now = None
-    if now != champion:
-        progress(
-            f"not activated: ACTIVE names {now} now, and the gate judged this version against {champion}"
-        )
+    now = champion(root)  # ACTIVE read as the gate read it
+    if now != judged:
+        progress(f"not activated: ACTIVE names {now} now, and the gate judged this version against {judged}")
         return
     write_active(root, version)
 

@@ -133,11 +133,11 @@ def judged(candidate: Candidate, root: Path, tolerance: float, rows: EvalRows | 
         return np.asarray(p[:, positive], dtype=np.float64)
 
     use = rows if rows is not None and rows.usable else candidate.holdout
-    decision = judge(candidate.sidecar, proba, _active(root), root, use, tolerance)
+    decision = judge(candidate.sidecar, proba, champion(root), root, use, tolerance)
     return dataclasses.replace(candidate, sidecar=msgspec.structs.replace(candidate.sidecar, gate=decision))
 
 
-def _active(root: Path) -> str | None:
+def champion(root: Path) -> str | None:
     try:
         return read_active(root)
     except InvalidInput:  # an ACTIVE that names no version: there is no champion to beat
